@@ -1,0 +1,25 @@
+/* The HTTP API handlers, one file per resource: node.c (health, node), databases.c,
+ * documents.c, webhook.c. Each answers exactly once through ld_reply_* (http/request.h). */
+#ifndef LD_API_H
+#define LD_API_H
+
+#include "../http/request.h"
+
+void ld_api_health(ld_req *r);
+void ld_api_node(ld_req *r);
+
+void ld_api_databases_list(ld_req *r);
+void ld_api_databases_delete(ld_req *r);
+
+void ld_api_collections_list(ld_req *r);
+void ld_api_collection_register(ld_req *r);
+void ld_api_docs_list(ld_req *r);
+void ld_api_docs_post(ld_req *r);
+void ld_api_doc_get(ld_req *r);
+void ld_api_doc_put(ld_req *r);
+void ld_api_doc_delete(ld_req *r);
+
+void ld_api_webhook_ready(ld_req *r);
+void ld_api_webhook(ld_req *r);
+
+#endif

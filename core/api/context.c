@@ -1,0 +1,170 @@
+/* Header checks, authorization and database opening for /api/... requests (see context.h). */
+#include "context.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include <litedist/auth.h>
+
+#include "../db/names.h"
+#include "../db/registry.h"
+#include "../util/log.h"
+
+const char *ld_role_action(uint32_t role)
+{
+    if (role & LD_ROLE_READ_DOCUMENT) return "read documents";
+    if (role & LD_ROLE_WRITE_DOCUMENT) return "write documents";
+    if (role & LD_ROLE_UPDATE_DOCUMENT) return "update documents";
+    if (role & LD_ROLE_DELETE_DOCUMENT) return "delete documents";
+    if (role & LD_ROLE_DELETE_DB) return "delete databases";
+    if (role & LD_ROLE_ADD_DB) return "create databases";
+    return "do this";
+}
+
+void ld_api_deny_role(ld_req *r, uint32_t roles)
+{
+    ld_reply_error(r, 403, "ApiKey is not allowed to %s.", ld_role_action(roles));
+}
+
+static const char *trim(const char *s, size_t *len)
+{
+    while (*s && isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    *len = n;
+    return s;
+}
+
+/* Replies for a chain answer other than ALLOW. */
+static void reply_refusal(ld_req *r, ld_auth_result res, const char *deny_fmt, const char *arg)
+{
+    switch (res) {
+    case LD_AUTHZ_UNKNOWN:
+        ld_reply_error(r, 401, "ApiKey is invalid.");
+        return;
+    case LD_AUTHZ_ERROR:
+        ld_reply_error(r, 503, "Authorization is unavailable; the request was refused.");
+        return;
+    default:
+        ld_reply_error(r, 403, deny_fmt, arg);
+        return;
+    }
+}
+
+static ld_auth_result ask(ld_req *r, const char *db, uint32_t roles)
+{
+    return ld_auth_chain_decide(&r->node->auth, r->api_key, r->api_key_len, db, roles,
+                                r->client_addr);
+}
+
+/* Asks for each required bit on its own, so a refusal names the missing role. */
+static bool check_roles(ld_req *r, const char *db, uint32_t roles)
+{
+    for (uint32_t bit = 1; bit <= LD_ROLE_ALL; bit <<= 1) {
+        if (!(roles & bit)) continue;
+        ld_auth_result res = ask(r, db, bit);
+        if (res == LD_AUTHZ_ALLOW) continue;
+        if (res == LD_AUTHZ_DENY)
+            ld_api_deny_role(r, bit);
+        else
+            reply_refusal(r, res, "%s", "");
+        return false;
+    }
+    return true;
+}
+
+bool ld_api_begin_with(ld_req *r, const char *db_raw, const char *key_raw, uint32_t roles)
+{
+    if (!db_raw || !*db_raw) {
+        ld_reply_error(r, 400, "Database header is required.");
+        return false;
+    }
+    if (!ld_db_name_normalize(db_raw, r->db_name)) {
+        ld_reply_error(r, 400,
+                       "Database name contains invalid characters. Use lowercase "
+                       "letters, numbers, '-' or '_' only.");
+        return false;
+    }
+    size_t klen = 0;
+    const char *key = key_raw ? trim(key_raw, &klen) : NULL;
+    if (!key || !klen) {
+        ld_reply_error(r, 401, "ApiKey header is required.");
+        return false;
+    }
+    r->api_key = key;
+    r->api_key_len = klen;
+
+    ld_auth_result res = ask(r, r->db_name, 0);
+    if (res != LD_AUTHZ_ALLOW) {
+        reply_refusal(r, res, "ApiKey does not have access to database '%s'.", r->db_name);
+        return false;
+    }
+    r->db = ld_registry_get(&r->node->reg, r->db_name);
+    if (!r->db) {
+        res = ask(r, r->db_name, LD_ROLE_ADD_DB);
+        if (res != LD_AUTHZ_ALLOW) {
+            reply_refusal(r, res, "ApiKey is not allowed to create database '%s'.", r->db_name);
+            return false;
+        }
+    }
+    return check_roles(r, r->db_name, roles);
+}
+
+bool ld_api_ensure_db(ld_req *r)
+{
+    if (!r->db) {
+        ld_status st = ld_registry_get_or_create(&r->node->reg, r->db_name, &r->db);
+        if (st == LD_BUSY) {
+            ld_reply_error(r, 503, "Database '%s' is being deleted; retry shortly.", r->db_name);
+            return false;
+        }
+        if (st != LD_OK) {
+            ld_reply_error(r, 500, "Database '%s' could not be created: %s.", r->db_name,
+                           ld_status_str(st));
+            return false;
+        }
+    }
+    return true;
+}
+
+bool ld_api_begin(ld_req *r, uint32_t roles)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
+    return ld_api_begin_with(r, evhttp_find_header(h, "Database"), evhttp_find_header(h, "ApiKey"),
+                             roles);
+}
+
+bool ld_api_open(ld_req *r, uint32_t roles)
+{
+    return ld_api_begin(r, roles) && ld_api_ensure_db(r);
+}
+
+bool ld_api_authorize(ld_req *r, const char *db, uint32_t roles)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
+    const char *raw = evhttp_find_header(h, "ApiKey");
+    size_t klen = 0;
+    const char *key = raw ? trim(raw, &klen) : NULL;
+    if (!key || !klen) {
+        ld_reply_error(r, 401, "ApiKey header is required.");
+        return false;
+    }
+    r->api_key = key;
+    r->api_key_len = klen;
+    ld_auth_result res = ask(r, db, 0);
+    if (res != LD_AUTHZ_ALLOW) {
+        if (db)
+            reply_refusal(r, res, "ApiKey does not have access to database '%s'.", db);
+        else
+            reply_refusal(r, res, "%s", "ApiKey does not have access to any database.");
+        return false;
+    }
+    return check_roles(r, db, roles);
+}
+
+bool ld_api_has_role(ld_req *r, uint32_t role)
+{
+    return ask(r, r->db_name[0] ? r->db_name : NULL, role) == LD_AUTHZ_ALLOW;
+}

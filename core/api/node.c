@@ -1,0 +1,18 @@
+/* Node-level routes that need no key: GET /health and GET /node. */
+#include "api.h"
+
+#include "../util/timeutil.h"
+
+void ld_api_health(ld_req *r)
+{
+    ld_reply_json(r, 200, json_pack("{s:s, s:s}", "Status", "Healthy", "NodeId", r->node->node_id));
+}
+
+void ld_api_node(ld_req *r)
+{
+    char now[LD_ISO_TIME_LEN];
+    ld_iso_time(ld_wall_ms(), now);
+    ld_reply_json(r, 200,
+                  json_pack("{s:s, s:s, s:I}", "NodeId", r->node->node_id, "TimestampUtc", now,
+                            "LogicalDatabaseCount", (json_int_t)ld_registry_count(&r->node->reg)));
+}

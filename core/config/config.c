@@ -1,0 +1,555 @@
+/* Loading and validating litedistd's configuration: file, then LITEDIST_* environment, then
+ * flags. Keys are matched case-insensitively (as .NET configuration does) and renamed to their
+ * canonical case; anything unknown is reported. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../util/log.h"
+
+#define ENV_PREFIX "LITEDIST_"
+
+/* ---------------------------------------------------------------------------------------------
+ * Schema
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct keydef {
+    const char *name;
+    bool used; /* false: a contract key that a later component implements; warned as unused */
+} keydef;
+
+static const keydef node_keys[] = {
+    {"NodeId", true},
+    {"ListenAddress", true},
+    {"Port", true},
+    {"DataDirectory", true},
+    {"PluginDirectory", true},
+    {"ReplicationApiKey", true},
+    {"MaxBodyBytes", true},
+    {"MaxHeaderBytes", true},
+    {"LogLevel", true},
+    {"AllowDefaultKeys", true},
+    {"ShutdownTimeoutSeconds", true},
+    {"WriterBatchMax", true},
+    /* Replication, cache and pruning settings of the contract: accepted now so a config written
+     * for the original loads, reported as unused until their component lands. */
+    {"SeedPeers", false},
+    {"ReplicationBatchSize", false},
+    {"ReplicationPeerConcurrency", false},
+    {"ReplicationSignalAckTimeoutMilliseconds", false},
+    {"ConflictResolutionPolicy", false},
+    {"MaxClockSkewSeconds", false},
+    {"OperationLogPruningEnabled", false},
+    {"OperationLogRetentionDays", false},
+    {"OperationLogRetainRecentOperations", false},
+    {"OperationLogPruningIntervalMinutes", false},
+    {"OperationLogPruningBatchSize", false},
+    {"OperationReceiptRetentionDays", false},
+    {"CacheCleanupIntervalSeconds", false},
+    {"CacheCleanupBatchSize", false},
+    {"CacheCleanupMaxScanPages", false},
+    {NULL, false},
+};
+
+static const keydef storage_keys[] = {
+    {"Plugin", true},       {"Sync", true},       {"BusyTimeoutMs", true},
+    {"CacheSizeKiB", true}, {"MapSizeMiB", true}, {NULL, false},
+};
+
+static const keydef auth_keys[] = {
+    {"Plugins", true}, {"RootApiKey", true}, {"RootApiKeyHash", true},
+    {"ApiKeys", true}, {NULL, false},
+};
+
+static const keydef studio_keys[] = {{"CorsOrigins", true}, {NULL, false}};
+
+typedef struct sectiondef {
+    const char *name;
+    const keydef *keys;
+} sectiondef;
+
+static const sectiondef sections[] = {
+    {"Node", node_keys},     {"Auth", auth_keys}, {"Storage", storage_keys},
+    {"Studio", studio_keys}, {NULL, NULL},
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Environment overrides
+ * ------------------------------------------------------------------------------------------- */
+
+/* Finds member `name` of obj ignoring case; returns its exact key in *key_out. */
+static json_t *obj_get_ci(json_t *obj, const char *name, const char **key_out)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        if (strcasecmp(k, name) == 0) {
+            if (key_out) *key_out = k;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+static bool parse_index(const char *s, size_t *out)
+{
+    if (!*s) return false;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || errno || v > 100000) return false;
+    *out = (size_t)v;
+    return true;
+}
+
+bool ld_config_apply_env(json_t *root, const char *path, const char *value, char *err,
+                         size_t errlen)
+{
+    char *copy = strdup(path);
+    if (!copy) return false;
+    char *segs[16];
+    size_t n = 0;
+    for (char *p = copy; n < 16;) {
+        segs[n++] = p;
+        char *sep = strstr(p, "__");
+        if (!sep) break;
+        *sep = '\0';
+        p = sep + 2;
+    }
+    bool ok = false;
+    json_t *val = json_loads(value, JSON_DECODE_ANY, NULL);
+    if (!val) val = json_string(value);
+    if (!val) goto out;
+
+    json_t *cur = root;
+    for (size_t i = 0; i < n; i++) {
+        bool last = i + 1 == n;
+        size_t idx;
+        if (!segs[i][0]) {
+            set_err(err, errlen, "environment %s%s: empty path segment", ENV_PREFIX, path);
+            goto out;
+        }
+        if (json_is_array(cur) && parse_index(segs[i], &idx)) {
+            if (idx > json_array_size(cur)) {
+                set_err(err, errlen, "environment %s%s: index %zu is past the end", ENV_PREFIX,
+                        path, idx);
+                goto out;
+            }
+            if (last) {
+                if (idx == json_array_size(cur))
+                    json_array_append(cur, val);
+                else
+                    json_array_set(cur, idx, val);
+                ok = true;
+                goto out;
+            }
+            json_t *next = json_array_get(cur, idx);
+            if (!next) {
+                next = json_object();
+                json_array_append_new(cur, next);
+            }
+            cur = next;
+            continue;
+        }
+        if (!json_is_object(cur)) {
+            set_err(err, errlen, "environment %s%s: %s is not an object", ENV_PREFIX, path,
+                    segs[i]);
+            goto out;
+        }
+        const char *key = NULL;
+        json_t *next = obj_get_ci(cur, segs[i], &key);
+        if (last) {
+            json_object_set(cur, key ? key : segs[i], val);
+            ok = true;
+            goto out;
+        }
+        if (!next || !(json_is_object(next) || json_is_array(next))) {
+            next = json_object();
+            json_object_set_new(cur, key ? key : segs[i], next);
+        }
+        cur = next;
+    }
+out:
+    json_decref(val);
+    free(copy);
+    return ok;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Canonical case and unknown keys
+ * ------------------------------------------------------------------------------------------- */
+
+/* Renames the members of obj to the canonical spelling in defs; reports the rest unless
+ * extra_ok says a member is someone else's (an auth plugin's own section). */
+static void canonicalize(json_t *obj, const char *section, const keydef *defs,
+                         bool (*extra_ok)(const char *key, void *ctx), void *ctx)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_t *renamed = json_object();
+    json_object_foreach_safe(obj, tmp, k, v)
+    {
+        const keydef *d = defs;
+        while (d->name && strcasecmp(d->name, k) != 0)
+            d++;
+        if (d->name) {
+            if (!d->used)
+                ld_log_warn("config: %s.%s is not used by this build of litedistd (ignored)",
+                            section, d->name);
+            if (strcmp(d->name, k) != 0) {
+                json_object_set(renamed, d->name, v);
+                json_object_del(obj, k);
+            }
+        } else if (!(extra_ok && extra_ok(k, ctx))) {
+            ld_log_warn("config: unknown key %s.%s (ignored)", section, k);
+        }
+    }
+    json_object_foreach(renamed, k, v)
+    {
+        if (json_object_get(obj, k))
+            ld_log_warn("config: %s.%s is given more than once, in different case; the last wins",
+                        section, k);
+        json_object_set(obj, k, v);
+    }
+    json_decref(renamed);
+}
+
+/* The name an auth plugin entry goes by in its own config member: the file's base name
+ * without ".so" ("auth-file" for "/x/auth-file.so"). */
+static void plugin_base_name(const char *entry, char *out, size_t outlen)
+{
+    const char *slash = strrchr(entry, '/');
+    const char *base = slash ? slash + 1 : entry;
+    snprintf(out, outlen, "%s", base);
+    size_t n = strlen(out);
+    if (n > 3 && strcmp(out + n - 3, ".so") == 0) out[n - 3] = '\0';
+}
+
+static bool auth_extra_ok(const char *key, void *ctx)
+{
+    json_t *plugins = ctx;
+    size_t i;
+    json_t *p;
+    json_array_foreach(plugins, i, p)
+    {
+        if (!json_is_string(p)) continue;
+        char base[256];
+        plugin_base_name(json_string_value(p), base, sizeof base);
+        if (strcasecmp(base, key) == 0) return true;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Typed getters
+ * ------------------------------------------------------------------------------------------- */
+
+static bool get_str(json_t *sec, const char *sname, const char *key, const char *def, char **out,
+                    char *err, size_t errlen)
+{
+    json_t *v = sec ? json_object_get(sec, key) : NULL;
+    char buf[64];
+    const char *s = def;
+    if (v && !json_is_null(v)) {
+        if (json_is_string(v))
+            s = json_string_value(v);
+        else if (json_is_integer(v)) {
+            snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+            s = buf;
+        } else {
+            set_err(err, errlen, "%s.%s must be a string", sname, key);
+            return false;
+        }
+    }
+    free(*out);
+    *out = s ? strdup(s) : NULL;
+    return s == NULL || *out != NULL;
+}
+
+static bool get_int(json_t *sec, const char *sname, const char *key, long long def, long long min,
+                    long long max, long long *out, char *err, size_t errlen)
+{
+    json_t *v = sec ? json_object_get(sec, key) : NULL;
+    long long x = def;
+    if (v && !json_is_null(v)) {
+        if (json_is_integer(v))
+            x = json_integer_value(v);
+        else if (json_is_string(v)) {
+            char *end;
+            errno = 0;
+            x = strtoll(json_string_value(v), &end, 10);
+            if (errno || *end || end == json_string_value(v)) {
+                set_err(err, errlen, "%s.%s must be an integer", sname, key);
+                return false;
+            }
+        } else {
+            set_err(err, errlen, "%s.%s must be an integer", sname, key);
+            return false;
+        }
+    }
+    if (x < min || x > max) {
+        set_err(err, errlen, "%s.%s must be between %lld and %lld (got %lld)", sname, key, min, max,
+                x);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool get_bool(json_t *sec, const char *sname, const char *key, bool def, bool *out,
+                     char *err, size_t errlen)
+{
+    json_t *v = sec ? json_object_get(sec, key) : NULL;
+    *out = def;
+    if (!v || json_is_null(v)) return true;
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    if (json_is_string(v) &&
+        (!strcasecmp(json_string_value(v), "true") || !strcasecmp(json_string_value(v), "false"))) {
+        *out = !strcasecmp(json_string_value(v), "true");
+        return true;
+    }
+    set_err(err, errlen, "%s.%s must be true or false", sname, key);
+    return false;
+}
+
+static bool get_str_list(json_t *sec, const char *sname, const char *key, const char *def,
+                         char ***out, size_t *n, char *err, size_t errlen)
+{
+    json_t *v = sec ? json_object_get(sec, key) : NULL;
+    if (!v || json_is_null(v)) {
+        if (!def) return true;
+        *out = calloc(1, sizeof(char *));
+        if (!*out || !((*out)[0] = strdup(def))) return false;
+        *n = 1;
+        return true;
+    }
+    if (json_is_string(v)) { /* a single string is a one-element list (env overrides) */
+        *out = calloc(1, sizeof(char *));
+        if (!*out || !((*out)[0] = strdup(json_string_value(v)))) return false;
+        *n = 1;
+        return true;
+    }
+    if (!json_is_array(v)) {
+        set_err(err, errlen, "%s.%s must be an array of strings", sname, key);
+        return false;
+    }
+    size_t cnt = json_array_size(v);
+    *out = calloc(cnt ? cnt : 1, sizeof(char *));
+    if (!*out) return false;
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e)) {
+            set_err(err, errlen, "%s.%s[%zu] must be a string", sname, key, i);
+            return false;
+        }
+        if (!((*out)[i] = strdup(json_string_value(e)))) return false;
+        *n = i + 1;
+    }
+    return true;
+}
+
+static char *section_text(json_t *sec)
+{
+    return sec ? json_dumps(sec, JSON_COMPACT) : strdup("{}");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Load
+ * ------------------------------------------------------------------------------------------- */
+
+static json_t *section(json_t *root, const char *name)
+{
+    json_t *s = json_object_get(root, name);
+    return json_is_object(s) ? s : NULL;
+}
+
+bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
+                    const ld_config_overrides *ov, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (!path && access("litedist.json", R_OK) == 0) path = "litedist.json";
+    json_error_t jerr;
+    if (path) {
+        cfg->root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!cfg->root) {
+            set_err(err, errlen, "config file %s: %s (line %d, column %d)", path, jerr.text,
+                    jerr.line, jerr.column);
+            return false;
+        }
+        if (!json_is_object(cfg->root)) {
+            set_err(err, errlen, "config file %s: the top level must be a JSON object", path);
+            goto fail;
+        }
+        if (!(cfg->source_path = strdup(path))) goto nomem;
+    } else if (!(cfg->root = json_object())) {
+        goto nomem;
+    }
+
+    for (char *const *e = envp; e && *e; e++) {
+        if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0) continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq) continue;
+        size_t klen = (size_t)(eq - *e) - strlen(ENV_PREFIX);
+        char *key = strndup(*e + strlen(ENV_PREFIX), klen);
+        if (!key) goto nomem;
+        bool ok = ld_config_apply_env(cfg->root, key, eq + 1, err, errlen);
+        free(key);
+        if (!ok) goto fail;
+    }
+
+    /* Canonical section names first, then keys within each. */
+    {
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(cfg->root, tmp, k, v)
+        {
+            const sectiondef *s = sections;
+            while (s->name && strcasecmp(s->name, k) != 0)
+                s++;
+            if (!s->name) {
+                ld_log_warn("config: unknown section %s (ignored)", k);
+                continue;
+            }
+            if (!json_is_object(v)) {
+                set_err(err, errlen, "config: %s must be an object", s->name);
+                goto fail;
+            }
+            if (strcmp(s->name, k) != 0) {
+                json_object_set(cfg->root, s->name, v);
+                json_object_del(cfg->root, k);
+            }
+        }
+    }
+    json_t *node = section(cfg->root, "Node");
+    json_t *auth = section(cfg->root, "Auth");
+    json_t *storage = section(cfg->root, "Storage");
+    json_t *studio = section(cfg->root, "Studio");
+    if (node) canonicalize(node, "Node", node_keys, NULL, NULL);
+    if (storage) canonicalize(storage, "Storage", storage_keys, NULL, NULL);
+    if (studio) canonicalize(studio, "Studio", studio_keys, NULL, NULL);
+    if (auth) {
+        json_t *plugins = obj_get_ci(auth, "Plugins", NULL);
+        json_t *list = json_is_array(plugins) ? plugins : json_array();
+        if (json_is_string(plugins)) json_array_append(list, plugins);
+        canonicalize(auth, "Auth", auth_keys, auth_extra_ok, list);
+        if (list != plugins) json_decref(list);
+    }
+
+    long long x;
+    char *level = NULL;
+    if (!get_str(node, "Node", "NodeId", NULL, &cfg->node_id, err, errlen) ||
+        !get_str(node, "Node", "ListenAddress", "127.0.0.1", &cfg->listen_address, err, errlen) ||
+        !get_str(node, "Node", "DataDirectory", "./data", &cfg->data_dir, err, errlen) ||
+        !get_str(node, "Node", "PluginDirectory", NULL, &cfg->plugin_dir, err, errlen) ||
+        !get_str(node, "Node", "ReplicationApiKey", "I_AM_ONE_OF_YOU", &cfg->replication_api_key,
+                 err, errlen) ||
+        !get_str(node, "Node", "LogLevel", "info", &level, err, errlen))
+        goto fail;
+    cfg->log_level = ld_log_level_parse(level);
+    free(level);
+    if (cfg->log_level < 0) {
+        set_err(err, errlen, "Node.LogLevel must be one of error, warn, info, debug");
+        goto fail;
+    }
+    if (!get_int(node, "Node", "Port", 1446, 0, 65535, &x, err, errlen)) goto fail;
+    cfg->port = (int)x;
+    if (!get_int(node, "Node", "MaxBodyBytes", 8 * 1024 * 1024, 1024, 1024LL * 1024 * 1024, &x, err,
+                 errlen))
+        goto fail;
+    cfg->max_body_bytes = (size_t)x;
+    if (!get_int(node, "Node", "MaxHeaderBytes", 64 * 1024, 1024, 1024 * 1024, &x, err, errlen))
+        goto fail;
+    cfg->max_header_bytes = (size_t)x;
+    if (!get_int(node, "Node", "ShutdownTimeoutSeconds", 10, 0, 3600, &x, err, errlen)) goto fail;
+    cfg->shutdown_timeout_s = (int)x;
+    if (!get_int(node, "Node", "WriterBatchMax", 1000, 1, 100000, &x, err, errlen)) goto fail;
+    cfg->writer_batch_max = (int)x;
+    if (!get_bool(node, "Node", "AllowDefaultKeys", false, &cfg->allow_default_keys, err, errlen))
+        goto fail;
+
+    if (!get_str(storage, "Storage", "Plugin", "sqlite", &cfg->storage_plugin, err, errlen))
+        goto fail;
+    if (!(cfg->storage_json = section_text(storage))) goto nomem;
+
+    if (!get_str_list(auth, "Auth", "Plugins", "auth-config", &cfg->auth_plugins,
+                      &cfg->n_auth_plugins, err, errlen))
+        goto fail;
+    if (cfg->n_auth_plugins == 0) {
+        set_err(err, errlen, "Auth.Plugins is empty: at least one auth plugin is required");
+        goto fail;
+    }
+    if (!(cfg->auth_json = section_text(auth))) goto nomem;
+    if (!get_str_list(studio, "Studio", "CorsOrigins", NULL, &cfg->cors_origins,
+                      &cfg->n_cors_origins, err, errlen))
+        goto fail;
+
+    if (ov) {
+        if (ov->port > 0) cfg->port = ov->port;
+        if (ov->data_dir) {
+            free(cfg->data_dir);
+            if (!(cfg->data_dir = strdup(ov->data_dir))) goto nomem;
+        }
+        if (ov->plugin_dir) {
+            free(cfg->plugin_dir);
+            if (!(cfg->plugin_dir = strdup(ov->plugin_dir))) goto nomem;
+        }
+    }
+    if (!cfg->data_dir[0]) {
+        set_err(err, errlen, "Node.DataDirectory is empty");
+        goto fail;
+    }
+    return true;
+
+nomem:
+    set_err(err, errlen, "config: out of memory");
+fail:
+    ld_config_free(cfg);
+    return false;
+}
+
+static void free_list(char **l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(l[i]);
+    free(l);
+}
+
+void ld_config_free(ld_config *cfg)
+{
+    if (cfg->root) json_decref(cfg->root);
+    free(cfg->source_path);
+    free(cfg->node_id);
+    free(cfg->listen_address);
+    free(cfg->data_dir);
+    free(cfg->plugin_dir);
+    free(cfg->replication_api_key);
+    free(cfg->storage_plugin);
+    free(cfg->storage_json);
+    free_list(cfg->auth_plugins, cfg->n_auth_plugins);
+    free(cfg->auth_json);
+    free_list(cfg->cors_origins, cfg->n_cors_origins);
+    memset(cfg, 0, sizeof *cfg);
+}

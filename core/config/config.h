@@ -1,0 +1,68 @@
+/* litedistd configuration: one JSON file (sections Node, Auth, Storage, Studio), every key
+ * overridable from the environment (LITEDIST_Node__Port=17001), then by command-line flags.
+ * Unknown keys are reported, never silently ignored. */
+#ifndef LD_CONFIG_H
+#define LD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+typedef struct ld_config {
+    json_t *root;      /* the merged tree (file, then env), keys in canonical case; owned */
+    char *source_path; /* the file read, or NULL */
+
+    /* Node */
+    char *node_id; /* NULL: generated at first start and kept in the data directory */
+    char *listen_address;
+    int port;
+    char *data_dir;   /* as configured (relative paths are relative to the working dir) */
+    char *plugin_dir; /* NULL: <dir of litedistd>/plugins, then the install dir */
+    char *replication_api_key;
+    size_t max_body_bytes;
+    size_t max_header_bytes;
+    int32_t log_level;
+    bool allow_default_keys;
+    int shutdown_timeout_s;
+    int writer_batch_max;
+
+    /* Storage */
+    char *storage_plugin;
+    char *storage_json; /* the whole Storage section as JSON text, for the plugin */
+
+    /* Auth */
+    char **auth_plugins;
+    size_t n_auth_plugins;
+    char *auth_json; /* the whole Auth section as JSON text, for every auth plugin */
+
+    /* Studio */
+    char **cors_origins;
+    size_t n_cors_origins;
+} ld_config;
+
+/* Command-line overrides, applied last. NULL / 0 means not given. */
+typedef struct ld_config_overrides {
+    const char *data_dir;
+    const char *plugin_dir;
+    int port;
+} ld_config_overrides;
+
+/* Loads `path` (NULL: ./litedist.json when it exists, else defaults only), applies LITEDIST_*
+ * variables from `envp` (NULL-terminated, e.g. environ), then `ov`. On failure returns false and
+ * writes a message naming the file, key and problem into err. Unknown keys and known keys that
+ * this build does not use are logged as warnings. */
+bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
+                    const ld_config_overrides *ov, char *err, size_t errlen);
+
+/* Frees everything the config owns. Safe on a zeroed struct. */
+void ld_config_free(ld_config *cfg);
+
+/* Sets root[section][key] = value from an environment-style path ("Node__Port"), creating
+ * objects on the way; numeric segments index arrays. value is parsed as JSON when it parses,
+ * else taken as a string. Exposed for unit tests. */
+bool ld_config_apply_env(json_t *root, const char *path, const char *value, char *err,
+                         size_t errlen);
+
+#endif

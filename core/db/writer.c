@@ -1,0 +1,176 @@
+/* The per-database writer thread and its group commit (see writer.h). */
+#include "writer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/log.h"
+#include "apply.h"
+#include "database.h"
+
+struct ld_writer {
+    ld_db *db;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ld_wjob *head, *tail; /* queue, guarded by mu */
+    bool stop;
+};
+
+void ld_wjob_free(ld_wjob *job)
+{
+    if (!job) return;
+    free(job->collection);
+    free(job->id);
+    free(job->json);
+    free(job->payload);
+    free(job);
+}
+
+static void reset_results(ld_wjob *job)
+{
+    free(job->payload);
+    job->payload = NULL;
+    job->payload_len = 0;
+    job->result = LD_WR_OK;
+}
+
+/* Runs jobs [first, first+n) in one transaction. Returns LD_OK when committed; otherwise the
+ * storage status, and nothing of the batch is visible. */
+static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
+{
+    ld_txn t;
+    ld_db_state pending;
+    ld_db_state_get(db, &pending);
+    ld_status st = ld_txn_begin(db->env->store, db->st, true, &t);
+    if (st != LD_OK) return st;
+    for (size_t i = 0; i < n && st == LD_OK; i++) {
+        reset_results(jobs[i]);
+        st = ld_apply_job(db, &t, &pending, jobs[i]);
+    }
+    if (st == LD_OK) st = ld_apply_finish(db, &t, &pending);
+    if (st != LD_OK) {
+        ld_txn_abort(&t);
+        return st;
+    }
+    st = ld_txn_commit(&t);
+    if (st == LD_OK) *out = pending;
+    return st;
+}
+
+static void publish(ld_db *db, const ld_db_state *s)
+{
+    pthread_mutex_lock(&db->mu);
+    db->committed = *s;
+    pthread_mutex_unlock(&db->mu);
+}
+
+/* Applies a batch with one commit. When the batch fails, each job is retried alone, so one bad
+ * write (or a transient fault) fails only itself. */
+static void run_batch(ld_db *db, ld_wjob **jobs, size_t n)
+{
+    ld_db_state s;
+    ld_status st = run_txn(db, jobs, n, &s);
+    if (st == LD_OK) {
+        publish(db, &s);
+        return;
+    }
+    if (n > 1)
+        ld_log(LD_LOG_WARN, db->name, "group commit of %zu writes failed (%s); retrying each alone",
+               n, ld_status_str(st));
+    for (size_t i = 0; i < n; i++) {
+        st = n > 1 ? run_txn(db, &jobs[i], 1, &s) : st;
+        if (st == LD_OK) {
+            publish(db, &s);
+        } else {
+            reset_results(jobs[i]);
+            jobs[i]->result = LD_WR_STORAGE;
+        }
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    ld_writer *w = arg;
+    ld_db *db = w->db;
+    size_t cap = (size_t)db->env->writer_batch_max;
+    ld_wjob **batch = malloc(cap * sizeof *batch);
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->head && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->head) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        /* Take everything that arrived while the last commit ran: that is the group. */
+        size_t n = 0;
+        while (w->head && n < cap && batch) {
+            batch[n++] = w->head;
+            w->head = w->head->next;
+        }
+        if (!w->head) w->tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+
+        if (!batch) { /* could not allocate the batch array: fail jobs one by one */
+            pthread_mutex_lock(&w->mu);
+            ld_wjob *j = w->head;
+            w->head = j->next;
+            if (!w->head) w->tail = NULL;
+            pthread_mutex_unlock(&w->mu);
+            j->result = LD_WR_STORAGE;
+            j->next = NULL;
+            db->env->complete(db->env->complete_ctx, j);
+            continue;
+        }
+        run_batch(db, batch, n);
+        for (size_t i = 0; i < n; i++)
+            batch[i]->next = i + 1 < n ? batch[i + 1] : NULL;
+        db->env->complete(db->env->complete_ctx, batch[0]);
+    }
+    free(batch);
+    return NULL;
+}
+
+ld_writer *ld_writer_new(ld_db *db)
+{
+    ld_writer *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->db = db;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void ld_writer_submit(ld_writer *w, ld_wjob *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = job;
+    else
+        w->head = job;
+    w->tail = job;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ld_writer_free(ld_writer *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}

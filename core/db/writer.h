@@ -1,0 +1,75 @@
+/* The writer of one logical database: a thread that takes every write queued since its last
+ * commit, applies them in ONE storage transaction (document + op-log entry + version vector +
+ * digest), commits once and completes each request: group commit, so durable throughput is not
+ * one fsync per request. A 2xx is sent only after the commit returned. */
+#ifndef LD_WRITER_H
+#define LD_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+struct ld_db;
+
+typedef enum ld_wkind {
+    LD_W_PUT,      /* upsert a document with the given JSON */
+    LD_W_DELETE,   /* tombstone a document */
+    LD_W_REGISTER, /* create an (empty) collection */
+} ld_wkind;
+
+/* Outcome of a job, set by the writer. */
+typedef enum ld_wresult {
+    LD_WR_OK,
+    LD_WR_CONFLICT,    /* parentVersion did not match: 409, nothing written */
+    LD_WR_NEED_CREATE, /* the id is new and the key may not create: 403 */
+    LD_WR_NEED_UPDATE, /* the id is live and the key may not update: 403 */
+    LD_WR_STORAGE,     /* the storage failed: 5xx, nothing written */
+} ld_wresult;
+
+/* A write request. The submitter allocates it and owns it again when `done` runs; every
+ * malloc'd field is freed by ld_wjob_free. */
+typedef struct ld_wjob {
+    ld_wkind kind;
+    char *collection; /* malloc'd */
+    char *id;         /* malloc'd (NULL for REGISTER) */
+    char *json;       /* malloc'd document text (PUT) */
+    size_t json_len;
+    uint8_t rec_flags; /* LD_REC_RESERVED when the JSON carries reserved fields */
+    bool has_pv;       /* parentVersion given */
+    char pv[64];       /* as given (compared case-insensitively to the version hex) */
+    bool may_create;   /* the key may write a new id (WRITE_DOCUMENT) */
+    bool may_update;   /* the key may replace a live id (UPDATE_DOCUMENT) */
+
+    /* Results */
+    ld_wresult result;
+    uint64_t seq; /* LogSequence (== origin Sequence: a local write) */
+    uint64_t hlc;
+    uint8_t op_id[LD_OP_ID_LEN];
+    uint8_t op_type;
+    bool had_version; /* a record existed (live or tombstone) */
+    uint8_t prev_version[LD_OP_ID_LEN];
+    char *payload; /* malloc'd: the document before a delete ("{}" when absent) */
+    size_t payload_len;
+
+    /* Completion: called on the event loop thread (see ld_db_env.complete). */
+    void (*done)(struct ld_wjob *job);
+    void *arg;
+    struct ld_wjob *next;
+} ld_wjob;
+
+typedef struct ld_writer ld_writer;
+
+/* Starts the writer thread of db. */
+ld_writer *ld_writer_new(struct ld_db *db);
+
+/* Queues a job; the writer owns it until it hands it to env->complete. Never blocks on I/O. */
+void ld_writer_submit(ld_writer *w, ld_wjob *job);
+
+/* Lets the writer finish every queued job, then joins its thread and frees it. */
+void ld_writer_free(ld_writer *w);
+
+void ld_wjob_free(ld_wjob *job);
+
+#endif

@@ -1,0 +1,154 @@
+/* Request context helpers: query parameters, bodies within the configured limit, and replies
+ * whose errors are always JSON {"Error": "..."}. */
+#include "request.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "../db/registry.h"
+
+const char *ld_req_param(ld_req *r, const char *name)
+{
+    return evhttp_find_header(&r->query, name);
+}
+
+bool ld_req_param_bool(ld_req *r, const char *name, bool def, bool *out)
+{
+    const char *v = ld_req_param(r, name);
+    *out = def;
+    if (!v || !*v) return true;
+    if (!strcasecmp(v, "true") || !strcmp(v, "1"))
+        *out = true;
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0"))
+        *out = false;
+    else {
+        ld_reply_error(r, 400, "Query parameter '%s' must be true or false.", name);
+        return false;
+    }
+    return true;
+}
+
+bool ld_req_param_int(ld_req *r, const char *name, long long def, long long *out)
+{
+    const char *v = ld_req_param(r, name);
+    *out = def;
+    if (!v || !*v) return true;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end) {
+        ld_reply_error(r, 400, "Query parameter '%s' must be an integer.", name);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+char *ld_req_body(ld_req *r, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+    size_t n = evbuffer_get_length(in);
+    if (n > r->node->cfg.max_body_bytes) {
+        ld_reply_error(r, 413, "Request body is larger than the limit of %zu bytes.",
+                       r->node->cfg.max_body_bytes);
+        return NULL;
+    }
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        ld_reply_error(r, 500, "Out of memory.");
+        return NULL;
+    }
+    evbuffer_copyout(in, buf, n);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+json_t *ld_req_json(ld_req *r)
+{
+    size_t len;
+    char *body = ld_req_body(r, &len);
+    if (!body) return NULL;
+    json_error_t err;
+    json_t *j = json_loadb(body, len, JSON_DECODE_ANY, &err);
+    free(body);
+    if (!j) {
+        ld_reply_error(r, 400, "Request body is not valid JSON: %s (line %d, column %d).", err.text,
+                       err.line, err.column);
+        return NULL;
+    }
+    return j;
+}
+
+void ld_req_free(ld_req *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->nsegs; i++)
+        free(r->segs[i]);
+    evhttp_clear_headers(&r->query);
+    if (r->db) ld_registry_release(&r->node->reg, r->db);
+    free(r);
+}
+
+static void send_reply(ld_req *r, int status, const char *content_type, struct evbuffer *buf)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (r->node->shutting_down) evhttp_add_header(h, "Connection", "close");
+    evhttp_send_reply(r->ev, status, NULL, buf);
+    ld_req_free(r);
+}
+
+void ld_reply_buffer(ld_req *r, int status, struct evbuffer *body)
+{
+    send_reply(r, status, "application/json; charset=utf-8", body);
+}
+
+void ld_reply_text(ld_req *r, int status, const char *content_type, const char *body, size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (buf && len) evbuffer_add(buf, body, len);
+    send_reply(r, status, content_type, buf);
+    if (buf) evbuffer_free(buf);
+}
+
+void ld_reply_json(ld_req *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(body);
+    if (!text) {
+        ld_reply_text(r, 500, "application/json; charset=utf-8", "{\"Error\":\"Out of memory.\"}",
+                      26);
+        return;
+    }
+    ld_reply_text(r, status, "application/json; charset=utf-8", text, strlen(text));
+    free(text);
+}
+
+void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *text = json_string(msg);
+    if (!text) { /* the message echoes user input that is not UTF-8: mask it */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20) *p = '?';
+        text = json_string(msg);
+    }
+    json_t *body = json_object();
+    if (body && text)
+        json_object_set_new(body, "Error", text);
+    else
+        json_decref(text);
+    ld_reply_json(r, status, body);
+}

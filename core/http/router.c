@@ -1,0 +1,173 @@
+/* The route table and dispatch (see router.h). Paths are split into percent-decoded segments;
+ * a segment that decodes to a NUL byte or to "." / ".." is refused before any handler runs. */
+#include "router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http_struct.h>
+
+#include "../api/api.h"
+#include "../util/log.h"
+#include "request.h"
+
+#define M_GET    EVHTTP_REQ_GET
+#define M_POST   EVHTTP_REQ_POST
+#define M_PUT    EVHTTP_REQ_PUT
+#define M_DELETE EVHTTP_REQ_DELETE
+
+typedef struct route {
+    unsigned methods;
+    const char *pattern[LD_MAX_SEGS + 1]; /* literal segments, "*" for a parameter; NULL-ended */
+    void (*handler)(ld_req *r);
+} route;
+
+/* Order matters where patterns overlap: the first route matching path AND method wins. */
+static const route routes[] = {
+    {M_GET, {"health", NULL}, ld_api_health},
+    {M_GET, {"node", NULL}, ld_api_node},
+    {M_GET, {"api", "databases", NULL}, ld_api_databases_list},
+    {M_DELETE, {"api", "databases", "*", NULL}, ld_api_databases_delete},
+    {M_GET, {"api", "documents", NULL}, ld_api_collections_list},
+    {M_GET, {"api", "documents", "*", NULL}, ld_api_docs_list},
+    {M_POST, {"api", "documents", "*", NULL}, ld_api_docs_post},
+    {M_POST, {"api", "documents", "*", "register", NULL}, ld_api_collection_register},
+    {M_GET, {"api", "documents", "*", "*", NULL}, ld_api_doc_get},
+    {M_PUT, {"api", "documents", "*", "*", NULL}, ld_api_doc_put},
+    {M_DELETE, {"api", "documents", "*", "*", NULL}, ld_api_doc_delete},
+    {M_GET, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook_ready},
+    {M_POST, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook},
+};
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "?";
+    }
+}
+
+static bool pattern_matches(const route *rt, ld_req *r)
+{
+    size_t i = 0;
+    for (; rt->pattern[i]; i++) {
+        if (i >= r->nsegs) return false;
+        if (strcmp(rt->pattern[i], "*") != 0 &&
+            (strlen(rt->pattern[i]) != r->seg_lens[i] || strcmp(rt->pattern[i], r->segs[i]) != 0))
+            return false;
+    }
+    return i == r->nsegs;
+}
+
+/* Splits and decodes the path. Returns false (having replied) on a malformed path. */
+static bool split_path(ld_req *r, const char *path)
+{
+    const char *p = path;
+    while (*p == '/')
+        p++;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (r->nsegs == LD_MAX_SEGS) {
+            ld_reply_error(r, 404, "No route for %s %s.", method_name(r->method), path);
+            return false;
+        }
+        char *raw = strndup(p, n);
+        size_t dlen = 0;
+        char *dec = raw ? evhttp_uridecode(raw, 0, &dlen) : NULL;
+        free(raw);
+        if (!dec) {
+            ld_reply_error(r, 500, "Out of memory.");
+            return false;
+        }
+        if (strlen(dec) != dlen || !strcmp(dec, ".") || !strcmp(dec, "..")) {
+            free(dec);
+            ld_reply_error(r, 400, "The request path contains an invalid segment.");
+            return false;
+        }
+        r->segs[r->nsegs] = dec;
+        r->seg_lens[r->nsegs++] = dlen;
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return true;
+}
+
+void ld_router_handle(struct evhttp_request *ev, void *arg)
+{
+    ld_node *node = arg;
+    ld_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        evhttp_send_error(ev, 500, NULL);
+        return;
+    }
+    r->ev = ev;
+    r->node = node;
+    r->method = evhttp_request_get_command(ev);
+    TAILQ_INIT(&r->query);
+    struct evhttp_connection *conn = evhttp_request_get_connection(ev);
+    if (conn) {
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(conn, &addr, &port);
+        snprintf(r->client_addr, sizeof r->client_addr, "%s", addr ? addr : "");
+    }
+
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!path || !*path) path = "/";
+    if (query && evhttp_parse_query_str(query, &r->query) != 0) {
+        ld_reply_error(r, 400, "The query string is malformed.");
+        return;
+    }
+    if (!split_path(r, path)) return;
+
+    /* HEAD is served as GET; evhttp sends the headers only. */
+    unsigned want = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : (unsigned)r->method;
+    unsigned allowed = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!pattern_matches(&routes[i], r)) continue;
+        if (routes[i].methods & want) {
+            routes[i].handler(r);
+            return;
+        }
+        allowed |= routes[i].methods;
+    }
+    if (!allowed) {
+        ld_reply_error(r, 404, "No route for %s %s.", method_name(r->method), path);
+        return;
+    }
+    char allow[64] = "";
+    const unsigned order[] = {M_GET, M_POST, M_PUT, M_DELETE};
+    for (size_t i = 0; i < 4; i++)
+        if (allowed & order[i]) {
+            if (allow[0]) strcat(allow, ", ");
+            strcat(allow, method_name((enum evhttp_cmd_type)order[i]));
+        }
+    evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);
+    ld_reply_error(r, 405, "Method %s is not allowed on %s; allowed: %s.", method_name(r->method),
+                   path, allow);
+}

@@ -1,0 +1,434 @@
+/* litedistd: start-up (config, data directory, node id, plugins, databases), the HTTP server on
+ * one libevent loop, graceful shutdown on SIGINT/SIGTERM; plus the keygen and --plugin-info
+ * commands. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+#include <sodium.h>
+
+#include "db/writer.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "node.h"
+#include "plugins/loader.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+extern char **environ;
+
+#define DEFAULT_ROOT_KEY        "root"
+#define DEFAULT_REPLICATION_KEY "I_AM_ONE_OF_YOU"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: litedistd [--config FILE] [--port N] [--data DIR] [--plugin-dir DIR]\n"
+            "       litedistd keygen\n"
+            "       litedistd --plugin-info FILE\n"
+            "       litedistd --version | --help\n"
+            "\n"
+            "  -c, --config FILE    JSON configuration (default: ./litedist.json if present)\n"
+            "  -p, --port N         listen port (Node.Port)\n"
+            "  -d, --data DIR       data directory (Node.DataDirectory)\n"
+            "      --plugin-dir DIR where plugins are looked up by name (Node.PluginDirectory)\n"
+            "Every config key can be set from the environment: LITEDIST_Node__Port=17001.\n");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * keygen
+ * ------------------------------------------------------------------------------------------- */
+
+static int cmd_keygen(void)
+{
+    unsigned char raw[32], hash[32];
+    char key[64], hex[2 * sizeof hash + 1];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(key, sizeof key, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    crypto_generichash(hash, sizeof hash, (const unsigned char *)key, strlen(key), NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+    printf("Key: %s\n", key);
+    printf("KeyHash: blake2b:%s\n", hex);
+    printf("\nGive the key to the client; put only the hash in the config:\n"
+           "  {\"Name\": \"my-app\", \"KeyHash\": \"blake2b:%s\", \"Databases\": [\"*\"],\n"
+           "   \"Roles\": {\"READ_DOCUMENT\": true, \"WRITE_DOCUMENT\": true}}\n",
+           hex);
+    sodium_memzero(raw, sizeof raw);
+    sodium_memzero(key, sizeof key);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Data directory and node id
+ * ------------------------------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* The configured node id, or the one kept in <data>/node-id, generated at first start. */
+static bool load_node_id(ld_node *n)
+{
+    if (n->cfg.node_id && n->cfg.node_id[0]) {
+        if (!ld_node_id_valid(n->cfg.node_id)) {
+            ld_log_error("Node.NodeId '%s' is invalid: use 1-%d characters of letters, digits, "
+                         "'.', '_', ':' or '-'",
+                         n->cfg.node_id, LD_NODE_ID_MAX);
+            return false;
+        }
+        snprintf(n->node_id, sizeof n->node_id, "%s", n->cfg.node_id);
+        return true;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/node-id", n->data_dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char buf[LD_NODE_ID_MAX + 2] = "";
+        bool ok = fgets(buf, sizeof buf, f) != NULL;
+        fclose(f);
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (!ok || !ld_node_id_valid(buf)) {
+            ld_log_error("%s does not hold a valid node id; fix or remove it", path);
+            return false;
+        }
+        snprintf(n->node_id, sizeof n->node_id, "%s", buf);
+        return true;
+    }
+    unsigned char rnd[6];
+    char hex[2 * sizeof rnd + 1];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+    snprintf(n->node_id, sizeof n->node_id, "node-%s", hex);
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%s\n", n->node_id) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0 ||
+        fclose(f) != 0 || rename(tmp, path) != 0) {
+        ld_log_error("cannot write %s: %s", path, strerror(errno));
+        return false;
+    }
+    ld_log_info("generated node id %s (kept in %s)", n->node_id, path);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Writer completions: from writer threads back to the loop
+ * ------------------------------------------------------------------------------------------- */
+
+static void completions_post(void *ctx, ld_wjob *jobs)
+{
+    ld_node *n = ctx;
+    ld_wjob *last = jobs;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&n->done.mu);
+    if (n->done.tail)
+        n->done.tail->next = jobs;
+    else
+        n->done.head = jobs;
+    n->done.tail = last;
+    pthread_mutex_unlock(&n->done.mu);
+    event_active(n->done.ev, EV_READ, 0);
+}
+
+static void completions_run(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ld_node *n = arg;
+    pthread_mutex_lock(&n->done.mu);
+    ld_wjob *j = n->done.head;
+    n->done.head = n->done.tail = NULL;
+    pthread_mutex_unlock(&n->done.mu);
+    while (j) {
+        ld_wjob *next = j->next;
+        n->inflight--;
+        j->done(j);
+        j = next;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Shutdown
+ * ------------------------------------------------------------------------------------------- */
+
+static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ld_node *n = arg;
+    if (n->inflight > 0 && ld_mono_ms() < n->shutdown_deadline_ms) return;
+    if (n->inflight > 0)
+        ld_log_error("shutdown: %d writes still in flight after %d s; exiting anyway", n->inflight,
+                     n->cfg.shutdown_timeout_s);
+    event_del(n->shutdown_timer);
+    /* A short grace lets the last responses leave the socket buffers before connections go. */
+    struct timeval grace = {0, 100 * 1000};
+    event_base_loopexit(n->base, &grace);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    ld_node *n = arg;
+    if (n->shutting_down) return;
+    n->shutting_down = true;
+    ld_log_info("%s received: no new connections; finishing %d in-flight writes",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", n->inflight);
+    if (n->listener) {
+        evhttp_del_accept_socket(n->http, n->listener);
+        n->listener = NULL;
+    }
+    n->shutdown_deadline_ms = ld_mono_ms() + (uint64_t)n->cfg.shutdown_timeout_s * 1000u;
+    struct timeval tick = {0, 10 * 1000};
+    n->shutdown_timer = event_new(n->base, -1, EV_PERSIST, shutdown_tick, n);
+    if (!n->shutdown_timer) {
+        event_base_loopexit(n->base, NULL);
+        return;
+    }
+    event_add(n->shutdown_timer, &tick);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Start-up checks
+ * ------------------------------------------------------------------------------------------- */
+
+static bool is_loopback(const char *addr)
+{
+    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") || !strcasecmp(addr, "localhost");
+}
+
+/* The contract's default keys are public knowledge: fine on loopback, refused beyond it unless
+ * the config says it is wanted. */
+static bool check_default_keys(ld_node *n)
+{
+    bool default_repl = strcmp(n->cfg.replication_api_key, DEFAULT_REPLICATION_KEY) == 0;
+    json_t *auth = json_object_get(n->cfg.root, "Auth");
+    json_t *root = auth ? json_object_get(auth, "RootApiKey") : NULL;
+    json_t *root_hash = auth ? json_object_get(auth, "RootApiKeyHash") : NULL;
+    bool default_root =
+        !root_hash &&
+        (!root || (json_is_string(root) && !strcmp(json_string_value(root), DEFAULT_ROOT_KEY)));
+    if (default_repl)
+        ld_log_warn("Node.ReplicationApiKey is the public default: set your own cluster key");
+    if (!(default_repl || default_root) || is_loopback(n->cfg.listen_address)) return true;
+    if (n->cfg.allow_default_keys) {
+        ld_log_warn("listening on %s with a default key because Node.AllowDefaultKeys is true",
+                    n->cfg.listen_address);
+        return true;
+    }
+    ld_log_error("refusing to listen on %s with the default %s: set your own key, or set "
+                 "Node.AllowDefaultKeys to true if this is really wanted",
+                 n->cfg.listen_address,
+                 default_root ? "Auth.RootApiKey 'root'" : "Node.ReplicationApiKey");
+    return false;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * main
+ * ------------------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"port", required_argument, NULL, 'p'},
+        {"data", required_argument, NULL, 'd'},
+        {"plugin-dir", required_argument, NULL, 'P'},
+        {"plugin-info", required_argument, NULL, 'I'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    ld_config_overrides ov = {0};
+    char err[1024];
+    int c;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "litedistd: libsodium failed to initialize\n");
+        return 1;
+    }
+    while ((c = getopt_long(argc, argv, "c:p:d:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'p': {
+            char *end;
+            long p = strtol(optarg, &end, 10);
+            if (*end || p < 1 || p > 65535) {
+                fprintf(stderr, "litedistd: --port needs a number from 1 to 65535\n");
+                return 2;
+            }
+            ov.port = (int)p;
+            break;
+        }
+        case 'd':
+            ov.data_dir = optarg;
+            break;
+        case 'P':
+            ov.plugin_dir = optarg;
+            break;
+        case 'I':
+            if (ld_plugin_print_info(optarg, err, sizeof err) != 0) {
+                fprintf(stderr, "litedistd: %s\n", err);
+                return 1;
+            }
+            return 0;
+        case 'V':
+            printf("litedistd %s (plugin ABI %d.%d)\n", LD_VERSION, LD_ABI_MAJOR, LD_ABI_MINOR);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        if (!strcmp(argv[optind], "keygen") && optind + 1 == argc) return cmd_keygen();
+        fprintf(stderr, "litedistd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    static ld_node node;
+    ld_node *n = &node;
+    int rc = 1;
+    bool store_up = false, auth_up = false, reg_up = false;
+    if (!ld_config_load(&n->cfg, config_path, environ, &ov, err, sizeof err)) {
+        ld_log_error("%s", err);
+        return 1;
+    }
+    ld_log_set_level(n->cfg.log_level);
+    if (mkdir_p(n->cfg.data_dir) != 0) {
+        ld_log_error("cannot create data directory %s: %s", n->cfg.data_dir, strerror(errno));
+        goto out;
+    }
+    n->data_dir = realpath(n->cfg.data_dir, NULL);
+    if (!n->data_dir || asprintf(&n->db_dir, "%s/databases", n->data_dir) < 0) {
+        n->db_dir = NULL;
+        ld_log_error("cannot resolve data directory %s", n->cfg.data_dir);
+        goto out;
+    }
+    if (mkdir_p(n->db_dir) != 0) {
+        ld_log_error("cannot create %s: %s", n->db_dir, strerror(errno));
+        goto out;
+    }
+    if (!load_node_id(n) || !check_default_keys(n)) goto out;
+    ld_hlc_init(&n->clock, NULL);
+    n->started_ms = ld_wall_ms();
+
+    char *storage_path = ld_plugin_resolve(n->cfg.storage_plugin, n->cfg.plugin_dir,
+                                           LD_PLUGIN_KIND_STORAGE, err, sizeof err);
+    if (!storage_path || ld_store_init(&n->store, storage_path, n->cfg.storage_json, n->data_dir,
+                                       err, sizeof err) != LD_OK) {
+        free(storage_path);
+        ld_log_error("%s", err);
+        goto out;
+    }
+    free(storage_path);
+    store_up = true;
+    if (ld_auth_chain_init(&n->auth, n->cfg.auth_plugins, n->cfg.n_auth_plugins, n->cfg.plugin_dir,
+                           n->cfg.auth_json, n->data_dir, err, sizeof err) != LD_OK) {
+        ld_log_error("%s", err);
+        goto out;
+    }
+    auth_up = true;
+
+    if (evthread_use_pthreads() != 0 || !(n->base = event_base_new())) {
+        ld_log_error("cannot create the event loop");
+        goto out;
+    }
+    pthread_mutex_init(&n->done.mu, NULL);
+    n->done.ev = event_new(n->base, -1, 0, completions_run, n);
+    if (!n->done.ev) goto out;
+
+    n->env = (ld_db_env){
+        .store = &n->store,
+        .clock = &n->clock,
+        .node_id = n->node_id,
+        .dir = n->db_dir,
+        .writer_batch_max = n->cfg.writer_batch_max,
+        .complete = completions_post,
+        .complete_ctx = n,
+    };
+    ld_status st = ld_registry_init(&n->reg, &n->env);
+    reg_up = true;
+    if (st != LD_OK) {
+        ld_log_error("cannot open the databases in %s: %s", n->db_dir, ld_status_str(st));
+        goto out;
+    }
+
+    n->http = evhttp_new(n->base);
+    if (!n->http) goto out;
+    evhttp_set_gencb(n->http, ld_router_handle, n);
+    evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(n->http, (ev_ssize_t)n->cfg.max_header_bytes);
+    /* evhttp answers bodies past its own limit with an HTML 413 before any handler runs, so its
+     * limit sits above Node.MaxBodyBytes: bodies up to twice the limit get our JSON 413, and
+     * only abuse beyond that meets evhttp's guard. */
+    evhttp_set_max_body_size(n->http, (ev_ssize_t)(2 * n->cfg.max_body_bytes + 65536));
+    evhttp_set_timeout(n->http, 60);
+    n->listener =
+        evhttp_bind_socket_with_handle(n->http, n->cfg.listen_address, (ev_uint16_t)n->cfg.port);
+    if (!n->listener) {
+        ld_log_error("cannot listen on %s:%d: %s", n->cfg.listen_address, n->cfg.port,
+                     strerror(errno));
+        goto out;
+    }
+    n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);
+    n->sig_term = evsignal_new(n->base, SIGTERM, on_signal, n);
+    if (!n->sig_int || !n->sig_term || event_add(n->sig_int, NULL) || event_add(n->sig_term, NULL))
+        goto out;
+    signal(SIGPIPE, SIG_IGN);
+
+    ld_log_info("litedistd %s node %s listening on %s:%d (data %s, storage %s, %zu databases)",
+                LD_VERSION, n->node_id, n->cfg.listen_address, n->cfg.port, n->data_dir,
+                n->store.plugin->name, ld_registry_count(&n->reg));
+    event_base_dispatch(n->base);
+    rc = n->inflight > 0 ? 1 : 0;
+    ld_log_info("stopped");
+
+out:
+    if (n->http) evhttp_free(n->http);
+    if (reg_up) ld_registry_close_all(&n->reg);
+    if (n->done.ev) {
+        completions_run(-1, 0, n); /* nothing is left on a clean stop; replies go nowhere */
+        event_free(n->done.ev);
+    }
+    if (n->shutdown_timer) event_free(n->shutdown_timer);
+    if (n->sig_int) event_free(n->sig_int);
+    if (n->sig_term) event_free(n->sig_term);
+    if (n->base) event_base_free(n->base);
+    if (auth_up) ld_auth_chain_destroy(&n->auth);
+    if (store_up) ld_store_destroy(&n->store);
+    free(n->data_dir);
+    free(n->db_dir);
+    ld_config_free(&n->cfg);
+    return rc;
+}

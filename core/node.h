@@ -1,0 +1,48 @@
+/* The node: everything one litedistd process owns (config, clock, storage, auth chain, open
+ * databases, event loop), passed to every request handler. */
+#ifndef LD_NODE_H
+#define LD_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "auth/chain.h"
+#include "config/config.h"
+#include "db/hlc.h"
+#include "db/names.h"
+#include "db/registry.h"
+#include "storage/storage.h"
+
+/* Finished writer jobs travelling from writer threads back to the event loop. */
+typedef struct ld_completions {
+    pthread_mutex_t mu;
+    struct ld_wjob *head, *tail;
+    struct event *ev; /* activated by writer threads (libevent is thread-enabled) */
+} ld_completions;
+
+typedef struct ld_node {
+    ld_config cfg;
+    char node_id[LD_NODE_ID_MAX + 1];
+    char *data_dir; /* absolute */
+    char *db_dir;   /* <data_dir>/databases */
+    ld_hlc clock;
+    ld_store store;
+    ld_auth_chain auth;
+    ld_db_env env;
+    ld_registry reg;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *listener;
+    ld_completions done;
+    uint64_t started_ms;
+    int inflight; /* requests waiting for a writer; loop thread only */
+    bool shutting_down;
+    uint64_t shutdown_deadline_ms;
+    struct event *sig_int, *sig_term, *shutdown_timer;
+} ld_node;
+
+#endif

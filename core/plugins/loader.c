@@ -1,0 +1,303 @@
+/* dlopen-based plugin loading with the ABI checks of design.md §3: major version first, then
+ * struct sizes, kind, required functions and paired functions. */
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../util/log.h"
+
+#ifndef LD_PLUGIN_INSTALL_DIR
+#define LD_PLUGIN_INSTALL_DIR "/usr/local/lib/litedist/plugins"
+#endif
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const char *kind_name(int32_t kind)
+{
+    switch (kind) {
+    case LD_PLUGIN_KIND_STORAGE:
+        return "storage";
+    case LD_PLUGIN_KIND_AUTH:
+        return "auth";
+    default:
+        return "unknown";
+    }
+}
+
+char *ld_exe_dir(void)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return NULL;
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (!slash) return NULL;
+    *slash = '\0';
+    return strdup(buf);
+}
+
+char *ld_plugin_resolve(const char *name, const char *plugin_dir, int32_t kind, char *err,
+                        size_t errlen)
+{
+    if (strchr(name, '/')) return strdup(name);
+    const char *prefix = kind == LD_PLUGIN_KIND_STORAGE ? "storage-" : "auth-";
+    char *exe = ld_exe_dir();
+    char exe_plugins[PATH_MAX] = "";
+    if (exe) snprintf(exe_plugins, sizeof exe_plugins, "%s/plugins", exe);
+    free(exe);
+    const char *dirs[3] = {plugin_dir, plugin_dir ? NULL : exe_plugins,
+                           plugin_dir ? NULL : LD_PLUGIN_INSTALL_DIR};
+    char path[PATH_MAX];
+    for (int d = 0; d < 3; d++) {
+        if (!dirs[d] || !dirs[d][0]) continue;
+        snprintf(path, sizeof path, "%s/%s.so", dirs[d], name);
+        if (access(path, R_OK) == 0) return strdup(path);
+        snprintf(path, sizeof path, "%s/%s%s.so", dirs[d], prefix, name);
+        if (access(path, R_OK) == 0) return strdup(path);
+    }
+    set_err(err, errlen,
+            "%s plugin '%s' not found (looked for %s.so and %s%s.so in %s); set "
+            "Node.PluginDirectory or give a path to the .so",
+            kind_name(kind), name, name, prefix, name,
+            plugin_dir ? plugin_dir : (exe_plugins[0] ? exe_plugins : LD_PLUGIN_INSTALL_DIR));
+    return NULL;
+}
+
+static void host_log(const ld_host *host, int32_t level, const char *fmt, ...)
+{
+    const ld_plugin *p = host->host_private;
+    va_list ap;
+    va_start(ap, fmt);
+    ld_logv(level, p && p->name ? p->name : "plugin", fmt, ap);
+    va_end(ap);
+}
+
+/* Checks the common header of an ops struct and that it covers `min_size` (every function
+ * ABI 1.0 requires). */
+static bool check_ops_header(const char *path, const void *ops, uint32_t min_size, char *err,
+                             size_t errlen)
+{
+    const uint32_t *hdr = ops;
+    if (hdr[0] != LD_ABI_MAJOR) {
+        set_err(err, errlen,
+                "plugin %s: operations table has ABI %u.%u, litedistd speaks %d.0-%d.%d; rebuild "
+                "it against include/litedist of %d.x",
+                path, hdr[0], hdr[1], LD_ABI_MAJOR, LD_ABI_MAJOR, LD_ABI_MINOR, LD_ABI_MAJOR);
+        return false;
+    }
+    if (hdr[2] < min_size) {
+        set_err(err, errlen,
+                "plugin %s: operations table struct_size is %u bytes, ABI %d.0 needs at least %u; "
+                "the plugin was built against a damaged or foreign header",
+                path, hdr[2], LD_ABI_MAJOR, min_size);
+        return false;
+    }
+    return true;
+}
+
+#define REQUIRE(ops, field)                                                                        \
+    do {                                                                                           \
+        if (!(ops)->field) {                                                                       \
+            set_err(err, errlen,                                                                   \
+                    "plugin %s: required function '" #field "' is NULL; implement it (see "        \
+                    "include/litedist)",                                                           \
+                    path);                                                                         \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+#define PAIR(ops, a, b)                                                                            \
+    do {                                                                                           \
+        if (!(ops)->a != !(ops)->b) {                                                              \
+            set_err(err, errlen,                                                                   \
+                    "plugin %s: '" #a "' and '" #b "' come as a pair, but only '%s' is set", path, \
+                    (ops)->a ? #a : #b);                                                           \
+            return false;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static bool check_storage(const char *path, const ld_storage_v1 *s, char *err, size_t errlen)
+{
+    if (!check_ops_header(path, s, (uint32_t)offsetof(ld_storage_v1, cursor_last), err, errlen))
+        return false;
+    PAIR(s, begin, commit);
+    PAIR(s, begin, abort);
+    PAIR(s, cursor_open, cursor_close);
+    REQUIRE(s, create);
+    REQUIRE(s, destroy);
+    REQUIRE(s, open);
+    REQUIRE(s, close);
+    REQUIRE(s, drop);
+    REQUIRE(s, list);
+    REQUIRE(s, last_error);
+    REQUIRE(s, begin);
+    REQUIRE(s, get);
+    REQUIRE(s, put);
+    REQUIRE(s, del);
+    REQUIRE(s, cursor_open);
+    REQUIRE(s, cursor_seek);
+    REQUIRE(s, cursor_next);
+    return true;
+}
+
+static bool check_auth(const char *path, const ld_auth_v1 *a, char *err, size_t errlen)
+{
+    if (!check_ops_header(path, a, (uint32_t)sizeof(ld_auth_v1), err, errlen)) return false;
+    PAIR(a, create, destroy);
+    REQUIRE(a, create);
+    REQUIRE(a, authorize);
+    return true;
+}
+
+ld_status ld_plugin_load(const char *path, int32_t kind, const char *config_json,
+                         const char *data_dir, ld_plugin **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    ld_plugin *p = calloc(1, sizeof *p);
+    if (!p) {
+        set_err(err, errlen, "plugin %s: out of memory", path);
+        return LD_NOMEM;
+    }
+    p->path = strdup(path);
+    p->config_json = strdup(config_json ? config_json : "{}");
+    p->data_dir = strdup(data_dir ? data_dir : ".");
+    if (!p->path || !p->config_json || !p->data_dir) {
+        set_err(err, errlen, "plugin %s: out of memory", path);
+        ld_plugin_free(p);
+        return LD_NOMEM;
+    }
+    p->host = (ld_host){LD_ABI_HEADER_INIT(ld_host), 0, host_log, NULL, NULL, NULL, NULL};
+    p->host.config_json = p->config_json;
+    p->host.data_dir = p->data_dir;
+    p->host.plugin_path = p->path;
+    p->host.host_private = p;
+
+    dlerror();
+    p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!p->dl) {
+        set_err(err, errlen, "plugin %s: cannot load: %s", path, dlerror());
+        goto refuse;
+    }
+    ld_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(p->dl, LD_PLUGIN_ENTRY_SYMBOL);
+    if (!entry) {
+        set_err(err, errlen,
+                "plugin %s: no '%s' symbol; a litedist plugin defines it with "
+                "LD_PLUGIN_ENTRY(fn) from <litedist/plugin.h>",
+                path, LD_PLUGIN_ENTRY_SYMBOL);
+        goto refuse;
+    }
+    const ld_plugin_descriptor *d = entry(&p->host);
+    if (!d) {
+        set_err(err, errlen, "plugin %s: its entry point refused to load (see its log lines)",
+                path);
+        goto refuse;
+    }
+    /* PostgreSQL's magic-block rule: the major first, nothing else on a mismatch. */
+    if (d->abi_major != LD_ABI_MAJOR) {
+        set_err(err, errlen,
+                "plugin %s: ABI %u.%u, litedistd speaks %d.0-%d.%d; rebuild it against "
+                "include/litedist of %d.x",
+                path, d->abi_major, d->abi_minor, LD_ABI_MAJOR, LD_ABI_MAJOR, LD_ABI_MINOR,
+                LD_ABI_MAJOR);
+        goto refuse;
+    }
+    if (d->struct_size < sizeof(ld_plugin_descriptor)) {
+        set_err(err, errlen,
+                "plugin %s: descriptor struct_size is %u bytes, ABI %d.0 needs %zu; rebuild it "
+                "against include/litedist of %d.x",
+                path, d->struct_size, LD_ABI_MAJOR, sizeof(ld_plugin_descriptor), LD_ABI_MAJOR);
+        goto refuse;
+    }
+    if (d->kind != kind) {
+        set_err(err, errlen,
+                "plugin %s: is a %s plugin (kind %d) but was configured as a %s plugin; check "
+                "Storage.Plugin and Auth.Plugins",
+                path, kind_name(d->kind), d->kind, kind_name(kind));
+        goto refuse;
+    }
+    if (!d->ops || !d->name || !d->name[0]) {
+        set_err(err, errlen, "plugin %s: descriptor has no %s", path, d->ops ? "name" : "ops");
+        goto refuse;
+    }
+    if (kind == LD_PLUGIN_KIND_STORAGE ? !check_storage(path, d->ops, err, errlen)
+                                       : !check_auth(path, d->ops, err, errlen))
+        goto refuse;
+    if (!(p->name = strdup(d->name))) {
+        set_err(err, errlen, "plugin %s: out of memory", path);
+        goto refuse;
+    }
+    p->desc = d;
+    *out = p;
+    ld_log_info("loaded %s plugin %s %s (ABI %u.%u) from %s", kind_name(kind), d->name,
+                d->version ? d->version : "?", d->abi_major, d->abi_minor, path);
+    return LD_OK;
+
+refuse:
+    ld_plugin_free(p);
+    return LD_INVALID;
+}
+
+int ld_plugin_print_info(const char *path, char *err, size_t errlen)
+{
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        set_err(err, errlen, "plugin %s: cannot load: %s", path, dlerror());
+        return 1;
+    }
+    ld_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(dl, LD_PLUGIN_ENTRY_SYMBOL);
+    if (!entry) {
+        set_err(err, errlen, "plugin %s: no '%s' symbol", path, LD_PLUGIN_ENTRY_SYMBOL);
+        return 1;
+    }
+    ld_plugin tmp = {0};
+    tmp.name = "plugin-info";
+    tmp.host = (ld_host){LD_ABI_HEADER_INIT(ld_host), 0, host_log, NULL, NULL, NULL, NULL};
+    tmp.host.config_json = "{}";
+    tmp.host.data_dir = ".";
+    tmp.host.plugin_path = path;
+    tmp.host.host_private = &tmp;
+    const ld_plugin_descriptor *d = entry(&tmp.host);
+    if (!d) {
+        set_err(err, errlen, "plugin %s: its entry point returned no descriptor", path);
+        return 1;
+    }
+    printf("file:        %s\n", path);
+    printf("abi:         %u.%u (litedistd speaks %d.0-%d.%d)\n", d->abi_major, d->abi_minor,
+           LD_ABI_MAJOR, LD_ABI_MAJOR, LD_ABI_MINOR);
+    if (d->abi_major != LD_ABI_MAJOR) return 1;
+    printf("kind:        %s\n", kind_name(d->kind));
+    printf("name:        %s\n", d->name ? d->name : "(none)");
+    printf("version:     %s\n", d->version ? d->version : "(none)");
+    if (d->ops) {
+        const uint32_t *hdr = d->ops;
+        printf("ops:         ABI %u.%u, struct_size %u\n", hdr[0], hdr[1], hdr[2]);
+    }
+    return 0;
+}
+
+void ld_plugin_free(ld_plugin *p)
+{
+    if (!p) return;
+    free(p->path);
+    free(p->name);
+    free(p->config_json);
+    free(p->data_dir);
+    free(p);
+}

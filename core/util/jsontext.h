@@ -1,0 +1,28 @@
+/* Rewriting the top-level members of a JSON object TEXT without re-serializing it, so every
+ * number, escape and member keeps the exact form the client sent (jansson would print 0.1 as
+ * 0.10000000000000001 and refuses integers beyond 64 bits). The text must already be validated
+ * as a JSON object (ld_json_parse_object). */
+#ifndef LD_JSONTEXT_H
+#define LD_JSONTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* Parses text as JSON accepting any valid number (big integers become reals: only validation
+ * and key inspection use the parsed tree). Returns NULL with err filled on invalid JSON. */
+json_t *ld_json_parse(const char *text, size_t len, json_error_t *err);
+
+/* Returns a malloc'd object text: '{', then `prepend` (raw member text such as "\"Id\":\"x\"",
+ * may be NULL), then every member of `text` for which drop(key, ctx) is false, '}'. Keys are
+ * passed decoded. NULL when out of memory or the text is not an object. */
+char *ld_json_rewrite_object(const char *text, size_t len, const char *prepend,
+                             bool (*drop)(const char *key, void *ctx), void *ctx, size_t *out_len);
+
+/* Finds the raw text of top-level member `name` (matched case-insensitively; the last one when
+ * repeated) in a validated object text. */
+bool ld_json_member_span(const char *text, size_t len, const char *name, size_t *vstart,
+                         size_t *vlen);
+
+#endif
