@@ -1,0 +1,158 @@
+/* Unit tests for configuration loading: defaults, the file, environment overrides (including
+ * case and nesting), flags, type errors and canonical key case. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "util/log.h"
+
+static char *write_tmp(const char *text)
+{
+    char *path = strdup("/tmp/ld-config-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void defaults(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const env[] = {NULL};
+    assert_true(ld_config_load(&c, NULL, env, NULL, err, sizeof err));
+    assert_string_equal(c.listen_address, "127.0.0.1");
+    assert_int_equal(c.port, 1446);
+    assert_string_equal(c.data_dir, "./data");
+    assert_string_equal(c.storage_plugin, "sqlite");
+    assert_int_equal(c.n_auth_plugins, 1);
+    assert_string_equal(c.auth_plugins[0], "auth-config");
+    assert_string_equal(c.replication_api_key, "I_AM_ONE_OF_YOU");
+    assert_null(c.node_id);
+    assert_int_equal(c.max_body_bytes, 8 * 1024 * 1024);
+    assert_string_equal(c.auth_json, "{}");
+    ld_config_free(&c);
+}
+
+static void file_env_and_flags(void **state)
+{
+    (void)state;
+    char *path = write_tmp("{\"node\": {\"port\": 2000, \"NodeId\": \"n1\", \"DataDirectory\": "
+                           "\"/x\"}, \"Storage\": {\"Plugin\": \"lmdb\", \"Sync\": \"off\"},"
+                           "\"Auth\": {\"RootApiKey\": \"r\", \"Plugins\": [\"auth-config\", "
+                           "\"/p/auth-file.so\"], \"auth-file\": {\"Path\": \"k\"}}}");
+    ld_config c;
+    char err[256];
+    char *const env[] = {"LITEDIST_Node__Port=17001", "LITEDIST_node__ListenAddress=0.0.0.0",
+                         "LITEDIST_Storage__Sync=normal", "OTHER=1", NULL};
+    assert_true(ld_config_load(&c, path, env, NULL, err, sizeof err));
+    assert_int_equal(c.port, 17001); /* env beats the file */
+    assert_string_equal(c.listen_address, "0.0.0.0");
+    assert_string_equal(c.node_id, "n1");
+    assert_string_equal(c.storage_plugin, "lmdb");
+    assert_non_null(strstr(c.storage_json, "\"Sync\":\"normal\""));
+    assert_int_equal(c.n_auth_plugins, 2);
+    assert_string_equal(c.auth_plugins[1], "/p/auth-file.so");
+    assert_non_null(strstr(c.auth_json, "\"auth-file\""));
+    /* Keys come out in canonical case: "node"/"port" became "Node"/"Port". */
+    assert_non_null(json_object_get(c.root, "Node"));
+    assert_non_null(json_object_get(json_object_get(c.root, "Node"), "Port"));
+    ld_config_free(&c);
+
+    ld_config_overrides ov = {.port = 3000, .data_dir = "/flag"};
+    assert_true(ld_config_load(&c, path, env, &ov, err, sizeof err));
+    assert_int_equal(c.port, 3000); /* flags beat env */
+    assert_string_equal(c.data_dir, "/flag");
+    ld_config_free(&c);
+    unlink(path);
+    free(path);
+}
+
+static void type_errors_name_the_key(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const env1[] = {"LITEDIST_Node__Port=notaport", NULL};
+    assert_false(ld_config_load(&c, NULL, env1, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "Node.Port"));
+    char *const env2[] = {"LITEDIST_Node__Port=70000", NULL};
+    assert_false(ld_config_load(&c, NULL, env2, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "Node.Port"));
+    char *const env3[] = {"LITEDIST_Node__AllowDefaultKeys=maybe", NULL};
+    assert_false(ld_config_load(&c, NULL, env3, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "AllowDefaultKeys"));
+    char *const env4[] = {"LITEDIST_Node__LogLevel=loud", NULL};
+    assert_false(ld_config_load(&c, NULL, env4, NULL, err, sizeof err));
+    char *const env5[] = {"LITEDIST_Auth__Plugins=[]", NULL};
+    assert_false(ld_config_load(&c, NULL, env5, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "Auth.Plugins"));
+}
+
+static void bad_files(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const env[] = {NULL};
+    char *path = write_tmp("{\"Node\": {\"Port\": 1,}}");
+    assert_false(ld_config_load(&c, path, env, NULL, err, sizeof err));
+    assert_non_null(strstr(err, path)); /* the message names the file */
+    unlink(path);
+    free(path);
+    path = write_tmp("[1,2]");
+    assert_false(ld_config_load(&c, path, env, NULL, err, sizeof err));
+    unlink(path);
+    free(path);
+    path = write_tmp("{\"Node\": {\"Port\": 1, \"Port\": 2}}");
+    assert_false(ld_config_load(&c, path, env, NULL, err, sizeof err)); /* duplicate keys */
+    unlink(path);
+    free(path);
+    assert_false(ld_config_load(&c, "/nonexistent/litedist.json", env, NULL, err, sizeof err));
+}
+
+static void env_paths(void **state)
+{
+    (void)state;
+    char err[256];
+    json_t *root = json_object();
+    assert_true(ld_config_apply_env(root, "Node__Port", "17001", err, sizeof err));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(root, "Node"), "Port")),
+                     17001);
+    assert_true(ld_config_apply_env(root, "Node__NodeId", "plain text", err, sizeof err));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(root, "Node"), "NodeId")),
+        "plain text");
+    assert_true(ld_config_apply_env(root, "Auth__ApiKeys", "[]", err, sizeof err));
+    assert_true(ld_config_apply_env(root, "Auth__ApiKeys__0__Key", "k0", err, sizeof err));
+    assert_true(ld_config_apply_env(root, "auth__apikeys__0__Name", "n0", err, sizeof err));
+    json_t *k0 = json_array_get(json_object_get(json_object_get(root, "Auth"), "ApiKeys"), 0);
+    assert_string_equal(json_string_value(json_object_get(k0, "Key")), "k0");
+    assert_string_equal(json_string_value(json_object_get(k0, "Name")), "n0");
+    assert_false(ld_config_apply_env(root, "Auth__ApiKeys__5__Key", "x", err, sizeof err));
+    assert_false(ld_config_apply_env(root, "Node____Port", "1", err, sizeof err));
+    json_decref(root);
+}
+
+int main(void)
+{
+    ld_log_set_level(LD_LOG_ERROR); /* the warnings for unknown keys are expected here */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(file_env_and_flags),
+        cmocka_unit_test(type_errors_name_the_key),
+        cmocka_unit_test(bad_files),
+        cmocka_unit_test(env_paths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
