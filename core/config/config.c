@@ -394,6 +394,10 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     if (path) {
         cfg->root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         if (!cfg->root) {
+            /* jansson quotes the text near the error ("near '\"s3cret\"'"), which can be a
+             * key: keep only the reason. */
+            char *near = strstr(jerr.text, " near '");
+            if (near) *near = '\0';
             set_err(err, errlen, "config file %s: %s (line %d, column %d)", path, jerr.text,
                     jerr.line, jerr.column);
             return false;
