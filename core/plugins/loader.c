@@ -226,7 +226,7 @@ ld_status ld_plugin_load(const char *path, int32_t kind, const char *config_json
     }
     if (d->kind != kind) {
         set_err(err, errlen,
-                "plugin %s: is a %s plugin (kind %d) but was configured as a %s plugin; check "
+                "plugin %s: is of kind '%s' (%d) but was configured as kind '%s'; check "
                 "Storage.Plugin and Auth.Plugins",
                 path, kind_name(d->kind), d->kind, kind_name(kind));
         goto refuse;

@@ -141,7 +141,8 @@ typedef const ld_plugin_descriptor *(*ld_plugin_entry_fn)(const ld_host *host);
 
 /* LD_PLUGIN_ENTRY(fn) exports `ld_plugin_entry` calling fn. When the plugin is compiled with
  * LD_PLUGIN_STATIC defined (linked into a program instead of dlopen'ed), no symbol is exported
- * and the program calls fn directly, so several plugins can share one binary. */
+ * and the program calls fn directly, so several plugins can share one binary: fn must then be
+ * non-static, prototyped and uniquely named (auth-config's is ld_auth_config_entry). */
 #ifdef LD_PLUGIN_STATIC
 #define LD_PLUGIN_ENTRY(fn)
 #else

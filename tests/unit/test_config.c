@@ -130,9 +130,8 @@ static void env_paths(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_object_get(root, "Node"), "Port")),
                      17001);
     assert_true(ld_config_apply_env(root, "Node__NodeId", "plain text", err, sizeof err));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(root, "Node"), "NodeId")),
-        "plain text");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "Node"), "NodeId")),
+                        "plain text");
     assert_true(ld_config_apply_env(root, "Auth__ApiKeys", "[]", err, sizeof err));
     assert_true(ld_config_apply_env(root, "Auth__ApiKeys__0__Key", "k0", err, sizeof err));
     assert_true(ld_config_apply_env(root, "auth__apikeys__0__Name", "n0", err, sizeof err));

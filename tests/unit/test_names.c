@@ -26,7 +26,8 @@ static void database_names(void **state)
     over[64] = '\0';
     assert_false(ld_db_name_normalize(over, out));
     const char *bad[] = {"", "   ", "-a", "_a", "../x", "a/b", "a b", "a.b", "é", "a\x01", NULL};
-    for (int i = 0; bad[i]; i++) assert_false(ld_db_name_normalize(bad[i], out));
+    for (int i = 0; bad[i]; i++)
+        assert_false(ld_db_name_normalize(bad[i], out));
 }
 
 static bool coll(const char *s)

@@ -23,7 +23,8 @@ static void doc_record_round_trip(void **state)
                     .origin_len = 6,
                     .json = "{\"a\":1}",
                     .json_len = 7};
-    for (int i = 0; i < LD_OP_ID_LEN; i++) r.version[i] = (uint8_t)(i * 7);
+    for (int i = 0; i < LD_OP_ID_LEN; i++)
+        r.version[i] = (uint8_t)(i * 7);
     size_t len;
     uint8_t *buf = ld_doc_rec_encode(&r, &len);
     assert_non_null(buf);
@@ -38,7 +39,8 @@ static void doc_record_round_trip(void **state)
     assert_int_equal(d.json_len, 7);
     assert_memory_equal(d.json, "{\"a\":1}", 7);
     /* Every truncation is rejected, never read past the end. */
-    for (size_t n = 0; n < len - r.json_len; n++) assert_false(ld_doc_rec_decode(buf, n, &d));
+    for (size_t n = 0; n < len - r.json_len; n++)
+        assert_false(ld_doc_rec_decode(buf, n, &d));
     buf[0] = 99; /* unknown format version */
     assert_false(ld_doc_rec_decode(buf, len, &d));
     free(buf);
@@ -87,7 +89,8 @@ static void op_record_round_trip(void **state)
     assert_memory_equal(d.parent, r.parent, LD_OP_ID_LEN);
     assert_memory_equal(d.id, r.id, LD_OP_ID_LEN);
     assert_memory_equal(d.payload, "{}", 2);
-    for (size_t n = 0; n < len - r.payload_len; n++) assert_false(ld_op_rec_decode(buf, n, &d));
+    for (size_t n = 0; n < len - r.payload_len; n++)
+        assert_false(ld_op_rec_decode(buf, n, &d));
     free(buf);
 
     r.has_parent = false;
@@ -127,7 +130,8 @@ static void keys_and_ids(void **state)
     assert_int_equal(ld_be64_get(b), 0x0102030405060708ull);
 
     uint8_t id[LD_OP_ID_LEN], back[LD_OP_ID_LEN];
-    for (int n = 0; n < LD_OP_ID_LEN; n++) id[n] = (uint8_t)(0xf0 + n);
+    for (int n = 0; n < LD_OP_ID_LEN; n++)
+        id[n] = (uint8_t)(0xf0 + n);
     char hex[2 * LD_OP_ID_LEN + 1];
     ld_op_id_hex(id, hex);
     assert_string_equal(hex, "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
