@@ -111,7 +111,7 @@ static bool load_node_id(ld_node *n)
             ld_log_error("%s does not hold a valid node id; fix or remove it", path);
             return false;
         }
-        snprintf(n->node_id, sizeof n->node_id, "%s", buf);
+        memcpy(n->node_id, buf, strlen(buf) + 1); /* valid ids fit: at most LD_NODE_ID_MAX */
         return true;
     }
     unsigned char rnd[6];

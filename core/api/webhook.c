@@ -2,6 +2,7 @@
  * headers, applied as document upserts and deletes through the writer. GET answers readiness. */
 #include "api.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -53,6 +54,14 @@ static void webhook_done(ld_wjob *job)
     ld_wjob_free(job);
 }
 
+/* Bodies are parsed with integers as reals (any size validates), so an integer id is a real
+ * with no fraction; beyond 2^53 it would not be exact, and is refused. */
+static bool is_integral(json_t *v)
+{
+    double d = json_number_value(v);
+    return json_is_number(v) && d == floor(d) && fabs(d) < 9007199254740992.0;
+}
+
 /* The entity id: data.Id, else data.id, else the first property, else primaryKey. Strings are
  * taken as they are, integers as their digits. Returns a malloc'd string or NULL. */
 static char *entity_id(json_t *data, json_t *body)
@@ -66,11 +75,11 @@ static char *entity_id(json_t *data, json_t *body)
             if (it) v = json_object_iter_value(it);
         }
     }
-    if (!v || !(json_is_string(v) || json_is_integer(v))) v = get_ci(body, "primaryKey");
+    if (!v || !(json_is_string(v) || is_integral(v))) v = get_ci(body, "primaryKey");
     if (json_is_string(v)) return strdup(json_string_value(v));
-    if (json_is_integer(v)) {
+    if (is_integral(v)) {
         char buf[32];
-        snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        snprintf(buf, sizeof buf, "%.0f", json_number_value(v));
         return strdup(buf);
     }
     return NULL;
