@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "../db/registry.h"
+#include "../util/log.h"
 
 const char *ld_req_param(ld_req *r, const char *name)
 {
@@ -96,12 +97,56 @@ void ld_req_free(ld_req *r)
     free(r);
 }
 
+const char *ld_method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "?";
+    }
+}
+
+/* One line per request at debug level. The path is rebuilt from its segments so the webhook's
+ * key segment can be masked: keys never reach a log. */
+static void log_request(ld_req *r, int status)
+{
+    char path[512] = "";
+    size_t o = 0;
+    bool webhook = r->nsegs > 0 && !strcmp(r->segs[0], "webhook-ingestion");
+    for (size_t i = 0; i < r->nsegs && o < sizeof path - 1; i++) {
+        const char *seg = webhook && i == 2 ? "***" : r->segs[i];
+        int n = snprintf(path + o, sizeof path - o, "/%s", seg);
+        if (n < 0) break;
+        o += (size_t)n;
+    }
+    ld_log(LD_LOG_DEBUG, r->db_name[0] ? r->db_name : "http", "%s %s -> %d (%s)",
+           ld_method_name(r->method), o ? path : "/", status, r->client_addr);
+}
+
 static void send_reply(ld_req *r, int status, const char *content_type, struct evbuffer *buf)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "Cache-Control", "no-store");
     if (r->node->shutting_down) evhttp_add_header(h, "Connection", "close");
+    if (ld_log_get_level() >= LD_LOG_DEBUG) log_request(r, status);
     evhttp_send_reply(r->ev, status, NULL, buf);
     ld_req_free(r);
 }

@@ -33,6 +33,9 @@ typedef struct ld_req {
     size_t api_key_len;
 } ld_req;
 
+/* "GET", "POST", ... */
+const char *ld_method_name(enum evhttp_cmd_type m);
+
 /* A query parameter's value, or NULL. */
 const char *ld_req_param(ld_req *r, const char *name);
 

@@ -42,32 +42,6 @@ static const route routes[] = {
     {M_POST, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook},
 };
 
-static const char *method_name(enum evhttp_cmd_type m)
-{
-    switch (m) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_TRACE:
-        return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-        return "CONNECT";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    default:
-        return "?";
-    }
-}
-
 static bool pattern_matches(const route *rt, ld_req *r)
 {
     size_t i = 0;
@@ -90,7 +64,7 @@ static bool split_path(ld_req *r, const char *path)
         const char *end = strchr(p, '/');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         if (r->nsegs == LD_MAX_SEGS) {
-            ld_reply_error(r, 404, "No route for %s %s.", method_name(r->method), path);
+            ld_reply_error(r, 404, "No route for %s %s.", ld_method_name(r->method), path);
             return false;
         }
         char *raw = strndup(p, n);
@@ -157,7 +131,7 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
         allowed |= routes[i].methods;
     }
     if (!allowed) {
-        ld_reply_error(r, 404, "No route for %s %s.", method_name(r->method), path);
+        ld_reply_error(r, 404, "No route for %s %s.", ld_method_name(r->method), path);
         return;
     }
     char allow[64] = "";
@@ -165,9 +139,9 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
     for (size_t i = 0; i < 4; i++)
         if (allowed & order[i]) {
             if (allow[0]) strcat(allow, ", ");
-            strcat(allow, method_name((enum evhttp_cmd_type)order[i]));
+            strcat(allow, ld_method_name((enum evhttp_cmd_type)order[i]));
         }
     evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);
-    ld_reply_error(r, 405, "Method %s is not allowed on %s; allowed: %s.", method_name(r->method),
-                   path, allow);
+    ld_reply_error(r, 405, "Method %s is not allowed on %s; allowed: %s.",
+                   ld_method_name(r->method), path, allow);
 }
