@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -317,6 +319,7 @@ int main(int argc, char **argv)
     ld_node *n = &node;
     int rc = 1;
     bool store_up = false, auth_up = false, reg_up = false;
+    int lock_fd = -1;
     if (!ld_config_load(&n->cfg, config_path, environ, &ov, err, sizeof err)) {
         ld_log_error("%s", err);
         return 1;
@@ -334,6 +337,18 @@ int main(int argc, char **argv)
     }
     if (mkdir_p(n->db_dir) != 0) {
         ld_log_error("cannot create %s: %s", n->db_dir, strerror(errno));
+        goto out;
+    }
+    /* One litedistd per data directory: two would both write the same databases (SQLite in WAL
+     * mode lets two processes open a file, and each would run its own writer). The lock dies
+     * with the process, so a kill -9 never leaves a stale lock behind. */
+    char lock_path[PATH_MAX];
+    snprintf(lock_path, sizeof lock_path, "%s/litedistd.lock", n->data_dir);
+    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        ld_log_error("data directory %s is in use by another litedistd (%s): stop it, or give "
+                     "this node its own Node.DataDirectory",
+                     n->data_dir, lock_fd < 0 ? strerror(errno) : "locked");
         goto out;
     }
     if (!load_node_id(n) || !check_default_keys(n)) goto out;
@@ -430,5 +445,6 @@ out:
     free(n->data_dir);
     free(n->db_dir);
     ld_config_free(&n->cfg);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }
