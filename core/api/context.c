@@ -37,6 +37,20 @@ static const char *trim(const char *s, size_t *len)
     return s;
 }
 
+/* Sets r->api_key to the trimmed key; replies 401 when it is missing or blank. */
+static bool take_key(ld_req *r, const char *raw)
+{
+    size_t klen = 0;
+    const char *key = raw ? trim(raw, &klen) : NULL;
+    if (!key || !klen) {
+        ld_reply_error(r, 401, "ApiKey header is required.");
+        return false;
+    }
+    r->api_key = key;
+    r->api_key_len = klen;
+    return true;
+}
+
 /* Replies for a chain answer other than ALLOW. */
 static void reply_refusal(ld_req *r, ld_auth_result res, const char *deny_fmt, const char *arg)
 {
@@ -87,15 +101,7 @@ bool ld_api_begin_with(ld_req *r, const char *db_raw, const char *key_raw, uint3
                        "letters, numbers, '-' or '_' only.");
         return false;
     }
-    size_t klen = 0;
-    const char *key = key_raw ? trim(key_raw, &klen) : NULL;
-    if (!key || !klen) {
-        ld_reply_error(r, 401, "ApiKey header is required.");
-        return false;
-    }
-    r->api_key = key;
-    r->api_key_len = klen;
-
+    if (!take_key(r, key_raw)) return false;
     ld_auth_result res = ask(r, r->db_name, 0);
     if (res != LD_AUTHZ_ALLOW) {
         reply_refusal(r, res, "ApiKey does not have access to database '%s'.", r->db_name);
@@ -144,15 +150,7 @@ bool ld_api_open(ld_req *r, uint32_t roles)
 bool ld_api_authorize(ld_req *r, const char *db, uint32_t roles)
 {
     struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
-    const char *raw = evhttp_find_header(h, "ApiKey");
-    size_t klen = 0;
-    const char *key = raw ? trim(raw, &klen) : NULL;
-    if (!key || !klen) {
-        ld_reply_error(r, 401, "ApiKey header is required.");
-        return false;
-    }
-    r->api_key = key;
-    r->api_key_len = klen;
+    if (!take_key(r, evhttp_find_header(h, "ApiKey"))) return false;
     ld_auth_result res = ask(r, db, 0);
     if (res != LD_AUTHZ_ALLOW) {
         if (db)

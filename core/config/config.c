@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../util/log.h"
+#include "../util/strutil.h"
 
 #define ENV_PREFIX "LITEDIST_"
 
@@ -80,16 +81,6 @@ static const sectiondef sections[] = {
     {"Studio", studio_keys}, {NULL, NULL},
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Environment overrides
  * ------------------------------------------------------------------------------------------- */
@@ -144,13 +135,13 @@ bool ld_config_apply_env(json_t *root, const char *path, const char *value, char
         bool last = i + 1 == n;
         size_t idx;
         if (!segs[i][0]) {
-            set_err(err, errlen, "environment %s%s: empty path segment", ENV_PREFIX, path);
+            ld_set_err(err, errlen, "environment %s%s: empty path segment", ENV_PREFIX, path);
             goto out;
         }
         if (json_is_array(cur) && parse_index(segs[i], &idx)) {
             if (idx > json_array_size(cur)) {
-                set_err(err, errlen, "environment %s%s: index %zu is past the end", ENV_PREFIX,
-                        path, idx);
+                ld_set_err(err, errlen, "environment %s%s: index %zu is past the end", ENV_PREFIX,
+                           path, idx);
                 goto out;
             }
             if (last) {
@@ -170,8 +161,8 @@ bool ld_config_apply_env(json_t *root, const char *path, const char *value, char
             continue;
         }
         if (!json_is_object(cur)) {
-            set_err(err, errlen, "environment %s%s: %s is not an object", ENV_PREFIX, path,
-                    segs[i]);
+            ld_set_err(err, errlen, "environment %s%s: %s is not an object", ENV_PREFIX, path,
+                       segs[i]);
             goto out;
         }
         const char *key = NULL;
@@ -276,7 +267,7 @@ static bool get_str(json_t *sec, const char *sname, const char *key, const char 
             snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
             s = buf;
         } else {
-            set_err(err, errlen, "%s.%s must be a string", sname, key);
+            ld_set_err(err, errlen, "%s.%s must be a string", sname, key);
             return false;
         }
     }
@@ -298,17 +289,17 @@ static bool get_int(json_t *sec, const char *sname, const char *key, long long d
             errno = 0;
             x = strtoll(json_string_value(v), &end, 10);
             if (errno || *end || end == json_string_value(v)) {
-                set_err(err, errlen, "%s.%s must be an integer", sname, key);
+                ld_set_err(err, errlen, "%s.%s must be an integer", sname, key);
                 return false;
             }
         } else {
-            set_err(err, errlen, "%s.%s must be an integer", sname, key);
+            ld_set_err(err, errlen, "%s.%s must be an integer", sname, key);
             return false;
         }
     }
     if (x < min || x > max) {
-        set_err(err, errlen, "%s.%s must be between %lld and %lld (got %lld)", sname, key, min, max,
-                x);
+        ld_set_err(err, errlen, "%s.%s must be between %lld and %lld (got %lld)", sname, key, min,
+                   max, x);
         return false;
     }
     *out = x;
@@ -330,7 +321,7 @@ static bool get_bool(json_t *sec, const char *sname, const char *key, bool def, 
         *out = !strcasecmp(json_string_value(v), "true");
         return true;
     }
-    set_err(err, errlen, "%s.%s must be true or false", sname, key);
+    ld_set_err(err, errlen, "%s.%s must be true or false", sname, key);
     return false;
 }
 
@@ -352,7 +343,7 @@ static bool get_str_list(json_t *sec, const char *sname, const char *key, const 
         return true;
     }
     if (!json_is_array(v)) {
-        set_err(err, errlen, "%s.%s must be an array of strings", sname, key);
+        ld_set_err(err, errlen, "%s.%s must be an array of strings", sname, key);
         return false;
     }
     size_t cnt = json_array_size(v);
@@ -361,7 +352,7 @@ static bool get_str_list(json_t *sec, const char *sname, const char *key, const 
     for (size_t i = 0; i < cnt; i++) {
         json_t *e = json_array_get(v, i);
         if (!json_is_string(e)) {
-            set_err(err, errlen, "%s.%s[%zu] must be a string", sname, key, i);
+            ld_set_err(err, errlen, "%s.%s[%zu] must be a string", sname, key, i);
             return false;
         }
         if (!((*out)[i] = strdup(json_string_value(e)))) return false;
@@ -398,12 +389,12 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
              * key: keep only the reason. */
             char *near = strstr(jerr.text, " near '");
             if (near) *near = '\0';
-            set_err(err, errlen, "config file %s: %s (line %d, column %d)", path, jerr.text,
-                    jerr.line, jerr.column);
+            ld_set_err(err, errlen, "config file %s: %s (line %d, column %d)", path, jerr.text,
+                       jerr.line, jerr.column);
             return false;
         }
         if (!json_is_object(cfg->root)) {
-            set_err(err, errlen, "config file %s: the top level must be a JSON object", path);
+            ld_set_err(err, errlen, "config file %s: the top level must be a JSON object", path);
             goto fail;
         }
         if (!(cfg->source_path = strdup(path))) goto nomem;
@@ -438,7 +429,7 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
                 continue;
             }
             if (!json_is_object(v)) {
-                set_err(err, errlen, "config: %s must be an object", s->name);
+                ld_set_err(err, errlen, "config: %s must be an object", s->name);
                 goto fail;
             }
             if (strcmp(s->name, k) != 0) {
@@ -475,7 +466,7 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     cfg->log_level = ld_log_level_parse(level);
     free(level);
     if (cfg->log_level < 0) {
-        set_err(err, errlen, "Node.LogLevel must be one of error, warn, info, debug");
+        ld_set_err(err, errlen, "Node.LogLevel must be one of error, warn, info, debug");
         goto fail;
     }
     if (!get_int(node, "Node", "Port", 1446, 0, 65535, &x, err, errlen)) goto fail;
@@ -502,7 +493,7 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
                       &cfg->n_auth_plugins, err, errlen))
         goto fail;
     if (cfg->n_auth_plugins == 0) {
-        set_err(err, errlen, "Auth.Plugins is empty: at least one auth plugin is required");
+        ld_set_err(err, errlen, "Auth.Plugins is empty: at least one auth plugin is required");
         goto fail;
     }
     if (!(cfg->auth_json = section_text(auth))) goto nomem;
@@ -522,13 +513,13 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
         }
     }
     if (!cfg->data_dir[0]) {
-        set_err(err, errlen, "Node.DataDirectory is empty");
+        ld_set_err(err, errlen, "Node.DataDirectory is empty");
         goto fail;
     }
     return true;
 
 nomem:
-    set_err(err, errlen, "config: out of memory");
+    ld_set_err(err, errlen, "config: out of memory");
 fail:
     ld_config_free(cfg);
     return false;

@@ -12,20 +12,11 @@
 #include <unistd.h>
 
 #include "../util/log.h"
+#include "../util/strutil.h"
 
 #ifndef LD_PLUGIN_INSTALL_DIR
 #define LD_PLUGIN_INSTALL_DIR "/usr/local/lib/litedist/plugins"
 #endif
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *kind_name(int32_t kind)
 {
@@ -70,11 +61,11 @@ char *ld_plugin_resolve(const char *name, const char *plugin_dir, int32_t kind, 
         snprintf(path, sizeof path, "%s/%s%s.so", dirs[d], prefix, name);
         if (access(path, R_OK) == 0) return strdup(path);
     }
-    set_err(err, errlen,
-            "%s plugin '%s' not found (looked for %s.so and %s%s.so in %s); set "
-            "Node.PluginDirectory or give a path to the .so",
-            kind_name(kind), name, name, prefix, name,
-            plugin_dir ? plugin_dir : (exe_plugins[0] ? exe_plugins : LD_PLUGIN_INSTALL_DIR));
+    ld_set_err(err, errlen,
+               "%s plugin '%s' not found (looked for %s.so and %s%s.so in %s); set "
+               "Node.PluginDirectory or give a path to the .so",
+               kind_name(kind), name, name, prefix, name,
+               plugin_dir ? plugin_dir : (exe_plugins[0] ? exe_plugins : LD_PLUGIN_INSTALL_DIR));
     return NULL;
 }
 
@@ -94,17 +85,19 @@ static bool check_ops_header(const char *path, const void *ops, uint32_t min_siz
 {
     const uint32_t *hdr = ops;
     if (hdr[0] != LD_ABI_MAJOR) {
-        set_err(err, errlen,
-                "plugin %s: operations table has ABI %u.%u, litedistd speaks %d.0-%d.%d; rebuild "
-                "it against include/litedist of %d.x",
-                path, hdr[0], hdr[1], LD_ABI_MAJOR, LD_ABI_MAJOR, LD_ABI_MINOR, LD_ABI_MAJOR);
+        ld_set_err(
+            err, errlen,
+            "plugin %s: operations table has ABI %u.%u, litedistd speaks %d.0-%d.%d; rebuild "
+            "it against include/litedist of %d.x",
+            path, hdr[0], hdr[1], LD_ABI_MAJOR, LD_ABI_MAJOR, LD_ABI_MINOR, LD_ABI_MAJOR);
         return false;
     }
     if (hdr[2] < min_size) {
-        set_err(err, errlen,
-                "plugin %s: operations table struct_size is %u bytes, ABI %d.0 needs at least %u; "
-                "the plugin was built against a damaged or foreign header",
-                path, hdr[2], LD_ABI_MAJOR, min_size);
+        ld_set_err(
+            err, errlen,
+            "plugin %s: operations table struct_size is %u bytes, ABI %d.0 needs at least %u; "
+            "the plugin was built against a damaged or foreign header",
+            path, hdr[2], LD_ABI_MAJOR, min_size);
         return false;
     }
     return true;
@@ -113,10 +106,10 @@ static bool check_ops_header(const char *path, const void *ops, uint32_t min_siz
 #define REQUIRE(ops, field)                                                                        \
     do {                                                                                           \
         if (!(ops)->field) {                                                                       \
-            set_err(err, errlen,                                                                   \
-                    "plugin %s: required function '" #field "' is NULL; implement it (see "        \
-                    "include/litedist)",                                                           \
-                    path);                                                                         \
+            ld_set_err(err, errlen,                                                                \
+                       "plugin %s: required function '" #field "' is NULL; implement it (see "     \
+                       "include/litedist)",                                                        \
+                       path);                                                                      \
             return false;                                                                          \
         }                                                                                          \
     } while (0)
@@ -124,9 +117,9 @@ static bool check_ops_header(const char *path, const void *ops, uint32_t min_siz
 #define PAIR(ops, a, b)                                                                            \
     do {                                                                                           \
         if (!(ops)->a != !(ops)->b) {                                                              \
-            set_err(err, errlen,                                                                   \
-                    "plugin %s: '" #a "' and '" #b "' come as a pair, but only '%s' is set", path, \
-                    (ops)->a ? #a : #b);                                                           \
+            ld_set_err(err, errlen,                                                                \
+                       "plugin %s: '" #a "' and '" #b "' come as a pair, but only '%s' is set",    \
+                       path, (ops)->a ? #a : #b);                                                  \
             return false;                                                                          \
         }                                                                                          \
     } while (0)
@@ -170,14 +163,14 @@ ld_status ld_plugin_load(const char *path, int32_t kind, const char *config_json
     *out = NULL;
     ld_plugin *p = calloc(1, sizeof *p);
     if (!p) {
-        set_err(err, errlen, "plugin %s: out of memory", path);
+        ld_set_err(err, errlen, "plugin %s: out of memory", path);
         return LD_NOMEM;
     }
     p->path = strdup(path);
     p->config_json = strdup(config_json ? config_json : "{}");
     p->data_dir = strdup(data_dir ? data_dir : ".");
     if (!p->path || !p->config_json || !p->data_dir) {
-        set_err(err, errlen, "plugin %s: out of memory", path);
+        ld_set_err(err, errlen, "plugin %s: out of memory", path);
         ld_plugin_free(p);
         return LD_NOMEM;
     }
@@ -190,56 +183,56 @@ ld_status ld_plugin_load(const char *path, int32_t kind, const char *config_json
     dlerror();
     p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!p->dl) {
-        set_err(err, errlen, "plugin %s: cannot load: %s", path, dlerror());
+        ld_set_err(err, errlen, "plugin %s: cannot load: %s", path, dlerror());
         goto refuse;
     }
     ld_plugin_entry_fn entry;
     *(void **)&entry = dlsym(p->dl, LD_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
-        set_err(err, errlen,
-                "plugin %s: no '%s' symbol; a litedist plugin defines it with "
-                "LD_PLUGIN_ENTRY(fn) from <litedist/plugin.h>",
-                path, LD_PLUGIN_ENTRY_SYMBOL);
+        ld_set_err(err, errlen,
+                   "plugin %s: no '%s' symbol; a litedist plugin defines it with "
+                   "LD_PLUGIN_ENTRY(fn) from <litedist/plugin.h>",
+                   path, LD_PLUGIN_ENTRY_SYMBOL);
         goto refuse;
     }
     const ld_plugin_descriptor *d = entry(&p->host);
     if (!d) {
-        set_err(err, errlen, "plugin %s: its entry point refused to load (see its log lines)",
-                path);
+        ld_set_err(err, errlen, "plugin %s: its entry point refused to load (see its log lines)",
+                   path);
         goto refuse;
     }
     /* PostgreSQL's magic-block rule: the major first, nothing else on a mismatch. */
     if (d->abi_major != LD_ABI_MAJOR) {
-        set_err(err, errlen,
-                "plugin %s: ABI %u.%u, litedistd speaks %d.0-%d.%d; rebuild it against "
-                "include/litedist of %d.x",
-                path, d->abi_major, d->abi_minor, LD_ABI_MAJOR, LD_ABI_MAJOR, LD_ABI_MINOR,
-                LD_ABI_MAJOR);
+        ld_set_err(err, errlen,
+                   "plugin %s: ABI %u.%u, litedistd speaks %d.0-%d.%d; rebuild it against "
+                   "include/litedist of %d.x",
+                   path, d->abi_major, d->abi_minor, LD_ABI_MAJOR, LD_ABI_MAJOR, LD_ABI_MINOR,
+                   LD_ABI_MAJOR);
         goto refuse;
     }
     if (d->struct_size < sizeof(ld_plugin_descriptor)) {
-        set_err(err, errlen,
-                "plugin %s: descriptor struct_size is %u bytes, ABI %d.0 needs %zu; rebuild it "
-                "against include/litedist of %d.x",
-                path, d->struct_size, LD_ABI_MAJOR, sizeof(ld_plugin_descriptor), LD_ABI_MAJOR);
+        ld_set_err(err, errlen,
+                   "plugin %s: descriptor struct_size is %u bytes, ABI %d.0 needs %zu; rebuild it "
+                   "against include/litedist of %d.x",
+                   path, d->struct_size, LD_ABI_MAJOR, sizeof(ld_plugin_descriptor), LD_ABI_MAJOR);
         goto refuse;
     }
     if (d->kind != kind) {
-        set_err(err, errlen,
-                "plugin %s: is of kind '%s' (%d) but was configured as kind '%s'; check "
-                "Storage.Plugin and Auth.Plugins",
-                path, kind_name(d->kind), d->kind, kind_name(kind));
+        ld_set_err(err, errlen,
+                   "plugin %s: is of kind '%s' (%d) but was configured as kind '%s'; check "
+                   "Storage.Plugin and Auth.Plugins",
+                   path, kind_name(d->kind), d->kind, kind_name(kind));
         goto refuse;
     }
     if (!d->ops || !d->name || !d->name[0]) {
-        set_err(err, errlen, "plugin %s: descriptor has no %s", path, d->ops ? "name" : "ops");
+        ld_set_err(err, errlen, "plugin %s: descriptor has no %s", path, d->ops ? "name" : "ops");
         goto refuse;
     }
     if (kind == LD_PLUGIN_KIND_STORAGE ? !check_storage(path, d->ops, err, errlen)
                                        : !check_auth(path, d->ops, err, errlen))
         goto refuse;
     if (!(p->name = strdup(d->name))) {
-        set_err(err, errlen, "plugin %s: out of memory", path);
+        ld_set_err(err, errlen, "plugin %s: out of memory", path);
         goto refuse;
     }
     p->desc = d;
@@ -257,13 +250,13 @@ int ld_plugin_print_info(const char *path, char *err, size_t errlen)
 {
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
-        set_err(err, errlen, "plugin %s: cannot load: %s", path, dlerror());
+        ld_set_err(err, errlen, "plugin %s: cannot load: %s", path, dlerror());
         return 1;
     }
     ld_plugin_entry_fn entry;
     *(void **)&entry = dlsym(dl, LD_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
-        set_err(err, errlen, "plugin %s: no '%s' symbol", path, LD_PLUGIN_ENTRY_SYMBOL);
+        ld_set_err(err, errlen, "plugin %s: no '%s' symbol", path, LD_PLUGIN_ENTRY_SYMBOL);
         return 1;
     }
     ld_plugin tmp = {0};
@@ -275,7 +268,7 @@ int ld_plugin_print_info(const char *path, char *err, size_t errlen)
     tmp.host.host_private = &tmp;
     const ld_plugin_descriptor *d = entry(&tmp.host);
     if (!d) {
-        set_err(err, errlen, "plugin %s: its entry point returned no descriptor", path);
+        ld_set_err(err, errlen, "plugin %s: its entry point returned no descriptor", path);
         return 1;
     }
     printf("file:        %s\n", path);
