@@ -41,7 +41,9 @@ typedef struct ld_node {
     uint64_t started_ms;
     int inflight; /* requests waiting for a writer; loop thread only */
     bool shutting_down;
+    uint64_t shutdown_started_ms;
     uint64_t shutdown_deadline_ms;
+    uint64_t last_request_ms; /* monotonic; when the router last saw a request (loop thread) */
     struct event *sig_int, *sig_term, *shutdown_timer;
 } ld_node;
 

@@ -30,7 +30,7 @@ void ld_api_databases_list(ld_req *r)
 void ld_api_databases_delete(ld_req *r)
 {
     char name[LD_DB_NAME_MAX + 1];
-    if (!ld_db_name_normalize(r->segs[2], name)) {
+    if (!ld_req_seg_is_text(r, 2) || !ld_db_name_normalize(r->segs[2], name)) {
         ld_reply_error(r, 400,
                        "Database name contains invalid characters. Use lowercase "
                        "letters, numbers, '-' or '_' only.");

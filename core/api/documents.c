@@ -1,6 +1,7 @@
 /* The document API of the contract: list collections, list/get/upsert/replace/delete documents,
- * register a collection. Reads run on the loop in short read transactions; writes go to the
- * database's writer and are answered after their commit. */
+ * register a collection. Reads run on the loop in short read transactions and never create a
+ * database (a missing one reads as empty: GETs with made-up names must not make files); writes
+ * go to the database's writer and are answered after their commit. */
 #include "api.h"
 
 #include <stdlib.h>
@@ -123,9 +124,13 @@ static int cmp_ci(const void *a, const void *b)
 
 void ld_api_collections_list(ld_req *r)
 {
-    if (!ld_api_open(r, LD_ROLE_READ_DOCUMENT)) return;
+    if (!ld_api_begin(r, LD_ROLE_READ_DOCUMENT)) return;
     names_ctx nc = {0};
     if (!ld_req_param_bool(r, "includeSystemCollections", false, &nc.include_system)) return;
+    if (!r->db) { /* reads never create a database: it has no collections yet */
+        ld_reply_json(r, 200, json_array());
+        return;
+    }
     ld_status st = ld_db_scan_collections(r->db, collect_name, &nc);
     json_t *arr = json_array();
     if (st == LD_OK && !nc.oom && arr) {
@@ -179,7 +184,10 @@ void ld_api_docs_list(ld_req *r)
     if (skip < 0) skip = 0;
     if (take < 1) take = 1;
     if (take > TAKE_MAX) take = TAKE_MAX;
-    if (!ld_api_ensure_db(r)) return;
+    if (!r->db) {
+        ld_reply_json(r, 200, json_array());
+        return;
+    }
     lc.out = evbuffer_new();
     if (!lc.out || evbuffer_add(lc.out, "[", 1) != 0) {
         if (lc.out) evbuffer_free(lc.out);
@@ -206,11 +214,11 @@ void ld_api_doc_get(ld_req *r)
         return;
     bool include_reserved;
     if (!ld_req_param_bool(r, "includeReservedFields", false, &include_reserved)) return;
-    if (!ld_api_ensure_db(r)) return;
-    uint8_t *buf;
+    uint8_t *buf = NULL;
     ld_doc_rec rec;
-    ld_status st =
-        ld_db_get_doc(r->db, r->segs[2], r->seg_lens[2], r->segs[3], r->seg_lens[3], &buf, &rec);
+    ld_status st = !r->db ? LD_NOT_FOUND
+                          : ld_db_get_doc(r->db, r->segs[2], r->seg_lens[2], r->segs[3],
+                                          r->seg_lens[3], &buf, &rec);
     if (st == LD_NOT_FOUND || (st == LD_OK && (rec.flags & LD_REC_TOMBSTONE))) {
         free(buf);
         ld_reply_error(r, 404, "Document '%s/%s' was not found.", r->segs[2], r->segs[3]);

@@ -76,7 +76,9 @@ static char *entity_id(json_t *data, json_t *body)
         }
     }
     if (!v || !(json_is_string(v) || is_integral(v))) v = get_ci(body, "primaryKey");
-    if (json_is_string(v)) return strdup(json_string_value(v));
+    if (json_is_string(v)) /* an id with a NUL byte becomes "", which fails validation */
+        return strdup(strlen(json_string_value(v)) == json_string_length(v) ? json_string_value(v)
+                                                                            : "");
     if (is_integral(v)) {
         char buf[32];
         snprintf(buf, sizeof buf, "%.0f", json_number_value(v));
@@ -87,6 +89,17 @@ static char *entity_id(json_t *data, json_t *body)
 
 void ld_api_webhook(ld_req *r)
 {
+    /* Path segments may hold NUL bytes; as C strings they would be silently cut short. */
+    if (!ld_req_seg_is_text(r, 1)) {
+        ld_reply_error(r, 400,
+                       "Database name contains invalid characters. Use lowercase "
+                       "letters, numbers, '-' or '_' only.");
+        return;
+    }
+    if (!ld_req_seg_is_text(r, 2)) {
+        ld_reply_error(r, 401, "ApiKey is invalid.");
+        return;
+    }
     if (!ld_api_begin_with(r, r->segs[1], r->segs[2], 0)) return;
     size_t len;
     char *text = ld_req_body(r, &len);
@@ -120,7 +133,10 @@ void ld_api_webhook(ld_req *r)
         ld_reply_error(r, 400, "Invalid collection name.");
         goto out;
     }
-    const char *act = json_is_string(action) ? json_string_value(action) : "";
+    const char *act =
+        json_is_string(action) && strlen(json_string_value(action)) == json_string_length(action)
+            ? json_string_value(action)
+            : "";
     bool is_delete = !strcasecmp(act, "Delete");
     if (!is_delete && strcasecmp(act, "Add") != 0 && strcasecmp(act, "Update") != 0) {
         ld_reply_error(r, 400, "Unsupported action '%s'. Use Add, Update or Delete.", act);

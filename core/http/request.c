@@ -14,6 +14,11 @@
 #include "../db/registry.h"
 #include "../util/log.h"
 
+bool ld_req_seg_is_text(const ld_req *r, size_t i)
+{
+    return i < r->nsegs && strlen(r->segs[i]) == r->seg_lens[i];
+}
+
 const char *ld_req_param(ld_req *r, const char *name)
 {
     return evhttp_find_header(&r->query, name);
@@ -77,7 +82,7 @@ json_t *ld_req_json(ld_req *r)
     char *body = ld_req_body(r, &len);
     if (!body) return NULL;
     json_error_t err;
-    json_t *j = json_loadb(body, len, JSON_DECODE_ANY, &err);
+    json_t *j = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     free(body);
     if (!j) {
         ld_reply_error(r, 400, "Request body is not valid JSON: %s (line %d, column %d).", err.text,

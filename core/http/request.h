@@ -36,6 +36,9 @@ typedef struct ld_req {
 /* "GET", "POST", ... */
 const char *ld_method_name(enum evhttp_cmd_type m);
 
+/* True when path segment i holds no NUL byte, so it may be used as a C string. */
+bool ld_req_seg_is_text(const ld_req *r, size_t i);
+
 /* A query parameter's value, or NULL. */
 const char *ld_req_param(ld_req *r, const char *name);
 

@@ -1,5 +1,6 @@
-/* The route table and dispatch (see router.h). Paths are split into percent-decoded segments;
- * a segment that decodes to a NUL byte or to "." / ".." is refused before any handler runs. */
+/* The route table and dispatch (see router.h). Paths are split into percent-decoded segments
+ * kept with their lengths: a segment may hold any byte ("%00", ".."), and each handler
+ * validates its parameters (names, ids) by length, never as C strings first. */
 #include "router.h"
 
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "../api/api.h"
 #include "../util/log.h"
+#include "../util/timeutil.h"
 #include "request.h"
 
 #define M_GET    EVHTTP_REQ_GET
@@ -75,11 +77,6 @@ static bool split_path(ld_req *r, const char *path)
             ld_reply_error(r, 500, "Out of memory.");
             return false;
         }
-        if (strlen(dec) != dlen || !strcmp(dec, ".") || !strcmp(dec, "..")) {
-            free(dec);
-            ld_reply_error(r, 400, "The request path contains an invalid segment.");
-            return false;
-        }
         r->segs[r->nsegs] = dec;
         r->seg_lens[r->nsegs++] = dlen;
         p += n;
@@ -92,6 +89,7 @@ static bool split_path(ld_req *r, const char *path)
 void ld_router_handle(struct evhttp_request *ev, void *arg)
 {
     ld_node *node = arg;
+    node->last_request_ms = ld_mono_ms();
     ld_req *r = calloc(1, sizeof *r);
     if (!r) {
         evhttp_send_error(ev, 500, NULL);

@@ -274,7 +274,13 @@ int ld_plugin_print_info(const char *path, char *err, size_t errlen)
     printf("file:        %s\n", path);
     printf("abi:         %u.%u (litedistd speaks %d.0-%d.%d)\n", d->abi_major, d->abi_minor,
            LD_ABI_MAJOR, LD_ABI_MAJOR, LD_ABI_MINOR);
-    if (d->abi_major != LD_ABI_MAJOR) return 1;
+    if (d->abi_major != LD_ABI_MAJOR) {
+        ld_set_err(err, errlen,
+                   "plugin %s: ABI %u.%u cannot be loaded by litedistd (ABI %d.x); rebuild it "
+                   "against include/litedist of %d.x",
+                   path, d->abi_major, d->abi_minor, LD_ABI_MAJOR, LD_ABI_MAJOR);
+        return 1;
+    }
     printf("kind:        %s\n", kind_name(d->kind));
     printf("name:        %s\n", d->name ? d->name : "(none)");
     printf("version:     %s\n", d->version ? d->version : "(none)");

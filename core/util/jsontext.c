@@ -7,7 +7,7 @@
 
 json_t *ld_json_parse(const char *text, size_t len, json_error_t *err)
 {
-    return json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, err);
+    return json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, err);
 }
 
 static size_t skip_ws(const char *s, size_t i, size_t len)
@@ -77,7 +77,8 @@ char *ld_json_rewrite_object(const char *text, size_t len, const char *prepend,
         if (text[i] != '"') goto bad;
         size_t kstart = i;
         size_t kend = skip_string(text, i, len);
-        json_t *key = json_loadb(text + kstart, kend - kstart, JSON_DECODE_ANY, NULL);
+        json_t *key =
+            json_loadb(text + kstart, kend - kstart, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         if (!json_is_string(key)) {
             json_decref(key);
             goto bad;
@@ -89,7 +90,9 @@ char *ld_json_rewrite_object(const char *text, size_t len, const char *prepend,
         }
         i = skip_ws(text, i + 1, len);
         size_t vend = skip_value(text, i, len);
-        bool dropped = drop && drop(json_string_value(key), ctx);
+        /* A key with an embedded NUL ("Id\u0000x") is never one of the names callers drop. */
+        bool text_key = strlen(json_string_value(key)) == json_string_length(key);
+        bool dropped = drop && text_key && drop(json_string_value(key), ctx);
         json_decref(key);
         if (!dropped) {
             if (!first) out[o++] = ',';
@@ -118,8 +121,10 @@ bool ld_json_member_span(const char *text, size_t len, const char *name, size_t 
     bool found = false;
     while (i < len && text[i] == '"') {
         size_t kend = skip_string(text, i, len);
-        json_t *key = json_loadb(text + i, kend - i, JSON_DECODE_ANY, NULL);
-        bool match = json_is_string(key) && strcasecmp(json_string_value(key), name) == 0;
+        json_t *key = json_loadb(text + i, kend - i, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        bool match = json_is_string(key) &&
+                     strlen(json_string_value(key)) == json_string_length(key) &&
+                     strcasecmp(json_string_value(key), name) == 0;
         json_decref(key);
         i = skip_ws(text, kend, len);
         if (i >= len || text[i] != ':') return false;
