@@ -27,7 +27,9 @@ run: build
 # Every test, then the unit and system tests again under AddressSanitizer + UBSan.
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j 2
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2 -L 'unit|storage|system'
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --output-on-failure -j 2 -L 'unit|storage|system'
 
 bench: build
 	bench/run
