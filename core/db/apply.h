@@ -7,7 +7,8 @@
 #include "database.h"
 #include "writer.h"
 
-/* Applies job in t, advancing *pending. Returns LD_OK with job->result set (a refused job
+/* Applies job (a PUT, DELETE or REGISTER; a custom job calls it once per document it changes,
+ * with a job of its own on the stack, freeing the job's payload after) in t, advancing *pending. Returns LD_OK with job->result set (a refused job
  * writes nothing), or a storage status when the transaction must be aborted. */
 ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job);
 

@@ -47,7 +47,8 @@ static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
     if (st != LD_OK) return st;
     for (size_t i = 0; i < n && st == LD_OK; i++) {
         reset_results(jobs[i]);
-        st = ld_apply_job(db, &t, &pending, jobs[i]);
+        st = jobs[i]->kind == LD_W_CUSTOM ? jobs[i]->apply(db, &t, &pending, jobs[i])
+                                          : ld_apply_job(db, &t, &pending, jobs[i]);
     }
     if (st == LD_OK) st = ld_apply_finish(db, &t, &pending);
     if (st != LD_OK) {

@@ -9,14 +9,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../storage/storage.h"
 #include "record.h"
 
 struct ld_db;
+struct ld_db_state;
+struct ld_wjob;
+
+/* A job that runs its own code inside the writer's transaction (LD_W_CUSTOM): a query statement
+ * touching many documents, a batch of replicated ops. It changes documents only through
+ * ld_apply_job (apply.h) so every change gets its op-log entry, digest and bookkeeping.
+ * Returns LD_OK with job->result set, having written nothing when it refuses, or a storage
+ * status to abort the transaction. It may run more than once (a failed group is retried job
+ * by job): it must reset whatever it set on an earlier run before it starts. */
+typedef ld_status (*ld_wapply_fn)(struct ld_db *db, ld_txn *t, struct ld_db_state *pending,
+                                  struct ld_wjob *job);
 
 typedef enum ld_wkind {
     LD_W_PUT,      /* upsert a document with the given JSON */
     LD_W_DELETE,   /* tombstone a document */
     LD_W_REGISTER, /* create an (empty) collection */
+    LD_W_CUSTOM,   /* job->apply runs in the transaction (see ld_wapply_fn) */
 } ld_wkind;
 
 /* Outcome of a job, set by the writer. */
@@ -41,6 +54,8 @@ typedef struct ld_wjob {
     char pv[64];       /* as given (compared case-insensitively to the version hex) */
     bool may_create;   /* the key may write a new id (WRITE_DOCUMENT) */
     bool may_update;   /* the key may replace a live id (UPDATE_DOCUMENT) */
+    ld_wapply_fn apply; /* LD_W_CUSTOM only */
+    void *ctx;          /* apply's state: owned by the submitter, not freed by ld_wjob_free */
 
     /* Results */
     ld_wresult result;
