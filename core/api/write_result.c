@@ -32,7 +32,7 @@ json_t *ld_write_result_json(const ld_wjob *job, const char *node_id)
         json_object_set_new(op, "EntityId", json_string(job->id)) ||
         json_object_set_new(op, "OperationType", json_integer(job->op_type)) ||
         json_object_set_new(op, "Payload", json_stringn(payload, payload_len)) ||
-        json_object_set_new(op, "Sequence", json_integer((json_int_t)job->seq)) ||
+        json_object_set_new(op, "Sequence", json_integer((json_int_t)job->origin_seq)) ||
         json_object_set_new(op, "LogSequence", json_integer((json_int_t)job->seq)) ||
         json_object_set_new(op, "GlobalSequence", json_null()) ||
         json_object_set_new(op, "ParentVersion",

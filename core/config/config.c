@@ -39,14 +39,17 @@ static const keydef node_keys[] = {
     {"AllowDefaultKeys", true},
     {"ShutdownTimeoutSeconds", true},
     {"WriterBatchMax", true},
+    {"SeedPeers", true},
+    {"ReplicationBatchSize", true},
+    {"ReplicationBatchBytes", true},
+    {"ReplicationPeerConcurrency", true},
+    {"ReplicationTimeoutSeconds", true},
+    {"AntiEntropyIntervalSeconds", true},
+    {"ConflictResolutionPolicy", true},
+    {"MaxClockSkewSeconds", true},
     /* Replication, cache and pruning settings of the contract: accepted now so a config written
      * for the original loads, reported as unused until their component lands. */
-    {"SeedPeers", false},
-    {"ReplicationBatchSize", false},
-    {"ReplicationPeerConcurrency", false},
     {"ReplicationSignalAckTimeoutMilliseconds", false},
-    {"ConflictResolutionPolicy", false},
-    {"MaxClockSkewSeconds", false},
     {"OperationLogPruningEnabled", false},
     {"OperationLogRetentionDays", false},
     {"OperationLogRetainRecentOperations", false},
@@ -376,6 +379,63 @@ static json_t *section(json_t *root, const char *name)
     return json_is_object(s) ? s : NULL;
 }
 
+/* The replication settings of the contract (Node section); design.md §5 for their meaning. */
+static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t errlen)
+{
+    long long x;
+    if (!get_int(node, "Node", "ReplicationBatchSize", 1000, 1, 10000, &x, err, errlen))
+        return false;
+    cfg->repl_batch_size = (int)x;
+    if (!get_int(node, "Node", "ReplicationBatchBytes", 4 * 1024 * 1024, 64 * 1024,
+                 256LL * 1024 * 1024, &x, err, errlen))
+        return false;
+    cfg->repl_batch_bytes = (size_t)x;
+    if (!get_int(node, "Node", "ReplicationPeerConcurrency", 4, 1, 32, &x, err, errlen))
+        return false;
+    cfg->repl_peer_concurrency = (int)x;
+    if (!get_int(node, "Node", "ReplicationTimeoutSeconds", 10, 1, 600, &x, err, errlen))
+        return false;
+    cfg->repl_timeout_s = (int)x;
+    if (!get_int(node, "Node", "AntiEntropyIntervalSeconds", 60, 1, 86400, &x, err, errlen))
+        return false;
+    cfg->anti_entropy_s = (int)x;
+    if (!get_int(node, "Node", "MaxClockSkewSeconds", 60, 1, 86400 * 365, &x, err, errlen))
+        return false;
+    cfg->max_clock_skew_s = (int)x;
+
+    char *policy = NULL;
+    if (!get_str(node, "Node", "ConflictResolutionPolicy", "LastWriterWins", &policy, err, errlen))
+        return false;
+    bool ok = true;
+    if (strcasecmp(policy, "LastWriterWins") == 0)
+        cfg->conflict_policy = LD_POLICY_LWW;
+    else if (strcasecmp(policy, "ApplyIncoming") == 0)
+        cfg->conflict_policy = LD_POLICY_APPLY_INCOMING;
+    else if (strcasecmp(policy, "KeepLocal") == 0)
+        cfg->conflict_policy = LD_POLICY_KEEP_LOCAL;
+    else {
+        ld_set_err(err, errlen,
+                   "Node.ConflictResolutionPolicy must be LastWriterWins, ApplyIncoming or "
+                   "KeepLocal (got '%s')",
+                   policy);
+        ok = false;
+    }
+    free(policy);
+    if (!ok) return false;
+
+    /* SeedPeers: validated by the replication module, which owns peers; kept as JSON here. */
+    json_t *seeds = json_object_get(node, "SeedPeers");
+    if (seeds && !json_is_null(seeds)) {
+        if (!json_is_array(seeds)) {
+            ld_set_err(err, errlen,
+                       "Node.SeedPeers must be an array of {NodeId, BaseUrl, IsActive}");
+            return false;
+        }
+        cfg->seed_peers = json_incref(seeds);
+    }
+    return true;
+}
+
 bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
                     const ld_config_overrides *ov, char *err, size_t errlen)
 {
@@ -484,6 +544,7 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     cfg->writer_batch_max = (int)x;
     if (!get_bool(node, "Node", "AllowDefaultKeys", false, &cfg->allow_default_keys, err, errlen))
         goto fail;
+    if (!load_replication(cfg, node, err, errlen)) goto fail;
 
     if (!get_str(storage, "Storage", "Plugin", "sqlite", &cfg->storage_plugin, err, errlen))
         goto fail;
@@ -535,6 +596,7 @@ static void free_list(char **l, size_t n)
 void ld_config_free(ld_config *cfg)
 {
     if (cfg->root) json_decref(cfg->root);
+    if (cfg->seed_peers) json_decref(cfg->seed_peers);
     free(cfg->source_path);
     free(cfg->node_id);
     free(cfg->listen_address);

@@ -10,6 +10,12 @@
 
 #include <jansson.h>
 
+typedef enum ld_conflict_policy {
+    LD_POLICY_LWW,            /* LastWriterWins: greatest (hlc, origin) stamp wins; convergent */
+    LD_POLICY_APPLY_INCOMING, /* the original's default: whatever arrives last here; diverges */
+    LD_POLICY_KEEP_LOCAL,     /* keep any local record; diverges */
+} ld_conflict_policy;
+
 typedef struct ld_config {
     json_t *root;      /* the merged tree (file, then env), keys in canonical case; owned */
     char *source_path; /* the file read, or NULL */
@@ -27,6 +33,16 @@ typedef struct ld_config {
     bool allow_default_keys;
     int shutdown_timeout_s;
     int writer_batch_max;
+
+    /* Replication (Node section) */
+    json_t *seed_peers; /* Node.SeedPeers as given, or NULL; owned (a reference) */
+    int repl_batch_size;
+    size_t repl_batch_bytes;
+    int repl_peer_concurrency;
+    int repl_timeout_s;
+    int anti_entropy_s;
+    int max_clock_skew_s;
+    ld_conflict_policy conflict_policy;
 
     /* Storage */
     char *storage_plugin;

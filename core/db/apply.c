@@ -13,99 +13,86 @@ static void xor_digest(uint8_t *d, const uint8_t *t)
         d[i] ^= t[i];
 }
 
-static ld_status ensure_collection(ld_txn *t, const char *coll)
+static ld_status ensure_collection(ld_txn *t, const char *coll, size_t len)
 {
     const void *v;
     size_t vl;
-    ld_status st = ld_txn_get(t, LD_SPACE_COLLS, coll, strlen(coll), &v, &vl);
-    if (st == LD_NOT_FOUND) st = ld_txn_put(t, LD_SPACE_COLLS, coll, strlen(coll), "", 0);
+    ld_status st = ld_txn_get(t, LD_SPACE_COLLS, coll, len, &v, &vl);
+    if (st == LD_NOT_FOUND) st = ld_txn_put(t, LD_SPACE_COLLS, coll, len, "", 0);
     return st;
 }
 
-/* Writes the new record of coll/id and its op-log entry; updates the digest. */
-static ld_status write_op(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job,
-                          const uint8_t *key, size_t klen, const ld_doc_rec *old, ld_doc_rec *rec,
-                          const char *payload, size_t payload_len)
+/* Writes the new record of op's document, the op-log entry `op` at LogSequence `log_seq`, and the
+ * collection entry; moves the digest from old's term to rec's. */
+static ld_status write_op(ld_txn *t, ld_db_state *pending, const uint8_t *key, size_t klen,
+                          const ld_doc_rec *old, const ld_doc_rec *rec, const ld_op_rec *op,
+                          uint64_t log_seq)
 {
-    ld_db_env *env = db->env;
-    size_t coll_len = strlen(job->collection), id_len = strlen(job->id);
     uint8_t term[LD_DIGEST_LEN];
     if (old) {
-        ld_digest_term(job->collection, coll_len, job->id, id_len, old, term);
+        ld_digest_term(op->collection, op->collection_len, op->doc_id, op->doc_id_len, old, term);
         xor_digest(pending->digest, term);
     }
-    ld_digest_term(job->collection, coll_len, job->id, id_len, rec, term);
-    xor_digest(pending->digest, term);
-
-    size_t rlen;
-    uint8_t *rbuf = ld_doc_rec_encode(rec, &rlen);
-    if (!rbuf) return LD_NOMEM;
-    ld_status st = ld_txn_put(t, LD_SPACE_DOCS, key, klen, rbuf, rlen);
-    free(rbuf);
-    if (st != LD_OK) return st;
-
-    ld_op_rec op = {
-        .op_type = job->op_type,
-        .synced = 0,
-        .hlc = job->hlc,
-        .origin_seq = job->seq,
-        .expires_ms = rec->expires_ms,
-        .origin = env->node_id,
-        .origin_len = strlen(env->node_id),
-        .collection = job->collection,
-        .collection_len = coll_len,
-        .doc_id = job->id,
-        .doc_id_len = id_len,
-        .has_parent = job->had_version,
-        .payload = payload,
-        .payload_len = payload_len,
-    };
-    memcpy(op.id, job->op_id, LD_OP_ID_LEN);
-    memcpy(op.parent, job->prev_version, LD_OP_ID_LEN);
+    if (rec) {
+        ld_digest_term(op->collection, op->collection_len, op->doc_id, op->doc_id_len, rec, term);
+        xor_digest(pending->digest, term);
+        size_t rlen;
+        uint8_t *rbuf = ld_doc_rec_encode(rec, &rlen);
+        if (!rbuf) return LD_NOMEM;
+        ld_status st = ld_txn_put(t, LD_SPACE_DOCS, key, klen, rbuf, rlen);
+        free(rbuf);
+        if (st != LD_OK) return st;
+    }
     size_t olen;
-    uint8_t *obuf = ld_op_rec_encode(&op, &olen);
+    uint8_t *obuf = ld_op_rec_encode(op, &olen);
     if (!obuf) return LD_NOMEM;
     uint8_t lkey[8];
-    ld_be64_put(lkey, job->seq);
-    st = ld_txn_put(t, LD_SPACE_LOG, lkey, 8, obuf, olen);
+    ld_be64_put(lkey, log_seq);
+    ld_status st = ld_txn_put(t, LD_SPACE_LOG, lkey, 8, obuf, olen);
     free(obuf);
     if (st != LD_OK) return st;
-    return ensure_collection(t, job->collection);
+    pending->last_seq = log_seq;
+    return ensure_collection(t, op->collection, op->collection_len);
+}
+
+/* The current record under key, copied into *buf (the storage's pointer dies at the next call).
+ * LD_NOT_FOUND when there is none. */
+static ld_status read_record(ld_txn *t, const uint8_t *key, size_t klen, uint8_t **buf,
+                             ld_doc_rec *rec)
+{
+    const void *v;
+    size_t vl;
+    *buf = NULL;
+    ld_status st = ld_txn_get(t, LD_SPACE_DOCS, key, klen, &v, &vl);
+    if (st != LD_OK) return st;
+    *buf = malloc(vl ? vl : 1);
+    if (!*buf) return LD_NOMEM;
+    memcpy(*buf, v, vl);
+    if (!ld_doc_rec_decode(*buf, vl, rec)) {
+        free(*buf);
+        *buf = NULL;
+        return LD_CORRUPT;
+    }
+    return LD_OK;
 }
 
 ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
 {
     ld_db_env *env = db->env;
     job->result = LD_WR_OK;
-    if (job->kind == LD_W_REGISTER) return ensure_collection(t, job->collection);
+    if (job->kind == LD_W_REGISTER)
+        return ensure_collection(t, job->collection, strlen(job->collection));
 
     size_t klen;
     uint8_t *key =
         ld_doc_key(job->collection, strlen(job->collection), job->id, strlen(job->id), &klen);
     if (!key) return LD_NOMEM;
 
-    /* The current record, copied: the storage's pointer dies at our next call. */
-    const void *v;
-    size_t vl;
     uint8_t *oldbuf = NULL;
     ld_doc_rec old;
-    bool have_old = false;
-    ld_status st = ld_txn_get(t, LD_SPACE_DOCS, key, klen, &v, &vl);
-    if (st == LD_OK) {
-        oldbuf = malloc(vl ? vl : 1);
-        if (!oldbuf) {
-            st = LD_NOMEM;
-            goto out;
-        }
-        memcpy(oldbuf, v, vl);
-        if (!ld_doc_rec_decode(oldbuf, vl, &old)) {
-            st = LD_CORRUPT;
-            goto out;
-        }
-        have_old = true;
-    } else if (st != LD_NOT_FOUND) {
-        goto out;
-    }
+    ld_status st = read_record(t, key, klen, &oldbuf, &old);
+    bool have_old = st == LD_OK;
+    if (st != LD_OK && st != LD_NOT_FOUND) goto out;
     st = LD_OK;
     bool live = have_old && !(old.flags & LD_REC_TOMBSTONE);
     job->had_version = have_old;
@@ -131,6 +118,7 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
     }
 
     job->seq = pending->last_seq + 1;
+    job->origin_seq = pending->self_seq + 1;
     job->hlc = ld_hlc_now(env->clock);
     randombytes_buf(job->op_id, LD_OP_ID_LEN);
     ld_doc_rec rec = {
@@ -165,11 +153,28 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
         payload = job->payload;
         payload_len = before_len;
     }
-    st = write_op(db, t, pending, job, key, klen, have_old ? &old : NULL, &rec, payload,
-                  payload_len);
+    ld_op_rec op = {
+        .op_type = job->op_type,
+        .synced = 0,
+        .hlc = job->hlc,
+        .origin_seq = job->origin_seq,
+        .expires_ms = rec.expires_ms,
+        .origin = env->node_id,
+        .origin_len = strlen(env->node_id),
+        .collection = job->collection,
+        .collection_len = strlen(job->collection),
+        .doc_id = job->id,
+        .doc_id_len = strlen(job->id),
+        .has_parent = job->had_version,
+        .payload = payload,
+        .payload_len = payload_len,
+    };
+    memcpy(op.id, job->op_id, LD_OP_ID_LEN);
+    memcpy(op.parent, job->prev_version, LD_OP_ID_LEN);
+    st = write_op(t, pending, key, klen, have_old ? &old : NULL, &rec, &op, job->seq);
     if (st == LD_OK) {
-        pending->last_seq = job->seq;
-        pending->hlc_hw = job->hlc;
+        pending->self_seq = job->origin_seq;
+        if (job->hlc > pending->hlc_hw) pending->hlc_hw = job->hlc;
     }
 out:
     free(oldbuf);
@@ -183,12 +188,118 @@ ld_status ld_apply_finish(ld_db *db, ld_txn *t, const ld_db_state *pending)
     ld_be64_put(b, pending->last_seq);
     ld_status st = ld_txn_put(t, LD_SPACE_META, "last_seq", 8, b, 8);
     if (st != LD_OK) return st;
-    /* VV[self]: every local op up to last_seq is in this database's log. */
+    /* VV[self]: every local op up to self_seq is in this database's log. */
     const char *self = db->env->node_id;
+    ld_be64_put(b, pending->self_seq);
     st = ld_txn_put(t, LD_SPACE_VV, self, strlen(self), b, 8);
     if (st != LD_OK) return st;
     ld_be64_put(b, pending->hlc_hw);
     st = ld_txn_put(t, LD_SPACE_META, "hlc", 3, b, 8);
     if (st != LD_OK) return st;
     return ld_txn_put(t, LD_SPACE_META, "digest", 6, pending->digest, LD_DIGEST_LEN);
+}
+
+/* (hlc, origin bytes): the strict total order of design.md §5. */
+static int stamp_cmp(uint64_t ah, const char *ao, size_t aol, uint64_t bh, const char *bo,
+                     size_t bol)
+{
+    if (ah != bh) return ah < bh ? -1 : 1;
+    int c = memcmp(ao, bo, aol < bol ? aol : bol);
+    if (c) return c < 0 ? -1 : 1;
+    return aol == bol ? 0 : (aol < bol ? -1 : 1);
+}
+
+static bool mentions_reserved(const char *json, size_t len)
+{
+    return memmem(json, len, "\"_id\"", 5) || memmem(json, len, "\"_sys_", 6);
+}
+
+ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_op_rec *op,
+                          ld_conflict_policy policy, ld_ingest_outcome *outcome)
+{
+    const char *self = db->env->node_id;
+    size_t self_len = strlen(self);
+    bool own = op->origin_len == self_len && memcmp(op->origin, self, self_len) == 0;
+
+    /* VV[origin]: the highest origin seq ingested contiguously. */
+    uint64_t vv = 0;
+    if (own) {
+        vv = pending->self_seq;
+    } else {
+        const void *v;
+        size_t vl;
+        ld_status st = ld_txn_get(t, LD_SPACE_VV, op->origin, op->origin_len, &v, &vl);
+        if (st == LD_OK) {
+            if (vl != 8) return LD_CORRUPT;
+            vv = ld_be64_get(v);
+        } else if (st != LD_NOT_FOUND) {
+            return st;
+        }
+    }
+    if (op->origin_seq <= vv) {
+        *outcome = LD_INGEST_DUP;
+        return LD_OK;
+    }
+    if (op->origin_seq > vv + 1) {
+        *outcome = LD_INGEST_GAP;
+        return LD_OK;
+    }
+
+    size_t klen;
+    uint8_t *key =
+        ld_doc_key(op->collection, op->collection_len, op->doc_id, op->doc_id_len, &klen);
+    if (!key) return LD_NOMEM;
+    uint8_t *oldbuf = NULL;
+    ld_doc_rec old;
+    ld_status st = read_record(t, key, klen, &oldbuf, &old);
+    bool have_old = st == LD_OK;
+    if (st != LD_OK && st != LD_NOT_FOUND) goto out;
+    st = LD_OK;
+
+    bool wins;
+    switch (policy) {
+    case LD_POLICY_APPLY_INCOMING:
+        wins = !have_old || memcmp(old.version, op->id, LD_OP_ID_LEN) != 0;
+        break;
+    case LD_POLICY_KEEP_LOCAL:
+        wins = !have_old;
+        break;
+    case LD_POLICY_LWW:
+    default:
+        wins = !have_old || stamp_cmp(op->hlc, op->origin, op->origin_len, old.hlc, old.origin,
+                                      old.origin_len) > 0;
+        break;
+    }
+    bool deleted = op->op_type == LD_OP_DELETE;
+    ld_doc_rec rec = {
+        .flags = deleted ? LD_REC_TOMBSTONE
+                         : (mentions_reserved(op->payload, op->payload_len) ? LD_REC_RESERVED : 0),
+        .hlc = op->hlc,
+        .expires_ms = op->expires_ms,
+        .origin = op->origin,
+        .origin_len = op->origin_len,
+        .json = deleted ? "" : op->payload,
+        .json_len = deleted ? 0 : op->payload_len,
+    };
+    memcpy(rec.version, op->id, LD_OP_ID_LEN);
+
+    /* The op goes into the local log whether it won or not, so it is relayed (cr-sqlite#413). */
+    ld_op_rec logged = *op;
+    logged.synced = 1;
+    st = write_op(t, pending, key, klen, wins && have_old ? &old : NULL, wins ? &rec : NULL,
+                  &logged, pending->last_seq + 1);
+    if (st != LD_OK) goto out;
+    uint8_t b[8];
+    ld_be64_put(b, op->origin_seq);
+    if (own)
+        pending->self_seq = op->origin_seq;
+    else if ((st = ld_txn_put(t, LD_SPACE_VV, op->origin, op->origin_len, b, 8)) != LD_OK)
+        goto out;
+    if (op->hlc > pending->hlc_hw) pending->hlc_hw = op->hlc;
+    ld_hlc_observe(db->env->clock, op->hlc);
+    *outcome = wins ? LD_INGEST_APPLIED : LD_INGEST_LOGGED;
+out:
+    free(oldbuf);
+    free(key);
+    return st;
 }

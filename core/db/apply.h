@@ -4,13 +4,30 @@
 #ifndef LD_APPLY_H
 #define LD_APPLY_H
 
+#include "../config/config.h"
 #include "database.h"
 #include "writer.h"
 
 /* Applies job (a PUT, DELETE or REGISTER; a custom job calls it once per document it changes,
- * with a job of its own on the stack, freeing the job's payload after) in t, advancing *pending. Returns LD_OK with job->result set (a refused job
- * writes nothing), or a storage status when the transaction must be aborted. */
+ * with a job of its own on the stack, freeing the job's payload after) in t, advancing *pending.
+ * Returns LD_OK with job->result set (a refused job writes nothing), or a storage status when the
+ * transaction must be aborted. */
 ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job);
+
+/* What ingesting one received op did. */
+typedef enum ld_ingest_outcome {
+    LD_INGEST_DUP,     /* origin seq <= VV[origin]: already here, nothing written */
+    LD_INGEST_GAP,     /* origin seq > VV[origin] + 1: an earlier op is missing, nothing written */
+    LD_INGEST_APPLIED, /* logged, and its document state won the merge */
+    LD_INGEST_LOGGED,  /* logged (so it is relayed), but the local state won */
+} ld_ingest_outcome;
+
+/* Ingests one op received from a peer (design.md §5): skipped when a duplicate or past a gap;
+ * otherwise merged into the document by `policy`, appended to the local log whether it won or
+ * not, VV[origin] advanced and the node clock moved past its stamp. The caller checks the
+ * op's fields (lengths, clock skew) before. */
+ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_op_rec *op,
+                          ld_conflict_policy policy, ld_ingest_outcome *outcome);
 
 /* Writes the bookkeeping of *pending into t. */
 ld_status ld_apply_finish(ld_db *db, ld_txn *t, const ld_db_state *pending);

@@ -58,6 +58,18 @@ static ld_status load_state(ld_db *db)
     st = meta_u64(&t, "last_seq", &s.last_seq);
     if (st == LD_OK) st = meta_u64(&t, "hlc", &s.hlc_hw);
     if (st == LD_OK) {
+        const char *self = db->env->node_id;
+        const void *v;
+        size_t vl;
+        ld_status g = ld_txn_get(&t, LD_SPACE_VV, self, strlen(self), &v, &vl);
+        if (g == LD_OK && vl == 8)
+            s.self_seq = ld_be64_get(v);
+        else if (g == LD_OK)
+            st = LD_CORRUPT;
+        else if (g != LD_NOT_FOUND)
+            st = g;
+    }
+    if (st == LD_OK) {
         const void *v;
         size_t vl;
         ld_status g = ld_txn_get(&t, LD_SPACE_META, "digest", 6, &v, &vl);

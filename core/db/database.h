@@ -18,10 +18,12 @@
 #define LD_SPACE_META  "meta"
 #define LD_SPACE_VV    "vv"
 #define LD_SPACE_COLLS "colls"
+#define LD_SPACE_CKPT  "ckpt" /* peer node id \0 "push"|"pull" -> be64 LogSequence */
 
 #define LD_DIGEST_LEN 16
 
 struct ld_writer;
+struct ld_db;
 struct ld_wjob;
 
 /* What every database of a node shares. Owned by the node; outlives every database. */
@@ -34,11 +36,16 @@ typedef struct ld_db_env {
     /* Called on a writer thread with finished jobs (see writer.h); posts them to the loop. */
     void (*complete)(void *ctx, struct ld_wjob *jobs);
     void *complete_ctx;
+    /* Called on a writer thread after a commit that appended to the log (replication's
+     * trigger); may be NULL. */
+    void (*committed)(void *ctx, struct ld_db *db);
+    void *committed_ctx;
 } ld_db_env;
 
 /* The replication state as of the last commit. */
 typedef struct ld_db_state {
-    uint64_t last_seq;
+    uint64_t last_seq; /* LogSequence of the last op in this database's log (local or relayed) */
+    uint64_t self_seq; /* origin sequence of the last LOCAL write: VV[self], contiguous from 1 */
     uint64_t hlc_hw;
     uint8_t digest[LD_DIGEST_LEN];
 } ld_db_state;

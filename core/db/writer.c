@@ -63,8 +63,10 @@ static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
 static void publish(ld_db *db, const ld_db_state *s)
 {
     pthread_mutex_lock(&db->mu);
+    bool grew = s->last_seq != db->committed.last_seq;
     db->committed = *s;
     pthread_mutex_unlock(&db->mu);
+    if (grew && db->env->committed) db->env->committed(db->env->committed_ctx, db);
 }
 
 /* Applies a batch with one commit. When the batch fails, each job is retried alone, so one bad

@@ -49,17 +49,18 @@ typedef struct ld_wjob {
     char *id;         /* malloc'd (NULL for REGISTER) */
     char *json;       /* malloc'd document text (PUT) */
     size_t json_len;
-    uint8_t rec_flags; /* LD_REC_RESERVED when the JSON carries reserved fields */
-    bool has_pv;       /* parentVersion given */
-    char pv[64];       /* as given (compared case-insensitively to the version hex) */
-    bool may_create;   /* the key may write a new id (WRITE_DOCUMENT) */
-    bool may_update;   /* the key may replace a live id (UPDATE_DOCUMENT) */
+    uint8_t rec_flags;  /* LD_REC_RESERVED when the JSON carries reserved fields */
+    bool has_pv;        /* parentVersion given */
+    char pv[64];        /* as given (compared case-insensitively to the version hex) */
+    bool may_create;    /* the key may write a new id (WRITE_DOCUMENT) */
+    bool may_update;    /* the key may replace a live id (UPDATE_DOCUMENT) */
     ld_wapply_fn apply; /* LD_W_CUSTOM only */
     void *ctx;          /* apply's state: owned by the submitter, not freed by ld_wjob_free */
 
     /* Results */
     ld_wresult result;
-    uint64_t seq; /* LogSequence (== origin Sequence: a local write) */
+    uint64_t seq;        /* LogSequence: its position in this database's log */
+    uint64_t origin_seq; /* Sequence: this node's own counter of local writes (VV[self]) */
     uint64_t hlc;
     uint8_t op_id[LD_OP_ID_LEN];
     uint8_t op_type;

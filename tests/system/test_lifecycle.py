@@ -337,7 +337,11 @@ def test_bad_input_never_crashes_or_writes(make_node):
         try:
             r = n.request(method, path, headers=headers, raw=raw)
         except (http.client.HTTPException, OSError) as e:
-            wrong.append((label, f"no answer: {e!r}"))
+            # Past Node.MaxHeaderBytes libevent closes the connection while the client is still
+            # sending; the kernel then resets it and whether the 4xx arrives first is a race.
+            # Only those labels may end that way; the node must still be up (checked below).
+            if label not in FRAMEWORK_MAY_ANSWER:
+                wrong.append((label, f"no answer: {e!r}"))
         else:
             ok = r.status == expected if expected else 400 <= r.status < 500
             json_error = isinstance(r.body, dict) and isinstance(r.body.get("Error"), str)
