@@ -23,6 +23,7 @@
 #include "http/request.h"
 #include "http/router.h"
 #include "node.h"
+#include "repl/repl.h"
 #include "plugins/loader.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -404,6 +405,13 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (!(n->repl = ld_repl_new(n, err, sizeof err))) {
+        ld_log_error("replication: %s", err);
+        goto out;
+    }
+    n->env.committed = ld_repl_committed;
+    n->env.committed_ctx = n->repl;
+
     n->http = evhttp_new(n->base);
     if (!n->http) goto out;
     evhttp_set_gencb(n->http, ld_router_handle, n);
@@ -445,6 +453,8 @@ int main(int argc, char **argv)
 
 out:
     if (n->http) evhttp_free(n->http);
+    n->env.committed = NULL;
+    ld_repl_free(n->repl);
     if (reg_up) ld_registry_close_all(&n->reg);
     if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
     if (n->shutdown_timer) event_free(n->shutdown_timer);

@@ -34,6 +34,7 @@ typedef struct ld_node {
     ld_auth_chain auth;
     ld_db_env env;
     ld_registry reg;
+    struct ld_repl *repl; /* replication: peers, links, scheduler (repl/repl.h) */
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *listener;

@@ -19,6 +19,13 @@ void ld_api_doc_get(ld_req *r);
 void ld_api_doc_put(ld_req *r);
 void ld_api_doc_delete(ld_req *r);
 
+void ld_api_repl_push(ld_req *r);
+void ld_api_repl_pull(ld_req *r);
+void ld_api_repl_status(ld_req *r);
+void ld_api_peers_list(ld_req *r);
+void ld_api_peers_upsert(ld_req *r);
+void ld_api_peers_delete(ld_req *r);
+
 void ld_api_webhook_ready(ld_req *r);
 void ld_api_webhook(ld_req *r);
 

@@ -2,7 +2,10 @@
 #include "context.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <string.h>
+
+#include <event2/http.h>
 
 #include <litedist/auth.h>
 
@@ -165,4 +168,43 @@ bool ld_api_authorize(ld_req *r, const char *db, uint32_t roles)
 bool ld_api_has_role(ld_req *r, uint32_t role)
 {
     return ask(r, r->db_name[0] ? r->db_name : NULL, role) == LD_AUTHZ_ALLOW;
+}
+
+bool ld_api_cluster_auth(ld_req *r)
+{
+    const char *raw =
+        evhttp_find_header(evhttp_request_get_input_headers(r->ev), "ReplicationApiKey");
+    size_t len = 0;
+    const char *key = raw ? trim(raw, &len) : NULL;
+    const char *want = r->node->cfg.replication_api_key;
+    /* Hash both sides so the comparison takes the same time whatever the lengths. */
+    uint8_t a[32], b[32];
+    crypto_generichash(a, sizeof a, (const uint8_t *)(key ? key : ""), len, NULL, 0);
+    crypto_generichash(b, sizeof b, (const uint8_t *)want, strlen(want), NULL, 0);
+    if (!key || !len || sodium_memcmp(a, b, sizeof a) != 0) {
+        ld_reply_error(r, 403, "ReplicationApiKey is invalid.");
+        return false;
+    }
+    return true;
+}
+
+bool ld_api_cluster_db(ld_req *r, bool required)
+{
+    const char *raw = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Database");
+    if (!raw || !*raw) {
+        if (!required) {
+            r->db_name[0] = '\0';
+            return true;
+        }
+        ld_reply_error(r, 400, "Database header is required.");
+        return false;
+    }
+    if (!ld_db_name_normalize(raw, r->db_name)) {
+        ld_reply_error(r, 400,
+                       "Database name contains invalid characters. Use lowercase "
+                       "letters, numbers, '-' or '_' only.");
+        return false;
+    }
+    r->db = ld_registry_get(&r->node->reg, r->db_name);
+    return true;
 }

@@ -28,6 +28,15 @@ bool ld_api_open(ld_req *r, uint32_t roles);
  * `roles`, without opening anything. Replies and returns false on refusal. */
 bool ld_api_authorize(ld_req *r, const char *db, uint32_t roles);
 
+/* Node-to-node routes: checks the ReplicationApiKey header against Node.ReplicationApiKey in
+ * constant time; replies 403 "ReplicationApiKey is invalid." and returns false otherwise. */
+bool ld_api_cluster_auth(ld_req *r);
+
+/* For a node-to-node route with an optional (`required` false) or required Database header:
+ * sets r->db_name ("" when absent and optional) and r->db when it exists. Replies 400 on a
+ * missing (required) or invalid name. */
+bool ld_api_cluster_db(ld_req *r, bool required);
+
 /* Whether the request's (already accepted) key also holds `role` on r->db. No reply. Returns
  * false on a chain error too: callers treat that as "not allowed", which fails closed. */
 bool ld_api_has_role(ld_req *r, uint32_t role);

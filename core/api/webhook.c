@@ -11,6 +11,7 @@
 
 #include "../db/names.h"
 #include "../util/jsontext.h"
+#include "../util/jsonget.h"
 #include "../util/timeutil.h"
 #include "context.h"
 #include "docwrite.h"
@@ -20,15 +21,6 @@ void ld_api_webhook_ready(ld_req *r)
 {
     static const char msg[] = "Ingestion endpoint is Ready!";
     ld_reply_text(r, 200, "text/plain; charset=utf-8", msg, sizeof msg - 1);
-}
-
-static json_t *get_ci(json_t *obj, const char *name)
-{
-    const char *k;
-    json_t *v;
-    json_t *found = NULL;
-    json_object_foreach(obj, k, v) if (!strcasecmp(k, name)) found = v;
-    return found;
 }
 
 static void webhook_done(ld_wjob *job)
@@ -75,7 +67,7 @@ static char *entity_id(json_t *data, json_t *body)
             if (it) v = json_object_iter_value(it);
         }
     }
-    if (!v || !(json_is_string(v) || is_integral(v))) v = get_ci(body, "primaryKey");
+    if (!v || !(json_is_string(v) || is_integral(v))) v = ld_json_get_ci(body, "primaryKey");
     if (json_is_string(v)) /* an id with a NUL byte becomes "", which fails validation */
         return strdup(strlen(json_string_value(v)) == json_string_length(v) ? json_string_value(v)
                                                                             : "");
@@ -116,9 +108,9 @@ void ld_api_webhook(ld_req *r)
         ld_reply_error(r, 400, "The webhook body must be a JSON object.");
         goto out;
     }
-    json_t *entity = get_ci(body, "entityName");
-    json_t *action = get_ci(body, "action");
-    json_t *data = get_ci(body, "data");
+    json_t *entity = ld_json_get_ci(body, "entityName");
+    json_t *action = ld_json_get_ci(body, "action");
+    json_t *data = ld_json_get_ci(body, "data");
     if (!json_is_string(entity) || !json_string_length(entity)) {
         ld_reply_error(r, 400, "entityName is required.");
         goto out;

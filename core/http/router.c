@@ -40,6 +40,12 @@ static const route routes[] = {
     {M_GET, {"api", "documents", "*", "*", NULL}, ld_api_doc_get},
     {M_PUT, {"api", "documents", "*", "*", NULL}, ld_api_doc_put},
     {M_DELETE, {"api", "documents", "*", "*", NULL}, ld_api_doc_delete},
+    {M_POST, {"api", "replication", "push", NULL}, ld_api_repl_push},
+    {M_POST, {"api", "replication", "pull", NULL}, ld_api_repl_pull},
+    {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status},
+    {M_GET, {"api", "cluster", "peers", NULL}, ld_api_peers_list},
+    {M_POST, {"api", "cluster", "peers", NULL}, ld_api_peers_upsert},
+    {M_DELETE, {"api", "cluster", "peers", "*", NULL}, ld_api_peers_delete},
     {M_GET, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook_ready},
     {M_POST, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook},
 };

@@ -1,0 +1,252 @@
+/* Node-to-node routes (ReplicationApiKey): POST /api/replication/push and /pull, GET
+ * /api/replication/status, and the peer registry under /api/cluster/peers. */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../db/registry.h"
+#include "../db/writer.h"
+#include "../repl/ingest.h"
+#include "../repl/oplog.h"
+#include "../repl/repl.h"
+#include "../repl/wire.h"
+#include "../util/jsonget.h"
+#include "context.h"
+
+#define PULL_DEFAULT_BATCH 200
+#define PULL_MAX_BATCH     10000
+
+/* The body as a JSON object with a matching ProtocolVersion, or NULL having replied. */
+static json_t *repl_body(ld_req *r)
+{
+    json_t *body = ld_req_json(r);
+    if (!body) return NULL;
+    char err[256];
+    if (!json_is_object(body)) {
+        json_decref(body);
+        ld_reply_error(r, 400, "Request body must be a JSON object.");
+        return NULL;
+    }
+    if (!ld_wire_protocol_ok(body, err, sizeof err)) {
+        json_decref(body);
+        ld_reply_error(r, 400, "%s", err);
+        return NULL;
+    }
+    return body;
+}
+
+static void push_done(ld_wjob *job)
+{
+    ld_req *r = job->arg;
+    ld_ingest *in = job->ctx;
+    if (job->result != LD_WR_OK) {
+        ld_reply_error(r, 503, "The operations could not be committed; nothing was applied.");
+    } else {
+        ld_reply_json(r, 200,
+                      json_pack("{s:i, s:I, s:I, s:I, s:s?}", "ProtocolVersion", LD_REPL_PROTOCOL,
+                                "ProcessedCount", (json_int_t)in->processed, "AcceptedCount",
+                                (json_int_t)in->accepted, "LastProcessedLogSequence",
+                                (json_int_t)in->last_processed, "StoppedReason",
+                                in->stopped ? in->stop_reason : NULL));
+    }
+    ld_ingest_free(in);
+    ld_wjob_free(job);
+}
+
+void ld_api_repl_push(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, true)) return;
+    json_t *body = repl_body(r);
+    if (!body) return;
+    json_t *ops = ld_json_get_ci(body, "Operations");
+    const char *source = json_string_value(ld_json_get_ci(body, "SourceNodeId"));
+    if (!json_is_array(ops)) {
+        json_decref(body);
+        ld_reply_error(r, 400, "Operations payload is required.");
+        return;
+    }
+    if (source && !strcmp(source, r->node->node_id)) {
+        json_decref(body);
+        ld_reply_error(r, 400, "SourceNodeId is this node's own id: node ids must be unique.");
+        return;
+    }
+    size_t n = json_array_size(ops);
+    ld_ingest *in = calloc(1, sizeof *in);
+    ld_wjob *job = calloc(1, sizeof *job);
+    if (!in || !job || (n && !(in->ops = calloc(n, sizeof *in->ops)))) {
+        ld_ingest_free(in);
+        free(job);
+        json_decref(body);
+        ld_reply_error(r, 500, "Out of memory.");
+        return;
+    }
+    /* Every op is validated before anything is written: a bad batch changes nothing. */
+    for (size_t i = 0; i < n; i++) {
+        char err[256];
+        if (!ld_wire_op_decode(json_array_get(ops, i), &in->ops[i], err, sizeof err)) {
+            ld_ingest_free(in);
+            free(job);
+            json_decref(body);
+            ld_reply_error(r, 400, "Operations[%zu]: %s.", i, err);
+            return;
+        }
+        in->n++;
+    }
+    json_decref(body);
+    in->policy = r->node->cfg.conflict_policy;
+    in->max_skew_ms = (uint64_t)r->node->cfg.max_clock_skew_s * 1000u;
+    snprintf(in->peer, sizeof in->peer, "%s", source ? source : "");
+    if (!r->db && n == 0) {
+        ld_ingest_free(in);
+        free(job);
+        ld_reply_json(r, 200,
+                      json_pack("{s:i, s:i, s:i, s:i}", "ProtocolVersion", LD_REPL_PROTOCOL,
+                                "ProcessedCount", 0, "AcceptedCount", 0, "LastProcessedLogSequence",
+                                0));
+        return;
+    }
+    /* A peer's push creates the database here: the cluster key stands for the whole node. */
+    if (!ld_api_ensure_db(r)) {
+        ld_ingest_free(in);
+        free(job);
+        return;
+    }
+    job->kind = LD_W_CUSTOM;
+    job->apply = ld_ingest_apply;
+    job->ctx = in;
+    job->done = push_done;
+    job->arg = r;
+    r->node->inflight++;
+    ld_writer_submit(r->db->writer, job);
+}
+
+void ld_api_repl_pull(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, true)) return;
+    json_t *body = repl_body(r);
+    if (!body) return;
+    uint64_t after = 0, batch = PULL_DEFAULT_BATCH;
+    json_t *v = ld_json_get_ci(body, "AfterLogSequence");
+    if (v && !json_is_null(v) && !ld_json_as_u64(v, &after)) {
+        json_decref(body);
+        ld_reply_error(r, 400, "AfterLogSequence must be a non-negative integer.");
+        return;
+    }
+    v = ld_json_get_ci(body, "BatchSize");
+    if (v && !json_is_null(v)) {
+        json_int_t signed_batch = json_is_integer(v) ? json_integer_value(v) : 1;
+        if (signed_batch <= 0 || !ld_json_as_u64(v, &batch) || batch == 0) {
+            json_decref(body);
+            ld_reply_error(r, 400, "BatchSize must be greater than zero.");
+            return;
+        }
+    }
+    if (batch > PULL_MAX_BATCH) batch = PULL_MAX_BATCH;
+    json_t *vv = ld_json_get_ci(body, "VersionVector");
+    const char *requester = json_string_value(ld_json_get_ci(body, "RequestingNodeId"));
+    if (!r->db) {
+        /* Nothing here yet: an empty answer, and nothing created. */
+        json_decref(body);
+        ld_reply_json(r, 200,
+                      json_pack("{s:i, s:s, s:[], s:I, s:I, s:b, s:{}, s:s}", "ProtocolVersion",
+                                LD_REPL_PROTOCOL, "NodeId", r->node->node_id, "Operations",
+                                "LastLogSequence", (json_int_t)after, "LocalMaxLogSequence",
+                                (json_int_t)0, "HasMore", 0, "VersionVector", "Digest",
+                                "00000000000000000000000000000000"));
+        return;
+    }
+    ld_oplog_batch b;
+    ld_status st = ld_oplog_read(r->db, after, (size_t)batch, r->node->cfg.repl_batch_bytes, NULL,
+                                 json_is_object(vv) ? vv : NULL, &b);
+    (void)requester;
+    json_decref(body);
+    if (st != LD_OK) {
+        ld_reply_error(r, 500, "Reading the operation log failed: %s.", ld_status_str(st));
+        return;
+    }
+    json_t *out =
+        json_pack("{s:i, s:s, s:O, s:I, s:I, s:b, s:O, s:s}", "ProtocolVersion", LD_REPL_PROTOCOL,
+                  "NodeId", r->node->node_id, "Operations", b.ops, "LastLogSequence",
+                  (json_int_t)b.scanned, "LocalMaxLogSequence", (json_int_t)b.local_max, "HasMore",
+                  b.more, "VersionVector", b.vv, "Digest", b.digest);
+    ld_oplog_batch_free(&b);
+    if (!out)
+        ld_reply_error(r, 500, "Out of memory.");
+    else
+        ld_reply_json(r, 200, out);
+}
+
+void ld_api_repl_status(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r)) return;
+    json_t *s = ld_repl_status(r->node->repl);
+    if (!s)
+        ld_reply_error(r, 500, "Out of memory.");
+    else
+        ld_reply_json(r, 200, s);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * /api/cluster/peers: with a Database header the database's own peers, without the node-wide
+ * ones every database replicates with.
+ * ------------------------------------------------------------------------------------------- */
+
+void ld_api_peers_list(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, false)) return;
+    json_t *l = ld_repl_peers_list(r->node->repl, r->db_name[0] ? r->db_name : NULL);
+    if (!l)
+        ld_reply_error(r, 500, "The peer list could not be read.");
+    else
+        ld_reply_json(r, 200, l);
+}
+
+void ld_api_peers_upsert(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, false)) return;
+    json_t *body = ld_req_json(r);
+    if (!body) return;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        ld_reply_error(r, 400, "Request body must be a JSON object.");
+        return;
+    }
+    const char *id = json_string_value(ld_json_get_ci(body, "NodeId"));
+    const char *url = json_string_value(ld_json_get_ci(body, "BaseUrl"));
+    json_t *act = ld_json_get_ci(body, "IsActive");
+    if (act && !json_is_boolean(act) && !json_is_null(act)) {
+        json_decref(body);
+        ld_reply_error(r, 400, "IsActive must be true or false.");
+        return;
+    }
+    char err[300];
+    int status;
+    bool ok = ld_repl_peer_upsert(r->node->repl, r->db_name[0] ? r->db_name : NULL, id, url,
+                                  !json_is_false(act), &status, err, sizeof err);
+    if (!ok) {
+        json_decref(body);
+        ld_reply_error(r, status, "%s", err);
+        return;
+    }
+    json_decref(body);
+    json_t *l = ld_repl_peers_list(r->node->repl, r->db_name[0] ? r->db_name : NULL);
+    ld_reply_json(r, 200, l ? l : json_array());
+}
+
+void ld_api_peers_delete(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, false)) return;
+    if (!ld_req_seg_is_text(r, 3)) {
+        ld_reply_error(r, 404, "Peer is not registered.");
+        return;
+    }
+    char err[300];
+    int status;
+    if (!ld_repl_peer_remove(r->node->repl, r->db_name[0] ? r->db_name : NULL, r->segs[3], &status,
+                             err, sizeof err)) {
+        ld_reply_error(r, status, "%s", err);
+        return;
+    }
+    ld_reply_json(r, 200, json_pack("{s:s, s:b}", "NodeId", r->segs[3], "Removed", 1));
+}

@@ -1,0 +1,156 @@
+/* Op-log batches and replication state read from storage (see oplog.h). */
+#include "oplog.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/jsonget.h"
+#include "wire.h"
+
+void ld_oplog_batch_free(ld_oplog_batch *b)
+{
+    json_decref(b->ops);
+    json_decref(b->vv);
+    free(b->seqs);
+    memset(b, 0, sizeof *b);
+}
+
+static ld_status read_state(ld_txn *t, json_t **vv, char *digest_hex)
+{
+    json_t *obj = json_object();
+    if (!obj) return LD_NOMEM;
+    ld_cursor c;
+    ld_status st = ld_cursor_open(t, LD_SPACE_VV, &c);
+    if (st == LD_OK) {
+        const void *k, *v;
+        size_t kl, vl;
+        while ((st = ld_cursor_next(&c, &k, &kl, &v, &vl)) == LD_OK) {
+            if (vl != 8) {
+                st = LD_CORRUPT;
+                break;
+            }
+            char origin[LD_NODE_ID_MAX + 1];
+            if (kl == 0 || kl > LD_NODE_ID_MAX) continue;
+            memcpy(origin, k, kl);
+            origin[kl] = '\0';
+            if (json_object_set_new(obj, origin, json_integer((json_int_t)ld_be64_get(v)))) {
+                st = LD_NOMEM;
+                break;
+            }
+        }
+        if (st == LD_NOT_FOUND) st = LD_OK;
+        ld_cursor_close(&c);
+    }
+    uint8_t digest[LD_DIGEST_LEN] = {0};
+    if (st == LD_OK) {
+        const void *v;
+        size_t vl;
+        ld_status g = ld_txn_get(t, LD_SPACE_META, "digest", 6, &v, &vl);
+        if (g == LD_OK && vl == LD_DIGEST_LEN)
+            memcpy(digest, v, LD_DIGEST_LEN);
+        else if (g != LD_NOT_FOUND)
+            st = g == LD_OK ? LD_CORRUPT : g;
+    }
+    if (st != LD_OK) {
+        json_decref(obj);
+        return st;
+    }
+    sodium_bin2hex(digest_hex, 2 * LD_DIGEST_LEN + 1, digest, LD_DIGEST_LEN);
+    *vv = obj;
+    return LD_OK;
+}
+
+ld_status ld_oplog_state(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1])
+{
+    ld_txn t;
+    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
+    if (st != LD_OK) return st;
+    st = read_state(&t, vv, digest_hex);
+    ld_txn_abort(&t);
+    return st;
+}
+
+static bool skipped(const ld_op_rec *op, const char *skip_origin, json_t *skip_vv)
+{
+    if (skip_origin && strlen(skip_origin) == op->origin_len &&
+        memcmp(skip_origin, op->origin, op->origin_len) == 0)
+        return true;
+    if (!skip_vv) return false;
+    char origin[LD_NODE_ID_MAX + 1];
+    if (op->origin_len > LD_NODE_ID_MAX) return false;
+    memcpy(origin, op->origin, op->origin_len);
+    origin[op->origin_len] = '\0';
+    uint64_t have;
+    return ld_json_as_u64(ld_json_get_ci(skip_vv, origin), &have) && op->origin_seq <= have;
+}
+
+ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_bytes,
+                        const char *skip_origin, json_t *skip_vv, ld_oplog_batch *out)
+{
+    memset(out, 0, sizeof *out);
+    out->scanned = after;
+    out->ops = json_array();
+    out->seqs = malloc((max_ops ? max_ops : 1) * sizeof *out->seqs);
+    if (!out->ops || !out->seqs) {
+        ld_oplog_batch_free(out);
+        return LD_NOMEM;
+    }
+    ld_txn t;
+    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
+    if (st != LD_OK) {
+        ld_oplog_batch_free(out);
+        return st;
+    }
+    st = read_state(&t, &out->vv, out->digest);
+    const void *v;
+    size_t vl;
+    if (st == LD_OK) {
+        ld_status g = ld_txn_get(&t, LD_SPACE_META, "last_seq", 8, &v, &vl);
+        if (g == LD_OK && vl == 8)
+            out->local_max = ld_be64_get(v);
+        else if (g != LD_NOT_FOUND)
+            st = g == LD_OK ? LD_CORRUPT : g;
+    }
+    ld_cursor c;
+    if (st == LD_OK && out->local_max > after &&
+        (st = ld_cursor_open(&t, LD_SPACE_LOG, &c)) == LD_OK) {
+        uint8_t from[8];
+        ld_be64_put(from, after + 1);
+        const void *k;
+        size_t kl, bytes = 0;
+        st = ld_cursor_seek(&c, from, 8, &k, &kl, &v, &vl);
+        while (st == LD_OK) {
+            if (kl != 8) {
+                st = LD_CORRUPT;
+                break;
+            }
+            if (out->n >= max_ops || (out->n > 0 && bytes >= max_bytes)) {
+                out->more = true;
+                break;
+            }
+            uint64_t seq = ld_be64_get(k);
+            ld_op_rec op;
+            if (!ld_op_rec_decode(v, vl, &op)) {
+                st = LD_CORRUPT;
+                break;
+            }
+            if (!skipped(&op, skip_origin, skip_vv)) {
+                json_t *j = ld_wire_op_encode(&op, seq);
+                if (!j || json_array_append_new(out->ops, j)) {
+                    st = LD_NOMEM;
+                    break;
+                }
+                out->seqs[out->n++] = seq;
+                bytes += op.payload_len + 256;
+            }
+            out->scanned = seq;
+            st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+        }
+        if (st == LD_NOT_FOUND) st = LD_OK;
+        ld_cursor_close(&c);
+    }
+    ld_txn_abort(&t);
+    if (st != LD_OK) ld_oplog_batch_free(out);
+    return st;
+}

@@ -1,0 +1,37 @@
+/* Reading a database's replication state for the wire: the version vector, the digest, and
+ * batches of op-log entries after a LogSequence (bounded by count and bytes, skipping what the
+ * other side already has). Runs in its own read transaction. */
+#ifndef LD_OPLOG_H
+#define LD_OPLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "../db/database.h"
+
+typedef struct ld_oplog_batch {
+    json_t *ops;    /* array of OperationRecord; owned by the caller */
+    uint64_t *seqs; /* LogSequence of each op in ops (malloc'd; caller frees) */
+    size_t n;
+    uint64_t scanned;   /* the last LogSequence looked at (sent or skipped); `after` if none */
+    uint64_t local_max; /* the database's last LogSequence in this snapshot */
+    bool more;          /* entries remain after `scanned` */
+    json_t *vv;         /* the database's version vector {origin: seq} (owned by the caller) */
+    char digest[2 * LD_DIGEST_LEN + 1]; /* hex */
+} ld_oplog_batch;
+
+/* Reads entries after `after`: at most max_ops and about max_bytes of payload (at least one
+ * entry), skipping entries whose origin is `skip_origin` (may be NULL) or whose origin seq is
+ * at most skip_vv[origin] (may be NULL). Fills *out (zeroed first). */
+ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_bytes,
+                        const char *skip_origin, json_t *skip_vv, ld_oplog_batch *out);
+
+void ld_oplog_batch_free(ld_oplog_batch *b);
+
+/* The version vector and digest only (a read transaction of their own). */
+ld_status ld_oplog_state(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1]);
+
+#endif

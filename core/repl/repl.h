@@ -1,0 +1,45 @@
+/* The replication manager of a node: its peers (node-wide and per database), one link per
+ * (database, peer) that runs push-then-pull cycles with checkpoints, backoff and a periodic
+ * anti-entropy sweep, all on the event loop (design.md §5). Loop thread only, except
+ * ld_repl_committed. */
+#ifndef LD_REPL_H
+#define LD_REPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct ld_node;
+struct ld_db;
+typedef struct ld_repl ld_repl;
+
+/* Loads the node-wide peers (<data>/peers.json and Node.SeedPeers) and starts the sweep timer.
+ * NULL with a message in err on failure. */
+ld_repl *ld_repl_new(struct ld_node *node, char *err, size_t errlen);
+
+/* Drops every link (requests in flight are abandoned, their callbacks never run). */
+void ld_repl_free(ld_repl *r);
+
+/* A database committed new log entries: schedule a coalesced cycle with each of its peers.
+ * Thread-safe (called on writer threads). */
+void ld_repl_committed(void *repl, struct ld_db *db);
+
+/* A peer asked us to pull `db` from it now (WebSocket sync-request). */
+void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id);
+
+/* Peers. `db` NULL means the node-wide list. Replies are JSON arrays of {NodeId, BaseUrl,
+ * IsActive, UpdatedUtc}; upsert/remove return false with a message (for a 400/404/500). */
+json_t *ld_repl_peers_list(ld_repl *r, const char *db);
+bool ld_repl_peer_upsert(ld_repl *r, const char *db, const char *id, const char *base_url,
+                         bool active, int *status, char *err, size_t errlen);
+bool ld_repl_peer_remove(ld_repl *r, const char *db, const char *id, int *status, char *err,
+                         size_t errlen);
+
+/* GET /api/replication/status. */
+json_t *ld_repl_status(ld_repl *r);
+
+/* Counters for tests and the dashboard. */
+uint64_t ld_repl_divergences(ld_repl *r);
+
+#endif

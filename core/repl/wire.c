@@ -1,0 +1,221 @@
+/* OperationRecord JSON codec (see wire.h). Every field is validated here, once, so the ingest
+ * path can trust what it merges. */
+#include "wire.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../db/hlc.h"
+#include "../db/names.h"
+#include "../util/jsonget.h"
+#include "../util/jsontext.h"
+#include "../util/strutil.h"
+#include "../util/timeutil.h"
+
+void ld_wire_op_clear(ld_wire_op *op)
+{
+    free(op->origin);
+    free(op->collection);
+    free(op->doc_id);
+    free(op->payload);
+    memset(op, 0, sizeof *op);
+}
+
+/* A required string member, copied. */
+static bool take_str(json_t *j, const char *name, char **out, size_t *len, char *err, size_t errlen)
+{
+    json_t *v = ld_json_get_ci(j, name);
+    if (!json_is_string(v)) {
+        ld_set_err(err, errlen, "operation field %s is required and must be a string", name);
+        return false;
+    }
+    *len = json_string_length(v);
+    *out = malloc(*len + 1);
+    if (!*out) {
+        ld_set_err(err, errlen, "out of memory");
+        return false;
+    }
+    memcpy(*out, json_string_value(v), *len + 1);
+    return true;
+}
+
+static bool take_u64(json_t *j, const char *name, bool required, uint64_t *out, char *err,
+                     size_t errlen)
+{
+    json_t *v = ld_json_get_ci(j, name);
+    if (!v || json_is_null(v)) {
+        *out = 0;
+        if (!required) return true;
+    } else if (ld_json_as_u64(v, out)) {
+        return true;
+    }
+    ld_set_err(err, errlen, "operation field %s %s", name,
+               v && !json_is_null(v) ? "must be a non-negative integer" : "is required");
+    return false;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.fff...]Z" to epoch milliseconds (the original's ops carry no Hlc). */
+static bool parse_iso_ms(const char *s, uint64_t *out)
+{
+    struct tm tm = {0};
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p) return false;
+    uint64_t ms = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3) ms = ms * 10 + (uint64_t)(*p - '0');
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    if (*p != 'Z' && strcmp(p, "+00:00") != 0) return false;
+    time_t t = timegm(&tm);
+    if (t < 0) return false;
+    *out = (uint64_t)t * 1000 + ms;
+    return true;
+}
+
+bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    ld_op_rec *r = &out->rec;
+    size_t len;
+    if (!json_is_object(j)) {
+        ld_set_err(err, errlen, "an operation must be a JSON object");
+        return false;
+    }
+    json_t *id = ld_json_get_ci(j, "Id");
+    if (!json_is_string(id) || !ld_op_id_parse(json_string_value(id), r->id)) {
+        ld_set_err(err, errlen, "operation field Id must be 32 hex digits");
+        goto fail;
+    }
+    if (!take_str(j, "NodeId", &out->origin, &r->origin_len, err, errlen)) goto fail;
+    if (!ld_node_id_valid(out->origin)) {
+        ld_set_err(err, errlen, "operation field NodeId is not a valid node id");
+        goto fail;
+    }
+    if (!take_str(j, "Collection", &out->collection, &r->collection_len, err, errlen)) goto fail;
+    if (!ld_collection_name_valid(out->collection, r->collection_len)) {
+        ld_set_err(err, errlen, "operation field Collection is not a valid collection name");
+        goto fail;
+    }
+    if (!take_str(j, "EntityId", &out->doc_id, &r->doc_id_len, err, errlen)) goto fail;
+    if (!ld_doc_id_valid(out->doc_id, r->doc_id_len)) {
+        ld_set_err(err, errlen, "operation field EntityId is not a valid document id");
+        goto fail;
+    }
+    uint64_t type;
+    if (!take_u64(j, "OperationType", true, &type, err, errlen)) goto fail;
+    if (type < LD_OP_INSERT || type > LD_OP_DELETE) {
+        ld_set_err(err, errlen, "operation field OperationType must be 1, 2 or 3");
+        goto fail;
+    }
+    r->op_type = (uint8_t)type;
+    if (!take_str(j, "Payload", &out->payload, &len, err, errlen)) goto fail;
+    r->payload_len = len;
+    if (r->op_type != LD_OP_DELETE) {
+        /* The document a put carries must be a JSON object: it is stored and served as is. */
+        json_error_t je;
+        json_t *doc = ld_json_parse(out->payload, len, &je);
+        bool ok = json_is_object(doc);
+        json_decref(doc);
+        if (!ok) {
+            ld_set_err(err, errlen, "operation field Payload must hold a JSON object");
+            goto fail;
+        }
+    }
+    if (!take_u64(j, "Sequence", true, &r->origin_seq, err, errlen)) goto fail;
+    if (r->origin_seq == 0) {
+        ld_set_err(err, errlen, "operation field Sequence must be at least 1");
+        goto fail;
+    }
+    if (!take_u64(j, "LogSequence", false, &out->log_seq, err, errlen)) goto fail;
+    if (!take_u64(j, "ExpiresAtMs", false, &r->expires_ms, err, errlen)) goto fail;
+    json_t *hlc = ld_json_get_ci(j, "Hlc");
+    if (hlc && !json_is_null(hlc)) {
+        if (!ld_json_as_u64(hlc, &r->hlc) || r->hlc == 0) {
+            ld_set_err(err, errlen, "operation field Hlc must be a positive integer");
+            goto fail;
+        }
+    } else {
+        json_t *ts = ld_json_get_ci(j, "TimestampUtc");
+        uint64_t ms;
+        if (!json_is_string(ts) || !parse_iso_ms(json_string_value(ts), &ms)) {
+            ld_set_err(err, errlen, "operation needs Hlc or an ISO-8601 UTC TimestampUtc");
+            goto fail;
+        }
+        r->hlc = ld_hlc_make(ms, 0);
+    }
+    json_t *parent = ld_json_get_ci(j, "ParentVersion");
+    if (json_is_string(parent) && json_string_length(parent) > 0) {
+        if (!ld_op_id_parse(json_string_value(parent), r->parent)) {
+            ld_set_err(err, errlen, "operation field ParentVersion must be 32 hex digits");
+            goto fail;
+        }
+        r->has_parent = true;
+    }
+    r->synced = 1;
+    r->origin = out->origin;
+    r->collection = out->collection;
+    r->doc_id = out->doc_id;
+    r->payload = out->payload;
+    return true;
+fail:
+    ld_wire_op_clear(out);
+    return false;
+}
+
+json_t *ld_wire_op_encode(const ld_op_rec *op, uint64_t log_seq)
+{
+    char id[2 * LD_OP_ID_LEN + 1], parent[2 * LD_OP_ID_LEN + 1], when[LD_ISO_TIME_LEN], hlc[24];
+    ld_op_id_hex(op->id, id);
+    if (op->has_parent) ld_op_id_hex(op->parent, parent);
+    ld_iso_time(ld_hlc_ms(op->hlc), when);
+    snprintf(hlc, sizeof hlc, "%" PRIu64, op->hlc);
+    json_t *j = json_object();
+    if (!j) return NULL;
+    if (json_object_set_new(j, "Id", json_string(id)) ||
+        json_object_set_new(j, "NodeId", json_stringn(op->origin, op->origin_len)) ||
+        json_object_set_new(j, "TimestampUtc", json_string(when)) ||
+        json_object_set_new(j, "Collection", json_stringn(op->collection, op->collection_len)) ||
+        json_object_set_new(j, "EntityId", json_stringn(op->doc_id, op->doc_id_len)) ||
+        json_object_set_new(j, "OperationType", json_integer(op->op_type)) ||
+        json_object_set_new(j, "Payload", json_stringn(op->payload, op->payload_len)) ||
+        json_object_set_new(j, "Sequence", json_integer((json_int_t)op->origin_seq)) ||
+        json_object_set_new(j, "LogSequence", json_integer((json_int_t)log_seq)) ||
+        json_object_set_new(j, "GlobalSequence", json_null()) ||
+        json_object_set_new(j, "ParentVersion",
+                            op->has_parent ? json_string(parent) : json_null()) ||
+        json_object_set_new(j, "IsTombstone", json_boolean(op->op_type == LD_OP_DELETE)) ||
+        json_object_set_new(j, "IsSynced", json_boolean(op->synced)) ||
+        json_object_set_new(j, "Hlc", json_string(hlc)) ||
+        (op->expires_ms &&
+         json_object_set_new(j, "ExpiresAtMs", json_integer((json_int_t)op->expires_ms)))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+bool ld_wire_protocol_ok(json_t *body, char *err, size_t errlen)
+{
+    json_t *v = ld_json_get_ci(body, "ProtocolVersion");
+    if (!v || json_is_null(v)) return true;
+    uint64_t got;
+    if (!ld_json_as_u64(v, &got) || got != LD_REPL_PROTOCOL) {
+        char shown[32];
+        if (json_is_integer(v) || json_is_string(v))
+            snprintf(shown, sizeof shown, "%s", json_is_string(v) ? json_string_value(v) : "");
+        if (json_is_integer(v))
+            snprintf(shown, sizeof shown, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        ld_set_err(err, errlen,
+                   "Replication protocol version mismatch: this node speaks %d, the request %s.",
+                   LD_REPL_PROTOCOL,
+                   json_is_integer(v) || json_is_string(v) ? shown : "sent an invalid value");
+        return false;
+    }
+    return true;
+}
