@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build build-asan run test test-unit test-asan bench clean format
+.PHONY: all deps build build-asan run cluster test test-unit test-asan bench clean format
 
 all: build
 
@@ -23,6 +23,10 @@ build-asan: deps
 # One node on 127.0.0.1:1446 with its data in ./data and the embedded SQLite storage.
 run: build
 	$(BUILD)/bin/litedistd --data ./data --port 1446
+
+# Three nodes on 17001-17003 replicating with each other; Ctrl-C stops all three.
+cluster: build
+	scripts/cluster.sh
 
 # Every test, then the unit and system tests again under AddressSanitizer + UBSan.
 test: build build-asan

@@ -190,9 +190,11 @@ ld_status ld_apply_finish(ld_db *db, ld_txn *t, const ld_db_state *pending)
     if (st != LD_OK) return st;
     /* VV[self]: every local op up to self_seq is in this database's log. */
     const char *self = db->env->node_id;
-    ld_be64_put(b, pending->self_seq);
-    st = ld_txn_put(t, LD_SPACE_VV, self, strlen(self), b, 8);
-    if (st != LD_OK) return st;
+    if (pending->self_seq > 0) { /* a node that never wrote here has no VV entry */
+        ld_be64_put(b, pending->self_seq);
+        st = ld_txn_put(t, LD_SPACE_VV, self, strlen(self), b, 8);
+        if (st != LD_OK) return st;
+    }
     ld_be64_put(b, pending->hlc_hw);
     st = ld_txn_put(t, LD_SPACE_META, "hlc", 3, b, 8);
     if (st != LD_OK) return st;

@@ -1,0 +1,387 @@
+"""Replication between real litedistd processes: push/pull, checkpoints, peers, convergence in
+a mesh and a chain, crash and freeze recovery, idempotent replay, the cluster key."""
+
+import json
+import random
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import assert_error, assert_ok
+
+REPL_KEY = "test-cluster-key"
+DB = "repl"
+CONVERGE_TIMEOUT = 30
+
+
+def cluster_overrides():
+    return {"Node": {"ReplicationApiKey": REPL_KEY, "AntiEntropyIntervalSeconds": 1,
+                     "ReplicationTimeoutSeconds": 2, "LogLevel": "info"}}
+
+
+def repl(node, method, path, body=None, db=None, key=REPL_KEY):
+    h = {}
+    if key is not None:
+        h["ReplicationApiKey"] = key
+    if db is not None:
+        h["Database"] = db
+    return node.request(method, path, body=body, headers=h)
+
+
+def add_peer(node, peer, db=None):
+    r = repl(node, "POST", "/api/cluster/peers",
+             {"NodeId": peer.node_id(), "BaseUrl": f"http://127.0.0.1:{peer.port}",
+              "IsActive": True}, db=db)
+    assert r.status == 200, r
+
+
+def make_cluster(make_node, names, edges):
+    """Nodes named `names`; edges are (i, j) pairs registered both ways."""
+    nodes = [make_node(overrides=cluster_overrides(), node_id=n, name=n) for n in names]
+    for i, j in edges:
+        add_peer(nodes[i], nodes[j])
+        add_peer(nodes[j], nodes[i])
+    return nodes
+
+
+def status(node):
+    return assert_ok(repl(node, "GET", "/api/replication/status"))
+
+
+def db_state(node, db=DB):
+    for d in status(node)["Databases"]:
+        if d["DatabaseName"] == db:
+            return d["VersionVector"], d["Digest"]
+    return None, None
+
+
+def dump(node, db=DB):
+    api = node.api(db)
+    colls = assert_ok(api.list_collections())
+    names = sorted(c if isinstance(c, str) else c.get("Name") for c in colls)
+    return {c: sorted(json.dumps(d, sort_keys=True) for d in assert_ok(api.list_docs(c, take=10000)))
+            for c in names}
+
+
+def wait_converged(nodes, db=DB, timeout=CONVERGE_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        states = [db_state(n, db) for n in nodes]
+        if states[0][0] is not None and all(s == states[0] for s in states):
+            dumps = [dump(n, db) for n in nodes]
+            if all(d == dumps[0] for d in dumps):
+                return states[0], dumps[0]
+        last = states
+        time.sleep(0.1)
+    pytest.fail(f"no convergence within {timeout} s: {last}\n" +
+                "\n".join(n.log_tail(15) for n in nodes))
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def random_writes(node, rng, n, ids, coll="items"):
+    api = node.api(DB)
+    for _ in range(n):
+        doc_id = rng.choice(ids)
+        if rng.random() < 0.2:
+            assert api.delete(coll, doc_id).status == 200
+        else:
+            r = api.put(coll, doc_id, {"v": rng.randrange(10**6), "by": node.name})
+            assert r.status == 200, r
+
+
+def test_write_on_one_node_appears_on_the_other(make_node):
+    a, b = make_cluster(make_node, ["a", "b"], [(0, 1)])
+    a.api(DB).must_put("users", "u1", {"name": "x"})
+    wait_for(lambda: b.api(DB).get("users", "u1").status == 200, what="u1 on b")
+    assert b.api(DB).must_get("users", "u1") == {"Id": "u1", "name": "x"}
+    b.api(DB).must_delete("users", "u1")
+    wait_for(lambda: a.api(DB).get("users", "u1").status == 404, what="delete on a")
+    (vv, _), _ = wait_converged([a, b])
+    assert vv == {"a": 1, "b": 1}
+
+
+@pytest.mark.parametrize("topology", ["mesh", "chain", "star"])
+def test_concurrent_random_writes_converge(make_node, topology):
+    names = ["a", "b", "c", "d"] if topology == "star" else ["a", "b", "c"]
+    edges = {"mesh": [(0, 1), (1, 2), (0, 2)], "chain": [(0, 1), (1, 2)],
+             "star": [(0, 1), (0, 2), (0, 3)]}[topology]
+    nodes = make_cluster(make_node, names, edges)
+    ids = [f"k{i}" for i in range(15)]
+    threads = [threading.Thread(target=random_writes, args=(n, random.Random(i), 60, ids))
+               for i, n in enumerate(nodes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    (vv, digest), docs = wait_converged(nodes)
+    # Every node's 60 writes are in every VV: nothing was lost on the way.
+    assert vv == {n.name: 60 for n in nodes}
+    assert docs, "some documents survive the deletes"
+
+
+def test_concurrent_writes_to_one_id_pick_the_greater_stamp(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    b = make_node(overrides=cluster_overrides(), node_id="b", name="b")
+    # Written while the nodes do not know each other: a true conflict.
+    wa = a.api(DB).must_put("c", "x", {"from": "a"})
+    wb = b.api(DB).must_put("c", "x", {"from": "b"})
+    add_peer(a, b)
+    add_peer(b, a)
+    wait_converged([a, b])
+    stamps = sorted([(int(wa["Operation"]["Hlc"]), "a"), (int(wb["Operation"]["Hlc"]), "b")])
+    winner = stamps[-1][1]
+    assert a.api(DB).must_get("c", "x")["from"] == winner
+    assert b.api(DB).must_get("c", "x")["from"] == winner
+
+
+def test_the_same_push_twice_changes_nothing(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    b = make_node(overrides=cluster_overrides(), node_id="b", name="b")
+    wr = a.api(DB).must_put("c", "x", {"v": 1})
+    op = wr["Operation"]
+    body = {"SourceNodeId": "a", "Operations": [op]}
+    first = assert_ok(repl(b, "POST", "/api/replication/push", body, db=DB))
+    assert (first["ProcessedCount"], first["AcceptedCount"]) == (1, 1)
+    assert first["LastProcessedLogSequence"] == op["LogSequence"]
+    before = (db_state(b), dump(b))
+    again = assert_ok(repl(b, "POST", "/api/replication/push", body, db=DB))
+    assert (again["ProcessedCount"], again["AcceptedCount"]) == (1, 0)
+    assert (db_state(b), dump(b)) == before
+    assert b.api(DB).must_get("c", "x") == {"Id": "x", "v": 1}
+    # The op is in b's log, marked as received from a peer, and served from there.
+    pulled = assert_ok(repl(b, "POST", "/api/replication/pull", {"AfterLogSequence": 0}, db=DB))
+    assert [o["Id"] for o in pulled["Operations"]] == [op["Id"]]
+    assert pulled["Operations"][0]["IsSynced"] is True
+    assert pulled["Operations"][0]["NodeId"] == "a"
+
+
+def test_a_gap_stops_the_batch_and_moves_nothing(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    b = make_node(overrides=cluster_overrides(), node_id="b", name="b")
+    ops = [a.api(DB).must_put("c", f"x{i}", {"i": i})["Operation"] for i in range(3)]
+    r = assert_ok(repl(b, "POST", "/api/replication/push",
+                       {"SourceNodeId": "a", "Operations": [ops[0], ops[2]]}, db=DB))
+    assert (r["ProcessedCount"], r["AcceptedCount"]) == (1, 1)
+    assert r["LastProcessedLogSequence"] == ops[0]["LogSequence"]
+    assert b.api(DB).get("c", "x2").status == 404
+    assert db_state(b)[0]["a"] == 1
+
+
+def test_pull_skips_what_the_requester_has(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    for i in range(5):
+        a.api(DB).must_put("c", f"x{i}", {"i": i})
+    r = assert_ok(repl(a, "POST", "/api/replication/pull",
+                       {"RequestingNodeId": "z", "AfterLogSequence": 0, "BatchSize": 2,
+                        "VersionVector": {"a": 3}}, db=DB))
+    assert [o["Sequence"] for o in r["Operations"]] == [4, 5]
+    assert r["LastLogSequence"] == 5 and r["HasMore"] is False
+    r = assert_ok(repl(a, "POST", "/api/replication/pull",
+                       {"AfterLogSequence": 0, "BatchSize": 2}, db=DB))
+    assert [o["LogSequence"] for o in r["Operations"]] == [1, 2]
+    assert r["HasMore"] is True and r["LocalMaxLogSequence"] == 5
+
+
+def test_replication_input_errors(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    assert_error(repl(a, "POST", "/api/replication/pull", {"BatchSize": 0}, db=DB), 400,
+                 "BatchSize must be greater than zero.")
+    assert_error(repl(a, "POST", "/api/replication/push", {"SourceNodeId": "b"}, db=DB), 400,
+                 "Operations payload is required.")
+    assert_error(repl(a, "POST", "/api/replication/push", {"Operations": []}), 400,
+                 "Database header is required.")
+    r = repl(a, "POST", "/api/replication/pull", {"ProtocolVersion": 99}, db=DB)
+    assert r.status == 400 and "1" in r.body["Error"] and "99" in r.body["Error"], r
+    bad_op = {"Id": "nothex", "NodeId": "b", "Collection": "c", "EntityId": "x",
+              "OperationType": 1, "Payload": "{}", "Sequence": 1}
+    r = repl(a, "POST", "/api/replication/push", {"Operations": [bad_op]}, db=DB)
+    assert r.status == 400 and "Id" in r.body["Error"], r
+    assert_error(repl(a, "POST", "/api/cluster/peers",
+                      {"NodeId": "a", "BaseUrl": "http://127.0.0.1:1"}), 400,
+                 "Cannot register local node as a peer.")
+    r = repl(a, "POST", "/api/cluster/peers", {"NodeId": "b", "BaseUrl": "ftp://x"})
+    assert r.status == 400, r
+    assert a.databases() == [] or DB not in [d if isinstance(d, str) else d.get("Name")
+                                              for d in a.databases()]
+
+
+ROUTES = [("POST", "/api/replication/push", {"Operations": []}),
+          ("POST", "/api/replication/pull", {"AfterLogSequence": 0}),
+          ("GET", "/api/replication/status", None),
+          ("GET", "/api/cluster/peers", None),
+          ("POST", "/api/cluster/peers", {"NodeId": "zz", "BaseUrl": "http://127.0.0.1:9"}),
+          ("DELETE", "/api/cluster/peers/zz", None)]
+
+
+@pytest.mark.parametrize("key", [None, "", "wrong", REPL_KEY + "x", "root"])
+def test_cluster_key_is_required_on_every_node_to_node_route(make_node, key):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    for method, path, body in ROUTES:
+        r = repl(a, method, path, body, db=DB, key=key)
+        assert_error(r, 403, "ReplicationApiKey is invalid.")
+    # Nothing was registered or created.
+    assert assert_ok(repl(a, "GET", "/api/cluster/peers")) == []
+    assert status(a)["Databases"] == []
+
+
+def test_peers_registry_persists_and_removes(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    r = assert_ok(repl(a, "POST", "/api/cluster/peers",
+                       {"NodeId": "p1", "BaseUrl": "http://127.0.0.1:9/", "IsActive": False}))
+    assert r[0]["NodeId"] == "p1" and r[0]["BaseUrl"] == "http://127.0.0.1:9"
+    assert r[0]["IsActive"] is False
+    assert_ok(repl(a, "POST", "/api/cluster/peers",
+                   {"NodeId": "p2", "BaseUrl": "http://127.0.0.1:10"}, db="only"))
+    a.restart()
+    assert [p["NodeId"] for p in assert_ok(repl(a, "GET", "/api/cluster/peers"))] == ["p1"]
+    assert [p["NodeId"] for p in
+            assert_ok(repl(a, "GET", "/api/cluster/peers", db="only"))] == ["p2"]
+    assert_ok(repl(a, "DELETE", "/api/cluster/peers/p1"))
+    assert assert_ok(repl(a, "GET", "/api/cluster/peers")) == []
+    assert_error(repl(a, "DELETE", "/api/cluster/peers/p1"), 404)
+
+
+def test_seed_peers_from_config(make_node):
+    b = make_node(overrides=cluster_overrides(), node_id="b", name="b")
+    a = make_node(overrides=deep(cluster_overrides(), {"Node": {"SeedPeers": [
+        {"NodeId": "b", "BaseUrl": f"http://127.0.0.1:{b.port}"}, {"NodeId": "", "BaseUrl": ""},
+        {"NodeId": "a", "BaseUrl": "http://127.0.0.1:1"}]}}), node_id="a", name="a")
+    peers = assert_ok(repl(a, "GET", "/api/cluster/peers"))
+    assert [p["NodeId"] for p in peers] == ["b"]
+    a.api(DB).must_put("c", "x", {"v": 1})
+    wait_for(lambda: b.api(DB).get("c", "x").status == 200, what="x pushed to b")
+
+
+def deep(base, extra):
+    out = json.loads(json.dumps(base))
+    for k, v in extra.items():
+        if isinstance(v, dict):
+            out[k] = deep(out.get(k, {}), v)
+        else:
+            out[k] = v
+    return out
+
+
+def test_killed_node_catches_up_without_retransfer(make_node):
+    a, b = make_cluster(make_node, ["a", "b"], [(0, 1)])
+    for i in range(50):
+        a.api(DB).must_put("c", f"x{i}", {"i": i})
+    wait_converged([a, b])
+    pulled_before = [p for p in status(b)["Databases"][0]["Peers"]][0]["LastPulledPeerLogSequence"]
+    assert pulled_before == 50
+    b.kill9()
+    for i in range(50, 80):
+        a.api(DB).must_put("c", f"x{i}", {"i": i})
+    b.start()
+    # Right after restart the checkpoint is where it was, not 0: nothing is pulled twice.
+    peer = status(b)["Databases"][0]["Peers"][0]
+    assert peer["LastPulledPeerLogSequence"] >= 50
+    (vv, _), docs = wait_converged([a, b])
+    assert vv == {"a": 80}
+    assert len(docs["c"]) == 80
+
+
+def test_acknowledged_writes_survive_kill_during_writes_and_replicate(make_node):
+    a, b = make_cluster(make_node, ["a", "b"], [(0, 1)])
+    acked = []
+    stop = threading.Event()
+
+    def writer():
+        api = a.api(DB)
+        i = 0
+        while not stop.is_set() and i < 400:
+            try:
+                r = api.put("c", f"w{i}", {"i": i})
+            except OSError:
+                break
+            if r.status == 200:
+                acked.append(f"w{i}")
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(0.3)
+    a.kill9()
+    stop.set()
+    t.join(10)
+    a.start()
+    (_, _), docs = wait_converged([a, b])
+    have = {json.loads(d)["Id"] for d in docs.get("c", [])}
+    assert set(acked) <= have
+
+
+def test_frozen_node_catches_up_after_sigcont(make_node):
+    a, b = make_cluster(make_node, ["a", "b"], [(0, 1)])
+    b.send_signal(signal.SIGSTOP)
+    try:
+        for i in range(20):
+            a.api(DB).must_put("c", f"x{i}", {"i": i})
+        time.sleep(5)
+    finally:
+        b.send_signal(signal.SIGCONT)
+    (vv, _), docs = wait_converged([a, b])
+    assert vv == {"a": 20}
+
+
+def test_a_down_peer_does_not_slow_local_writes(make_node):
+    # A peer that accepts connections and never answers: the worst kind.
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(64)
+    try:
+        a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+        api = a.api(DB)
+
+        def median_write_ms(prefix, n=60):
+            times = []
+            for i in range(n):
+                t0 = time.perf_counter()
+                api.must_put("c", f"{prefix}{i}", {"i": i})
+                times.append((time.perf_counter() - t0) * 1000)
+            return sorted(times)[n // 2]
+
+        base = median_write_ms("base")
+        add_peer_url(a, "dead", f"http://127.0.0.1:{sink.getsockname()[1]}")
+        slow = median_write_ms("dead")
+        assert slow < base * 3 + 5, (base, slow)
+        peer = status(a)["Databases"][0]["Peers"][0]
+        assert peer["PeerNodeId"] == "dead"
+    finally:
+        sink.close()
+
+
+def add_peer_url(node, peer_id, url, db=None):
+    r = repl(node, "POST", "/api/cluster/peers", {"NodeId": peer_id, "BaseUrl": url}, db=db)
+    assert r.status == 200, r
+
+
+def test_status_reports_a_failing_peer(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    a.api(DB).must_put("c", "x", {"v": 1})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    add_peer_url(a, "gone", f"http://127.0.0.1:{port}")
+
+    def failing():
+        p = status(a)["Databases"][0]["Peers"][0]
+        return p if p["LastError"] else None
+
+    p = wait_for(failing, what="a failure reported")
+    assert p["IsOnline"] is False
+    assert p["EstimatedPendingPushOperations"] == 1
+    assert p["CatchUpStatus"] == "CatchingUp"
+    assert p["ConsecutiveFailures"] >= 1 and p["NextRetryUtc"]
