@@ -93,10 +93,10 @@ void ld_api_repl_push(ld_req *r)
         }
         in->n++;
     }
-    json_decref(body);
     in->policy = r->node->cfg.conflict_policy;
     in->max_skew_ms = (uint64_t)r->node->cfg.max_clock_skew_s * 1000u;
-    snprintf(in->peer, sizeof in->peer, "%s", source ? source : "");
+    snprintf(in->peer, sizeof in->peer, "%s", source ? source : ""); /* source lives in body */
+    json_decref(body);
     if (!r->db && n == 0) {
         ld_ingest_free(in);
         free(job);
