@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Replication visibility probe (the seed's DistributedCacheProbe, for documents): writes on node
+A, polls node B until each write is visible, and prints p50/p95/p99/max of time-until-visible.
+
+    tools/visibility_probe.py --a http://127.0.0.1:17001 --b http://127.0.0.1:17002 -n 200
+
+Standard library only. Each write gets a unique token; B is polled with keep-alive requests
+every --poll-ms until it returns that token (or --timeout-s passes: counted as lost)."""
+
+import argparse
+import http.client
+import json
+import sys
+import time
+import urllib.parse
+import uuid
+
+
+class Client:
+    def __init__(self, base, db, key):
+        u = urllib.parse.urlparse(base)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=5)
+        self.headers = {"Database": db, "ApiKey": key, "Content-Type": "application/json"}
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        for attempt in range(2):  # one reconnect if the keep-alive connection was closed
+            try:
+                self.conn.request(method, path, body=data, headers=self.headers)
+                r = self.conn.getresponse()
+                return r.status, r.read()
+            except (http.client.HTTPException, OSError):
+                self.conn.close()
+                if attempt:
+                    raise
+        raise RuntimeError("unreachable")
+
+
+def percentile(sorted_ms, p):
+    if not sorted_ms:
+        return float("nan")
+    k = min(len(sorted_ms) - 1, max(0, int(round(p / 100 * len(sorted_ms) + 0.5)) - 1))
+    return sorted_ms[k]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--a", default="http://127.0.0.1:17001", help="node written to")
+    ap.add_argument("--b", default="http://127.0.0.1:17002", help="node watched")
+    ap.add_argument("--db", default="probe")
+    ap.add_argument("--key", default="root", help="ApiKey valid on both nodes")
+    ap.add_argument("-n", type=int, default=200, help="number of writes")
+    ap.add_argument("--poll-ms", type=float, default=0.2, help="poll interval on B")
+    ap.add_argument("--timeout-s", type=float, default=5.0, help="give up on one write after")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = ap.parse_args(argv)
+
+    a, b = Client(args.a, args.db, args.key), Client(args.b, args.db, args.key)
+    samples, lost = [], 0
+    for i in range(args.n):
+        token = uuid.uuid4().hex
+        path = f"/api/documents/probe/p{i % 50}"
+        status, body = a.call("PUT", path, {"token": token})
+        if status != 200:
+            print(f"write {i} failed on A: {status} {body[:200]!r}", file=sys.stderr)
+            return 1
+        t0 = time.perf_counter()
+        deadline = t0 + args.timeout_s
+        while True:
+            status, body = b.call("GET", path)
+            if status == 200 and json.loads(body).get("token") == token:
+                samples.append((time.perf_counter() - t0) * 1000)
+                break
+            if time.perf_counter() > deadline:
+                lost += 1
+                break
+            time.sleep(args.poll_ms / 1000)
+    s = sorted(samples)
+    result = {"writes": args.n, "visible": len(s), "lost": lost,
+              "p50_ms": percentile(s, 50), "p95_ms": percentile(s, 95),
+              "p99_ms": percentile(s, 99), "max_ms": s[-1] if s else float("nan"),
+              "poll_ms": args.poll_ms}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{len(s)}/{args.n} writes visible on B ({lost} not within {args.timeout_s} s); "
+              f"time until visible: p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, "
+              f"p99 {result['p99_ms']:.2f} ms, max {result['max_ms']:.2f} ms "
+              f"(poll every {args.poll_ms} ms)")
+    return 0 if lost == 0 else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
