@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake make gcc pkg-config
-  libevent-dev libjansson-dev libsqlite3-dev liblmdb-dev libsodium-dev libssl-dev
+  libevent-dev libjansson-dev libsqlite3-dev liblmdb-dev libsodium-dev libssl-dev libwslay-dev
   libcmocka-dev python3 python3-pytest
 )
 
