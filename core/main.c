@@ -24,6 +24,7 @@
 #include "http/router.h"
 #include "node.h"
 #include "repl/repl.h"
+#include "ws/ws.h"
 #include "plugins/loader.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -187,7 +188,8 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
      * before the signal gets SHUTDOWN_QUIET_MS to complete. */
     bool quiet = now - n->last_request_ms >= SHUTDOWN_QUIET_MS &&
                  now - n->shutdown_started_ms >= SHUTDOWN_QUIET_MS;
-    if ((n->inflight > 0 || !quiet) && now < n->shutdown_deadline_ms) return;
+    bool ws_open = n->ws && ld_ws_server_count(n->ws) > 0;
+    if ((n->inflight > 0 || !quiet || ws_open) && now < n->shutdown_deadline_ms) return;
     if (n->inflight > 0)
         ld_log_error("shutdown: %d writes still in flight after %d s; exiting anyway", n->inflight,
                      n->cfg.shutdown_timeout_s);
@@ -209,6 +211,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         evhttp_del_accept_socket(n->http, n->listener);
         n->listener = NULL;
     }
+    if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
     n->shutdown_started_ms = ld_mono_ms();
     n->shutdown_deadline_ms = n->shutdown_started_ms + (uint64_t)n->cfg.shutdown_timeout_s * 1000u;
     struct timeval tick = {0, 10 * 1000};
@@ -405,6 +408,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (!(n->ws = ld_ws_server_new(NULL))) goto out;
     if (!(n->repl = ld_repl_new(n, err, sizeof err))) {
         ld_log_error("replication: %s", err);
         goto out;
@@ -452,6 +456,7 @@ int main(int argc, char **argv)
     ld_log_info("stopped");
 
 out:
+    ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
     if (n->http) evhttp_free(n->http);
     n->env.committed = NULL;
     ld_repl_free(n->repl);

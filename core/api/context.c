@@ -170,18 +170,23 @@ bool ld_api_has_role(ld_req *r, uint32_t role)
     return ask(r, r->db_name[0] ? r->db_name : NULL, role) == LD_AUTHZ_ALLOW;
 }
 
+bool ld_cluster_key_ok(const ld_node *n, const char *key, size_t len)
+{
+    const char *want = n->cfg.replication_api_key;
+    /* Hash both sides so the comparison takes the same time whatever the lengths. */
+    uint8_t a[32], b[32];
+    crypto_generichash(a, sizeof a, (const uint8_t *)key, len, NULL, 0);
+    crypto_generichash(b, sizeof b, (const uint8_t *)want, strlen(want), NULL, 0);
+    return len > 0 && sodium_memcmp(a, b, sizeof a) == 0;
+}
+
 bool ld_api_cluster_auth(ld_req *r)
 {
     const char *raw =
         evhttp_find_header(evhttp_request_get_input_headers(r->ev), "ReplicationApiKey");
     size_t len = 0;
     const char *key = raw ? trim(raw, &len) : NULL;
-    const char *want = r->node->cfg.replication_api_key;
-    /* Hash both sides so the comparison takes the same time whatever the lengths. */
-    uint8_t a[32], b[32];
-    crypto_generichash(a, sizeof a, (const uint8_t *)(key ? key : ""), len, NULL, 0);
-    crypto_generichash(b, sizeof b, (const uint8_t *)want, strlen(want), NULL, 0);
-    if (!key || !len || sodium_memcmp(a, b, sizeof a) != 0) {
+    if (!key || !ld_cluster_key_ok(r->node, key, len)) {
         ld_reply_error(r, 403, "ReplicationApiKey is invalid.");
         return false;
     }

@@ -4,7 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "../db/names.h"
 #include "../db/registry.h"
 #include "../db/writer.h"
 #include "../repl/ingest.h"
@@ -12,6 +14,7 @@
 #include "../repl/repl.h"
 #include "../repl/wire.h"
 #include "../util/jsonget.h"
+#include "../ws/ws.h"
 #include "context.h"
 
 #define PULL_DEFAULT_BATCH 200
@@ -249,4 +252,60 @@ void ld_api_peers_delete(ld_req *r)
         return;
     }
     ld_reply_json(r, 200, json_pack("{s:s, s:b}", "NodeId", r->segs[3], "Removed", 1));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * GET /ws/replication: sync-request hints. A hint carries no data, so a lost one loses nothing;
+ * it only makes this node run a cycle with the sender at once.
+ * ------------------------------------------------------------------------------------------- */
+
+static void ws_answer(ld_ws_conn *c, const char *error)
+{
+    json_t *a = json_pack("{s:b, s:s?}", "accepted", error == NULL, "error", error);
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    if (text) ld_ws_send_text(c, text, strlen(text));
+    free(text);
+    json_decref(a);
+}
+
+static const char *ws_handle(ld_node *n, json_t *f)
+{
+    const char *type = json_string_value(ld_json_get_ci(f, "type"));
+    if (type && !strcasecmp(type, "health-check")) return NULL;
+    if (!type || strcasecmp(type, "sync-request") != 0) return "invalid-payload";
+    const char *source = json_string_value(ld_json_get_ci(f, "sourceNodeId"));
+    const char *db_raw = json_string_value(ld_json_get_ci(f, "database"));
+    json_t *key = ld_json_get_ci(f, "replicationApiKey");
+    char db[LD_DB_NAME_MAX + 1];
+    if (!source || !ld_node_id_valid(source) || !strcmp(source, n->node_id) || !db_raw ||
+        !ld_db_name_normalize(db_raw, db) || !json_is_string(key) ||
+        !ld_cluster_key_ok(n, json_string_value(key), json_string_length(key)))
+        return "invalid-payload";
+    ld_repl_sync_request(n->repl, db, source);
+    return NULL;
+}
+
+static void ws_on_text(ld_ws_conn *c, const char *msg, size_t len, void *arg)
+{
+    json_error_t je;
+    json_t *f = json_loadb(msg, len, 0, &je);
+    ws_answer(c, json_is_object(f) ? ws_handle(arg, f) : "invalid-json");
+    json_decref(f);
+}
+
+void ld_api_repl_ws(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r)) return;
+    static const ld_ws_callbacks cbs = {.on_text = ws_on_text};
+    ld_ws_conn *c;
+    const char *why = NULL;
+    ld_status st = ld_ws_accept(r->node->ws, r->ev, &cbs, r->node, &c, &why);
+    if (st == LD_OK) {
+        ld_req_free(r); /* the connection now belongs to the WebSocket layer */
+        return;
+    }
+    if (st == LD_INVALID || st == LD_UNSUPPORTED)
+        ld_reply_error(r, 400, "A WebSocket request is required.");
+    else
+        ld_reply_error(r, 500, "The WebSocket could not be set up.");
 }

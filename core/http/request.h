@@ -64,7 +64,8 @@ void ld_reply_buffer(ld_req *r, int status, struct evbuffer *body); /* JSON; dra
 void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Frees a context without replying (only for the router's own failure paths). */
+/* Frees a context without replying: for the router's own failure paths, and after a WebSocket
+ * upgrade took the connection over. */
 void ld_req_free(ld_req *r);
 
 #endif

@@ -43,6 +43,7 @@ static const route routes[] = {
     {M_POST, {"api", "replication", "push", NULL}, ld_api_repl_push},
     {M_POST, {"api", "replication", "pull", NULL}, ld_api_repl_pull},
     {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status},
+    {M_GET, {"ws", "replication", NULL}, ld_api_repl_ws},
     {M_GET, {"api", "cluster", "peers", NULL}, ld_api_peers_list},
     {M_POST, {"api", "cluster", "peers", NULL}, ld_api_peers_upsert},
     {M_DELETE, {"api", "cluster", "peers", "*", NULL}, ld_api_peers_delete},

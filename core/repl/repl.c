@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -27,6 +28,7 @@
 #include "../util/timeutil.h"
 #include "ingest.h"
 #include "oplog.h"
+#include "../ws/ws.h"
 #include "peers.h"
 #include "wire.h"
 
@@ -67,8 +69,21 @@ typedef struct ld_link {
     bool diverged;
 } ld_link;
 
+/* The WebSocket to one peer that carries our sync-request hints, dialled when first needed and
+ * re-dialled after a backoff when it drops. */
+typedef struct hint_conn {
+    ld_repl *repl;
+    char peer[LD_NODE_ID_MAX + 1];
+    ld_ws_conn *c;
+    int failures;
+    uint64_t next_try_mono;
+} hint_conn;
+
 struct ld_repl {
     ld_node *node;
+    struct evdns_base *dns; /* peers given by host name resolve without blocking the loop */
+    hint_conn **hints;
+    size_t n_hints;
     char *node_peers_path;
     char *db_peers_dir;
     ld_peer_list node_peers;
@@ -391,7 +406,7 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
 {
     ld_repl *r = l->repl;
     if (!l->conn) {
-        l->conn = evhttp_connection_base_new(r->node->base, NULL, l->host, (ev_uint16_t)l->port);
+        l->conn = evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
         if (!l->conn) return false;
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
@@ -432,6 +447,76 @@ static void peer_error(ld_link *l, int code, json_t *body, const char *err, cons
     }
     const char *msg = json_string_value(ld_json_get_ci(body, "Error"));
     cycle_fail(l, "%s: HTTP %d%s%s", what, code, msg ? ": " : "", msg ? msg : "");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Sync-request hints over WebSocket
+ * ------------------------------------------------------------------------------------------- */
+
+static void hint_on_open(ld_ws_conn *c, void *arg)
+{
+    (void)c;
+    hint_conn *h = arg;
+    h->failures = 0;
+}
+
+static void hint_on_close(ld_ws_conn *c, int code, const char *reason, void *arg)
+{
+    (void)c;
+    hint_conn *h = arg;
+    h->c = NULL;
+    if (code != 1000 && code != 1001) {
+        h->failures++;
+        int shift = h->failures - 1 < 5 ? h->failures - 1 : 5;
+        uint64_t delay = (uint64_t)BACKOFF_BASE_MS << shift;
+        h->next_try_mono = ld_mono_ms() + (delay > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : delay);
+        ld_log(LD_LOG_DEBUG, NULL, "hint socket to %s closed (%d %s)", h->peer, code,
+               reason ? reason : "");
+    }
+}
+
+static hint_conn *hint_get(ld_repl *r, const char *peer)
+{
+    for (size_t i = 0; i < r->n_hints; i++)
+        if (!strcmp(r->hints[i]->peer, peer)) return r->hints[i];
+    hint_conn **v = realloc(r->hints, (r->n_hints + 1) * sizeof *v);
+    if (!v) return NULL;
+    r->hints = v;
+    hint_conn *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->repl = r;
+    snprintf(h->peer, sizeof h->peer, "%s", peer);
+    r->hints[r->n_hints++] = h;
+    return h;
+}
+
+/* Tells the peer to run a cycle with us for l->db now. Best effort: a hint that cannot be sent
+ * is dropped, the peer's own triggers and the sweep cover it. */
+static void hint_send(ld_link *l)
+{
+    ld_repl *r = l->repl;
+    hint_conn *h = hint_get(r, l->peer);
+    if (!h) return;
+    if (!h->c) {
+        if (ld_mono_ms() < h->next_try_mono) return;
+        char url[600];
+        snprintf(url, sizeof url, "ws://%s:%d%s/ws/replication", l->host, l->port, l->prefix);
+        const char *headers[] = {"ReplicationApiKey", r->node->cfg.replication_api_key, NULL};
+        static const ld_ws_callbacks cbs = {.on_open = hint_on_open, .on_close = hint_on_close};
+        if (ld_ws_connect(r->node->base, r->dns, url, headers, NULL, &cbs, h, &h->c) != LD_OK) {
+            h->c = NULL;
+            return;
+        }
+    }
+    char when[LD_ISO_TIME_LEN];
+    ld_iso_time(ld_wall_ms(), when);
+    json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "sync-request", "sourceNodeId",
+                          r->node->node_id, "database", l->db, "replicationApiKey",
+                          r->node->cfg.replication_api_key, "reason", "push", "timestampUtc", when);
+    char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
+    if (text) ld_ws_send_text(h->c, text, strlen(text)); /* queued until the handshake is done */
+    free(text);
+    json_decref(f);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -505,6 +590,9 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     l->push_ckpt = ack;
     l->ops_pushed += sent;
+    uint64_t accepted = 0;
+    if (ld_json_as_u64(ld_json_get_ci(body, "AcceptedCount"), &accepted) && accepted > 0)
+        hint_send(l);
     ld_db *db = ld_registry_get(&l->repl->node->reg, l->db);
     if (db) {
         save_push_ckpt(l, db);
@@ -1036,6 +1124,8 @@ ld_repl *ld_repl_new(ld_node *node, char *err, size_t errlen)
     r->node_peers_path = join(node->data_dir, "peers.json");
     r->db_peers_dir = join(node->data_dir, "peers");
     r->kick_ev = event_new(node->base, -1, 0, kicked_cb, r);
+    r->dns = evdns_base_new(node->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (!r->dns) r->dns = evdns_base_new(node->base, 0); /* no resolv.conf: numeric peers only */
     r->sweep_ev = event_new(node->base, -1, EV_PERSIST, sweep_cb, r);
     if (!r->node_peers_path || !r->db_peers_dir || !r->kick_ev || !r->sweep_ev) {
         ld_set_err(err, errlen, "out of memory");
@@ -1093,6 +1183,12 @@ void ld_repl_free(ld_repl *r)
     for (size_t i = 0; i < r->n_links; i++)
         link_free(r->links[i]);
     free(r->links);
+    for (size_t i = 0; i < r->n_hints; i++) {
+        if (r->hints[i]->c) ld_ws_conn_free(r->hints[i]->c);
+        free(r->hints[i]);
+    }
+    free(r->hints);
+    if (r->dns) evdns_base_free(r->dns, 0);
     free(r->queue);
     free(r->kicked);
     if (r->kick_ev) event_free(r->kick_ev);

@@ -385,3 +385,90 @@ def test_status_reports_a_failing_peer(make_node):
     assert p["EstimatedPendingPushOperations"] == 1
     assert p["CatchUpStatus"] == "CatchingUp"
     assert p["ConsecutiveFailures"] >= 1 and p["NextRetryUtc"]
+
+
+# --- /ws/replication ----------------------------------------------------------------------------
+
+def ws_open(port, key=REPL_KEY):
+    import base64
+    import os
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    wskey = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /ws/replication HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {wskey}\r\n"
+               f"Sec-WebSocket-Version: 13\r\nReplicationApiKey: {key}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    return s, head.split(b"\r\n", 1)[0]
+
+
+def ws_send_text(s, text):
+    import os
+    data = text.encode()
+    mask = os.urandom(4)
+    hdr = bytes([0x81])
+    hdr += bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + len(data).to_bytes(2, "big")
+    s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+
+def ws_recv_text(s):
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            assert chunk, "connection closed"
+            buf += chunk
+        return buf
+    b0, b1 = exact(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(exact(2), "big")
+    payload = exact(n)
+    assert b0 & 0x0F == 1, f"opcode {b0 & 0x0F}"
+    return json.loads(payload)
+
+
+def test_ws_route_refuses_plain_get_and_wrong_key(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    assert_error(repl(a, "GET", "/ws/replication"), 400, "A WebSocket request is required.")
+    assert_error(repl(a, "GET", "/ws/replication", key="wrong"), 403,
+                 "ReplicationApiKey is invalid.")
+    s, status_line = ws_open(a.port, key="wrong")
+    s.close()
+    assert b" 403 " in status_line
+
+
+def test_ws_sync_request_makes_the_receiver_pull_at_once(make_node):
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    b = make_node(overrides=deep(cluster_overrides(), {"Node": {"AntiEntropyIntervalSeconds": 3600}}),
+                  node_id="b", name="b")
+    # b knows a; a does not know b, so nothing of a reaches b unless b pulls.
+    add_peer(b, a)
+    b.api(DB).must_put("c", "seed", {"v": 0})  # b's cycle with a runs now and finds nothing
+    wait_for(lambda: (status(b)["Databases"] or [{"Peers": [{}]}])[0]["Peers"][0].get(
+        "LastSuccessUtc"), what="b's first cycle")
+    a.api(DB).must_put("c", "x", {"v": 1})
+    time.sleep(0.5)
+    assert b.api(DB).get("c", "x").status == 404  # no other trigger brings it
+    s, status_line = ws_open(b.port)
+    try:
+        assert b" 101 " in status_line
+        ws_send_text(s, json.dumps({"type": "health-check"}))
+        assert ws_recv_text(s) == {"accepted": True, "error": None}
+        ws_send_text(s, "{not json")
+        assert ws_recv_text(s) == {"accepted": False, "error": "invalid-json"}
+        ws_send_text(s, json.dumps({"type": "sync-request", "sourceNodeId": "b", "database": DB,
+                                    "replicationApiKey": REPL_KEY}))
+        assert ws_recv_text(s) == {"accepted": False, "error": "invalid-payload"}
+        ws_send_text(s, json.dumps({"TYPE": "sync-request", "SourceNodeId": "a", "Database": DB,
+                                    "ReplicationApiKey": "wrong"}))
+        assert ws_recv_text(s) == {"accepted": False, "error": "invalid-payload"}
+        ws_send_text(s, json.dumps({"type": "sync-request", "sourceNodeId": "a", "database": DB,
+                                    "replicationApiKey": REPL_KEY, "reason": "test"}))
+        assert ws_recv_text(s) == {"accepted": True, "error": None}
+        wait_for(lambda: b.api(DB).get("c", "x").status == 200, timeout=5, what="x pulled by b")
+    finally:
+        s.close()
