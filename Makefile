@@ -5,7 +5,8 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build build-asan run cluster test test-unit test-asan bench clean format
+.PHONY: all deps build build-asan run cluster test test-unit test-asan bench bench-storage \
+        clean format
 
 all: build
 
@@ -37,6 +38,11 @@ test: build build-asan
 
 bench: build
 	bench/run
+
+# Each storage plugin beside its raw engine (SQLite, LMDB) in one run; regenerates the storage
+# section of docs/benchmarks.md.
+bench-storage: build
+	bench/storage/run --build $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1393,9 +1393,15 @@ static void lm_cursor_close(ld_stcursor *c)
     free(c);
 }
 
-/* Hands out the entry the LMDB cursor landed on (rc from mdb_cursor_get), or ends the cursor. */
-static ld_status lm_cursor_row(ld_stcursor *c, int rc, const MDB_val *k, const MDB_val *v,
-                               const void **kp, size_t *kl, const void **vp, size_t *vl)
+/* Hands out the entry the LMDB cursor landed on (rc from mdb_cursor_get), or ends the cursor.
+ * Always inlined: as a call with eight arguments it added about 55 instructions to every cursor
+ * step, where LMDB's own step takes about 140 (callgrind; bench/storage scans). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline ld_status
+lm_cursor_row(ld_stcursor *c, int rc, const MDB_val *k, const MDB_val *v, const void **kp,
+              size_t *kl, const void **vp, size_t *vl)
 {
     if (rc == MDB_NOTFOUND) {
         c->state = LM_CUR_END;
