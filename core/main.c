@@ -28,6 +28,7 @@
 #include "plugins/loader.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/workers.h"
 
 extern char **environ;
 
@@ -391,6 +392,11 @@ int main(int argc, char **argv)
     pthread_mutex_init(&n->done.mu, NULL);
     n->done.ev = event_new(n->base, -1, 0, completions_run, n);
     if (!n->done.ev) goto out;
+    /* Queries run off the loop, one per core (at least 2, so one long scan never holds up
+     * every other query). */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    n->workers = ld_workers_new(n->base, cpus < 2 ? 2 : cpus > 8 ? 8 : (int)cpus);
+    if (!n->workers) goto out;
 
     n->env = (ld_db_env){
         .store = &n->store,
@@ -456,6 +462,8 @@ int main(int argc, char **argv)
     ld_log_info("stopped");
 
 out:
+    /* Idle by now: every query was answered. */
+    ld_workers_free(n->workers);
     ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
     if (n->http) evhttp_free(n->http);
     n->env.committed = NULL;

@@ -40,8 +40,9 @@ typedef struct ld_node {
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
     ld_completions done;
+    struct ld_workers *workers; /* SELECT queries run here, off the loop (util/workers.h) */
     uint64_t started_ms;
-    int inflight; /* requests waiting for a writer; loop thread only */
+    int inflight; /* requests waiting for a writer or a worker; loop thread only */
     bool shutting_down;
     uint64_t shutdown_started_ms;
     uint64_t shutdown_deadline_ms;

@@ -298,8 +298,8 @@ void ld_doc_submit(ld_req *r, ld_wjob *job)
     ld_writer_submit(r->db->writer, job);
 }
 
-char *ld_doc_normalize(ld_req *r, json_t *obj, const char *text, size_t len, const char *id,
-                       size_t *out_len)
+char *ld_doc_normalize_text(json_t *obj, const char *text, size_t len, const char *id,
+                            size_t *out_len)
 {
     json_t *idv = json_object_get(obj, "Id");
     bool conforms = json_is_string(idv) && strcmp(json_string_value(idv), id) == 0 &&
@@ -327,6 +327,13 @@ char *ld_doc_normalize(ld_req *r, json_t *obj, const char *text, size_t len, con
         free(idtext);
         free(prepend);
     }
+    return out;
+}
+
+char *ld_doc_normalize(ld_req *r, json_t *obj, const char *text, size_t len, const char *id,
+                       size_t *out_len)
+{
+    char *out = ld_doc_normalize_text(obj, text, len, id, out_len);
     if (!out) ld_reply_error(r, 500, "Out of memory.");
     return out;
 }

@@ -14,6 +14,11 @@
 char *ld_doc_normalize(ld_req *r, json_t *obj, const char *text, size_t len, const char *id,
                        size_t *out_len);
 
+/* The same rule without a request, for code off the loop (query writes in the writer's
+ * transaction): NULL when memory runs out. */
+char *ld_doc_normalize_text(json_t *obj, const char *text, size_t len, const char *id,
+                            size_t *out_len);
+
 /* A job for coll/id (id NULL for REGISTER) whose completion calls done on the loop with
  * job->arg == r. Replies 500 and returns NULL when out of memory. */
 ld_wjob *ld_doc_job(ld_req *r, ld_wkind kind, const char *coll, const char *id,

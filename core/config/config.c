@@ -39,6 +39,8 @@ static const keydef node_keys[] = {
     {"AllowDefaultKeys", true},
     {"ShutdownTimeoutSeconds", true},
     {"WriterBatchMax", true},
+    {"MaxQueryLength", true},
+    {"MaxQueryDepth", true},
     {"SeedPeers", true},
     {"ReplicationBatchSize", true},
     {"ReplicationBatchBytes", true},
@@ -542,6 +544,11 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     cfg->shutdown_timeout_s = (int)x;
     if (!get_int(node, "Node", "WriterBatchMax", 1000, 1, 100000, &x, err, errlen)) goto fail;
     cfg->writer_batch_max = (int)x;
+    if (!get_int(node, "Node", "MaxQueryLength", 65536, 16, 16 * 1024 * 1024, &x, err, errlen))
+        goto fail;
+    cfg->max_query_length = (size_t)x;
+    if (!get_int(node, "Node", "MaxQueryDepth", 64, 4, 256, &x, err, errlen)) goto fail;
+    cfg->max_query_depth = (int)x;
     if (!get_bool(node, "Node", "AllowDefaultKeys", false, &cfg->allow_default_keys, err, errlen))
         goto fail;
     if (!load_replication(cfg, node, err, errlen)) goto fail;

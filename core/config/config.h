@@ -33,6 +33,8 @@ typedef struct ld_config {
     bool allow_default_keys;
     int shutdown_timeout_s;
     int writer_batch_max;
+    size_t max_query_length; /* LiteQL: bytes of query text */
+    int max_query_depth;     /* LiteQL: nesting of expressions and JSON literals */
 
     /* Replication (Node section) */
     json_t *seed_peers; /* Node.SeedPeers as given, or NULL; owned (a reference) */

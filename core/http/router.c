@@ -40,6 +40,7 @@ static const route routes[] = {
     {M_GET, {"api", "documents", "*", "*", NULL}, ld_api_doc_get},
     {M_PUT, {"api", "documents", "*", "*", NULL}, ld_api_doc_put},
     {M_DELETE, {"api", "documents", "*", "*", NULL}, ld_api_doc_delete},
+    {M_POST, {"api", "query", NULL}, ld_api_query},
     {M_POST, {"api", "replication", "push", NULL}, ld_api_repl_push},
     {M_POST, {"api", "replication", "pull", NULL}, ld_api_repl_pull},
     {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status},
