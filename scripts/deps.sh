@@ -7,6 +7,7 @@ packages=(
   cmake make gcc pkg-config
   libevent-dev libjansson-dev libsqlite3-dev liblmdb-dev libsodium-dev libssl-dev libwslay-dev
   libcmocka-dev python3 python3-pytest
+  clang libclang-rt-14-dev
 )
 
 missing=()
