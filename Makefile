@@ -35,7 +35,7 @@ test: build build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ctest --output-on-failure -j 2 -L 'unit|storage|system'
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) FUZZ_FLAGS='$(FUZZ_TEST_FLAGS)'
 
 bench: build
 	bench/run
@@ -48,9 +48,14 @@ bench-storage: build
 # libFuzzer targets, built with clang (ASan + UBSan) into $(FUZZ_BUILD): each runs FUZZ_SECONDS
 # from its committed seeds (tests/fuzz/corpus/<name>, read-only) plus what it has found before
 # ($(FUZZ_BUILD)/corpus/<name>); an input that crashes lands in $(FUZZ_BUILD)/crash-*.
+# `make fuzz` explores with a random seed; `make test` replays a fixed seed for a bounded number of
+# runs, so a test run is repeatable and a new finding from exploration becomes a corpus file and a
+# regression test instead of a CI run that fails by luck.
 FUZZ_BUILD        ?= build-fuzz
 FUZZ_SECONDS      ?= 60
-FUZZ_TEST_SECONDS ?= 20
+FUZZ_FLAGS        ?=
+FUZZ_TEST_SECONDS ?= 60
+FUZZ_TEST_FLAGS   ?= -seed=1 -runs=400000
 FUZZ_TARGETS      := query
 FUZZ_CFLAGS       := -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
                      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icore -Iinclude
@@ -61,7 +66,7 @@ FUZZ_QUERY_SRCS   := core/query/lexer.c core/query/parser.c core/query/eval.c co
 fuzz: deps $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t && echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
-	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  $(FUZZ_BUILD)/fuzz_$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	    -dict=tests/fuzz/$$t.dict -artifact_prefix=$(FUZZ_BUILD)/ -print_final_stats=1 \
 	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t 2>$(FUZZ_BUILD)/fuzz_$$t.log || \
 	    { tail -n 60 $(FUZZ_BUILD)/fuzz_$$t.log; exit 1; }; \

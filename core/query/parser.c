@@ -520,9 +520,20 @@ static ld_ql_node *json_literal(parser *p)
 static ld_ql_node *parse_expr(parser *p);
 static ld_ql_node *parse_logic(parser *p, bool is_or);
 
+/* Documents cannot hold a member name with U+0000 (the JSON layer refuses them on the way in),
+ * and a row could not carry one back to most clients, so such a name is refused where it is
+ * written. Called with the name's token current. */
+static bool name_ok(parser *p, const char *name, size_t len)
+{
+    if (!memchr(name, '\0', len)) return true;
+    ld_ql_error_set(p->err, LD_QE_SYNTAX, peek(p)->cpos, "A name cannot contain U+0000");
+    return false;
+}
+
 static bool add_seg(parser *p, ld_ql_node *n, const char *name, size_t len, bool is_index,
                     size_t index)
 {
+    if (!is_index && !name_ok(p, name, len)) return false;
     ld_ql_seg *s = realloc(n->segs, (n->nsegs + 1) * sizeof *s);
     if (!s) {
         nomem(p);
@@ -1232,6 +1243,7 @@ static bool parse_object(parser *p, ld_ql_stmt *s, const char *what)
 
 static bool set_col_name(parser *p, ld_ql_col *c, const char *name, size_t len)
 {
+    if (!name_ok(p, name, len)) return false;
     c->name = malloc(len + 1);
     if (!c->name) {
         nomem(p);

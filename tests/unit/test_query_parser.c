@@ -394,6 +394,10 @@ static void syntax_errors(void **state)
         {"DELETE FROM c LIMIT 1", "Unexpected token 'LIMIT' at position 15."},
         {"SELECT $ FROM c WHERE a = 'x", "Unterminated string at position 27."},
         {"SELECT $ FROM c WHERE a = 01", "Invalid number '01' at position 27."},
+        /* found by the fuzzer: a member name with U+0000 made a row jansson cannot read */
+        {"SELECT $.\"\\u0000\" FROM c", "A name cannot contain U+0000 at position 10."},
+        {"SELECT a AS \"\\u0000\" FROM c", "A name cannot contain U+0000 at position 13."},
+        {"SELECT a[\"x\\u0000\"] FROM c", "A name cannot contain U+0000 at position 10."},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         fails(cases[i].q, LD_QE_SYNTAX, cases[i].msg);
