@@ -19,8 +19,10 @@
 #include <event2/thread.h>
 #include <sodium.h>
 
+#include "api/studio.h"
 #include "db/writer.h"
 #include "http/request.h"
+#include "http/static.h"
 #include "http/router.h"
 #include "node.h"
 #include "repl/repl.h"
@@ -365,6 +367,10 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!load_node_id(n) || !check_default_keys(n)) goto out;
+    if (!ld_studio_init(n, err, sizeof err)) {
+        ld_log_error("%s", err);
+        goto out;
+    }
     ld_hlc_init(&n->clock, NULL);
     n->started_ms = ld_wall_ms();
 
@@ -464,6 +470,7 @@ int main(int argc, char **argv)
 out:
     /* Idle by now: every query was answered. */
     ld_workers_free(n->workers);
+    ld_static_free(n->studio);
     ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
     if (n->http) evhttp_free(n->http);
     n->env.committed = NULL;

@@ -6,6 +6,9 @@
 
 #include "../http/request.h"
 
+void ld_api_root(ld_req *r);   /* GET /: to the node dashboard (studio.c) */
+void ld_api_studio(ld_req *r); /* GET /studio/...: the Studio's files (studio.c) */
+
 void ld_api_health(ld_req *r);
 void ld_api_node(ld_req *r);
 

@@ -74,7 +74,7 @@ static const keydef auth_keys[] = {
     {"ApiKeys", true}, {NULL, false},
 };
 
-static const keydef studio_keys[] = {{"CorsOrigins", true}, {NULL, false}};
+static const keydef studio_keys[] = {{"CorsOrigins", true}, {"Root", true}, {NULL, false}};
 
 typedef struct sectiondef {
     const char *name;
@@ -566,7 +566,8 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     }
     if (!(cfg->auth_json = section_text(auth))) goto nomem;
     if (!get_str_list(studio, "Studio", "CorsOrigins", NULL, &cfg->cors_origins,
-                      &cfg->n_cors_origins, err, errlen))
+                      &cfg->n_cors_origins, err, errlen) ||
+        !get_str(studio, "Studio", "Root", NULL, &cfg->studio_root, err, errlen))
         goto fail;
 
     if (ov) {
@@ -615,5 +616,6 @@ void ld_config_free(ld_config *cfg)
     free_list(cfg->auth_plugins, cfg->n_auth_plugins);
     free(cfg->auth_json);
     free_list(cfg->cors_origins, cfg->n_cors_origins);
+    free(cfg->studio_root);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -56,8 +56,9 @@ typedef struct ld_config {
     char *auth_json; /* the whole Auth section as JSON text, for every auth plugin */
 
     /* Studio */
-    char **cors_origins;
+    char **cors_origins; /* as given; checked at start-up by http/cors.h */
     size_t n_cors_origins;
+    char *studio_root; /* NULL: found beside the binary, then in the install dir (api/studio.h) */
 } ld_config;
 
 /* Command-line overrides, applied last. NULL / 0 means not given. */

@@ -148,8 +148,9 @@ static void log_request(ld_req *r, int status)
 static void send_reply(ld_req *r, int status, const char *content_type, struct evbuffer *buf)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-    evhttp_add_header(h, "Content-Type", content_type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (content_type) evhttp_add_header(h, "Content-Type", content_type);
+    /* API answers are never cached; the Studio's static files set their own policy. */
+    if (!evhttp_find_header(h, "Cache-Control")) evhttp_add_header(h, "Cache-Control", "no-store");
     if (r->node->shutting_down) evhttp_add_header(h, "Connection", "close");
     if (ld_log_get_level() >= LD_LOG_DEBUG) log_request(r, status);
     evhttp_send_reply(r->ev, status, NULL, buf);

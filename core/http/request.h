@@ -59,6 +59,8 @@ json_t *ld_req_json(ld_req *r);
 
 /* Replies and frees r. */
 void ld_reply_json(ld_req *r, int status, json_t *body); /* steals body */
+/* content_type NULL sends none (a 304 or a redirect). A Cache-Control header the handler set
+ * stays; otherwise the reply says no-store. */
 void ld_reply_text(ld_req *r, int status, const char *content_type, const char *body, size_t len);
 void ld_reply_buffer(ld_req *r, int status, struct evbuffer *body); /* JSON; drains body */
 void ld_reply_error(ld_req *r, int status, const char *fmt, ...)

@@ -23,12 +23,16 @@
 
 typedef struct route {
     unsigned methods;
-    const char *pattern[LD_MAX_SEGS + 1]; /* literal segments, "*" for a parameter; NULL-ended */
+    /* Literal segments, "*" for a parameter, a final "**" for any number of further segments
+     * (the Studio's files); NULL-ended. */
+    const char *pattern[LD_MAX_SEGS + 1];
     void (*handler)(ld_req *r);
 } route;
 
 /* Order matters where patterns overlap: the first route matching path AND method wins. */
 static const route routes[] = {
+    {M_GET, {NULL}, ld_api_root},
+    {M_GET, {"studio", "**", NULL}, ld_api_studio},
     {M_GET, {"health", NULL}, ld_api_health},
     {M_GET, {"node", NULL}, ld_api_node},
     {M_GET, {"api", "databases", NULL}, ld_api_databases_list},
@@ -56,6 +60,7 @@ static bool pattern_matches(const route *rt, ld_req *r)
 {
     size_t i = 0;
     for (; rt->pattern[i]; i++) {
+        if (strcmp(rt->pattern[i], "**") == 0) return true;
         if (i >= r->nsegs) return false;
         if (strcmp(rt->pattern[i], "*") != 0 &&
             (strlen(rt->pattern[i]) != r->seg_lens[i] || strcmp(rt->pattern[i], r->segs[i]) != 0))

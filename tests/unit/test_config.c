@@ -143,6 +143,32 @@ static void env_paths(void **state)
     json_decref(root);
 }
 
+static void studio_section(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const none[] = {NULL};
+    assert_true(ld_config_load(&c, NULL, none, NULL, err, sizeof err));
+    assert_null(c.studio_root); /* found beside the binary or in the install dir */
+    assert_int_equal(c.n_cors_origins, 0);
+    ld_config_free(&c);
+
+    char *path = write_tmp("{\"studio\": {\"root\": \"/srv/studio\", \"CorsOrigins\": "
+                           "[\"https://a.example\", \"http://localhost:5173\"]}}");
+    char *const env[] = {"LITEDIST_Studio__Root=/opt/studio", NULL};
+    assert_true(ld_config_load(&c, path, none, NULL, err, sizeof err));
+    assert_string_equal(c.studio_root, "/srv/studio");
+    assert_int_equal(c.n_cors_origins, 2);
+    assert_string_equal(c.cors_origins[1], "http://localhost:5173");
+    ld_config_free(&c);
+    assert_true(ld_config_load(&c, path, env, NULL, err, sizeof err));
+    assert_string_equal(c.studio_root, "/opt/studio");
+    ld_config_free(&c);
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     ld_log_set_level(LD_LOG_ERROR); /* the warnings for unknown keys are expected here */
@@ -152,6 +178,7 @@ int main(void)
         cmocka_unit_test(type_errors_name_the_key),
         cmocka_unit_test(bad_files),
         cmocka_unit_test(env_paths),
+        cmocka_unit_test(studio_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
