@@ -21,6 +21,7 @@
 
 #include "api/studio.h"
 #include "db/writer.h"
+#include "http/cors.h"
 #include "http/request.h"
 #include "http/static.h"
 #include "http/router.h"
@@ -367,7 +368,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!load_node_id(n) || !check_default_keys(n)) goto out;
-    if (!ld_studio_init(n, err, sizeof err)) {
+    if (!ld_cors_check_config(n->cfg.cors_origins, n->cfg.n_cors_origins, err, sizeof err) ||
+        !ld_studio_init(n, err, sizeof err)) {
         ld_log_error("%s", err);
         goto out;
     }

@@ -13,6 +13,7 @@
 
 #include "../db/registry.h"
 #include "../util/log.h"
+#include "cors.h"
 
 bool ld_req_seg_is_text(const ld_req *r, size_t i)
 {
@@ -151,6 +152,7 @@ static void send_reply(ld_req *r, int status, const char *content_type, struct e
     if (content_type) evhttp_add_header(h, "Content-Type", content_type);
     /* API answers are never cached; the Studio's static files set their own policy. */
     if (!evhttp_find_header(h, "Cache-Control")) evhttp_add_header(h, "Cache-Control", "no-store");
+    ld_cors_headers(r);
     if (r->node->shutting_down) evhttp_add_header(h, "Connection", "close");
     if (ld_log_get_level() >= LD_LOG_DEBUG) log_request(r, status);
     evhttp_send_reply(r->ev, status, NULL, buf);

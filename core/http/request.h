@@ -25,6 +25,7 @@ typedef struct ld_req {
     size_t nsegs;
     struct evkeyvalq query; /* decoded query parameters */
     char client_addr[64];
+    bool cors_refused; /* a refused CORS preflight: its answer carries no CORS grant */
 
     /* Set by ld_api_open (api/context.h) */
     char db_name[LD_DB_NAME_MAX + 1];

@@ -14,6 +14,7 @@
 #include "../api/api.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
+#include "cors.h"
 #include "request.h"
 
 #define M_GET    EVHTTP_REQ_GET
@@ -129,6 +130,8 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
         return;
     }
     if (!split_path(r, path)) return;
+    /* A browser's CORS preflight is answered for every path, before routing (http/cors.h). */
+    if (r->method == EVHTTP_REQ_OPTIONS && ld_cors_preflight(r)) return;
 
     /* HEAD is served as GET; evhttp sends the headers only. */
     unsigned want = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : (unsigned)r->method;

@@ -248,6 +248,134 @@ def test_studio_root_from_the_environment(make_node, studio_root):
     assert n.request("GET", "/studio/notes.txt").raw == b"plain"
 
 
+# ------------------------------------------------------------------------------------------------
+# CORS
+# ------------------------------------------------------------------------------------------------
+
+API_HEADERS = {"ApiKey": ROOT_KEY, "Database": "cors-db"}
+
+
+def preflight(node, origin, method="PUT", headers="apikey,content-type,database", path=None,
+              extra=None):
+    h = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers is not None:
+        h["Access-Control-Request-Headers"] = headers
+    h.update(extra or {})
+    return node.request("OPTIONS", path or "/api/documents/orders/o-1", headers=h)
+
+
+def assert_no_cors_grant(r):
+    for name in ("Access-Control-Allow-Origin", "Access-Control-Allow-Methods",
+                 "Access-Control-Allow-Headers", "Access-Control-Allow-Credentials"):
+        assert r.headers.get(name) is None, (name, r.headers.get(name))
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:5173", "http://127.0.0.1:8080",
+                                    "https://localhost", "http://localhost"])
+def test_localhost_origins_are_allowed_by_default(node, origin):
+    r = node.request("GET", "/api/documents", headers={**API_HEADERS, "Origin": origin})
+    assert r.status == 200, r
+    assert r.headers.get("Access-Control-Allow-Origin") == origin
+    assert "Origin" in (r.headers.get("Vary") or "")
+    p = preflight(node, origin)
+    assert p.status == 204, p
+    assert p.headers.get("Access-Control-Allow-Origin") == origin
+    methods = {m.strip() for m in p.headers.get("Access-Control-Allow-Methods").split(",")}
+    assert {"GET", "POST", "PUT", "DELETE"} <= methods, methods
+    allowed = {h.strip().lower() for h in p.headers.get("Access-Control-Allow-Headers").split(",")}
+    assert {"database", "apikey", "replicationapikey", "content-type", "accept"} <= allowed
+    assert int(p.headers.get("Access-Control-Max-Age")) > 0
+    assert p.raw == b""
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://localhost.evil.example",
+                                    "http://127.0.0.1.nip.io", "null", "http://127.0.0.2:80",
+                                    "http://localhost:5173/path", "file://"])
+def test_other_origins_get_no_grant(node, origin):
+    r = node.request("GET", "/api/documents", headers={**API_HEADERS, "Origin": origin})
+    assert r.status == 200, r  # the server answers; the browser keeps the page from reading it
+    assert_no_cors_grant(r)
+    p = preflight(node, origin)
+    assert_error(p, 403, startswith="CORS preflight refused: origin")
+    assert_no_cors_grant(p)
+
+
+def test_errors_carry_the_grant_so_the_studio_can_show_them(node):
+    origin = "http://localhost:5173"
+    r = node.request("GET", "/api/documents", headers={"Origin": origin, "Database": "x"})
+    assert_error(r, 401)
+    assert r.headers.get("Access-Control-Allow-Origin") == origin
+    r = node.request("GET", "/no/such/route", headers={"Origin": origin})
+    assert_error(r, 404)
+    assert r.headers.get("Access-Control-Allow-Origin") == origin
+
+
+@pytest.mark.parametrize("method,headers,refused", [
+    ("PATCH", "apikey", "method 'PATCH'"),
+    ("TRACE", None, "method 'TRACE'"),
+    ("GET", "apikey, x-evil", "header 'x-evil'"),
+    ("GET", "authorization", "header 'authorization'"),
+    ("POST", "Cookie", "header 'Cookie'"),
+])
+def test_preflight_for_what_the_api_does_not_take_is_refused(node, method, headers, refused):
+    p = preflight(node, "http://localhost:5173", method=method, headers=headers)
+    assert_error(p, 403, contains=refused)
+    assert_no_cors_grant(p)
+
+
+@pytest.mark.parametrize("method,headers", [
+    ("GET", None), ("GET", ""), ("DELETE", "ApiKey, Database"), ("POST", "accept,apikey"),
+    ("GET", "replicationapikey"),
+])
+def test_preflight_for_what_the_studio_sends_is_allowed(node, method, headers):
+    p = preflight(node, "http://127.0.0.1:3000", method=method, headers=headers,
+                  path="/dashboard/api/overview")
+    assert p.status == 204, p
+    assert p.headers.get("Access-Control-Allow-Origin") == "http://127.0.0.1:3000"
+
+
+def test_private_network_preflight(node):
+    p = preflight(node, "http://localhost:5173",
+                  extra={"Access-Control-Request-Private-Network": "true"})
+    assert p.status == 204, p
+    assert p.headers.get("Access-Control-Allow-Private-Network") == "true"
+    plain = preflight(node, "http://localhost:5173")
+    assert plain.headers.get("Access-Control-Allow-Private-Network") is None
+
+
+def test_configured_origins_replace_the_localhost_default(make_node):
+    n = make_node(overrides={"Studio": {"CorsOrigins": ["https://studio.example.com/",
+                                                        "http://localhost:5173"]}})
+    for origin in ("https://studio.example.com", "http://localhost:5173"):
+        r = n.request("GET", "/api/documents", headers={**API_HEADERS, "Origin": origin})
+        assert r.headers.get("Access-Control-Allow-Origin") == origin
+        assert preflight(n, origin).status == 204
+    for origin in ("http://localhost:5174", "http://127.0.0.1:5173", "http://studio.example.com",
+                   "https://studio.example.com.evil.example"):
+        r = n.request("GET", "/api/documents", headers={**API_HEADERS, "Origin": origin})
+        assert_no_cors_grant(r)
+        assert_error(preflight(n, origin), 403)
+
+
+@pytest.mark.parametrize("bad", ["studio.example.com", "https://studio.example.com/app",
+                                 "ftp://x.example", "*"])
+def test_a_bad_cors_origin_stops_start_up(make_node, bad):
+    n = make_node(overrides={"Studio": {"CorsOrigins": ["http://localhost:5173", bad]}},
+                  start=False)
+    n.spawn()
+    assert n.wait_exit() == 1
+    log = n.log_text()
+    assert "Studio.CorsOrigins[1]" in log and bad in log, log
+
+
+def test_the_studio_files_need_no_cors(shared_studio):
+    """The node's own Studio is same-origin; its files carry no grant for other origins."""
+    r = shared_studio.request("GET", "/studio/", headers={"Origin": "https://evil.example"})
+    assert r.status == 200
+    assert_no_cors_grant(r)
+    assert "Origin" in (r.headers.get("Vary") or "")
+
+
 def test_etag_follows_the_content_not_the_time(studio_node, studio_root):
     """Rewriting the same bytes (a new mtime) keeps the tag, so browsers keep their copy."""
     before = studio_node.request("GET", "/studio/data.json").headers.get("ETag")
