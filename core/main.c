@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -216,6 +219,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         n->listener = NULL;
     }
     if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
+    ld_repl_stop_probes(n->repl);
     n->shutdown_started_ms = ld_mono_ms();
     n->shutdown_deadline_ms = n->shutdown_started_ms + (uint64_t)n->cfg.shutdown_timeout_s * 1000u;
     struct timeval tick = {0, 10 * 1000};
@@ -230,6 +234,27 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 /* ---------------------------------------------------------------------------------------------
  * Start-up checks
  * ------------------------------------------------------------------------------------------- */
+
+/* How this node reaches itself (the dashboard probes it like a peer): the bound port, and a
+ * loopback address when it listens on every interface. */
+static void self_url_of(ld_node *n, char *out, size_t outlen)
+{
+    const char *a = n->cfg.listen_address;
+    int port = n->cfg.port;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(n->listener), (struct sockaddr *)&ss, &sl) == 0)
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    if (!strcmp(a, "0.0.0.0") || !*a)
+        snprintf(out, outlen, "http://127.0.0.1:%d", port);
+    else if (!strcmp(a, "::"))
+        snprintf(out, outlen, "http://[::1]:%d", port);
+    else if (strchr(a, ':'))
+        snprintf(out, outlen, "http://[%s]:%d", a, port);
+    else
+        snprintf(out, outlen, "http://%s:%d", a, port);
+}
 
 static bool is_loopback(const char *addr)
 {
@@ -450,6 +475,9 @@ int main(int argc, char **argv)
                      strerror(errno));
         goto out;
     }
+    char self_url[300];
+    self_url_of(n, self_url, sizeof self_url);
+    ld_repl_listening(n->repl, self_url);
     n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);
     n->sig_term = evsignal_new(n->base, SIGTERM, on_signal, n);
     if (!n->sig_int || !n->sig_term || event_add(n->sig_int, NULL) || event_add(n->sig_term, NULL))

@@ -165,6 +165,11 @@ bool ld_api_authorize(ld_req *r, const char *db, uint32_t roles)
     return check_roles(r, db, roles);
 }
 
+bool ld_api_key_can_access(ld_req *r, const char *db)
+{
+    return ask(r, db, 0) == LD_AUTHZ_ALLOW;
+}
+
 bool ld_api_has_role(ld_req *r, uint32_t role)
 {
     return ask(r, r->db_name[0] ? r->db_name : NULL, role) == LD_AUTHZ_ALLOW;

@@ -40,6 +40,10 @@ bool ld_api_cluster_auth(ld_req *r);
  * missing (required) or invalid name. */
 bool ld_api_cluster_db(ld_req *r, bool required);
 
+/* Whether the request's (already accepted) key may access database `db` at all. No reply;
+ * a chain error answers false (fails closed). */
+bool ld_api_key_can_access(ld_req *r, const char *db);
+
 /* Whether the request's (already accepted) key also holds `role` on r->db. No reply. Returns
  * false on a chain error too: callers treat that as "not allowed", which fails closed. */
 bool ld_api_has_role(ld_req *r, uint32_t role);

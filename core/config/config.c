@@ -47,6 +47,7 @@ static const keydef node_keys[] = {
     {"ReplicationPeerConcurrency", true},
     {"ReplicationTimeoutSeconds", true},
     {"AntiEntropyIntervalSeconds", true},
+    {"PeerProbeIntervalSeconds", true},
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
     /* Replication, cache and pruning settings of the contract: accepted now so a config written
@@ -401,6 +402,9 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     if (!get_int(node, "Node", "AntiEntropyIntervalSeconds", 60, 1, 86400, &x, err, errlen))
         return false;
     cfg->anti_entropy_s = (int)x;
+    if (!get_int(node, "Node", "PeerProbeIntervalSeconds", 5, 0, 3600, &x, err, errlen))
+        return false;
+    cfg->peer_probe_interval_s = (int)x;
     if (!get_int(node, "Node", "MaxClockSkewSeconds", 60, 1, 86400 * 365, &x, err, errlen))
         return false;
     cfg->max_clock_skew_s = (int)x;

@@ -43,6 +43,7 @@ typedef struct ld_config {
     int repl_peer_concurrency;
     int repl_timeout_s;
     int anti_entropy_s;
+    int peer_probe_interval_s; /* dashboard probes; 0: off */
     int max_clock_skew_s;
     ld_conflict_policy conflict_policy;
 

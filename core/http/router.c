@@ -53,6 +53,7 @@ static const route routes[] = {
     {M_GET, {"api", "cluster", "peers", NULL}, ld_api_peers_list},
     {M_POST, {"api", "cluster", "peers", NULL}, ld_api_peers_upsert},
     {M_DELETE, {"api", "cluster", "peers", "*", NULL}, ld_api_peers_delete},
+    {M_GET, {"dashboard", "api", "overview", NULL}, ld_api_dashboard_overview},
     {M_GET, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook_ready},
     {M_POST, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook},
 };

@@ -30,6 +30,7 @@
 #include "oplog.h"
 #include "../ws/ws.h"
 #include "peers.h"
+#include "probe.h"
 #include "wire.h"
 
 #define BACKOFF_BASE_MS 1000
@@ -99,6 +100,7 @@ struct ld_repl {
     size_t n_kicked, cap_kicked;
     struct event *kick_ev;
     uint64_t divergences;
+    ld_probe *probe; /* reachability for the dashboard */
 };
 
 static void link_kick(ld_link *l, bool force);
@@ -1101,6 +1103,46 @@ uint64_t ld_repl_divergences(ld_repl *r)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Probes (dashboard)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Every peer of any list: the node-wide ones and each database's own (through its links). */
+static void probe_targets(void *ctx, ld_probe *p, void (*add)(ld_probe *, const ld_probe_target *))
+{
+    ld_repl *r = ctx;
+    links_sync_all(r);
+    for (size_t i = 0; i < r->node_peers.n; i++) {
+        const ld_peer *e = &r->node_peers.v[i];
+        add(p, &(ld_probe_target){.id = e->id, .base_url = e->base_url, .active = e->active});
+    }
+    for (size_t i = 0; i < r->n_links; i++) {
+        const ld_link *l = r->links[i];
+        if (!l->removed)
+            add(p, &(ld_probe_target){.id = l->peer, .base_url = l->base_url, .active = l->active});
+    }
+}
+
+void ld_repl_listening(ld_repl *r, const char *self_url)
+{
+    ld_probe_start(r->probe, self_url);
+}
+
+void ld_repl_stop_probes(ld_repl *r)
+{
+    ld_probe_stop(r->probe);
+}
+
+json_t *ld_repl_overview_nodes(ld_repl *r)
+{
+    return ld_probe_nodes_json(r->probe);
+}
+
+json_t *ld_repl_overview_connections(ld_repl *r)
+{
+    return ld_probe_connections_json(r->probe);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Life cycle
  * ------------------------------------------------------------------------------------------- */
 
@@ -1127,7 +1169,9 @@ ld_repl *ld_repl_new(ld_node *node, char *err, size_t errlen)
     r->dns = evdns_base_new(node->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (!r->dns) r->dns = evdns_base_new(node->base, 0); /* no resolv.conf: numeric peers only */
     r->sweep_ev = event_new(node->base, -1, EV_PERSIST, sweep_cb, r);
-    if (!r->node_peers_path || !r->db_peers_dir || !r->kick_ev || !r->sweep_ev) {
+    r->probe = ld_probe_new(node->base, r->dns, node->node_id, node->cfg.replication_api_key,
+                            node->cfg.peer_probe_interval_s, probe_targets, r);
+    if (!r->node_peers_path || !r->db_peers_dir || !r->kick_ev || !r->sweep_ev || !r->probe) {
         ld_set_err(err, errlen, "out of memory");
         goto fail;
     }
@@ -1180,6 +1224,7 @@ fail:
 void ld_repl_free(ld_repl *r)
 {
     if (!r) return;
+    ld_probe_free(r->probe); /* before the links and dns it reads */
     for (size_t i = 0; i < r->n_links; i++)
         link_free(r->links[i]);
     free(r->links);

@@ -39,6 +39,15 @@ bool ld_repl_peer_remove(ld_repl *r, const char *db, const char *id, int *status
 /* GET /api/replication/status. */
 json_t *ld_repl_status(ld_repl *r);
 
+/* The node listens at self_url (http://127.0.0.1:port): the dashboard probes start. */
+void ld_repl_listening(ld_repl *r, const char *self_url);
+/* Shutdown: no more probes. */
+void ld_repl_stop_probes(ld_repl *r);
+/* The dashboard's Nodes (this node first) and PeerConnections arrays (repl/probe.h); new
+ * references, NULL when memory fails. */
+json_t *ld_repl_overview_nodes(ld_repl *r);
+json_t *ld_repl_overview_connections(ld_repl *r);
+
 /* Counters for tests and the dashboard. */
 uint64_t ld_repl_divergences(ld_repl *r);
 

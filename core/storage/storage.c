@@ -102,6 +102,12 @@ uint64_t ld_store_size(ld_store *s, ld_stdb *db)
     return s->ops->size_bytes(db, &n) == LD_OK ? n : 0;
 }
 
+bool ld_store_location(ld_store *s, ld_stdb *db, char *buf, size_t buflen)
+{
+    if (!LD_ABI_HAS(s->ops, ld_storage_v1, location) || !s->ops->location) return false;
+    return s->ops->location(db, buf, buflen) == LD_OK;
+}
+
 ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out)
 {
     out->store = s;

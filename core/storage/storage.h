@@ -41,6 +41,8 @@ ld_status ld_store_list(ld_store *s, const char *dir, int (*cb)(void *ctx, const
                         void *ctx);
 /* Bytes on disk, or 0 when the plugin cannot tell. */
 uint64_t ld_store_size(ld_store *s, ld_stdb *db);
+/* The file or directory holding db, into buf; false when the plugin cannot tell (ABI < 1.1). */
+bool ld_store_location(ld_store *s, ld_stdb *db, char *buf, size_t buflen);
 
 ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out);
 ld_status ld_txn_commit(ld_txn *t);

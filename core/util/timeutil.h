@@ -13,6 +13,9 @@ uint64_t ld_wall_ms(void);
 /* Monotonic milliseconds, for timeouts and durations. */
 uint64_t ld_mono_ms(void);
 
+/* Monotonic microseconds, for latencies. */
+uint64_t ld_mono_us(void);
+
 /* Formats `ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (at least LD_ISO_TIME_LEN bytes). */
 void ld_iso_time(uint64_t ms, char *buf);
 

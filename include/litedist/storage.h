@@ -170,6 +170,12 @@ typedef struct ld_storage_v1 {
     /* size_bytes: the bytes the database occupies on disk (all its files).
      * Returns LD_OK, LD_IO. Any thread. Since ABI 1.0. Optional: NULL means unknown. */
     ld_status (*size_bytes)(ld_stdb *db, uint64_t *out);
+
+    /* location: the file (or directory) holding the database's data, for operators (the node
+     * dashboard shows it), written NUL-terminated into buf (caller-owned, buflen bytes).
+     * Returns LD_OK, LD_INVALID (buf too small). Any thread. Since ABI 1.1. Optional: NULL
+     * means the dashboard shows no path. */
+    ld_status (*location)(ld_stdb *db, char *buf, size_t buflen);
 } ld_storage_v1;
 
 #ifdef __cplusplus

@@ -926,6 +926,14 @@ static ld_status lm_list(ld_storage *st, const char *dir, int (*cb)(void *ctx, c
     return s;
 }
 
+/* The environment's directory (data.mdb and lock.mdb). */
+static ld_status lm_location(ld_stdb *db, char *buf, size_t buflen)
+{
+    if (!db || !buf) return lm_fail(db ? db->st : NULL, LD_INVALID, "location: NULL argument");
+    int n = snprintf(buf, buflen, "%s", db->path);
+    return n >= 0 && (size_t)n < buflen ? LD_OK : LD_INVALID;
+}
+
 /* The lengths of data.mdb and lock.mdb. data.mdb ends at the highest page ever used: pages freed
  * inside it are reused, and it never shrinks (mdb_copy -c writes a compacted copy). */
 static ld_status lm_size_bytes(ld_stdb *db, uint64_t *out)
@@ -1515,6 +1523,7 @@ static const ld_storage_v1 lm_ops = {
     .cursor_close = lm_cursor_close,
     .cursor_last = lm_cursor_last,
     .size_bytes = lm_size_bytes,
+    .location = lm_location,
 };
 
 static const ld_plugin_descriptor lm_descriptor = {

@@ -700,6 +700,14 @@ static ld_status sq_list(ld_storage *st, const char *dir, int (*cb)(void *ctx, c
     return s;
 }
 
+/* The main database file (the -wal and -shm beside it belong to it). */
+static ld_status sq_location(ld_stdb *db, char *buf, size_t buflen)
+{
+    if (!db || !buf) return sq_fail(db ? db->st : NULL, LD_INVALID, "location: NULL argument");
+    int n = snprintf(buf, buflen, "%s", db->path);
+    return n >= 0 && (size_t)n < buflen ? LD_OK : LD_INVALID;
+}
+
 static ld_status sq_size_bytes(ld_stdb *db, uint64_t *out)
 {
     if (!db || !out) return sq_fail(db ? db->st : NULL, LD_INVALID, "size_bytes: NULL argument");
@@ -1091,6 +1099,7 @@ static const ld_storage_v1 sq_ops = {
     .cursor_close = sq_cursor_close,
     .cursor_last = sq_cursor_last,
     .size_bytes = sq_size_bytes,
+    .location = sq_location,
 };
 
 static const ld_plugin_descriptor sq_descriptor = {

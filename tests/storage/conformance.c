@@ -1012,6 +1012,23 @@ static void test_size_bytes(void **state)
     assert_true(size > 0);
 }
 
+/* location names something that exists inside the directory the database was opened in, and a
+ * buffer too small is refused rather than truncated. */
+static void test_location(void **state)
+{
+    fx *f = *state;
+    if (!HAS_OP(location)) skip();
+    char path[PATH_MAX];
+    assert_status(g_ops->location(f->db, path, sizeof path), LD_OK);
+    size_t dl = strlen(g_dir);
+    assert_true(strncmp(path, g_dir, dl) == 0 && path[dl] == '/');
+    assert_non_null(strstr(path + dl, f->name));
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    char tiny[4];
+    assert_status(g_ops->location(f->db, tiny, sizeof tiny), LD_INVALID);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Refusals and errors
  * ------------------------------------------------------------------------------------------- */
@@ -1292,6 +1309,7 @@ int main(int argc, char **argv)
         FX_TEST(test_1m_keys),
         FX_TEST(test_drop_list_reopen),
         FX_TEST(test_size_bytes),
+        FX_TEST(test_location),
         FX_TEST(test_read_txn_refuses_writes),
         FX_TEST(test_bad_space_names),
         FX_TEST(test_last_error),

@@ -1,0 +1,131 @@
+/* GET /dashboard/api/overview: the node, its peers as the probes see them (repl/probe.c), and
+ * each database with its files and replication state. Needs a valid ApiKey (databases limited
+ * to those it may access) or the ReplicationApiKey: peer addresses and paths are not public. */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "../repl/repl.h"
+#include "../util/jsonget.h"
+#include "../util/timeutil.h"
+#include "api.h"
+#include "context.h"
+
+static uint64_t mtime_ms(const struct stat *sb)
+{
+    return (uint64_t)sb->st_mtim.tv_sec * 1000u + (uint64_t)sb->st_mtim.tv_nsec / 1000000u;
+}
+
+/* The newest modification among a directory's files (an engine's directory changes its own
+ * mtime only when files come and go). */
+static uint64_t dir_last_write(const char *dir, uint64_t dflt)
+{
+    DIR *d = opendir(dir);
+    if (!d) return dflt;
+    uint64_t best = dflt;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char p[4096];
+        struct stat sb;
+        if (e->d_name[0] == '.') continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
+        if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && mtime_ms(&sb) > best) best = mtime_ms(&sb);
+    }
+    closedir(d);
+    return best;
+}
+
+/* {Path, Exists, SizeBytes, LastWriteUtc} of a database, Path and LastWriteUtc null when the
+ * storage plugin cannot tell where it keeps it. */
+static json_t *file_json(ld_node *n, const char *name)
+{
+    char path[4096];
+    bool have_path = false, exists = false;
+    uint64_t size = 0, last = 0;
+    ld_db *db = ld_registry_get(&n->reg, name);
+    if (db) {
+        have_path = ld_store_location(&n->store, db->st, path, sizeof path);
+        size = ld_store_size(&n->store, db->st);
+        ld_registry_release(&n->reg, db);
+    }
+    struct stat sb;
+    if (have_path && stat(path, &sb) == 0) {
+        exists = true;
+        last = S_ISDIR(sb.st_mode) ? dir_last_write(path, 0) : mtime_ms(&sb);
+    }
+    char when[LD_ISO_TIME_LEN];
+    ld_iso_time(last, when);
+    return json_pack("{s:s?, s:b, s:I, s:s?}", "Path", have_path ? path : NULL, "Exists", exists,
+                     "SizeBytes", (json_int_t)size, "LastWriteUtc", last ? when : NULL);
+}
+
+/* One overview entry from a database of the replication status (ld_repl_status): the
+ * contract's fields, plus the op-log length, VV and digest; ReplicationPeers carry every field
+ * of the status route (checkpoints, ops behind, last error, next retry). */
+static json_t *database_json(ld_node *n, json_t *st)
+{
+    const char *name = json_string_value(json_object_get(st, "DatabaseName"));
+    json_t *peers = json_object_get(st, "Peers");
+    json_t *o =
+        json_pack("{s:s, s:O?, s:O?, s:o, s:I, s:O?, s:O?, s:O?, s:O?, s:O?}", "Name", name,
+                  "Status", json_object_get(st, "Status"), "Error", json_object_get(st, "Error"),
+                  "DatabaseFile", file_json(n, name), "PeerCount",
+                  (json_int_t)json_array_size(peers), "TotalEstimatedPendingPushOperations",
+                  json_object_get(st, "TotalEstimatedPendingPushOperations"), "LocalMaxLogSequence",
+                  json_object_get(st, "LocalMaxLogSequence"), "VersionVector",
+                  json_object_get(st, "VersionVector"), "Digest", json_object_get(st, "Digest"),
+                  "ReplicationPeers", peers);
+    return o;
+}
+
+/* The caller: true for the cluster key, false for an ApiKey (already checked). Replies and
+ * returns -1 on refusal. */
+static int authenticate(ld_req *r)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
+    const char *rk = evhttp_find_header(h, "ReplicationApiKey");
+    if (rk && ld_cluster_key_ok(r->node, rk, strlen(rk))) return 1;
+    if (evhttp_find_header(h, "ApiKey") || !rk) return ld_api_authorize(r, NULL, 0) ? 0 : -1;
+    ld_reply_error(r, 403, "ReplicationApiKey is invalid.");
+    return -1;
+}
+
+void ld_api_dashboard_overview(ld_req *r)
+{
+    int who = authenticate(r);
+    if (who < 0) return;
+    ld_node *n = r->node;
+    json_t *status = ld_repl_status(n->repl);
+    json_t *dbs = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(status, "Databases"), i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "DatabaseName"));
+        if (who == 0 && !ld_api_key_can_access(r, name)) continue;
+        if (!dbs || json_array_append_new(dbs, database_json(n, e)) != 0) break;
+    }
+    char now[LD_ISO_TIME_LEN], started[LD_ISO_TIME_LEN];
+    uint64_t wall = ld_wall_ms();
+    ld_iso_time(wall, now);
+    ld_iso_time(n->started_ms, started);
+    json_t *out = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:O?, s:o?, s:o?, s:o?}", "NodeId", n->node_id,
+        "TimestampUtc", now, "DataRootPath", n->data_dir, "NodeDataPath", n->db_dir, "StartedUtc",
+        started, "UptimeSeconds", (json_int_t)((wall - n->started_ms) / 1000u), "DivergenceCount",
+        json_object_get(status, "DivergenceCount"), "Nodes", ld_repl_overview_nodes(n->repl),
+        "PeerConnections", ld_repl_overview_connections(n->repl), "Databases", dbs);
+    json_decref(status);
+    if (!out || !json_is_array(json_object_get(out, "Nodes")) ||
+        !json_is_array(json_object_get(out, "PeerConnections")) ||
+        !json_is_array(json_object_get(out, "Databases"))) {
+        json_decref(out);
+        ld_reply_error(r, 500, "Out of memory.");
+        return;
+    }
+    ld_reply_json(r, 200, out);
+}
