@@ -1,0 +1,119 @@
+// Cache browser: read a key (its value, times and remaining TTL), set a JSON value with a TTL,
+// delete a key after a confirmation. Keys travel percent-encoded in the path.
+
+import { h, replace, timeCell } from '../dom.js';
+import { jsonView } from '../json.js';
+import { confirmDialog, field, jsonEditor, noticeArea } from '../ui.js';
+
+export const title = 'Cache';
+
+const KEY_MAX = 256; // the contract's limit, checked here to say so before sending
+
+export function mount(main, ctx) {
+  const { client, profile } = ctx;
+  let alive = true;
+  const notice = noticeArea('cache-notice');
+  const keyInput = h('input', { type: 'text', 'data-testid': 'cache-key', spellcheck: 'false',
+    autocomplete: 'off', placeholder: 'session:42', maxlength: KEY_MAX });
+  const ttlInput = h('input', { type: 'text', 'data-testid': 'cache-ttl', value: '5m',
+    spellcheck: 'false', class: 'narrow' });
+  const editor = jsonEditor({ text: '{\n  "hello": "world"\n}', rows: 8, testid: 'cache-value' });
+  const result = h('div', { class: 'cache-result', 'data-testid': 'cache-result', hidden: true });
+
+  function key() {
+    const k = keyInput.value.trim();
+    if (!k) {
+      notice.error('Cache key is required.');
+      keyInput.focus();
+      return null;
+    }
+    return k;
+  }
+
+  function showEntry(e) {
+    const row = (label, value, id) => h('tr', {}, h('th', { scope: 'row' }, label),
+      h('td', { 'data-testid': id }, value));
+    const valueText = JSON.stringify(e.Value === undefined ? null : e.Value);
+    replace(result,
+      h('table', { class: 'table kv' }, h('tbody', {},
+        row('Key', e.Key, 'cache-entry-key'),
+        row('Remaining TTL', e.RemainingTtl ?? '—', 'cache-entry-ttl'),
+        row('Expires', timeCell(e.ExpiresAtUtc), 'cache-entry-expires'),
+        row('Created', timeCell(e.CreatedUtc), 'cache-entry-created'),
+        row('Updated', timeCell(e.UpdatedUtc), 'cache-entry-updated'))),
+      h('h3', {}, 'Value'),
+      jsonView(valueText, { 'data-testid': 'cache-entry-value' }));
+    result.hidden = false;
+  }
+
+  async function get() {
+    const k = key();
+    if (!k) return;
+    const r = await client.cacheGet(k);
+    if (!alive) return;
+    if (!r.ok) {
+      notice.error(r.error);
+      result.hidden = true;
+      return;
+    }
+    notice.clear();
+    showEntry(r.body || {});
+  }
+
+  async function set() {
+    const k = key();
+    if (!k) return;
+    const value = editor.read();
+    if (!value) return;
+    const ttl = ttlInput.value.trim();
+    const r = await client.cacheSet(k, value.text, ttl || undefined);
+    if (!alive) return;
+    if (!r.ok) {
+      notice.error(r.error);
+      return;
+    }
+    notice.ok(`Set '${r.body?.Key ?? k}' for ${r.body?.Ttl ?? ttl} (expires ${r.body?.ExpiresAtUtc ?? '?'}).`);
+    await get();
+  }
+
+  async function del() {
+    const k = key();
+    if (!k) return;
+    const yes = await confirmDialog({ title: 'Delete cache entry',
+      message: `Delete the cache entry '${k}'? The delete replicates to every peer.`,
+      confirmText: 'Delete', danger: true });
+    if (!yes || !alive) return;
+    const r = await client.cacheDelete(k);
+    if (!alive) return;
+    if (!r.ok) {
+      notice.error(r.error);
+      return;
+    }
+    result.hidden = true;
+    notice.ok(`Deleted '${k}'.`);
+  }
+
+  keyInput.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') get();
+  });
+  replace(main, h('section', { class: 'page page-cache' },
+    h('h1', {}, 'Cache ', h('span', { class: 'muted small' }, 'in ', h('code', {}, profile.database))),
+    h('div', { class: 'toolbar' },
+      field('Key', keyInput),
+      h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'cache-get',
+        on: { click: get } }, 'Get'),
+      h('button', { type: 'button', class: 'btn btn-danger', 'data-testid': 'cache-delete',
+        on: { click: del } }, 'Delete')),
+    notice.el,
+    result,
+    h('h2', {}, 'Set a value'),
+    editor.el,
+    h('div', { class: 'toolbar' },
+      field('TTL', ttlInput, "e.g. 30s, 5m, 2h, 1d or hh:mm:ss"),
+      h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'cache-set',
+        on: { click: set } }, 'Set'))));
+  keyInput.focus();
+  return () => {
+    alive = false;
+  };
+}

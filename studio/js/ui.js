@@ -1,0 +1,143 @@
+// Small UI pieces shared by the pages: notices, the confirmation dialog, tabs, a JSON editor.
+
+import { h, replace } from './dom.js';
+import { checkJson } from './json.js';
+
+/** A notice area (role=alert for errors) that shows one message at a time. */
+export function noticeArea(testid) {
+  const el = h('div', { class: 'notice', 'data-testid': testid, hidden: true });
+  return {
+    el,
+    error(text) {
+      el.className = 'notice notice-error';
+      el.setAttribute('role', 'alert');
+      replace(el, text);
+      el.hidden = false;
+    },
+    ok(text) {
+      el.className = 'notice notice-ok';
+      el.setAttribute('role', 'status');
+      replace(el, text);
+      el.hidden = false;
+    },
+    clear() {
+      el.hidden = true;
+      replace(el);
+    },
+    /** Clears an error once what failed works again; a success message stays. */
+    clearError() {
+      if (el.classList.contains('notice-error')) this.clear();
+    },
+  };
+}
+
+/**
+ * Asks for confirmation in a modal dialog. Resolves true when confirmed, false when cancelled
+ * (the Cancel button, Escape, or a click outside).
+ */
+export function confirmDialog({ title, message, confirmText = 'OK', danger = false }) {
+  return new Promise((resolve) => {
+    const ok = h('button', { type: 'button', class: danger ? 'btn btn-danger' : 'btn btn-primary',
+      'data-testid': 'confirm-ok' }, confirmText);
+    const cancel = h('button', { type: 'button', class: 'btn', 'data-testid': 'confirm-cancel' },
+      'Cancel');
+    const dlg = h('dialog', { class: 'dialog', 'data-testid': 'confirm-dialog' },
+      h('h2', {}, title), h('p', {}, message), h('div', { class: 'dialog-actions' }, cancel, ok));
+    let done = false;
+    const finish = (v) => {
+      if (done) return;
+      done = true;
+      dlg.close();
+      dlg.remove();
+      resolve(v);
+    };
+    ok.addEventListener('click', () => finish(true));
+    cancel.addEventListener('click', () => finish(false));
+    dlg.addEventListener('cancel', (e) => {
+      e.preventDefault();
+      finish(false);
+    });
+    dlg.addEventListener('click', (e) => {
+      if (e.target === dlg) finish(false); // the backdrop
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+    cancel.focus();
+  });
+}
+
+/** Tabs: [{id, label, content: Node}] -> an element; the first tab is shown. */
+export function tabs(items, testid) {
+  const bar = h('div', { class: 'tabs', role: 'tablist' });
+  const panels = h('div', { class: 'tab-panels' });
+  const buttons = [];
+  items.forEach((item, i) => {
+    const btn = h('button', {
+      type: 'button', role: 'tab', class: 'tab', 'data-testid': `tab-${item.id}`,
+      'aria-selected': i === 0 ? 'true' : 'false',
+      on: { click: () => select(i) },
+    }, item.label);
+    const panel = h('div', { role: 'tabpanel', class: 'tab-panel', hidden: i !== 0 }, item.content);
+    buttons.push([btn, panel]);
+    bar.append(btn);
+    panels.append(panel);
+  });
+  function select(i) {
+    buttons.forEach(([b, p], k) => {
+      b.setAttribute('aria-selected', k === i ? 'true' : 'false');
+      p.hidden = k !== i;
+    });
+  }
+  return h('div', { class: 'tabbed', 'data-testid': testid }, bar, panels);
+}
+
+/**
+ * A JSON editor: a textarea whose text is checked before anything is sent. check(value) may
+ * add rules of its own and return an error string. Returns {el, textarea, read(), set(text)};
+ * read() returns {text, value} or null after showing the problem under the editor.
+ */
+export function jsonEditor({ text = '', rows = 16, testid = 'json-editor', check } = {}) {
+  const textarea = h('textarea', {
+    class: 'code', rows, spellcheck: 'false', autocomplete: 'off', autocapitalize: 'off',
+    'data-testid': testid, 'aria-label': 'JSON',
+  });
+  textarea.value = text;
+  const problem = h('div', { class: 'field-error', role: 'alert', 'data-testid': `${testid}-error`,
+    hidden: true });
+  textarea.addEventListener('input', () => {
+    problem.hidden = true;
+  });
+  return {
+    el: h('div', { class: 'json-editor' }, textarea, problem),
+    textarea,
+    set(t) {
+      textarea.value = t;
+      problem.hidden = true;
+    },
+    read() {
+      const r = checkJson(textarea.value);
+      const extra = r.error ? null : check ? check(r.value) : null;
+      if (r.error || extra) {
+        replace(problem, r.error || extra);
+        problem.hidden = false;
+        textarea.focus();
+        return null;
+      }
+      problem.hidden = true;
+      return { text: textarea.value, value: r.value };
+    },
+  };
+}
+
+/** A label around a control, with its text. */
+export function field(label, control, hint) {
+  return h('label', { class: 'field' }, h('span', { class: 'field-label' }, label), control,
+    hint ? h('span', { class: 'field-hint' }, hint) : null);
+}
+
+/** A status badge: Online, Offline, Degraded, Unknown, Healthy, Error... */
+export function badge(status, testid) {
+  const s = String(status ?? 'Unknown');
+  return h('span', { class: ['badge', `badge-${s.toLowerCase().replace(/[^a-z]+/g, '-')}`],
+    'data-testid': testid }, s);
+}
