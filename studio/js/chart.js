@@ -5,7 +5,7 @@ import { svg, formatMs } from './dom.js';
 
 const W = 280;
 const H = 72;
-const PAD = { l: 34, r: 6, t: 6, b: 14 };
+const PAD = { l: 46, r: 6, t: 6, b: 14 };
 
 /**
  * history: [{TimestampUtc, HttpDurationMs, WebSocketDurationMs}], oldest first.
@@ -31,6 +31,8 @@ export function latencyChart(history, attrs = {}) {
       'no samples yet'));
     return el;
   }
+  // A sample with neither duration is a failed round: a red tick on the time axis.
+  const failed = pts.filter((p) => p.http === null && p.ws === null);
   const values = pts.flatMap((p) => [p.http, p.ws]).filter((v) => v !== null);
   const max = Math.max(1, ...values);
   const t0 = pts[0].t;
@@ -47,6 +49,9 @@ export function latencyChart(history, attrs = {}) {
       el.append(svg('polyline', { points: line.join(' '), class: cls, fill: 'none' }));
     }
   }
+  for (const p of failed)
+    el.append(svg('line', { x1: x(p.t), x2: x(p.t), y1: H - PAD.b, y2: H - PAD.b - 6,
+      class: 'chart-fail' }));
   el.append(
     svg('text', { x: PAD.l - 3, y: PAD.t + 8, 'text-anchor': 'end', class: 'chart-label' },
       formatMs(max)),

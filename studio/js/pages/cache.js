@@ -46,18 +46,20 @@ export function mount(main, ctx) {
     result.hidden = false;
   }
 
+  /** Reads the key and shows it; true when it was found. */
   async function get() {
     const k = key();
-    if (!k) return;
+    if (!k) return false;
     const r = await client.cacheGet(k);
-    if (!alive) return;
+    if (!alive) return false;
     if (!r.ok) {
       notice.error(r.error);
       result.hidden = true;
-      return;
+      return false;
     }
     notice.clear();
     showEntry(r.body || {});
+    return true;
   }
 
   async function set() {
@@ -72,8 +74,7 @@ export function mount(main, ctx) {
       notice.error(r.error);
       return;
     }
-    notice.ok(`Set '${r.body?.Key ?? k}' for ${r.body?.Ttl ?? ttl} (expires ${r.body?.ExpiresAtUtc ?? '?'}).`);
-    await get();
+    if (await get()) notice.ok(`Set '${r.body?.Key ?? k}' for ${r.body?.Ttl ?? ttl}.`);
   }
 
   async function del() {

@@ -86,7 +86,7 @@ export function mount(main, ctx) {
   }
 
   function probe(status, ms) {
-    return h('span', {}, badge(status), ' ', h('span', { class: 'muted' }, formatMs(ms)));
+    return h('span', { class: 'probe' }, badge(status), ' ', h('span', { class: 'muted' }, formatMs(ms)));
   }
 
   function renderNodes(list, self) {
@@ -160,7 +160,7 @@ export function mount(main, ctx) {
           file.Path ? h('code', { class: 'small', title: file.Path }, file.Path) : null),
         rp.length
           ? h('table', { class: 'table' },
-            h('thead', {}, h('tr', {}, ['Peer', 'Online', 'Catch-up', 'Pushed / local', 'Pulled',
+            h('thead', {}, h('tr', {}, ['Peer', 'Link', 'Catch-up', 'Pushed / local', 'Pulled',
               'Pending push', 'Ops behind', 'Last error', 'Next retry', 'Last success']
               .map((t) => h('th', {}, t)))),
             h('tbody', {}, peerRows))

@@ -50,8 +50,7 @@ export function mount(main, ctx, collection) {
   const newBtn = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'new-doc',
     on: { click: () => showCreate() } }, 'New document');
   const toolbar = h('div', { class: 'toolbar' },
-    heading, h('span', { class: 'spacer' }),
-    sizeSel, prev, pageLabel, next, grid.pickerControl(),
+    sizeSel, prev, pageLabel, next, h('span', { class: 'spacer' }), grid.pickerControl(),
     h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'reload-docs',
       on: { click: () => loadDocs() } }, 'Reload'));
 
@@ -67,7 +66,7 @@ export function mount(main, ctx, collection) {
     h('div', { class: 'explorer-main' },
       notice.el,
       h('div', { class: 'explorer-body' },
-        h('div', { class: 'explorer-grid' }, toolbar, grid.el),
+        h('div', { class: 'explorer-grid' }, heading, toolbar, grid.el),
         panel))));
 
   // --- collections ----------------------------------------------------------------------------
@@ -144,7 +143,7 @@ export function mount(main, ctx, collection) {
       notice.error(r.error);
       return;
     }
-    notice.clear();
+    notice.clearError(); // a success message ("Saved ...") stays
     showDoc(id, r.text);
   }
 
