@@ -3,10 +3,13 @@ HEAD, no listing, no path traversal, methods), Studio.Root, and CORS (Studio.Cor
 localhost default, preflights allowed and refused)."""
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO, ROOT_KEY, NodeFactory, assert_error
+from conftest import (REPO, ROOT_KEY, Build, Node, NodeFactory, assert_error, base_config,
+                      free_port)
 
 SECRET = "top-secret-outside-the-studio"
 
@@ -241,6 +244,47 @@ def test_a_bad_studio_root_stops_start_up(make_node, tmp_path, what):
     assert n.wait_exit() == 1
     log = n.log_text()
     assert "Studio.Root" in log and str(bad) in log, log
+
+
+def installed_node(build, storage, prefix, name):
+    """A copy of litedistd at <prefix>/bin, as cmake --install lays it out, using the build's
+    plugins; the caller stops it."""
+    (prefix / "bin").mkdir(parents=True)
+    shutil.copy2(build.litedistd, prefix / "bin" / "litedistd")
+    port = free_port()
+    cfg = base_config(port, prefix / "data", storage)
+    cfg["Node"]["PluginDirectory"] = str(build.plugin_dir)
+    return Node(Build(prefix / "bin"), prefix / "run", cfg, port=port, name=name)
+
+
+def test_studio_found_beside_an_installed_binary(build, storage, tmp_path):
+    """Without Studio.Root, <bin>/../share/litedist/studio is where cmake --install puts it."""
+    prefix = tmp_path / "prefix"
+    studio = prefix / "share" / "litedist" / "studio"
+    studio.mkdir(parents=True)
+    (studio / "index.html").write_text("<!doctype html><title>installed</title>")
+    n = installed_node(build, storage, prefix, "installed")
+    try:
+        n.start()
+        r = n.request("GET", "/studio/")
+        assert r.status == 200, r
+        assert r.text == "<!doctype html><title>installed</title>"
+    finally:
+        assert n.stop() == 0
+
+
+@pytest.mark.skipif(Path("/usr/local/share/litedist/studio/index.html").exists(),
+                    reason="a Studio is installed on this machine")
+def test_without_a_studio_the_api_still_runs(build, storage, tmp_path):
+    n = installed_node(build, storage, tmp_path / "bare", "bare")
+    try:
+        n.start()
+        assert_error(n.request("GET", "/studio/"), 404, contains="Studio.Root")
+        assert n.request("GET", "/").status == 302
+        assert n.request("GET", "/health").status == 200
+        assert "no Studio files found" in n.log_text()
+    finally:
+        assert n.stop() == 0
 
 
 def test_studio_root_from_the_environment(make_node, studio_root):
