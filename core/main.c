@@ -25,6 +25,7 @@
 #include "api/studio.h"
 #include "db/writer.h"
 #include "http/cors.h"
+#include "http/failures.h"
 #include "http/request.h"
 #include "http/static.h"
 #include "http/router.h"
@@ -448,6 +449,7 @@ int main(int argc, char **argv)
     }
 
     if (!(n->ws = ld_ws_server_new(NULL))) goto out;
+    if (!(n->failures = ld_failures_new((uint32_t)n->cfg.auth_failure_delay_ms))) goto out;
     if (!(n->repl = ld_repl_new(n, err, sizeof err))) {
         ld_log_error("replication: %s", err);
         goto out;
@@ -467,7 +469,7 @@ int main(int argc, char **argv)
      * limit sits above Node.MaxBodyBytes: bodies up to twice the limit get our JSON 413, and
      * only abuse beyond that meets evhttp's guard. */
     evhttp_set_max_body_size(n->http, (ev_ssize_t)(2 * n->cfg.max_body_bytes + 65536));
-    evhttp_set_timeout(n->http, 60);
+    evhttp_set_timeout(n->http, n->cfg.request_timeout_s); /* slow or idle clients go */
     n->listener =
         evhttp_bind_socket_with_handle(n->http, n->cfg.listen_address, (ev_uint16_t)n->cfg.port);
     if (!n->listener) {
@@ -505,6 +507,7 @@ out:
     if (n->http) evhttp_free(n->http);
     n->env.committed = NULL;
     ld_repl_free(n->repl);
+    ld_failures_free(n->failures);
     if (reg_up) ld_registry_close_all(&n->reg);
     if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
     if (n->shutdown_timer) event_free(n->shutdown_timer);

@@ -40,8 +40,9 @@ typedef struct ld_node {
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
     ld_completions done;
-    struct ld_workers *workers; /* SELECT queries run here, off the loop (util/workers.h) */
-    struct ld_static *studio;   /* the Studio's files, or NULL when not found (api/studio.h) */
+    struct ld_workers *workers;   /* SELECT queries run here, off the loop (util/workers.h) */
+    struct ld_failures *failures; /* delays for refused keys, per address (http/failures.h) */
+    struct ld_static *studio;     /* the Studio's files, or NULL when not found (api/studio.h) */
     uint64_t started_ms;
     int inflight; /* requests waiting for a writer or a worker; loop thread only */
     bool shutting_down;

@@ -11,7 +11,9 @@
 
 #include "../db/names.h"
 #include "../db/registry.h"
+#include "../http/failures.h"
 #include "../util/log.h"
+#include "../util/timeutil.h"
 
 const char *ld_role_action(uint32_t role)
 {
@@ -54,12 +56,18 @@ static bool take_key(ld_req *r, const char *raw)
     return true;
 }
 
+/* How long to hold the answer to a wrong key from this client (http/failures.h). */
+static uint32_t failure_delay(ld_req *r)
+{
+    return ld_failures_note(r->node->failures, r->client_addr, ld_mono_ms());
+}
+
 /* Replies for a chain answer other than ALLOW. */
 static void reply_refusal(ld_req *r, ld_auth_result res, const char *deny_fmt, const char *arg)
 {
     switch (res) {
     case LD_AUTHZ_UNKNOWN:
-        ld_reply_error(r, 401, "ApiKey is invalid.");
+        ld_reply_error_after(r, failure_delay(r), 401, "ApiKey is invalid.");
         return;
     case LD_AUTHZ_ERROR:
         ld_reply_error(r, 503, "Authorization is unavailable; the request was refused.");
@@ -192,7 +200,8 @@ bool ld_api_cluster_auth(ld_req *r)
     size_t len = 0;
     const char *key = raw ? trim(raw, &len) : NULL;
     if (!key || !ld_cluster_key_ok(r->node, key, len)) {
-        ld_reply_error(r, 403, "ReplicationApiKey is invalid.");
+        /* A missing key is a misconfiguration, a wrong one may be a guess: only that waits. */
+        ld_reply_error_after(r, key ? failure_delay(r) : 0, 403, "ReplicationApiKey is invalid.");
         return false;
     }
     return true;

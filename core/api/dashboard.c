@@ -90,7 +90,7 @@ static int authenticate(ld_req *r)
     const char *rk = evhttp_find_header(h, "ReplicationApiKey");
     if (rk && ld_cluster_key_ok(r->node, rk, strlen(rk))) return 1;
     if (evhttp_find_header(h, "ApiKey") || !rk) return ld_api_authorize(r, NULL, 0) ? 0 : -1;
-    ld_reply_error(r, 403, "ReplicationApiKey is invalid.");
+    ld_api_cluster_auth(r); /* refuses (after the failure delay) */
     return -1;
 }
 

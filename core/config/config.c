@@ -48,6 +48,9 @@ static const keydef node_keys[] = {
     {"ReplicationTimeoutSeconds", true},
     {"AntiEntropyIntervalSeconds", true},
     {"PeerProbeIntervalSeconds", true},
+    {"AuthFailureDelayMilliseconds", true},
+    {"RequestTimeoutSeconds", true},
+    {"MaxUrlBytes", true},
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
     /* Replication, cache and pruning settings of the contract: accepted now so a config written
@@ -405,6 +408,14 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     if (!get_int(node, "Node", "PeerProbeIntervalSeconds", 5, 0, 3600, &x, err, errlen))
         return false;
     cfg->peer_probe_interval_s = (int)x;
+    if (!get_int(node, "Node", "AuthFailureDelayMilliseconds", 200, 0, 10000, &x, err, errlen))
+        return false;
+    cfg->auth_failure_delay_ms = (int)x;
+    if (!get_int(node, "Node", "RequestTimeoutSeconds", 30, 1, 3600, &x, err, errlen)) return false;
+    cfg->request_timeout_s = (int)x;
+    if (!get_int(node, "Node", "MaxUrlBytes", 8192, 256, 1024 * 1024, &x, err, errlen))
+        return false;
+    cfg->max_url_bytes = (size_t)x;
     if (!get_int(node, "Node", "MaxClockSkewSeconds", 60, 1, 86400 * 365, &x, err, errlen))
         return false;
     cfg->max_clock_skew_s = (int)x;

@@ -44,6 +44,9 @@ typedef struct ld_config {
     int repl_timeout_s;
     int anti_entropy_s;
     int peer_probe_interval_s; /* dashboard probes; 0: off */
+    int auth_failure_delay_ms; /* first refused key's delay per address; 0: off */
+    int request_timeout_s;     /* evhttp read/write/idle timeout */
+    size_t max_url_bytes;
     int max_clock_skew_s;
     ld_conflict_policy conflict_policy;
 

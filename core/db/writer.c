@@ -43,7 +43,11 @@ static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
     ld_txn t;
     ld_db_state pending;
     ld_db_state_get(db, &pending);
-    ld_status st = ld_txn_begin(db->env->store, db->st, true, &t);
+    bool lazy = true;
+    for (size_t i = 0; i < n; i++)
+        lazy = lazy && jobs[i]->lazy;
+    ld_status st = lazy ? ld_txn_begin_lazy(db->env->store, db->st, &t)
+                        : ld_txn_begin(db->env->store, db->st, true, &t);
     if (st != LD_OK) return st;
     for (size_t i = 0; i < n && st == LD_OK; i++) {
         reset_results(jobs[i]);

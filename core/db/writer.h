@@ -55,6 +55,8 @@ typedef struct ld_wjob {
     bool may_create;    /* the key may write a new id (WRITE_DOCUMENT) */
     bool may_update;    /* the key may replace a live id (UPDATE_DOCUMENT) */
     ld_wapply_fn apply; /* LD_W_CUSTOM only */
+    bool lazy;          /* bookkeeping that may wait for the next durable commit (LD_TXN_LAZY);
+                           a batch commits lazily only when every job in it is lazy */
     void *ctx;          /* apply's state: owned by the submitter, not freed by ld_wjob_free */
 
     /* Results */

@@ -185,13 +185,8 @@ void ld_reply_json(ld_req *r, int status, json_t *body)
     free(text);
 }
 
-void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
+static json_t *error_body(char *msg)
 {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     json_t *text = json_string(msg);
     if (!text) { /* the message echoes user input that is not UTF-8: mask it */
         for (char *p = msg; *p; p++)
@@ -203,5 +198,54 @@ void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
         json_object_set_new(body, "Error", text);
     else
         json_decref(text);
-    ld_reply_json(r, status, body);
+    return body;
+}
+
+void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ld_reply_json(r, status, error_body(msg));
+}
+
+typedef struct delayed {
+    ld_req *r;
+    int status;
+    json_t *body;
+    struct event *ev;
+} delayed;
+
+static void delayed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    delayed *d = arg;
+    d->r->node->inflight--;
+    ld_reply_json(d->r, d->status, d->body);
+    event_free(d->ev);
+    free(d);
+}
+
+void ld_reply_error_after(ld_req *r, uint32_t delay_ms, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *body = error_body(msg);
+    delayed *d = delay_ms ? calloc(1, sizeof *d) : NULL;
+    if (d) d->ev = evtimer_new(r->node->base, delayed_cb, d);
+    if (!d || !d->ev) { /* no delay asked, or no memory for one: answer now */
+        free(d);
+        ld_reply_json(r, status, body);
+        return;
+    }
+    *d = (delayed){.r = r, .status = status, .body = body, .ev = d->ev};
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
+    r->node->inflight++;
+    evtimer_add(d->ev, &tv);
 }

@@ -67,6 +67,12 @@ void ld_reply_buffer(ld_req *r, int status, struct evbuffer *body); /* JSON; dra
 void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ld_reply_error, sent delay_ms later (0: now) from a timer, never blocking the loop: for
+ * refused credentials (http/failures.h). The reply counts as in flight until sent, so a
+ * shutdown waits for it. */
+void ld_reply_error_after(ld_req *r, uint32_t delay_ms, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Frees a context without replying: for the router's own failure paths, and after a WebSocket
  * upgrade took the connection over. */
 void ld_req_free(ld_req *r);

@@ -122,6 +122,12 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
         snprintf(r->client_addr, sizeof r->client_addr, "%s", addr ? addr : "");
     }
 
+    const char *raw_uri = evhttp_request_get_uri(ev);
+    if (raw_uri && strlen(raw_uri) > node->cfg.max_url_bytes) {
+        ld_reply_error(r, 414, "The URL is longer than Node.MaxUrlBytes (%zu bytes).",
+                       node->cfg.max_url_bytes);
+        return;
+    }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;

@@ -29,10 +29,16 @@ size_t ld_ckpt_key(const char *peer, bool push, uint8_t *out)
     return n + 5;
 }
 
+/* Stores v unless the stored checkpoint is already at or past it. */
 static ld_status put_ckpt(ld_txn *t, const char *peer, bool push, uint64_t v)
 {
     uint8_t key[LD_NODE_ID_MAX + 6], b[8];
     size_t kl = ld_ckpt_key(peer, push, key);
+    const void *old;
+    size_t ol;
+    ld_status st = ld_txn_get(t, LD_SPACE_CKPT, key, kl, &old, &ol);
+    if (st == LD_OK && ol == 8 && ld_be64_get(old) >= v) return LD_OK;
+    if (st != LD_OK && st != LD_NOT_FOUND) return st;
     ld_be64_put(b, v);
     return ld_txn_put(t, LD_SPACE_CKPT, key, kl, b, 8);
 }
@@ -83,10 +89,13 @@ ld_status ld_ingest_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *j
     return LD_OK;
 }
 
-ld_status ld_ckpt_push_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+ld_status ld_ckpt_save_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
 {
     (void)db;
     (void)pending;
+    const ld_ckpt_pair *c = job->ctx;
     job->result = LD_WR_OK;
-    return put_ckpt(t, job->id, true, *(uint64_t *)job->ctx);
+    ld_status st = c->push ? put_ckpt(t, job->id, true, c->push) : LD_OK;
+    if (st == LD_OK && c->pull) st = put_ckpt(t, job->id, false, c->pull);
+    return st;
 }

@@ -39,9 +39,15 @@ void ld_ingest_free(ld_ingest *in);
 /* Checkpoint keys in the "ckpt" space: peer \0 "push" | "pull". */
 size_t ld_ckpt_key(const char *peer, bool push, uint8_t *out /* LD_NODE_ID_MAX + 6 */);
 
-/* Stores a push checkpoint (an LD_W_CUSTOM apply; job->ctx is a heap uint64_t and job->id the
- * peer). */
-ld_status ld_ckpt_push_apply(struct ld_db *db, ld_txn *t, struct ld_db_state *pending,
+/* The checkpoints of one link, saved outside an ingest. */
+typedef struct ld_ckpt_pair {
+    uint64_t push, pull; /* 0: leave that one as it is */
+} ld_ckpt_pair;
+
+/* Stores a link's checkpoints (an LD_W_CUSTOM apply; job->ctx is a heap ld_ckpt_pair and
+ * job->id the peer). A stored checkpoint only moves forward: a save that was queued before an
+ * ingest moved it further changes nothing. */
+ld_status ld_ckpt_save_apply(struct ld_db *db, ld_txn *t, struct ld_db_state *pending,
                              ld_wjob *job);
 
 #endif

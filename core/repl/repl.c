@@ -68,6 +68,7 @@ typedef struct ld_link {
     uint64_t local_max; /* ours at the last push read */
     uint64_t ops_pushed, ops_pulled;
     bool diverged;
+    bool ckpt_saving, ckpt_dirty; /* a checkpoint save is in the writer; another is due */
 } ld_link;
 
 /* The WebSocket to one peer that carries our sync-request hints, dialled when first needed and
@@ -525,19 +526,32 @@ static void hint_send(ld_link *l)
  * Push
  * ------------------------------------------------------------------------------------------- */
 
+static void save_ckpts(ld_link *l);
+
 static void ckpt_saved(ld_wjob *job)
 {
-    ld_node *n = job->arg;
-    (void)n;
+    ld_link *l = job->arg;
     free(job->ctx);
     ld_wjob_free(job);
+    l->ckpt_saving = false;
+    if (l->ckpt_dirty) save_ckpts(l); /* also while shutting down: the loop waits for it */
 }
 
-/* Stores the push checkpoint through the writer; losing it only means re-sending duplicates. */
-static void save_push_ckpt(ld_link *l, ld_db *db)
+/* Stores the link's checkpoints through the writer without waiting for the commit: a stored
+ * checkpoint that lags only means re-reading entries the peer filters out by VV (or re-sending
+ * duplicates it skips), never losing any. One save per link in flight; what moves meanwhile is
+ * saved when it completes, so a burst of cycles costs one commit, not one each. */
+static void save_ckpts(ld_link *l)
 {
+    if (l->ckpt_saving) {
+        l->ckpt_dirty = true;
+        return;
+    }
+    l->ckpt_dirty = false;
+    ld_db *db = ld_registry_get(&l->repl->node->reg, l->db);
+    if (!db) return;
     ld_wjob *job = calloc(1, sizeof *job);
-    uint64_t *v = malloc(sizeof *v);
+    ld_ckpt_pair *v = malloc(sizeof *v);
     char *peer = strdup(l->peer);
     char *coll = strdup("");
     if (!job || !v || !peer || !coll) {
@@ -545,18 +559,22 @@ static void save_push_ckpt(ld_link *l, ld_db *db)
         free(v);
         free(peer);
         free(coll);
+        ld_registry_release(&l->repl->node->reg, db);
         return;
     }
-    *v = l->push_ckpt;
+    *v = (ld_ckpt_pair){.push = l->push_ckpt, .pull = l->pull_ckpt};
     job->kind = LD_W_CUSTOM;
-    job->apply = ld_ckpt_push_apply;
+    job->apply = ld_ckpt_save_apply;
+    job->lazy = true; /* a checkpoint that lags is re-derived, so it need not cost a flush */
     job->ctx = v;
     job->id = peer;
     job->collection = coll;
     job->done = ckpt_saved;
-    job->arg = l->repl->node;
+    job->arg = l;
+    l->ckpt_saving = true;
     l->repl->node->inflight++;
     ld_writer_submit(db->writer, job);
+    ld_registry_release(&l->repl->node->reg, db);
 }
 
 static void push_reply(ld_link *l, int code, json_t *body, const char *err)
@@ -595,11 +613,7 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
     uint64_t accepted = 0;
     if (ld_json_as_u64(ld_json_get_ci(body, "AcceptedCount"), &accepted) && accepted > 0)
         hint_send(l);
-    ld_db *db = ld_registry_get(&l->repl->node->reg, l->db);
-    if (db) {
-        save_push_ckpt(l, db);
-        ld_registry_release(&l->repl->node->reg, db);
-    }
+    save_ckpts(l);
     if (full && ack == l->sent_last)
         step_push(l);
     else
@@ -630,10 +644,7 @@ static void step_push(ld_link *l)
         /* Only skipped entries (or none) after the checkpoint: the peer has them all. */
         if (b.scanned > l->push_ckpt) {
             l->push_ckpt = b.scanned;
-            if ((db = ld_registry_get(&r->node->reg, l->db))) {
-                save_push_ckpt(l, db);
-                ld_registry_release(&r->node->reg, db);
-            }
+            save_ckpts(l);
         }
         bool more = b.more;
         ld_oplog_batch_free(&b);
@@ -790,14 +801,24 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     snprintf(in->peer, sizeof in->peer, "%s", l->peer);
     in->set_pull_ckpt = scanned > l->pull_ckpt;
     in->pull_scanned = scanned;
-    if (n == 0 && !in->set_pull_ckpt) {
-        /* Nothing new: no write at all. */
+    if (n == 0) {
+        /* Nothing to ingest: at most the checkpoint moves past entries we already have, saved
+         * without holding up the cycle (the next push may be waiting for it to end). */
         ld_ingest_free(in);
         free(job);
-        check_divergence(l, pc);
+        bool advanced = scanned > l->pull_ckpt;
+        if (advanced) {
+            l->pull_ckpt = scanned;
+            save_ckpts(l);
+        }
+        bool again = pc->more && advanced; /* a peer saying "more" without moving: stop */
+        if (!again) check_divergence(l, pc);
         json_decref(pc->peer_vv);
         free(pc);
-        cycle_ok(l);
+        if (again)
+            step_pull(l);
+        else
+            cycle_ok(l);
         return;
     }
     ld_db *db = NULL;

@@ -115,6 +115,15 @@ ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out)
     return check(s, s->ops->begin(db, write ? LD_TXN_WRITE : LD_TXN_READ, &out->t), "begin");
 }
 
+ld_status ld_txn_begin_lazy(ld_store *s, ld_stdb *db, ld_txn *out)
+{
+    uint32_t flags = LD_TXN_WRITE;
+    if (s->plugin->desc->abi_minor >= 1) flags |= LD_TXN_LAZY;
+    out->store = s;
+    out->t = NULL;
+    return check(s, s->ops->begin(db, flags, &out->t), "begin");
+}
+
 ld_status ld_txn_commit(ld_txn *t)
 {
     ld_status st = t->store->ops->commit(t->t);

@@ -45,6 +45,9 @@ uint64_t ld_store_size(ld_store *s, ld_stdb *db);
 bool ld_store_location(ld_store *s, ld_stdb *db, char *buf, size_t buflen);
 
 ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out);
+/* A write transaction whose durability may wait for the next durable one (LD_TXN_LAZY), or an
+ * ordinary one when the plugin predates ABI 1.1. */
+ld_status ld_txn_begin_lazy(ld_store *s, ld_stdb *db, ld_txn *out);
 ld_status ld_txn_commit(ld_txn *t);
 void ld_txn_abort(ld_txn *t);
 ld_status ld_txn_get(ld_txn *t, const char *space, const void *key, size_t klen, const void **val,

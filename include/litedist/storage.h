@@ -58,6 +58,13 @@ typedef struct ld_stcursor ld_stcursor; /* a cursor over one key space, in one t
 
 #define LD_TXN_READ  0u /* begin flags: a read-only snapshot */
 #define LD_TXN_WRITE 1u /* begin flags: the (single) write transaction */
+/* begin flag, with LD_TXN_WRITE (since ABI 1.1): this transaction's durability may wait for the
+ * next one that is durable. It must stay atomic and survive a process crash like any other;
+ * only a power loss may take it (and the others like it since the last durable commit), never
+ * damage earlier data. The core uses it for bookkeeping it can rebuild (replication
+ * checkpoints). A plugin may treat it as an ordinary write. The core passes it only to plugins
+ * that declare ABI 1.1 or later. */
+#define LD_TXN_LAZY 2u
 
 #define LD_STORAGE_MAX_KEY   511u
 #define LD_STORAGE_MAX_VALUE (64u * 1024u * 1024u)
@@ -107,7 +114,8 @@ typedef struct ld_storage_v1 {
      * ("" when there was none). Any thread. Since ABI 1.0. Required. */
     const char *(*last_error)(ld_storage *st);
 
-    /* begin: starts a transaction. flags is LD_TXN_READ or LD_TXN_WRITE.
+    /* begin: starts a transaction. flags is LD_TXN_READ, LD_TXN_WRITE, or (since ABI 1.1)
+     * LD_TXN_WRITE | LD_TXN_LAZY.
      *   out   receives the handle; owned by the plugin until commit() or abort().
      * Returns LD_OK, LD_BUSY, LD_IO, LD_NOMEM. Since ABI 1.0. Required. */
     ld_status (*begin)(ld_stdb *db, uint32_t flags, ld_sttxn **out);

@@ -96,6 +96,7 @@ struct ld_sttxn {
     ld_stdb *db;
     MDB_txn *mt; /* NULL when a failed regrow left nothing open (abort only) */
     bool write;
+    bool lazy;        /* LD_TXN_LAZY at sync full: commit without the meta flush */
     bool locked;      /* holds db->maplock shared */
     ld_status failed; /* LD_OK, or what left the write txn good for abort only */
     unsigned nspaces; /* db->spaces[0..nspaces) existed when the txn began */
@@ -1162,15 +1163,17 @@ failed:
 
 static ld_status lm_begin(ld_stdb *db, uint32_t flags, ld_sttxn **out)
 {
-    if (!db || !out || (flags != LD_TXN_READ && flags != LD_TXN_WRITE))
+    if (!db || !out ||
+        (flags != LD_TXN_READ && flags != LD_TXN_WRITE && flags != (LD_TXN_WRITE | LD_TXN_LAZY)))
         return lm_fail(db ? db->st : NULL, LD_INVALID, "begin: bad argument");
-    if (flags == LD_TXN_WRITE) {
+    if (flags & LD_TXN_WRITE) {
         bool idle = false;
         if (!atomic_compare_exchange_strong(&db->writing, &idle, true))
             return lm_fail(db->st, LD_BUSY, "begin: a write transaction is already open on %s",
                            db->path);
         lm_grow_early(db);
         ld_sttxn *t = &db->wtxn;
+        t->lazy = (flags & LD_TXN_LAZY) && db->st->sync == LM_SYNC_FULL;
         t->failed = LD_OK;
         t->ncreated = 0;
         t->cursors = NULL;
@@ -1223,6 +1226,10 @@ static ld_status lm_commit(ld_sttxn *t)
         lm_write_end(t);
         return s;
     }
+    /* Lazy: skip the meta page's flush (MDB_NOMETASYNC: data pages are still synced, so the
+     * file stays consistent; a power loss may take this commit). Only the writer thread changes
+     * the flag, and only around its own commit. */
+    if (t->lazy) mdb_env_set_flags(db->env, MDB_NOMETASYNC, 1);
     for (;;) {
         /* Spaces this txn created become visible to txns that begin after the commit, and only
          * to them: publish them in the same exclusive section as the commit. */
@@ -1245,6 +1252,7 @@ static ld_status lm_commit(ld_sttxn *t)
         }
         break;
     }
+    if (t->lazy) mdb_env_set_flags(db->env, MDB_NOMETASYNC, 0);
     lm_write_end(t);
     return s;
 }

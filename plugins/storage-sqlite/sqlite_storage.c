@@ -87,6 +87,7 @@ struct sq_conn {
     size_t ncreated;    /* spaces with `created` set */
     uint64_t gen;       /* counts transactions, for sq_space.missing_gen */
     bool in_txn;
+    bool lazy; /* the write txn runs at synchronous=NORMAL instead of FULL (LD_TXN_LAZY) */
     struct ld_sttxn txn;
     sq_conn *next_idle;
 };
@@ -758,6 +759,8 @@ static void sq_txn_end(sq_conn *c, bool rollback)
             sq_keep_created(c);
     }
     c->in_txn = false;
+    /* Back to FULL; should that fail, lazy stays set and the next begin retries or refuses. */
+    if (c->lazy && sq_exec(c, "PRAGMA synchronous=FULL") == SQLITE_OK) c->lazy = false;
     if (c->write) return;
     if (sqlite3_get_autocommit(c->h)) {
         sq_pool_give(c->db, c);
@@ -773,14 +776,23 @@ static void sq_txn_end(sq_conn *c, bool rollback)
 
 static ld_status sq_begin(ld_stdb *db, uint32_t flags, ld_sttxn **out)
 {
-    if (!db || !out || (flags != LD_TXN_READ && flags != LD_TXN_WRITE))
+    if (!db || !out ||
+        (flags != LD_TXN_READ && flags != LD_TXN_WRITE && flags != (LD_TXN_WRITE | LD_TXN_LAZY)))
         return sq_fail(db ? db->st : NULL, LD_INVALID, "begin: bad argument");
     sq_conn *c = NULL;
-    if (flags == LD_TXN_WRITE) {
+    if (flags & LD_TXN_WRITE) {
         c = db->writer;
         if (c->in_txn)
             return sq_fail(db->st, LD_BUSY, "begin: a write transaction is already open on %s",
                            db->path);
+        /* Lazy: WAL mode at NORMAL writes the commit without syncing it; checkpoints still sync,
+         * so a power loss can take the latest commits but never damage the file (OFF could). */
+        bool lazy = (flags & LD_TXN_LAZY) && db->st->sync == SQ_SYNC_FULL;
+        if (lazy != c->lazy) {
+            int rc = sq_exec(c, lazy ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+            if (rc != SQLITE_OK) return sq_engine_fail(c, rc, "begin: setting synchronous");
+            c->lazy = lazy;
+        }
     } else {
         ld_status s = sq_pool_take(db, &c);
         if (s != LD_OK) return s;

@@ -1116,8 +1116,9 @@ static void crash_key(char *out, size_t n, uint32_t txn, char which)
     snprintf(out, n, "t%u_%c", txn, which);
 }
 
-/* The child: never returns. */
-static void crash_child(int fd, const char *dir)
+/* The child: never returns. With `mixed`, every other commit is LD_TXN_LAZY, which must
+ * survive a process crash like any other (only power loss may take it). */
+static void crash_child(int fd, const char *dir, bool mixed)
 {
     ld_storage *st = NULL;
     ld_stdb *db = NULL;
@@ -1131,7 +1132,8 @@ static void crash_child(int fd, const char *dir)
         crash_key(kb, sizeof kb, n, 'b');
         unsigned char v[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
                               (unsigned char)(n >> 8), (unsigned char)n};
-        if (g_ops->begin(db, LD_TXN_WRITE, &t) != LD_OK) _exit(4);
+        uint32_t flags = mixed && n % 2 ? LD_TXN_WRITE | LD_TXN_LAZY : LD_TXN_WRITE;
+        if (g_ops->begin(db, flags, &t) != LD_OK) _exit(4);
         if (g_ops->put(t, "d", ka, strlen(ka), v, 4) != LD_OK ||
             g_ops->put(t, "d", kb, strlen(kb), v, 4) != LD_OK ||
             g_ops->put(t, "d", K("last"), v, 4) != LD_OK)
@@ -1147,11 +1149,10 @@ static uint32_t be32(const void *p)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-static void test_crash_durability(void **state)
+static void run_crash(fx *f, bool mixed)
 {
-    fx *f = *state;
     char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/crash", g_dir);
+    snprintf(dir, sizeof dir, "%s/crash%s", g_dir, mixed ? "-lazy" : "");
     assert_int_equal(mkdir(dir, 0700), 0);
     int p[2];
     assert_int_equal(pipe(p), 0);
@@ -1160,7 +1161,7 @@ static void test_crash_durability(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         close(p[0]);
-        crash_child(p[1], dir);
+        crash_child(p[1], dir, mixed);
     }
     close(p[1]);
 
@@ -1224,8 +1225,42 @@ static void test_crash_durability(void **state)
     assert_status(g_ops->commit(t), LD_OK);
     g_ops->close(db);
     assert_status(g_ops->drop(f->st, dir, "crash"), LD_OK);
-    print_message("%u txns acknowledged in %.2f s, %u found after SIGKILL\n", acked, t_now() - t0,
-                  last);
+    print_message("%u txns acknowledged in %.2f s, %u found after SIGKILL%s\n", acked, t_now() - t0,
+                  last, mixed ? " (every other one lazy)" : "");
+}
+
+static void test_crash_durability(void **state)
+{
+    run_crash(*state, false);
+}
+
+/* LD_TXN_LAZY (ABI 1.1): accepted only with LD_TXN_WRITE, visible at commit like any write, and
+ * whole after a SIGKILL in the middle of lazy and durable commits. */
+static void test_lazy_commits(void **state)
+{
+    fx *f = *state;
+    if (g_desc->abi_minor < 1) skip();
+    ld_sttxn *t = NULL;
+    assert_status(g_ops->begin(f->db, LD_TXN_LAZY, &t), LD_INVALID);
+    assert_status(g_ops->begin(f->db, LD_TXN_READ | 4u, &t), LD_INVALID);
+    t = t_begin(f->db, LD_TXN_WRITE | LD_TXN_LAZY);
+    t_put(t, "main", K("lazy"), K("1"));
+    assert_status(g_ops->commit(t), LD_OK);
+    t = t_begin(f->db, LD_TXN_READ);
+    t_expect(t, "main", K("lazy"), K("1"));
+    assert_status(g_ops->commit(t), LD_OK);
+    /* A durable write after a lazy one, and an aborted lazy one, leave no trace of the mode. */
+    t = t_begin(f->db, LD_TXN_WRITE | LD_TXN_LAZY);
+    t_put(t, "main", K("gone"), K("x"));
+    g_ops->abort(t);
+    t_put1(f->db, "main", K("durable"), K("2"));
+    t = t_begin(f->db, LD_TXN_READ);
+    t_expect(t, "main", K("durable"), K("2"));
+    const void *v;
+    size_t vl;
+    assert_status(g_ops->get(t, "main", K("gone"), &v, &vl), LD_NOT_FOUND);
+    assert_status(g_ops->commit(t), LD_OK);
+    run_crash(f, true);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1314,6 +1349,7 @@ int main(int argc, char **argv)
         FX_TEST(test_bad_space_names),
         FX_TEST(test_last_error),
         FX_TEST(test_crash_durability),
+        FX_TEST(test_lazy_commits),
     };
     rc = cmocka_run_group_tests_name("storage conformance", tests, NULL, NULL);
 out:

@@ -564,8 +564,11 @@ class Api:
 
 def base_config(port, data_dir, storage, node_id="test-node", keys=None, max_body=1048576):
     return {
+        # Every test client is 127.0.0.1, so the per-address delay for wrong keys would make
+        # each refusal a test asserts slower than the last; test_limits.py checks it on its own.
         "Node": {"NodeId": node_id, "ListenAddress": "127.0.0.1", "Port": port,
-                 "DataDirectory": str(data_dir), "MaxBodyBytes": max_body, "LogLevel": "debug"},
+                 "DataDirectory": str(data_dir), "MaxBodyBytes": max_body, "LogLevel": "debug",
+                 "AuthFailureDelayMilliseconds": 0},
         "Auth": {"Plugins": ["auth-config"], "RootApiKey": ROOT_KEY,
                  "ApiKeys": standard_keys() if keys is None else keys},
         "Storage": {"Plugin": storage, "Sync": "full"},

@@ -1,0 +1,147 @@
+"""Limits and abuse: URL length, slow and idle clients, and the per-address delay that makes a
+flood of wrong keys slow itself down without slowing requests that carry good keys."""
+
+import socket
+import statistics
+import threading
+import time
+
+from conftest import MSG_KEY_INVALID, ROOT_KEY, assert_error, assert_ok
+
+DELAY_MS = 200
+
+
+def delayed_node(make_node, delay=DELAY_MS, **node):
+    return make_node(overrides={"Node": {"AuthFailureDelayMilliseconds": delay,
+                                         "ReplicationApiKey": "cluster-key", **node}})
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    r = fn()
+    return r, time.monotonic() - t0
+
+
+def test_url_longer_than_the_limit_is_refused(make_node):
+    n = make_node(overrides={"Node": {"MaxUrlBytes": 300}})
+    ok = "/health?a=" + "a" * (300 - len("/health?a="))
+    assert_ok(n.request("GET", ok))
+    assert_error(n.request("GET", ok + "a"), 414,
+                 "The URL is longer than Node.MaxUrlBytes (300 bytes).")
+
+
+def recv_until_closed(sock, timeout):
+    """Reads until the server closes; returns (closed, seconds waited)."""
+    sock.settimeout(0.2)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if sock.recv(4096) == b"":
+                return True, time.monotonic() - t0
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return True, time.monotonic() - t0
+    return False, time.monotonic() - t0
+
+
+def test_slow_and_idle_clients_are_disconnected(make_node):
+    n = make_node(overrides={"Node": {"RequestTimeoutSeconds": 1}})
+    with socket.create_connection(("127.0.0.1", n.port), timeout=5) as slow:
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the end of the headers
+        closed, waited = recv_until_closed(slow, 6)
+        assert closed and 0.5 <= waited < 4, waited
+    with socket.create_connection(("127.0.0.1", n.port), timeout=5) as idle:
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        closed, waited = recv_until_closed(idle, 6)  # the answer, then the idle close
+        assert closed and waited < 4, waited
+    with socket.create_connection(("127.0.0.1", n.port), timeout=5) as body:
+        body.sendall(b"PUT /api/documents/c/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                     b"Database: d\r\nApiKey: root\r\n\r\n{\"a\":")  # body never completed
+        closed, waited = recv_until_closed(body, 6)
+        assert closed and waited < 4, waited
+    assert n.api("d").absent("c", "1")
+    assert_ok(n.request("GET", "/health"))  # the node is fine
+
+
+def test_wrong_keys_wait_longer_each_time_good_keys_never_wait(make_node):
+    n = delayed_node(make_node)
+    h = {"Database": "lim"}
+    r, first = timed(lambda: n.request("GET", "/api/documents", headers={**h, "ApiKey": "bad"}))
+    assert_error(r, 401, MSG_KEY_INVALID)
+    r, second = timed(lambda: n.request("GET", "/api/documents", headers={**h, "ApiKey": "bad"}))
+    assert_error(r, 401, MSG_KEY_INVALID)
+    assert first >= DELAY_MS / 1000 * 0.9 and second >= 2 * DELAY_MS / 1000 * 0.9, (first, second)
+    r, good = timed(lambda: n.request("GET", "/api/documents", headers={**h, "ApiKey": ROOT_KEY}))
+    assert_ok(r)
+    assert good < DELAY_MS / 1000, good
+    # A missing key is not a guess: answered at once.
+    r, missing = timed(lambda: n.request("GET", "/api/documents", headers=h))
+    assert_error(r, 401)
+    assert missing < DELAY_MS / 1000, missing
+    # The cluster key: a wrong one waits (and keeps growing the same address's delay), a missing
+    # one does not.
+    r, wrong = timed(lambda: n.request("GET", "/api/replication/status",
+                                       headers={"ReplicationApiKey": "guess"}))
+    assert_error(r, 403, "ReplicationApiKey is invalid.")
+    assert wrong >= 4 * DELAY_MS / 1000 * 0.9, wrong
+    r, none = timed(lambda: n.request("GET", "/api/replication/status"))
+    assert_error(r, 403, "ReplicationApiKey is invalid.")
+    assert none < DELAY_MS / 1000, none
+
+
+def test_the_delay_can_be_turned_off(make_node):
+    n = delayed_node(make_node, delay=0)
+    for _ in range(5):
+        r, t = timed(lambda: n.request("GET", "/api/documents",
+                                       headers={"Database": "x", "ApiKey": "bad"}))
+        assert_error(r, 401, MSG_KEY_INVALID)
+        assert t < DELAY_MS / 1000, t
+
+
+def test_a_flood_of_wrong_keys_does_not_slow_good_requests(make_node):
+    """8 clients send wrong keys as fast as they are answered while one client with the right key
+    reads a document: its latency stays what it is without the flood, and the flood's answers
+    are held back (the server spends timers on them, not work)."""
+    n = delayed_node(make_node)
+    api = n.api("flood")
+    api.must_put("c", "1", {"v": 1})
+
+    def good_latencies(count):
+        out = []
+        for _ in range(count):
+            r, t = timed(lambda: api.get("c", "1"))
+            assert_ok(r)
+            out.append(t)
+        return out
+
+    quiet = statistics.median(good_latencies(30))
+    stop = threading.Event()
+    flood_counts, flood_times = [], []
+
+    def flooder():
+        count = 0
+        while not stop.is_set() and count < 200:  # bounded either way
+            r, t = timed(lambda: n.request("GET", "/api/documents/c/1",
+                                           headers={"Database": "flood", "ApiKey": "guess"},
+                                           timeout=10))
+            assert r.status == 401
+            flood_times.append(t)
+            count += 1
+        flood_counts.append(count)
+
+    threads = [threading.Thread(target=flooder) for _ in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        busy = statistics.median(good_latencies(30))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    # Held back: after the first few, every wrong key waited the capped delay.
+    assert sum(flood_counts) < 8 * 40, flood_counts
+    assert statistics.median(flood_times) >= DELAY_MS / 1000, statistics.median(flood_times)
+    # Good requests: no slower than a generous bound over the quiet figure (busy CI machine).
+    assert busy < max(5 * quiet, 0.05), (quiet, busy)
