@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <sodium.h>
 
@@ -219,6 +220,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         evhttp_del_accept_socket(n->http, n->listener);
         n->listener = NULL;
     }
+    if (n->accept_resume) event_del(n->accept_resume);
     if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
     ld_repl_stop_probes(n->repl);
     n->shutdown_started_ms = ld_mono_ms();
@@ -235,6 +237,41 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 /* ---------------------------------------------------------------------------------------------
  * Start-up checks
  * ------------------------------------------------------------------------------------------- */
+
+/* accept() failed. Out of descriptors (or kernel memory) the pending connection stays queued
+ * and the listener would spin on it at full CPU (libevent#71): stop accepting for 100 ms, then
+ * try again; connections wait in the backlog meanwhile. */
+/* The listener's error callback gets evhttp's argument, not ours: the node is found here. */
+static ld_node *g_node;
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        ld_log_warn("accept: %s", strerror(err));
+        return;
+    }
+    evconnlistener_disable(l);
+    ld_node *node = g_node;
+    uint64_t now = ld_mono_ms();
+    if (now - node->accept_warned_ms >= 10000) {
+        ld_log_warn("accept: %s; pausing new connections for 100 ms (raise the open-file limit: "
+                    "ulimit -n)",
+                    strerror(err));
+        node->accept_warned_ms = now;
+    }
+    struct timeval tv = {0, 100 * 1000};
+    evtimer_add(node->accept_resume, &tv);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ld_node *n = arg;
+    if (n->listener) evconnlistener_enable(evhttp_bound_socket_get_listener(n->listener));
+}
 
 /* How this node reaches itself (the dashboard probes it like a peer): the bound port, and a
  * loopback address when it listens on every interface. */
@@ -358,6 +395,7 @@ int main(int argc, char **argv)
     }
 
     static ld_node node;
+    g_node = &node;
     ld_node *n = &node;
     int rc = 1;
     bool store_up = false, auth_up = false, reg_up = false;
@@ -477,6 +515,9 @@ int main(int argc, char **argv)
                      strerror(errno));
         goto out;
     }
+    n->accept_resume = evtimer_new(n->base, accept_resume_cb, n);
+    if (!n->accept_resume) goto out;
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(n->listener), accept_error_cb);
     char self_url[300];
     self_url_of(n, self_url, sizeof self_url);
     ld_repl_listening(n->repl, self_url);
@@ -511,6 +552,7 @@ out:
     if (reg_up) ld_registry_close_all(&n->reg);
     if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
     if (n->shutdown_timer) event_free(n->shutdown_timer);
+    if (n->accept_resume) event_free(n->accept_resume);
     if (n->sig_int) event_free(n->sig_int);
     if (n->sig_term) event_free(n->sig_term);
     if (n->base) event_base_free(n->base);

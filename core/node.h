@@ -39,6 +39,8 @@ typedef struct ld_node {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
+    struct event *accept_resume; /* re-enables accepting after running out of descriptors */
+    uint64_t accept_warned_ms;
     ld_completions done;
     struct ld_workers *workers;   /* SELECT queries run here, off the loop (util/workers.h) */
     struct ld_failures *failures; /* delays for refused keys, per address (http/failures.h) */

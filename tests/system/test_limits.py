@@ -1,6 +1,8 @@
 """Limits and abuse: URL length, slow and idle clients, and the per-address delay that makes a
 flood of wrong keys slow itself down without slowing requests that carry good keys."""
 
+import os
+import resource
 import socket
 import statistics
 import threading
@@ -145,3 +147,42 @@ def test_a_flood_of_wrong_keys_does_not_slow_good_requests(make_node):
     assert statistics.median(flood_times) >= DELAY_MS / 1000, statistics.median(flood_times)
     # Good requests: no slower than a generous bound over the quiet figure (busy CI machine).
     assert busy < max(5 * quiet, 0.05), (quiet, busy)
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_running_out_of_descriptors_pauses_accepting_instead_of_spinning(make_node):
+    n = make_node()
+    pid = n.proc.pid
+    in_use = len(os.listdir(f"/proc/{pid}/fd"))
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (in_use + 8, hard))  # the soft limit only
+    socks = []
+    try:
+        for _ in range(40):  # more than the limit: the rest wait in the listen backlog
+            s = socket.create_connection(("127.0.0.1", n.port), timeout=5)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        time.sleep(0.3)
+        before = cpu_seconds(pid)
+        time.sleep(1.0)
+        spent = cpu_seconds(pid) - before
+        assert spent < 0.1, f"the node spent {spent:.2f} s of CPU in 1 s while out of descriptors"
+        assert "pausing new connections" in n.log_text()
+    finally:
+        for s in socks:
+            s.close()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    deadline = time.monotonic() + 10
+    while True:  # accepting resumes by itself
+        try:
+            if n.request("GET", "/health", timeout=2).status == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the node did not accept again"
+        time.sleep(0.1)
