@@ -5,13 +5,17 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build build-asan run cluster test test-unit test-asan bench bench-storage \
+.PHONY: all deps deps-test build build-asan run cluster test test-unit test-asan bench bench-storage \
         clean format
 
 all: build
 
 deps:
 	@scripts/deps.sh
+
+# What only the tests need (pytest, clang, chromium, Node.js and the browser tests' npm packages).
+deps-test:
+	@scripts/deps.sh --test
 
 build: deps
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
@@ -30,7 +34,7 @@ cluster: build
 	scripts/cluster.sh
 
 # Every test, then the unit and system tests again under AddressSanitizer + UBSan.
-test: build build-asan
+test: deps-test build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -63,7 +67,7 @@ FUZZ_QUERY_SRCS   := core/query/lexer.c core/query/parser.c core/query/eval.c co
                      core/util/jsontext.c
 
 .PHONY: fuzz
-fuzz: deps $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
+fuzz: deps-test $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t && echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
 	  $(FUZZ_BUILD)/fuzz_$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \

@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Installs the Debian packages litedist needs to build and test, only those missing, then the
-# npm packages of the browser tests (tests/browser, pinned by its package-lock.json).
+# Installs the Debian packages litedist needs to build and run, only those missing; with
+# --test also what the tests need (pytest, clang for the fuzzers, chromium and Node.js for the
+# browser tests) and the browser tests' npm packages (tests/browser, pinned by its lock file).
 # Idempotent, and silent when everything is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+test=false
+case "${1:-}" in
+  "") ;;
+  --test) test=true ;;
+  *) echo "usage: scripts/deps.sh [--test]" >&2; exit 2 ;;
+esac
+
 packages=(
   cmake make gcc pkg-config
   libevent-dev libjansson-dev libsqlite3-dev liblmdb-dev libsodium-dev libssl-dev libwslay-dev
-  libcmocka-dev python3 python3-pytest
-  clang libclang-rt-14-dev
-  chromium
+  libcmocka-dev
 )
-# Node.js runs the browser tests (never the server). A machine may have it from elsewhere than
-# Debian (NodeSource bundles npm into its nodejs package): ask Debian only for what is missing.
-command -v node >/dev/null || packages+=(nodejs)
-command -v npm >/dev/null || packages+=(npm)
+if $test; then
+  packages+=(python3 python3-pytest clang libclang-rt-14-dev chromium)
+  # Node.js runs the browser tests (never the server). A machine may have it from elsewhere
+  # than Debian (NodeSource bundles npm into its nodejs package): ask only for what is missing.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -34,6 +43,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+$test || exit 0
 
 # The browser tests' npm packages: `npm ci` (exactly the lock file) when node_modules is missing
 # or was installed from another lock file. A stamp inside node_modules records which.
