@@ -68,9 +68,10 @@ static const keydef node_keys[] = {
     {NULL, false},
 };
 
+/* Fault: the settings of the storage-fault test plugin (docs/testing.md). */
 static const keydef storage_keys[] = {
-    {"Plugin", true},       {"Sync", true},       {"BusyTimeoutMs", true},
-    {"CacheSizeKiB", true}, {"MapSizeMiB", true}, {NULL, false},
+    {"Plugin", true},     {"Sync", true},  {"BusyTimeoutMs", true}, {"CacheSizeKiB", true},
+    {"MapSizeMiB", true}, {"Fault", true}, {NULL, false},
 };
 
 static const keydef auth_keys[] = {
