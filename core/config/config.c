@@ -155,17 +155,21 @@ bool ld_config_apply_env(json_t *root, const char *path, const char *value, char
                 goto out;
             }
             if (last) {
-                if (idx == json_array_size(cur))
-                    json_array_append(cur, val);
-                else
-                    json_array_set(cur, idx, val);
+                if ((idx == json_array_size(cur) ? json_array_append(cur, val)
+                                                 : json_array_set(cur, idx, val)) != 0) {
+                    ld_set_err(err, errlen, "environment %s%s: out of memory", ENV_PREFIX, path);
+                    goto out;
+                }
                 ok = true;
                 goto out;
             }
             json_t *next = json_array_get(cur, idx);
             if (!next) {
-                next = json_object();
-                json_array_append_new(cur, next);
+                /* append_new frees `next` when it fails: never walk into it then */
+                if (!(next = json_object()) || json_array_append_new(cur, next) != 0) {
+                    ld_set_err(err, errlen, "environment %s%s: out of memory", ENV_PREFIX, path);
+                    goto out;
+                }
             }
             cur = next;
             continue;
@@ -177,14 +181,24 @@ bool ld_config_apply_env(json_t *root, const char *path, const char *value, char
         }
         const char *key = NULL;
         json_t *next = obj_get_ci(cur, segs[i], &key);
+        /* jansson refuses a key that is not UTF-8 (an environment name may be any bytes), and
+         * set_new frees the value it could not store: check each set, never walk into it. */
         if (last) {
-            json_object_set(cur, key ? key : segs[i], val);
+            if (json_object_set(cur, key ? key : segs[i], val) != 0) {
+                ld_set_err(err, errlen, "environment %s%s: %s is not a valid key (UTF-8)",
+                           ENV_PREFIX, path, segs[i]);
+                goto out;
+            }
             ok = true;
             goto out;
         }
         if (!next || !(json_is_object(next) || json_is_array(next))) {
-            next = json_object();
-            json_object_set_new(cur, key ? key : segs[i], next);
+            if (!(next = json_object()) ||
+                json_object_set_new(cur, key ? key : segs[i], next) != 0) {
+                ld_set_err(err, errlen, "environment %s%s: %s is not a valid key (UTF-8)",
+                           ENV_PREFIX, path, segs[i]);
+                goto out;
+            }
         }
         cur = next;
     }

@@ -143,6 +143,23 @@ static void env_paths(void **state)
     json_decref(root);
 }
 
+/* Found by fuzz_config (tests/fuzz/corpus/config/crash-env-not-utf8): an environment name that
+ * is not UTF-8 made jansson refuse the key and free the object the walk then went into. */
+static void env_names_not_utf8(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    json_t *root = json_object();
+    assert_false(ld_config_apply_env(root, "Auth_\xe4_ApiKeys__0__Key", "x", err, sizeof err));
+    assert_non_null(strstr(err, "not a valid key"));
+    assert_false(ld_config_apply_env(root, "Node__Po\xffrt", "1", err, sizeof err));
+    assert_null(json_object_get(json_object_get(root, "Node"), "Po\xffrt"));
+    char *const env[] = {"LITEDIST_Storage_\xe4_Sync=off", NULL};
+    ld_config c;
+    assert_false(ld_config_load(&c, NULL, env, NULL, err, sizeof err));
+    json_decref(root);
+}
+
 static void studio_section(void **state)
 {
     (void)state;
@@ -178,6 +195,7 @@ int main(void)
         cmocka_unit_test(type_errors_name_the_key),
         cmocka_unit_test(bad_files),
         cmocka_unit_test(env_paths),
+        cmocka_unit_test(env_names_not_utf8),
         cmocka_unit_test(studio_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
