@@ -138,7 +138,11 @@ bool ld_config_apply_env(json_t *root, const char *path, const char *value, char
     bool ok = false;
     json_t *val = json_loads(value, JSON_DECODE_ANY, NULL);
     if (!val) val = json_string(value);
-    if (!val) goto out;
+    if (!val) { /* a string jansson refuses: not UTF-8 (or out of memory) */
+        ld_set_err(err, errlen, "environment %s%s: the value is neither JSON nor UTF-8 text",
+                   ENV_PREFIX, path);
+        goto out;
+    }
 
     json_t *cur = root;
     for (size_t i = 0; i < n; i++) {

@@ -278,7 +278,8 @@ static void finish_orderly(ld_ws_conn *c)
     if (wslay_event_get_close_received(c->ws))
         ws_finish(c, wslay_event_get_status_code_received(c->ws), c->reason_recv);
     else if (wslay_event_get_close_sent(c->ws))
-        ws_finish(c, wslay_event_get_status_code_sent(c->ws), c->reason_sent);
+        ws_finish(c, c->code_sent ? c->code_sent : wslay_event_get_status_code_sent(c->ws),
+                  c->reason_sent);
     else if (c->code_sent)
         ws_finish(c, c->code_sent, c->reason_sent);
     else
@@ -324,7 +325,15 @@ void ws_pump(ld_ws_conn *c)
         if (wslay_event_want_read(c->ws) && evbuffer_get_length(in) > 0) {
             int r = wslay_event_recv(c->ws);
             if (c->state == WS_DONE) return;
-            if (r != 0) {
+            if (r == WSLAY_ERR_CALLBACK_FAILURE && wslay_event_want_write(c->ws)) {
+                /* A frame wslay cannot parse (a control frame in pieces, a bad length): it
+                 * queues a close and reports a callback failure, though our recv callback
+                 * never fails. That is the peer's violation: let the close (and a 101 still
+                 * queued) leave like any other (RFC 6455 7.1.7), and report it as 1002,
+                 * instead of dropping the connection unannounced. */
+                c->code_sent = LD_WS_CLOSE_PROTOCOL;
+                snprintf(c->reason_sent, sizeof c->reason_sent, "invalid frame");
+            } else if (r != 0) {
                 ws_fail(c, r == WSLAY_ERR_NOMEM ? LD_WS_ERR_NOMEM : LD_WS_ERR_PROTOCOL,
                         "receiving failed (wslay %d)", r);
                 return;

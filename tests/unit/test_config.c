@@ -154,6 +154,11 @@ static void env_names_not_utf8(void **state)
     assert_non_null(strstr(err, "not a valid key"));
     assert_false(ld_config_apply_env(root, "Node__Po\xffrt", "1", err, sizeof err));
     assert_null(json_object_get(json_object_get(root, "Node"), "Po\xffrt"));
+    /* A value that is neither JSON nor UTF-8 is refused with a message too (it was refused
+     * with none: crash-env-value-not-utf8). */
+    err[0] = '\0';
+    assert_false(ld_config_apply_env(root, "Node__NodeId", "\"\xec\xec", err, sizeof err));
+    assert_non_null(strstr(err, "neither JSON nor UTF-8"));
     char *const env[] = {"LITEDIST_Storage_\xe4_Sync=off", NULL};
     ld_config c;
     assert_false(ld_config_load(&c, NULL, env, NULL, err, sizeof err));

@@ -1,0 +1,117 @@
+/* libFuzzer target for the replication payload decoder (core/repl/wire.c): parses the input as a
+ * push or pull body the way the server does (ld_json_parse), checks its ProtocolVersion and
+ * decodes every OperationRecord in it (Operations[], or the body itself when it is one op).
+ * Invariants: a refusal carries a message; an accepted op satisfies what ingest trusts (valid
+ * names, type 1-3, Sequence >= 1, Hlc > 0, a put's Payload a JSON object), encodes to the
+ * op-log record and back unchanged, and its OperationRecord decodes to the same op. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/names.h"
+#include "db/record.h"
+#include "repl/wire.h"
+#include "util/jsonget.h"
+#include "util/jsontext.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check(bool ok, const char *what, const uint8_t *data, size_t size)
+{
+    if (ok) return;
+    fprintf(stderr, "invariant broken: %s\ninput: %.*s\n", what, (int)size, (const char *)data);
+    abort();
+}
+
+static bool same_str(const char *a, size_t al, const char *b, size_t bl)
+{
+    return al == bl && (al == 0 || memcmp(a, b, al) == 0);
+}
+
+static bool same_op(const ld_op_rec *a, const ld_op_rec *b)
+{
+    return a->op_type == b->op_type && memcmp(a->id, b->id, LD_OP_ID_LEN) == 0 &&
+           a->hlc == b->hlc && a->origin_seq == b->origin_seq && a->expires_ms == b->expires_ms &&
+           a->has_parent == b->has_parent &&
+           (!a->has_parent || memcmp(a->parent, b->parent, LD_OP_ID_LEN) == 0) &&
+           same_str(a->origin, a->origin_len, b->origin, b->origin_len) &&
+           same_str(a->collection, a->collection_len, b->collection, b->collection_len) &&
+           same_str(a->doc_id, a->doc_id_len, b->doc_id, b->doc_id_len) &&
+           same_str(a->payload, a->payload_len, b->payload, b->payload_len);
+}
+
+static void one_op(json_t *j, const uint8_t *data, size_t size)
+{
+    ld_wire_op op;
+    char err[256] = "";
+    if (!ld_wire_op_decode(j, &op, err, sizeof err)) {
+        check(err[0] != '\0', "a refused op without a message", data, size);
+        ld_wire_op_clear(&op); /* documented as safe on the cleared op */
+        return;
+    }
+    const ld_op_rec *r = &op.rec;
+    check(ld_node_id_valid(op.origin), "an accepted op with an invalid NodeId", data, size);
+    check(ld_collection_name_valid(r->collection, r->collection_len),
+          "an accepted op with an invalid Collection", data, size);
+    check(ld_doc_id_valid(r->doc_id, r->doc_id_len), "an accepted op with an invalid EntityId",
+          data, size);
+    check(r->op_type >= LD_OP_INSERT && r->op_type <= LD_OP_DELETE, "a bad OperationType", data,
+          size);
+    check(r->origin_seq >= 1 && r->hlc > 0, "Sequence or Hlc of 0 accepted", data, size);
+    if (r->op_type != LD_OP_DELETE) {
+        json_error_t je;
+        json_t *doc = ld_json_parse(r->payload, r->payload_len, &je);
+        check(json_is_object(doc), "a put's Payload is not an object", data, size);
+        json_decref(doc);
+    }
+
+    /* The op-log record: what ingest stores. */
+    size_t len;
+    uint8_t *buf = ld_op_rec_encode(r, &len);
+    if (buf) {
+        ld_op_rec back;
+        check(ld_op_rec_decode(buf, len, &back), "an encoded op-log record does not decode", data,
+              size);
+        check(same_op(r, &back) && back.synced == r->synced, "the op-log record differs", data,
+              size);
+        free(buf);
+    }
+
+    /* The OperationRecord this node would serve in a pull. */
+    json_t *enc = ld_wire_op_encode(r, op.log_seq);
+    check(enc != NULL, "an accepted op does not encode", data, size);
+    ld_wire_op again;
+    char err2[256] = "";
+    check(ld_wire_op_decode(enc, &again, err2, sizeof err2), "an encoded op does not decode", data,
+          size);
+    check(same_op(r, &again.rec) && again.log_seq == op.log_seq, "the encoded op differs", data,
+          size);
+    ld_wire_op_clear(&again);
+    json_decref(enc);
+    ld_wire_op_clear(&op);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_error_t je;
+    json_t *body = ld_json_parse((const char *)data, size, &je);
+    if (!body) return 0;
+    char err[256] = "";
+    if (!ld_wire_protocol_ok(body, err, sizeof err))
+        check(err[0] != '\0', "a protocol refusal without a message", data, size);
+    json_t *ops = json_is_object(body) ? ld_json_get_ci(body, "Operations") : NULL;
+    if (json_is_array(ops)) {
+        size_t i;
+        json_t *op;
+        json_array_foreach(ops, i, op)
+        {
+            if (i >= 64) break; /* the decoder is per op; more adds nothing but time */
+            one_op(op, data, size);
+        }
+    } else {
+        one_op(body, data, size);
+    }
+    json_decref(body);
+    return 0;
+}
