@@ -322,3 +322,32 @@ def test_crash_loop_keeps_every_acknowledged_write(make_node):
 
 
 REQUEST_JOIN_S = 20
+
+
+@pytest.mark.parametrize("op", ["put", "commit"])
+def test_a_fault_configured_at_start_up_fails_the_first_database(make_node, build, storage, op):
+    """Fault in the config, counted from start-up: every put (or commit) fails, from the first
+    write of a new database on. The node answers 5xx and stays up; the database exists (it is
+    opened, as on any first use by a key with ADD_DB, before the write runs) but holds nothing:
+    no document, an empty log, no version vector, a zero digest. Started without the fault, the
+    node serves it."""
+    n = make_node(overrides={
+        "Storage": {"Plugin": str(build.test_plugin("storage-fault.so")),
+                    "Fault": {"Inner": storage, "Op": op, "Nth": 1, "Status": "IO", "Times": 0}}})
+    api = n.api(DB)
+    for _ in range(2):
+        assert_5xx(api.put(COLL, "x", {"v": 1}))
+    assert n.running()
+    assert api.get(COLL, "x").status == 404
+    n.config["Node"]["ReplicationApiKey"] = REPL_KEY
+    n.stop()
+    n.write_config()
+    n.start()
+    assert db_status(n) == (0, {}, "0" * 32)
+    assert pull_all(n) == []
+    n.stop()
+    n.config["Storage"] = {"Plugin": storage, "Sync": "full"}
+    n.write_config()
+    n.start()
+    api.must_put(COLL, "x", {"v": 2})
+    assert api.must_get(COLL, "x") == {"Id": "x", "v": 2}
