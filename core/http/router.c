@@ -164,6 +164,7 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
         if (allowed & order[i]) {
             if (allow[0]) strcat(allow, ", ");
             strcat(allow, ld_method_name((enum evhttp_cmd_type)order[i]));
+            if (order[i] == M_GET) strcat(allow, ", HEAD"); /* served as GET, above */
         }
     evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);
     ld_reply_error(r, 405, "Method %s is not allowed on %s; allowed: %s.",
