@@ -53,7 +53,11 @@ static const keydef node_keys[] = {
     {"MaxUrlBytes", true},
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
-    /* Replication, cache and pruning settings of the contract: accepted now so a config written
+    {"CacheCleanupIntervalSeconds", true},
+    {"CacheCleanupBatchSize", true},
+    {"CacheCleanupMaxScanPages", true},
+    {"CacheCleanupTimeBudgetMilliseconds", true},
+    /* Replication and pruning settings of the contract: accepted now so a config written
      * for the original loads, reported as unused until their component lands. */
     {"ReplicationSignalAckTimeoutMilliseconds", false},
     {"OperationLogPruningEnabled", false},
@@ -62,9 +66,6 @@ static const keydef node_keys[] = {
     {"OperationLogPruningIntervalMinutes", false},
     {"OperationLogPruningBatchSize", false},
     {"OperationReceiptRetentionDays", false},
-    {"CacheCleanupIntervalSeconds", false},
-    {"CacheCleanupBatchSize", false},
-    {"CacheCleanupMaxScanPages", false},
     {NULL, false},
 };
 
@@ -438,6 +439,18 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     if (!get_int(node, "Node", "MaxClockSkewSeconds", 60, 1, 86400 * 365, &x, err, errlen))
         return false;
     cfg->max_clock_skew_s = (int)x;
+    if (!get_int(node, "Node", "CacheCleanupIntervalSeconds", 30, 0, 86400, &x, err, errlen))
+        return false;
+    cfg->cache_cleanup_interval_s = (int)x;
+    if (!get_int(node, "Node", "CacheCleanupBatchSize", 500, 1, 100000, &x, err, errlen))
+        return false;
+    cfg->cache_cleanup_batch = (int)x;
+    if (!get_int(node, "Node", "CacheCleanupMaxScanPages", 20, 1, 100000, &x, err, errlen))
+        return false;
+    cfg->cache_cleanup_max_pages = (int)x;
+    if (!get_int(node, "Node", "CacheCleanupTimeBudgetMilliseconds", 50, 1, 60000, &x, err, errlen))
+        return false;
+    cfg->cache_cleanup_budget_ms = (int)x;
 
     char *policy = NULL;
     if (!get_str(node, "Node", "ConflictResolutionPolicy", "LastWriterWins", &policy, err, errlen))
