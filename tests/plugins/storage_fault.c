@@ -459,6 +459,12 @@ static bool load_inner(const ld_host *host)
 static const ld_plugin_descriptor *sf_entry(const ld_host *host)
 {
     static ld_plugin_descriptor desc;
+    static bool entered;
+    if (entered) { /* Inner names this plugin: dlopen hands back the same copy */
+        host->log(host, LD_LOG_ERROR, "Storage:Fault:Inner cannot be storage-fault itself");
+        return NULL;
+    }
+    entered = true;
     g_host = host;
     if (!load_inner(host)) return NULL;
     g_ops = (ld_storage_v1){

@@ -167,13 +167,22 @@ def test_a_failed_replicated_batch_changes_nothing(make_node, build, storage, tm
     check_integrity(f.node, {})
 
 
-def test_a_bad_fault_config_stops_start_up(make_node, build, storage):
-    n = make_node(start=False, overrides={
-        "Storage": {"Plugin": str(build.test_plugin("storage-fault.so")),
-                    "Fault": {"Inner": storage, "Op": "rename", "Nth": 1}}})
+@pytest.mark.parametrize("fault, message", [
+    ({"Op": "rename", "Nth": 1}, 'Op must be "put", "del" or "commit"'),
+    ({"Op": "put", "Nth": -1}, "Nth must be an integer >= 0"),
+    ({"Op": "put", "Nth": 1, "Status": "CORRUPT"}, 'Status must be "IO", "NOMEM", "BUSY" or "FULL"'),
+    ({"Inner": "no-such-engine"}, "not found: no-such-engine"),
+    ({"Inner": "SELF"}, "cannot be storage-fault itself"),
+])
+def test_a_bad_fault_config_stops_start_up(make_node, build, storage, fault, message):
+    plugin = str(build.test_plugin("storage-fault.so"))
+    fault = {"Inner": storage, **fault}
+    if fault["Inner"] == "SELF":
+        fault["Inner"] = plugin
+    n = make_node(start=False, overrides={"Storage": {"Plugin": plugin, "Fault": fault}})
     n.spawn()
     assert n.wait_exit() == 1
-    assert 'Op must be "put", "del" or "commit"' in n.log_text()
+    assert message in n.log_text()
 
 
 # ------------------------------------------------------------------------------------------------
