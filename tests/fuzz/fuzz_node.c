@@ -51,21 +51,36 @@ static void die(const char *what, const char *detail)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Containment: a fuzzed request may register a peer at any address; the node must only ever
- * reach 127.0.0.1. This connect() takes precedence over libc's for libevent (DNS over UDP
- * included, which evdns connects), and refuses every other destination.
+ * Containment: a fuzzed request may register a peer at any address or host name; the node must
+ * only ever reach 127.0.0.1. These connect() and sendto() take precedence over libc's (and the
+ * sanitizers' weak interceptors) for libevent: TCP to a peer, and evdns's UDP queries, which it
+ * sends with sendto to the resolver of /etc/resolv.conf. Every other destination is refused.
  * ------------------------------------------------------------------------------------------- */
+static bool is_loopback(const struct sockaddr *sa, socklen_t len)
+{
+    return sa && ((sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in) &&
+                   (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127) ||
+                  (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6) &&
+                   IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr)));
+}
+
 int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    bool local = sa && ((sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in) &&
-                         (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127) ||
-                        (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6) &&
-                         IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr)));
-    if (!local) {
+    if (!is_loopback(sa, len)) {
         errno = ENETUNREACH;
         return -1;
     }
     return (int)syscall(SYS_connect, fd, sa, len);
+}
+
+ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
+               socklen_t len)
+{
+    if (sa && !is_loopback(sa, len)) { /* NULL: a connected socket, checked at connect */
+        errno = ENETUNREACH;
+        return -1;
+    }
+    return (ssize_t)syscall(SYS_sendto, fd, buf, n, flags, sa, len);
 }
 
 /* ---------------------------------------------------------------------------------------------
