@@ -35,7 +35,7 @@ typedef struct fault {
 
 struct ld_storage {
     ld_storage *inner;
-    pthread_mutex_t mu; /* guards armed, count, fired */
+    pthread_mutex_t mu; /* guards armed, count, fired and reading the control file */
     fault armed;
     uint64_t count; /* calls of armed.op seen since arming */
     uint64_t fired; /* faults injected since arming */
@@ -164,27 +164,36 @@ static json_t *fault_section(const ld_host *host)
     return f;
 }
 
-/* Arms the fault in the control file, if there is one, and removes the file. */
+/* Arms the fault in the control file, if there is one, and removes the file. Under the lock, so
+ * two databases' writers beginning at once read and arm it once. */
 static void check_control(ld_storage *st)
 {
     if (!st->control || access(st->control, F_OK) != 0) return;
+    pthread_mutex_lock(&st->mu);
     json_error_t jerr;
-    json_t *obj = json_load_file(st->control, 0, &jerr);
+    json_t *obj = access(st->control, F_OK) == 0 ? json_load_file(st->control, 0, &jerr) : NULL;
     fault f;
-    if (unlink(st->control) != 0)
-        g_host->log(g_host, LD_LOG_WARN, "cannot remove control file %s", st->control);
-    if (!json_is_object(obj)) {
-        g_host->log(g_host, LD_LOG_ERROR, "control file %s is not a JSON object: %s", st->control,
-                    jerr.text);
-    } else if (parse_fault(obj, &f, st->control)) {
-        pthread_mutex_lock(&st->mu);
-        st->armed = f;
-        st->count = st->fired = 0;
-        pthread_mutex_unlock(&st->mu);
-        g_host->log(g_host, LD_LOG_INFO, "armed: %s #%llu fails with %s (%llu times)",
-                    op_name(f.op), (unsigned long long)f.nth, status_name(f.status),
-                    (unsigned long long)f.times);
+    if (!obj) {
+        /* another writer took it first, or it is unreadable (reported below when present) */
+        if (access(st->control, F_OK) == 0) {
+            g_host->log(g_host, LD_LOG_ERROR, "control file %s is not JSON: %s", st->control,
+                        jerr.text);
+            unlink(st->control);
+        }
+    } else {
+        if (unlink(st->control) != 0)
+            g_host->log(g_host, LD_LOG_WARN, "cannot remove control file %s", st->control);
+        if (!json_is_object(obj)) {
+            g_host->log(g_host, LD_LOG_ERROR, "control file %s is not a JSON object", st->control);
+        } else if (parse_fault(obj, &f, st->control)) {
+            st->armed = f;
+            st->count = st->fired = 0;
+            g_host->log(g_host, LD_LOG_INFO, "armed: %s #%llu fails with %s (%llu times)",
+                        op_name(f.op), (unsigned long long)f.nth, status_name(f.status),
+                        (unsigned long long)f.times);
+        }
     }
+    pthread_mutex_unlock(&st->mu);
     json_decref(obj);
 }
 
