@@ -3,6 +3,7 @@
  * commands. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -325,6 +326,26 @@ static bool check_default_keys(ld_node *n)
     return false;
 }
 
+/* Node.TestClockOffsetMilliseconds skews this node's clock for the fault test (tests/fault).
+ * Refused beyond loopback: there it could only be a mistake, and it would reorder real users'
+ * conflicting writes (last writer wins by clock). */
+static bool apply_test_clock_offset(ld_node *n)
+{
+    int64_t off = n->cfg.test_clock_offset_ms;
+    if (off == 0) return true;
+    if (!is_loopback(n->cfg.listen_address)) {
+        ld_log_error("Node.TestClockOffsetMilliseconds is for tests on loopback only; remove it "
+                     "to listen on %s",
+                     n->cfg.listen_address);
+        return false;
+    }
+    ld_log_warn("TEST ONLY: this node's clock runs %" PRId64 " ms off the real clock "
+                "(Node.TestClockOffsetMilliseconds)",
+                off);
+    ld_hlc_set_offset(&n->clock, off);
+    return true;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * main
  * ------------------------------------------------------------------------------------------- */
@@ -438,6 +459,7 @@ int main(int argc, char **argv)
         goto out;
     }
     ld_hlc_init(&n->clock, NULL);
+    if (!apply_test_clock_offset(n)) goto out;
     n->started_ms = ld_wall_ms();
 
     char *storage_path = ld_plugin_resolve(n->cfg.storage_plugin, n->cfg.plugin_dir,

@@ -53,6 +53,7 @@ static const keydef node_keys[] = {
     {"MaxUrlBytes", true},
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
+    {"TestClockOffsetMilliseconds", true},
     /* Replication, cache and pruning settings of the contract: accepted now so a config written
      * for the original loads, reported as unused until their component lands. */
     {"ReplicationSignalAckTimeoutMilliseconds", false},
@@ -419,6 +420,11 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     if (!get_int(node, "Node", "MaxClockSkewSeconds", 60, 1, 86400 * 365, &x, err, errlen))
         return false;
     cfg->max_clock_skew_s = (int)x;
+    /* Test only (the fault test's clock skew): main.c refuses it beyond loopback. */
+    if (!get_int(node, "Node", "TestClockOffsetMilliseconds", 0, -86400000LL, 86400000LL, &x, err,
+                 errlen))
+        return false;
+    cfg->test_clock_offset_ms = (int64_t)x;
 
     char *policy = NULL;
     if (!get_str(node, "Node", "ConflictResolutionPolicy", "LastWriterWins", &policy, err, errlen))

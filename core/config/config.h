@@ -48,6 +48,7 @@ typedef struct ld_config {
     int request_timeout_s;     /* evhttp read/write/idle timeout */
     size_t max_url_bytes;
     int max_clock_skew_s;
+    int64_t test_clock_offset_ms; /* TEST ONLY: added to the wall clock the HLC reads */
     ld_conflict_policy conflict_policy;
 
     /* Storage */

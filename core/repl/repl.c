@@ -66,7 +66,10 @@ typedef struct ld_link {
     char last_error[256];
     uint64_t peer_max;  /* the peer's LocalMaxLogSequence at the last pull */
     uint64_t local_max; /* ours at the last push read */
-    uint64_t ops_pushed, ops_pulled;
+    /* Since this process started, for the status route: ops the peer acknowledged / ops pulled
+     * and processed, and how many of each the receiving side already held. A restarted node's
+     * duplicates show how much it re-moved (the fault test bounds them by one batch). */
+    uint64_t ops_pushed, ops_pulled, push_dups, pull_dups;
     bool diverged;
     bool ckpt_saving, ckpt_dirty; /* a checkpoint save is in the writer; another is due */
 } ld_link;
@@ -610,9 +613,12 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     l->push_ckpt = ack;
     l->ops_pushed += sent;
-    uint64_t accepted = 0;
-    if (ld_json_as_u64(ld_json_get_ci(body, "AcceptedCount"), &accepted) && accepted > 0)
-        hint_send(l);
+    uint64_t accepted = 0, processed = 0;
+    bool have_accepted = ld_json_as_u64(ld_json_get_ci(body, "AcceptedCount"), &accepted);
+    if (have_accepted && ld_json_as_u64(ld_json_get_ci(body, "ProcessedCount"), &processed) &&
+        processed > accepted)
+        l->push_dups += processed - accepted;
+    if (have_accepted && accepted > 0) hint_send(l);
     save_ckpts(l);
     if (full && ack == l->sent_last)
         step_push(l);
@@ -711,7 +717,8 @@ static void ingest_done(ld_wjob *job)
     ld_wresult res = job->result;
     if (res == LD_WR_OK) {
         if (in->pull_ckpt > l->pull_ckpt) l->pull_ckpt = in->pull_ckpt;
-        l->ops_pulled += in->accepted;
+        l->ops_pulled += in->processed;
+        l->pull_dups += in->processed - in->accepted;
     }
     bool stopped = in->stopped;
     char reason[sizeof in->stop_reason];
@@ -1073,6 +1080,19 @@ static json_t *link_json(ld_link *l, uint64_t local_max)
                      l->diverged, "UpdatedUtc", time_or_null(ld_wall_ms()));
 }
 
+/* Adds the link's counters since start-up (beyond the contract's fields) to its status j. */
+static json_t *link_counters(const ld_link *l, json_t *j)
+{
+    if (j && (json_object_set_new(j, "PushedOperations", json_integer((json_int_t)l->ops_pushed)) ||
+              json_object_set_new(j, "PushedDuplicates", json_integer((json_int_t)l->push_dups)) ||
+              json_object_set_new(j, "PulledOperations", json_integer((json_int_t)l->ops_pulled)) ||
+              json_object_set_new(j, "PulledDuplicates", json_integer((json_int_t)l->pull_dups)))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
 json_t *ld_repl_status(ld_repl *r)
 {
     links_sync_all(r);
@@ -1100,7 +1120,7 @@ json_t *ld_repl_status(ld_repl *r)
                 active++;
                 total += s.last_seq > l->push_ckpt ? s.last_seq - l->push_ckpt : 0;
             }
-            json_array_append_new(peers, link_json(l, s.last_seq));
+            json_array_append_new(peers, link_counters(l, link_json(l, s.last_seq)));
         }
         json_array_append_new(
             dbs, json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:I, s:o, s:s, s:o}", "DatabaseName",
