@@ -295,6 +295,12 @@ static void cycle_begin(ld_link *l)
                 }
                 ld_txn_abort(&t);
                 l->loaded = true;
+                /* After a restart this says how much will move again: what lies between these
+                 * stored checkpoints and where the link was when the process ended. */
+                ld_log(LD_LOG_INFO, l->db,
+                       "replication with %s resumes after push checkpoint %" PRIu64
+                       ", pull checkpoint %" PRIu64,
+                       l->peer, l->push_ckpt, l->pull_ckpt);
             }
             ld_registry_release(&r->node->reg, db);
         }
