@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "api/studio.h"
+#include "cache/sweeper.h"
 #include "db/writer.h"
 #include "http/cors.h"
 #include "http/failures.h"
@@ -224,6 +225,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (n->accept_resume) event_del(n->accept_resume);
     if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
     ld_repl_stop_probes(n->repl);
+    ld_sweeper_stop(n->sweeper);
     n->shutdown_started_ms = ld_mono_ms();
     n->shutdown_deadline_ms = n->shutdown_started_ms + (uint64_t)n->cfg.shutdown_timeout_s * 1000u;
     struct timeval tick = {0, 10 * 1000};
@@ -514,6 +516,7 @@ int main(int argc, char **argv)
         ld_log_error("replication: %s", err);
         goto out;
     }
+    if (!(n->sweeper = ld_sweeper_new(n))) goto out;
     n->env.committed = ld_repl_committed;
     n->env.committed_ctx = n->repl;
 
@@ -571,6 +574,7 @@ out:
     n->env.committed = NULL;
     ld_repl_free(n->repl);
     ld_failures_free(n->failures);
+    ld_sweeper_free(n->sweeper); /* before the registry: it may hold a database reference */
     if (reg_up) ld_registry_close_all(&n->reg);
     if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
     if (n->shutdown_timer) event_free(n->shutdown_timer);

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Replication visibility probe (the seed's DistributedCacheProbe, for documents): writes on node
-A, polls node B until each write is visible, and prints p50/p95/p99/max of time-until-visible.
+"""Replication visibility probe (the seed's DistributedCacheProbe): writes on node A, polls node B
+until each write is visible, and prints p50/p95/p99/max of time-until-visible. Writes documents
+(PUT /api/documents/probe/...) by default, cache keys (PUT /api/cache/...?ttl=...) with --cache.
 
     tools/visibility_probe.py --a http://127.0.0.1:17001 --b http://127.0.0.1:17002 -n 200
+    tools/visibility_probe.py --cache --ttl 5m --poll-ms 0.5 -n 500
 
 Standard library only. Each write gets a unique token; B is polled with keep-alive requests
 every --poll-ms until it returns that token (or --timeout-s passes: counted as lost)."""
@@ -52,15 +54,27 @@ def main(argv=None):
     ap.add_argument("-n", type=int, default=200, help="number of writes")
     ap.add_argument("--poll-ms", type=float, default=0.2, help="poll interval on B")
     ap.add_argument("--timeout-s", type=float, default=5.0, help="give up on one write after")
+    ap.add_argument("--cache", action="store_true", help="write cache keys instead of documents")
+    ap.add_argument("--ttl", default="5m", help="ttl of the cache keys written (--cache)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
 
     a, b = Client(args.a, args.db, args.key), Client(args.b, args.db, args.key)
+
+    def seen(answer):  # the token B holds now: a cache GET wraps the value
+        value = answer.get("Value") if args.cache else answer
+        return value.get("token") if isinstance(value, dict) else None
+
     samples, lost = [], 0
     for i in range(args.n):
         token = uuid.uuid4().hex
-        path = f"/api/documents/probe/p{i % 50}"
-        status, body = a.call("PUT", path, {"token": token})
+        if args.cache:
+            path = f"/api/cache/probe-{i % 50}"
+            status, body = a.call("PUT", f"{path}?ttl={urllib.parse.quote(args.ttl)}",
+                                  {"token": token})
+        else:
+            path = f"/api/documents/probe/p{i % 50}"
+            status, body = a.call("PUT", path, {"token": token})
         if status != 200:
             print(f"write {i} failed on A: {status} {body[:200]!r}", file=sys.stderr)
             return 1
@@ -68,7 +82,7 @@ def main(argv=None):
         deadline = t0 + args.timeout_s
         while True:
             status, body = b.call("GET", path)
-            if status == 200 and json.loads(body).get("token") == token:
+            if status == 200 and seen(json.loads(body)) == token:
                 samples.append((time.perf_counter() - t0) * 1000)
                 break
             if time.perf_counter() > deadline:
@@ -79,11 +93,11 @@ def main(argv=None):
     result = {"writes": args.n, "visible": len(s), "lost": lost,
               "p50_ms": percentile(s, 50), "p95_ms": percentile(s, 95),
               "p99_ms": percentile(s, 99), "max_ms": s[-1] if s else float("nan"),
-              "poll_ms": args.poll_ms}
+              "poll_ms": args.poll_ms, "kind": "cache" if args.cache else "document"}
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{len(s)}/{args.n} writes visible on B ({lost} not within {args.timeout_s} s); "
+        print(f"{len(s)}/{args.n} {result['kind']} writes visible on B ({lost} not within {args.timeout_s} s); "
               f"time until visible: p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.2f} ms, "
               f"p99 {result['p99_ms']:.2f} ms, max {result['max_ms']:.2f} ms "
               f"(poll every {args.poll_ms} ms)")

@@ -1,6 +1,6 @@
 /* The HTTP API handlers, one file per resource: node.c (health, node), databases.c,
- * documents.c, query.c, replication.c, dashboard.c, webhook.c. Each answers exactly once through ld_reply_*
- * (http/request.h). */
+ * documents.c, query.c, cache.c, replication.c, dashboard.c, webhook.c. Each answers exactly once
+ * through ld_reply_* (http/request.h). */
 #ifndef LD_API_H
 #define LD_API_H
 
@@ -32,6 +32,10 @@ void ld_api_peers_upsert(ld_req *r);
 void ld_api_peers_delete(ld_req *r);
 
 void ld_api_query(ld_req *r);
+
+void ld_api_cache_get(ld_req *r);
+void ld_api_cache_put(ld_req *r);
+void ld_api_cache_delete(ld_req *r);
 
 void ld_api_dashboard_overview(ld_req *r);
 

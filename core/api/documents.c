@@ -134,7 +134,7 @@ void ld_api_collections_list(ld_req *r)
     ld_status st = ld_db_scan_collections(r->db, collect_name, &nc);
     json_t *arr = json_array();
     if (st == LD_OK && !nc.oom && arr) {
-        qsort(nc.names, nc.n, sizeof *nc.names, cmp_ci);
+        if (nc.n) qsort(nc.names, nc.n, sizeof *nc.names, cmp_ci); /* names is NULL when empty */
         for (size_t i = 0; i < nc.n; i++)
             json_array_append_new(arr, json_string(nc.names[i]));
     }

@@ -54,7 +54,11 @@ static const keydef node_keys[] = {
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
     {"TestClockOffsetMilliseconds", true},
-    /* Replication, cache and pruning settings of the contract: accepted now so a config written
+    {"CacheCleanupIntervalSeconds", true},
+    {"CacheCleanupBatchSize", true},
+    {"CacheCleanupMaxScanPages", true},
+    {"CacheCleanupTimeBudgetMilliseconds", true},
+    /* Replication and pruning settings of the contract: accepted now so a config written
      * for the original loads, reported as unused until their component lands. */
     {"ReplicationSignalAckTimeoutMilliseconds", false},
     {"OperationLogPruningEnabled", false},
@@ -63,9 +67,6 @@ static const keydef node_keys[] = {
     {"OperationLogPruningIntervalMinutes", false},
     {"OperationLogPruningBatchSize", false},
     {"OperationReceiptRetentionDays", false},
-    {"CacheCleanupIntervalSeconds", false},
-    {"CacheCleanupBatchSize", false},
-    {"CacheCleanupMaxScanPages", false},
     {NULL, false},
 };
 
@@ -425,6 +426,18 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
                  errlen))
         return false;
     cfg->test_clock_offset_ms = (int64_t)x;
+    if (!get_int(node, "Node", "CacheCleanupIntervalSeconds", 30, 0, 86400, &x, err, errlen))
+        return false;
+    cfg->cache_cleanup_interval_s = (int)x;
+    if (!get_int(node, "Node", "CacheCleanupBatchSize", 500, 1, 100000, &x, err, errlen))
+        return false;
+    cfg->cache_cleanup_batch = (int)x;
+    if (!get_int(node, "Node", "CacheCleanupMaxScanPages", 20, 1, 100000, &x, err, errlen))
+        return false;
+    cfg->cache_cleanup_max_pages = (int)x;
+    if (!get_int(node, "Node", "CacheCleanupTimeBudgetMilliseconds", 50, 1, 60000, &x, err, errlen))
+        return false;
+    cfg->cache_cleanup_budget_ms = (int)x;
 
     char *policy = NULL;
     if (!get_str(node, "Node", "ConflictResolutionPolicy", "LastWriterWins", &policy, err, errlen))

@@ -51,6 +51,12 @@ typedef struct ld_config {
     int64_t test_clock_offset_ms; /* TEST ONLY: added to the wall clock the HLC reads */
     ld_conflict_policy conflict_policy;
 
+    /* Cache sweeper (cache/sweeper.h) */
+    int cache_cleanup_interval_s; /* 0: off */
+    int cache_cleanup_batch;      /* records scanned per page (one writer transaction) */
+    int cache_cleanup_max_pages;  /* pages per database and run */
+    int cache_cleanup_budget_ms;  /* writer time per database and run */
+
     /* Storage */
     char *storage_plugin;
     char *storage_json; /* the whole Storage section as JSON text, for the plugin */

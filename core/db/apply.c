@@ -119,7 +119,7 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
 
     job->seq = pending->last_seq + 1;
     job->origin_seq = pending->self_seq + 1;
-    job->hlc = ld_hlc_now(env->clock);
+    job->hlc = job->stamp ? job->stamp : ld_hlc_now(env->clock);
     randombytes_buf(job->op_id, LD_OP_ID_LEN);
     ld_doc_rec rec = {
         .hlc = job->hlc,
@@ -132,6 +132,7 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
     if (job->kind == LD_W_PUT) {
         job->op_type = live ? LD_OP_UPDATE : LD_OP_INSERT;
         rec.flags = job->rec_flags;
+        rec.expires_ms = job->expires_ms;
         rec.json = job->json;
         rec.json_len = job->json_len;
         payload = job->json;

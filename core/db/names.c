@@ -98,6 +98,20 @@ bool ld_doc_id_valid(const char *s, size_t len)
     return false; /* blank */
 }
 
+const char *ld_cache_key_problem(const char *s, size_t len)
+{
+    if (len == 0) return "Cache key is required.";
+    size_t chars = 0;
+    for (size_t i = 0; i < len; i++)
+        chars += ((unsigned char)s[i] & 0xc0) != 0x80; /* count lead bytes, not continuations */
+    if (chars > LD_CACHE_KEY_MAX) return "Cache key cannot exceed 256 characters.";
+    if (len > LD_CACHE_KEY_MAX_BYTES) return "Cache key cannot exceed 500 bytes of UTF-8.";
+    if (!ld_utf8_text_valid(s, len) || isspace((unsigned char)s[0]) ||
+        isspace((unsigned char)s[len - 1]))
+        return "Cache key must be UTF-8 text without control characters.";
+    return NULL;
+}
+
 bool ld_node_id_valid(const char *s)
 {
     size_t len = s ? strlen(s) : 0;

@@ -16,6 +16,7 @@
 
 #define LD_REC_TOMBSTONE 0x01u /* the document is deleted; the record keeps its stamp */
 #define LD_REC_RESERVED  0x02u /* the JSON holds top-level _id or _sys_* fields (peer data) */
+#define LD_REC_SWEPT     0x04u /* an expired cache entry whose body the sweeper freed (stamp kept) */
 
 /* A document's current state. Pointers borrow from the buffer it was decoded from. */
 typedef struct ld_doc_rec {

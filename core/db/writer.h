@@ -49,15 +49,18 @@ typedef struct ld_wjob {
     char *id;         /* malloc'd (NULL for REGISTER) */
     char *json;       /* malloc'd document text (PUT) */
     size_t json_len;
-    uint8_t rec_flags;  /* LD_REC_RESERVED when the JSON carries reserved fields */
-    bool has_pv;        /* parentVersion given */
-    char pv[64];        /* as given (compared case-insensitively to the version hex) */
-    bool may_create;    /* the key may write a new id (WRITE_DOCUMENT) */
-    bool may_update;    /* the key may replace a live id (UPDATE_DOCUMENT) */
-    ld_wapply_fn apply; /* LD_W_CUSTOM only */
-    bool lazy;          /* bookkeeping that may wait for the next durable commit (LD_TXN_LAZY);
-                           a batch commits lazily only when every job in it is lazy */
-    void *ctx;          /* apply's state: owned by the submitter, not freed by ld_wjob_free */
+    uint8_t rec_flags;   /* LD_REC_RESERVED when the JSON carries reserved fields */
+    bool has_pv;         /* parentVersion given */
+    char pv[64];         /* as given (compared case-insensitively to the version hex) */
+    bool may_create;     /* the key may write a new id (WRITE_DOCUMENT) */
+    bool may_update;     /* the key may replace a live id (UPDATE_DOCUMENT) */
+    ld_wapply_fn apply;  /* LD_W_CUSTOM only */
+    bool lazy;           /* bookkeeping that may wait for the next durable commit (LD_TXN_LAZY);
+                            a batch commits lazily only when every job in it is lazy */
+    void *ctx;           /* apply's state: owned by the submitter, not freed by ld_wjob_free */
+    uint64_t stamp;      /* PUT/DELETE applied by a custom job: the stamp it took with ld_hlc_now
+                            in this transaction (0: the writer takes a new one) */
+    uint64_t expires_ms; /* PUT: the record's absolute expiry (cache entries), 0: never */
 
     /* Results */
     ld_wresult result;

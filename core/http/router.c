@@ -46,6 +46,9 @@ static const route routes[] = {
     {M_PUT, {"api", "documents", "*", "*", NULL}, ld_api_doc_put},
     {M_DELETE, {"api", "documents", "*", "*", NULL}, ld_api_doc_delete},
     {M_POST, {"api", "query", NULL}, ld_api_query},
+    {M_GET, {"api", "cache", "*", NULL}, ld_api_cache_get},
+    {M_PUT, {"api", "cache", "*", NULL}, ld_api_cache_put},
+    {M_DELETE, {"api", "cache", "*", NULL}, ld_api_cache_delete},
     {M_POST, {"api", "replication", "push", NULL}, ld_api_repl_push},
     {M_POST, {"api", "replication", "pull", NULL}, ld_api_repl_pull},
     {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status},
@@ -161,6 +164,7 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
         if (allowed & order[i]) {
             if (allow[0]) strcat(allow, ", ");
             strcat(allow, ld_method_name((enum evhttp_cmd_type)order[i]));
+            if (order[i] == M_GET) strcat(allow, ", HEAD"); /* served as GET, above */
         }
     evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);
     ld_reply_error(r, 405, "Method %s is not allowed on %s; allowed: %s.",

@@ -103,7 +103,10 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
         goto fail;
     }
     if (!take_str(j, "EntityId", &out->doc_id, &r->doc_id_len, err, errlen)) goto fail;
-    if (!ld_doc_id_valid(out->doc_id, r->doc_id_len)) {
+    /* Cache keys are counted in characters (up to 500 bytes); document ids in bytes. */
+    if (ld_collection_is_cache(out->collection)
+            ? ld_cache_key_problem(out->doc_id, r->doc_id_len) != NULL
+            : !ld_doc_id_valid(out->doc_id, r->doc_id_len)) {
         ld_set_err(err, errlen, "operation field EntityId is not a valid document id");
         goto fail;
     }

@@ -34,7 +34,8 @@ const consoleErrors = [];
 // the error.
 function step(name, fn, options = {}) {
   test(name, { timeout: STEP_TIMEOUT, ...options }, async (t) => {
-    if (problems.length) return t.skip(problems.join('; '));
+    // A missing prerequisite fails the step: ctest must not count an unrun walk-through as passed.
+    if (problems.length) throw new Error(`cannot run the browser tests: ${problems.join('; ')}`);
     try {
       await fn(t);
     } catch (e) {
@@ -332,12 +333,7 @@ step('a document is deleted only after the confirmation', async () => {
 // Cache browser
 // ------------------------------------------------------------------------------------------------
 
-step('the cache browser sets, reads and deletes a key', async (t) => {
-  const probe = await nodeA.api('GET', '/api/cache/probe-key', { db: DB });
-  if (probe.status === 404 && /^No route/.test(probe.body?.Error ?? '')) {
-    t.skip('this build has no /api/cache routes yet (they land on another branch)');
-    return;
-  }
+step('the cache browser sets, reads and deletes a key', async () => {
   await page.goto(`${nodeA.url}/studio/#/cache`);
   await byTest('cache-key').fill('greeting');
   await byTest('cache-value').fill('{"hello": "<b>studio</b>", "n": 1}');

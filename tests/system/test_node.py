@@ -73,6 +73,7 @@ def test_unknown_route_is_404_json(node, db, method, path):
     ("DELETE", "/health", {"GET"}),
     ("POST", "/node", {"GET"}),
     ("PATCH", "/api/documents/c/x", {"GET", "PUT", "DELETE"}),
+    ("POST", "/api/cache/k", {"GET", "PUT", "DELETE"}),
     ("PUT", "/api/documents/c", {"GET", "POST"}),
     ("DELETE", "/api/documents", {"GET"}),
     ("POST", "/api/databases", {"GET"}),
@@ -88,6 +89,7 @@ def test_wrong_method_is_405_with_allow(node, db, method, path, allowed):
     assert allow, f"405 without an Allow header: {r!r}"
     methods = {m.strip().upper() for m in allow.split(",")}
     assert allowed <= methods, (allow, allowed)
+    assert ("HEAD" in methods) == ("GET" in allowed), allow  # HEAD is served wherever GET is
 
 
 def test_body_over_limit_is_413_and_not_written(make_node):

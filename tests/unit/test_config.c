@@ -121,6 +121,40 @@ static void bad_files(void **state)
     assert_false(ld_config_load(&c, "/nonexistent/litedist.json", env, NULL, err, sizeof err));
 }
 
+/* The cache sweeper's settings: the contract's defaults, env overrides, ranges. */
+static void cache_cleanup_settings(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const none[] = {NULL};
+    assert_true(ld_config_load(&c, NULL, none, NULL, err, sizeof err));
+    assert_int_equal(c.cache_cleanup_interval_s, 30);
+    assert_int_equal(c.cache_cleanup_batch, 500);
+    assert_int_equal(c.cache_cleanup_max_pages, 20);
+    assert_int_equal(c.cache_cleanup_budget_ms, 50);
+    ld_config_free(&c);
+    char *const env[] = {"LITEDIST_Node__CacheCleanupIntervalSeconds=0",
+                         "LITEDIST_Node__CacheCleanupBatchSize=2",
+                         "LITEDIST_Node__CacheCleanupMaxScanPages=1",
+                         "LITEDIST_Node__CacheCleanupTimeBudgetMilliseconds=10", NULL};
+    assert_true(ld_config_load(&c, NULL, env, NULL, err, sizeof err));
+    assert_int_equal(c.cache_cleanup_interval_s, 0); /* off */
+    assert_int_equal(c.cache_cleanup_batch, 2);
+    assert_int_equal(c.cache_cleanup_max_pages, 1);
+    assert_int_equal(c.cache_cleanup_budget_ms, 10);
+    ld_config_free(&c);
+    const char *bad[] = {"LITEDIST_Node__CacheCleanupBatchSize=0",
+                         "LITEDIST_Node__CacheCleanupMaxScanPages=-1",
+                         "LITEDIST_Node__CacheCleanupIntervalSeconds=x",
+                         "LITEDIST_Node__CacheCleanupTimeBudgetMilliseconds=0", NULL};
+    for (int i = 0; bad[i]; i++) {
+        char *const env1[] = {(char *)bad[i], NULL};
+        assert_false(ld_config_load(&c, NULL, env1, NULL, err, sizeof err));
+        assert_non_null(strstr(err, "Node.CacheCleanup"));
+    }
+}
+
 static void env_paths(void **state)
 {
     (void)state;
@@ -178,6 +212,7 @@ int main(void)
         cmocka_unit_test(type_errors_name_the_key),
         cmocka_unit_test(bad_files),
         cmocka_unit_test(env_paths),
+        cmocka_unit_test(cache_cleanup_settings),
         cmocka_unit_test(studio_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,274 @@
+/* Cache entries in the writer's transaction (see entry.h). */
+#include "entry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "../db/apply.h"
+#include "../db/hlc.h"
+#include "../util/jsontext.h"
+#include "../util/timeutil.h"
+
+uint64_t ld_cache_now_ms(const ld_db *db)
+{
+    return db->env->clock->wall_ms();
+}
+
+bool ld_cache_rec_live(const ld_doc_rec *rec, uint64_t now_ms)
+{
+    if (rec->flags & (LD_REC_TOMBSTONE | LD_REC_SWEPT)) return false;
+    return rec->expires_ms == 0 || rec->expires_ms > now_ms;
+}
+
+void ld_cache_ms_text(uint64_t ms, char *buf)
+{
+    snprintf(buf, 24, "%llums", (unsigned long long)ms);
+}
+
+char *ld_cache_get_json(const ld_doc_rec *rec, uint64_t now_ms, size_t *len, bool *corrupt)
+{
+    static const char *const names[] = {"Key", "Value", "CreatedUtc", "UpdatedUtc", "ExpiresAtUtc"};
+    size_t start[5], n[5], total = 0;
+    *corrupt = false;
+    for (int i = 0; i < 5; i++) {
+        if (!ld_json_member_span(rec->json, rec->json_len, names[i], &start[i], &n[i])) {
+            *corrupt = true;
+            return NULL;
+        }
+        total += strlen(names[i]) + n[i] + 4; /* "name": and , */
+    }
+    char remaining[24];
+    ld_cache_ms_text(rec->expires_ms > now_ms ? rec->expires_ms - now_ms : 0, remaining);
+    total += sizeof "{\"RemainingTtl\":\"\"}" + strlen(remaining);
+    char *out = malloc(total + 1);
+    if (!out) return NULL;
+    size_t w = 0;
+    out[w++] = '{';
+    for (int i = 0; i < 5; i++) {
+        w += (size_t)sprintf(out + w, "\"%s\":", names[i]);
+        memcpy(out + w, rec->json + start[i], n[i]);
+        w += n[i];
+        out[w++] = ',';
+    }
+    w += (size_t)sprintf(out + w, "\"RemainingTtl\":\"%s\"}", remaining);
+    *len = w;
+    return out;
+}
+
+/* {"Id":K,"Key":K,"Value":V,"CreatedUtc":C,"UpdatedUtc":U,"ExpiresAtUtc":E}, built as text so
+ * the value keeps the exact form the client sent. `created` is a JSON string literal. */
+static char *entry_json(const char *key, const char *value, size_t value_len, const char *created,
+                        uint64_t updated_ms, uint64_t expires_ms, size_t *out_len)
+{
+    json_t *k = json_string(key);
+    char *kj = k ? json_dumps(k, JSON_ENCODE_ANY) : NULL;
+    json_decref(k);
+    if (!kj) return NULL;
+    char upd[LD_ISO_TIME_LEN], exp[LD_ISO_TIME_LEN];
+    ld_iso_time(updated_ms, upd);
+    ld_iso_time(expires_ms, exp);
+    static const char fmt[] = "{\"Id\":%s,\"Key\":%s,\"Value\":%.*s,\"CreatedUtc\":%s,"
+                              "\"UpdatedUtc\":\"%s\",\"ExpiresAtUtc\":\"%s\"}";
+    int n = snprintf(NULL, 0, fmt, kj, kj, (int)value_len, value, created, upd, exp);
+    char *out = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (out) {
+        snprintf(out, (size_t)n + 1, fmt, kj, kj, (int)value_len, value, created, upd, exp);
+        *out_len = (size_t)n;
+    }
+    free(kj);
+    return out;
+}
+
+ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    ld_cache_put *p = job->ctx;
+    /* A failed group is retried job by job: start from nothing. */
+    free(job->json);
+    job->json = NULL;
+    job->json_len = 0;
+    job->result = LD_WR_OK;
+
+    size_t klen;
+    uint8_t *key =
+        ld_doc_key(job->collection, strlen(job->collection), job->id, strlen(job->id), &klen);
+    if (!key) return LD_NOMEM;
+    const void *v;
+    size_t vl;
+    ld_status st = ld_txn_get(t, LD_SPACE_DOCS, key, klen, &v, &vl);
+    free(key);
+    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    uint64_t now = ld_cache_now_ms(db);
+    bool live = false;
+    char created[LD_ISO_TIME_LEN + 2] = "";
+    if (st == LD_OK) {
+        ld_doc_rec old;
+        if (!ld_doc_rec_decode(v, vl, &old)) return LD_CORRUPT;
+        live = ld_cache_rec_live(&old, now);
+        size_t cs, cl;
+        if (live && ld_json_member_span(old.json, old.json_len, "CreatedUtc", &cs, &cl) &&
+            cl < sizeof created) {
+            memcpy(created, old.json + cs, cl);
+            created[cl] = '\0';
+        }
+    }
+    if (live ? !job->may_update : !job->may_create) {
+        job->result = live ? LD_WR_NEED_UPDATE : LD_WR_NEED_CREATE;
+        return LD_OK;
+    }
+
+    uint64_t stamp = ld_hlc_now(db->env->clock);
+    uint64_t ms = ld_hlc_ms(stamp);
+    p->expires_ms = ms + p->ttl_ms;
+    if (!created[0]) {
+        created[0] = '"';
+        ld_iso_time(ms, created + 1);
+        strcat(created, "\"");
+    }
+    size_t json_len;
+    char *json = entry_json(job->id, p->value, p->value_len, created, ms, p->expires_ms, &json_len);
+    if (!json) return LD_NOMEM;
+    ld_wjob w = {
+        .kind = LD_W_PUT,
+        .collection = job->collection,
+        .id = job->id,
+        .json = json,
+        .json_len = json_len,
+        .may_create = true,
+        .may_update = true,
+        .stamp = stamp,
+        .expires_ms = p->expires_ms,
+    };
+    st = ld_apply_job(db, t, pending, &w);
+    free(w.payload);
+    if (st != LD_OK) {
+        free(json);
+        return st;
+    }
+    job->result = w.result;
+    job->seq = w.seq;
+    job->origin_seq = w.origin_seq;
+    job->hlc = w.hlc;
+    memcpy(job->op_id, w.op_id, LD_OP_ID_LEN);
+    job->op_type = w.op_type;
+    job->had_version = w.had_version;
+    memcpy(job->prev_version, w.prev_version, LD_OP_ID_LEN);
+    job->json = json;
+    job->json_len = json_len;
+    return LD_OK;
+}
+
+/* A record to rewrite once the cursor is closed (the ABI forbids writing under an open one). */
+typedef struct swept {
+    uint8_t *key, *val;
+    size_t klen, vlen;
+} swept;
+
+static ld_status free_bodies(ld_txn *t, swept *s, size_t n)
+{
+    ld_status st = LD_OK;
+    for (size_t i = 0; i < n && st == LD_OK; i++) {
+        ld_doc_rec rec;
+        if (!ld_doc_rec_decode(s[i].val, s[i].vlen, &rec)) return LD_CORRUPT;
+        rec.flags |= LD_REC_SWEPT;
+        rec.json = "";
+        rec.json_len = 0;
+        size_t len;
+        uint8_t *buf = ld_doc_rec_encode(&rec, &len);
+        if (!buf) return LD_NOMEM;
+        st = ld_txn_put(t, LD_SPACE_DOCS, s[i].key, s[i].klen, buf, len);
+        free(buf);
+    }
+    return st;
+}
+
+ld_status ld_cache_sweep_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    (void)pending; /* nothing of the replication state changes */
+    ld_cache_sweep *sw = job->ctx;
+    free(sw->next);
+    sw->next = NULL;
+    sw->next_len = 0;
+    sw->scanned = sw->freed = 0;
+    sw->at_end = false;
+    uint64_t started = ld_mono_ms();
+    job->result = LD_WR_OK;
+
+    size_t plen;
+    uint8_t *prefix = ld_doc_key(LD_CACHE_COLLECTION, strlen(LD_CACHE_COLLECTION), "", 0, &plen);
+    swept *todo = calloc(sw->batch ? sw->batch : 1, sizeof *todo);
+    if (!prefix || !todo) {
+        free(prefix);
+        free(todo);
+        return LD_NOMEM;
+    }
+    size_t ntodo = 0;
+    uint64_t now = ld_cache_now_ms(db);
+    ld_cursor c;
+    ld_status st = ld_cursor_open(t, LD_SPACE_DOCS, &c);
+    if (st != LD_OK) goto out;
+    const void *k, *v;
+    size_t kl, vl;
+    st = sw->start ? ld_cursor_seek(&c, sw->start, sw->start_len, &k, &kl, &v, &vl)
+                   : ld_cursor_seek(&c, prefix, plen, &k, &kl, &v, &vl);
+    if (st == LD_OK && sw->start && kl == sw->start_len && memcmp(k, sw->start, kl) == 0)
+        st = ld_cursor_next(&c, &k, &kl, &v, &vl); /* the previous page ended on it */
+    while (st == LD_OK) {
+        if (kl < plen || memcmp(k, prefix, plen) != 0) {
+            st = LD_NOT_FOUND; /* past the cache collection */
+            break;
+        }
+        if (sw->scanned == sw->batch || ld_mono_ms() - started >= sw->budget_ms) break;
+        ld_doc_rec rec;
+        if (!ld_doc_rec_decode(v, vl, &rec)) {
+            st = LD_CORRUPT;
+            break;
+        }
+        sw->scanned++;
+        uint8_t *last = malloc(kl);
+        if (!last) {
+            st = LD_NOMEM;
+            break;
+        }
+        memcpy(last, k, kl);
+        free(sw->next);
+        sw->next = last;
+        sw->next_len = kl;
+        if (!(rec.flags & (LD_REC_TOMBSTONE | LD_REC_SWEPT)) && rec.expires_ms &&
+            rec.expires_ms <= now) {
+            swept *s = &todo[ntodo];
+            s->key = malloc(kl);
+            s->val = malloc(vl ? vl : 1);
+            if (!s->key || !s->val) {
+                free(s->key);
+                free(s->val);
+                st = LD_NOMEM;
+                break;
+            }
+            memcpy(s->key, k, kl);
+            memcpy(s->val, v, vl);
+            s->klen = kl;
+            s->vlen = vl;
+            ntodo++;
+        }
+        st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+    }
+    ld_cursor_close(&c);
+    if (st == LD_NOT_FOUND) {
+        sw->at_end = true;
+        st = LD_OK;
+    }
+    if (st == LD_OK) st = free_bodies(t, todo, ntodo);
+    if (st == LD_OK) sw->freed = ntodo;
+    sw->elapsed_ms = ld_mono_ms() - started;
+out:
+    for (size_t i = 0; i < ntodo; i++) {
+        free(todo[i].key);
+        free(todo[i].val);
+    }
+    free(todo);
+    free(prefix);
+    return st;
+}
