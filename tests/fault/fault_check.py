@@ -14,6 +14,7 @@ import time
 import urllib.parse
 
 from fault_nemesis import REPLICATION_KEY, repl_status
+from fault_workload import DELETES
 
 ROOT_KEY = "root"
 PULL_BATCH = 10000
@@ -205,7 +206,7 @@ class Checker:
         unknown (timed out, reset, 5xx). A refused one (409 on a stale parentVersion) must not
         appear anywhere."""
         return {r["token"]: (r["coll"], r["id"]) for r in self.history.ops
-                if r["db"] == db and r["kind"] != "delete" and r["outcome"] != "refused"}
+                if r["db"] == db and r["kind"] not in DELETES and r["outcome"] != "refused"}
 
     def check_served(self, n, db, state):
         """What the node serves equals the live part of its dump; no expired cache key."""
@@ -226,6 +227,8 @@ class Checker:
                 continue
             status, body, t0, t1 = read_cache(n, db, key)
             exp = op.get("ExpiresAtMs") or 0
+            kind = "cache_served" if status == 200 else "cache_hidden"
+            self.figures[kind] = self.figures.get(kind, 0) + 1
             if status == 200:
                 if op["IsTombstone"] or exp <= t0:
                     self.fail(f"{n.name}/{db}: cache key {key} visible though "
@@ -259,7 +262,7 @@ class Checker:
                     self.fail(f"{db}: acked {r['version']} was acked as ({r['hlc']}, "
                               f"{r['origin']}, seq {r['seq']}) but logged as ({op['Hlc']}, "
                               f"{op['NodeId']}, seq {op['Sequence']})")
-            if r["kind"] != "delete":
+            if r["kind"] not in DELETES:
                 body = json.loads(op["Payload"])
                 tok = (body.get("Value") or {}).get("Token") if r["kind"] == "cache" \
                     else body.get("Token")

@@ -204,6 +204,8 @@ def test_converges_under_faults(topology, make_node, tmp_path):
                 [r.get("PulledDuplicates", 0) for r in nemesis.repulls] or [0]),
             "cache": "checked" if cache_on else "skipped: no cache route on this build",
             "cache_keys_checked": cache_keys,
+            "cache_gets_served_live": checker.figures.get("cache_served", 0),
+            "cache_gets_hidden": checker.figures.get("cache_hidden", 0),
         }
         FIGURES.append(figures)
         CACHE_RESULTS.append((topology, history.cache_supported,
