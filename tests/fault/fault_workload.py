@@ -21,7 +21,7 @@ REQUEST_TIMEOUT = 2.0  # short: a SIGSTOPped node must not hold a worker for its
 COLLECTIONS = ("items", "orders")
 KEYS_PER_COLLECTION = 40  # few keys: concurrent writers collide on purpose
 CACHE_KEYS = 30
-CACHE_TTLS = ("500ms", "1s", "2s", "3s")
+CACHE_TTLS = ("500ms", "1s", "2s", "3s", "5m")  # 5m: some keys are still live at the check
 
 # Operation mix (weights): put = POST upsert, update = PUT with the worker's last known version
 # as parentVersion, delete, cache = PUT /api/cache/{key}?ttl=..., cache-delete = DELETE of one.
