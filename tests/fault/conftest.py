@@ -1,6 +1,6 @@
 """Fixtures of the fault test: the system tests' harness (tests/system/conftest.py: Node,
-make_node, the build and storage options), loaded under its own module name so both suites
-can run in one pytest session."""
+make_node, the build and storage options), loaded under its own module name. Both suites
+define --storage: run them in separate pytest sessions."""
 
 import importlib.util
 import json
