@@ -155,6 +155,25 @@ static void cache_cleanup_settings(void **state)
     }
 }
 
+/* Node.TestClockOffsetMilliseconds: 0 by default, negative allowed, at most one day either way. */
+static void test_clock_offset(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const none[] = {NULL};
+    assert_true(ld_config_load(&c, NULL, none, NULL, err, sizeof err));
+    assert_int_equal(c.test_clock_offset_ms, 0);
+    ld_config_free(&c);
+    char *const env[] = {"LITEDIST_Node__TestClockOffsetMilliseconds=-20000", NULL};
+    assert_true(ld_config_load(&c, NULL, env, NULL, err, sizeof err));
+    assert_true(c.test_clock_offset_ms == -20000);
+    ld_config_free(&c);
+    char *const far[] = {"LITEDIST_Node__TestClockOffsetMilliseconds=86400001", NULL};
+    assert_false(ld_config_load(&c, NULL, far, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "Node.TestClockOffsetMilliseconds"));
+}
+
 static void env_paths(void **state)
 {
     (void)state;
@@ -213,6 +232,7 @@ int main(void)
         cmocka_unit_test(bad_files),
         cmocka_unit_test(env_paths),
         cmocka_unit_test(cache_cleanup_settings),
+        cmocka_unit_test(test_clock_offset),
         cmocka_unit_test(studio_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
