@@ -20,6 +20,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "../db/registry.h"
+#include "../http/tls.h"
 #include "../db/writer.h"
 #include "../node.h"
 #include "../util/jsonget.h"
@@ -45,7 +46,8 @@ typedef struct ld_link {
     char peer[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, removed;
-    struct evhttp_connection *conn;
+    struct evhttp_connection *conn; /* https: one per request (see call_post) */
+    bool tls;                       /* BaseUrl is https:// */
     char host[256];
     int port;
     char prefix[256]; /* path prefix of BaseUrl */
@@ -140,7 +142,8 @@ static bool link_set_url(ld_link *l, const char *base_url)
     size_t pl = strlen(l->prefix);
     while (pl > 0 && l->prefix[pl - 1] == '/')
         l->prefix[--pl] = '\0';
-    l->port = port > 0 ? port : 80;
+    l->tls = ld_tls_url_is_tls(base_url);
+    l->port = port > 0 ? port : l->tls ? 443 : 80;
     evhttp_uri_free(u);
     char *copy = strdup(base_url);
     if (!copy) return false;
@@ -392,8 +395,23 @@ static void call_done(struct evhttp_request *req, void *arg)
     reply_fn fn = c->fn;
     free(c);
     int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (l->tls) {
+        /* An answered request's connection is freed by libevent after this callback (it
+         * closes: see call_post); a failed one is freed here, which evhttp 2.1 allows: it
+         * touches the connection no more once a failed request's callback has run. */
+        char why[256];
+        bool described =
+            code == 0 &&
+            ld_tls_describe_failure(evhttp_connection_get_bufferevent(l->conn), why, sizeof why);
+        if (code == 0) evhttp_connection_free(l->conn);
+        l->conn = NULL;
+        if (described) {
+            fn(l, 0, NULL, why);
+            return;
+        }
+    }
     if (code == 0) {
-        /* The connection is reset on the next call. */
+        /* A plain connection is reset on the next call. */
         fn(l, 0, NULL, "peer unreachable or timed out");
         return;
     }
@@ -409,10 +427,17 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
 {
     ld_repl *r = l->repl;
     if (!l->conn) {
-        l->conn = evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
+        l->conn =
+            l->tls
+                ? ld_tls_http_connection(r->node->tls, r->node->base, r->dns, l->host, l->port)
+                : evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
         if (!l->conn) return false;
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
+        /* libevent 2.1 cannot reconnect an OpenSSL bufferevent (the old session's state stays:
+         * libevent#975), so an https connection carries one request, closes, and is freed by
+         * libevent once answered (call_done frees a failed one). */
+        if (l->tls) evhttp_connection_free_on_completion(l->conn);
     }
     char *text = json_dumps(body, JSON_COMPACT);
     call *c = malloc(sizeof *c);
@@ -432,11 +457,16 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
+    if (l->tls) evhttp_add_header(h, "Connection", "close");
     evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
     free(text);
     if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
         /* evhttp freed req; c is ours again */
         free(c);
+        if (l->tls) { /* never used: nothing will free it but us */
+            evhttp_connection_free(l->conn);
+            l->conn = NULL;
+        }
         return false;
     }
     return true;
@@ -503,10 +533,12 @@ static void hint_send(ld_link *l)
     if (!h->c) {
         if (ld_mono_ms() < h->next_try_mono) return;
         char url[600];
-        snprintf(url, sizeof url, "ws://%s:%d%s/ws/replication", l->host, l->port, l->prefix);
+        snprintf(url, sizeof url, "%s://%s:%d%s/ws/replication", l->tls ? "wss" : "ws", l->host,
+                 l->port, l->prefix);
         const char *headers[] = {"ReplicationApiKey", r->node->cfg.replication_api_key, NULL};
         static const ld_ws_callbacks cbs = {.on_open = hint_on_open, .on_close = hint_on_close};
-        if (ld_ws_connect(r->node->base, r->dns, url, headers, NULL, &cbs, h, &h->c) != LD_OK) {
+        const ld_ws_options opt = {.tls = r->node->tls};
+        if (ld_ws_connect(r->node->base, r->dns, url, headers, &opt, &cbs, h, &h->c) != LD_OK) {
             h->c = NULL;
             return;
         }
@@ -1190,8 +1222,9 @@ ld_repl *ld_repl_new(ld_node *node, char *err, size_t errlen)
     r->dns = evdns_base_new(node->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (!r->dns) r->dns = evdns_base_new(node->base, 0); /* no resolv.conf: numeric peers only */
     r->sweep_ev = event_new(node->base, -1, EV_PERSIST, sweep_cb, r);
-    r->probe = ld_probe_new(node->base, r->dns, node->node_id, node->cfg.replication_api_key,
-                            node->cfg.peer_probe_interval_s, probe_targets, r);
+    r->probe =
+        ld_probe_new(node->base, r->dns, node->tls, node->node_id, node->cfg.replication_api_key,
+                     node->cfg.peer_probe_interval_s, probe_targets, r);
     if (!r->node_peers_path || !r->db_peers_dir || !r->kick_ev || !r->sweep_ev || !r->probe) {
         ld_set_err(err, errlen, "out of memory");
         goto fail;

@@ -1,0 +1,69 @@
+/* TLS for litedistd (Node.Tls): the server context behind the HTTPS/WSS listener and the client
+ * context that dials https:// and wss:// peers, both built once at start-up with OpenSSL and
+ * handed to libevent as OpenSSL bufferevents.
+ *
+ * Ownership: ld_tls_new returns the only owner of both SSL_CTXs; ld_tls_free releases them.
+ * Every SSL made from them belongs to the bufferevent it was given to (BEV_OPT_CLOSE_ON_FREE),
+ * which frees it, with its socket, when the bufferevent is freed.
+ * Threads: loop thread only. */
+#ifndef LD_TLS_H
+#define LD_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "../config/config.h"
+
+typedef struct ld_tls ld_tls;
+
+/* Builds the contexts from cfg (copied where kept). Opens every file it names: a missing or
+ * unreadable file, a bad PEM or a key that does not match the certificate fails with a message
+ * naming the key and the file (never a fallback to plain HTTP). Without CertificateFile only the
+ * client context exists (peers verified against PeerCaFile, else the system trust store).
+ * Returns NULL with err set on failure. */
+ld_tls *ld_tls_new(const ld_tls_config *cfg, char *err, size_t errlen);
+
+void ld_tls_free(ld_tls *t); /* NULL is ignored */
+
+/* True when the listener must serve HTTPS (CertificateFile and KeyFile given). */
+bool ld_tls_serves(const ld_tls *t);
+
+/* True when client certificates are required (ClientCaFile given). */
+bool ld_tls_requires_client_cert(const ld_tls *t);
+
+/* Makes every connection evhttp accepts an OpenSSL bufferevent in accepting state (TLS 1.2
+ * minimum). t must outlive http. */
+void ld_tls_serve(ld_tls *t, struct evhttp *http);
+
+/* True when req arrived over TLS. The router refuses anything else on a TLS listener: when
+ * evhttp's bufferevent callback fails (out of memory) evhttp falls back to a plain socket
+ * (libevent#336), and that must not turn into plain HTTP. */
+bool ld_tls_request_is_tls(struct evhttp_request *req);
+
+/* A new client bufferevent (no socket yet: connect it, or give it to evhttp) that will verify
+ * the peer's certificate chain and that it was issued for host (a DNS name or an IP literal),
+ * sends SNI for names, and presents this node's certificate when it has one. NULL when memory
+ * fails. The caller owns the result (bufferevent_free). */
+struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const char *host);
+
+/* An evhttp client connection to host:port over TLS (the bufferevent from ld_tls_client_bev).
+ * NULL when memory fails. Caller owns it (evhttp_connection_free). */
+struct evhttp_connection *ld_tls_http_connection(ld_tls *t, struct event_base *base,
+                                                 struct evdns_base *dns, const char *host,
+                                                 int port);
+
+/* Why a TLS bufferevent failed, for a peer's last error: "TLS certificate verification failed:
+ * <reason>" when the peer's certificate did not verify, "TLS handshake failed: <reason>" for
+ * another OpenSSL error. Drains the bufferevent's OpenSSL error queue. Returns false (buf
+ * untouched) when bev is not a TLS bufferevent or OpenSSL recorded nothing. */
+bool ld_tls_describe_failure(struct bufferevent *bev, char *buf, size_t len);
+
+/* True when url starts with https:// or wss:// (any case). */
+bool ld_tls_url_is_tls(const char *url);
+
+#endif
