@@ -184,11 +184,9 @@ static void http_done(struct evhttp_request *req, void *arg)
     char why[200];
     bool tls_failed = false;
     if (n->tls) {
-        /* As in repl.c's call_done: libevent frees an answered https connection after this
-         * callback; a failed one is freed here. */
+        /* As in repl.c's call_done: libevent frees this connection when the callback returns. */
         tls_failed = code == 0 && ld_tls_describe_failure(
                                       evhttp_connection_get_bufferevent(n->conn), why, sizeof why);
-        if (code == 0) evhttp_connection_free(n->conn);
         n->conn = NULL;
     }
     if (tls_failed) {
@@ -245,8 +243,8 @@ static void http_start(pnode *n)
     n->http_busy = true;
     n->http_t0_us = ld_mono_us();
     if (evhttp_make_request(n->conn, req, EVHTTP_REQ_GET, path) == 0) return;
-    n->http_busy = false; /* evhttp freed req */
-    if (n->tls) {         /* never used: nothing will free it but us */
+    n->http_busy = false;    /* evhttp freed req */
+    if (n->tls && n->conn) { /* no request on it: nothing will free it but us */
         evhttp_connection_free(n->conn);
         n->conn = NULL;
     }

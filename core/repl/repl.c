@@ -396,14 +396,12 @@ static void call_done(struct evhttp_request *req, void *arg)
     free(c);
     int code = req ? evhttp_request_get_response_code(req) : 0;
     if (l->tls) {
-        /* An answered request's connection is freed by libevent after this callback (it
-         * closes: see call_post); a failed one is freed here, which evhttp 2.1 allows: it
-         * touches the connection no more once a failed request's callback has run. */
+        /* libevent frees this connection when the callback returns, answered or failed
+         * (call_post set it to free itself on completion); only its failure is read here. */
         char why[256];
         bool described =
             code == 0 &&
             ld_tls_describe_failure(evhttp_connection_get_bufferevent(l->conn), why, sizeof why);
-        if (code == 0) evhttp_connection_free(l->conn);
         l->conn = NULL;
         if (described) {
             fn(l, 0, NULL, why);
@@ -435,8 +433,8 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
         /* libevent 2.1 cannot reconnect an OpenSSL bufferevent (the old session's state stays:
-         * libevent#975), so an https connection carries one request, closes, and is freed by
-         * libevent once answered (call_done frees a failed one). */
+         * libevent#975), so an https connection carries one request, closes ("Connection:
+         * close"), and libevent frees it once the request is answered or has failed. */
         if (l->tls) evhttp_connection_free_on_completion(l->conn);
     }
     char *text = json_dumps(body, JSON_COMPACT);
@@ -463,7 +461,7 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
     if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
         /* evhttp freed req; c is ours again */
         free(c);
-        if (l->tls) { /* never used: nothing will free it but us */
+        if (l->tls && l->conn) { /* no request on it: nothing will free it but us */
             evhttp_connection_free(l->conn);
             l->conn = NULL;
         }
