@@ -570,8 +570,8 @@ out:
     if (n->accept_resume) event_free(n->accept_resume);
     if (n->sig_int) event_free(n->sig_int);
     if (n->sig_term) event_free(n->sig_term);
+    ld_tls_free(n->tls); /* after every connection that used it, before the loop it reaps on */
     if (n->base) event_base_free(n->base);
-    ld_tls_free(n->tls); /* after every connection that used it */
     if (auth_up) ld_auth_chain_destroy(&n->auth);
     if (store_up) ld_store_destroy(&n->store);
     free(n->data_dir);

@@ -27,10 +27,18 @@
  * without an id context when peers are verified. */
 static const unsigned char SESSION_ID_CONTEXT[] = "litedistd";
 
+struct ld_tls_http {
+    ld_tls *tls;
+    struct evhttp_connection *evcon; /* owned */
+    ld_tls_http *next;               /* in tls->released */
+};
+
 struct ld_tls {
     SSL_CTX *server; /* NULL: the listener is plain HTTP */
     SSL_CTX *client; /* always: https:// peers may be configured at run time */
     bool client_certs_required;
+    ld_tls_http *released; /* client connections given back, freed by reap_ev */
+    struct event *reap_ev; /* made with the first client connection, on its base */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -193,9 +201,28 @@ fail:
     return NULL;
 }
 
+static void reap(ld_tls *t)
+{
+    while (t->released) {
+        ld_tls_http *h = t->released;
+        t->released = h->next;
+        evhttp_connection_free(h->evcon);
+        free(h);
+    }
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reap(arg);
+}
+
 void ld_tls_free(ld_tls *t)
 {
     if (!t) return;
+    reap(t);
+    if (t->reap_ev) event_free(t->reap_ev);
     SSL_CTX_free(t->server);
     SSL_CTX_free(t->client);
     free(t);
@@ -286,15 +313,45 @@ struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const 
     return bev;
 }
 
-struct evhttp_connection *ld_tls_http_connection(ld_tls *t, struct event_base *base,
-                                                 struct evdns_base *dns, const char *host, int port)
+ld_tls_http *ld_tls_http_open(ld_tls *t, struct event_base *base, struct evdns_base *dns,
+                              const char *host, int port)
 {
-    struct bufferevent *bev = ld_tls_client_bev(t, base, host);
-    if (!bev) return NULL;
-    struct evhttp_connection *c =
-        evhttp_connection_base_bufferevent_new(base, dns, bev, host, (ev_uint16_t)port);
-    if (!c) bufferevent_free(bev); /* evhttp owns bev only once it returned a connection */
-    return c;
+    if (!t->reap_ev && !(t->reap_ev = event_new(base, -1, 0, reap_cb, t))) return NULL;
+    ld_tls_http *h = calloc(1, sizeof *h);
+    struct bufferevent *bev = h ? ld_tls_client_bev(t, base, host) : NULL;
+    if (!bev) {
+        free(h);
+        return NULL;
+    }
+    h->tls = t;
+    h->evcon = evhttp_connection_base_bufferevent_new(base, dns, bev, host, (ev_uint16_t)port);
+    if (!h->evcon) {
+        bufferevent_free(bev); /* evhttp owns bev only once it returned a connection */
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+struct evhttp_connection *ld_tls_http_evcon(ld_tls_http *h)
+{
+    return h->evcon;
+}
+
+void ld_tls_http_release(ld_tls_http *h)
+{
+    if (!h) return;
+    ld_tls *t = h->tls;
+    h->next = t->released;
+    t->released = h;
+    event_active(t->reap_ev, EV_TIMEOUT, 0);
+}
+
+void ld_tls_http_close(ld_tls_http *h)
+{
+    if (!h) return;
+    evhttp_connection_free(h->evcon);
+    free(h);
 }
 
 bool ld_tls_describe_failure(struct bufferevent *bev, char *buf, size_t len)

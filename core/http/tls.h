@@ -51,11 +51,23 @@ bool ld_tls_request_is_tls(struct evhttp_request *req);
  * fails. The caller owns the result (bufferevent_free). */
 struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const char *host);
 
-/* An evhttp client connection to host:port over TLS (the bufferevent from ld_tls_client_bev).
- * NULL when memory fails. Caller owns it (evhttp_connection_free). */
-struct evhttp_connection *ld_tls_http_connection(ld_tls *t, struct event_base *base,
-                                                 struct evdns_base *dns, const char *host,
-                                                 int port);
+/* One evhttp client connection to host:port over TLS, for ONE request: libevent 2.1 cannot
+ * reconnect an OpenSSL bufferevent (the old session's state stays: libevent#975), so an https
+ * request gets a fresh connection, sent with "Connection: close", and the connection is dropped
+ * once the request is answered or has failed.
+ *
+ * Ownership: the caller owns the handle until it gives it back with ld_tls_http_release (from
+ * anywhere, its own request callback included: the connection is freed on the loop's next turn,
+ * never under libevent's feet) or ld_tls_http_close (at once, dropping a pending request without
+ * its callback; never from that connection's own callbacks). Connections released and not yet
+ * freed are freed by ld_tls_free. base must be the same for every call on t. */
+typedef struct ld_tls_http ld_tls_http;
+
+ld_tls_http *ld_tls_http_open(ld_tls *t, struct event_base *base, struct evdns_base *dns,
+                              const char *host, int port); /* NULL when memory fails */
+struct evhttp_connection *ld_tls_http_evcon(ld_tls_http *h);
+void ld_tls_http_release(ld_tls_http *h); /* NULL is ignored */
+void ld_tls_http_close(ld_tls_http *h);   /* NULL is ignored */
 
 /* Why a TLS bufferevent failed, for a peer's last error: "TLS certificate verification failed:
  * <reason>" when the peer's certificate did not verify, "TLS handshake failed: <reason>" for

@@ -40,7 +40,8 @@ typedef struct pnode {
     int port;
     char prefix[256];
 
-    struct evhttp_connection *conn; /* https: one per probe (see http_start) */
+    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one probe */
+    ld_tls_http *tconn;             /* https: the connection of the probe in flight */
     bool tls;                       /* the URL is https:// */
     bool http_busy;
     uint64_t http_t0_us;
@@ -76,10 +77,12 @@ struct ld_probe {
 
 static void node_drop_probes(pnode *n)
 {
-    if (n->conn) {
-        evhttp_connection_free(n->conn); /* pending requests go without their callback */
-        n->conn = NULL;
-    }
+    if (n->tconn)
+        ld_tls_http_close(n->tconn); /* pending requests go without their callback */
+    else if (n->conn)
+        evhttp_connection_free(n->conn);
+    n->tconn = NULL;
+    n->conn = NULL;
     n->http_busy = false;
     if (n->ws) {
         ld_ws_conn_free(n->ws); /* no callback runs afterwards */
@@ -183,10 +186,11 @@ static void http_done(struct evhttp_request *req, void *arg)
     n->http_state = PS_FAILED;
     char why[200];
     bool tls_failed = false;
-    if (n->tls) {
-        /* As in repl.c's call_done: libevent frees this connection when the callback returns. */
+    if (n->tconn) { /* one probe per https connection: give it back */
         tls_failed = code == 0 && ld_tls_describe_failure(
                                       evhttp_connection_get_bufferevent(n->conn), why, sizeof why);
+        ld_tls_http_release(n->tconn);
+        n->tconn = NULL;
         n->conn = NULL;
     }
     if (tls_failed) {
@@ -221,15 +225,15 @@ static void http_start(pnode *n)
 {
     ld_probe *p = n->p;
     if (!n->conn) {
-        n->conn = n->tls
-                      ? ld_tls_http_connection(p->tls, p->base, p->dns, n->host, n->port)
-                      : evhttp_connection_base_new(p->base, p->dns, n->host, (ev_uint16_t)n->port);
+        if (n->tls) { /* a fresh connection per probe: see ld_tls_http_open */
+            n->tconn = ld_tls_http_open(p->tls, p->base, p->dns, n->host, n->port);
+            n->conn = n->tconn ? ld_tls_http_evcon(n->tconn) : NULL;
+        } else {
+            n->conn = evhttp_connection_base_new(p->base, p->dns, n->host, (ev_uint16_t)n->port);
+        }
         if (!n->conn) goto fail;
         evhttp_connection_set_timeout(n->conn, PROBE_TIMEOUT_MS / 1000);
         evhttp_connection_set_retries(n->conn, 0);
-        /* One request per https connection: libevent 2.1 cannot reconnect an OpenSSL
-         * bufferevent (repl.c's call_post says more). */
-        if (n->tls) evhttp_connection_free_on_completion(n->conn);
     }
     struct evhttp_request *req = evhttp_request_new(http_done, n);
     if (!req) goto fail;
@@ -239,13 +243,14 @@ static void http_start(pnode *n)
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Accept", "application/json");
-    if (n->tls) evhttp_add_header(h, "Connection", "close");
+    if (n->tconn) evhttp_add_header(h, "Connection", "close");
     n->http_busy = true;
     n->http_t0_us = ld_mono_us();
     if (evhttp_make_request(n->conn, req, EVHTTP_REQ_GET, path) == 0) return;
-    n->http_busy = false;    /* evhttp freed req */
-    if (n->tls && n->conn) { /* no request on it: nothing will free it but us */
-        evhttp_connection_free(n->conn);
+    n->http_busy = false; /* evhttp freed req */
+    if (n->tconn) {       /* unless http_done gave it back already */
+        ld_tls_http_release(n->tconn);
+        n->tconn = NULL;
         n->conn = NULL;
     }
 fail:

@@ -46,7 +46,8 @@ typedef struct ld_link {
     char peer[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, removed;
-    struct evhttp_connection *conn; /* https: one per request (see call_post) */
+    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one request */
+    ld_tls_http *tconn;             /* https: the connection of the request in flight */
     bool tls;                       /* BaseUrl is https:// */
     char host[256];
     int port;
@@ -188,7 +189,10 @@ static ld_link *link_get(ld_repl *r, const char *db, const ld_peer *p)
 
 static void link_free(ld_link *l)
 {
-    if (l->conn) evhttp_connection_free(l->conn);
+    if (l->tconn)
+        ld_tls_http_close(l->tconn); /* a request in flight goes without its callback */
+    else if (l->conn)
+        evhttp_connection_free(l->conn);
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
     free(l->base_url);
@@ -395,13 +399,15 @@ static void call_done(struct evhttp_request *req, void *arg)
     reply_fn fn = c->fn;
     free(c);
     int code = req ? evhttp_request_get_response_code(req) : 0;
-    if (l->tls) {
-        /* libevent frees this connection when the callback returns, answered or failed
-         * (call_post set it to free itself on completion); only its failure is read here. */
+    if (l->tconn) {
+        /* An https connection serves one request (call_post): read its failure, give it back
+         * (freed after this callback). */
         char why[256];
         bool described =
             code == 0 &&
             ld_tls_describe_failure(evhttp_connection_get_bufferevent(l->conn), why, sizeof why);
+        ld_tls_http_release(l->tconn);
+        l->tconn = NULL;
         l->conn = NULL;
         if (described) {
             fn(l, 0, NULL, why);
@@ -425,17 +431,16 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
 {
     ld_repl *r = l->repl;
     if (!l->conn) {
-        l->conn =
-            l->tls
-                ? ld_tls_http_connection(r->node->tls, r->node->base, r->dns, l->host, l->port)
-                : evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
+        if (l->tls) { /* a fresh connection per request: see ld_tls_http_open */
+            l->tconn = ld_tls_http_open(r->node->tls, r->node->base, r->dns, l->host, l->port);
+            l->conn = l->tconn ? ld_tls_http_evcon(l->tconn) : NULL;
+        } else {
+            l->conn =
+                evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
+        }
         if (!l->conn) return false;
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
-        /* libevent 2.1 cannot reconnect an OpenSSL bufferevent (the old session's state stays:
-         * libevent#975), so an https connection carries one request, closes ("Connection:
-         * close"), and libevent frees it once the request is answered or has failed. */
-        if (l->tls) evhttp_connection_free_on_completion(l->conn);
     }
     char *text = json_dumps(body, JSON_COMPACT);
     call *c = malloc(sizeof *c);
@@ -455,14 +460,15 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
-    if (l->tls) evhttp_add_header(h, "Connection", "close");
+    if (l->tconn) evhttp_add_header(h, "Connection", "close");
     evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
     free(text);
     if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
         /* evhttp freed req; c is ours again */
         free(c);
-        if (l->tls && l->conn) { /* no request on it: nothing will free it but us */
-            evhttp_connection_free(l->conn);
+        if (l->tconn) { /* unless call_done gave it back already */
+            ld_tls_http_release(l->tconn);
+            l->tconn = NULL;
             l->conn = NULL;
         }
         return false;

@@ -20,9 +20,6 @@ from conftest import assert_ok
 REPL_KEY = "tls-cluster-key"
 DB = "tlsdb"
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
-
 # ------------------------------------------------------------------------------------------------
 # A throw-away PKI: two CAs; node and client certificates from the first, a rogue node
 # certificate from the second
@@ -66,6 +63,9 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.fail("the openssl command is needed to make the test certificates: "
+                    "scripts/deps.sh --test installs it")
     return Pki(tmp_path_factory.mktemp("pki"))
 
 
