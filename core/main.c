@@ -518,7 +518,6 @@ int main(int argc, char **argv)
      * only abuse beyond that meets evhttp's guard. */
     evhttp_set_max_body_size(n->http, (ev_ssize_t)(2 * n->cfg.max_body_bytes + 65536));
     evhttp_set_timeout(n->http, n->cfg.request_timeout_s); /* slow or idle clients go */
-    if (ld_tls_serves(n->tls)) ld_tls_serve(n->tls, n->http);
     n->listener =
         evhttp_bind_socket_with_handle(n->http, n->cfg.listen_address, (ev_uint16_t)n->cfg.port);
     if (!n->listener) {
@@ -526,6 +525,7 @@ int main(int argc, char **argv)
                      strerror(errno));
         goto out;
     }
+    if (ld_tls_serves(n->tls)) ld_tls_serve(n->tls, n->http, n->listener);
     n->accept_resume = evtimer_new(n->base, accept_resume_cb, n);
     if (!n->accept_resume) goto out;
     evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(n->listener), accept_error_cb);

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -267,9 +270,17 @@ static struct bufferevent *server_bev(struct event_base *base, void *arg)
     return bev;
 }
 
-void ld_tls_serve(ld_tls *t, struct evhttp *http)
+void ld_tls_serve(ld_tls *t, struct evhttp *http, struct evhttp_bound_socket *listener)
 {
     evhttp_set_bevcb(http, server_bev, t);
+    /* Accepted sockets inherit TCP_NODELAY from the listener (Linux); the bufferevent callback
+     * runs before evhttp has the socket, so this is the one place to set it. */
+    int one = 1;
+    evutil_socket_t fd = evhttp_bound_socket_get_fd(listener);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+        ld_log_warn("TLS: cannot turn Nagle off on the listener (%s): small responses may wait "
+                    "for delayed ACKs",
+                    strerror(errno));
 }
 
 bool ld_tls_request_is_tls(struct evhttp_request *req)

@@ -36,9 +36,11 @@ bool ld_tls_serves(const ld_tls *t);
 /* True when client certificates are required (ClientCaFile given). */
 bool ld_tls_requires_client_cert(const ld_tls *t);
 
-/* Makes every connection evhttp accepts an OpenSSL bufferevent in accepting state (TLS 1.2
- * minimum). t must outlive http. */
-void ld_tls_serve(ld_tls *t, struct evhttp *http);
+/* Makes every connection evhttp accepts on listener an OpenSSL bufferevent in accepting state
+ * (TLS 1.2 minimum), and turns Nagle off for them: OpenSSL writes a response as several records,
+ * and the small last one would otherwise wait for the client's delayed ACK (~40 ms per request
+ * on a keep-alive connection). Call before the loop runs. t must outlive http. */
+void ld_tls_serve(ld_tls *t, struct evhttp *http, struct evhttp_bound_socket *listener);
 
 /* True when req arrived over TLS. The router refuses anything else on a TLS listener: when
  * evhttp's bufferevent callback fails (out of memory) evhttp falls back to a plain socket
