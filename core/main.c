@@ -446,6 +446,10 @@ int main(int argc, char **argv)
         ld_log_error("%s", err);
         goto out;
     }
+    if (!ld_tls_serves(n->tls) && !is_loopback(n->cfg.listen_address))
+        ld_log_warn("listening on %s over plain HTTP: API keys and documents cross the network "
+                    "in clear; set Node.Tls (docs/tls.md)",
+                    n->cfg.listen_address);
     ld_hlc_init(&n->clock, NULL);
     n->started_ms = ld_wall_ms();
 
