@@ -371,8 +371,12 @@ bool ld_tls_describe_failure(struct bufferevent *bev, char *buf, size_t len)
     if (!ssl) return false;
     char reason[200] = "";
     unsigned long e;
-    while ((e = bufferevent_get_openssl_error(bev)) != 0)
-        if (!reason[0]) ERR_error_string_n(e, reason, sizeof reason);
+    while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+        /* libevent also queues bare SSL_get_error() codes (5: SSL_ERROR_SYSCALL, a refused or
+         * reset connection), which are no OpenSSL reason: the caller's own message fits. */
+        if (!reason[0] && !ERR_SYSTEM_ERROR(e) && ERR_GET_LIB(e) != 0)
+            ERR_error_string_n(e, reason, sizeof reason);
+    }
     long vr = SSL_get_verify_result(ssl);
     if (vr != X509_V_OK) {
         snprintf(buf, len, "TLS certificate verification failed: %s",

@@ -299,6 +299,21 @@ def test_untrusted_peer_is_not_replicated_with(make_node, pki):
     assert not has_doc(b, "c", "secret")
 
 
+def test_unreachable_https_peer_backs_off_and_retries(make_node, pki):
+    a = tls_node(make_node, pki, "a", tls=tls_section(pki))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    add_peer(a, "gone", f"https://127.0.0.1:{port}")
+    a.api(DB).must_put("c", "x", {"v": 1})
+    # The first retry comes after about 1 s: each attempt opens (and frees) a TLS connection.
+    p = wait_for(lambda: ((peer_status(a, "gone") or {}).get("ConsecutiveFailures") or 0) >= 2
+                 and peer_status(a, "gone"), what="two failed attempts")
+    assert p["IsOnline"] is False and p["LastError"] and p["NextRetryUtc"]
+    assert "TLS" not in p["LastError"], p  # refused before any handshake
+    assert assert_ok(a.request("GET", "/health"))["Status"] == "Healthy"
+
+
 # ------------------------------------------------------------------------------------------------
 # Start-up
 # ------------------------------------------------------------------------------------------------
