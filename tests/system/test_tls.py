@@ -4,6 +4,7 @@ does not verify, and start-up refusing bad files. The CAs and certificates are m
 the openssl command line, in a temporary directory, when the module starts."""
 
 import base64
+import datetime
 import http.client
 import json
 import os
@@ -85,7 +86,7 @@ def tls_section(pki, cert=None, client_ca=False):
 
 
 def tls_node(make_node, pki, node_id="a", tls=None, overrides=None, env=None, client_cert=True,
-             cafile=None):
+             cafile=None, start=True):
     """A started node serving HTTPS; the harness talks to it trusting the test CA (or cafile),
     with the client certificate, which a node with ClientCaFile requires."""
     cfg = {"Node": {"ReplicationApiKey": REPL_KEY, "AntiEntropyIntervalSeconds": 3600,
@@ -96,7 +97,7 @@ def tls_node(make_node, pki, node_id="a", tls=None, overrides=None, env=None, cl
         cfg["Node"][k] = v
     n = make_node(overrides=cfg, node_id=node_id, name=node_id, env=env, start=False)
     n.ssl_context = client_context(pki, with_cert=client_cert, cafile=cafile)
-    return n.start()
+    return n.start() if start else n
 
 
 def repl(node, method, path, body=None, db=None):
@@ -271,6 +272,33 @@ def test_wss_sync_request_makes_the_receiver_pull_over_https(make_node, pki):
         wait_for(lambda: has_doc(b, "c", "x"), what="the hint's pull")
     finally:
         s.close()
+
+
+def utc(text):
+    return datetime.datetime.strptime(text.rstrip("Z")[:23], "%Y-%m-%dT%H:%M:%S.%f")
+
+
+def test_wss_hint_from_a_node_cuts_the_peers_backoff_short(make_node, pki):
+    # b's link to a fails while a is down and backs off (1 s, 2 s, 4 s, ...). Once a is up and
+    # pushes to b, a's sync-request hint over WSS makes b cycle with a at once: b's link
+    # succeeds before the retry it had scheduled, and nothing else forces a cycle (no sweep,
+    # and commits on b never skip a backoff).
+    a = tls_node(make_node, pki, "a", tls=tls_section(pki, client_ca=True), start=False)
+    b = tls_node(make_node, pki, "b", tls=tls_section(pki, client_ca=True), overrides={
+        "SeedPeers": [{"NodeId": "a", "BaseUrl": f"https://127.0.0.1:{a.port}",
+                       "IsActive": True}]})
+    b.api(DB).must_put("c", "from-b", {"v": 2})
+    p = wait_for(lambda: ((peer_status(b, "a") or {}).get("ConsecutiveFailures") or 0) >= 3
+                 and peer_status(b, "a"), what="b backing off from a", timeout=15)
+    scheduled = utc(p["NextRetryUtc"])
+    a.start()
+    add_peer(a, "b", f"https://127.0.0.1:{b.port}")
+    a.api(DB).must_put("c", "from-a", {"v": 1})  # a pushes to b, then hints b
+    p = wait_for(lambda: (peer_status(b, "a") or {}).get("ConsecutiveFailures") == 0
+                 and peer_status(b, "a"), what="b's link to a recovering", timeout=15)
+    assert utc(p["LastSuccessUtc"]) < scheduled, (p, scheduled)
+    wait_for(lambda: has_doc(a, "c", "from-b"), what="b's write on a")
+    assert has_doc(b, "c", "from-a")
 
 
 def test_untrusted_peer_is_not_replicated_with(make_node, pki):
