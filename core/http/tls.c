@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -34,6 +35,7 @@ struct ld_tls_http {
     ld_tls *tls;
     struct evhttp_connection *evcon; /* owned */
     ld_tls_http *next;               /* in tls->released */
+    bool nodelay_done;
 };
 
 struct ld_tls {
@@ -324,6 +326,26 @@ struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const 
     return bev;
 }
 
+/* The request's first bytes reach the bufferevent once the connection (and its handshake) is
+ * up, so its socket exists: turn Nagle off there. OpenSSL writes the header and the body as
+ * separate records, and the body's segment would otherwise wait for the peer's delayed ACK
+ * (measured: 49 ms per replicated write instead of 2-3 ms). evhttp makes the socket itself,
+ * after a name lookup for host names, so this is the first moment it can be set. */
+static void nodelay_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    ld_tls_http *h = arg;
+    if (h->nodelay_done || info->n_added == 0) return;
+    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(h->evcon));
+    if (fd < 0) return;
+    h->nodelay_done = true;
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+        ld_log_warn("TLS: cannot turn Nagle off on a connection to a peer (%s): requests may "
+                    "wait for delayed ACKs",
+                    strerror(errno));
+}
+
 ld_tls_http *ld_tls_http_open(ld_tls *t, struct event_base *base, struct evdns_base *dns,
                               const char *host, int port)
 {
@@ -335,8 +357,10 @@ ld_tls_http *ld_tls_http_open(ld_tls *t, struct event_base *base, struct evdns_b
         return NULL;
     }
     h->tls = t;
-    h->evcon = evhttp_connection_base_bufferevent_new(base, dns, bev, host, (ev_uint16_t)port);
-    if (!h->evcon) {
+    /* The callback entry belongs to the output buffer, freed with bev. */
+    if (!evbuffer_add_cb(bufferevent_get_output(bev), nodelay_cb, h) ||
+        !(h->evcon =
+              evhttp_connection_base_bufferevent_new(base, dns, bev, host, (ev_uint16_t)port))) {
         bufferevent_free(bev); /* evhttp owns bev only once it returned a connection */
         free(h);
         return NULL;
