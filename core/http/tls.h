@@ -28,7 +28,10 @@ typedef struct ld_tls ld_tls;
  * Returns NULL with err set on failure. */
 ld_tls *ld_tls_new(const ld_tls_config *cfg, char *err, size_t errlen);
 
-void ld_tls_free(ld_tls *t); /* NULL is ignored */
+/* Frees the contexts and the client connections given back and not yet freed. Call once no
+ * connection uses t any more, and before the event_base those connections lived on is freed.
+ * NULL is ignored. */
+void ld_tls_free(ld_tls *t);
 
 /* True when the listener must serve HTTPS (CertificateFile and KeyFile given). */
 bool ld_tls_serves(const ld_tls *t);
@@ -55,8 +58,9 @@ struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const 
 
 /* One evhttp client connection to host:port over TLS, for ONE request: libevent 2.1 cannot
  * reconnect an OpenSSL bufferevent (the old session's state stays: libevent#975), so an https
- * request gets a fresh connection, sent with "Connection: close", and the connection is dropped
- * once the request is answered or has failed.
+ * request gets a fresh connection (the caller sends it with "Connection: close"), dropped once
+ * the request is answered or has failed. Nagle is turned off on its socket before the request
+ * leaves.
  *
  * Ownership: the caller owns the handle until it gives it back with ld_tls_http_release (from
  * anywhere, its own request callback included: the connection is freed on the loop's next turn,
