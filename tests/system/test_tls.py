@@ -1,7 +1,8 @@
 """Node.Tls against real litedistd processes: HTTPS and WSS on the listener, client certificates,
-replication between https:// peers (push/pull and the WebSocket hint), a peer whose certificate
-does not verify, and start-up refusing bad files. The CAs and certificates are made here with
-the openssl command line, in a temporary directory, when the module starts."""
+replication between https:// peers (push/pull, and the WebSocket hint both received from a
+client and sent by a node), peers whose certificate does not verify or that do not answer, and
+start-up refusing bad files. The CAs and certificates are made here with the openssl command
+line, in a temporary directory, when the module starts."""
 
 import base64
 import datetime
@@ -175,16 +176,20 @@ def test_plain_http_to_the_tls_port_fails(make_node, pki):
 def test_client_certificate_required_with_client_ca(make_node, pki):
     a = tls_node(make_node, pki, tls=tls_section(pki, client_ca=True))  # harness has a cert
     assert assert_ok(a.request("GET", "/health"))["Status"] == "Healthy"
-    conn = http.client.HTTPSConnection("127.0.0.1", a.port, timeout=5,
-                                       context=client_context(pki, with_cert=False))
-    try:
-        # TLS 1.3 finishes the client's side of the handshake before the server has checked
-        # the certificate, so the refusal may surface at the handshake or at the first read.
-        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
-            conn.request("GET", "/health")
-            conn.getresponse().read()
-    finally:
-        conn.close()
+    # No certificate, and one from a CA the node does not trust: both refused.
+    rogue = client_context(pki)
+    rogue.load_cert_chain(*pki.rogue)
+    for ctx in (client_context(pki, with_cert=False), rogue):
+        conn = http.client.HTTPSConnection("127.0.0.1", a.port, timeout=5, context=ctx)
+        try:
+            # TLS 1.3 finishes the client's side of the handshake before the server has checked
+            # the certificate, so the refusal may surface at the handshake or at the first read.
+            with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+                conn.request("GET", "/health")
+                conn.getresponse().read()
+        finally:
+            conn.close()
+    assert assert_ok(a.request("GET", "/health"))["Status"] == "Healthy"
     assert "client certificates required" in a.log_text()
 
 
@@ -354,7 +359,7 @@ def start_fails(make_node, tls, needle):
     log = n.log_text()
     assert needle in log, log
     assert "listening on" not in log
-    assert not any(port_open(n.port) for _ in range(1))
+    assert not port_open(n.port)
 
 
 def port_open(port):
