@@ -173,6 +173,26 @@ def test_plain_http_to_the_tls_port_fails(make_node, pki):
     assert assert_ok(a.request("GET", "/health"))["Status"] == "Healthy"
 
 
+def test_tls12_with_forward_secrecy_or_tls13_only(make_node, pki):
+    a = tls_node(make_node, pki, tls=tls_section(pki), client_cert=False)
+
+    def handshake(ctx):
+        with socket.create_connection(("127.0.0.1", a.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                return s.version(), s.cipher()[0]
+
+    assert handshake(client_context(pki))[0] == "TLSv1.3"
+    tls12 = client_context(pki)
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    version, cipher = handshake(tls12)
+    assert version == "TLSv1.2" and cipher.startswith("ECDHE-") and "GCM" in cipher, cipher
+    static_rsa = client_context(pki)
+    static_rsa.maximum_version = ssl.TLSVersion.TLSv1_2
+    static_rsa.set_ciphers("AES128-SHA:AES256-GCM-SHA384")  # no forward secrecy
+    with pytest.raises(ssl.SSLError):
+        handshake(static_rsa)
+
+
 def test_client_certificate_required_with_client_ca(make_node, pki):
     a = tls_node(make_node, pki, tls=tls_section(pki, client_ca=True))  # harness has a cert
     assert assert_ok(a.request("GET", "/health"))["Status"] == "Healthy"
