@@ -58,6 +58,7 @@ static const keydef node_keys[] = {
     {"CacheCleanupBatchSize", true},
     {"CacheCleanupMaxScanPages", true},
     {"CacheCleanupTimeBudgetMilliseconds", true},
+    {"Tls", true},
     /* Replication and pruning settings of the contract: accepted now so a config written
      * for the original loads, reported as unused until their component lands. */
     {"ReplicationSignalAckTimeoutMilliseconds", false},
@@ -68,6 +69,11 @@ static const keydef node_keys[] = {
     {"OperationLogPruningBatchSize", false},
     {"OperationReceiptRetentionDays", false},
     {NULL, false},
+};
+
+static const keydef tls_keys[] = {
+    {"CertificateFile", true}, {"KeyFile", true}, {"ClientCaFile", true},
+    {"PeerCaFile", true},      {NULL, false},
 };
 
 static const keydef storage_keys[] = {
@@ -472,6 +478,46 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     return true;
 }
 
+/* Node.Tls. Only the shape is checked here; http/tls.c opens the files at start-up and names
+ * the one that fails. */
+static bool load_tls(ld_config *cfg, json_t *node, char *err, size_t errlen)
+{
+    json_t *tls = node ? json_object_get(node, "Tls") : NULL;
+    if (!tls || json_is_null(tls)) return true;
+    if (!json_is_object(tls)) {
+        ld_set_err(err, errlen, "Node.Tls must be an object {CertificateFile, KeyFile, ...}");
+        return false;
+    }
+    canonicalize(tls, "Node.Tls", tls_keys, NULL, NULL);
+    ld_tls_config *t = &cfg->tls;
+    if (!get_str(tls, "Node.Tls", "CertificateFile", NULL, &t->certificate_file, err, errlen) ||
+        !get_str(tls, "Node.Tls", "KeyFile", NULL, &t->key_file, err, errlen) ||
+        !get_str(tls, "Node.Tls", "ClientCaFile", NULL, &t->client_ca_file, err, errlen) ||
+        !get_str(tls, "Node.Tls", "PeerCaFile", NULL, &t->peer_ca_file, err, errlen))
+        return false;
+    char **paths[] = {&t->certificate_file, &t->key_file, &t->client_ca_file, &t->peer_ca_file};
+    static const char *const names[] = {"CertificateFile", "KeyFile", "ClientCaFile", "PeerCaFile"};
+    for (size_t i = 0; i < 4; i++) {
+        if (*paths[i] && !**paths[i]) {
+            ld_set_err(err, errlen, "Node.Tls.%s is empty: give a file or leave the key out",
+                       names[i]);
+            return false;
+        }
+    }
+    if (!t->certificate_file != !t->key_file) {
+        ld_set_err(err, errlen, "Node.Tls needs both CertificateFile and KeyFile (got only %s)",
+                   t->certificate_file ? "CertificateFile" : "KeyFile");
+        return false;
+    }
+    if (t->client_ca_file && !t->certificate_file) {
+        ld_set_err(err, errlen,
+                   "Node.Tls.ClientCaFile needs CertificateFile and KeyFile: client certificates "
+                   "are asked for only over HTTPS");
+        return false;
+    }
+    return true;
+}
+
 bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
                     const ld_config_overrides *ov, char *err, size_t errlen)
 {
@@ -585,7 +631,7 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     cfg->max_query_depth = (int)x;
     if (!get_bool(node, "Node", "AllowDefaultKeys", false, &cfg->allow_default_keys, err, errlen))
         goto fail;
-    if (!load_replication(cfg, node, err, errlen)) goto fail;
+    if (!load_replication(cfg, node, err, errlen) || !load_tls(cfg, node, err, errlen)) goto fail;
 
     if (!get_str(storage, "Storage", "Plugin", "sqlite", &cfg->storage_plugin, err, errlen))
         goto fail;
@@ -651,5 +697,9 @@ void ld_config_free(ld_config *cfg)
     free(cfg->auth_json);
     free_list(cfg->cors_origins, cfg->n_cors_origins);
     free(cfg->studio_root);
+    free(cfg->tls.certificate_file);
+    free(cfg->tls.key_file);
+    free(cfg->tls.client_ca_file);
+    free(cfg->tls.peer_ca_file);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -30,9 +30,12 @@ char *ld_peer_url_normalize(const char *url, char *err, size_t errlen)
     const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
     const char *host = u ? evhttp_uri_get_host(u) : NULL;
     char *out = NULL;
-    if (!u || !scheme || strcasecmp(scheme, "http") != 0 || !host || !*host ||
-        evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u) || evhttp_uri_get_userinfo(u)) {
-        ld_set_err(err, errlen, "BaseUrl must be an http:// URL such as http://10.0.0.2:1446");
+    if (!u || !scheme || (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) ||
+        !host || !*host || evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u) ||
+        evhttp_uri_get_userinfo(u)) {
+        ld_set_err(err, errlen,
+                   "BaseUrl must be an http:// or https:// URL such as "
+                   "http://10.0.0.2:1446");
         goto out;
     }
     size_t n = strlen(url);

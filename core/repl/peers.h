@@ -30,8 +30,9 @@ void ld_peer_list_free(ld_peer_list *l);
 bool ld_peer_list_load(const char *path, ld_peer_list *out, char *err, size_t errlen);
 bool ld_peer_list_save(const char *path, const ld_peer_list *l, char *err, size_t errlen);
 
-/* Checks and normalizes a BaseUrl (http://host[:port][/prefix], trailing '/' dropped) into a
- * malloc'd string; NULL with err when invalid. */
+/* Checks and normalizes a BaseUrl (http:// or https://host[:port][/prefix], trailing '/'
+ * dropped; https peers are dialled over TLS, http/tls.h) into a malloc'd string; NULL with err
+ * when invalid. */
 char *ld_peer_url_normalize(const char *url, char *err, size_t errlen);
 
 /* Inserts or replaces by id (copies base_url). False when out of memory. */

@@ -20,6 +20,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "../db/registry.h"
+#include "../http/tls.h"
 #include "../db/writer.h"
 #include "../node.h"
 #include "../util/jsonget.h"
@@ -45,7 +46,9 @@ typedef struct ld_link {
     char peer[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, removed;
-    struct evhttp_connection *conn;
+    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one request */
+    ld_tls_http *tconn;             /* https: the connection of the request in flight */
+    bool tls;                       /* BaseUrl is https:// */
     char host[256];
     int port;
     char prefix[256]; /* path prefix of BaseUrl */
@@ -143,7 +146,8 @@ static bool link_set_url(ld_link *l, const char *base_url)
     size_t pl = strlen(l->prefix);
     while (pl > 0 && l->prefix[pl - 1] == '/')
         l->prefix[--pl] = '\0';
-    l->port = port > 0 ? port : 80;
+    l->tls = ld_tls_url_is_tls(base_url);
+    l->port = port > 0 ? port : l->tls ? 443 : 80;
     evhttp_uri_free(u);
     char *copy = strdup(base_url);
     if (!copy) return false;
@@ -188,7 +192,10 @@ static ld_link *link_get(ld_repl *r, const char *db, const ld_peer *p)
 
 static void link_free(ld_link *l)
 {
-    if (l->conn) evhttp_connection_free(l->conn);
+    if (l->tconn)
+        ld_tls_http_close(l->tconn); /* a request in flight goes without its callback */
+    else if (l->conn)
+        evhttp_connection_free(l->conn);
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
     free(l->base_url);
@@ -401,8 +408,23 @@ static void call_done(struct evhttp_request *req, void *arg)
     reply_fn fn = c->fn;
     free(c);
     int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (l->tconn) {
+        /* An https connection serves one request (call_post): read its failure, give it back
+         * (freed after this callback). */
+        char why[256];
+        bool described =
+            code == 0 &&
+            ld_tls_describe_failure(evhttp_connection_get_bufferevent(l->conn), why, sizeof why);
+        ld_tls_http_release(l->tconn);
+        l->tconn = NULL;
+        l->conn = NULL;
+        if (described) {
+            fn(l, 0, NULL, why);
+            return;
+        }
+    }
     if (code == 0) {
-        /* The connection is reset on the next call. */
+        /* A plain connection is reset on the next call. */
         fn(l, 0, NULL, "peer unreachable or timed out");
         return;
     }
@@ -418,7 +440,13 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
 {
     ld_repl *r = l->repl;
     if (!l->conn) {
-        l->conn = evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
+        if (l->tls) { /* a fresh connection per request: see ld_tls_http_open */
+            l->tconn = ld_tls_http_open(r->node->tls, r->node->base, r->dns, l->host, l->port);
+            l->conn = l->tconn ? ld_tls_http_evcon(l->tconn) : NULL;
+        } else {
+            l->conn =
+                evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
+        }
         if (!l->conn) return false;
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
@@ -441,11 +469,17 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
+    if (l->tconn) evhttp_add_header(h, "Connection", "close");
     evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
     free(text);
     if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
         /* evhttp freed req; c is ours again */
         free(c);
+        if (l->tconn) { /* unless call_done gave it back already */
+            ld_tls_http_release(l->tconn);
+            l->tconn = NULL;
+            l->conn = NULL;
+        }
         return false;
     }
     return true;
@@ -512,10 +546,12 @@ static void hint_send(ld_link *l)
     if (!h->c) {
         if (ld_mono_ms() < h->next_try_mono) return;
         char url[600];
-        snprintf(url, sizeof url, "ws://%s:%d%s/ws/replication", l->host, l->port, l->prefix);
+        snprintf(url, sizeof url, "%s://%s:%d%s/ws/replication", l->tls ? "wss" : "ws", l->host,
+                 l->port, l->prefix);
         const char *headers[] = {"ReplicationApiKey", r->node->cfg.replication_api_key, NULL};
         static const ld_ws_callbacks cbs = {.on_open = hint_on_open, .on_close = hint_on_close};
-        if (ld_ws_connect(r->node->base, r->dns, url, headers, NULL, &cbs, h, &h->c) != LD_OK) {
+        const ld_ws_options opt = {.tls = r->node->tls};
+        if (ld_ws_connect(r->node->base, r->dns, url, headers, &opt, &cbs, h, &h->c) != LD_OK) {
             h->c = NULL;
             return;
         }
@@ -1216,8 +1252,9 @@ ld_repl *ld_repl_new(ld_node *node, char *err, size_t errlen)
     r->dns = evdns_base_new(node->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (!r->dns) r->dns = evdns_base_new(node->base, 0); /* no resolv.conf: numeric peers only */
     r->sweep_ev = event_new(node->base, -1, EV_PERSIST, sweep_cb, r);
-    r->probe = ld_probe_new(node->base, r->dns, node->node_id, node->cfg.replication_api_key,
-                            node->cfg.peer_probe_interval_s, probe_targets, r);
+    r->probe =
+        ld_probe_new(node->base, r->dns, node->tls, node->node_id, node->cfg.replication_api_key,
+                     node->cfg.peer_probe_interval_s, probe_targets, r);
     if (!r->node_peers_path || !r->db_peers_dir || !r->kick_ev || !r->sweep_ev || !r->probe) {
         ld_set_err(err, errlen, "out of memory");
         goto fail;
