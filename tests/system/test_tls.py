@@ -4,11 +4,9 @@ client and sent by a node), peers whose certificate does not verify or that do n
 start-up refusing bad files. The CAs and certificates are made here with the openssl command
 line, in a temporary directory, when the module starts."""
 
-import base64
 import datetime
 import http.client
 import json
-import os
 import shutil
 import socket
 import ssl
@@ -18,6 +16,7 @@ import time
 import pytest
 
 from conftest import assert_ok
+from test_replication import ws_open, ws_recv_text, ws_send_text
 
 REPL_KEY = "tls-cluster-key"
 DB = "tlsdb"
@@ -213,42 +212,6 @@ def test_client_certificate_required_with_client_ca(make_node, pki):
     assert "client certificates required" in a.log_text()
 
 
-def wss_open(port, ctx, key=REPL_KEY):
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-    wskey = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET /ws/replication HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {wskey}\r\n"
-               f"Sec-WebSocket-Version: 13\r\nReplicationApiKey: {key}\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
-        assert chunk, head
-        head += chunk
-    return s, head.split(b"\r\n", 1)[0]
-
-
-def ws_send_text(s, text):
-    data = text.encode()
-    assert len(data) < 126
-    mask = os.urandom(4)
-    s.sendall(bytes([0x81, 0x80 | len(data)]) + mask +
-              bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-
-def ws_recv_text(s):
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            assert chunk, "connection closed"
-            buf += chunk
-        return buf
-    b0, b1 = exact(2)
-    assert b0 & 0x0F == 1 and b1 < 126, (b0, b1)
-    return json.loads(exact(b1))
-
-
 # ------------------------------------------------------------------------------------------------
 # Replication between https:// peers
 # ------------------------------------------------------------------------------------------------
@@ -288,7 +251,7 @@ def test_wss_sync_request_makes_the_receiver_pull_over_https(make_node, pki):
     a.api(DB).must_put("c", "x", {"v": 1})
     time.sleep(0.5)
     assert not has_doc(b, "c", "x")  # no trigger but the hint brings it
-    s, status_line = wss_open(b.port, client_context(pki, with_cert=True))
+    s, status_line = ws_open(b.port, key=REPL_KEY, ssl_context=client_context(pki, with_cert=True))
     try:
         assert b" 101 " in status_line
         ws_send_text(s, json.dumps({"type": "sync-request", "sourceNodeId": "a",
