@@ -17,6 +17,7 @@
 #include "../util/log.h"
 #include "../util/timeutil.h"
 #include "../ws/ws.h"
+#include "peers.h"
 
 #define PROBE_TIMEOUT_MS 2000
 #define HISTORY_MAX      720
@@ -36,13 +37,10 @@ typedef struct pnode {
     char id[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, self, seen;
-    char host[256];
-    int port;
-    char prefix[256];
+    ld_peer_addr addr; /* where base_url points */
 
     struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one probe */
     ld_tls_http *tconn;             /* https: the connection of the probe in flight */
-    bool tls;                       /* the URL is https:// */
     bool http_busy;
     uint64_t http_t0_us;
     ld_ws_conn *ws; /* set from connect until on_close (or until we drop it) */
@@ -104,18 +102,7 @@ static void node_free(pnode *n)
 static bool node_set_url(pnode *n, const char *url)
 {
     if (n->base_url && !strcmp(n->base_url, url)) return true;
-    struct evhttp_uri *u = evhttp_uri_parse(url);
-    if (!u) return false;
-    const char *host = evhttp_uri_get_host(u), *path = evhttp_uri_get_path(u);
-    int port = evhttp_uri_get_port(u);
-    snprintf(n->host, sizeof n->host, "%s", host ? host : "");
-    snprintf(n->prefix, sizeof n->prefix, "%s", path ? path : "");
-    size_t pl = strlen(n->prefix);
-    while (pl > 0 && n->prefix[pl - 1] == '/')
-        n->prefix[--pl] = '\0';
-    n->tls = ld_tls_url_is_tls(url);
-    n->port = port > 0 ? port : n->tls ? 443 : 80;
-    evhttp_uri_free(u);
+    if (!ld_peer_addr_parse(url, &n->addr)) return false;
     char *copy = strdup(url);
     if (!copy) return false;
     free(n->base_url);
@@ -225,11 +212,12 @@ static void http_start(pnode *n)
 {
     ld_probe *p = n->p;
     if (!n->conn) {
-        if (n->tls) { /* a fresh connection per probe: see ld_tls_http_open */
-            n->tconn = ld_tls_http_open(p->tls, p->base, p->dns, n->host, n->port);
+        if (n->addr.tls) { /* a fresh connection per probe: see ld_tls_http_open */
+            n->tconn = ld_tls_http_open(p->tls, p->base, p->dns, n->addr.host, n->addr.port);
             n->conn = n->tconn ? ld_tls_http_evcon(n->tconn) : NULL;
         } else {
-            n->conn = evhttp_connection_base_new(p->base, p->dns, n->host, (ev_uint16_t)n->port);
+            n->conn = evhttp_connection_base_new(p->base, p->dns, n->addr.host,
+                                                 (ev_uint16_t)n->addr.port);
         }
         if (!n->conn) goto fail;
         evhttp_connection_set_timeout(n->conn, PROBE_TIMEOUT_MS / 1000);
@@ -238,8 +226,8 @@ static void http_start(pnode *n)
     struct evhttp_request *req = evhttp_request_new(http_done, n);
     if (!req) goto fail;
     char hostport[300], path[300];
-    snprintf(hostport, sizeof hostport, "%s:%d", n->host, n->port);
-    snprintf(path, sizeof path, "%s/node", n->prefix);
+    snprintf(hostport, sizeof hostport, "%s:%d", n->addr.host, n->addr.port);
+    snprintf(path, sizeof path, "%s/node", n->addr.prefix);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Accept", "application/json");
@@ -342,8 +330,8 @@ static void ws_start(pnode *n)
         n->ws = NULL;
     }
     char url[600], when[LD_ISO_TIME_LEN];
-    snprintf(url, sizeof url, "%s://%s:%d%s/ws/replication", n->tls ? "wss" : "ws", n->host,
-             n->port, n->prefix);
+    snprintf(url, sizeof url, "%s://%s:%d%s/ws/replication", n->addr.tls ? "wss" : "ws",
+             n->addr.host, n->addr.port, n->addr.prefix);
     const char *headers[] = {"ReplicationApiKey", p->cluster_key, NULL};
     n->ws_detail[0] = '\0';
     n->ws_busy = true;

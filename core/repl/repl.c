@@ -48,10 +48,7 @@ typedef struct ld_link {
     bool active, removed;
     struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one request */
     ld_tls_http *tconn;             /* https: the connection of the request in flight */
-    bool tls;                       /* BaseUrl is https:// */
-    char host[256];
-    int port;
-    char prefix[256]; /* path prefix of BaseUrl */
+    ld_peer_addr addr;              /* where BaseUrl points */
     struct event *retry_ev;
 
     phase ph;
@@ -136,19 +133,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 static bool link_set_url(ld_link *l, const char *base_url)
 {
     if (l->base_url && !strcmp(l->base_url, base_url)) return true;
-    struct evhttp_uri *u = evhttp_uri_parse(base_url);
-    if (!u) return false;
-    const char *host = evhttp_uri_get_host(u);
-    const char *path = evhttp_uri_get_path(u);
-    int port = evhttp_uri_get_port(u);
-    snprintf(l->host, sizeof l->host, "%s", host ? host : "");
-    snprintf(l->prefix, sizeof l->prefix, "%s", path ? path : "");
-    size_t pl = strlen(l->prefix);
-    while (pl > 0 && l->prefix[pl - 1] == '/')
-        l->prefix[--pl] = '\0';
-    l->tls = ld_tls_url_is_tls(base_url);
-    l->port = port > 0 ? port : l->tls ? 443 : 80;
-    evhttp_uri_free(u);
+    if (!ld_peer_addr_parse(base_url, &l->addr)) return false;
     char *copy = strdup(base_url);
     if (!copy) return false;
     free(l->base_url);
@@ -440,12 +425,13 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
 {
     ld_repl *r = l->repl;
     if (!l->conn) {
-        if (l->tls) { /* a fresh connection per request: see ld_tls_http_open */
-            l->tconn = ld_tls_http_open(r->node->tls, r->node->base, r->dns, l->host, l->port);
+        if (l->addr.tls) { /* a fresh connection per request: see ld_tls_http_open */
+            l->tconn =
+                ld_tls_http_open(r->node->tls, r->node->base, r->dns, l->addr.host, l->addr.port);
             l->conn = l->tconn ? ld_tls_http_evcon(l->tconn) : NULL;
         } else {
-            l->conn =
-                evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
+            l->conn = evhttp_connection_base_new(r->node->base, r->dns, l->addr.host,
+                                                 (ev_uint16_t)l->addr.port);
         }
         if (!l->conn) return false;
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
@@ -463,8 +449,8 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
     c->fn = fn;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char hostport[300], path[512];
-    snprintf(hostport, sizeof hostport, "%s:%d", l->host, l->port);
-    snprintf(path, sizeof path, "%s/api/replication/%s", l->prefix, what);
+    snprintf(hostport, sizeof hostport, "%s:%d", l->addr.host, l->addr.port);
+    snprintf(path, sizeof path, "%s/api/replication/%s", l->addr.prefix, what);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Database", l->db);
@@ -546,8 +532,8 @@ static void hint_send(ld_link *l)
     if (!h->c) {
         if (ld_mono_ms() < h->next_try_mono) return;
         char url[600];
-        snprintf(url, sizeof url, "%s://%s:%d%s/ws/replication", l->tls ? "wss" : "ws", l->host,
-                 l->port, l->prefix);
+        snprintf(url, sizeof url, "%s://%s:%d%s/ws/replication", l->addr.tls ? "wss" : "ws",
+                 l->addr.host, l->addr.port, l->addr.prefix);
         const char *headers[] = {"ReplicationApiKey", r->node->cfg.replication_api_key, NULL};
         static const ld_ws_callbacks cbs = {.on_open = hint_on_open, .on_close = hint_on_close};
         const ld_ws_options opt = {.tls = r->node->tls};
