@@ -3,6 +3,7 @@
  * commands. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "http/failures.h"
 #include "http/request.h"
 #include "http/static.h"
+#include "http/tls.h"
 #include "http/router.h"
 #include "node.h"
 #include "repl/repl.h"
@@ -280,6 +282,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 static void self_url_of(ld_node *n, char *out, size_t outlen)
 {
     const char *a = n->cfg.listen_address;
+    const char *scheme = ld_tls_serves(n->tls) ? "https" : "http";
     int port = n->cfg.port;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -287,13 +290,13 @@ static void self_url_of(ld_node *n, char *out, size_t outlen)
         port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                               : ((struct sockaddr_in *)&ss)->sin_port);
     if (!strcmp(a, "0.0.0.0") || !*a)
-        snprintf(out, outlen, "http://127.0.0.1:%d", port);
+        snprintf(out, outlen, "%s://127.0.0.1:%d", scheme, port);
     else if (!strcmp(a, "::"))
-        snprintf(out, outlen, "http://[::1]:%d", port);
+        snprintf(out, outlen, "%s://[::1]:%d", scheme, port);
     else if (strchr(a, ':'))
-        snprintf(out, outlen, "http://[%s]:%d", a, port);
+        snprintf(out, outlen, "%s://[%s]:%d", scheme, a, port);
     else
-        snprintf(out, outlen, "http://%s:%d", a, port);
+        snprintf(out, outlen, "%s://%s:%d", scheme, a, port);
 }
 
 static bool is_loopback(const char *addr)
@@ -325,6 +328,26 @@ static bool check_default_keys(ld_node *n)
                  n->cfg.listen_address,
                  default_root ? "Auth.RootApiKey 'root'" : "Node.ReplicationApiKey");
     return false;
+}
+
+/* Node.TestClockOffsetMilliseconds skews this node's clock for the fault test (tests/fault).
+ * Refused beyond loopback: there it could only be a mistake, and it would reorder real users'
+ * conflicting writes (last writer wins by clock). */
+static bool apply_test_clock_offset(ld_node *n)
+{
+    int64_t off = n->cfg.test_clock_offset_ms;
+    if (off == 0) return true;
+    if (!is_loopback(n->cfg.listen_address)) {
+        ld_log_error("Node.TestClockOffsetMilliseconds is for tests on loopback only; remove it "
+                     "to listen on %s",
+                     n->cfg.listen_address);
+        return false;
+    }
+    ld_log_warn("TEST ONLY: this node's clock runs %" PRId64 " ms off the real clock "
+                "(Node.TestClockOffsetMilliseconds)",
+                off);
+    ld_hlc_set_offset(&n->clock, off);
+    return true;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -439,7 +462,17 @@ int main(int argc, char **argv)
         ld_log_error("%s", err);
         goto out;
     }
+    /* Before anything listens: a bad certificate or key stops the node here. */
+    if (!(n->tls = ld_tls_new(&n->cfg.tls, err, sizeof err))) {
+        ld_log_error("%s", err);
+        goto out;
+    }
+    if (!ld_tls_serves(n->tls) && !is_loopback(n->cfg.listen_address))
+        ld_log_warn("listening on %s over plain HTTP: API keys and documents cross the network "
+                    "in clear; set Node.Tls (docs/tls.md)",
+                    n->cfg.listen_address);
     ld_hlc_init(&n->clock, NULL);
+    if (!apply_test_clock_offset(n)) goto out;
     n->started_ms = ld_wall_ms();
 
     char *storage_path = ld_plugin_resolve(n->cfg.storage_plugin, n->cfg.plugin_dir,
@@ -518,6 +551,7 @@ int main(int argc, char **argv)
                      strerror(errno));
         goto out;
     }
+    if (ld_tls_serves(n->tls)) ld_tls_serve(n->tls, n->http, n->listener);
     n->accept_resume = evtimer_new(n->base, accept_resume_cb, n);
     if (!n->accept_resume) goto out;
     evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(n->listener), accept_error_cb);
@@ -530,9 +564,12 @@ int main(int argc, char **argv)
         goto out;
     signal(SIGPIPE, SIG_IGN);
 
-    ld_log_info("litedistd %s node %s listening on %s:%d (data %s, storage %s, %zu databases)",
-                LD_VERSION, n->node_id, n->cfg.listen_address, n->cfg.port, n->data_dir,
-                n->store.plugin->name, ld_registry_count(&n->reg));
+    ld_log_info("litedistd %s node %s listening on %s://%s:%d (data %s, storage %s, %zu "
+                "databases%s)",
+                LD_VERSION, n->node_id, ld_tls_serves(n->tls) ? "https" : "http",
+                n->cfg.listen_address, n->cfg.port, n->data_dir, n->store.plugin->name,
+                ld_registry_count(&n->reg),
+                ld_tls_requires_client_cert(n->tls) ? ", client certificates required" : "");
     event_base_dispatch(n->base);
     if (n->inflight > 0) {
         /* Writers still hold requests whose connections are about to go: do not free what
@@ -559,6 +596,7 @@ out:
     if (n->accept_resume) event_free(n->accept_resume);
     if (n->sig_int) event_free(n->sig_int);
     if (n->sig_term) event_free(n->sig_term);
+    ld_tls_free(n->tls); /* after every connection that used it, before the loop it reaps on */
     if (n->base) event_base_free(n->base);
     if (auth_up) ld_auth_chain_destroy(&n->auth);
     if (store_up) ld_store_destroy(&n->store);

@@ -36,6 +36,7 @@ typedef struct ld_node {
     ld_registry reg;
     struct ld_repl *repl;    /* replication: peers, links, scheduler (repl/repl.h) */
     struct ld_ws_server *ws; /* accepted WebSockets (/ws/replication), for shutdown */
+    struct ld_tls *tls;      /* TLS contexts (http/tls.h): HTTPS listener, https:// peers */
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *listener;

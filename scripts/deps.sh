@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages litedist needs to build and run, only those missing; with
 # --test also what the tests need (pytest, clang for the fuzzers, chromium and Node.js for the
-# browser tests) and the browser tests' npm packages (tests/browser, pinned by its lock file).
+# browser tests, openssl to make the TLS tests' certificates) and the browser tests' npm packages (tests/browser, pinned by its lock file).
 # Idempotent, and silent when everything is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ packages=(
   libcmocka-dev
 )
 if $test; then
-  packages+=(python3 python3-pytest clang libclang-rt-14-dev chromium)
+  packages+=(python3 python3-pytest clang libclang-rt-14-dev chromium openssl)
   # Node.js runs the browser tests (never the server). A machine may have it from elsewhere
   # than Debian (NodeSource bundles npm into its nodejs package): ask only for what is missing.
   command -v node >/dev/null || packages+=(nodejs)

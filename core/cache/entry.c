@@ -14,7 +14,9 @@
 
 uint64_t ld_cache_now_ms(const ld_db *db)
 {
-    return db->env->clock->wall_ms();
+    /* The node's wall clock as its HLC reads it (Node.TestClockOffsetMilliseconds included), the
+     * same clock expiries are stamped from. */
+    return ld_hlc_wall(db->env->clock);
 }
 
 bool ld_cache_rec_live(const ld_doc_rec *rec, uint64_t now_ms)

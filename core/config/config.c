@@ -53,10 +53,12 @@ static const keydef node_keys[] = {
     {"MaxUrlBytes", true},
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
+    {"TestClockOffsetMilliseconds", true},
     {"CacheCleanupIntervalSeconds", true},
     {"CacheCleanupBatchSize", true},
     {"CacheCleanupMaxScanPages", true},
     {"CacheCleanupTimeBudgetMilliseconds", true},
+    {"Tls", true},
     /* Replication and pruning settings of the contract: accepted now so a config written
      * for the original loads, reported as unused until their component lands. */
     {"ReplicationSignalAckTimeoutMilliseconds", false},
@@ -67,6 +69,11 @@ static const keydef node_keys[] = {
     {"OperationLogPruningBatchSize", false},
     {"OperationReceiptRetentionDays", false},
     {NULL, false},
+};
+
+static const keydef tls_keys[] = {
+    {"CertificateFile", true}, {"KeyFile", true}, {"ClientCaFile", true},
+    {"PeerCaFile", true},      {NULL, false},
 };
 
 /* Fault: the settings of the storage-fault test plugin (docs/testing.md). */
@@ -439,6 +446,11 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     if (!get_int(node, "Node", "MaxClockSkewSeconds", 60, 1, 86400 * 365, &x, err, errlen))
         return false;
     cfg->max_clock_skew_s = (int)x;
+    /* Test only (the fault test's clock skew): main.c refuses it beyond loopback. */
+    if (!get_int(node, "Node", "TestClockOffsetMilliseconds", 0, -86400000LL, 86400000LL, &x, err,
+                 errlen))
+        return false;
+    cfg->test_clock_offset_ms = (int64_t)x;
     if (!get_int(node, "Node", "CacheCleanupIntervalSeconds", 30, 0, 86400, &x, err, errlen))
         return false;
     cfg->cache_cleanup_interval_s = (int)x;
@@ -481,6 +493,46 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
             return false;
         }
         cfg->seed_peers = json_incref(seeds);
+    }
+    return true;
+}
+
+/* Node.Tls. Only the shape is checked here; http/tls.c opens the files at start-up and names
+ * the one that fails. */
+static bool load_tls(ld_config *cfg, json_t *node, char *err, size_t errlen)
+{
+    json_t *tls = node ? json_object_get(node, "Tls") : NULL;
+    if (!tls || json_is_null(tls)) return true;
+    if (!json_is_object(tls)) {
+        ld_set_err(err, errlen, "Node.Tls must be an object {CertificateFile, KeyFile, ...}");
+        return false;
+    }
+    canonicalize(tls, "Node.Tls", tls_keys, NULL, NULL);
+    ld_tls_config *t = &cfg->tls;
+    if (!get_str(tls, "Node.Tls", "CertificateFile", NULL, &t->certificate_file, err, errlen) ||
+        !get_str(tls, "Node.Tls", "KeyFile", NULL, &t->key_file, err, errlen) ||
+        !get_str(tls, "Node.Tls", "ClientCaFile", NULL, &t->client_ca_file, err, errlen) ||
+        !get_str(tls, "Node.Tls", "PeerCaFile", NULL, &t->peer_ca_file, err, errlen))
+        return false;
+    char **paths[] = {&t->certificate_file, &t->key_file, &t->client_ca_file, &t->peer_ca_file};
+    static const char *const names[] = {"CertificateFile", "KeyFile", "ClientCaFile", "PeerCaFile"};
+    for (size_t i = 0; i < 4; i++) {
+        if (*paths[i] && !**paths[i]) {
+            ld_set_err(err, errlen, "Node.Tls.%s is empty: give a file or leave the key out",
+                       names[i]);
+            return false;
+        }
+    }
+    if (!t->certificate_file != !t->key_file) {
+        ld_set_err(err, errlen, "Node.Tls needs both CertificateFile and KeyFile (got only %s)",
+                   t->certificate_file ? "CertificateFile" : "KeyFile");
+        return false;
+    }
+    if (t->client_ca_file && !t->certificate_file) {
+        ld_set_err(err, errlen,
+                   "Node.Tls.ClientCaFile needs CertificateFile and KeyFile: client certificates "
+                   "are asked for only over HTTPS");
+        return false;
     }
     return true;
 }
@@ -598,7 +650,7 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     cfg->max_query_depth = (int)x;
     if (!get_bool(node, "Node", "AllowDefaultKeys", false, &cfg->allow_default_keys, err, errlen))
         goto fail;
-    if (!load_replication(cfg, node, err, errlen)) goto fail;
+    if (!load_replication(cfg, node, err, errlen) || !load_tls(cfg, node, err, errlen)) goto fail;
 
     if (!get_str(storage, "Storage", "Plugin", "sqlite", &cfg->storage_plugin, err, errlen))
         goto fail;
@@ -664,5 +716,9 @@ void ld_config_free(ld_config *cfg)
     free(cfg->auth_json);
     free_list(cfg->cors_origins, cfg->n_cors_origins);
     free(cfg->studio_root);
+    free(cfg->tls.certificate_file);
+    free(cfg->tls.key_file);
+    free(cfg->tls.client_ca_file);
+    free(cfg->tls.peer_ca_file);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -16,6 +16,15 @@ typedef enum ld_conflict_policy {
     LD_POLICY_KEEP_LOCAL,     /* keep any local record; diverges */
 } ld_conflict_policy;
 
+/* Node.Tls: HTTPS/WSS for the listener and https:// peers (http/tls.h uses it). Every path is
+ * NULL when not given. */
+typedef struct ld_tls_config {
+    char *certificate_file; /* PEM chain; with key_file, the listener serves HTTPS */
+    char *key_file;         /* PEM private key of certificate_file */
+    char *client_ca_file;   /* PEM CAs: clients must present a certificate they signed */
+    char *peer_ca_file;     /* PEM CAs that verify https:// peers; NULL: system trust store */
+} ld_tls_config;
+
 typedef struct ld_config {
     json_t *root;      /* the merged tree (file, then env), keys in canonical case; owned */
     char *source_path; /* the file read, or NULL */
@@ -48,7 +57,9 @@ typedef struct ld_config {
     int request_timeout_s;     /* evhttp read/write/idle timeout */
     size_t max_url_bytes;
     int max_clock_skew_s;
+    int64_t test_clock_offset_ms; /* TEST ONLY: added to the wall clock the HLC reads */
     ld_conflict_policy conflict_policy;
+    ld_tls_config tls; /* Node.Tls */
 
     /* Cache sweeper (cache/sweeper.h) */
     int cache_cleanup_interval_s; /* 0: off */

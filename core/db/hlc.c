@@ -16,6 +16,20 @@ void ld_hlc_init(ld_hlc *c, uint64_t (*wall_ms)(void))
     pthread_mutex_init(&c->mu, NULL);
     c->last = 0;
     c->wall_ms = wall_ms ? wall_ms : ld_wall_ms;
+    c->offset_ms = 0;
+}
+
+void ld_hlc_set_offset(ld_hlc *c, int64_t offset_ms)
+{
+    c->offset_ms = offset_ms;
+}
+
+uint64_t ld_hlc_wall(const ld_hlc *c)
+{
+    uint64_t wall = c->wall_ms();
+    /* A negative offset larger than the clock itself would wrap: the epoch is as far as it goes. */
+    if (c->offset_ms < 0 && (uint64_t)(-c->offset_ms) > wall) return 0;
+    return wall + (uint64_t)c->offset_ms;
 }
 
 void ld_hlc_destroy(ld_hlc *c)
@@ -25,7 +39,7 @@ void ld_hlc_destroy(ld_hlc *c)
 
 uint64_t ld_hlc_now(ld_hlc *c)
 {
-    uint64_t wall = c->wall_ms();
+    uint64_t wall = ld_hlc_wall(c);
     pthread_mutex_lock(&c->mu);
     c->last = ld_hlc_next(c->last, wall);
     uint64_t v = c->last;

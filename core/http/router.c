@@ -16,6 +16,7 @@
 #include "../util/timeutil.h"
 #include "cors.h"
 #include "request.h"
+#include "tls.h"
 
 #define M_GET    EVHTTP_REQ_GET
 #define M_POST   EVHTTP_REQ_POST
@@ -108,6 +109,12 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
 {
     ld_node *node = arg;
     node->last_request_ms = ld_mono_ms();
+    if (ld_tls_serves(node->tls) && !ld_tls_request_is_tls(ev)) {
+        /* evhttp fell back to a plain socket (http/tls.h): a TLS listener never serves plain. */
+        evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
+        evhttp_send_error(ev, 503, "TLS is unavailable for this connection");
+        return;
+    }
     ld_req *r = calloc(1, sizeof *r);
     if (!r) {
         evhttp_send_error(ev, 500, NULL);

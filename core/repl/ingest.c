@@ -9,7 +9,6 @@
 #include "../db/apply.h"
 #include "../db/database.h"
 #include "../db/hlc.h"
-#include "../util/timeutil.h"
 
 void ld_ingest_free(ld_ingest *in)
 {
@@ -51,7 +50,9 @@ ld_status ld_ingest_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *j
     in->stopped = false;
     in->stop_reason[0] = '\0';
     job->result = LD_WR_OK;
-    uint64_t horizon = ld_wall_ms() + in->max_skew_ms;
+    /* This node's clock as its HLC reads it, so a skewed test clock skews the horizon too. */
+    uint64_t wall = ld_hlc_wall(db->env->clock);
+    uint64_t horizon = wall + in->max_skew_ms;
     for (size_t i = 0; i < in->n; i++) {
         const ld_op_rec *op = &in->ops[i].rec;
         if (ld_hlc_ms(op->hlc) > horizon) {
@@ -60,7 +61,7 @@ ld_status ld_ingest_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *j
                      "op %" PRIu64 " of origin %.*s is stamped %" PRIu64
                      " s ahead of this node's clock (Node.MaxClockSkewSeconds)",
                      op->origin_seq, (int)op->origin_len, op->origin,
-                     (ld_hlc_ms(op->hlc) - ld_wall_ms()) / 1000);
+                     (ld_hlc_ms(op->hlc) - wall) / 1000);
             in->stopped = true;
             break;
         }

@@ -11,6 +11,7 @@
 
 #include <event2/http.h>
 
+#include "../http/tls.h"
 #include "../util/jsonget.h"
 #include "../util/strutil.h"
 #include "../util/timeutil.h"
@@ -30,9 +31,12 @@ char *ld_peer_url_normalize(const char *url, char *err, size_t errlen)
     const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
     const char *host = u ? evhttp_uri_get_host(u) : NULL;
     char *out = NULL;
-    if (!u || !scheme || strcasecmp(scheme, "http") != 0 || !host || !*host ||
-        evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u) || evhttp_uri_get_userinfo(u)) {
-        ld_set_err(err, errlen, "BaseUrl must be an http:// URL such as http://10.0.0.2:1446");
+    if (!u || !scheme || (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) ||
+        !host || !*host || evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u) ||
+        evhttp_uri_get_userinfo(u)) {
+        ld_set_err(err, errlen,
+                   "BaseUrl must be an http:// or https:// URL such as "
+                   "http://10.0.0.2:1446");
         goto out;
     }
     size_t n = strlen(url);
@@ -177,4 +181,21 @@ bool ld_peer_list_save(const char *path, const ld_peer_list *l, char *err, size_
     if (!ok) ld_set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
     free(text);
     return ok;
+}
+
+bool ld_peer_addr_parse(const char *url, ld_peer_addr *out)
+{
+    struct evhttp_uri *u = evhttp_uri_parse(url);
+    if (!u) return false;
+    const char *host = evhttp_uri_get_host(u), *path = evhttp_uri_get_path(u);
+    int port = evhttp_uri_get_port(u);
+    snprintf(out->host, sizeof out->host, "%s", host ? host : "");
+    snprintf(out->prefix, sizeof out->prefix, "%s", path ? path : "");
+    size_t pl = strlen(out->prefix);
+    while (pl > 0 && out->prefix[pl - 1] == '/')
+        out->prefix[--pl] = '\0';
+    out->tls = ld_tls_url_is_tls(url);
+    out->port = port > 0 ? port : out->tls ? 443 : 80;
+    evhttp_uri_free(u);
+    return true;
 }

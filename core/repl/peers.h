@@ -30,9 +30,21 @@ void ld_peer_list_free(ld_peer_list *l);
 bool ld_peer_list_load(const char *path, ld_peer_list *out, char *err, size_t errlen);
 bool ld_peer_list_save(const char *path, const ld_peer_list *l, char *err, size_t errlen);
 
-/* Checks and normalizes a BaseUrl (http://host[:port][/prefix], trailing '/' dropped) into a
- * malloc'd string; NULL with err when invalid. */
+/* Checks and normalizes a BaseUrl (http:// or https://host[:port][/prefix], trailing '/'
+ * dropped; https peers are dialled over TLS, http/tls.h) into a malloc'd string; NULL with err
+ * when invalid. */
 char *ld_peer_url_normalize(const char *url, char *err, size_t errlen);
+
+/* Where a BaseUrl points: what the replication links and the dashboard probes dial. */
+typedef struct ld_peer_addr {
+    char host[256];
+    int port;         /* the URL's, else 443 for https and 80 for http */
+    char prefix[256]; /* the URL's path, without trailing '/' ("" for none) */
+    bool tls;         /* https:// */
+} ld_peer_addr;
+
+/* Splits a (normalized) BaseUrl into *out; false when it does not parse. */
+bool ld_peer_addr_parse(const char *url, ld_peer_addr *out);
 
 /* Inserts or replaces by id (copies base_url). False when out of memory. */
 bool ld_peer_list_upsert(ld_peer_list *l, const char *id, const char *base_url, bool active,

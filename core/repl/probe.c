@@ -12,10 +12,12 @@
 #include <event2/keyvalq_struct.h>
 
 #include "../db/names.h"
+#include "../http/tls.h"
 #include "../util/jsonget.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
 #include "../ws/ws.h"
+#include "peers.h"
 
 #define PROBE_TIMEOUT_MS 2000
 #define HISTORY_MAX      720
@@ -35,11 +37,10 @@ typedef struct pnode {
     char id[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, self, seen;
-    char host[256];
-    int port;
-    char prefix[256];
+    ld_peer_addr addr; /* where base_url points */
 
-    struct evhttp_connection *conn;
+    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one probe */
+    ld_tls_http *tconn;             /* https: the connection of the probe in flight */
     bool http_busy;
     uint64_t http_t0_us;
     ld_ws_conn *ws; /* set from connect until on_close (or until we drop it) */
@@ -60,6 +61,7 @@ typedef struct pnode {
 struct ld_probe {
     struct event_base *base;
     struct evdns_base *dns;
+    struct ld_tls *tls;
     char self_id[LD_NODE_ID_MAX + 1];
     char *cluster_key;
     int interval_s;
@@ -73,10 +75,12 @@ struct ld_probe {
 
 static void node_drop_probes(pnode *n)
 {
-    if (n->conn) {
-        evhttp_connection_free(n->conn); /* pending requests go without their callback */
-        n->conn = NULL;
-    }
+    if (n->tconn)
+        ld_tls_http_close(n->tconn); /* pending requests go without their callback */
+    else if (n->conn)
+        evhttp_connection_free(n->conn);
+    n->tconn = NULL;
+    n->conn = NULL;
     n->http_busy = false;
     if (n->ws) {
         ld_ws_conn_free(n->ws); /* no callback runs afterwards */
@@ -98,17 +102,7 @@ static void node_free(pnode *n)
 static bool node_set_url(pnode *n, const char *url)
 {
     if (n->base_url && !strcmp(n->base_url, url)) return true;
-    struct evhttp_uri *u = evhttp_uri_parse(url);
-    if (!u) return false;
-    const char *host = evhttp_uri_get_host(u), *path = evhttp_uri_get_path(u);
-    int port = evhttp_uri_get_port(u);
-    snprintf(n->host, sizeof n->host, "%s", host ? host : "");
-    snprintf(n->prefix, sizeof n->prefix, "%s", path ? path : "");
-    size_t pl = strlen(n->prefix);
-    while (pl > 0 && n->prefix[pl - 1] == '/')
-        n->prefix[--pl] = '\0';
-    n->port = port > 0 ? port : 80;
-    evhttp_uri_free(u);
+    if (!ld_peer_addr_parse(url, &n->addr)) return false;
     char *copy = strdup(url);
     if (!copy) return false;
     free(n->base_url);
@@ -177,7 +171,18 @@ static void http_done(struct evhttp_request *req, void *arg)
     n->http_ms = since_ms(n->http_t0_us);
     int code = req ? evhttp_request_get_response_code(req) : 0;
     n->http_state = PS_FAILED;
-    if (code == 0) {
+    char why[200];
+    bool tls_failed = false;
+    if (n->tconn) { /* one probe per https connection: give it back */
+        tls_failed = code == 0 && ld_tls_describe_failure(
+                                      evhttp_connection_get_bufferevent(n->conn), why, sizeof why);
+        ld_tls_http_release(n->tconn);
+        n->tconn = NULL;
+        n->conn = NULL;
+    }
+    if (tls_failed) {
+        snprintf(n->http_err, sizeof n->http_err, "HTTP probe: %.150s", why);
+    } else if (code == 0) {
         snprintf(n->http_err, sizeof n->http_err, "HTTP probe: %s",
                  n->http_ms >= PROBE_TIMEOUT_MS ? "timed out after 2 s"
                                                 : "connection refused or reset");
@@ -207,7 +212,13 @@ static void http_start(pnode *n)
 {
     ld_probe *p = n->p;
     if (!n->conn) {
-        n->conn = evhttp_connection_base_new(p->base, p->dns, n->host, (ev_uint16_t)n->port);
+        if (n->addr.tls) { /* a fresh connection per probe: see ld_tls_http_open */
+            n->tconn = ld_tls_http_open(p->tls, p->base, p->dns, n->addr.host, n->addr.port);
+            n->conn = n->tconn ? ld_tls_http_evcon(n->tconn) : NULL;
+        } else {
+            n->conn = evhttp_connection_base_new(p->base, p->dns, n->addr.host,
+                                                 (ev_uint16_t)n->addr.port);
+        }
         if (!n->conn) goto fail;
         evhttp_connection_set_timeout(n->conn, PROBE_TIMEOUT_MS / 1000);
         evhttp_connection_set_retries(n->conn, 0);
@@ -215,15 +226,21 @@ static void http_start(pnode *n)
     struct evhttp_request *req = evhttp_request_new(http_done, n);
     if (!req) goto fail;
     char hostport[300], path[300];
-    snprintf(hostport, sizeof hostport, "%s:%d", n->host, n->port);
-    snprintf(path, sizeof path, "%s/node", n->prefix);
+    snprintf(hostport, sizeof hostport, "%s:%d", n->addr.host, n->addr.port);
+    snprintf(path, sizeof path, "%s/node", n->addr.prefix);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Accept", "application/json");
+    if (n->tconn) evhttp_add_header(h, "Connection", "close");
     n->http_busy = true;
     n->http_t0_us = ld_mono_us();
     if (evhttp_make_request(n->conn, req, EVHTTP_REQ_GET, path) == 0) return;
     n->http_busy = false; /* evhttp freed req */
+    if (n->tconn) {       /* unless http_done gave it back already */
+        ld_tls_http_release(n->tconn);
+        n->tconn = NULL;
+        n->conn = NULL;
+    }
 fail:
     n->http_state = PS_FAILED;
     n->http_ms = 0;
@@ -306,13 +323,15 @@ static void ws_start(pnode *n)
         .on_text = ws_on_text, .on_error = ws_on_error, .on_close = ws_on_close};
     const ld_ws_options opt = {.connect_timeout_ms = PROBE_TIMEOUT_MS,
                                .handshake_timeout_ms = PROBE_TIMEOUT_MS,
-                               .close_timeout_ms = 1000};
+                               .close_timeout_ms = 1000,
+                               .tls = p->tls};
     if (n->ws) { /* still closing from the last round */
         ld_ws_conn_free(n->ws);
         n->ws = NULL;
     }
     char url[600], when[LD_ISO_TIME_LEN];
-    snprintf(url, sizeof url, "ws://%s:%d%s/ws/replication", n->host, n->port, n->prefix);
+    snprintf(url, sizeof url, "%s://%s:%d%s/ws/replication", n->addr.tls ? "wss" : "ws",
+             n->addr.host, n->addr.port, n->addr.prefix);
     const char *headers[] = {"ReplicationApiKey", p->cluster_key, NULL};
     n->ws_detail[0] = '\0';
     n->ws_busy = true;
@@ -393,14 +412,15 @@ static void round_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-ld_probe *ld_probe_new(struct event_base *base, struct evdns_base *dns, const char *self_id,
-                       const char *cluster_key, int interval_s, ld_probe_targets_fn targets,
-                       void *targets_ctx)
+ld_probe *ld_probe_new(struct event_base *base, struct evdns_base *dns, struct ld_tls *tls,
+                       const char *self_id, const char *cluster_key, int interval_s,
+                       ld_probe_targets_fn targets, void *targets_ctx)
 {
     ld_probe *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->base = base;
     p->dns = dns;
+    p->tls = tls;
     snprintf(p->self_id, sizeof p->self_id, "%s", self_id);
     p->cluster_key = strdup(cluster_key);
     p->interval_s = interval_s;

@@ -12,6 +12,8 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+struct ld_tls; /* http/tls.h */
+
 typedef struct ld_probe ld_probe;
 
 /* One node to probe; the strings are borrowed for the call. */
@@ -26,10 +28,11 @@ typedef void (*ld_probe_targets_fn)(void *ctx, ld_probe *p,
                                     void (*add)(ld_probe *p, const ld_probe_target *t));
 
 /* self_id and cluster_key are copied. interval_s 0 disables the rounds (every node then shows
- * Status "Unknown"). dns may be NULL (numeric peers only). NULL when memory fails. */
-ld_probe *ld_probe_new(struct event_base *base, struct evdns_base *dns, const char *self_id,
-                       const char *cluster_key, int interval_s, ld_probe_targets_fn targets,
-                       void *targets_ctx);
+ * Status "Unknown"). dns may be NULL (numeric peers only). tls (borrowed, outlives the probe)
+ * dials https:// peers. NULL when memory fails. */
+ld_probe *ld_probe_new(struct event_base *base, struct evdns_base *dns, struct ld_tls *tls,
+                       const char *self_id, const char *cluster_key, int interval_s,
+                       ld_probe_targets_fn targets, void *targets_ctx);
 
 /* Drops every probe in flight (no callback runs) and frees. NULL is ignored. */
 void ld_probe_free(ld_probe *p);

@@ -20,6 +20,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "../db/registry.h"
+#include "../http/tls.h"
 #include "../db/writer.h"
 #include "../node.h"
 #include "../util/jsonget.h"
@@ -45,10 +46,9 @@ typedef struct ld_link {
     char peer[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, removed;
-    struct evhttp_connection *conn;
-    char host[256];
-    int port;
-    char prefix[256]; /* path prefix of BaseUrl */
+    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one request */
+    ld_tls_http *tconn;             /* https: the connection of the request in flight */
+    ld_peer_addr addr;              /* where BaseUrl points */
     struct event *retry_ev;
 
     phase ph;
@@ -66,7 +66,10 @@ typedef struct ld_link {
     char last_error[256];
     uint64_t peer_max;  /* the peer's LocalMaxLogSequence at the last pull */
     uint64_t local_max; /* ours at the last push read */
-    uint64_t ops_pushed, ops_pulled;
+    /* Since this process started, for the status route: ops the peer acknowledged / ops pulled
+     * and processed, and how many of each the receiving side already held. A restarted node's
+     * duplicates show how much it re-moved (the fault test bounds them by one batch). */
+    uint64_t ops_pushed, ops_pulled, push_dups, pull_dups;
     bool diverged;
     bool ckpt_saving, ckpt_dirty; /* a checkpoint save is in the writer; another is due */
 } ld_link;
@@ -130,18 +133,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 static bool link_set_url(ld_link *l, const char *base_url)
 {
     if (l->base_url && !strcmp(l->base_url, base_url)) return true;
-    struct evhttp_uri *u = evhttp_uri_parse(base_url);
-    if (!u) return false;
-    const char *host = evhttp_uri_get_host(u);
-    const char *path = evhttp_uri_get_path(u);
-    int port = evhttp_uri_get_port(u);
-    snprintf(l->host, sizeof l->host, "%s", host ? host : "");
-    snprintf(l->prefix, sizeof l->prefix, "%s", path ? path : "");
-    size_t pl = strlen(l->prefix);
-    while (pl > 0 && l->prefix[pl - 1] == '/')
-        l->prefix[--pl] = '\0';
-    l->port = port > 0 ? port : 80;
-    evhttp_uri_free(u);
+    if (!ld_peer_addr_parse(base_url, &l->addr)) return false;
     char *copy = strdup(base_url);
     if (!copy) return false;
     free(l->base_url);
@@ -185,7 +177,10 @@ static ld_link *link_get(ld_repl *r, const char *db, const ld_peer *p)
 
 static void link_free(ld_link *l)
 {
-    if (l->conn) evhttp_connection_free(l->conn);
+    if (l->tconn)
+        ld_tls_http_close(l->tconn); /* a request in flight goes without its callback */
+    else if (l->conn)
+        evhttp_connection_free(l->conn);
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
     free(l->base_url);
@@ -292,6 +287,12 @@ static void cycle_begin(ld_link *l)
                 }
                 ld_txn_abort(&t);
                 l->loaded = true;
+                /* After a restart this says how much will move again: what lies between these
+                 * stored checkpoints and where the link was when the process ended. */
+                ld_log(LD_LOG_INFO, l->db,
+                       "replication with %s resumes after push checkpoint %" PRIu64
+                       ", pull checkpoint %" PRIu64,
+                       l->peer, l->push_ckpt, l->pull_ckpt);
             }
             ld_registry_release(&r->node->reg, db);
         }
@@ -392,8 +393,23 @@ static void call_done(struct evhttp_request *req, void *arg)
     reply_fn fn = c->fn;
     free(c);
     int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (l->tconn) {
+        /* An https connection serves one request (call_post): read its failure, give it back
+         * (freed after this callback). */
+        char why[256];
+        bool described =
+            code == 0 &&
+            ld_tls_describe_failure(evhttp_connection_get_bufferevent(l->conn), why, sizeof why);
+        ld_tls_http_release(l->tconn);
+        l->tconn = NULL;
+        l->conn = NULL;
+        if (described) {
+            fn(l, 0, NULL, why);
+            return;
+        }
+    }
     if (code == 0) {
-        /* The connection is reset on the next call. */
+        /* A plain connection is reset on the next call. */
         fn(l, 0, NULL, "peer unreachable or timed out");
         return;
     }
@@ -409,7 +425,14 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
 {
     ld_repl *r = l->repl;
     if (!l->conn) {
-        l->conn = evhttp_connection_base_new(r->node->base, r->dns, l->host, (ev_uint16_t)l->port);
+        if (l->addr.tls) { /* a fresh connection per request: see ld_tls_http_open */
+            l->tconn =
+                ld_tls_http_open(r->node->tls, r->node->base, r->dns, l->addr.host, l->addr.port);
+            l->conn = l->tconn ? ld_tls_http_evcon(l->tconn) : NULL;
+        } else {
+            l->conn = evhttp_connection_base_new(r->node->base, r->dns, l->addr.host,
+                                                 (ev_uint16_t)l->addr.port);
+        }
         if (!l->conn) return false;
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
@@ -426,17 +449,23 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
     c->fn = fn;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char hostport[300], path[512];
-    snprintf(hostport, sizeof hostport, "%s:%d", l->host, l->port);
-    snprintf(path, sizeof path, "%s/api/replication/%s", l->prefix, what);
+    snprintf(hostport, sizeof hostport, "%s:%d", l->addr.host, l->addr.port);
+    snprintf(path, sizeof path, "%s/api/replication/%s", l->addr.prefix, what);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
+    if (l->tconn) evhttp_add_header(h, "Connection", "close");
     evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
     free(text);
     if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
         /* evhttp freed req; c is ours again */
         free(c);
+        if (l->tconn) { /* unless call_done gave it back already */
+            ld_tls_http_release(l->tconn);
+            l->tconn = NULL;
+            l->conn = NULL;
+        }
         return false;
     }
     return true;
@@ -503,10 +532,12 @@ static void hint_send(ld_link *l)
     if (!h->c) {
         if (ld_mono_ms() < h->next_try_mono) return;
         char url[600];
-        snprintf(url, sizeof url, "ws://%s:%d%s/ws/replication", l->host, l->port, l->prefix);
+        snprintf(url, sizeof url, "%s://%s:%d%s/ws/replication", l->addr.tls ? "wss" : "ws",
+                 l->addr.host, l->addr.port, l->addr.prefix);
         const char *headers[] = {"ReplicationApiKey", r->node->cfg.replication_api_key, NULL};
         static const ld_ws_callbacks cbs = {.on_open = hint_on_open, .on_close = hint_on_close};
-        if (ld_ws_connect(r->node->base, r->dns, url, headers, NULL, &cbs, h, &h->c) != LD_OK) {
+        const ld_ws_options opt = {.tls = r->node->tls};
+        if (ld_ws_connect(r->node->base, r->dns, url, headers, &opt, &cbs, h, &h->c) != LD_OK) {
             h->c = NULL;
             return;
         }
@@ -610,9 +641,12 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     l->push_ckpt = ack;
     l->ops_pushed += sent;
-    uint64_t accepted = 0;
-    if (ld_json_as_u64(ld_json_get_ci(body, "AcceptedCount"), &accepted) && accepted > 0)
-        hint_send(l);
+    uint64_t accepted = 0, processed = 0;
+    bool have_accepted = ld_json_as_u64(ld_json_get_ci(body, "AcceptedCount"), &accepted);
+    if (have_accepted && ld_json_as_u64(ld_json_get_ci(body, "ProcessedCount"), &processed) &&
+        processed > accepted)
+        l->push_dups += processed - accepted;
+    if (have_accepted && accepted > 0) hint_send(l);
     save_ckpts(l);
     if (full && ack == l->sent_last)
         step_push(l);
@@ -711,7 +745,8 @@ static void ingest_done(ld_wjob *job)
     ld_wresult res = job->result;
     if (res == LD_WR_OK) {
         if (in->pull_ckpt > l->pull_ckpt) l->pull_ckpt = in->pull_ckpt;
-        l->ops_pulled += in->accepted;
+        l->ops_pulled += in->processed;
+        l->pull_dups += in->processed - in->accepted;
     }
     bool stopped = in->stopped;
     char reason[sizeof in->stop_reason];
@@ -1073,6 +1108,19 @@ static json_t *link_json(ld_link *l, uint64_t local_max)
                      l->diverged, "UpdatedUtc", time_or_null(ld_wall_ms()));
 }
 
+/* Adds the link's counters since start-up (beyond the contract's fields) to its status j. */
+static json_t *link_counters(const ld_link *l, json_t *j)
+{
+    if (j && (json_object_set_new(j, "PushedOperations", json_integer((json_int_t)l->ops_pushed)) ||
+              json_object_set_new(j, "PushedDuplicates", json_integer((json_int_t)l->push_dups)) ||
+              json_object_set_new(j, "PulledOperations", json_integer((json_int_t)l->ops_pulled)) ||
+              json_object_set_new(j, "PulledDuplicates", json_integer((json_int_t)l->pull_dups)))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
 json_t *ld_repl_status(ld_repl *r)
 {
     links_sync_all(r);
@@ -1100,7 +1148,7 @@ json_t *ld_repl_status(ld_repl *r)
                 active++;
                 total += s.last_seq > l->push_ckpt ? s.last_seq - l->push_ckpt : 0;
             }
-            json_array_append_new(peers, link_json(l, s.last_seq));
+            json_array_append_new(peers, link_counters(l, link_json(l, s.last_seq)));
         }
         json_array_append_new(
             dbs, json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:I, s:o, s:s, s:o}", "DatabaseName",
@@ -1190,8 +1238,9 @@ ld_repl *ld_repl_new(ld_node *node, char *err, size_t errlen)
     r->dns = evdns_base_new(node->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (!r->dns) r->dns = evdns_base_new(node->base, 0); /* no resolv.conf: numeric peers only */
     r->sweep_ev = event_new(node->base, -1, EV_PERSIST, sweep_cb, r);
-    r->probe = ld_probe_new(node->base, r->dns, node->node_id, node->cfg.replication_api_key,
-                            node->cfg.peer_probe_interval_s, probe_targets, r);
+    r->probe =
+        ld_probe_new(node->base, r->dns, node->tls, node->node_id, node->cfg.replication_api_key,
+                     node->cfg.peer_probe_interval_s, probe_targets, r);
     if (!r->node_peers_path || !r->db_peers_dir || !r->kick_ev || !r->sweep_ev || !r->probe) {
         ld_set_err(err, errlen, "out of memory");
         goto fail;

@@ -75,6 +75,9 @@ typedef struct ld_ws_options {
     uint32_t handshake_timeout_ms;
     /* How long a close frame we sent waits for the peer's close (or its end of the stream). */
     uint32_t close_timeout_ms;
+    /* Client: the TLS contexts that dial wss:// (and https://) URLs, verifying the server's
+     * certificate and host; NULL refuses such URLs. Borrowed: must outlive the connection. */
+    struct ld_tls *tls;
 } ld_ws_options;
 
 /* What went wrong, passed to on_error. */
@@ -179,12 +182,15 @@ void ld_ws_server_free(ld_ws_server *srv);
 
 /* ---- Client side -------------------------------------------------------------------------- */
 
-/* Dials url ("ws://host[:port][/path][?query]"; "http://" is accepted as a synonym) on base.
+/* Dials url ("ws://host[:port][/path][?query]"; "http://" is accepted as a synonym; "wss://"
+ * and "https://" over TLS when opt->tls is given, default port 443) on base.
  * headers is NULL or a NULL-terminated list of name, value pairs sent with the upgrade (e.g.
  * {"ReplicationApiKey", key, NULL}). A numeric host is connected directly; a host name is
  * resolved through dns (never blocking), and fails with LD_WS_ERR_DNS when dns is NULL.
  * Returns LD_OK with *out set (everything else is reported through the callbacks, never before
- * this returns), LD_INVALID for a bad URL or header, LD_UNSUPPORTED for wss/https, LD_NOMEM. */
+ * this returns), LD_INVALID for a bad URL or header, LD_UNSUPPORTED for wss/https without
+ * opt->tls, LD_NOMEM. A server certificate that does not verify fails the connect
+ * (LD_WS_ERR_CONNECT) with "TLS certificate verification failed: <reason>" in the detail. */
 ld_status ld_ws_connect(struct event_base *base, struct evdns_base *dns, const char *url,
                         const char *const *headers, const ld_ws_options *opt,
                         const ld_ws_callbacks *cb, void *arg, ld_ws_conn **out);

@@ -2,6 +2,8 @@
  * (numeric hosts directly, names through evdns), sends the upgrade and checks the 101. */
 #include "ws_internal.h"
 
+#include "../http/tls.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +70,10 @@ static char *build_request(const char *host_hdr, const char *target, const char 
     return out;
 }
 
-/* Splits url into host (brackets of an IPv6 literal removed), port and request target. */
-static ld_status parse_url(const char *url, char **host, int *port, char **target)
+/* Splits url into host (brackets of an IPv6 literal removed), port and request target; *tls
+ * says whether the scheme is wss or https (refused unless tls_ok). */
+static ld_status parse_url(const char *url, bool tls_ok, char **host, int *port, char **target,
+                           bool *tls)
 {
     struct evhttp_uri *u = evhttp_uri_parse(url);
     if (!u) return LD_INVALID;
@@ -79,13 +83,14 @@ static ld_status parse_url(const char *url, char **host, int *port, char **targe
     const char *path = evhttp_uri_get_path(u);
     const char *query = evhttp_uri_get_query(u);
     if (!scheme || !h || !*h) goto out;
-    if (!strcasecmp(scheme, "wss") || !strcasecmp(scheme, "https")) {
+    *tls = !strcasecmp(scheme, "wss") || !strcasecmp(scheme, "https");
+    if (*tls && !tls_ok) {
         st = LD_UNSUPPORTED;
         goto out;
     }
-    if (strcasecmp(scheme, "ws") != 0 && strcasecmp(scheme, "http") != 0) goto out;
+    if (!*tls && strcasecmp(scheme, "ws") != 0 && strcasecmp(scheme, "http") != 0) goto out;
     *port = evhttp_uri_get_port(u);
-    if (*port < 0) *port = 80;
+    if (*port < 0) *port = *tls ? 443 : 80;
     if (*port == 0 || *port > 65535) goto out;
     size_t hl = strlen(h);
     if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
@@ -119,7 +124,8 @@ ld_status ld_ws_connect(struct event_base *base, struct evdns_base *dns, const c
     if (sodium_init() < 0) return LD_INTERNAL;
     char *host = NULL, *target = NULL;
     int port = 0;
-    ld_status st = parse_url(url, &host, &port, &target);
+    bool tls = false;
+    ld_status st = parse_url(url, opt && opt->tls, &host, &port, &target, &tls);
     if (st != LD_OK) return st;
 
     unsigned char nonce[16];
@@ -141,6 +147,7 @@ ld_status ld_ws_connect(struct event_base *base, struct evdns_base *dns, const c
         return LD_NOMEM;
     }
     c->dns = dns;
+    c->tls = tls;
     c->host = host;
     c->port = port;
     c->request = request;
@@ -162,7 +169,8 @@ static void try_next(ld_ws_conn *c)
         struct evutil_addrinfo *ai = c->addr_next;
         c->addr_next = ai->ai_next;
         if (c->bev) bufferevent_free(c->bev);
-        c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        c->bev = c->tls ? ld_tls_client_bev(c->opt.tls, c->base, c->host)
+                        : bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (!c->bev) {
             ws_fail(c, LD_WS_ERR_NOMEM, "out of memory");
             return;
@@ -259,8 +267,11 @@ void ws_client_on_event(ld_ws_conn *c, short what)
             if (bufferevent_write(c->bev, c->request, strlen(c->request)) != 0)
                 ws_fail(c, LD_WS_ERR_NOMEM, "out of memory");
         } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
-            snprintf(c->last_connect_error, sizeof c->last_connect_error, "%s",
-                     err ? evutil_socket_error_to_string(err) : "connection closed");
+            /* Over TLS, CONNECTED means the handshake is done too: its failure lands here. */
+            if (!ld_tls_describe_failure(c->bev, c->last_connect_error,
+                                         sizeof c->last_connect_error))
+                snprintf(c->last_connect_error, sizeof c->last_connect_error, "%s",
+                         err ? evutil_socket_error_to_string(err) : "connection closed");
             try_next(c);
         }
     } else if (c->state == WS_HANDSHAKE && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {

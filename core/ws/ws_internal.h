@@ -81,7 +81,8 @@ struct ld_ws_conn {
     int port;
     char *request; /* the upgrade request text */
     char accept_expected[LD_WS_ACCEPT_LEN + 1];
-    char last_connect_error[96];
+    bool tls; /* wss:// or https://: dialled through opt.tls */
+    char last_connect_error[256];
 };
 
 TAILQ_HEAD(ws_conn_list, ld_ws_conn);

@@ -1,4 +1,5 @@
-"""System-test harness for litedistd: real server processes on loopback, plain HTTP.
+"""System-test harness for litedistd: real server processes on loopback, plain HTTP (HTTPS for a
+node given an ssl_context, see test_tls.py).
 
 Only the standard library and pytest are used. The build is found through LD_BIN_DIR (default
 <repo>/build/bin): the server at $LD_BIN_DIR/litedistd, its plugins in plugins/, the test-only
@@ -333,6 +334,7 @@ class Node:
         self.port = port if port is not None else config.get("Node", {}).get("Port")
         self.name = name
         self.config_flag = "--config"  # or "-c"
+        self.ssl_context = None  # an ssl.SSLContext: talk HTTPS to a node with Node.Tls
         self.proc = None
         self.returncode = None
         self._log_file = None
@@ -463,7 +465,11 @@ class Node:
         elif body is not None:
             data = json.dumps(body).encode("utf-8")
             hdrs.setdefault("Content-Type", "application/json")
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.ssl_context is not None:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()

@@ -1,7 +1,9 @@
 """Replication between real litedistd processes: push/pull, checkpoints, peers, convergence in
 a mesh and a chain, crash and freeze recovery, idempotent replay, the cluster key."""
 
+import base64
 import json
+import os
 import random
 import signal
 import socket
@@ -389,10 +391,12 @@ def test_status_reports_a_failing_peer(make_node):
 
 # --- /ws/replication ----------------------------------------------------------------------------
 
-def ws_open(port, key=REPL_KEY):
-    import base64
-    import os
+def ws_open(port, key=REPL_KEY, ssl_context=None):
+    """A raw WebSocket handshake on /ws/replication (over TLS with ssl_context); returns the
+    socket and the answer's status line."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if ssl_context is not None:
+        s = ssl_context.wrap_socket(s, server_hostname="127.0.0.1")
     wskey = base64.b64encode(os.urandom(16)).decode()
     s.sendall((f"GET /ws/replication HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {wskey}\r\n"
@@ -406,7 +410,6 @@ def ws_open(port, key=REPL_KEY):
 
 
 def ws_send_text(s, text):
-    import os
     data = text.encode()
     mask = os.urandom(4)
     hdr = bytes([0x81])

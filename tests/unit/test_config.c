@@ -155,6 +155,25 @@ static void cache_cleanup_settings(void **state)
     }
 }
 
+/* Node.TestClockOffsetMilliseconds: 0 by default, negative allowed, at most one day either way. */
+static void test_clock_offset(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const none[] = {NULL};
+    assert_true(ld_config_load(&c, NULL, none, NULL, err, sizeof err));
+    assert_int_equal(c.test_clock_offset_ms, 0);
+    ld_config_free(&c);
+    char *const env[] = {"LITEDIST_Node__TestClockOffsetMilliseconds=-20000", NULL};
+    assert_true(ld_config_load(&c, NULL, env, NULL, err, sizeof err));
+    assert_true(c.test_clock_offset_ms == -20000);
+    ld_config_free(&c);
+    char *const far[] = {"LITEDIST_Node__TestClockOffsetMilliseconds=86400001", NULL};
+    assert_false(ld_config_load(&c, NULL, far, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "Node.TestClockOffsetMilliseconds"));
+}
+
 static void env_paths(void **state)
 {
     (void)state;
@@ -225,6 +244,59 @@ static void studio_section(void **state)
     free(path);
 }
 
+static void tls_section(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const none[] = {NULL};
+    assert_true(ld_config_load(&c, NULL, none, NULL, err, sizeof err));
+    assert_null(c.tls.certificate_file); /* plain HTTP by default */
+    assert_null(c.tls.peer_ca_file);
+    ld_config_free(&c);
+
+    /* Any case in the file; env overrides and adds keys like everywhere else. */
+    char *path = write_tmp("{\"Node\": {\"tls\": {\"certificatefile\": \"/c/cert.pem\", "
+                           "\"KeyFile\": \"/c/key.pem\"}}}");
+    char *const env[] = {"LITEDIST_Node__Tls__KeyFile=/env/key.pem",
+                         "LITEDIST_Node__Tls__ClientCaFile=/env/ca.pem",
+                         "LITEDIST_Node__Tls__PeerCaFile=/env/peers.pem", NULL};
+    assert_true(ld_config_load(&c, path, env, NULL, err, sizeof err));
+    assert_string_equal(c.tls.certificate_file, "/c/cert.pem");
+    assert_string_equal(c.tls.key_file, "/env/key.pem");
+    assert_string_equal(c.tls.client_ca_file, "/env/ca.pem");
+    assert_string_equal(c.tls.peer_ca_file, "/env/peers.pem");
+    ld_config_free(&c);
+    unlink(path);
+    free(path);
+
+    /* Only the CA for https:// peers: a plain HTTP node that dials TLS peers. */
+    char *const peers_only[] = {"LITEDIST_Node__Tls__PeerCaFile=/p.pem", NULL};
+    assert_true(ld_config_load(&c, NULL, peers_only, NULL, err, sizeof err));
+    assert_null(c.tls.certificate_file);
+    assert_string_equal(c.tls.peer_ca_file, "/p.pem");
+    ld_config_free(&c);
+
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"{\"Node\": {\"Tls\": \"on\"}}", "Node.Tls must be an object"},
+        {"{\"Node\": {\"Tls\": {\"CertificateFile\": \"/c.pem\"}}}", "both CertificateFile"},
+        {"{\"Node\": {\"Tls\": {\"KeyFile\": \"/k.pem\"}}}", "got only KeyFile"},
+        {"{\"Node\": {\"Tls\": {\"ClientCaFile\": \"/ca.pem\"}}}", "ClientCaFile needs"},
+        {"{\"Node\": {\"Tls\": {\"PeerCaFile\": 7.5}}}", "Node.Tls.PeerCaFile must be"},
+        {"{\"Node\": {\"Tls\": {\"CertificateFile\": \"\", \"KeyFile\": \"/k\"}}}",
+         "CertificateFile is empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        path = write_tmp(bad[i].text);
+        assert_false(ld_config_load(&c, path, none, NULL, err, sizeof err));
+        if (!strstr(err, bad[i].needle)) fail_msg("case %zu: '%s'", i, err);
+        unlink(path);
+        free(path);
+    }
+}
+
 int main(void)
 {
     ld_log_set_level(LD_LOG_ERROR); /* the warnings for unknown keys are expected here */
@@ -236,7 +308,9 @@ int main(void)
         cmocka_unit_test(env_paths),
         cmocka_unit_test(env_names_not_utf8),
         cmocka_unit_test(cache_cleanup_settings),
+        cmocka_unit_test(test_clock_offset),
         cmocka_unit_test(studio_section),
+        cmocka_unit_test(tls_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,6 +72,27 @@ static void observe_moves_clock_forward_only(void **state)
     ld_hlc_destroy(&d);
 }
 
+/* Node.TestClockOffsetMilliseconds: the offset moves the wall reading and the stamps, and a
+ * clock whose offset is removed (a restart without it) never issues a stamp below what it had. */
+static void offset_skews_wall_and_stamps(void **state)
+{
+    (void)state;
+    ld_hlc c;
+    ld_hlc_init(&c, fake_wall);
+    fake_now = 50000;
+    assert_int_equal(ld_hlc_wall(&c), 50000);
+    ld_hlc_set_offset(&c, 20000);
+    assert_int_equal(ld_hlc_wall(&c), 70000);
+    uint64_t ahead = ld_hlc_now(&c);
+    assert_int_equal(ld_hlc_ms(ahead), 70000);
+    ld_hlc_set_offset(&c, -20000);
+    assert_int_equal(ld_hlc_wall(&c), 30000);
+    assert_true(ld_hlc_now(&c) > ahead); /* behind the wall: the counter carries on */
+    ld_hlc_set_offset(&c, -60000);
+    assert_int_equal(ld_hlc_wall(&c), 0); /* clamped at the epoch, never wrapped */
+    ld_hlc_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -79,6 +100,7 @@ int main(void)
         cmocka_unit_test(next_increments_when_clock_stalls_or_goes_back),
         cmocka_unit_test(clock_is_strictly_increasing),
         cmocka_unit_test(observe_moves_clock_forward_only),
+        cmocka_unit_test(offset_skews_wall_and_stamps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,87 @@
+/* TLS for litedistd (Node.Tls): the server context behind the HTTPS/WSS listener and the client
+ * context that dials https:// and wss:// peers, both built once at start-up with OpenSSL and
+ * handed to libevent as OpenSSL bufferevents.
+ *
+ * Ownership: ld_tls_new returns the only owner of both SSL_CTXs; ld_tls_free releases them.
+ * Every SSL made from them belongs to the bufferevent it was given to (BEV_OPT_CLOSE_ON_FREE),
+ * which frees it, with its socket, when the bufferevent is freed.
+ * Threads: loop thread only. */
+#ifndef LD_TLS_H
+#define LD_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "../config/config.h"
+
+typedef struct ld_tls ld_tls;
+
+/* Builds the contexts from cfg (copied where kept). Opens every file it names: a missing or
+ * unreadable file, a bad PEM or a key that does not match the certificate fails with a message
+ * naming the key and the file (never a fallback to plain HTTP). Without CertificateFile only the
+ * client context exists (peers verified against PeerCaFile, else the system trust store).
+ * Returns NULL with err set on failure. */
+ld_tls *ld_tls_new(const ld_tls_config *cfg, char *err, size_t errlen);
+
+/* Frees the contexts and the client connections given back and not yet freed. Call once no
+ * connection uses t any more, and before the event_base those connections lived on is freed.
+ * NULL is ignored. */
+void ld_tls_free(ld_tls *t);
+
+/* True when the listener must serve HTTPS (CertificateFile and KeyFile given). */
+bool ld_tls_serves(const ld_tls *t);
+
+/* True when client certificates are required (ClientCaFile given). */
+bool ld_tls_requires_client_cert(const ld_tls *t);
+
+/* Makes every connection evhttp accepts on listener an OpenSSL bufferevent in accepting state
+ * (TLS 1.2 minimum), and turns Nagle off for them: OpenSSL writes a response as several records,
+ * and the small last one would otherwise wait for the client's delayed ACK (~40 ms per request
+ * on a keep-alive connection). Call before the loop runs. t must outlive http. */
+void ld_tls_serve(ld_tls *t, struct evhttp *http, struct evhttp_bound_socket *listener);
+
+/* True when req arrived over TLS. The router refuses anything else on a TLS listener: when
+ * evhttp's bufferevent callback fails (out of memory) evhttp falls back to a plain socket
+ * (libevent#336), and that must not turn into plain HTTP. */
+bool ld_tls_request_is_tls(struct evhttp_request *req);
+
+/* A new client bufferevent (no socket yet: connect it, or give it to evhttp) that will verify
+ * the peer's certificate chain and that it was issued for host (a DNS name or an IP literal),
+ * sends SNI for names, and presents this node's certificate when it has one. NULL when memory
+ * fails. The caller owns the result (bufferevent_free). */
+struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const char *host);
+
+/* One evhttp client connection to host:port over TLS, for ONE request: libevent 2.1 cannot
+ * reconnect an OpenSSL bufferevent (the old session's state stays: libevent#975), so an https
+ * request gets a fresh connection (the caller sends it with "Connection: close"), dropped once
+ * the request is answered or has failed. Nagle is turned off on its socket before the request
+ * leaves.
+ *
+ * Ownership: the caller owns the handle until it gives it back with ld_tls_http_release (from
+ * anywhere, its own request callback included: the connection is freed on the loop's next turn,
+ * never under libevent's feet) or ld_tls_http_close (at once, dropping a pending request without
+ * its callback; never from that connection's own callbacks). Connections released and not yet
+ * freed are freed by ld_tls_free. base must be the same for every call on t. */
+typedef struct ld_tls_http ld_tls_http;
+
+ld_tls_http *ld_tls_http_open(ld_tls *t, struct event_base *base, struct evdns_base *dns,
+                              const char *host, int port); /* NULL when memory fails */
+struct evhttp_connection *ld_tls_http_evcon(ld_tls_http *h);
+void ld_tls_http_release(ld_tls_http *h); /* NULL is ignored */
+void ld_tls_http_close(ld_tls_http *h);   /* NULL is ignored */
+
+/* Why a TLS bufferevent failed, for a peer's last error: "TLS certificate verification failed:
+ * <reason>" when the peer's certificate did not verify, "TLS handshake failed: <reason>" for
+ * another OpenSSL error. Drains the bufferevent's OpenSSL error queue. Returns false (buf
+ * untouched) when bev is not a TLS bufferevent or OpenSSL recorded nothing. */
+bool ld_tls_describe_failure(struct bufferevent *bev, char *buf, size_t len);
+
+/* True when url starts with https:// or wss:// (any case). */
+bool ld_tls_url_is_tls(const char *url);
+
+#endif
