@@ -30,6 +30,7 @@
 #include "http/cors.h"
 #include "http/failures.h"
 #include "http/router.h"
+#include "http/tls.h"
 #include "node.h"
 #include "plugins/loader.h"
 #include "repl/repl.h"
@@ -187,6 +188,8 @@ void fuzz_node_start(void)
     if (!ld_cors_check_config(n->cfg.cors_origins, n->cfg.n_cors_origins, err, sizeof err) ||
         !ld_studio_init(n, err, sizeof err))
         die(err, NULL);
+    /* No Node.Tls: plain HTTP, and the client side for https:// peers a request may register. */
+    if (!(n->tls = ld_tls_new(&n->cfg.tls, err, sizeof err))) die(err, NULL);
     ld_hlc_init(&n->clock, NULL);
     n->started_ms = ld_wall_ms();
 
