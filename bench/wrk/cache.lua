@@ -5,9 +5,15 @@
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local common = dofile(dir .. "common.lua")
 
+local threads = {}
+
+function setup(thread)
+   table.insert(threads, thread)
+end
+
 local reqs = {}
 local nreqs, next_i = 0, 0
-local mode
+mode = nil -- global: done() runs in another Lua state and reads it through the thread
 
 function init(args)
    mode = args[1] or "get"
@@ -37,5 +43,5 @@ function request()
 end
 
 function done(summary, latency, requests)
-   common.report(summary, latency, { workload = "cache_" .. mode })
+   common.report(summary, latency, { workload = "cache_" .. tostring(threads[1]:get("mode")) })
 end
