@@ -41,8 +41,10 @@ test: deps-test build build-asan
 	  ctest --output-on-failure -j 2 -L 'unit|storage|system'
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) FUZZ_FLAGS='$(FUZZ_TEST_FLAGS)'
 
+# litedist beside its peers (evhttp ceiling, Redis, pouchdb-server, raw SQLite/LMDB), workloads B0-B9
+# of issue 7; bench/deps.sh installs the peers (never make test). Options: BENCH_FLAGS='--only B1'.
 bench: build
-	bench/run
+	bench/run $(BENCH_FLAGS)
 
 # Each storage plugin beside its raw engine (SQLite, LMDB) in one run; regenerates the storage
 # section of docs/benchmarks.md.

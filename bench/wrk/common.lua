@@ -22,14 +22,16 @@ function common.end_run()
    ffi.C.kill(ffi.C.getpid(), 2) -- SIGINT
 end
 
--- A document of about 200 bytes with the given id.
+-- A document of about 200 bytes with the given id; BENCH_DOC_PAD (default 24) sets the length of
+-- its Note, so 850 makes it about 1 KB.
+local pad = tonumber(os.getenv("BENCH_DOC_PAD") or "24")
 function common.document(id, n)
    local body = string.format(
       '{"Id":"%s","Customer":"customer-%05d","Email":"customer-%05d@example.com",' ..
       '"Status":"shipped","Items":[{"Sku":"sku-%03d","Qty":%d,"Price":19.95},' ..
       '{"Sku":"sku-%03d","Qty":1,"Price":5.5}],"Total":%d.45,"Note":"%s"}',
       id, n % 100000, n % 100000, n % 997, 1 + n % 5, (n * 7) % 997, 20 + n % 300,
-      string.rep("x", 24))
+      string.rep("x", pad))
    return body
 end
 

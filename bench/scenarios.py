@@ -1,0 +1,663 @@
+#!/usr/bin/env python3
+# bench/run's multi-process workloads B5-B9 (query scan, visibility, catch-up, three-node load,
+# memory): starts litedistd nodes, pouchdb-server peers and the raw engines, appends one JSON record
+# per measurement to the records file that bench/report.py reads. Standard library only.
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import visibility_probe  # noqa: E402  (tools/: the probe B6 uses against litedist)
+
+REPL_KEY = "I_AM_ONE_OF_YOU"
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --- processes --------------------------------------------------------------------------------
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """One server process, pinned to the server CPU; stopped (TERM, then KILL after 10 s) by
+    stop(), which every scenario calls in a finally block."""
+
+    def __init__(self, name, argv, work, pin, cwd=None, env=None):
+        self.name, self.port = name, None
+        self.log_path = os.path.join(work, name + ".log")
+        self.logf = open(self.log_path, "wb")
+        self.p = subprocess.Popen(pin + argv, stdout=self.logf, stderr=subprocess.STDOUT,
+                                  cwd=cwd, env=env)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def rss_kib(self):
+        """VmRSS and VmHWM of the process, from /proc (KiB)."""
+        out = {}
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+                    out[k] = int(v.split()[0])
+        return out
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.logf.close()
+
+    def tail(self, n=20):
+        with open(self.log_path, "rb") as f:
+            return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
+
+
+class Ctx:
+    def __init__(self, a):
+        self.a = a
+        self.procs = []
+        self.server_pin = ["taskset", "-c", a.server_cpu] if a.server_cpu else []
+        self.client_pin = ["taskset", "-c", a.client_cpu] if a.client_cpu else []
+
+    def record(self, **rec):
+        with open(self.a.records, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def wait_up(self, proc, path="/health", timeout=30):
+        t_end = time.monotonic() + timeout
+        while time.monotonic() < t_end:
+            if not proc.alive():
+                raise BenchError(f"{proc.name} exited at start:\n{proc.tail()}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=1)
+                c.request("GET", path)
+                if c.getresponse().status == 200:
+                    c.close()
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise BenchError(f"{proc.name} did not answer on port {proc.port}")
+
+    def litedist(self, name, plugin="sqlite", sync="full", peers=(), node_id=None, port=None,
+                 data=None):
+        port = port or free_port()
+        data = data or os.path.join(self.a.work, name)
+        os.makedirs(data, exist_ok=True)
+        node = {"Port": port, "DataDirectory": data, "LogLevel": "warn",
+                "NodeId": node_id or name, "PeerProbeIntervalSeconds": 0,
+                "SeedPeers": [{"NodeId": pid, "BaseUrl": f"http://127.0.0.1:{pp}",
+                               "IsActive": True} for pid, pp in peers]}
+        cfg = os.path.join(self.a.work, name + ".json")
+        with open(cfg, "w") as f:
+            json.dump({"Node": node, "Storage": {"Plugin": plugin, "Sync": sync}}, f)
+        p = Proc(name, [self.a.litedistd, "--config", cfg], self.a.work, self.server_pin)
+        p.port = port
+        self.procs.append(p)
+        self.wait_up(p)
+        return p
+
+    def pouchdb(self, name, port=None):
+        port = port or free_port()
+        d = os.path.join(self.a.work, name)
+        os.makedirs(d, exist_ok=True)
+        p = Proc(name, [self.a.pouchdb, "-p", str(port), "-o", "127.0.0.1", "-d", d, "-c",
+                        os.path.join(d, "config.json"), "-n"], self.a.work, self.server_pin,
+                 cwd=d)
+        p.port = port
+        self.procs.append(p)
+        self.wait_up(p, "/")
+        return p
+
+    def stop_all(self):
+        for p in self.procs:
+            p.stop()
+        self.procs = []
+
+    def stop(self, p):
+        p.stop()
+        self.procs.remove(p)
+
+
+def call(port, method, path, body=None, headers=None, timeout=600):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    out = r.read()
+    c.close()
+    return r.status, out
+
+
+def doc(i, pad=24):
+    """The document of bench/wrk/common.lua's document() for n = i, id doc-<i>, Note padded."""
+    return {"Customer": f"customer-{i % 100000:05d}", "Email": f"customer-{i % 100000:05d}@example.com",
+            "Status": "shipped", "Items": [{"Sku": f"sku-{i % 997:03d}", "Qty": 1 + i % 5,
+                                            "Price": 19.95},
+                                           {"Sku": f"sku-{(i * 7) % 997:03d}", "Qty": 1,
+                                            "Price": 5.5}],
+            "Total": 20 + i % 300 + 0.45, "Note": "x" * pad}
+
+
+def wrk_preload(ctx, port, n, collection, database="bench", conns=32, pad=None):
+    """POSTs doc-0 .. doc-<n-1> with bench/wrk/preload.lua; returns its figures."""
+    argv = ctx.client_pin + ["wrk", "-t1", f"-c{conns}", "-d3600s", "--timeout", "10s", "-s",
+                             os.path.join(ROOT, "bench/wrk/preload.lua"),
+                             f"http://127.0.0.1:{port}", "--", str(n), collection, database]
+    env = dict(os.environ)
+    if pad:
+        env["BENCH_DOC_PAD"] = str(pad)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=3600, env=env).stdout
+    line = [x for x in out.splitlines() if x.startswith("BENCH_JSON ")]
+    if not line or "BENCH_ERRORS" in out:
+        raise BenchError(f"preload of {n} documents failed:\n{out[-2000:]}")
+    j = json.loads(line[-1][len("BENCH_JSON "):])
+    if j.get("documents_acked") != n:
+        raise BenchError(f"preload acknowledged {j.get('documents_acked')} of {n}")
+    return j
+
+
+def couch_load(port, db, n, pad=24, batch=1000):
+    st, _ = call(port, "PUT", f"/{db}")
+    if st not in (201, 412):
+        raise BenchError(f"pouchdb-server: PUT /{db} answered {st}")
+    t0 = time.monotonic()
+    for s in range(0, n, batch):
+        docs = []
+        for i in range(s, min(n, s + batch)):
+            d = doc(i, pad)
+            d["_id"] = f"doc-{i}"
+            docs.append(d)
+        st, body = call(port, "POST", f"/{db}/_bulk_docs", {"docs": docs})
+        if st != 201 or b'"error"' in body:
+            raise BenchError(f"pouchdb-server: _bulk_docs answered {st} {body[:200]!r}")
+    return n / (time.monotonic() - t0)
+
+
+def timed_loop(seconds, fn, min_runs=1):
+    """Calls fn() again and again for `seconds` (at least min_runs times, at most 100000);
+    returns the per-call latencies in seconds."""
+    lat = []
+    t_end = time.monotonic() + seconds
+    while (time.monotonic() < t_end or len(lat) < min_runs) and len(lat) < 100000:
+        t0 = time.perf_counter()
+        fn()
+        lat.append(time.perf_counter() - t0)
+    return lat
+
+
+# --- B5: LiteQL WHERE scan ---------------------------------------------------------------------
+
+B5_QUERY = "SELECT $ FROM orders WHERE $.Total > 310"
+B5_TAKE = 10000
+
+
+def b5(ctx):
+    a = ctx.a
+    n = a.scan_docs
+    expect = sum(1 for i in range(n) if 20 + i % 300 + 0.45 > 310)
+    ld = ctx.litedist("b5-litedist", sync="off")
+    log(f"B5: loading {n:,} documents into litedistd")
+    wrk_preload(ctx, ld.port, n, "orders")
+    pd = ctx.pouchdb("b5-pouchdb")
+    log(f"B5: loading {n:,} documents into pouchdb-server")
+    couch_load(pd.port, "bench", n)
+    raw_path = os.path.join(a.work, "b5-raw.sqlite")
+    con = sqlite3.connect(raw_path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE docs (k BLOB PRIMARY KEY, v TEXT) WITHOUT ROWID")
+    with con:
+        con.executemany("INSERT INTO docs VALUES (?, ?)",
+                        ((f"orders\0doc-{i}".encode(), json.dumps(dict(Id=f"doc-{i}", **doc(i))))
+                         for i in range(n)))
+
+    hdr = {"Database": "bench", "ApiKey": "root"}
+    conn_l = http.client.HTTPConnection("127.0.0.1", ld.port, timeout=600)
+    conn_p = http.client.HTTPConnection("127.0.0.1", pd.port, timeout=600)
+    body_l = json.dumps({"Query": B5_QUERY, "Take": B5_TAKE})
+    body_p = json.dumps({"selector": {"Total": {"$gt": 310}}, "limit": B5_TAKE})
+
+    def q_litedist():
+        conn_l.request("POST", "/api/query", body=body_l,
+                       headers=dict(hdr, **{"Content-Type": "application/json"}))
+        r = conn_l.getresponse()
+        body = r.read()
+        # The count from the answer's head: the client does not parse the rows (nor does raw).
+        m = re.search(rb'"ReturnedRows":\s*(\d+)', body[:4096])
+        if r.status != 200 or not m or int(m.group(1)) != expect:
+            raise BenchError(f"B5 litedist query: {r.status}, {body[:300]!r}, wanted {expect}")
+
+    def q_pouch():
+        conn_p.request("POST", "/bench/_find", body=body_p,
+                       headers={"Content-Type": "application/json"})
+        r = conn_p.getresponse()
+        body = r.read()
+        if r.status != 200 or body.count(b'"_id":') != expect:
+            raise BenchError(f"B5 pouchdb _find: {r.status}, {body.count(b'_id')} docs")
+
+    def q_raw():
+        rows = con.execute("SELECT v FROM docs WHERE k >= ? AND k < ? AND "
+                           "json_extract(v, '$.Total') > 310", (b"orders\0", b"orders\1")).fetchall()
+        if len(rows) != expect:
+            raise BenchError(f"B5 raw sqlite: {len(rows)} rows")
+
+    for target, fn in (("litedist", q_litedist), ("pouchdb", q_pouch), ("sqlite-raw", q_raw)):
+        fn()  # warm-up: caches filled, every target's answer checked once
+    for r in range(1, a.repeats + 1):
+        for target, fn in (("litedist", q_litedist), ("pouchdb", q_pouch),
+                           ("sqlite-raw", q_raw)):
+            lat = timed_loop(a.duration, fn)
+            ctx.record(workload="B5", target=target, repeat=r, value=len(lat) / sum(lat),
+                       unit="queries/s", p50_ms=1e3 * statistics.median(lat), runs=len(lat),
+                       documents=n, matched=expect)
+            log(f"B5 {target} #{r}: {len(lat) / sum(lat):.2f} queries/s "
+                f"({1e3 * statistics.median(lat):.1f} ms each)")
+    conn_l.close()
+    conn_p.close()
+    con.close()
+
+
+# --- B6: time until a write on A is visible on B ------------------------------------------------
+
+def couch_probe(a_port, b_port, db, n, poll_ms=0.2, timeout_s=10.0):
+    """visibility_probe's loop over the CouchDB API: PUT a token on A (with the current _rev),
+    poll B until it has it. Returns the latencies (ms) and the number lost."""
+    ca = http.client.HTTPConnection("127.0.0.1", a_port, timeout=10)
+    cb = http.client.HTTPConnection("127.0.0.1", b_port, timeout=10)
+    revs, samples, lost = {}, [], 0
+    h = {"Content-Type": "application/json"}
+    for i in range(n):
+        token = uuid.uuid4().hex
+        did = f"p{i % 50}"
+        body = {"token": token}
+        if did in revs:
+            body["_rev"] = revs[did]
+        ca.request("PUT", f"/{db}/{did}", body=json.dumps(body), headers=h)
+        r = ca.getresponse()
+        j = json.loads(r.read())
+        if r.status not in (200, 201):
+            raise BenchError(f"pouchdb write failed: {r.status} {j}")
+        revs[did] = j["rev"]
+        t0 = time.perf_counter()
+        while True:
+            cb.request("GET", f"/{db}/{did}")
+            r = cb.getresponse()
+            got = r.read()
+            if r.status == 200 and json.loads(got).get("token") == token:
+                samples.append((time.perf_counter() - t0) * 1e3)
+                break
+            if time.perf_counter() - t0 > timeout_s:
+                lost += 1
+                break
+            time.sleep(poll_ms / 1e3)
+    ca.close()
+    cb.close()
+    return samples, lost
+
+
+def pct(sorted_ms, p):
+    return visibility_probe.percentile(sorted_ms, p)
+
+
+def b6(ctx):
+    a = ctx.a
+    n = a.probe_writes
+    pa, pb = free_port(), free_port()
+    A = ctx.litedist("b6-a", peers=[("b6-b", pb)], port=pa)
+    B = ctx.litedist("b6-b", peers=[("b6-a", pa)], port=pb)
+    call(A.port, "PUT", "/api/documents/probe/warm", {"x": 1},
+         {"Database": "probe", "ApiKey": "root"})
+    time.sleep(1)  # both sides have the database and their links before the clock starts
+    PA, PB = ctx.pouchdb("b6-pouch-a"), ctx.pouchdb("b6-pouch-b")
+    for p in (PA, PB):
+        call(p.port, "PUT", "/probe")
+    st, body = call(PB.port, "POST", "/_replicate",
+                    {"source": f"http://127.0.0.1:{PA.port}/probe", "target": "probe",
+                     "continuous": True})
+    if st not in (200, 202):
+        raise BenchError(f"pouchdb continuous replication did not start: {st} {body[:200]!r}")
+    time.sleep(1)
+    for r in range(1, a.repeats + 1):
+        out = subprocess.run(ctx.client_pin + [sys.executable, os.path.join(ROOT,
+                             "tools/visibility_probe.py"), "--a", f"http://127.0.0.1:{A.port}",
+                             "--b", f"http://127.0.0.1:{B.port}", "-n", str(n), "--json"],
+                             capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:
+            raise BenchError(f"visibility_probe failed: {out.stdout} {out.stderr}")
+        j = json.loads(out.stdout)
+        ctx.record(workload="B6", target="litedist", repeat=r, value=j["p50_ms"], unit="ms",
+                   p50_ms=j["p50_ms"], p99_ms=j["p99_ms"], max_ms=j["max_ms"], lost=j["lost"],
+                   writes=n)
+        log(f"B6 litedist #{r}: p50 {j['p50_ms']:.2f} ms, p99 {j['p99_ms']:.2f} ms")
+        samples, lost = couch_probe(PA.port, PB.port, "probe", n)
+        s = sorted(samples)
+        ctx.record(workload="B6", target="pouchdb", repeat=r, value=pct(s, 50), unit="ms",
+                   p50_ms=pct(s, 50), p99_ms=pct(s, 99), max_ms=s[-1] if s else None,
+                   lost=lost, writes=n)
+        log(f"B6 pouchdb #{r}: p50 {pct(s, 50):.2f} ms, p99 {pct(s, 99):.2f} ms")
+        if j["lost"] or lost:
+            raise BenchError(f"B6: writes never visible (litedist {j['lost']}, pouchdb {lost})")
+
+
+# --- B7: catch-up of a node that missed N ops ---------------------------------------------------
+
+def repl_status(port):
+    st, body = call(port, "GET", "/api/replication/status", headers={"ReplicationApiKey": REPL_KEY})
+    if st != 200:
+        raise BenchError(f"replication status answered {st}")
+    return json.loads(body)
+
+
+def db_status(port, db):
+    s = repl_status(port)
+    dbs = s.get("Databases", s) if isinstance(s, dict) else s
+    for d in dbs:
+        if d.get("DatabaseName") == db:
+            return d
+    return None
+
+
+def wait_converged(ports, db, timeout):
+    """Until every node's VersionVector of db is the same (and non-empty): returns the seconds
+    waited and the nodes' statuses, or raises after timeout."""
+    t0 = time.monotonic()
+    while True:
+        sts = [db_status(p, db) for p in ports]
+        vvs = [json.dumps(s.get("VersionVector"), sort_keys=True) if s else None for s in sts]
+        if all(vvs) and len(set(vvs)) == 1:
+            return time.monotonic() - t0, sts
+        if time.monotonic() - t0 > timeout:
+            raise BenchError(f"{db}: version vectors still differ after {timeout} s: {vvs}")
+        time.sleep(0.02)
+
+
+def b7(ctx):
+    a = ctx.a
+    n = a.catchup_ops
+    for size, pad in (("200B", 24), ("1KB", 850)):
+        for r in range(1, a.repeats + 1):
+            pa, pb = free_port(), free_port()
+            tag = f"b7-{size}-{r}"
+            A = ctx.litedist(tag + "-a", peers=[(tag + "-b", pb)], port=pa)
+            B = ctx.litedist(tag + "-b", peers=[(tag + "-a", pa)], port=pb)
+            # B is a member that knew the database and then went down: a node that never saw a
+            # database does not pull it, it waits for the other side's push (backing off).
+            call(A.port, "PUT", "/api/documents/items/warm", {"x": 1},
+                 {"Database": "bench", "ApiKey": "root"})
+            wait_converged([A.port, B.port], "bench", 60)
+            ctx.stop(B)
+            log(f"B7 {size} #{r}: writing {n:,} documents on A while B is down")
+            wrk_preload(ctx, A.port, n, "items", pad=pad)
+            t0 = time.monotonic()
+            B = ctx.litedist(tag + "-b", peers=[(tag + "-a", pa)], port=pb)
+            _, sts = wait_converged([A.port, B.port], "bench", 1800)
+            secs = time.monotonic() - t0  # from B's start: its start-up is part of catching up
+            d = [s.get("Digest") for s in sts]
+            # The ops B took: the preload's few re-sent upserts are ops too.
+            ops = sum(sts[1]["VersionVector"].values()) - 1
+            ctx.record(workload=f"B7-{size}", target="litedist", repeat=r, value=ops / secs,
+                       unit="ops/s", seconds=secs, ops=ops, digests_equal=d[0] == d[1])
+            log(f"B7 {size} litedist #{r}: {ops / secs:,.0f} ops/s ({ops:,} ops in {secs:.2f} s)")
+            if d[0] != d[1]:
+                raise BenchError(f"B7: equal version vectors, different digests {d}")
+            ctx.stop(A)
+            ctx.stop(B)
+            shutil.rmtree(os.path.join(a.work, tag + "-a"), ignore_errors=True)
+            shutil.rmtree(os.path.join(a.work, tag + "-b"), ignore_errors=True)
+
+            PA, PB = ctx.pouchdb(tag + "-pa"), ctx.pouchdb(tag + "-pb")
+            couch_load(PA.port, "bench", n, pad)
+            t0 = time.monotonic()
+            st, body = call(PB.port, "POST", "/_replicate",
+                            {"source": f"http://127.0.0.1:{PA.port}/bench", "target": "bench",
+                             "create_target": True}, timeout=3600)
+            secs = time.monotonic() - t0
+            j = json.loads(body)
+            written = j.get("docs_written", 0)
+            if st != 200 or written != n:
+                raise BenchError(f"B7 pouchdb replication: {st} {body[:300]!r}")
+            ctx.record(workload=f"B7-{size}", target="pouchdb", repeat=r, value=n / secs,
+                       unit="ops/s", seconds=secs, ops=n)
+            log(f"B7 {size} pouchdb #{r}: {n / secs:,.0f} docs/s ({secs:.2f} s)")
+            ctx.stop(PA)
+            ctx.stop(PB)
+
+
+# --- B8: three nodes, 1k writes/s each, lag and divergence --------------------------------------
+
+def b8(ctx):
+    a = ctx.a
+    ports = [free_port() for _ in range(3)]
+    names = [f"b8-n{i + 1}" for i in range(3)]
+    nodes = []
+    for i in range(3):
+        peers = [(names[j], ports[j]) for j in range(3) if j != i]
+        nodes.append(ctx.litedist(names[i], peers=peers, port=ports[i]))
+    for p in ports:  # the database and its links exist on every node before the load
+        call(p, "PUT", "/api/documents/probe/warm", {"x": 1},
+             {"Database": "bench", "ApiKey": "root"})
+    time.sleep(1)
+    secs = a.b8_seconds
+    rate = a.b8_rate
+    log(f"B8: 3 nodes x {rate} writes/s for {secs} s, lag probed meanwhile")
+    wrks = []
+    for i, p in enumerate(ports):
+        argv = ctx.client_pin + ["wrk", "-t1", "-c32", f"-d{secs}s", "--timeout", "10s",
+                                 "--latency", "-s", os.path.join(ROOT, "bench/wrk/paced_insert.lua"),
+                                 f"http://127.0.0.1:{p}", "--", f"b8-n{i + 1}", str(rate),
+                                 "items", "bench"]
+        wrks.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True))
+    # The lag probe: a marker written on one node (in turn), polled on the other two until both
+    # have it; its time to visible on both is that write's lag.
+    lags, lost = [], 0
+    hdr = {"Database": "bench", "ApiKey": "root", "Content-Type": "application/json"}
+    conns = [http.client.HTTPConnection("127.0.0.1", p, timeout=10) for p in ports]
+    t_end = time.monotonic() + secs - 1
+    k = 0
+    while time.monotonic() < t_end and k < 100000:
+        src = k % 3
+        token = uuid.uuid4().hex
+        path = f"/api/documents/lag/m{k % 20}"
+        conns[src].request("PUT", path, body=json.dumps({"token": token}), headers=hdr)
+        r = conns[src].getresponse()
+        r.read()
+        if r.status != 200:
+            raise BenchError(f"B8 marker write answered {r.status}")
+        t0 = time.perf_counter()
+        pending = {j for j in range(3) if j != src}
+        while pending:
+            for j in list(pending):
+                conns[j].request("GET", path, headers=hdr)
+                r = conns[j].getresponse()
+                body = r.read()
+                if r.status == 200 and json.loads(body).get("token") == token:
+                    pending.discard(j)
+            if time.perf_counter() - t0 > 10:
+                lost += 1
+                break
+            time.sleep(0.0005)
+        if not pending:
+            lags.append((time.perf_counter() - t0) * 1e3)
+        k += 1
+        time.sleep(0.02)
+    for c in conns:
+        c.close()
+    sent, errors = 0, 0
+    for w in wrks:
+        out, _ = w.communicate(timeout=secs + 120)
+        line = [x for x in out.splitlines() if x.startswith("BENCH_JSON ")]
+        if not line or "BENCH_ERRORS" in out:
+            raise BenchError(f"B8 load failed:\n{out[-2000:]}")
+        sent += json.loads(line[-1][len("BENCH_JSON "):])["requests"]
+    conv_s, sts = wait_converged(ports, "bench", 300)
+    digests = [s.get("Digest") for s in sts]
+    div = sum(int(s.get("DivergenceCount", 0) or 0) for s in sts)
+    s = sorted(lags)
+    ctx.record(workload="B8", target="litedist", repeat=1, value=pct(s, 99), unit="ms",
+               p50_ms=pct(s, 50), p99_ms=pct(s, 99), max_ms=s[-1] if s else None,
+               probes=len(s), lost=lost, writes=sent, writes_per_s=sent / secs,
+               converged_after_s=conv_s, digests_equal=len(set(digests)) == 1,
+               digest=digests[0], divergence_count=div)
+    log(f"B8: {sent:,} writes ({sent / secs:,.0f}/s), lag p50 {pct(s, 50):.2f} ms, "
+        f"p99 {pct(s, 99):.2f} ms over {len(s)} probes; converged {conv_s:.2f} s after the load; "
+        f"digests {'equal' if len(set(digests)) == 1 else 'DIFFER'}")
+    if len(set(digests)) != 1 or lost:
+        raise BenchError(f"B8: divergence (digests {digests}) or {lost} markers never seen")
+
+
+# --- B9: memory ---------------------------------------------------------------------------------
+
+def b9(ctx):
+    a = ctx.a
+    for plugin in ("sqlite", "lmdb"):
+        p = ctx.litedist(f"b9-idle-{plugin}", plugin=plugin)
+        time.sleep(2)
+        m = p.rss_kib()
+        ctx.record(workload="B9-idle", target=f"litedist-{plugin}", repeat=1,
+                   value=m["VmRSS"] / 1024, unit="MiB", **m)
+        log(f"B9 idle litedist ({plugin}): RSS {m['VmRSS'] / 1024:.1f} MiB")
+        ctx.stop(p)
+    pd = ctx.pouchdb("b9-idle-pouchdb")
+    time.sleep(2)
+    m = pd.rss_kib()
+    ctx.record(workload="B9-idle", target="pouchdb", repeat=1, value=m["VmRSS"] / 1024,
+               unit="MiB", **m)
+    ctx.stop(pd)
+    rport = free_port()
+    rd = Proc("b9-redis", ["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", "--dir", a.work], a.work,
+              ctx.server_pin)
+    ctx.procs.append(rd)
+    time.sleep(1)
+    m = rd.rss_kib()
+    ctx.record(workload="B9-idle", target="redis", repeat=1, value=m["VmRSS"] / 1024,
+               unit="MiB", **m)
+    ctx.stop(rd)
+
+    n = a.mem_docs
+    p = ctx.litedist("b9-docs-lmdb", plugin="lmdb", sync="off")
+    log(f"B9: writing {n:,} documents into litedistd on LMDB")
+    wrk_preload(ctx, p.port, n, "items")
+    time.sleep(1)
+    m = p.rss_kib()
+    ctx.record(workload="B9-docs", target="litedist-lmdb", repeat=1, value=m["VmRSS"] / 1024,
+               unit="MiB", documents=n, **m)
+    log(f"B9 {n:,} docs litedist (LMDB): RSS {m['VmRSS'] / 1024:.1f} MiB "
+        f"(anon {m.get('RssAnon', 0) / 1024:.1f}, file {m.get('RssFile', 0) / 1024:.1f}), "
+        f"peak {m['VmHWM'] / 1024:.1f}")
+    ctx.stop(p)
+
+
+# --- the raw engines and the pouchdb-server preload ---------------------------------------------
+
+def raw(ctx):
+    """storage_bench's raw arms doing the server's write shape (document read and write, op-log
+    append, meta record; Sync full): with 1,000 ops per commit, the batched commit of B2 and the
+    catch-up shape of B7; with one op per commit, B3's durable commit (1 / rate is its latency)."""
+    a = ctx.a
+    runs = (("batched", ["--keys", "20000", "--phase-ms", "100"]),
+            ("single", ["--keys", "2000", "--txn", "1", "--ws-ops", "500", "--phase-ms", "50"]))
+    for shape, extra in runs:
+        out = os.path.join(a.work, f"storage-{shape}.json")
+        p = subprocess.run(ctx.server_pin + [a.storage_bench, "--repeats", str(a.repeats),
+                                             "--json", out, "--dir", a.work] + extra,
+                           capture_output=True, text=True, timeout=1800)
+        if p.returncode != 0:
+            raise BenchError(f"storage_bench failed:\n{p.stdout[-1000:]}{p.stderr[-1000:]}")
+        with open(out) as f:
+            res = json.load(f)
+        for r in res["results"]:
+            if r["workload"] != "ws_full":
+                continue
+            for i, rate in enumerate(r["raw"]["rate"], 1):
+                t = f"{r['backend']}-raw"
+                if shape == "batched":
+                    ctx.record(workload="B2", target=t, repeat=i, value=rate, unit="ops/s",
+                               ops_per_commit=1000)
+                    ctx.record(workload="B7", target=t, repeat=i, value=rate, unit="ops/s",
+                               ops_per_commit=1000)
+                else:
+                    ctx.record(workload="B3", target=t, repeat=i, value=1e3 / rate, unit="ms",
+                               p50_ms=1e3 / rate, ops_per_commit=1, commits_per_s=rate)
+            log(f"raw {r['backend']} write shape, Sync full, {shape}: "
+                f"{statistics.median(r['raw']['rate']):,.0f} ops/s")
+
+
+def couch_preload(ctx):
+    rate = couch_load(ctx.a.port, "bench", ctx.a.docs)
+    ctx.record(workload="B1-preload", target="pouchdb", repeat=1, value=rate, unit="docs/s",
+               connections=1, note="_bulk_docs of 1,000")
+    log(f"B1 preload pouchdb-server: {ctx.a.docs:,} documents by _bulk_docs at {rate:,.0f}/s")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "raw", "couch-load"])
+    ap.add_argument("--records", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--litedistd", required=True)
+    ap.add_argument("--pouchdb", required=True)
+    ap.add_argument("--server-cpu", default="")
+    ap.add_argument("--client-cpu", default="")
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--scan-docs", type=int, default=100000)
+    ap.add_argument("--probe-writes", type=int, default=500)
+    ap.add_argument("--catchup-ops", type=int, default=100000)
+    ap.add_argument("--b8-seconds", type=int, default=60)
+    ap.add_argument("--b8-rate", type=int, default=1000)
+    ap.add_argument("--mem-docs", type=int, default=1000000)
+    ap.add_argument("--storage-bench", help="raw: bench/storage's storage_bench binary")
+    ap.add_argument("--port", type=int, help="couch-load: pouchdb-server's port")
+    ap.add_argument("--docs", type=int, default=10000, help="couch-load: documents")
+    a = ap.parse_args()
+    a.litedistd, a.pouchdb = os.path.abspath(a.litedistd), os.path.abspath(a.pouchdb)
+    os.makedirs(a.work, exist_ok=True)
+    ctx = Ctx(a)
+    try:
+        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "raw": raw,
+         "couch-load": couch_preload}[a.workload](ctx)
+    except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
+        log(f"{a.workload} failed: {e}")
+        for p in ctx.procs:
+            if not p.alive():
+                log(f"{p.name} died:\n{p.tail()}")
+        return 1
+    finally:
+        ctx.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
