@@ -57,6 +57,12 @@ static void push_done(ld_wjob *job)
     ld_wjob_free(job);
 }
 
+/* A request from peer `id` (already authenticated with the cluster key) shows it is up. */
+static void peer_alive(ld_node *n, const char *id)
+{
+    if (id && ld_node_id_valid(id) && strcmp(id, n->node_id) != 0) ld_repl_peer_alive(n->repl, id);
+}
+
 void ld_api_repl_push(ld_req *r)
 {
     if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, true)) return;
@@ -74,6 +80,7 @@ void ld_api_repl_push(ld_req *r)
         ld_reply_error(r, 400, "SourceNodeId is this node's own id: node ids must be unique.");
         return;
     }
+    peer_alive(r->node, source);
     size_t n = json_array_size(ops);
     ld_ingest *in = calloc(1, sizeof *in);
     ld_wjob *job = calloc(1, sizeof *job);
@@ -148,6 +155,7 @@ void ld_api_repl_pull(ld_req *r)
     if (batch > PULL_MAX_BATCH) batch = PULL_MAX_BATCH;
     json_t *vv = ld_json_get_ci(body, "VersionVector");
     const char *requester = json_string_value(ld_json_get_ci(body, "RequestingNodeId"));
+    peer_alive(r->node, requester);
     if (!r->db) {
         /* Nothing here yet: an empty answer, and nothing created. */
         json_decref(body);
@@ -271,9 +279,12 @@ static void ws_answer(ld_ws_conn *c, const char *error)
 static const char *ws_handle(ld_node *n, json_t *f)
 {
     const char *type = json_string_value(ld_json_get_ci(f, "type"));
-    if (type && !strcasecmp(type, "health-check")) return NULL;
-    if (!type || strcasecmp(type, "sync-request") != 0) return "invalid-payload";
     const char *source = json_string_value(ld_json_get_ci(f, "sourceNodeId"));
+    if (type && !strcasecmp(type, "health-check")) {
+        peer_alive(n, source); /* the connection was opened with the cluster key */
+        return NULL;
+    }
+    if (!type || strcasecmp(type, "sync-request") != 0) return "invalid-payload";
     const char *db_raw = json_string_value(ld_json_get_ci(f, "database"));
     json_t *key = ld_json_get_ci(f, "replicationApiKey");
     char db[LD_DB_NAME_MAX + 1];
@@ -281,6 +292,7 @@ static const char *ws_handle(ld_node *n, json_t *f)
         !ld_db_name_normalize(db_raw, db) || !json_is_string(key) ||
         !ld_cluster_key_ok(n, json_string_value(key), json_string_length(key)))
         return "invalid-payload";
+    peer_alive(n, source);
     ld_repl_sync_request(n->repl, db, source);
     return NULL;
 }

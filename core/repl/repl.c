@@ -969,6 +969,14 @@ void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id)
     if (l) link_kick(l, true);
 }
 
+void ld_repl_peer_alive(ld_repl *r, const char *peer_id)
+{
+    for (size_t i = 0; i < r->n_links; i++) {
+        ld_link *l = r->links[i];
+        if (l->failures > 0 && !strcmp(l->peer, peer_id)) link_kick(l, true);
+    }
+}
+
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

@@ -25,6 +25,12 @@ void ld_repl_free(ld_repl *r);
  * Thread-safe (called on writer threads). */
 void ld_repl_committed(void *repl, struct ld_db *db);
 
+/* peer_id just reached this node with the cluster key (a push, a pull, a hint or a health-check):
+ * it is up, so every link to it that waits out a backoff runs now. A node back from an outage
+ * cannot pull a database it does not know yet; without this it would wait up to the backoff cap
+ * for its peers' pushes. Loop thread. */
+void ld_repl_peer_alive(ld_repl *r, const char *peer_id);
+
 /* A peer asked us to pull `db` from it now (WebSocket sync-request). */
 void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id);
 

@@ -2,6 +2,7 @@
 a mesh and a chain, crash and freeze recovery, idempotent replay, the cluster key."""
 
 import base64
+import datetime
 import json
 import os
 import random
@@ -475,3 +476,34 @@ def test_ws_sync_request_makes_the_receiver_pull_at_once(make_node):
         wait_for(lambda: b.api(DB).get("c", "x").status == 200, timeout=5, what="x pulled by b")
     finally:
         s.close()
+
+
+def test_peer_back_from_an_outage_gets_a_database_it_never_saw_without_waiting_out_backoff(
+        make_node):
+    """A node cannot pull a database it does not know: it relies on its peers' pushes, which
+    back off while it is down. When it is back, its first request (here the dashboard probe's
+    health-check) makes the peer retry at once instead of at the end of its backoff."""
+    b = make_node(overrides=deep(cluster_overrides(), {"Node": {"PeerProbeIntervalSeconds": 1}}),
+                  node_id="b", name="b", start=False)
+    a = make_node(overrides=deep(cluster_overrides(), {"Node": {"SeedPeers": [
+        {"NodeId": "b", "BaseUrl": f"http://127.0.0.1:{b.port}"}]}}), node_id="a", name="a")
+    a.api("fresh").must_put("c", "x", {"v": 1})
+
+    def far_retry():
+        """a's link to b for "fresh" once its next retry is at least 4 s away."""
+        for d in status(a)["Databases"]:
+            for p in d["Peers"]:
+                if d["DatabaseName"] == "fresh" and p["NextRetryUtc"]:
+                    at = datetime.datetime.strptime(p["NextRetryUtc"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                    at = at.replace(tzinfo=datetime.timezone.utc).timestamp()
+                    if at - time.time() >= 4:
+                        return at
+        return None
+
+    retry_at = wait_for(far_retry, timeout=30, what="a's pushes to b backing off 4 s or more")
+    b.config["Node"]["SeedPeers"] = [{"NodeId": "a", "BaseUrl": f"http://127.0.0.1:{a.port}"}]
+    b.write_config()
+    b.start()
+    wait_for(lambda: b.api("fresh").get("c", "x").status == 200, timeout=15,
+             what="the database b never saw, pushed to it")
+    assert time.time() < retry_at, "b got the database only at a's scheduled retry"
