@@ -24,7 +24,9 @@ typedef struct ld_tls ld_tls;
 /* Builds the contexts from cfg (copied where kept). Opens every file it names: a missing or
  * unreadable file, a bad PEM or a key that does not match the certificate fails with a message
  * naming the key and the file (never a fallback to plain HTTP). Without CertificateFile only the
- * client context exists (peers verified against PeerCaFile, else the system trust store).
+ * client context exists (peers verified against PeerCaFile, else the system trust store); with
+ * neither file it is made at the first https:// dial, so a plain node does not carry the
+ * system's CAs in memory.
  * Returns NULL with err set on failure. */
 ld_tls *ld_tls_new(const ld_tls_config *cfg, char *err, size_t errlen);
 
@@ -53,7 +55,7 @@ bool ld_tls_request_is_tls(struct evhttp_request *req);
 /* A new client bufferevent (no socket yet: connect it, or give it to evhttp) that will verify
  * the peer's certificate chain and that it was issued for host (a DNS name or an IP literal),
  * sends SNI for names, and presents this node's certificate when it has one. NULL when memory
- * fails. The caller owns the result (bufferevent_free). */
+ * fails or the system's trusted CAs cannot be loaded (logged). The caller owns the result (bufferevent_free). */
 struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const char *host);
 
 /* One evhttp client connection to host:port over TLS, for ONE request: libevent 2.1 cannot

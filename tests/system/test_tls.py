@@ -315,6 +315,21 @@ def test_untrusted_peer_is_not_replicated_with(make_node, pki):
     assert not has_doc(b, "c", "secret")
 
 
+def test_plain_node_dials_https_peers_with_the_system_trust_store(make_node, pki):
+    """No Node.Tls at all: the client context (system CAs) is made at the first https:// dial.
+    The test CA is not in the system store, so the peer must fail verification, not be
+    reached without it."""
+    a = make_node(overrides={"Node": {"ReplicationApiKey": REPL_KEY,  # plain HTTP, no TLS files
+                                      "ReplicationTimeoutSeconds": 2}}, node_id="a", name="a")
+    b = tls_node(make_node, pki, "b", tls=tls_section(pki))
+    add_peer(a, "b", f"https://127.0.0.1:{b.port}")
+    a.api(DB).must_put("c", "x", {"v": 1})
+    p = wait_for(lambda: (peer_status(a, "b") or {}).get("LastError") and peer_status(a, "b"),
+                 what="a failed attempt reported")
+    assert "TLS certificate verification failed" in p["LastError"], p
+    assert not has_doc(b, "c", "x")
+
+
 def test_unreachable_https_peer_backs_off_and_retries(make_node, pki):
     a = tls_node(make_node, pki, "a", tls=tls_section(pki))
     with socket.socket() as s:
