@@ -55,7 +55,8 @@ bool ld_tls_request_is_tls(struct evhttp_request *req);
 /* A new client bufferevent (no socket yet: connect it, or give it to evhttp) that will verify
  * the peer's certificate chain and that it was issued for host (a DNS name or an IP literal),
  * sends SNI for names, and presents this node's certificate when it has one. NULL when memory
- * fails or the system's trusted CAs cannot be loaded (logged). The caller owns the result (bufferevent_free). */
+ * fails or the system's trusted CAs cannot be loaded (logged). The caller owns the result
+ * (bufferevent_free). */
 struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const char *host);
 
 /* One evhttp client connection to host:port over TLS, for ONE request: libevent 2.1 cannot

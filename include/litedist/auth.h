@@ -25,8 +25,7 @@ extern "C" {
 /* Decisions */
 #define LD_AUTH_ALLOW   1 /* the key is this plugin's and has access and every required role */
 #define LD_AUTH_DENY    2 /* the key is this plugin's but lacks access or a role: 403, chain ends */
-#define LD_AUTH_UNKNOWN 3 /* not this plugin's key: the host asks the next plugin; 401 at the end  \
-                           */
+#define LD_AUTH_UNKNOWN 3 /* not this plugin's key: the host asks the next one; 401 at the end */
 
 /* ---------------------------------------------------------------------------------------------
  * ld_auth_request: one question. Filled and owned by the host; every pointer is borrowed for the
