@@ -26,6 +26,7 @@
 
 #include "api/studio.h"
 #include "cache/sweeper.h"
+#include "db/completions.h"
 #include "db/writer.h"
 #include "http/cors.h"
 #include "http/failures.h"
@@ -146,43 +147,6 @@ static bool load_node_id(ld_node *n)
     }
     ld_log_info("generated node id %s (kept in %s)", n->node_id, path);
     return true;
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Writer completions: from writer threads back to the loop
- * ------------------------------------------------------------------------------------------- */
-
-static void completions_post(void *ctx, ld_wjob *jobs)
-{
-    ld_node *n = ctx;
-    ld_wjob *last = jobs;
-    while (last->next)
-        last = last->next;
-    pthread_mutex_lock(&n->done.mu);
-    if (n->done.tail)
-        n->done.tail->next = jobs;
-    else
-        n->done.head = jobs;
-    n->done.tail = last;
-    pthread_mutex_unlock(&n->done.mu);
-    event_active(n->done.ev, EV_READ, 0);
-}
-
-static void completions_run(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    ld_node *n = arg;
-    pthread_mutex_lock(&n->done.mu);
-    ld_wjob *j = n->done.head;
-    n->done.head = n->done.tail = NULL;
-    pthread_mutex_unlock(&n->done.mu);
-    while (j) {
-        ld_wjob *next = j->next;
-        n->inflight--;
-        j->done(j);
-        j = next;
-    }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -497,7 +461,7 @@ int main(int argc, char **argv)
         goto out;
     }
     pthread_mutex_init(&n->done.mu, NULL);
-    n->done.ev = event_new(n->base, -1, 0, completions_run, n);
+    n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
     if (!n->done.ev) goto out;
     /* Queries run off the loop, one per core (at least 2, so one long scan never holds up
      * every other query). */
@@ -511,7 +475,7 @@ int main(int argc, char **argv)
         .node_id = n->node_id,
         .dir = n->db_dir,
         .writer_batch_max = n->cfg.writer_batch_max,
-        .complete = completions_post,
+        .complete = ld_completions_post,
         .complete_ctx = n,
     };
     ld_status st = ld_registry_init(&n->reg, &n->env);

@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "api/studio.h"
+#include "db/completions.h"
 #include "db/writer.h"
 #include "http/cors.h"
 #include "http/failures.h"
@@ -82,42 +83,6 @@ ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockad
         return -1;
     }
     return (ssize_t)syscall(SYS_sendto, fd, buf, n, flags, sa, len);
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Writer completions (as core/main.c): writer threads queue finished jobs, the loop runs them.
- * ------------------------------------------------------------------------------------------- */
-static void completions_post(void *ctx, ld_wjob *jobs)
-{
-    ld_node *n = ctx;
-    ld_wjob *last = jobs;
-    while (last->next)
-        last = last->next;
-    pthread_mutex_lock(&n->done.mu);
-    if (n->done.tail)
-        n->done.tail->next = jobs;
-    else
-        n->done.head = jobs;
-    n->done.tail = last;
-    pthread_mutex_unlock(&n->done.mu);
-    event_active(n->done.ev, EV_READ, 0);
-}
-
-static void completions_run(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    ld_node *n = arg;
-    pthread_mutex_lock(&n->done.mu);
-    ld_wjob *j = n->done.head;
-    n->done.head = n->done.tail = NULL;
-    pthread_mutex_unlock(&n->done.mu);
-    while (j) {
-        ld_wjob *next = j->next;
-        n->inflight--;
-        j->done(j);
-        j = next;
-    }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -205,7 +170,7 @@ void fuzz_node_start(void)
 
     if (evthread_use_pthreads() != 0 || !(n->base = event_base_new())) die("event loop", NULL);
     pthread_mutex_init(&n->done.mu, NULL);
-    if (!(n->done.ev = event_new(n->base, -1, 0, completions_run, n))) die("event_new", NULL);
+    if (!(n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n))) die("event_new", NULL);
     if (!(n->workers = ld_workers_new(n->base, 2))) die("workers", NULL);
     n->env = (ld_db_env){
         .store = &n->store,
@@ -213,7 +178,7 @@ void fuzz_node_start(void)
         .node_id = n->node_id,
         .dir = n->db_dir,
         .writer_batch_max = n->cfg.writer_batch_max,
-        .complete = completions_post,
+        .complete = ld_completions_post,
         .complete_ctx = n,
     };
     if (ld_registry_init(&n->reg, &n->env) != LD_OK) die("registry", NULL);
