@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import assert_ok
-from test_replication import ws_open, ws_recv_text, ws_send_text
+from test_replication import wait_for, ws_open, ws_recv_text, ws_send_text
 
 REPL_KEY = "tls-cluster-key"
 DB = "tlsdb"
@@ -119,16 +119,6 @@ def peer_status(node, peer_id, db=DB):
                 if p["PeerNodeId"] == peer_id:
                     return p
     return None
-
-
-def wait_for(pred, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def has_doc(node, coll, doc_id, db=DB):
