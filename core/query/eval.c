@@ -33,10 +33,7 @@ void ld_ql_doc_clear(ld_ql_doc *d)
 json_t *ld_ql_parse_doc(const char *text, size_t len)
 {
     json_error_t e;
-    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    if (!v && json_error_code(&e) == json_error_numeric_overflow)
-        v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &e);
-    return v;
+    return ld_json_parse_exact(text, len, &e);
 }
 
 /* ---------------------------------------------------------------------------------------------

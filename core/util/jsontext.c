@@ -1,6 +1,7 @@
 /* Top-level member splicing over validated JSON object text (see jsontext.h). */
 #include "jsontext.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -55,6 +56,69 @@ static size_t skip_value(const char *s, size_t i, size_t len)
            s[i] != '\n' && s[i] != '\r')
         i++;
     return i;
+}
+
+/* Copies text with ".0" after every integer token that does not fit in 64 bits, so jansson reads
+ * those (and only those) as reals. Tokens inside strings are left alone. */
+static char *widen_big_integers(const char *text, size_t len, size_t *out_len)
+{
+    size_t cap = len + len / 2 + 3, o = 0; /* each widened token has >= 19 digits: +2 per 19 */
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    for (size_t i = 0; i < len;) {
+        char c = text[i];
+        if (c == '"') {
+            size_t j = skip_string(text, i, len);
+            memcpy(out + o, text + i, j - i);
+            o += j - i;
+            i = j;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) {
+            out[o++] = c;
+            i++;
+            continue;
+        }
+        size_t j = i;
+        bool integer = true;
+        while (j < len && strchr("-+0123456789.eE", text[j]) && text[j] != '\0') {
+            if (text[j] == '.' || text[j] == 'e' || text[j] == 'E') integer = false;
+            j++;
+        }
+        memcpy(out + o, text + i, j - i);
+        o += j - i;
+        if (integer && j - i >= 19) {
+            char buf[32];
+            bool wide = j - i >= sizeof buf;
+            if (!wide) {
+                memcpy(buf, text + i, j - i);
+                buf[j - i] = '\0';
+                errno = 0;
+                (void)strtoll(buf, NULL, 10);
+                wide = errno == ERANGE;
+            }
+            if (wide) {
+                out[o++] = '.';
+                out[o++] = '0';
+            }
+        }
+        i = j;
+    }
+    *out_len = o;
+    return out;
+}
+
+json_t *ld_json_parse_exact(const char *text, size_t len, json_error_t *err)
+{
+    const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    json_t *v = json_loadb(text, len, flags, err);
+    if (v || json_error_code(err) != json_error_numeric_overflow) return v;
+    size_t wlen;
+    char *wide = widen_big_integers(text, len, &wlen);
+    if (!wide) return NULL;
+    v = json_loadb(wide, wlen, flags, err);
+    free(wide);
+    return v;
 }
 
 char *ld_json_rewrite_object(const char *text, size_t len, const char *prepend,

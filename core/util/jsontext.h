@@ -14,6 +14,11 @@
  * and key inspection use the parsed tree). Returns NULL with err filled on invalid JSON. */
 json_t *ld_json_parse(const char *text, size_t len, json_error_t *err);
 
+/* Parses text as JSON the way the query lexer reads numbers: an integer that fits in 64 bits
+ * stays an exact integer, only a wider one becomes a real (jansson alone rejects the whole text,
+ * or with JSON_DECODE_INT_AS_REAL rounds every integer). NULL with err filled on invalid JSON. */
+json_t *ld_json_parse_exact(const char *text, size_t len, json_error_t *err);
+
 /* Returns a malloc'd object text: '{', then `prepend` (raw member text such as "\"Id\":\"x\"",
  * may be NULL), then every member of `text` for which drop(key, ctx) is false, '}'. Keys are
  * passed decoded. NULL when out of memory or the text is not an object. */

@@ -93,6 +93,20 @@ def test_select_returns_stored_text_exactly(node, db):
     assert '"Rows":[{"r":1.50,"big":123456789012345678901234567890,"tiny":1e-7}]' in resp.text
 
 
+def test_integers_stay_exact_beside_a_wider_one(node, db):
+    """A document with one integer too large for 64 bits still computes with its other integers
+    exactly (2^53 + 1 is not a double), and so does an INSERTed literal."""
+    api = node.api(db)
+    raw = '{"Id":"x","n":9007199254740993,"big":123456789012345678901234567890}'
+    assert api.post("c", raw=raw).status == 200
+    result(query(api, 'INSERT INTO c VALUES {"Id": "y", n: 9007199254740993, '
+                      'big: 123456789012345678901234567890}'))
+    assert rows(api, "SELECT $.Id FROM c WHERE $.n = 9007199254740992") == []
+    assert rows(api, "SELECT $.Id FROM c WHERE $.n = 9007199254740993") == [{"Id": "x"},
+                                                                             {"Id": "y"}]
+    assert rows(api, "SELECT $.n + 1 AS m FROM c WHERE $.Id = 'x'") == [{"m": 9007199254740994}]
+
+
 def test_projections_name_their_columns(node, db):
     api = node.api(db)
     seed(api, 3)

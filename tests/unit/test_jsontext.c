@@ -61,6 +61,32 @@ static void parse_accepts_big_numbers(void **state)
     assert_null(ld_json_parse("{\"a\":", 5, &err));
 }
 
+/* Found by fuzz_query: one wide integer used to turn every integer of the text into a rounded
+ * real, so a literal INSERT stored and read back differed from what the parser saw. */
+static void parse_exact_widens_only_wide_integers(void **state)
+{
+    (void)state;
+    const char *t = "{\"Id\":678901901234567890,\"w\":6789012345678901234567890,"
+                    "\"a\":[-99999999999999999999,-9223372036854775808,9223372036854775807,"
+                    "9223372036854775808,\"12345678901234567890123\",1.5]}";
+    json_error_t e;
+    json_t *v = ld_json_parse_exact(t, strlen(t), &e);
+    assert_non_null(v);
+    assert_true(json_is_integer(json_object_get(v, "Id")));
+    assert_int_equal(json_integer_value(json_object_get(v, "Id")), 678901901234567890LL);
+    assert_true(json_is_real(json_object_get(v, "w")));
+    json_t *a = json_object_get(v, "a");
+    assert_true(json_is_real(json_array_get(a, 0)));
+    assert_true(json_integer_value(json_array_get(a, 1)) == INT64_MIN);
+    assert_true(json_integer_value(json_array_get(a, 2)) == INT64_MAX);
+    assert_true(json_is_real(json_array_get(a, 3)));
+    assert_string_equal(json_string_value(json_array_get(a, 4)), "12345678901234567890123");
+    assert_true(json_real_value(json_array_get(a, 5)) == 1.5);
+    json_decref(v);
+    assert_null(ld_json_parse_exact("[1e400]", 7, &e));
+    assert_null(ld_json_parse_exact("[1,", 3, &e));
+}
+
 static void member_span(void **state)
 {
     (void)state;
@@ -78,6 +104,7 @@ int main(void)
         cmocka_unit_test(keeps_exact_text),
         cmocka_unit_test(rejects_non_objects),
         cmocka_unit_test(parse_accepts_big_numbers),
+        cmocka_unit_test(parse_exact_widens_only_wide_integers),
         cmocka_unit_test(member_span),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -624,9 +624,10 @@ static void documents(void **state)
     assert_true(json_is_integer(json_object_get(v, "a")));
     assert_true(json_integer_value(json_object_get(v, "a")) == 9007199254740993LL);
     json_decref(v);
-    /* ...unless the document has one too large for 64 bits: then every number is a real. */
-    v = J("{\"a\": 1, \"b\": 123456789012345678901234567890}");
-    assert_true(json_is_real(json_object_get(v, "a")));
+    /* ...even beside one too large for 64 bits, which alone is read as a real, as the lexer
+     * reads a literal (so an INSERTed literal reads back as the value the parser saw). */
+    v = J("{\"a\": 9007199254740993, \"b\": 123456789012345678901234567890}");
+    assert_true(json_integer_value(json_object_get(v, "a")) == 9007199254740993LL);
     assert_true(json_is_real(json_object_get(v, "b")));
     json_decref(v);
     assert_null(ld_ql_parse_doc("{\"a\": ", 6));
