@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 
 #include "../db/registry.h"
+#include "../util/jsonbuf.h"
 #include "../util/log.h"
 #include "cors.h"
 
@@ -174,15 +175,17 @@ void ld_reply_text(ld_req *r, int status, const char *content_type, const char *
 
 void ld_reply_json(ld_req *r, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    struct evbuffer *buf = body ? evbuffer_new() : NULL;
+    bool ok = buf && ld_json_dump_evbuffer(body, JSON_COMPACT | JSON_ENCODE_ANY, buf);
     json_decref(body);
-    if (!text) {
+    if (!ok) {
+        if (buf) evbuffer_free(buf);
         ld_reply_text(r, 500, "application/json; charset=utf-8", "{\"Error\":\"Out of memory.\"}",
                       26);
         return;
     }
-    ld_reply_text(r, status, "application/json; charset=utf-8", text, strlen(text));
-    free(text);
+    send_reply(r, status, "application/json; charset=utf-8", buf);
+    evbuffer_free(buf);
 }
 
 static json_t *error_body(char *msg)

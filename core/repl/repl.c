@@ -23,6 +23,7 @@
 #include "../http/tls.h"
 #include "../db/writer.h"
 #include "../node.h"
+#include "../util/jsonbuf.h"
 #include "../util/jsonget.h"
 #include "../util/log.h"
 #include "../util/strutil.h"
@@ -437,11 +438,10 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
     }
-    char *text = json_dumps(body, JSON_COMPACT);
     call *c = malloc(sizeof *c);
-    struct evhttp_request *req = c && text ? evhttp_request_new(call_done, c) : NULL;
-    if (!req) {
-        free(text);
+    struct evhttp_request *req = c ? evhttp_request_new(call_done, c) : NULL;
+    if (!req || !ld_json_dump_evbuffer(body, JSON_COMPACT, evhttp_request_get_output_buffer(req))) {
+        if (req) evhttp_request_free(req);
         free(c);
         return false;
     }
@@ -456,8 +456,6 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
     if (l->tconn) evhttp_add_header(h, "Connection", "close");
-    evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-    free(text);
     if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
         /* evhttp freed req; c is ours again */
         free(c);

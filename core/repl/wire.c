@@ -25,9 +25,8 @@ void ld_wire_op_clear(ld_wire_op *op)
 }
 
 /* A required string member, copied. */
-static bool take_str(json_t *j, const char *name, char **out, size_t *len, char *err, size_t errlen)
+static bool take_str(json_t *v, const char *name, char **out, size_t *len, char *err, size_t errlen)
 {
-    json_t *v = ld_json_get_ci(j, name);
     if (!json_is_string(v)) {
         ld_set_err(err, errlen, "operation field %s is required and must be a string", name);
         return false;
@@ -42,10 +41,9 @@ static bool take_str(json_t *j, const char *name, char **out, size_t *len, char 
     return true;
 }
 
-static bool take_u64(json_t *j, const char *name, bool required, uint64_t *out, char *err,
+static bool take_u64(json_t *v, const char *name, bool required, uint64_t *out, char *err,
                      size_t errlen)
 {
-    json_t *v = ld_json_get_ci(j, name);
     if (!v || json_is_null(v)) {
         *out = 0;
         if (!required) return true;
@@ -78,6 +76,26 @@ static bool parse_iso_ms(const char *s, uint64_t *out)
     return true;
 }
 
+/* The members an op is read from, found in one pass (an op has about 15). */
+enum {
+    F_ID,
+    F_NODE,
+    F_COLL,
+    F_ENTITY,
+    F_TYPE,
+    F_PAYLOAD,
+    F_SEQ,
+    F_LOGSEQ,
+    F_EXPIRES,
+    F_HLC,
+    F_TIME,
+    F_PARENT,
+    F_COUNT
+};
+static const char *const field_names[F_COUNT] = {
+    "Id",       "NodeId",      "Collection",  "EntityId", "OperationType", "Payload",
+    "Sequence", "LogSequence", "ExpiresAtMs", "Hlc",      "TimestampUtc",  "ParentVersion"};
+
 bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -87,22 +105,25 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
         ld_set_err(err, errlen, "an operation must be a JSON object");
         return false;
     }
-    json_t *id = ld_json_get_ci(j, "Id");
+    json_t *f[F_COUNT];
+    ld_json_get_ci_all(j, field_names, F_COUNT, f);
+    json_t *id = f[F_ID];
     if (!json_is_string(id) || !ld_op_id_parse(json_string_value(id), r->id)) {
         ld_set_err(err, errlen, "operation field Id must be 32 hex digits");
         goto fail;
     }
-    if (!take_str(j, "NodeId", &out->origin, &r->origin_len, err, errlen)) goto fail;
+    if (!take_str(f[F_NODE], "NodeId", &out->origin, &r->origin_len, err, errlen)) goto fail;
     if (!ld_node_id_valid(out->origin)) {
         ld_set_err(err, errlen, "operation field NodeId is not a valid node id");
         goto fail;
     }
-    if (!take_str(j, "Collection", &out->collection, &r->collection_len, err, errlen)) goto fail;
+    if (!take_str(f[F_COLL], "Collection", &out->collection, &r->collection_len, err, errlen))
+        goto fail;
     if (!ld_collection_name_valid(out->collection, r->collection_len)) {
         ld_set_err(err, errlen, "operation field Collection is not a valid collection name");
         goto fail;
     }
-    if (!take_str(j, "EntityId", &out->doc_id, &r->doc_id_len, err, errlen)) goto fail;
+    if (!take_str(f[F_ENTITY], "EntityId", &out->doc_id, &r->doc_id_len, err, errlen)) goto fail;
     /* Cache keys are counted in characters (up to 500 bytes); document ids in bytes. */
     if (ld_collection_is_cache(out->collection)
             ? ld_cache_key_problem(out->doc_id, r->doc_id_len) != NULL
@@ -111,13 +132,13 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
         goto fail;
     }
     uint64_t type;
-    if (!take_u64(j, "OperationType", true, &type, err, errlen)) goto fail;
+    if (!take_u64(f[F_TYPE], "OperationType", true, &type, err, errlen)) goto fail;
     if (type < LD_OP_INSERT || type > LD_OP_DELETE) {
         ld_set_err(err, errlen, "operation field OperationType must be 1, 2 or 3");
         goto fail;
     }
     r->op_type = (uint8_t)type;
-    if (!take_str(j, "Payload", &out->payload, &len, err, errlen)) goto fail;
+    if (!take_str(f[F_PAYLOAD], "Payload", &out->payload, &len, err, errlen)) goto fail;
     r->payload_len = len;
     if (r->op_type != LD_OP_DELETE) {
         /* The document a put carries must be a JSON object: it is stored and served as is. */
@@ -130,21 +151,21 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (!take_u64(j, "Sequence", true, &r->origin_seq, err, errlen)) goto fail;
+    if (!take_u64(f[F_SEQ], "Sequence", true, &r->origin_seq, err, errlen)) goto fail;
     if (r->origin_seq == 0) {
         ld_set_err(err, errlen, "operation field Sequence must be at least 1");
         goto fail;
     }
-    if (!take_u64(j, "LogSequence", false, &out->log_seq, err, errlen)) goto fail;
-    if (!take_u64(j, "ExpiresAtMs", false, &r->expires_ms, err, errlen)) goto fail;
-    json_t *hlc = ld_json_get_ci(j, "Hlc");
+    if (!take_u64(f[F_LOGSEQ], "LogSequence", false, &out->log_seq, err, errlen)) goto fail;
+    if (!take_u64(f[F_EXPIRES], "ExpiresAtMs", false, &r->expires_ms, err, errlen)) goto fail;
+    json_t *hlc = f[F_HLC];
     if (hlc && !json_is_null(hlc)) {
         if (!ld_json_as_u64(hlc, &r->hlc) || r->hlc == 0) {
             ld_set_err(err, errlen, "operation field Hlc must be a positive integer");
             goto fail;
         }
     } else {
-        json_t *ts = ld_json_get_ci(j, "TimestampUtc");
+        json_t *ts = f[F_TIME];
         uint64_t ms;
         if (!json_is_string(ts) || !parse_iso_ms(json_string_value(ts), &ms)) {
             ld_set_err(err, errlen, "operation needs Hlc or an ISO-8601 UTC TimestampUtc");
@@ -152,7 +173,7 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
         }
         r->hlc = ld_hlc_make(ms, 0);
     }
-    json_t *parent = ld_json_get_ci(j, "ParentVersion");
+    json_t *parent = f[F_PARENT];
     if (json_is_string(parent) && json_string_length(parent) > 0) {
         if (!ld_op_id_parse(json_string_value(parent), r->parent)) {
             ld_set_err(err, errlen, "operation field ParentVersion must be 32 hex digits");

@@ -1,8 +1,10 @@
 /* Case-insensitive members and lenient numbers (see jsonget.h). */
 #include "jsonget.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 json_t *ld_json_get_ci(json_t *obj, const char *name)
@@ -16,6 +18,25 @@ json_t *ld_json_get_ci(json_t *obj, const char *name)
         if (strcasecmp(k, name) == 0) found = v;
     }
     return found;
+}
+
+void ld_json_get_ci_all(json_t *obj, const char *const *names, size_t n, json_t **out)
+{
+    assert(n <= LD_JSON_CI_MAX);
+    size_t lens[LD_JSON_CI_MAX];
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        lens[i] = strlen(names[i]);
+    }
+    if (!json_is_object(obj)) return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        size_t kl = strlen(k);
+        for (size_t i = 0; i < n; i++)
+            if (lens[i] == kl && strcasecmp(k, names[i]) == 0) out[i] = v;
+    }
 }
 
 bool ld_json_as_u64(json_t *v, uint64_t *out)
