@@ -155,8 +155,8 @@ void ld_api_repl_pull(ld_req *r)
     if (batch > PULL_MAX_BATCH) batch = PULL_MAX_BATCH;
     json_t *vv = ld_json_get_ci(body, "VersionVector");
     const char *requester = json_string_value(ld_json_get_ci(body, "RequestingNodeId"));
-    peer_alive(r->node, requester);
     if (!r->db) {
+        peer_alive(r->node, requester);
         /* Nothing here yet: an empty answer, and nothing created. */
         json_decref(body);
         ld_reply_json(r, 200,
@@ -170,7 +170,10 @@ void ld_api_repl_pull(ld_req *r)
     ld_oplog_batch b;
     ld_status st = ld_oplog_read(r->db, after, (size_t)batch, r->node->cfg.repl_batch_bytes, NULL,
                                  json_is_object(vv) ? vv : NULL, &b);
-    (void)requester;
+    if (st == LD_OK && requester && ld_node_id_valid(requester) &&
+        strcmp(requester, r->node->node_id) != 0)
+        ld_repl_peer_pulled(r->node->repl, r->db->name, requester, after, b.local_max, b.more);
+    peer_alive(r->node, requester); /* after: a link it kicks sees the pull above */
     json_decref(body);
     if (st != LD_OK) {
         ld_reply_error(r, 500, "Reading the operation log failed: %s.", ld_status_str(st));

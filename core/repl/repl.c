@@ -38,6 +38,9 @@
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS  30000
 #define JITTER_MS       250
+/* How long after answering a peer's pull with HasMore we expect its next pull (see
+ * ld_repl_peer_pulled); past it, pushes to that peer resume. */
+#define PEER_PULLING_MS 5000
 
 typedef enum { PH_IDLE, PH_PUSH, PH_PULL, PH_INGEST } phase;
 
@@ -65,8 +68,9 @@ typedef struct ld_link {
     bool online;
     uint64_t last_success_wall, last_attempt_wall;
     char last_error[256];
-    uint64_t peer_max;  /* the peer's LocalMaxLogSequence at the last pull */
-    uint64_t local_max; /* ours at the last push read */
+    uint64_t peer_max;           /* the peer's LocalMaxLogSequence at the last pull */
+    uint64_t peer_pulling_until; /* monotonic ms: the peer is catching up by pulling from us */
+    uint64_t local_max;          /* ours at the last push read */
     /* Since this process started, for the status route: ops the peer acknowledged / ops pulled
      * and processed, and how many of each the receiving side already held. A restarted node's
      * duplicates show how much it re-moved (the fault test bounds them by one batch). */
@@ -283,8 +287,11 @@ static void cycle_begin(ld_link *l)
                     size_t kl = ld_ckpt_key(l->peer, push, key);
                     const void *v;
                     size_t vl;
-                    if (ld_txn_get(&t, LD_SPACE_CKPT, key, kl, &v, &vl) == LD_OK && vl == 8)
-                        *(push ? &l->push_ckpt : &l->pull_ckpt) = ld_be64_get(v);
+                    uint64_t *ckpt = push ? &l->push_ckpt : &l->pull_ckpt;
+                    /* ld_repl_peer_pulled may have moved it already: keep the larger. */
+                    if (ld_txn_get(&t, LD_SPACE_CKPT, key, kl, &v, &vl) == LD_OK && vl == 8 &&
+                        ld_be64_get(v) > *ckpt)
+                        *ckpt = ld_be64_get(v);
                 }
                 ld_txn_abort(&t);
                 l->loaded = true;
@@ -656,6 +663,12 @@ static void step_push(ld_link *l)
 {
     ld_repl *r = l->repl;
     l->ph = PH_PUSH;
+    if (l->peer_pulling_until > ld_mono_ms()) {
+        /* The peer is pulling our log batch after batch: pushing the same entries beside it
+         * would send each twice. Its pulls move push_ckpt (ld_repl_peer_pulled). */
+        step_pull(l);
+        return;
+    }
     ld_db *db = ld_registry_get(&r->node->reg, l->db);
     if (!db) {
         l->removed = true;
@@ -965,6 +978,19 @@ void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id)
         l = link_find(r, db, peer_id);
     }
     if (l) link_kick(l, true);
+}
+
+void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t after,
+                         uint64_t local_max, bool more)
+{
+    ld_link *l = link_find(r, db, peer_id);
+    if (!l) return;
+    uint64_t held = after < local_max ? after : local_max;
+    if (held > l->push_ckpt) {
+        l->push_ckpt = held;
+        save_ckpts(l);
+    }
+    l->peer_pulling_until = more ? ld_mono_ms() + PEER_PULLING_MS : 0;
 }
 
 void ld_repl_peer_alive(ld_repl *r, const char *peer_id)

@@ -31,6 +31,14 @@ void ld_repl_committed(void *repl, struct ld_db *db);
  * for its peers' pushes. Loop thread. */
 void ld_repl_peer_alive(ld_repl *r, const char *peer_id);
 
+/* We answered peer_id's pull of db after our log entry `after` (local_max: our last entry),
+ * `more` when entries remain. A peer asks from its own committed pull checkpoint, so it holds
+ * every entry up to `after`: our push checkpoint for it moves there. While it keeps pulling
+ * (more), our pushes to it pause, so a catching-up peer gets each entry once, not once by its
+ * pull and again by our push. Loop thread. */
+void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t after,
+                         uint64_t local_max, bool more);
+
 /* A peer asked us to pull `db` from it now (WebSocket sync-request). */
 void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id);
 

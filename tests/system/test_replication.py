@@ -297,6 +297,39 @@ def test_killed_node_catches_up_without_retransfer(make_node):
     assert len(docs["c"]) == 80
 
 
+def link(node, peer_id, db=DB):
+    for d in status(node)["Databases"]:
+        if d["DatabaseName"] == db:
+            return next(p for p in d["Peers"] if p["PeerNodeId"] == peer_id)
+    return None
+
+
+def test_a_catching_up_node_gets_each_entry_once(make_node):
+    """b, back after missing 400 writes, pulls them in batches of 50; a sees b pulling and
+    does not push the same entries beside it (which used to double the traffic)."""
+    over = deep(cluster_overrides(), {"Node": {"ReplicationBatchSize": 50}})
+    a = make_node(overrides=over, node_id="a", name="a")
+    b = make_node(overrides=over, node_id="b", name="b")
+    add_peer(a, b)
+    add_peer(b, a)
+    a.api(DB).must_put("c", "first", {"i": -1})
+    wait_converged([a, b])
+    b.stop()
+    for i in range(400):
+        a.api(DB).must_put("c", f"x{i}", {"i": i})
+    b.start()
+    (vv, _), docs = wait_converged([a, b])
+    assert vv == {"a": 401} and len(docs["c"]) == 401
+    ab, ba = link(a, "b"), link(b, "a")
+    moved = ab["PushedOperations"] + ba["PulledOperations"]
+    dups = ab["PushedDuplicates"] + ba["PulledDuplicates"]
+    # At most one batch crosses twice: a push that was already in flight when b's first pull
+    # arrived.
+    assert moved <= 400 + 50 and dups <= 50, (ab, ba)
+    # b's pulls moved a's push checkpoint: nothing is left for a to push.
+    assert ab["LastPushedLocalLogSequence"] >= 351, ab
+
+
 def test_acknowledged_writes_survive_kill_during_writes_and_replicate(make_node):
     a, b = make_cluster(make_node, ["a", "b"], [(0, 1)])
     acked = []
