@@ -73,7 +73,7 @@ FUZZ_QUERY_SRCS   := core/query/lexer.c core/query/parser.c core/query/eval.c co
 # The replication payload decoder, the config loader, and (http, ws) a whole node in the fuzzer's
 # process fed raw bytes over loopback: those two load the storage and auth plugins of $(BUILD).
 FUZZ_WIRE_SRCS    := core/repl/wire.c core/db/names.c core/db/hlc.c core/db/record.c \
-                     core/util/jsonget.c core/util/jsontext.c core/util/strutil.c \
+                     core/util/jsonget.c core/util/jsonbuf.c core/util/jsontext.c core/util/strutil.c \
                      core/util/timeutil.c core/util/log.c
 FUZZ_CONFIG_SRCS  := core/config/config.c core/util/log.c core/util/strutil.c \
                      core/util/jsonget.c core/util/timeutil.c
@@ -98,8 +98,8 @@ $(FUZZ_BUILD)/fuzz_query: tests/fuzz/fuzz_query.c $(FUZZ_QUERY_SRCS) $(wildcard 
 
 $(FUZZ_BUILD)/fuzz_wire: tests/fuzz/fuzz_wire.c $(FUZZ_WIRE_SRCS) $(wildcard core/*/*.h)
 	@mkdir -p $(FUZZ_BUILD)
-	clang $(FUZZ_CFLAGS) $$(pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_wire.c \
-	  $(FUZZ_WIRE_SRCS) $$(pkg-config --libs jansson libsodium) -lm -lpthread
+	clang $(FUZZ_CFLAGS) $$(pkg-config --cflags jansson libevent) -o $@ tests/fuzz/fuzz_wire.c \
+	  $(FUZZ_WIRE_SRCS) $$(pkg-config --libs jansson libsodium libevent) -lm -lpthread
 
 $(FUZZ_BUILD)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_CONFIG_SRCS) core/config/config.h
 	@mkdir -p $(FUZZ_BUILD)

@@ -10,7 +10,6 @@
 
 #include "db/record.h"
 #include "repl/wire.h"
-#include "util/jsonbuf.h"
 #include "util/jsontext.h"
 
 #define BATCH 1000
@@ -41,17 +40,18 @@ static char *document(int n, int pad)
     return s;
 }
 
-/* Builds the Operations answer of BATCH ops into a new evbuffer (the sender's work). */
+/* Builds a pull answer of BATCH ops into a new evbuffer (the sender's work, as
+ * ld_api_repl_pull does it). */
 static struct evbuffer *encode(ld_op_rec *ops)
 {
-    json_t *arr = json_array();
-    for (int i = 0; i < BATCH; i++)
-        json_array_append_new(arr, ld_wire_op_encode(&ops[i], (uint64_t)i + 1));
-    json_t *body = json_pack("{s:i, s:s, s:o, s:b}", "ProtocolVersion", LD_REPL_PROTOCOL, "NodeId",
-                             "node-a", "Operations", arr, "HasMore", 1);
     struct evbuffer *out = evbuffer_new();
-    ld_json_dump_evbuffer(body, JSON_COMPACT, out);
-    json_decref(body);
+    evbuffer_add_printf(out, "{\"ProtocolVersion\":%d,\"NodeId\":\"node-a\",\"Operations\":[",
+                        LD_REPL_PROTOCOL);
+    for (int i = 0; i < BATCH; i++) {
+        if (i) evbuffer_add(out, ",", 1);
+        ld_wire_op_write(&ops[i], (uint64_t)i + 1, out);
+    }
+    evbuffer_add_printf(out, "],\"HasMore\":true}");
     return out;
 }
 

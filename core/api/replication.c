@@ -2,6 +2,7 @@
  * /api/replication/status, and the peer registry under /api/cluster/peers. */
 #include "api.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,7 @@
 #include "../repl/oplog.h"
 #include "../repl/repl.h"
 #include "../repl/wire.h"
+#include "../util/jsonbuf.h"
 #include "../util/jsonget.h"
 #include "../ws/ws.h"
 #include "context.h"
@@ -179,16 +181,26 @@ void ld_api_repl_pull(ld_req *r)
         ld_reply_error(r, 500, "Reading the operation log failed: %s.", ld_status_str(st));
         return;
     }
-    json_t *out =
-        json_pack("{s:i, s:s, s:O, s:I, s:I, s:b, s:O, s:s}", "ProtocolVersion", LD_REPL_PROTOCOL,
-                  "NodeId", r->node->node_id, "Operations", b.ops, "LastLogSequence",
-                  (json_int_t)b.scanned, "LocalMaxLogSequence", (json_int_t)b.local_max, "HasMore",
-                  b.more, "VersionVector", b.vv, "Digest", b.digest);
+    /* Written as text: the ops are JSON already (ld_wire_op_write), and a batch of 1 KB
+     * documents is over a megabyte that a jansson tree would copy twice more. */
+    struct evbuffer *out = evbuffer_new();
+    bool ok =
+        out &&
+        evbuffer_add_printf(out, "{\"ProtocolVersion\":%d,\"NodeId\":", LD_REPL_PROTOCOL) > 0 &&
+        ld_json_string_evbuffer(r->node->node_id, strlen(r->node->node_id), out) &&
+        evbuffer_add(out, ",\"Operations\":[", 15) == 0 && evbuffer_add_buffer(out, b.ops) == 0 &&
+        evbuffer_add_printf(out,
+                            "],\"LastLogSequence\":%" PRIu64 ",\"LocalMaxLogSequence\":%" PRIu64
+                            ",\"HasMore\":%s,\"VersionVector\":",
+                            b.scanned, b.local_max, b.more ? "true" : "false") > 0 &&
+        ld_json_dump_evbuffer(b.vv, JSON_COMPACT, out) &&
+        evbuffer_add_printf(out, ",\"Digest\":\"%s\"}", b.digest) > 0;
     ld_oplog_batch_free(&b);
-    if (!out)
-        ld_reply_error(r, 500, "Out of memory.");
+    if (ok)
+        ld_reply_buffer(r, 200, out);
     else
-        ld_reply_json(r, 200, out);
+        ld_reply_error(r, 500, "Out of memory.");
+    if (out) evbuffer_free(out);
 }
 
 void ld_api_repl_status(ld_req *r)

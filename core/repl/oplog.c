@@ -10,7 +10,7 @@
 
 void ld_oplog_batch_free(ld_oplog_batch *b)
 {
-    json_decref(b->ops);
+    if (b->ops) evbuffer_free(b->ops);
     json_decref(b->vv);
     free(b->seqs);
     memset(b, 0, sizeof *b);
@@ -90,7 +90,7 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
 {
     memset(out, 0, sizeof *out);
     out->scanned = after;
-    out->ops = json_array();
+    out->ops = evbuffer_new();
     out->seqs = malloc((max_ops ? max_ops : 1) * sizeof *out->seqs);
     if (!out->ops || !out->seqs) {
         ld_oplog_batch_free(out);
@@ -136,8 +136,8 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
                 break;
             }
             if (!skipped(&op, skip_origin, skip_vv)) {
-                json_t *j = ld_wire_op_encode(&op, seq);
-                if (!j || json_array_append_new(out->ops, j)) {
+                if ((out->n > 0 && evbuffer_add(out->ops, ",", 1) != 0) ||
+                    !ld_wire_op_write(&op, seq, out->ops)) {
                     st = LD_NOMEM;
                     break;
                 }

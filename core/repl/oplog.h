@@ -8,13 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <jansson.h>
 
 #include "../db/database.h"
 
 typedef struct ld_oplog_batch {
-    json_t *ops;    /* array of OperationRecord; owned by the caller */
-    uint64_t *seqs; /* LogSequence of each op in ops (malloc'd; caller frees) */
+    struct evbuffer *ops; /* the OperationRecords' JSON, comma-separated, without the brackets
+                           * (owned by the caller: ld_oplog_batch_free) */
+    uint64_t *seqs;       /* LogSequence of each op in ops (malloc'd; caller frees) */
     size_t n;
     uint64_t scanned;   /* the last LogSequence looked at (sent or skipped); `after` if none */
     uint64_t local_max; /* the database's last LogSequence in this snapshot */

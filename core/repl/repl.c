@@ -429,7 +429,8 @@ static void call_done(struct evhttp_request *req, void *arg)
     json_decref(body);
 }
 
-static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
+/* POSTs body (its contents move into the request) to the peer's /api/replication/<what>. */
+static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn)
 {
     ld_repl *r = l->repl;
     if (!l->conn) {
@@ -447,7 +448,7 @@ static bool call_post(ld_link *l, const char *what, json_t *body, reply_fn fn)
     }
     call *c = malloc(sizeof *c);
     struct evhttp_request *req = c ? evhttp_request_new(call_done, c) : NULL;
-    if (!req || !ld_json_dump_evbuffer(body, JSON_COMPACT, evhttp_request_get_output_buffer(req))) {
+    if (!req || evbuffer_add_buffer(evhttp_request_get_output_buffer(req), body) != 0) {
         if (req) evhttp_request_free(req);
         free(c);
         return false;
@@ -704,11 +705,16 @@ static void step_push(ld_link *l)
     b.seqs = NULL;
     l->n_sent = b.n;
     l->sent_last = l->sent[b.n - 1];
-    json_t *body = json_pack("{s:i, s:s, s:O}", "ProtocolVersion", LD_REPL_PROTOCOL, "SourceNodeId",
-                             r->node->node_id, "Operations", b.ops);
+    struct evbuffer *body = evbuffer_new();
+    bool ok =
+        body &&
+        evbuffer_add_printf(body, "{\"ProtocolVersion\":%d,\"SourceNodeId\":", LD_REPL_PROTOCOL) >
+            0 &&
+        ld_json_string_evbuffer(r->node->node_id, strlen(r->node->node_id), body) &&
+        evbuffer_add(body, ",\"Operations\":[", 15) == 0 && evbuffer_add_buffer(body, b.ops) == 0 &&
+        evbuffer_add(body, "]}", 2) == 0 && call_post(l, "push", body, push_reply);
     ld_oplog_batch_free(&b);
-    bool ok = body && call_post(l, "push", body, push_reply);
-    json_decref(body);
+    if (body) evbuffer_free(body);
     if (!ok) cycle_fail(l, "push: cannot send the request");
 }
 
@@ -906,8 +912,11 @@ static void step_pull(ld_link *l)
                              "RequestingNodeId", r->node->node_id, "AfterLogSequence",
                              (json_int_t)l->pull_ckpt, "BatchSize", r->node->cfg.repl_batch_size,
                              "VersionVector", vv ? vv : json_object());
-    bool ok = body && call_post(l, "pull", body, pull_reply);
+    struct evbuffer *text = body ? evbuffer_new() : NULL;
+    bool ok = text && ld_json_dump_evbuffer(body, JSON_COMPACT, text) &&
+              call_post(l, "pull", text, pull_reply);
     json_decref(body);
+    if (text) evbuffer_free(text);
     if (!ok) cycle_fail(l, "pull: cannot send the request");
 }
 

@@ -3,6 +3,7 @@
 #include "wire.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "../db/hlc.h"
 #include "../db/names.h"
+#include "../util/jsonbuf.h"
 #include "../util/jsonget.h"
 #include "../util/jsontext.h"
 #include "../util/strutil.h"
@@ -47,8 +49,8 @@ static bool take_u64(json_t *v, const char *name, bool required, uint64_t *out, 
     if (!v || json_is_null(v)) {
         *out = 0;
         if (!required) return true;
-    } else if (ld_json_as_u64(v, out)) {
-        return true;
+    } else if (ld_json_as_u64(v, out) && *out <= INT64_MAX) {
+        return true; /* a long in the contract: larger would not survive our own encoding */
     }
     ld_set_err(err, errlen, "operation field %s %s", name,
                v && !json_is_null(v) ? "must be a non-negative integer" : "is required");
@@ -192,36 +194,36 @@ fail:
     return false;
 }
 
-json_t *ld_wire_op_encode(const ld_op_rec *op, uint64_t log_seq)
+bool ld_wire_op_write(const ld_op_rec *op, uint64_t log_seq, struct evbuffer *out)
 {
-    char id[2 * LD_OP_ID_LEN + 1], parent[2 * LD_OP_ID_LEN + 1], when[LD_ISO_TIME_LEN], hlc[24];
+    char id[2 * LD_OP_ID_LEN + 1], parent[2 * LD_OP_ID_LEN + 3] = "null";
+    char when[LD_ISO_TIME_LEN];
     ld_op_id_hex(op->id, id);
-    if (op->has_parent) ld_op_id_hex(op->parent, parent);
-    ld_iso_time(ld_hlc_ms(op->hlc), when);
-    snprintf(hlc, sizeof hlc, "%" PRIu64, op->hlc);
-    json_t *j = json_object();
-    if (!j) return NULL;
-    if (json_object_set_new(j, "Id", json_string(id)) ||
-        json_object_set_new(j, "NodeId", json_stringn(op->origin, op->origin_len)) ||
-        json_object_set_new(j, "TimestampUtc", json_string(when)) ||
-        json_object_set_new(j, "Collection", json_stringn(op->collection, op->collection_len)) ||
-        json_object_set_new(j, "EntityId", json_stringn(op->doc_id, op->doc_id_len)) ||
-        json_object_set_new(j, "OperationType", json_integer(op->op_type)) ||
-        json_object_set_new(j, "Payload", json_stringn(op->payload, op->payload_len)) ||
-        json_object_set_new(j, "Sequence", json_integer((json_int_t)op->origin_seq)) ||
-        json_object_set_new(j, "LogSequence", json_integer((json_int_t)log_seq)) ||
-        json_object_set_new(j, "GlobalSequence", json_null()) ||
-        json_object_set_new(j, "ParentVersion",
-                            op->has_parent ? json_string(parent) : json_null()) ||
-        json_object_set_new(j, "IsTombstone", json_boolean(op->op_type == LD_OP_DELETE)) ||
-        json_object_set_new(j, "IsSynced", json_boolean(op->synced)) ||
-        json_object_set_new(j, "Hlc", json_string(hlc)) ||
-        (op->expires_ms &&
-         json_object_set_new(j, "ExpiresAtMs", json_integer((json_int_t)op->expires_ms)))) {
-        json_decref(j);
-        return NULL;
+    if (op->has_parent) {
+        parent[0] = '"';
+        ld_op_id_hex(op->parent, parent + 1);
+        memcpy(parent + 1 + 2 * LD_OP_ID_LEN, "\"", 2);
     }
-    return j;
+    ld_iso_time(ld_hlc_ms(op->hlc), when);
+    /* Only the strings that come from users go through jansson's escaping. */
+    bool ok = evbuffer_add_printf(out, "{\"Id\":\"%s\",\"NodeId\":", id) > 0 &&
+              ld_json_string_evbuffer(op->origin, op->origin_len, out) &&
+              evbuffer_add_printf(out, ",\"TimestampUtc\":\"%s\",\"Collection\":", when) > 0 &&
+              ld_json_string_evbuffer(op->collection, op->collection_len, out) &&
+              evbuffer_add(out, ",\"EntityId\":", 12) == 0 &&
+              ld_json_string_evbuffer(op->doc_id, op->doc_id_len, out) &&
+              evbuffer_add_printf(out, ",\"OperationType\":%u,\"Payload\":", op->op_type) > 0 &&
+              ld_json_string_evbuffer(op->payload, op->payload_len, out) &&
+              evbuffer_add_printf(
+                  out,
+                  ",\"Sequence\":%" PRIu64 ",\"LogSequence\":%" PRIu64
+                  ",\"GlobalSequence\":null,\"ParentVersion\":%s,\"IsTombstone\":%s,"
+                  "\"IsSynced\":%s,\"Hlc\":\"%" PRIu64 "\"",
+                  op->origin_seq, log_seq, parent, op->op_type == LD_OP_DELETE ? "true" : "false",
+                  op->synced ? "true" : "false", op->hlc) > 0;
+    if (ok && op->expires_ms)
+        ok = evbuffer_add_printf(out, ",\"ExpiresAtMs\":%" PRIu64, op->expires_ms) > 0;
+    return ok && evbuffer_add(out, "}", 1) == 0;
 }
 
 bool ld_wire_protocol_ok(json_t *body, char *err, size_t errlen)

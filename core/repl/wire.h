@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <jansson.h>
 
 #include "../db/record.h"
@@ -30,8 +31,10 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen);
 /* Frees what a decoded op owns. Safe on a zeroed op. */
 void ld_wire_op_clear(ld_wire_op *op);
 
-/* The OperationRecord of the log entry at log_seq; NULL when out of memory. */
-json_t *ld_wire_op_encode(const ld_op_rec *op, uint64_t log_seq);
+/* Appends the OperationRecord JSON of the log entry at log_seq to out, written directly (no
+ * jansson tree: this is the sender's hot path). False when out of memory or a string is not
+ * UTF-8; out then holds a partial text the caller discards. */
+bool ld_wire_op_write(const ld_op_rec *op, uint64_t log_seq, struct evbuffer *out);
 
 /* Checks a body's ProtocolVersion; false with the message to answer in err. */
 bool ld_wire_protocol_ok(json_t *body, char *err, size_t errlen);

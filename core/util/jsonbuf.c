@@ -35,3 +35,11 @@ bool ld_json_dump_evbuffer(const json_t *v, size_t flags, struct evbuffer *out)
     s.n = 0;
     return json_dump_callback(v, put, &s, flags) == 0 && flush(&s) == 0;
 }
+
+bool ld_json_string_evbuffer(const char *s, size_t len, struct evbuffer *out)
+{
+    json_t *j = json_stringn(s, len);
+    bool ok = j && ld_json_dump_evbuffer(j, JSON_ENCODE_ANY, out);
+    json_decref(j);
+    return ok;
+}

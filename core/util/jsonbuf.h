@@ -13,4 +13,8 @@
  * hold a partial text, which the caller discards. */
 bool ld_json_dump_evbuffer(const json_t *v, size_t flags, struct evbuffer *out);
 
+/* Appends s (len bytes of UTF-8) as a quoted, escaped JSON string. False when s is not UTF-8
+ * or out of memory. */
+bool ld_json_string_evbuffer(const char *s, size_t len, struct evbuffer *out);
+
 #endif

@@ -79,8 +79,14 @@ static void one_op(json_t *j, const uint8_t *data, size_t size)
     }
 
     /* The OperationRecord this node would serve in a pull. */
-    json_t *enc = ld_wire_op_encode(r, op.log_seq);
-    check(enc != NULL, "an accepted op does not encode", data, size);
+    struct evbuffer *text = evbuffer_new();
+    check(text && ld_wire_op_write(r, op.log_seq, text), "an accepted op does not encode", data,
+          size);
+    json_error_t je;
+    json_t *enc =
+        json_loadb((const char *)evbuffer_pullup(text, -1), evbuffer_get_length(text), 0, &je);
+    check(enc != NULL, "an encoded op is not JSON", data, size);
+    evbuffer_free(text);
     ld_wire_op again;
     char err2[256] = "";
     check(ld_wire_op_decode(enc, &again, err2, sizeof err2), "an encoded op does not decode", data,
