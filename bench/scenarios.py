@@ -524,11 +524,22 @@ def b8(ctx):
     digests = [s.get("Digest") for s in sts]
     div = sum(int(s.get("DivergenceCount", 0) or 0) for s in sts)
     s = sorted(lags)
+    # What the links moved: in a mesh an op can reach a node by more than one path, and every
+    # copy beyond the first is a duplicate the receiver decoded for nothing.
+    moved = {"PushedOperations": 0, "PushedDuplicates": 0, "PulledOperations": 0,
+             "PulledDuplicates": 0}
+    for st in sts:
+        for peer in st.get("Peers", []):
+            for k in moved:
+                moved[k] += int(peer.get(k) or 0)
     ctx.record(workload="B8", target="litedist", repeat=1, value=pct(s, 99), unit="ms",
                p50_ms=pct(s, 50), p99_ms=pct(s, 99), max_ms=s[-1] if s else None,
                probes=len(s), lost=lost, writes=sent, writes_per_s=sent / secs,
                converged_after_s=conv_s, digests_equal=len(set(digests)) == 1,
-               digest=digests[0], divergence_count=div)
+               digest=digests[0], divergence_count=div,
+               ops_moved=moved["PushedOperations"] + moved["PulledOperations"],
+               duplicates=moved["PushedDuplicates"] + moved["PulledDuplicates"])
+    log(f"B8 links: {moved}")
     log(f"B8: {sent:,} writes ({sent / secs:,.0f}/s), lag p50 {pct(s, 50):.2f} ms, "
         f"p99 {pct(s, 99):.2f} ms over {len(s)} probes; converged {conv_s:.2f} s after the load; "
         f"digests {'equal' if len(set(digests)) == 1 else 'DIFFER'}")

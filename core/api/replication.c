@@ -48,12 +48,18 @@ static void push_done(ld_wjob *job)
     if (job->result != LD_WR_OK) {
         ld_reply_error(r, 503, "The operations could not be committed; nothing was applied.");
     } else {
+        /* Our version vector after the commit (litedist's addition): the sender's next pushes
+         * skip what we have, which in a mesh we mostly got from the entries' origin. */
+        json_t *vv = NULL;
+        char digest[2 * LD_DIGEST_LEN + 1];
+        if (ld_oplog_state(r->db, &vv, digest) != LD_OK) vv = NULL;
         ld_reply_json(r, 200,
-                      json_pack("{s:i, s:I, s:I, s:I, s:s?}", "ProtocolVersion", LD_REPL_PROTOCOL,
-                                "ProcessedCount", (json_int_t)in->processed, "AcceptedCount",
-                                (json_int_t)in->accepted, "LastProcessedLogSequence",
-                                (json_int_t)in->last_processed, "StoppedReason",
-                                in->stopped ? in->stop_reason : NULL));
+                      json_pack("{s:i, s:I, s:I, s:I, s:s?, s:o?}", "ProtocolVersion",
+                                LD_REPL_PROTOCOL, "ProcessedCount", (json_int_t)in->processed,
+                                "AcceptedCount", (json_int_t)in->accepted,
+                                "LastProcessedLogSequence", (json_int_t)in->last_processed,
+                                "StoppedReason", in->stopped ? in->stop_reason : NULL,
+                                "VersionVector", vv));
     }
     ld_ingest_free(in);
     ld_wjob_free(job);
@@ -174,7 +180,7 @@ void ld_api_repl_pull(ld_req *r)
                                  json_is_object(vv) ? vv : NULL, &b);
     if (st == LD_OK && requester && ld_node_id_valid(requester) &&
         strcmp(requester, r->node->node_id) != 0)
-        ld_repl_peer_pulled(r->node->repl, r->db->name, requester, after, b.local_max, b.more);
+        ld_repl_peer_pulled(r->node->repl, r->db->name, requester, after, b.local_max, b.more, vv);
     peer_alive(r->node, requester); /* after: a link it kicks sees the pull above */
     json_decref(body);
     if (st != LD_OK) {

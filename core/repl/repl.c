@@ -70,7 +70,10 @@ typedef struct ld_link {
     char last_error[256];
     uint64_t peer_max;           /* the peer's LocalMaxLogSequence at the last pull */
     uint64_t peer_pulling_until; /* monotonic ms: the peer is catching up by pulling from us */
-    uint64_t local_max;          /* ours at the last push read */
+    /* The peer's version vector as it last told us (its pull request, or the answer to our
+     * push): pushes skip the entries it has, which in a mesh it mostly got from their origin. */
+    json_t *peer_vv;
+    uint64_t local_max; /* ours at the last push read */
     /* Since this process started, for the status route: ops the peer acknowledged / ops pulled
      * and processed, and how many of each the receiving side already held. A restarted node's
      * duplicates show how much it re-moved (the fault test bounds them by one batch). */
@@ -189,6 +192,7 @@ static void link_free(ld_link *l)
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
     free(l->base_url);
+    json_decref(l->peer_vv);
     free(l);
 }
 
@@ -647,6 +651,11 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     l->push_ckpt = ack;
     l->ops_pushed += sent;
+    json_t *vv = ld_json_get_ci(body, "VersionVector");
+    if (json_is_object(vv)) {
+        json_decref(l->peer_vv);
+        l->peer_vv = json_incref(vv);
+    }
     uint64_t accepted = 0, processed = 0;
     bool have_accepted = ld_json_as_u64(ld_json_get_ci(body, "AcceptedCount"), &accepted);
     if (have_accepted && ld_json_as_u64(ld_json_get_ci(body, "ProcessedCount"), &processed) &&
@@ -677,9 +686,9 @@ static void step_push(ld_link *l)
         return;
     }
     ld_oplog_batch b;
-    /* The peer has its own ops: never send them back. */
+    /* The peer has its own ops: never send them back; nor what its version vector covers. */
     ld_status st = ld_oplog_read(db, l->push_ckpt, l->push_limit, r->node->cfg.repl_batch_bytes,
-                                 l->peer, NULL, &b);
+                                 l->peer, l->peer_vv, &b);
     ld_registry_release(&r->node->reg, db);
     if (st != LD_OK) {
         cycle_fail(l, "push: reading the op log: %s", ld_status_str(st));
@@ -834,6 +843,10 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     pc->more = json_is_true(more) || (!more && n >= (size_t)r->node->cfg.repl_batch_size);
     json_t *pvv = ld_json_get_ci(body, "VersionVector");
     pc->peer_vv = json_is_object(pvv) ? json_incref(pvv) : NULL;
+    if (pc->peer_vv) { /* what the peer holds, for our next pushes */
+        json_decref(l->peer_vv);
+        l->peer_vv = json_incref(pvv);
+    }
     const char *pd = json_string_value(ld_json_get_ci(body, "Digest"));
     snprintf(pc->peer_digest, sizeof pc->peer_digest, "%s", pd ? pd : "");
     for (size_t i = 0; i < n; i++) {
@@ -990,10 +1003,14 @@ void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id)
 }
 
 void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t after,
-                         uint64_t local_max, bool more)
+                         uint64_t local_max, bool more, json_t *vv)
 {
     ld_link *l = link_find(r, db, peer_id);
     if (!l) return;
+    if (json_is_object(vv)) {
+        json_decref(l->peer_vv);
+        l->peer_vv = json_incref(vv);
+    }
     uint64_t held = after < local_max ? after : local_max;
     if (held > l->push_ckpt) {
         l->push_ckpt = held;

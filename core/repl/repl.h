@@ -35,9 +35,10 @@ void ld_repl_peer_alive(ld_repl *r, const char *peer_id);
  * `more` when entries remain. A peer asks from its own committed pull checkpoint, so it holds
  * every entry up to `after`: our push checkpoint for it moves there. While it keeps pulling
  * (more), our pushes to it pause, so a catching-up peer gets each entry once, not once by its
- * pull and again by our push. Loop thread. */
+ * pull and again by our push. vv (the request's VersionVector, may be NULL; a reference is
+ * kept) is what the peer holds: our pushes skip it. Loop thread. */
 void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t after,
-                         uint64_t local_max, bool more);
+                         uint64_t local_max, bool more, json_t *vv);
 
 /* A peer asked us to pull `db` from it now (WebSocket sync-request). */
 void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id);

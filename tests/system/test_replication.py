@@ -3,6 +3,7 @@ a mesh and a chain, crash and freeze recovery, idempotent replay, the cluster ke
 
 import base64
 import datetime
+import http.server
 import json
 import os
 import random
@@ -328,6 +329,86 @@ def test_a_catching_up_node_gets_each_entry_once(make_node):
     assert moved <= 400 + 50 and dups <= 50, (ab, ba)
     # b's pulls moved a's push checkpoint: nothing is left for a to push.
     assert ab["LastPushedLocalLogSequence"] >= 351, ab
+
+
+class FakePeer:
+    """A peer played by the test on 127.0.0.1: records the pushes it gets and answers them (500
+    while `refuse` is set, acknowledging the whole batch otherwise); answers pulls with nothing."""
+
+    def __init__(self, node_id):
+        fake = self
+        self.node_id, self.refuse, self.pushed = node_id, True, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.endswith("/push"):
+                    ops = body["Operations"]
+                    if fake.refuse:
+                        return self.answer(500, {"Error": "not now"})
+                    fake.pushed.extend(ops)
+                    return self.answer(200, {
+                        "ProtocolVersion": 1, "ProcessedCount": len(ops), "AcceptedCount": len(ops),
+                        "LastProcessedLogSequence": ops[-1]["LogSequence"] if ops else 0})
+                return self.answer(200, {
+                    "ProtocolVersion": 1, "NodeId": fake.node_id, "Operations": [],
+                    "LastLogSequence": body.get("AfterLogSequence", 0), "LocalMaxLogSequence": 0,
+                    "HasMore": False})
+
+            def answer(self, status, doc):
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def test_pushes_skip_what_the_peer_reports_it_has(make_node):
+    """The version vector a peer sends with its pull (or in the answer to our push) is what it
+    holds: our pushes to it skip those entries. In a mesh, a relaying node sends a peer only what
+    that peer did not already get from the entries' origin."""
+    fake = FakePeer("c")
+    try:
+        b = make_node(overrides=cluster_overrides(), node_id="b", name="b")
+        r = repl(b, "POST", "/api/cluster/peers",
+                 {"NodeId": "c", "BaseUrl": f"http://127.0.0.1:{fake.port}", "IsActive": True})
+        assert r.status == 200, r
+        for i in range(10):
+            b.api(DB).must_put("x", f"k{i}", {"i": i})
+        wait_for(lambda: (link(b, "c") or {}).get("ConsecutiveFailures", 0) > 0, timeout=10,
+                 what="b's pushes to the refusing peer failing")
+        # c says, with its pull, that it holds b's first 6 entries; then it accepts pushes.
+        fake.refuse = False
+        pulled = assert_ok(repl(b, "POST", "/api/replication/pull",
+                                {"RequestingNodeId": "c", "AfterLogSequence": 0, "BatchSize": 1,
+                                 "VersionVector": {"b": 6}}, db=DB))
+        assert pulled["Operations"][0]["Sequence"] == 7  # the pull itself skipped them too
+        wait_for(lambda: link(b, "c")["LastPushedLocalLogSequence"] == 10, timeout=15,
+                 what="b's push to c after c's pull")
+        assert [op["Sequence"] for op in fake.pushed] == [7, 8, 9, 10]
+        # The answer to a push names what the receiver holds after its commit.
+        first = assert_ok(repl(b, "POST", "/api/replication/pull",
+                               {"AfterLogSequence": 0, "BatchSize": 1}, db=DB))["Operations"]
+        d = make_node(overrides=cluster_overrides(), node_id="d", name="d")
+        r = assert_ok(repl(d, "POST", "/api/replication/push",
+                           {"SourceNodeId": "b", "Operations": first}, db=DB))
+        assert r["VersionVector"] == {"b": 1}, r
+    finally:
+        fake.close()
 
 
 def test_acknowledged_writes_survive_kill_during_writes_and_replicate(make_node):
