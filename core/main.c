@@ -27,6 +27,7 @@
 #include "api/studio.h"
 #include "cache/sweeper.h"
 #include "db/completions.h"
+#include "db/snapshot.h"
 #include "db/writer.h"
 #include "http/cors.h"
 #include "http/failures.h"
@@ -492,6 +493,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!(n->sweeper = ld_sweeper_new(n))) goto out;
+    if (!(n->snaps = ld_snapshots_new(n->base, &n->reg))) goto out;
     n->env.committed = ld_repl_committed;
     n->env.committed_ctx = n->repl;
 
@@ -554,6 +556,7 @@ out:
     ld_repl_free(n->repl);
     ld_failures_free(n->failures);
     ld_sweeper_free(n->sweeper); /* before the registry: it may hold a database reference */
+    ld_snapshots_free(n->snaps); /* likewise */
     if (reg_up) ld_registry_close_all(&n->reg);
     if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
     if (n->shutdown_timer) event_free(n->shutdown_timer);

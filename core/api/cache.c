@@ -154,9 +154,10 @@ void ld_api_cache_get(ld_req *r)
     uint8_t *buf = NULL;
     ld_doc_rec rec;
     uint64_t now = r->db ? ld_cache_now_ms(r->db) : 0;
-    ld_status st = !r->db ? LD_NOT_FOUND
-                          : ld_db_get_doc(r->db, LD_CACHE_COLLECTION, strlen(LD_CACHE_COLLECTION),
-                                          key, strlen(key), &buf, &rec);
+    ld_status st = !r->db
+                       ? LD_NOT_FOUND
+                       : ld_db_get_doc(r->db, r->node->snaps, LD_CACHE_COLLECTION,
+                                       strlen(LD_CACHE_COLLECTION), key, strlen(key), &buf, &rec);
     /* Expired reads as missing, and nothing is written: expiry is derived state. */
     if (st == LD_NOT_FOUND || (st == LD_OK && !ld_cache_rec_live(&rec, now))) {
         ld_reply_error(r, 404, "Cache key '%s' was not found.", key);

@@ -217,8 +217,8 @@ void ld_api_doc_get(ld_req *r)
     uint8_t *buf = NULL;
     ld_doc_rec rec;
     ld_status st = !r->db ? LD_NOT_FOUND
-                          : ld_db_get_doc(r->db, r->segs[2], r->seg_lens[2], r->segs[3],
-                                          r->seg_lens[3], &buf, &rec);
+                          : ld_db_get_doc(r->db, r->node->snaps, r->segs[2], r->seg_lens[2],
+                                          r->segs[3], r->seg_lens[3], &buf, &rec);
     if (st == LD_NOT_FOUND || (st == LD_OK && (rec.flags & LD_REC_TOMBSTONE))) {
         free(buf);
         ld_reply_error(r, 404, "Document '%s/%s' was not found.", r->segs[2], r->segs[3]);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../util/log.h"
+#include "snapshot.h"
 #include "writer.h"
 
 void ld_digest_term(const char *coll, size_t coll_len, const char *id, size_t id_len,
@@ -133,19 +134,24 @@ void ld_db_state_get(ld_db *db, ld_db_state *out)
     pthread_mutex_unlock(&db->mu);
 }
 
-ld_status ld_db_get_doc(ld_db *db, const char *coll, size_t coll_len, const char *id, size_t id_len,
-                        uint8_t **buf, ld_doc_rec *rec)
+ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll, size_t coll_len,
+                        const char *id, size_t id_len, uint8_t **buf, ld_doc_rec *rec)
 {
     *buf = NULL;
     size_t klen;
     uint8_t *key = ld_doc_key(coll, coll_len, id, id_len, &klen);
     if (!key) return LD_NOMEM;
-    ld_txn t;
-    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
+    ld_txn own, *t = NULL;
+    ld_status st = snaps ? ld_snapshots_txn(snaps, db, &t) : LD_NOT_FOUND;
+    if (st != LD_OK) { /* no snapshot to share: a transaction of its own */
+        t = NULL;
+        st = ld_txn_begin(db->env->store, db->st, false, &own);
+        if (st == LD_OK) t = &own;
+    }
     if (st == LD_OK) {
         const void *v;
         size_t vl;
-        st = ld_txn_get(&t, LD_SPACE_DOCS, key, klen, &v, &vl);
+        st = ld_txn_get(t, LD_SPACE_DOCS, key, klen, &v, &vl);
         if (st == LD_OK) {
             *buf = malloc(vl ? vl : 1);
             if (!*buf)
@@ -155,7 +161,7 @@ ld_status ld_db_get_doc(ld_db *db, const char *coll, size_t coll_len, const char
                 if (!ld_doc_rec_decode(*buf, vl, rec)) st = LD_CORRUPT;
             }
         }
-        ld_txn_abort(&t);
+        if (t == &own) ld_txn_abort(&own);
     }
     free(key);
     if (st != LD_OK) {

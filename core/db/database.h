@@ -48,6 +48,7 @@ typedef struct ld_db_state {
     uint64_t self_seq; /* origin sequence of the last LOCAL write: VV[self], contiguous from 1 */
     uint64_t hlc_hw;
     uint8_t digest[LD_DIGEST_LEN];
+    uint64_t commits; /* commits since the database opened (db/snapshot.h's freshness test) */
 } ld_db_state;
 
 typedef struct ld_db {
@@ -71,10 +72,13 @@ ld_status ld_db_close(ld_db *db, bool drop);
 
 void ld_db_state_get(ld_db *db, ld_db_state *out);
 
-/* Reads the current record of coll/id in its own read transaction. On LD_OK *buf is a
+struct ld_snapshots;
+
+/* Reads the current record of coll/id: through the loop pass's snapshot when `snaps` is given
+ * (loop thread only; see snapshot.h), else in its own read transaction. On LD_OK *buf is a
  * malloc'd copy of the stored record (free it) and rec points into it. */
-ld_status ld_db_get_doc(ld_db *db, const char *coll, size_t coll_len, const char *id, size_t id_len,
-                        uint8_t **buf, ld_doc_rec *rec);
+ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll, size_t coll_len,
+                        const char *id, size_t id_len, uint8_t **buf, ld_doc_rec *rec);
 
 /* Calls cb for live documents of `coll` in id order, skipping `skip` of them, at most `take`.
  * cb's rec is valid for the call only; a non-zero return stops. */

@@ -55,6 +55,7 @@ static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
                                           : ld_apply_job(db, &t, &pending, jobs[i]);
     }
     if (st == LD_OK) st = ld_apply_finish(db, &t, &pending);
+    pending.commits++;
     if (st != LD_OK) {
         ld_txn_abort(&t);
         return st;

@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "api/studio.h"
+#include "db/snapshot.h"
 #include "db/completions.h"
 #include "db/writer.h"
 #include "http/cors.h"
@@ -186,6 +187,7 @@ void fuzz_node_start(void)
     if (!(n->failures = ld_failures_new((uint32_t)n->cfg.auth_failure_delay_ms)))
         die("failures", NULL);
     if (!(n->repl = ld_repl_new(n, err, sizeof err))) die(err, NULL);
+    if (!(n->snaps = ld_snapshots_new(n->base, &n->reg))) die("snapshots", NULL);
     n->env.committed = ld_repl_committed;
     n->env.committed_ctx = n->repl;
 

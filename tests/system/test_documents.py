@@ -74,6 +74,39 @@ def test_put_adds_the_path_id(node, db):
     assert api.must_get("c", "p2") == {"a": 1, "Id": "p2"}
 
 
+def test_reads_see_every_acknowledged_write_under_concurrency(node, db):
+    """GETs that arrive together share one read snapshot (db/snapshot.h); a write acknowledged
+    before a GET was sent must still be visible to it, and to the other clients' GETs, while
+    eight clients write and read at once."""
+    errors = []
+
+    def client(k):
+        api = node.api(db)
+        try:
+            for i in range(60):
+                api.must_put("rw", f"d{k}", {"v": i})
+                got = api.must_get("rw", f"d{k}")
+                if got["v"] != i:
+                    errors.append((k, i, got))
+                j = (k + 1) % 8
+                floor = seen[j]  # j's write of `floor` was acknowledged before this GET
+                other = api.get("rw", f"d{j}")
+                if other.status == 200 and other.body["v"] < floor:
+                    errors.append(("other", k, floor, other.body))
+                seen[k] = i
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    seen = [-1] * 8
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+
+
 def test_get_missing_document_is_404_json(node, db):
     api = node.api(db)
     api.must_post("c", {"Id": "a"})
