@@ -130,6 +130,9 @@ void ld_api_repl_push(ld_req *r)
         free(job);
         return;
     }
+    /* Before the commit, whose trigger could otherwise start a cycle that pulls these. */
+    if (n && in->peer[0] && ld_node_id_valid(in->peer))
+        ld_repl_peer_pushed(r->node->repl, r->db->name, in->peer);
     job->kind = LD_W_CUSTOM;
     job->apply = ld_ingest_apply;
     job->ctx = in;

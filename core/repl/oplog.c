@@ -82,7 +82,8 @@ static bool skipped(const ld_op_rec *op, const char *skip_origin, json_t *skip_v
     memcpy(origin, op->origin, op->origin_len);
     origin[op->origin_len] = '\0';
     uint64_t have;
-    return ld_json_as_u64(ld_json_get_ci(skip_vv, origin), &have) && op->origin_seq <= have;
+    /* Node ids are keys, not member names: exact (nodes "a" and "A" are two origins). */
+    return ld_json_as_u64(json_object_get(skip_vv, origin), &have) && op->origin_seq <= have;
 }
 
 ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_bytes,

@@ -41,6 +41,9 @@
 /* How long after answering a peer's pull with HasMore we expect its next pull (see
  * ld_repl_peer_pulled); past it, pushes to that peer resume. */
 #define PEER_PULLING_MS 5000
+/* How long after the peer's last push to us a cycle leaves out its pull: the peer's pushes are
+ * delivering its log, and a pull beside them would mostly fetch the same entries again. */
+#define PEER_PUSHING_MS 2000
 
 typedef enum { PH_IDLE, PH_PUSH, PH_PULL, PH_INGEST } phase;
 
@@ -70,6 +73,8 @@ typedef struct ld_link {
     char last_error[256];
     uint64_t peer_max;           /* the peer's LocalMaxLogSequence at the last pull */
     uint64_t peer_pulling_until; /* monotonic ms: the peer is catching up by pulling from us */
+    uint64_t peer_pushed_at;     /* monotonic ms: the peer's last push to us arrived */
+    bool must_pull;              /* a sweep asked for a cycle: it pulls whatever the peer does */
     /* The peer's version vector as it last told us (its pull request, or the answer to our
      * push): pushes skip the entries it has, which in a mesh it mostly got from their origin. */
     json_t *peer_vv;
@@ -118,6 +123,7 @@ struct ld_repl {
 static void link_kick(ld_link *l, bool force);
 static void step_push(ld_link *l);
 static void step_pull(ld_link *l);
+static void pull_next(ld_link *l);
 
 /* ---------------------------------------------------------------------------------------------
  * Links
@@ -794,7 +800,7 @@ static void ingest_done(ld_wjob *job)
     if (pc->more) {
         json_decref(pc->peer_vv);
         free(pc);
-        step_pull(l);
+        pull_next(l);
         return;
     }
     check_divergence(l, pc);
@@ -881,7 +887,7 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
         json_decref(pc->peer_vv);
         free(pc);
         if (again)
-            step_pull(l);
+            pull_next(l);
         else
             cycle_ok(l);
         return;
@@ -906,7 +912,24 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     ld_registry_release(&r->node->reg, db);
 }
 
+/* The pull step of a cycle. */
 static void step_pull(ld_link *l)
+{
+    if (!l->must_pull && l->peer_pushed_at && ld_mono_ms() - l->peer_pushed_at < PEER_PUSHING_MS) {
+        /* The peer is pushing its log to us: what a pull would fetch is on its way, and the
+         * sweep (must_pull) still pulls and compares digests. Should its pushes stop, pulls
+         * resume after PEER_PUSHING_MS. */
+        l->ph = PH_PULL;
+        cycle_ok(l);
+        return;
+    }
+    l->must_pull = false;
+    pull_next(l);
+}
+
+/* The next pull request of the pull step; a started pull step runs until caught up (the peer
+ * pauses its pushes meanwhile: ld_repl_peer_pulled). */
+static void pull_next(ld_link *l)
 {
     ld_repl *r = l->repl;
     l->ph = PH_PULL;
@@ -1019,6 +1042,16 @@ void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64
     l->peer_pulling_until = more ? ld_mono_ms() + PEER_PULLING_MS : 0;
 }
 
+void ld_repl_peer_pushed(ld_repl *r, const char *db, const char *peer_id)
+{
+    ld_link *l = link_find(r, db, peer_id);
+    if (!l) { /* the push just created db here: its links too */
+        links_sync_db(r, db);
+        l = link_find(r, db, peer_id);
+    }
+    if (l) l->peer_pushed_at = ld_mono_ms();
+}
+
 void ld_repl_peer_alive(ld_repl *r, const char *peer_id)
 {
     for (size_t i = 0; i < r->n_links; i++) {
@@ -1033,8 +1066,10 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     ld_repl *r = arg;
     links_sync_all(r);
-    for (size_t i = 0; i < r->n_links; i++)
+    for (size_t i = 0; i < r->n_links; i++) {
+        r->links[i]->must_pull = true;
         link_kick(r->links[i], false);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@ void ld_repl_peer_alive(ld_repl *r, const char *peer_id);
 void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t after,
                          uint64_t local_max, bool more, json_t *vv);
 
+/* peer_id pushes ops of db to us (called as the push arrives). While its pushes keep coming, our
+ * cycles with it leave out their pull (the sweep still pulls): a pull beside them fetches the same
+ * entries twice over. Loop thread. */
+void ld_repl_peer_pushed(ld_repl *r, const char *db, const char *peer_id);
+
 /* A peer asked us to pull `db` from it now (WebSocket sync-request). */
 void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id);
 

@@ -197,6 +197,11 @@ def test_pull_skips_what_the_requester_has(make_node):
                        {"AfterLogSequence": 0, "BatchSize": 2}, db=DB))
     assert [o["LogSequence"] for o in r["Operations"]] == [1, 2]
     assert r["HasMore"] is True and r["LocalMaxLogSequence"] == 5
+    # Version vector keys are node ids, matched exactly: "A" is another node than "a".
+    r = assert_ok(repl(a, "POST", "/api/replication/pull",
+                       {"AfterLogSequence": 0, "BatchSize": 10, "VersionVector": {"A": 9}},
+                       db=DB))
+    assert [o["Sequence"] for o in r["Operations"]] == [1, 2, 3, 4, 5]
 
 
 def test_replication_input_errors(make_node):
@@ -284,8 +289,9 @@ def test_killed_node_catches_up_without_retransfer(make_node):
     for i in range(50):
         a.api(DB).must_put("c", f"x{i}", {"i": i})
     wait_converged([a, b])
-    pulled_before = [p for p in status(b)["Databases"][0]["Peers"]][0]["LastPulledPeerLogSequence"]
-    assert pulled_before == 50
+    # a's pushes delivered the writes; b's pull checkpoint follows at its next sweep (1 s here).
+    wait_for(lambda: link(b, "a")["LastPulledPeerLogSequence"] == 50, timeout=10,
+             what="b's sweep moving its pull checkpoint to a's log end")
     b.kill9()
     for i in range(50, 80):
         a.api(DB).must_put("c", f"x{i}", {"i": i})
@@ -409,6 +415,32 @@ def test_pushes_skip_what_the_peer_reports_it_has(make_node):
         assert r["VersionVector"] == {"b": 1}, r
     finally:
         fake.close()
+
+
+def test_a_node_that_receives_pushes_leaves_out_its_pulls_until_the_sweep(make_node):
+    """While a's pushes deliver its log to b, b's cycles do not pull it again (in a loaded
+    mesh those pulls mostly fetched what the pushes carried); the anti-entropy sweep still
+    pulls, so b's pull checkpoint catches up there."""
+    quiet = deep(cluster_overrides(), {"Node": {"AntiEntropyIntervalSeconds": 3600}})
+    a = make_node(overrides=quiet, node_id="a", name="a")
+    b = make_node(overrides=quiet, node_id="b", name="b")
+    add_peer(a, b)
+    add_peer(b, a)
+    for i in range(20):
+        a.api(DB).must_put("c", f"x{i}", {"i": i})
+    (vv, _), _ = wait_converged([a, b])
+    assert vv == {"a": 20}
+    time.sleep(1)  # b's cycles triggered by a's hints have run by now
+    ba = link(b, "a")
+    assert ba["PulledOperations"] == 0 and ba["LastPulledPeerLogSequence"] < 20, ba
+    assert link(a, "b")["PushedOperations"] == 20
+    # The sweep pulls whatever the peer does: with a 1 s sweep b's checkpoint reaches a's log end.
+    b.stop()
+    b.config["Node"]["AntiEntropyIntervalSeconds"] = 1
+    b.write_config()
+    b.start()
+    wait_for(lambda: link(b, "a")["LastPulledPeerLogSequence"] == 20, timeout=15,
+             what="the sweep's pull moving b's checkpoint")
 
 
 def test_acknowledged_writes_survive_kill_during_writes_and_replicate(make_node):
