@@ -310,70 +310,85 @@ def wrap(text, indent=""):
 # What measuring and profiling (perf) found where litedist misses a goal; written by hand from
 # the runs of issue 7, rendered as the page's "Findings" section.
 FINDINGS = [
+    "**What this round changed, measured before and after on the same machine** (the run of "
+    "2026-12-04-151653 against this one): (1) a node back from an outage received every missed "
+    "op twice, once by its own pulls and once by the peer's pushes, which the outage's end had "
+    "kicked and which walked the same log beside them (B7: 20,000 ops moved as 40,027 copies). "
+    "A pull's `AfterLogSequence` is the requester's committed checkpoint, so the serving node "
+    "now moves its push checkpoint there and pauses its pushes while the peer's pulls say "
+    "`HasMore` (`ld_repl_peer_pulled`). (2) In a mesh a node relayed its whole log to each peer "
+    "and every cycle also pulled what the peer was pushing: B8 moved 844,088 op copies for "
+    "360,040 deliveries in 60 s. Pushes now skip what the peer's version vector covers (it "
+    "comes with the peer's pulls and, new, with the answer to a push), and a cycle leaves out "
+    "its pull while the peer's own pushes keep arriving (the sweep still pulls). (3) Op-log "
+    "batches are written as JSON text straight into the evbuffer instead of a jansson tree "
+    "dumped into a growing string and copied again (`bench/wire/wire_bench`: 200 B encode "
+    "5.8 -> 3.0 us per op), and an op's 12 members are found in one pass instead of 12 "
+    "case-insensitive scans. (4) GETs that arrive in the same event-loop pass share one read "
+    "transaction per database (`core/db/snapshot.c`): on SQLite beginning and ending a read "
+    "transaction (two statements, two `fcntl` locks on the WAL index) was ~15% of a GET; CPU "
+    "per GET fell from 41-53 to 33-40 us, which is what moved B1 SQLite past 30 x "
+    "pouchdb-server and B4 GET towards Redis.",
     "**B2 against the raw engine's batched commit:** the raw figure commits 1,000 ops per "
     "fsync; litedist can only put into one commit the writes that are in flight, at most the 32 "
-    "connections' 32, and perf counts about 15-19 writes per `fdatasync` (see above). Its rate "
+    "connections' 32, and perf counts about 15 writes per `fdatasync` (see above). Its rate "
     "is writes-per-commit over the commit time, which is the disk's fsync plus the writer's "
     "turn on the shared core: the gap is the workload's concurrency, not a per-write cost "
     "(litedist's own write path matches its engine in the storage section below: 0.99-1.01 of "
     "raw SQLite at the same batch). The goal can hold only at ~100+ concurrent writers.",
-    "**B1 and B2 against pouchdb-server** (B1 on SQLite 21-25 x across runs, on LMDB 27-32 x; B2 "
-    "17-23 x; goals 30 x and 25 x): each "
-    "server ran in turn on the same core (CPU 0) and each was CPU-bound on reads (98-100% "
-    "*server CPU*); litedist's read path is at 0.66-0.85 of the evhttp ceiling, so closing the "
-    "gap to 30 x on reads means going past what this run shows evhttp itself can do for the "
-    "SQLite node (0.66 x ceiling x 30 / 21.5 = 0.92 x ceiling needed). On writes litedist is "
-    "bound by group commit (below) while pouchdb-server does not fsync each write (see the "
-    "fsync counts above), so the comparison flatters it.",
-    "**B0 and B1 against the ceiling** hold in the final run, but moved by up to +-40% between "
-    "the short development runs made while other agents loaded the machine (the SQLite and "
-    "LMDB nodes share the same `/health` path yet differed by 2 x): read them as ratios of one "
+    "**B2 against pouchdb-server** (goal 25 x): pouchdb-server answers a write before any fsync "
+    "of its own (about 400 writes per `fdatasync` above, against litedist's ~15), so the two do "
+    "not do the same work; litedist is bound by its durable group commit there, as above.",
+    "**B3** moves with the shared virtual disk's `fdatasync` latency more than with litedist: "
+    "in this run, right after B2 had filled the database, SQLite's p50 was 0.79 ms; run alone "
+    "ten minutes later (`bench/run --only B3`) it was 0.46 ms against a raw commit of 0.31 ms "
+    "(+0.15 ms, holds) and LMDB's 0.63 ms against 0.36 ms (+0.27 ms); the two previous full runs "
+    "today measured +0.06 and +0.10 ms on SQLite. A single insert runs nothing this round "
+    "changed but the reply's JSON writer (checked: 0.40-0.47 ms p50 for this build and the one "
+    "before, alternating on an idle machine).",
+    "**B0, B1 and B4 GET against the ceiling and Redis** moved by up to +-40% between the short "
+    "development runs made while other agents loaded the machine: read them as ratios of one "
     "run only.",
-    "**B7 catch-up:** a node that knew the database pulls what it missed as soon as it starts "
-    "(its start-up sweep), one batch of `ReplicationBatchSize` (1,000) ops per round trip: "
-    "`step_pull` in `core/repl/repl.c` asks for the next batch only after the previous one was "
-    "parsed, ingested and committed, so the serving node idles while the other commits and "
-    "vice versa. perf on the serving node during a 1 KB catch-up: 32% of its samples in "
-    "libjansson and 31% in libc `memmove` (half of that page faults inside `memmove`) building "
-    "each answer (~1.3 MB of JSON) as one growing string, plus `_copy_from_iter` writing it; "
-    "1 KB documents cost about twice the 200 B ones per op for that reason. The time also "
-    "includes the node's start-up. Fixes in reach: pull the next batch while the previous one "
-    "commits, and encode the answer into an evbuffer in pieces; not done here because both "
-    "change the replication state machine that other work is changing now.",
-    "**B7, found on the way, fixed:** a node that has *never* seen a database (a new member, "
-    "or one whose data was lost) cannot pull it: links exist per known database, so it waits "
-    "for the other side's push, which was in exponential back-off (1 s doubling to 30 s) from "
-    "the failures while the node was down. A first version of B7 measured exactly that: 131 s "
-    "to receive 10,000 ops after two minutes of downtime, with both nodes almost idle. Fixed "
-    "(`ld_repl_peer_alive`): any push, pull, sync-request or probe health-check from a peer now "
-    "runs every backed-off link to it at once "
-    "(`test_peer_back_from_an_outage_gets_a_database_it_never_saw_without_waiting_out_backoff`). "
-    "B7 still measures a node that knew the database, the catch-up proper.",
+    "**B7 before and after, controlled:** the single-repeat B7 rows swing by 30% between runs "
+    "on this machine (14,507 and 20,584 ops/s for 200 B in two runs of the same build), so the "
+    "fixes were measured back to back with the previous build on one idle machine, 20,000 ops: "
+    "200 B 11,839 -> 18,010 ops/s, 1 KB 6,734 -> 14,221 ops/s; copies moved 40,027 -> 20,030.",
+    "**B7 catch-up, what remains:** all three processes (serving node, catching-up node and its "
+    "writer thread) share CPU 0, so the rate is the sum of their CPU per op. `wire_bench` per "
+    "1 KB op: the receiver parses the answer (jansson lexes each of its ~1.4 KB byte by byte: "
+    "~16 us), then validates the document by parsing it again (~11 us: a put's Payload must be "
+    "a JSON object before it is stored and served as is); the sender encodes it (~9 us, mostly "
+    "jansson escaping the Payload string). The raw-engine goal asks for ~20 us per op end to "
+    "end, which JSON parsing alone exceeds; pulling the next batch while the previous one "
+    "commits cannot add throughput on one shared core (it would on two). A binary node-to-node "
+    "encoding would be the next step; not done here because the contract's OperationRecord is "
+    "JSON and the original must keep reading it.",
+    "**B7, found on the way, fixed (earlier run):** a node that has *never* seen a database "
+    "cannot pull it: links exist per known database, so it waited for the other side's push, "
+    "which was in exponential back-off (1 s doubling to 30 s) from the failures while the node "
+    "was down (131 s to receive 10,000 ops). Any push, pull, sync-request or probe health-check "
+    "from a peer now runs every backed-off link to it at once (`ld_repl_peer_alive`).",
     "**B9 after 1M documents on LMDB:** RSS counts LMDB's memory-mapped file pages that were "
     "touched while they stay mapped. The anonymous (heap) memory after 1M documents is "
     "~1.6 MiB (`RssAnon`), the rest (`RssFile`, ~815 MiB here) is the database file itself, "
     "shared with the page cache and given back whenever the kernel needs it. In an earlier run "
-    "of the same workload the kernel had reclaimed it and RSS settled at 7.7 MiB; in this one it "
-    "had not. By RSS the goal holds only when the kernel reclaims the map; by heap it holds by "
-    "a factor of 40.",
-    "**B4 cache against Redis:** a cache PUT is a durable write (group commit with `fdatasync`, "
-    "`Sync: full`) that is logged and replicated, while Redis SET with no persistence is a "
-    "memory write: PUT reaches ~0.24 x, bound by commits as B2 is. GET is an HTTP request with "
-    "the JSON answer built per request against Redis's RESP: 0.44 x (SQLite) and 0.55 x (LMDB). "
-    "docs/cache.md says when that trade is worth it.",
-    "**B8 lag p99:** the three nodes are pinned to one core (CPU 0), and at 1,000 writes/s "
-    "each that core is saturated: perf on one node (6 s, 499 Hz) took 935 samples, 31% of a "
-    "core, so the three used ~93% of CPU 0. Within a node: libjansson 27% (encoding and "
-    "parsing each replication batch's JSON: `ld_wire_op_decode`, the push and pull bodies), "
-    "libc 25% (`malloc`/`free`/`memmove` around those JSON trees, `strcasecmp` from the "
-    "case-insensitive member look-ups of `ld_json_get_ci`), kernel 31% (socket I/O and "
-    "`fdatasync`), SQLite 9%. So a marker waits in the queue of a saturated core, behind the "
-    "cycle in progress on each link (push, then pull, each ending in a durable commit on the "
-    "receiver). Measured beside it on the same machine: at 300 writes/s per node the lag is "
-    "p50 8.6 ms / p99 21 ms; at 1,000/s with the nodes unpinned (both cores) p99 182-204 ms. "
-    "The fix in reach is a cheaper wire format for ops (no per-op JSON tree, case-sensitive "
-    "member names on the node-to-node path); not done here (protocol change). Convergence "
-    "holds: equal version vectors and digests on all three nodes, no divergence counted.",
+    "of the same workload the kernel had reclaimed it and RSS settled at 7.7 MiB. By RSS the "
+    "goal holds only when the kernel reclaims the map; by heap it holds by a factor of 40.",
+    "**B4 cache PUT against Redis SET:** a cache PUT is a durable write (group commit with "
+    "`fdatasync`, `Sync: full`) that is logged and replicated, while Redis SET with no "
+    "persistence is a memory write: bound by commits as B2 is. docs/cache.md says when that "
+    "trade is worth it.",
+    "**B8 lag p99** (138 ms here, 335-344 ms in the runs before the duplicate traffic was "
+    "removed; p50 87 ms): the three nodes are pinned to one core (CPU 0), and at 1,000 writes/s "
+    "each that core stays saturated (top: ~30% of CPU 0 per node). Per node and second: ~530 group commits, each an `fdatasync` (1,000 local writes "
+    "and 2,000 ingested ops, ~5.6 per commit), ~5,900 `pwrite`s, 3,300 `fcntl`s; perf: kernel "
+    "39% (`fdatasync`, socket I/O, syscall entry under virtualization), libc 24% "
+    "(`malloc`/`free`/`memmove`), SQLite 14%, jansson 13%. A marker so waits in the queue of a "
+    "saturated core behind each hop's durable commit. Measured beside it earlier: at 300 "
+    "writes/s per node p50 8.6 ms / p99 21 ms. Fewer, larger commits for replicated batches "
+    "(an ingest that need not wait for its own fsync, since the sender re-sends what is not "
+    "acknowledged) is the next lever; not done here, it changes what an acknowledgement "
+    "promises. Convergence holds: equal version vectors and digests, no divergence counted.",
 ]
 
 
@@ -457,6 +472,12 @@ def docs(meta, rows, result_name, storage=None):
                 "per fdatasync/fsync" + (" (group commit)." if r["target"].startswith("litedist")
                                          else ": its answers do not wait for an fsync of their "
                                          "own, so they are not durable in litedist's sense."))
+    for r in rows:
+        x = r.get("extra") or {}
+        if x.get("ops_moved") is not None and x.get("writes"):
+            par(f"{r['label']}: the links moved {x['ops_moved']:,} op copies to deliver "
+                f"{x['writes']:,} writes to the two other nodes each ({2 * x['writes']:,} "
+                f"deliveries); {x['duplicates']:,} of them arrived where the op already was.")
     if FINDINGS:
         add("## Findings: where litedist misses a goal, and why")
         add("")
