@@ -77,7 +77,7 @@ FUZZ_WIRE_SRCS    := core/repl/wire.c core/db/names.c core/db/hlc.c core/db/reco
                      core/util/timeutil.c core/util/log.c
 FUZZ_CONFIG_SRCS  := core/config/config.c core/util/log.c core/util/strutil.c \
                      core/util/jsonget.c core/util/timeutil.c
-FUZZ_NODE_SRCS    := tests/fuzz/fuzz_node.c $(filter-out core/main.c,$(wildcard core/*/*.c))
+FUZZ_NODE_SRCS    := tests/fuzz/fuzz_node.c core/node.c $(filter-out core/main.c,$(wildcard core/*/*.c))
 FUZZ_NODE_LIBS    := jansson libsodium libevent libevent_pthreads libevent_openssl libssl libcrypto
 
 .PHONY: fuzz

@@ -21,27 +21,19 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 #include <sodium.h>
 
 #include "api/studio.h"
 #include "cache/sweeper.h"
-#include "db/completions.h"
-#include "db/snapshot.h"
-#include "db/writer.h"
 #include "http/cors.h"
-#include "http/failures.h"
 #include "http/request.h"
-#include "http/static.h"
 #include "http/tls.h"
-#include "http/router.h"
 #include "node.h"
 #include "repl/repl.h"
 #include "ws/ws.h"
 #include "plugins/loader.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-#include "util/workers.h"
 
 extern char **environ;
 
@@ -388,7 +380,6 @@ int main(int argc, char **argv)
     g_node = &node;
     ld_node *n = &node;
     int rc = 1;
-    bool store_up = false, auth_up = false, reg_up = false;
     int lock_fd = -1;
     if (!ld_config_load(&n->cfg, config_path, environ, &ov, err, sizeof err)) {
         ld_log_error("%s", err);
@@ -440,76 +431,13 @@ int main(int argc, char **argv)
     if (!apply_test_clock_offset(n)) goto out;
     n->started_ms = ld_wall_ms();
 
-    char *storage_path = ld_plugin_resolve(n->cfg.storage_plugin, n->cfg.plugin_dir,
-                                           LD_PLUGIN_KIND_STORAGE, err, sizeof err);
-    if (!storage_path || ld_store_init(&n->store, storage_path, n->cfg.storage_json, n->data_dir,
-                                       err, sizeof err) != LD_OK) {
-        free(storage_path);
-        ld_log_error("%s", err);
-        goto out;
-    }
-    free(storage_path);
-    store_up = true;
-    if (ld_auth_chain_init(&n->auth, n->cfg.auth_plugins, n->cfg.n_auth_plugins, n->cfg.plugin_dir,
-                           n->cfg.auth_json, n->data_dir, err, sizeof err) != LD_OK) {
-        ld_log_error("%s", err);
-        goto out;
-    }
-    auth_up = true;
-
-    if (evthread_use_pthreads() != 0 || !(n->base = event_base_new())) {
-        ld_log_error("cannot create the event loop");
-        goto out;
-    }
-    pthread_mutex_init(&n->done.mu, NULL);
-    n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
-    if (!n->done.ev) goto out;
     /* Queries run off the loop, one per core (at least 2, so one long scan never holds up
      * every other query). */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    n->workers = ld_workers_new(n->base, cpus < 2 ? 2 : cpus > 8 ? 8 : (int)cpus);
-    if (!n->workers) goto out;
-
-    n->env = (ld_db_env){
-        .store = &n->store,
-        .clock = &n->clock,
-        .node_id = n->node_id,
-        .dir = n->db_dir,
-        .writer_batch_max = n->cfg.writer_batch_max,
-        .complete = ld_completions_post,
-        .complete_ctx = n,
-    };
-    ld_status st = ld_registry_init(&n->reg, &n->env);
-    reg_up = true;
-    if (st != LD_OK) {
-        ld_log_error("cannot open the databases in %s: %s", n->db_dir, ld_status_str(st));
+    if (!ld_node_open(n, cpus < 2 ? 2 : cpus > 8 ? 8 : (int)cpus, err, sizeof err)) {
+        ld_log_error("%s", err);
         goto out;
     }
-
-    if (!(n->ws = ld_ws_server_new(NULL))) goto out;
-    if (!(n->failures = ld_failures_new((uint32_t)n->cfg.auth_failure_delay_ms))) goto out;
-    if (!(n->repl = ld_repl_new(n, err, sizeof err))) {
-        ld_log_error("replication: %s", err);
-        goto out;
-    }
-    if (!(n->sweeper = ld_sweeper_new(n))) goto out;
-    if (!(n->snaps = ld_snapshots_new(n->base, &n->reg))) goto out;
-    n->env.committed = ld_repl_committed;
-    n->env.committed_ctx = n->repl;
-
-    n->http = evhttp_new(n->base);
-    if (!n->http) goto out;
-    evhttp_set_gencb(n->http, ld_router_handle, n);
-    evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(n->http, (ev_ssize_t)n->cfg.max_header_bytes);
-    /* evhttp answers bodies past its own limit with an HTML 413 before any handler runs, so its
-     * limit sits above Node.MaxBodyBytes: bodies up to twice the limit get our JSON 413, and
-     * only abuse beyond that meets evhttp's guard. */
-    evhttp_set_max_body_size(n->http, (ev_ssize_t)(2 * n->cfg.max_body_bytes + 65536));
-    evhttp_set_timeout(n->http, n->cfg.request_timeout_s); /* slow or idle clients go */
     n->listener =
         evhttp_bind_socket_with_handle(n->http, n->cfg.listen_address, (ev_uint16_t)n->cfg.port);
     if (!n->listener) {
@@ -547,29 +475,7 @@ int main(int argc, char **argv)
     ld_log_info("stopped");
 
 out:
-    /* Idle by now: every query was answered. */
-    ld_workers_free(n->workers);
-    ld_static_free(n->studio);
-    ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
-    if (n->http) evhttp_free(n->http);
-    n->env.committed = NULL;
-    ld_repl_free(n->repl);
-    ld_failures_free(n->failures);
-    ld_sweeper_free(n->sweeper); /* before the registry: it may hold a database reference */
-    ld_snapshots_free(n->snaps); /* likewise */
-    if (reg_up) ld_registry_close_all(&n->reg);
-    if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
-    if (n->shutdown_timer) event_free(n->shutdown_timer);
-    if (n->accept_resume) event_free(n->accept_resume);
-    if (n->sig_int) event_free(n->sig_int);
-    if (n->sig_term) event_free(n->sig_term);
-    ld_tls_free(n->tls); /* after every connection that used it, before the loop it reaps on */
-    if (n->base) event_base_free(n->base);
-    if (auth_up) ld_auth_chain_destroy(&n->auth);
-    if (store_up) ld_store_destroy(&n->store);
-    free(n->data_dir);
-    free(n->db_dir);
-    ld_config_free(&n->cfg);
+    ld_node_close(n);
     if (lock_fd >= 0) close(lock_fd);
     return rc;
 }

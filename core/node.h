@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -55,6 +56,17 @@ typedef struct ld_node {
     uint64_t shutdown_deadline_ms;
     uint64_t last_request_ms; /* monotonic; when the router last saw a request (loop thread) */
     struct event *sig_int, *sig_term, *shutdown_timer;
+    bool store_up, auth_up, reg_up; /* what ld_node_close must release */
 } ld_node;
+
+/* Builds the runtime of a node whose config, data directories, node id, clock, TLS contexts and
+ * Studio are set: the storage and auth plugins, the event loop, writer completions, `workers`
+ * query threads, the open databases, replication, the cache sweeper, read snapshots and the
+ * HTTP server (configured, not yet listening). False with a message in err; ld_node_close then
+ * releases what was made. */
+bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen);
+
+/* Releases everything the node owns, in dependency order (the loop must have stopped). */
+void ld_node_close(ld_node *n);
 
 #endif

@@ -22,24 +22,15 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 #include <sodium.h>
 
 #include "api/studio.h"
-#include "db/snapshot.h"
-#include "db/completions.h"
-#include "db/writer.h"
 #include "http/cors.h"
-#include "http/failures.h"
-#include "http/router.h"
 #include "http/tls.h"
 #include "node.h"
-#include "plugins/loader.h"
 #include "repl/repl.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-#include "util/workers.h"
-#include "ws/ws.h"
 
 #define EXCHANGE_TIMEOUT_S 20
 
@@ -159,47 +150,7 @@ void fuzz_node_start(void)
     ld_hlc_init(&n->clock, NULL);
     n->started_ms = ld_wall_ms();
 
-    char *storage_path = ld_plugin_resolve(n->cfg.storage_plugin, n->cfg.plugin_dir,
-                                           LD_PLUGIN_KIND_STORAGE, err, sizeof err);
-    if (!storage_path || ld_store_init(&n->store, storage_path, n->cfg.storage_json, n->data_dir,
-                                       err, sizeof err) != LD_OK)
-        die(err, NULL);
-    free(storage_path);
-    if (ld_auth_chain_init(&n->auth, n->cfg.auth_plugins, n->cfg.n_auth_plugins, n->cfg.plugin_dir,
-                           n->cfg.auth_json, n->data_dir, err, sizeof err) != LD_OK)
-        die(err, NULL);
-
-    if (evthread_use_pthreads() != 0 || !(n->base = event_base_new())) die("event loop", NULL);
-    pthread_mutex_init(&n->done.mu, NULL);
-    if (!(n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n))) die("event_new", NULL);
-    if (!(n->workers = ld_workers_new(n->base, 2))) die("workers", NULL);
-    n->env = (ld_db_env){
-        .store = &n->store,
-        .clock = &n->clock,
-        .node_id = n->node_id,
-        .dir = n->db_dir,
-        .writer_batch_max = n->cfg.writer_batch_max,
-        .complete = ld_completions_post,
-        .complete_ctx = n,
-    };
-    if (ld_registry_init(&n->reg, &n->env) != LD_OK) die("registry", NULL);
-    if (!(n->ws = ld_ws_server_new(NULL))) die("ws server", NULL);
-    if (!(n->failures = ld_failures_new((uint32_t)n->cfg.auth_failure_delay_ms)))
-        die("failures", NULL);
-    if (!(n->repl = ld_repl_new(n, err, sizeof err))) die(err, NULL);
-    if (!(n->snaps = ld_snapshots_new(n->base, &n->reg))) die("snapshots", NULL);
-    n->env.committed = ld_repl_committed;
-    n->env.committed_ctx = n->repl;
-
-    if (!(n->http = evhttp_new(n->base))) die("evhttp_new", NULL);
-    evhttp_set_gencb(n->http, ld_router_handle, n);
-    evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(n->http, (ev_ssize_t)n->cfg.max_header_bytes);
-    evhttp_set_max_body_size(n->http, (ev_ssize_t)(2 * n->cfg.max_body_bytes + 65536));
-    evhttp_set_timeout(n->http, n->cfg.request_timeout_s);
+    if (!ld_node_open(n, 2, err, sizeof err)) die(err, NULL);
     n->listener = evhttp_bind_socket_with_handle(n->http, "127.0.0.1", 0);
     if (!n->listener) die("cannot listen on 127.0.0.1", strerror(errno));
     struct sockaddr_in sin;

@@ -1,0 +1,121 @@
+/* Assembling and releasing a node's runtime (see node.h), shared by litedistd (main.c) and the
+ * fuzzers' in-process node (tests/fuzz/fuzz_node.c), so both run the same server. */
+#include "node.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <event2/thread.h>
+
+#include "api/studio.h"
+#include "cache/sweeper.h"
+#include "db/completions.h"
+#include "db/snapshot.h"
+#include "http/failures.h"
+#include "http/router.h"
+#include "http/static.h"
+#include "http/tls.h"
+#include "plugins/loader.h"
+#include "repl/repl.h"
+#include "util/strutil.h"
+#include "util/workers.h"
+#include "ws/ws.h"
+
+bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
+{
+    char *storage_path = ld_plugin_resolve(n->cfg.storage_plugin, n->cfg.plugin_dir,
+                                           LD_PLUGIN_KIND_STORAGE, err, errlen);
+    if (!storage_path || ld_store_init(&n->store, storage_path, n->cfg.storage_json, n->data_dir,
+                                       err, errlen) != LD_OK) {
+        free(storage_path);
+        return false;
+    }
+    free(storage_path);
+    n->store_up = true;
+    if (ld_auth_chain_init(&n->auth, n->cfg.auth_plugins, n->cfg.n_auth_plugins, n->cfg.plugin_dir,
+                           n->cfg.auth_json, n->data_dir, err, errlen) != LD_OK)
+        return false;
+    n->auth_up = true;
+
+    if (evthread_use_pthreads() != 0 || !(n->base = event_base_new())) {
+        ld_set_err(err, errlen, "cannot create the event loop");
+        return false;
+    }
+    pthread_mutex_init(&n->done.mu, NULL);
+    n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
+    if (!n->done.ev || !(n->workers = ld_workers_new(n->base, workers))) goto nomem;
+
+    n->env = (ld_db_env){
+        .store = &n->store,
+        .clock = &n->clock,
+        .node_id = n->node_id,
+        .dir = n->db_dir,
+        .writer_batch_max = n->cfg.writer_batch_max,
+        .complete = ld_completions_post,
+        .complete_ctx = n,
+    };
+    ld_status st = ld_registry_init(&n->reg, &n->env);
+    n->reg_up = true;
+    if (st != LD_OK) {
+        ld_set_err(err, errlen, "cannot open the databases in %s: %s", n->db_dir,
+                   ld_status_str(st));
+        return false;
+    }
+
+    if (!(n->ws = ld_ws_server_new(NULL)) ||
+        !(n->failures = ld_failures_new((uint32_t)n->cfg.auth_failure_delay_ms)))
+        goto nomem;
+    char rerr[256];
+    if (!(n->repl = ld_repl_new(n, rerr, sizeof rerr))) {
+        ld_set_err(err, errlen, "replication: %s", rerr);
+        return false;
+    }
+    if (!(n->sweeper = ld_sweeper_new(n)) || !(n->snaps = ld_snapshots_new(n->base, &n->reg)))
+        goto nomem;
+    n->env.committed = ld_repl_committed;
+    n->env.committed_ctx = n->repl;
+
+    if (!(n->http = evhttp_new(n->base))) goto nomem;
+    evhttp_set_gencb(n->http, ld_router_handle, n);
+    evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(n->http, (ev_ssize_t)n->cfg.max_header_bytes);
+    /* evhttp answers bodies past its own limit with an HTML 413 before any handler runs, so its
+     * limit sits above Node.MaxBodyBytes: bodies up to twice the limit get our JSON 413, and
+     * only abuse beyond that meets evhttp's guard. */
+    evhttp_set_max_body_size(n->http, (ev_ssize_t)(2 * n->cfg.max_body_bytes + 65536));
+    evhttp_set_timeout(n->http, n->cfg.request_timeout_s); /* slow or idle clients go */
+    return true;
+nomem:
+    ld_set_err(err, errlen, "out of memory starting the node");
+    return false;
+}
+
+void ld_node_close(ld_node *n)
+{
+    /* Idle by now: every query was answered. */
+    ld_workers_free(n->workers);
+    ld_static_free(n->studio);
+    ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
+    if (n->http) evhttp_free(n->http);
+    n->env.committed = NULL;
+    ld_repl_free(n->repl);
+    ld_failures_free(n->failures);
+    ld_sweeper_free(n->sweeper); /* before the registry: it may hold a database reference */
+    ld_snapshots_free(n->snaps); /* likewise */
+    if (n->reg_up) ld_registry_close_all(&n->reg);
+    if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
+    if (n->shutdown_timer) event_free(n->shutdown_timer);
+    if (n->accept_resume) event_free(n->accept_resume);
+    if (n->sig_int) event_free(n->sig_int);
+    if (n->sig_term) event_free(n->sig_term);
+    ld_tls_free(n->tls); /* after every connection that used it, before the loop it reaps on */
+    if (n->base) event_base_free(n->base);
+    if (n->auth_up) ld_auth_chain_destroy(&n->auth);
+    if (n->store_up) ld_store_destroy(&n->store);
+    free(n->data_dir);
+    free(n->db_dir);
+    ld_config_free(&n->cfg);
+}
