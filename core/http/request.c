@@ -13,6 +13,7 @@
 
 #include "../db/registry.h"
 #include "../util/jsonbuf.h"
+#include "../util/jsontext.h"
 #include "../util/log.h"
 #include "cors.h"
 
@@ -84,7 +85,9 @@ json_t *ld_req_json(ld_req *r)
     char *body = ld_req_body(r, &len);
     if (!body) return NULL;
     json_error_t err;
-    json_t *j = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    json_t *j = ld_json_nul_free(body, len, &err)
+                    ? json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err)
+                    : NULL;
     free(body);
     if (!j) {
         ld_reply_error(r, 400, "Request body is not valid JSON: %s (line %d, column %d).", err.text,

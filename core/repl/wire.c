@@ -34,6 +34,10 @@ static bool take_str(json_t *v, const char *name, char **out, size_t *len, char 
         return false;
     }
     *len = json_string_length(v);
+    if (memchr(json_string_value(v), '\0', *len)) { /* no field of an op may hold one */
+        ld_set_err(err, errlen, "operation field %s must not contain a NUL character", name);
+        return false;
+    }
     *out = malloc(*len + 1);
     if (!*out) {
         ld_set_err(err, errlen, "out of memory");

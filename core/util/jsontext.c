@@ -2,12 +2,36 @@
 #include "jsontext.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+bool ld_json_nul_free(const char *text, size_t len, json_error_t *err)
+{
+    const char *z = memchr(text, '\0', len);
+    if (!z) return true;
+    int line = 1, column = 1;
+    for (const char *p = text; p < z; p++) {
+        if (*p == '\n') {
+            line++;
+            column = 1;
+        } else {
+            column++;
+        }
+    }
+    memset(err, 0, sizeof *err);
+    snprintf(err->text, sizeof err->text, "a NUL byte is not allowed here");
+    err->text[sizeof err->text - 1] = (char)json_error_invalid_syntax; /* json_error_code's */
+    err->line = line;
+    err->column = column;
+    err->position = (int)(z - text);
+    return false;
+}
+
 json_t *ld_json_parse(const char *text, size_t len, json_error_t *err)
 {
+    if (!ld_json_nul_free(text, len, err)) return NULL;
     return json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, err);
 }
 
@@ -111,6 +135,7 @@ static char *widen_big_integers(const char *text, size_t len, size_t *out_len)
 json_t *ld_json_parse_exact(const char *text, size_t len, json_error_t *err)
 {
     const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    if (!ld_json_nul_free(text, len, err)) return NULL;
     json_t *v = json_loadb(text, len, flags, err);
     if (v || json_error_code(err) != json_error_numeric_overflow) return v;
     size_t wlen;

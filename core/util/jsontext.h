@@ -10,6 +10,12 @@
 
 #include <jansson.h>
 
+/* False, with err filled as jansson would, when text holds a raw NUL byte. jansson reads past
+ * one outside strings as if it were not there ({"n":1<NUL>} parses), but such a text is not JSON
+ * and would be stored, served and replicated with the byte in it. Every parse of client or
+ * peer JSON goes through this first. */
+bool ld_json_nul_free(const char *text, size_t len, json_error_t *err);
+
 /* Parses text as JSON accepting any valid number (big integers become reals: only validation
  * and key inspection use the parsed tree). Returns NULL with err filled on invalid JSON. */
 json_t *ld_json_parse(const char *text, size_t len, json_error_t *err);

@@ -107,6 +107,17 @@ def test_reads_see_every_acknowledged_write_under_concurrency(node, db):
     assert errors == []
 
 
+def test_a_raw_nul_byte_is_not_json(node, db):
+    """jansson skips a raw NUL outside strings; such a body must be refused, not stored with the
+    byte in it (it would also stop replication of the document). An escaped one is data."""
+    api = node.api(db)
+    r = api.put("c", "x", raw=b'{"Id":"x","n":1\x00}')
+    assert_error(r, 400, startswith="Request body is not valid JSON: a NUL byte")
+    assert api.get("c", "x").status == 404
+    assert api.put("c", "y", raw='{"Id":"y","s":"a\\u0000b"}').status == 200
+    assert api.must_get("c", "y")["s"] == "a\x00b"
+
+
 def test_get_missing_document_is_404_json(node, db):
     api = node.api(db)
     api.must_post("c", {"Id": "a"})

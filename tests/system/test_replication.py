@@ -218,6 +218,14 @@ def test_replication_input_errors(make_node):
               "OperationType": 1, "Payload": "{}", "Sequence": 1}
     r = repl(a, "POST", "/api/replication/push", {"Operations": [bad_op]}, db=DB)
     assert r.status == 400 and "Id" in r.body["Error"], r
+    # A NUL inside a field (here the origin) would pass a C-string check and could never be
+    # replicated onward; in the Payload it would not be JSON either.
+    nul_op = dict(bad_op, Id="0123456789abcdef0123456789abcdef", NodeId="b\x00c")
+    assert_error(repl(a, "POST", "/api/replication/push", {"Operations": [nul_op]}, db=DB), 400,
+                 "Operations[0]: operation field NodeId must not contain a NUL character.")
+    nul_op = dict(nul_op, NodeId="b", Payload='{"n":1\x00}')
+    assert_error(repl(a, "POST", "/api/replication/push", {"Operations": [nul_op]}, db=DB), 400,
+                 "Operations[0]: operation field Payload must not contain a NUL character.")
     assert_error(repl(a, "POST", "/api/cluster/peers",
                       {"NodeId": "a", "BaseUrl": "http://127.0.0.1:1"}), 400,
                  "Cannot register local node as a peer.")

@@ -87,6 +87,24 @@ static void parse_exact_widens_only_wide_integers(void **state)
     assert_null(ld_json_parse_exact("[1,", 3, &e));
 }
 
+/* Found by fuzz_wire: jansson reads past a raw NUL byte outside strings, so this text parsed
+ * and a document (or a replicated op's Payload) could carry the byte into storage. */
+static void raw_nul_is_not_json(void **state)
+{
+    (void)state;
+    json_error_t e;
+    assert_null(ld_json_parse("{\"n\":1\0}", 8, &e));
+    assert_int_equal(e.position, 6);
+    assert_int_equal(json_error_code(&e), json_error_invalid_syntax);
+    assert_null(ld_json_parse_exact("{\n\"n\":1\0}", 9, &e));
+    assert_int_equal(e.line, 2);
+    const char *esc = "{\"s\":\"a\\u0000b\"}";
+    json_t *ok = ld_json_parse(esc, strlen(esc), &e); /* an escaped NUL is fine */
+    assert_non_null(ok);
+    assert_int_equal(json_string_length(json_object_get(ok, "s")), 3);
+    json_decref(ok);
+}
+
 static void member_span(void **state)
 {
     (void)state;
@@ -105,6 +123,7 @@ int main(void)
         cmocka_unit_test(rejects_non_objects),
         cmocka_unit_test(parse_accepts_big_numbers),
         cmocka_unit_test(parse_exact_widens_only_wide_integers),
+        cmocka_unit_test(raw_nul_is_not_json),
         cmocka_unit_test(member_span),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
