@@ -193,18 +193,22 @@ bool ld_cluster_key_ok(const ld_node *n, const char *key, size_t len)
     return len > 0 && sodium_memcmp(a, b, sizeof a) == 0;
 }
 
-bool ld_api_cluster_auth(ld_req *r)
+bool ld_api_has_cluster_key(ld_req *r)
 {
     const char *raw =
         evhttp_find_header(evhttp_request_get_input_headers(r->ev), "ReplicationApiKey");
     size_t len = 0;
     const char *key = raw ? trim(raw, &len) : NULL;
-    if (!key || !ld_cluster_key_ok(r->node, key, len)) {
-        /* A missing key is a misconfiguration, a wrong one may be a guess: only that waits. */
-        ld_reply_error_after(r, key ? failure_delay(r) : 0, 403, "ReplicationApiKey is invalid.");
-        return false;
-    }
-    return true;
+    return key && ld_cluster_key_ok(r->node, key, len);
+}
+
+bool ld_api_cluster_auth(ld_req *r)
+{
+    if (ld_api_has_cluster_key(r)) return true;
+    /* A missing key is a misconfiguration, a wrong one may be a guess: only that waits. */
+    bool given = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "ReplicationApiKey");
+    ld_reply_error_after(r, given ? failure_delay(r) : 0, 403, "ReplicationApiKey is invalid.");
+    return false;
 }
 
 bool ld_api_cluster_db(ld_req *r, bool required)

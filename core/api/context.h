@@ -31,6 +31,9 @@ bool ld_api_authorize(ld_req *r, const char *db, uint32_t roles);
 /* Whether key[0..len) is Node.ReplicationApiKey (constant time; an empty key never is). */
 bool ld_cluster_key_ok(const ld_node *n, const char *key, size_t len);
 
+/* Whether the ReplicationApiKey header (trimmed) is the cluster key; replies nothing. */
+bool ld_api_has_cluster_key(ld_req *r);
+
 /* Node-to-node routes: checks the ReplicationApiKey header against Node.ReplicationApiKey in
  * constant time; replies 403 "ReplicationApiKey is invalid." and returns false otherwise. */
 bool ld_api_cluster_auth(ld_req *r);

@@ -51,6 +51,9 @@ def test_overview_needs_an_api_key_or_the_cluster_key(make_node):
                  "ReplicationApiKey is invalid.")
     assert assert_ok(overview(a))["NodeId"] == "a"
     assert assert_ok(overview(a, key=None, ReplicationApiKey=REPL_KEY))["NodeId"] == "a"
+    # Trimmed like on every node-to-node route (found by fuzz_http: this one compared the raw
+    # header, the refusal path the trimmed one, and the request was never answered).
+    assert assert_ok(overview(a, key=None, ReplicationApiKey=REPL_KEY + "\x0b"))["NodeId"] == "a"
 
 
 def test_an_api_key_sees_only_its_databases(make_node):
