@@ -1,8 +1,9 @@
-/* Node-to-node routes (ReplicationApiKey): POST /api/replication/push and /pull, GET
+/* Node-to-node routes (ReplicationApiKey): POST /api/replication/push, /pull and /snapshot, GET
  * /api/replication/status, and the peer registry under /api/cluster/peers. */
 #include "api.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,8 @@
 #include "../repl/ingest.h"
 #include "../repl/oplog.h"
 #include "../repl/repl.h"
+#include "../repl/snapshot_page.h"
+#include "../util/workers.h"
 #include "../repl/wire.h"
 #include "../util/jsonbuf.h"
 #include "../util/jsonget.h"
@@ -180,9 +183,32 @@ void ld_api_repl_pull(ld_req *r)
     }
     ld_oplog_batch b;
     ld_status st = ld_oplog_read(r->db, after, (size_t)batch, r->node->cfg.repl_batch_bytes, NULL,
-                                 json_is_object(vv) ? vv : NULL, &b);
-    if (st == LD_OK && requester && ld_node_id_valid(requester) &&
-        strcmp(requester, r->node->node_id) != 0)
+                                 json_is_object(vv) ? vv : NULL, true, &b);
+    bool valid_requester =
+        requester && ld_node_id_valid(requester) && strcmp(requester, r->node->node_id) != 0;
+    if (st == LD_OK && b.needs_snapshot) {
+        /* Ops the requester lacks are not in this log: answering "nothing more" would leave it
+         * behind for good. It must load a snapshot (POST /api/replication/snapshot). */
+        if (valid_requester) ld_repl_peer_too_old(r->node->repl, r->db->name, requester, true);
+        peer_alive(r->node, requester);
+        json_decref(body);
+        ld_db_state s;
+        ld_db_state_get(r->db, &s);
+        ld_reply_json(r, 410,
+                      json_pack("{s:s, s:i, s:s, s:b, s:I, s:O}", "Error",
+                                "This node's operation log does not hold every operation the "
+                                "requester lacks (pruned, or loaded from a snapshot): the "
+                                "requester needs a snapshot.",
+                                "ProtocolVersion", LD_REPL_PROTOCOL, "NodeId", r->node->node_id,
+                                "SnapshotRequired", 1, "OldestAvailableLogSequence",
+                                (json_int_t)(s.last_seq ? 1 : 0), "LogFloorVersionVector",
+                                b.floor));
+        ld_oplog_batch_free(&b);
+        return;
+    }
+    if (st == LD_OK && valid_requester)
+        ld_repl_peer_too_old(r->node->repl, r->db->name, requester, false);
+    if (st == LD_OK && valid_requester)
         ld_repl_peer_pulled(r->node->repl, r->db->name, requester, after, b.local_max, b.more, vv);
     peer_alive(r->node, requester); /* after: a link it kicks sees the pull above */
     json_decref(body);
@@ -210,6 +236,92 @@ void ld_api_repl_pull(ld_req *r)
     else
         ld_reply_error(r, 500, "Out of memory.");
     if (out) evbuffer_free(out);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * POST /api/replication/snapshot: one page of the database's records (repl/snapshot_page.h),
+ * read on a worker thread so a page of megabytes never stalls the loop.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct snap_req {
+    ld_req *r;
+    uint8_t after[LD_SNAP_MAX_KEY];
+    size_t after_len;
+    size_t max_bytes;
+    struct evbuffer *out;
+    ld_status st;
+} snap_req;
+
+static void snap_work(void *arg)
+{
+    snap_req *c = arg;
+    c->st =
+        ld_snap_read(c->r->db, c->r->node->node_id, c->after, c->after_len, c->max_bytes, c->out);
+}
+
+static void snap_done(void *arg)
+{
+    snap_req *c = arg;
+    ld_req *r = c->r;
+    r->node->inflight--;
+    if (c->st == LD_OK)
+        ld_reply_bytes(r, 200, LD_SNAP_CONTENT_TYPE, c->out);
+    else
+        ld_reply_error(r, 500, "Reading the snapshot page failed: %s.", ld_status_str(c->st));
+    evbuffer_free(c->out);
+    free(c);
+}
+
+void ld_api_repl_snapshot(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, true)) return;
+    json_t *body = repl_body(r);
+    if (!body) return;
+    const char *requester = json_string_value(ld_json_get_ci(body, "RequestingNodeId"));
+    json_t *after = ld_json_get_ci(body, "AfterKey");
+    json_t *maxb = ld_json_get_ci(body, "MaxBytes");
+    uint64_t max_bytes = LD_SNAP_PAGE_DEFAULT;
+    snap_req *c = calloc(1, sizeof *c);
+    if (!c) {
+        json_decref(body);
+        ld_reply_error(r, 500, "Out of memory.");
+        return;
+    }
+    const char *why = NULL;
+    if (after && !json_is_null(after) &&
+        (!json_is_string(after) || json_string_length(after) == 0 ||
+         sodium_base642bin(c->after, sizeof c->after, json_string_value(after),
+                           json_string_length(after), NULL, &c->after_len, NULL,
+                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
+         c->after_len == 0))
+        why = "AfterKey must be the base64 of a key of at most 511 bytes, or null.";
+    else if (maxb && !json_is_null(maxb) && !ld_json_as_u64(maxb, &max_bytes))
+        why = "MaxBytes must be a non-negative integer.";
+    if (why) {
+        json_decref(body);
+        free(c);
+        ld_reply_error(r, 400, "%s", why);
+        return;
+    }
+    if (requester && ld_node_id_valid(requester)) peer_alive(r->node, requester);
+    json_decref(body);
+    if (!r->db) {
+        free(c);
+        ld_reply_error(r, 404, "Database '%s' does not exist on this node.", r->db_name);
+        return;
+    }
+    if (max_bytes < LD_SNAP_PAGE_MIN) max_bytes = LD_SNAP_PAGE_MIN;
+    if (max_bytes > LD_SNAP_PAGE_MAX) max_bytes = LD_SNAP_PAGE_MAX;
+    c->r = r;
+    c->max_bytes = (size_t)max_bytes;
+    c->out = evbuffer_new();
+    r->node->inflight++;
+    if (!c->out || !ld_workers_submit(r->node->workers, snap_work, snap_done, c)) {
+        r->node->inflight--;
+        if (c->out) evbuffer_free(c->out);
+        free(c);
+        ld_reply_error(r, 500, "Out of memory.");
+    }
 }
 
 void ld_api_repl_status(ld_req *r)

@@ -44,6 +44,7 @@ static const keydef node_keys[] = {
     {"SeedPeers", true},
     {"ReplicationBatchSize", true},
     {"ReplicationBatchBytes", true},
+    {"SnapshotPageBytes", true},
     {"ReplicationPeerConcurrency", true},
     {"ReplicationTimeoutSeconds", true},
     {"AntiEntropyIntervalSeconds", true},
@@ -423,6 +424,10 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
                  256LL * 1024 * 1024, &x, err, errlen))
         return false;
     cfg->repl_batch_bytes = (size_t)x;
+    if (!get_int(node, "Node", "SnapshotPageBytes", 4 * 1024 * 1024, 1024, 16 * 1024 * 1024, &x,
+                 err, errlen))
+        return false;
+    cfg->snapshot_page_bytes = (size_t)x;
     if (!get_int(node, "Node", "ReplicationPeerConcurrency", 4, 1, 32, &x, err, errlen))
         return false;
     cfg->repl_peer_concurrency = (int)x;

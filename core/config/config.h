@@ -49,6 +49,7 @@ typedef struct ld_config {
     json_t *seed_peers; /* Node.SeedPeers as given, or NULL; owned (a reference) */
     int repl_batch_size;
     size_t repl_batch_bytes;
+    size_t snapshot_page_bytes; /* bytes of records per snapshot page asked of a peer */
     int repl_peer_concurrency;
     int repl_timeout_s;
     int anti_entropy_s;

@@ -29,6 +29,19 @@ typedef enum ld_ingest_outcome {
 ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_op_rec *op,
                           ld_conflict_policy policy, ld_ingest_outcome *outcome);
 
+/* Merges one record of a snapshot page (key and stored record bytes, checked by the caller) into
+ * t by `policy`, as an op with the same stamp would be merged, without an op-log entry: the
+ * record replaces the current one when it wins, moving the digest and the stamp high-water mark.
+ * `new_collection`: the key's collection differs from the previous record's, so its collection
+ * entry is made. *term receives the incoming record's digest term (for the page's check). */
+ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, const uint8_t *key,
+                                   size_t klen, const uint8_t *val, size_t vlen,
+                                   ld_conflict_policy policy, bool new_collection,
+                                   uint8_t term[LD_DIGEST_LEN]);
+
+/* Makes collection coll known (an entry in the colls space) unless it is. */
+ld_status ld_apply_collection(ld_txn *t, const char *coll, size_t len);
+
 /* Writes the bookkeeping of *pending into t. */
 ld_status ld_apply_finish(ld_db *db, ld_txn *t, const ld_db_state *pending);
 

@@ -19,6 +19,8 @@
 #define LD_SPACE_VV    "vv"
 #define LD_SPACE_COLLS "colls"
 #define LD_SPACE_CKPT  "ckpt" /* peer node id \0 "push"|"pull" -> be64 LogSequence */
+/* origin -> be64: this log may lack origin's ops up to there (they came by a snapshot) */
+#define LD_SPACE_FLOOR "floor"
 
 #define LD_DIGEST_LEN 16
 

@@ -168,6 +168,11 @@ void ld_reply_buffer(ld_req *r, int status, struct evbuffer *body)
     send_reply(r, status, "application/json; charset=utf-8", body);
 }
 
+void ld_reply_bytes(ld_req *r, int status, const char *content_type, struct evbuffer *body)
+{
+    send_reply(r, status, content_type, body);
+}
+
 void ld_reply_text(ld_req *r, int status, const char *content_type, const char *body, size_t len)
 {
     struct evbuffer *buf = evbuffer_new();

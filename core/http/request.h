@@ -64,6 +64,8 @@ void ld_reply_json(ld_req *r, int status, json_t *body); /* steals body */
  * stays; otherwise the reply says no-store. */
 void ld_reply_text(ld_req *r, int status, const char *content_type, const char *body, size_t len);
 void ld_reply_buffer(ld_req *r, int status, struct evbuffer *body); /* JSON; drains body */
+/* Any content type (a binary snapshot page); drains body. */
+void ld_reply_bytes(ld_req *r, int status, const char *content_type, struct evbuffer *body);
 void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -52,6 +52,7 @@ static const route routes[] = {
     {M_DELETE, {"api", "cache", "*", NULL}, ld_api_cache_delete},
     {M_POST, {"api", "replication", "push", NULL}, ld_api_repl_push},
     {M_POST, {"api", "replication", "pull", NULL}, ld_api_repl_pull},
+    {M_POST, {"api", "replication", "snapshot", NULL}, ld_api_repl_snapshot},
     {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status},
     {M_GET, {"ws", "replication", NULL}, ld_api_repl_ws},
     {M_GET, {"api", "cluster", "peers", NULL}, ld_api_peers_list},

@@ -28,8 +28,7 @@ size_t ld_ckpt_key(const char *peer, bool push, uint8_t *out)
     return n + 5;
 }
 
-/* Stores v unless the stored checkpoint is already at or past it. */
-static ld_status put_ckpt(ld_txn *t, const char *peer, bool push, uint64_t v)
+ld_status ld_ckpt_put(ld_txn *t, const char *peer, bool push, uint64_t v)
 {
     uint8_t key[LD_NODE_ID_MAX + 6], b[8];
     size_t kl = ld_ckpt_key(peer, push, key);
@@ -83,7 +82,7 @@ ld_status ld_ingest_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *j
         /* Everything scanned is ours unless we stopped: then only up to the last op taken. */
         in->pull_ckpt = in->stopped ? in->last_processed : in->pull_scanned;
         if (in->pull_ckpt) {
-            ld_status st = put_ckpt(t, in->peer, false, in->pull_ckpt);
+            ld_status st = ld_ckpt_put(t, in->peer, false, in->pull_ckpt);
             if (st != LD_OK) return st;
         }
     }
@@ -96,7 +95,7 @@ ld_status ld_ckpt_save_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
     (void)pending;
     const ld_ckpt_pair *c = job->ctx;
     job->result = LD_WR_OK;
-    ld_status st = c->push ? put_ckpt(t, job->id, true, c->push) : LD_OK;
-    if (st == LD_OK && c->pull) st = put_ckpt(t, job->id, false, c->pull);
+    ld_status st = c->push ? ld_ckpt_put(t, job->id, true, c->push) : LD_OK;
+    if (st == LD_OK && c->pull) st = ld_ckpt_put(t, job->id, false, c->pull);
     return st;
 }

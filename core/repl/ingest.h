@@ -39,6 +39,9 @@ void ld_ingest_free(ld_ingest *in);
 /* Checkpoint keys in the "ckpt" space: peer \0 "push" | "pull". */
 size_t ld_ckpt_key(const char *peer, bool push, uint8_t *out /* LD_NODE_ID_MAX + 6 */);
 
+/* Stores checkpoint v of peer in t unless the stored one is already at or past it. */
+ld_status ld_ckpt_put(ld_txn *t, const char *peer, bool push, uint64_t v);
+
 /* The checkpoints of one link, saved outside an ingest. */
 typedef struct ld_ckpt_pair {
     uint64_t push, pull; /* 0: leave that one as it is */

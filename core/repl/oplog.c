@@ -12,36 +12,79 @@ void ld_oplog_batch_free(ld_oplog_batch *b)
 {
     if (b->ops) evbuffer_free(b->ops);
     json_decref(b->vv);
+    json_decref(b->floor);
     free(b->seqs);
     memset(b, 0, sizeof *b);
+}
+
+/* Reads a space of {origin: be64 sequence} (the version vector, the log floor) into obj. */
+static ld_status read_vv_space(ld_txn *t, const char *space, json_t *obj)
+{
+    ld_cursor c;
+    ld_status st = ld_cursor_open(t, space, &c);
+    if (st != LD_OK) return st;
+    const void *k, *v;
+    size_t kl, vl;
+    while ((st = ld_cursor_next(&c, &k, &kl, &v, &vl)) == LD_OK) {
+        if (vl != 8) {
+            st = LD_CORRUPT;
+            break;
+        }
+        char origin[LD_NODE_ID_MAX + 1];
+        if (kl == 0 || kl > LD_NODE_ID_MAX) continue;
+        memcpy(origin, k, kl);
+        origin[kl] = '\0';
+        if (json_object_set_new(obj, origin, json_integer((json_int_t)ld_be64_get(v)))) {
+            st = LD_NOMEM;
+            break;
+        }
+    }
+    ld_cursor_close(&c);
+    return st == LD_NOT_FOUND ? LD_OK : st;
+}
+
+ld_status ld_oplog_floor(ld_txn *t, json_t **floor)
+{
+    *floor = json_object();
+    if (!*floor) return LD_NOMEM;
+    ld_status st = read_vv_space(t, LD_SPACE_FLOOR, *floor);
+    if (st != LD_OK) {
+        json_decref(*floor);
+        *floor = NULL;
+    }
+    return st;
+}
+
+ld_status ld_oplog_floor_of(ld_db *db, json_t **floor)
+{
+    ld_txn t;
+    *floor = NULL;
+    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
+    if (st != LD_OK) return st;
+    st = ld_oplog_floor(&t, floor);
+    ld_txn_abort(&t);
+    return st;
+}
+
+bool ld_vv_covers(json_t *vv, json_t *floor)
+{
+    const char *origin;
+    json_t *seq;
+    json_object_foreach(floor, origin, seq)
+    {
+        uint64_t need = 0, have = 0;
+        ld_json_as_u64(seq, &need);
+        if (need > 0 && (!vv || !ld_json_as_u64(json_object_get(vv, origin), &have) || have < need))
+            return false;
+    }
+    return true;
 }
 
 static ld_status read_state(ld_txn *t, json_t **vv, char *digest_hex)
 {
     json_t *obj = json_object();
     if (!obj) return LD_NOMEM;
-    ld_cursor c;
-    ld_status st = ld_cursor_open(t, LD_SPACE_VV, &c);
-    if (st == LD_OK) {
-        const void *k, *v;
-        size_t kl, vl;
-        while ((st = ld_cursor_next(&c, &k, &kl, &v, &vl)) == LD_OK) {
-            if (vl != 8) {
-                st = LD_CORRUPT;
-                break;
-            }
-            char origin[LD_NODE_ID_MAX + 1];
-            if (kl == 0 || kl > LD_NODE_ID_MAX) continue;
-            memcpy(origin, k, kl);
-            origin[kl] = '\0';
-            if (json_object_set_new(obj, origin, json_integer((json_int_t)ld_be64_get(v)))) {
-                st = LD_NOMEM;
-                break;
-            }
-        }
-        if (st == LD_NOT_FOUND) st = LD_OK;
-        ld_cursor_close(&c);
-    }
+    ld_status st = read_vv_space(t, LD_SPACE_VV, obj);
     uint8_t digest[LD_DIGEST_LEN] = {0};
     if (st == LD_OK) {
         const void *v;
@@ -59,6 +102,26 @@ static ld_status read_state(ld_txn *t, json_t **vv, char *digest_hex)
     sodium_bin2hex(digest_hex, 2 * LD_DIGEST_LEN + 1, digest, LD_DIGEST_LEN);
     *vv = obj;
     return LD_OK;
+}
+
+ld_status ld_oplog_read_state(ld_txn *t, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1],
+                              uint64_t *last_seq)
+{
+    *vv = NULL;
+    ld_status st = read_state(t, vv, digest_hex);
+    const void *v;
+    size_t vl;
+    *last_seq = 0;
+    ld_status g = st == LD_OK ? ld_txn_get(t, LD_SPACE_META, "last_seq", 8, &v, &vl) : st;
+    if (g == LD_OK && vl == 8)
+        *last_seq = ld_be64_get(v);
+    else if (g != LD_NOT_FOUND)
+        st = g == LD_OK ? LD_CORRUPT : g;
+    if (st != LD_OK && *vv) {
+        json_decref(*vv);
+        *vv = NULL;
+    }
+    return st;
 }
 
 ld_status ld_oplog_state(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1])
@@ -87,7 +150,8 @@ static bool skipped(const ld_op_rec *op, const char *skip_origin, json_t *skip_v
 }
 
 ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_bytes,
-                        const char *skip_origin, json_t *skip_vv, ld_oplog_batch *out)
+                        const char *skip_origin, json_t *skip_vv, bool check_floor,
+                        ld_oplog_batch *out)
 {
     memset(out, 0, sizeof *out);
     out->scanned = after;
@@ -104,6 +168,15 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
         return st;
     }
     st = read_state(&t, &out->vv, out->digest);
+    if (st == LD_OK) st = ld_oplog_floor(&t, &out->floor);
+    if (st == LD_OK && check_floor && json_object_size(out->floor) > 0 &&
+        !ld_vv_covers(skip_vv, out->floor)) {
+        /* Ops the other side lacks are not in this log (it was loaded from a snapshot, or
+         * pruned): no batch can bring them, only a snapshot. */
+        out->needs_snapshot = true;
+        ld_txn_abort(&t);
+        return LD_OK;
+    }
     const void *v;
     size_t vl;
     if (st == LD_OK) {

@@ -23,15 +23,34 @@ typedef struct ld_oplog_batch {
     bool more;          /* entries remain after `scanned` */
     json_t *vv;         /* the database's version vector {origin: seq} (owned by the caller) */
     char digest[2 * LD_DIGEST_LEN + 1]; /* hex */
+    json_t *floor;       /* the log floor (see ld_oplog_floor; owned by the caller) */
+    bool needs_snapshot; /* skip_vv does not cover the floor: nothing was read (n is 0) */
 } ld_oplog_batch;
+
+/* The log floor of the database as of t: {origin: seq} such that this log may lack origin's ops
+ * up to seq (they came by a snapshot, or were pruned), while it holds every later one it has.
+ * A peer whose version vector does not cover the floor cannot catch up from this log. */
+ld_status ld_oplog_floor(ld_txn *t, json_t **floor);
+
+/* The same in a read transaction of its own. */
+ld_status ld_oplog_floor_of(ld_db *db, json_t **floor);
+
+/* Whether version vector vv (may be NULL: nothing) covers floor. */
+bool ld_vv_covers(json_t *vv, json_t *floor);
 
 /* Reads entries after `after`: at most max_ops and about max_bytes of payload (at least one
  * entry), skipping entries whose origin is `skip_origin` (may be NULL) or whose origin seq is
- * at most skip_vv[origin] (may be NULL). Fills *out (zeroed first). */
+ * at most skip_vv[origin] (may be NULL). Fills *out (zeroed first). With check_floor, when
+ * skip_vv does not cover the log floor, reads no entry and sets out->needs_snapshot. */
 ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_bytes,
-                        const char *skip_origin, json_t *skip_vv, ld_oplog_batch *out);
+                        const char *skip_origin, json_t *skip_vv, bool check_floor,
+                        ld_oplog_batch *out);
 
 void ld_oplog_batch_free(ld_oplog_batch *b);
+
+/* The version vector, digest and last LogSequence as of transaction t. On failure *vv is NULL. */
+ld_status ld_oplog_read_state(ld_txn *t, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1],
+                              uint64_t *last_seq);
 
 /* The version vector and digest only (a read transaction of their own). */
 ld_status ld_oplog_state(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1]);

@@ -28,11 +28,13 @@
 #include "../util/log.h"
 #include "../util/strutil.h"
 #include "../util/timeutil.h"
+#include "bootstrap.h"
 #include "ingest.h"
 #include "oplog.h"
 #include "../ws/ws.h"
 #include "peers.h"
 #include "probe.h"
+#include "snapshot_page.h"
 #include "wire.h"
 
 #define BACKOFF_BASE_MS 1000
@@ -45,7 +47,23 @@
  * delivering its log, and a pull beside them would mostly fetch the same entries again. */
 #define PEER_PUSHING_MS 2000
 
-typedef enum { PH_IDLE, PH_PUSH, PH_PULL, PH_INGEST } phase;
+typedef enum { PH_IDLE, PH_PUSH, PH_PULL, PH_INGEST, PH_SNAPSHOT } phase;
+
+/* Pages of a snapshot in the writer at once: the next page downloads while one is merged. */
+#define SNAPSHOT_PAGES_AHEAD 2
+
+/* A snapshot this link loads from its peer (bootstrap.h keeps the stored progress). */
+typedef struct boot_state {
+    uint8_t req_key[LD_SNAP_MAX_KEY]; /* the next page is asked after this key */
+    size_t req_key_len;
+    bool first;        /* the next page asked for is the first: a new snapshot */
+    bool reload;       /* take req_key from the stored progress before the next request */
+    bool all_received; /* the last page arrived */
+    bool requesting;   /* a page request is out (one at a time: each asks after the last) */
+    int jobs;          /* pages in the writer */
+    uint64_t done, total, log_seq; /* records merged / in the source; where it stands */
+    uint64_t started_wall, started_mono, resumed_done;
+} boot_state;
 
 typedef struct ld_link {
     ld_repl *repl;
@@ -85,6 +103,10 @@ typedef struct ld_link {
     uint64_t ops_pushed, ops_pulled, push_dups, pull_dups;
     bool diverged;
     bool ckpt_saving, ckpt_dirty; /* a checkpoint save is in the writer; another is due */
+    boot_state *boot;             /* a snapshot being loaded from the peer, or NULL */
+    bool peer_too_old;            /* our log cannot serve the peer's pulls: it needs a snapshot */
+    uint64_t peer_oldest;         /* the peer's OldestAvailableLogSequence (its 410 answer) */
+    bool push_gated; /* step_push holds our log back until the peer's version vector is known */
 } ld_link;
 
 /* The WebSocket to one peer that carries our sync-request hints, dialled when first needed and
@@ -124,6 +146,8 @@ static void link_kick(ld_link *l, bool force);
 static void step_push(ld_link *l);
 static void step_pull(ld_link *l);
 static void pull_next(ld_link *l);
+static void step_snapshot(ld_link *l);
+static void boot_begin(ld_link *l, bool fresh);
 
 /* ---------------------------------------------------------------------------------------------
  * Links
@@ -199,6 +223,7 @@ static void link_free(ld_link *l)
     free(l->sent);
     free(l->base_url);
     json_decref(l->peer_vv);
+    free(l->boot);
     free(l);
 }
 
@@ -305,6 +330,25 @@ static void cycle_begin(ld_link *l)
                 }
                 ld_txn_abort(&t);
                 l->loaded = true;
+                /* A snapshot cut short (kill -9, a network failure) resumes after the last
+                 * page that committed, with the peer it came from. */
+                ld_boot_progress p;
+                bool found = false;
+                if (ld_boot_progress_load(db, &p, &found) == LD_OK && found) {
+                    ld_link *src = link_find(r, l->db, p.peer);
+                    if (src && !src->removed && src->active && !src->boot) {
+                        ld_log(LD_LOG_INFO, l->db,
+                               "snapshot from %s was cut after %" PRIu64 " of %" PRIu64
+                               " records: resuming",
+                               p.peer, p.done, p.total);
+                        boot_begin(src, false);
+                        src->boot->done = src->boot->resumed_done = p.done;
+                        src->boot->total = p.total;
+                        src->boot->log_seq = p.log_seq;
+                        if (src != l) link_kick(src, true);
+                    }
+                }
+                ld_boot_progress_clear(&p);
                 /* After a restart this says how much will move again: what lies between these
                  * stored checkpoints and where the link was when the process ended. */
                 ld_log(LD_LOG_INFO, l->db,
@@ -398,10 +442,13 @@ static void link_kick(ld_link *l, bool force)
  * ------------------------------------------------------------------------------------------- */
 
 typedef void (*reply_fn)(ld_link *l, int code, json_t *body, const char *err);
+/* An answer that is not JSON (a snapshot page): the body as received, NULL on failure. */
+typedef void (*raw_reply_fn)(ld_link *l, int code, struct evbuffer *body, const char *err);
 
 typedef struct call {
     ld_link *link;
     reply_fn fn;
+    raw_reply_fn raw;
 } call;
 
 static void call_done(struct evhttp_request *req, void *arg)
@@ -409,6 +456,7 @@ static void call_done(struct evhttp_request *req, void *arg)
     call *c = arg;
     ld_link *l = c->link;
     reply_fn fn = c->fn;
+    raw_reply_fn raw = c->raw;
     free(c);
     int code = req ? evhttp_request_get_response_code(req) : 0;
     if (l->tconn) {
@@ -422,16 +470,26 @@ static void call_done(struct evhttp_request *req, void *arg)
         l->tconn = NULL;
         l->conn = NULL;
         if (described) {
-            fn(l, 0, NULL, why);
+            if (raw)
+                raw(l, 0, NULL, why);
+            else
+                fn(l, 0, NULL, why);
             return;
         }
     }
     if (code == 0) {
         /* A plain connection is reset on the next call. */
-        fn(l, 0, NULL, "peer unreachable or timed out");
+        if (raw)
+            raw(l, 0, NULL, "peer unreachable or timed out");
+        else
+            fn(l, 0, NULL, "peer unreachable or timed out");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    if (raw) {
+        raw(l, code, in, NULL);
+        return;
+    }
     size_t len = evbuffer_get_length(in);
     json_error_t je;
     json_t *body = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &je) : NULL;
@@ -439,8 +497,10 @@ static void call_done(struct evhttp_request *req, void *arg)
     json_decref(body);
 }
 
-/* POSTs body (its contents move into the request) to the peer's /api/replication/<what>. */
-static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn)
+/* POSTs body (its contents move into the request) to the peer's /api/replication/<what>; the
+ * answer goes to fn as JSON, or to raw as received when raw is set. */
+static bool call_post_any(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn,
+                          raw_reply_fn raw)
 {
     ld_repl *r = l->repl;
     if (!l->conn) {
@@ -465,6 +525,7 @@ static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply
     }
     c->link = l;
     c->fn = fn;
+    c->raw = raw;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char hostport[300], path[512];
     snprintf(hostport, sizeof hostport, "%s:%d", l->addr.host, l->addr.port);
@@ -485,6 +546,11 @@ static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply
         return false;
     }
     return true;
+}
+
+static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn)
+{
+    return call_post_any(l, what, body, fn, NULL);
 }
 
 static void peer_error(ld_link *l, int code, json_t *body, const char *err, const char *what)
@@ -675,6 +741,18 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
         step_pull(l);
 }
 
+/* Whether version vector vv names no origin but `node`. */
+static bool vv_only_of(json_t *vv, const char *node)
+{
+    const char *origin;
+    json_t *v;
+    json_object_foreach(vv, origin, v)
+    {
+        if (strcmp(origin, node) != 0) return false;
+    }
+    return true;
+}
+
 static void step_push(ld_link *l)
 {
     ld_repl *r = l->repl;
@@ -691,13 +769,36 @@ static void step_push(ld_link *l)
         cycle_end(l);
         return;
     }
+    ld_db_state now;
+    ld_db_state_get(db, &now);
+    if (l->push_ckpt == 0 && now.last_seq > l->push_limit &&
+        (!l->peer_vv || vv_only_of(l->peer_vv, l->peer))) {
+        /* A peer that holds nothing of this database but its own writes loads a snapshot from
+         * us (its pull sees more than a batch to replay), which is far faster than our whole
+         * log op by op. Until its version vector is known (our pull below reports it), or
+         * while it says so, we do not push; a hint makes it pull now. */
+        ld_registry_release(&r->node->reg, db);
+        l->push_gated = true;
+        if (l->peer_vv) hint_send(l);
+        step_pull(l);
+        return;
+    }
+    l->push_gated = false;
     ld_oplog_batch b;
     /* The peer has its own ops: never send them back; nor what its version vector covers. */
     ld_status st = ld_oplog_read(db, l->push_ckpt, l->push_limit, r->node->cfg.repl_batch_bytes,
-                                 l->peer, l->peer_vv, &b);
+                                 l->peer, l->peer_vv, l->peer_vv != NULL, &b);
     ld_registry_release(&r->node->reg, db);
     if (st != LD_OK) {
         cycle_fail(l, "push: reading the op log: %s", ld_status_str(st));
+        return;
+    }
+    if (b.needs_snapshot) {
+        /* The peer lacks ops that are not in our log: every push would stop at a gap. It takes
+         * a snapshot when its pull from us is refused (410). */
+        l->peer_too_old = true;
+        ld_oplog_batch_free(&b);
+        step_pull(l);
         return;
     }
     l->local_max = b.local_max;
@@ -809,9 +910,57 @@ static void ingest_done(ld_wjob *job)
     cycle_ok(l);
 }
 
+/* Whether another link of db is loading a snapshot: this one leaves its pulls out meanwhile,
+ * so the database is not loaded twice (once by the snapshot, once by replaying a log). */
+static bool db_boot_elsewhere(ld_repl *r, const char *db, const ld_link *self)
+{
+    for (size_t i = 0; i < r->n_links; i++) {
+        const ld_link *o = r->links[i];
+        if (o != self && o->boot && !o->removed && o->active && !strcmp(o->db, db)) return true;
+    }
+    return false;
+}
+
+/* Whether db holds no op of any node but this one (a new database, or one written only here):
+ * catching it up from a peer's whole log is what a snapshot does faster. */
+static bool db_has_only_own_ops(ld_repl *r, const char *name)
+{
+    ld_db *db = ld_registry_get(&r->node->reg, name);
+    if (!db) return true;
+    json_t *vv = NULL;
+    char digest[2 * LD_DIGEST_LEN + 1];
+    bool only = ld_oplog_state(db, &vv, digest) == LD_OK;
+    ld_registry_release(&r->node->reg, db);
+    const char *origin;
+    json_t *v;
+    json_object_foreach(only ? vv : NULL, origin, v)
+    {
+        if (strcmp(origin, r->node->node_id) != 0) only = false;
+    }
+    json_decref(vv);
+    return only;
+}
+
+/* The pull step turns into a snapshot load (a fresh one), unless another link loads one. */
+static void pull_to_snapshot(ld_link *l, const char *why)
+{
+    if (db_boot_elsewhere(l->repl, l->db, l)) {
+        cycle_ok(l);
+        return;
+    }
+    ld_log(LD_LOG_INFO, l->db, "loading a snapshot from %s: %s", l->peer, why);
+    boot_begin(l, true);
+    step_snapshot(l);
+}
+
 static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
 {
     ld_repl *r = l->repl;
+    if (code == 410 && json_is_true(ld_json_get_ci(body, "SnapshotRequired"))) {
+        ld_json_as_u64(ld_json_get_ci(body, "OldestAvailableLogSequence"), &l->peer_oldest);
+        pull_to_snapshot(l, "its log does not hold every operation this node lacks");
+        return;
+    }
     if (code < 200 || code > 299) {
         peer_error(l, code, body, err, "pull");
         return;
@@ -847,6 +996,14 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     pc->link = l;
     pc->more = json_is_true(more) || (!more && n >= (size_t)r->node->cfg.repl_batch_size);
+    if (l->pull_ckpt == 0 && pc->more && db_has_only_own_ops(r, l->db)) {
+        /* More than a batch to replay into a database that holds nothing from other nodes. */
+        free(pc);
+        ld_ingest_free(in);
+        free(job);
+        pull_to_snapshot(l, "this database holds nothing from other nodes yet");
+        return;
+    }
     json_t *pvv = ld_json_get_ci(body, "VersionVector");
     pc->peer_vv = json_is_object(pvv) ? json_incref(pvv) : NULL;
     if (pc->peer_vv) { /* what the peer holds, for our next pushes */
@@ -915,7 +1072,19 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
 /* The pull step of a cycle. */
 static void step_pull(ld_link *l)
 {
-    if (!l->must_pull && l->peer_pushed_at && ld_mono_ms() - l->peer_pushed_at < PEER_PUSHING_MS) {
+    if (l->boot) { /* a snapshot in progress comes before any pull */
+        step_snapshot(l);
+        return;
+    }
+    if (db_boot_elsewhere(l->repl, l->db, l)) {
+        l->ph = PH_PULL;
+        cycle_ok(l);
+        return;
+    }
+    /* (Unless step_push waits to learn what the peer holds: the pull's answer says.) */
+    bool learn = !l->peer_vv && l->push_gated;
+    if (!l->must_pull && !learn && l->peer_pushed_at &&
+        ld_mono_ms() - l->peer_pushed_at < PEER_PUSHING_MS) {
         /* The peer is pushing its log to us: what a pull would fetch is on its way, and the
          * sweep (must_pull) still pulls and compares digests. Should its pushes stop, pulls
          * resume after PEER_PUSHING_MS. */
@@ -954,6 +1123,246 @@ static void pull_next(ld_link *l)
     json_decref(body);
     if (text) evbuffer_free(text);
     if (!ok) cycle_fail(l, "pull: cannot send the request");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Snapshot bootstrap: pages of the peer's records merged without op-log entries, then the pull
+ * of its log after the position the snapshot stands at (bootstrap.h, snapshot_page.h)
+ * ------------------------------------------------------------------------------------------- */
+
+static void boot_begin(ld_link *l, bool fresh)
+{
+    if (!l->boot) {
+        l->boot = calloc(1, sizeof *l->boot);
+        if (!l->boot) return; /* the next cycle tries again */
+    }
+    boot_state *b = l->boot;
+    b->first = fresh;
+    b->reload = !fresh;
+    b->all_received = false;
+    b->req_key_len = 0;
+    if (fresh) b->done = b->resumed_done = b->total = b->log_seq = 0;
+    b->started_wall = ld_wall_ms();
+    b->started_mono = ld_mono_ms();
+}
+
+static void boot_end(ld_link *l)
+{
+    free(l->boot);
+    l->boot = NULL;
+}
+
+static void snap_reply(ld_link *l, int code, struct evbuffer *in, const char *err);
+
+static void snap_request(ld_link *l)
+{
+    ld_repl *r = l->repl;
+    boot_state *b = l->boot;
+    char key_b64[sodium_base64_ENCODED_LEN(LD_SNAP_MAX_KEY, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(key_b64, sizeof key_b64, b->req_key, b->req_key_len,
+                      sodium_base64_VARIANT_ORIGINAL);
+    json_t *body =
+        json_pack("{s:i, s:s, s:s?, s:I}", "ProtocolVersion", LD_REPL_PROTOCOL, "RequestingNodeId",
+                  r->node->node_id, "AfterKey", b->first ? NULL : key_b64, "MaxBytes",
+                  (json_int_t)r->node->cfg.snapshot_page_bytes);
+    struct evbuffer *text = body ? evbuffer_new() : NULL;
+    bool ok = text && ld_json_dump_evbuffer(body, JSON_COMPACT, text) &&
+              call_post_any(l, "snapshot", text, NULL, snap_reply);
+    json_decref(body);
+    if (text) evbuffer_free(text);
+    b->requesting = ok;
+    if (!ok) {
+        b->reload = true;
+        cycle_fail(l, "snapshot: cannot send the request");
+    }
+}
+
+/* The snapshot step of a cycle: asks for the next page unless pages are still being merged
+ * (their completion calls it again) or the last one arrived. */
+static void step_snapshot(ld_link *l)
+{
+    l->ph = PH_SNAPSHOT;
+    boot_state *b = l->boot;
+    if (!b) {
+        cycle_fail(l, "snapshot: out of memory");
+        return;
+    }
+    if (b->requesting || b->jobs >= SNAPSHOT_PAGES_AHEAD ||
+        (b->jobs > 0 && (b->reload || b->all_received)))
+        return;
+    if (b->all_received) {
+        /* Every page was merged but none finished the snapshot (one was refused as stale):
+         * go on from what is stored. */
+        b->all_received = false;
+        b->reload = true;
+    }
+    if (b->reload) {
+        ld_db *db = ld_registry_get(&l->repl->node->reg, l->db);
+        ld_boot_progress p;
+        bool found = false;
+        ld_status st = db ? ld_boot_progress_load(db, &p, &found) : LD_NOT_FOUND;
+        if (db) ld_registry_release(&l->repl->node->reg, db);
+        if (st != LD_OK && st != LD_NOT_FOUND) {
+            cycle_fail(l, "snapshot: reading its progress: %s", ld_status_str(st));
+            return;
+        }
+        b->reload = false;
+        if (found && !strcmp(p.peer, l->peer)) {
+            b->first = false;
+            memcpy(b->req_key, p.next_key, p.next_key_len);
+            b->req_key_len = p.next_key_len;
+            b->done = p.done;
+            b->total = p.total;
+            b->log_seq = p.log_seq;
+            /* A snapshot stored before its first record cannot name the page after: restart. */
+            if (p.next_key_len == 0) b->first = true;
+        } else {
+            b->first = true; /* nothing stored (or another node's): a new snapshot */
+            b->req_key_len = 0;
+        }
+        ld_boot_progress_clear(&p);
+    }
+    snap_request(l);
+}
+
+static void boot_job_done(ld_wjob *job)
+{
+    ld_link *l = job->arg;
+    ld_boot_page *pg = job->ctx;
+    ld_wresult res = job->result;
+    ld_boot_outcome oc = pg->outcome;
+    boot_state *b = l->boot;
+    if (b) {
+        b->jobs--;
+        if (res == LD_WR_OK && (oc == LD_BOOT_APPLIED || oc == LD_BOOT_FINISHED)) {
+            b->done = pg->done;
+            b->total = pg->total;
+            b->log_seq = pg->log_seq;
+        } else {
+            b->reload = true;
+        }
+    }
+    uint64_t log_seq = pg->log_seq, done = pg->done;
+    ld_boot_page_free(pg);
+    ld_wjob_free(job);
+    if (!b) return;
+    /* A request still out answers into snap_reply, which sees `reload` and goes on from the
+     * stored progress; failing the cycle under it would mix its answer into the next cycle. */
+    bool in_cycle = l->ph == PH_SNAPSHOT && !b->requesting;
+    if (res != LD_WR_OK) {
+        if (in_cycle) cycle_fail(l, "snapshot: a page could not be committed");
+        return;
+    }
+    if (oc == LD_BOOT_MISMATCH) {
+        /* The progress is gone: the reload starts a new snapshot. */
+        l->repl->divergences++;
+        ld_log(LD_LOG_ERROR, l->db,
+               "snapshot from %s: the records received do not add up to its digest although it "
+               "did not change meanwhile; starting over",
+               l->peer);
+        b->all_received = false;
+        if (in_cycle) cycle_fail(l, "snapshot: the records do not match the source's digest");
+        return;
+    }
+    if (oc == LD_BOOT_FINISHED) {
+        uint64_t ms = ld_mono_ms() - b->started_mono;
+        uint64_t moved = done - b->resumed_done;
+        ld_log(LD_LOG_INFO, l->db,
+               "snapshot from %s loaded: %" PRIu64 " records (%" PRIu64 " in %" PRIu64
+               " ms, %.0f/s); replication continues after its log sequence %" PRIu64,
+               l->peer, done, moved, ms, ms ? 1000.0 * (double)moved / (double)ms : 0.0, log_seq);
+        if (log_seq > l->pull_ckpt) l->pull_ckpt = log_seq;
+        boot_end(l);
+        if (in_cycle) pull_next(l);
+        return;
+    }
+    if (in_cycle) step_snapshot(l);
+}
+
+static void snap_reply(ld_link *l, int code, struct evbuffer *in, const char *err)
+{
+    ld_repl *r = l->repl;
+    boot_state *b = l->boot;
+    if (!b) { /* cannot happen: the link keeps its boot state while a request is out */
+        cycle_fail(l, "snapshot: lost its state");
+        return;
+    }
+    b->requesting = false;
+    if (b->reload && l->ph == PH_SNAPSHOT && code >= 200 && code <= 299) {
+        /* An earlier page failed or did not add up: this one cannot follow it. */
+        step_snapshot(l);
+        return;
+    }
+    if (code < 200 || code > 299) {
+        b->reload = true;
+        json_error_t je;
+        size_t len = in ? evbuffer_get_length(in) : 0;
+        json_t *body = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &je) : NULL;
+        peer_error(l, code, body, err, "snapshot");
+        json_decref(body);
+        return;
+    }
+    ld_boot_page *pg = calloc(1, sizeof *pg);
+    ld_wjob *job = calloc(1, sizeof *job);
+    size_t len = evbuffer_get_length(in);
+    if (pg) pg->buf = malloc(len ? len : 1);
+    if (!pg || !job || !pg->buf) {
+        ld_boot_page_free(pg);
+        free(job);
+        b->reload = true;
+        cycle_fail(l, "snapshot: out of memory");
+        return;
+    }
+    pg->len = len;
+    evbuffer_remove(in, pg->buf, len);
+    char perr[200];
+    if (!ld_snap_parse(pg->buf, pg->len, &pg->hdr, &pg->recs, &pg->recs_len, perr, sizeof perr) ||
+        pg->hdr.first != b->first) {
+        if (perr[0] == '\0') snprintf(perr, sizeof perr, "the page is not the one asked for");
+        ld_boot_page_free(pg);
+        free(job);
+        b->reload = true;
+        cycle_fail(l, "snapshot: %s", perr);
+        return;
+    }
+    snprintf(pg->peer, sizeof pg->peer, "%s", l->peer);
+    memcpy(pg->after, b->req_key, b->req_key_len);
+    pg->after_len = b->first ? 0 : b->req_key_len;
+    pg->policy = r->node->cfg.conflict_policy;
+    if (b->first) {
+        b->total = pg->hdr.total;
+        b->log_seq = pg->hdr.log_seq;
+        b->done = b->resumed_done = 0;
+    }
+    /* The next page starts after this page's last key. */
+    const uint8_t *q = pg->recs, *end = pg->recs + pg->recs_len, *key = NULL, *val;
+    size_t kl = 0, vl;
+    while (ld_snap_next(&q, end, &key, &kl, &val, &vl)) {
+    }
+    if (key) {
+        memcpy(b->req_key, key, kl);
+        b->req_key_len = kl;
+    }
+    b->first = false;
+    b->all_received = pg->hdr.done;
+    ld_db *db = NULL;
+    if (ld_registry_get_or_create(&r->node->reg, l->db, &db) != LD_OK) {
+        ld_boot_page_free(pg);
+        free(job);
+        b->reload = true;
+        cycle_fail(l, "snapshot: cannot open the database");
+        return;
+    }
+    job->kind = LD_W_CUSTOM;
+    job->apply = ld_boot_apply;
+    job->ctx = pg;
+    job->done = boot_job_done;
+    job->arg = l;
+    b->jobs++;
+    r->node->inflight++;
+    ld_writer_submit(db->writer, job);
+    ld_registry_release(&r->node->reg, db);
+    step_snapshot(l); /* the next page downloads while this one is merged */
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1040,6 +1449,12 @@ void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64
         save_ckpts(l);
     }
     l->peer_pulling_until = more ? ld_mono_ms() + PEER_PULLING_MS : 0;
+}
+
+void ld_repl_peer_too_old(ld_repl *r, const char *db, const char *peer_id, bool too_old)
+{
+    ld_link *l = link_find(r, db, peer_id);
+    if (l) l->peer_too_old = too_old;
 }
 
 void ld_repl_peer_pushed(ld_repl *r, const char *db, const char *peer_id)
@@ -1179,18 +1594,46 @@ static json_t *time_or_null(uint64_t ms)
     return json_string(when);
 }
 
+/* The snapshot this link loads, for the status and the dashboard; NULL when none. */
+static json_t *boot_json(const ld_link *l)
+{
+    const boot_state *b = l->boot;
+    if (!b) return NULL;
+    uint64_t ms = ld_mono_ms() - b->started_mono;
+    uint64_t moved = b->done > b->resumed_done ? b->done - b->resumed_done : 0;
+    return json_pack("{s:s, s:s, s:I, s:I, s:f, s:I, s:o}", "State", "Loading", "SourceNodeId",
+                     l->peer, "RecordsDone", (json_int_t)b->done, "RecordsTotal",
+                     (json_int_t)b->total, "RecordsPerSecond",
+                     ms ? 1000.0 * (double)moved / (double)ms : 0.0, "LogSequence",
+                     (json_int_t)b->log_seq, "StartedUtc", time_or_null(b->started_wall));
+}
+
 static json_t *link_json(ld_link *l, uint64_t local_max)
 {
     uint64_t pending = local_max > l->push_ckpt ? local_max - l->push_ckpt : 0;
     uint64_t behind = l->peer_max > l->pull_ckpt ? l->peer_max - l->pull_ckpt : 0;
-    const char *catchup = !l->active ? "Inactive" : pending == 0 ? "Ready" : "CatchingUp";
+    /* TooOldNeedsSnapshot: we load one from the peer, or the peer needs one from us. */
+    const char *catchup = !l->active                     ? "Inactive"
+                          : (l->boot || l->peer_too_old) ? "TooOldNeedsSnapshot"
+                          : pending == 0                 ? "Ready"
+                                                         : "CatchingUp";
+    char reason[200];
+    const char *why = l->last_error[0] ? l->last_error : NULL;
+    if (l->boot) {
+        snprintf(reason, sizeof reason,
+                 "loading a snapshot from %s: %" PRIu64 " of %" PRIu64 " records", l->peer,
+                 l->boot->done, l->boot->total);
+        why = reason;
+    } else if (l->peer_too_old && !why) {
+        why = "the peer lacks operations that are not in this node's log: it loads a snapshot";
+    }
     bool retrying = l->failures > 0 && l->next_retry_wall > ld_wall_ms();
     return json_pack("{s:s, s:s, s:b, s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:o, "
                      "s:s?, s:i, s:o, s:b, s:o}",
                      "PeerNodeId", l->peer, "BaseUrl", l->base_url, "IsActive", l->active,
-                     "CatchUpStatus", catchup, "CatchUpReason",
-                     l->last_error[0] ? l->last_error : NULL, "OldestAvailableLogSequence",
-                     (json_int_t)1, "LastPushedLocalLogSequence", (json_int_t)l->push_ckpt,
+                     "CatchUpStatus", catchup, "CatchUpReason", why, "OldestAvailableLogSequence",
+                     (json_int_t)(l->peer_oldest ? l->peer_oldest : 1),
+                     "LastPushedLocalLogSequence", (json_int_t)l->push_ckpt,
                      "LastPulledPeerLogSequence", (json_int_t)l->pull_ckpt, "LocalMaxLogSequence",
                      (json_int_t)local_max, "EstimatedPendingPushOperations", (json_int_t)pending,
                      "OpsBehind", (json_int_t)behind, "IsOnline", l->online, "LastSuccessUtc",
@@ -1204,7 +1647,9 @@ static json_t *link_json(ld_link *l, uint64_t local_max)
 /* Adds the link's counters since start-up (beyond the contract's fields) to its status j. */
 static json_t *link_counters(const ld_link *l, json_t *j)
 {
-    if (j && (json_object_set_new(j, "PushedOperations", json_integer((json_int_t)l->ops_pushed)) ||
+    json_t *snap = boot_json(l);
+    if (j && (json_object_set_new(j, "Snapshot", snap ? snap : json_null()) ||
+              json_object_set_new(j, "PushedOperations", json_integer((json_int_t)l->ops_pushed)) ||
               json_object_set_new(j, "PushedDuplicates", json_integer((json_int_t)l->push_dups)) ||
               json_object_set_new(j, "PulledOperations", json_integer((json_int_t)l->ops_pulled)) ||
               json_object_set_new(j, "PulledDuplicates", json_integer((json_int_t)l->pull_dups)))) {
@@ -1230,13 +1675,16 @@ json_t *ld_repl_status(ld_repl *r)
         json_t *vv = NULL;
         char digest[2 * LD_DIGEST_LEN + 1] = "";
         ld_status st = ld_oplog_state(db, &vv, digest);
+        json_t *floor = NULL;
+        if (st == LD_OK) st = ld_oplog_floor_of(db, &floor);
         ld_registry_release(&r->node->reg, db);
-        json_t *peers = json_array();
+        json_t *peers = json_array(), *snap = NULL;
         uint64_t total = 0;
         int active = 0;
         for (size_t j = 0; peers && j < r->n_links; j++) {
             ld_link *l = r->links[j];
             if (l->removed || strcmp(l->db, names[i]) != 0) continue;
+            if (!snap) snap = boot_json(l);
             if (l->active) {
                 active++;
                 total += s.last_seq > l->push_ckpt ? s.last_seq - l->push_ckpt : 0;
@@ -1244,14 +1692,15 @@ json_t *ld_repl_status(ld_repl *r)
             json_array_append_new(peers, link_counters(l, link_json(l, s.last_seq)));
         }
         json_array_append_new(
-            dbs, json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:I, s:o, s:s, s:o}", "DatabaseName",
-                           names[i], "Status", st == LD_OK ? "Healthy" : "Error", "Error",
-                           st == LD_OK ? NULL : ld_status_str(st), "OldestAvailableLogSequence",
-                           (json_int_t)(s.last_seq ? 1 : 0), "LocalMaxLogSequence",
-                           (json_int_t)s.last_seq, "ActivePeerCount", active,
+            dbs, json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:I, s:o, s:o, s:s, s:o, s:o}",
+                           "DatabaseName", names[i], "Status", st == LD_OK ? "Healthy" : "Error",
+                           "Error", st == LD_OK ? NULL : ld_status_str(st),
+                           "OldestAvailableLogSequence", (json_int_t)(s.last_seq ? 1 : 0),
+                           "LocalMaxLogSequence", (json_int_t)s.last_seq, "ActivePeerCount", active,
                            "TotalEstimatedPendingPushOperations", (json_int_t)total,
-                           "VersionVector", vv ? vv : json_object(), "Digest", digest, "Peers",
-                           peers ? peers : json_array()));
+                           "VersionVector", vv ? vv : json_object(), "LogFloorVersionVector",
+                           floor ? floor : json_object(), "Digest", digest, "Snapshot",
+                           snap ? snap : json_null(), "Peers", peers ? peers : json_array()));
     }
     ld_registry_names_free(names, n);
     return json_pack("{s:s, s:s, s:I, s:o}", "NodeId", r->node->node_id, "TimestampUtc", now,

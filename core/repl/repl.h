@@ -45,6 +45,10 @@ void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64
  * entries twice over. Loop thread. */
 void ld_repl_peer_pushed(ld_repl *r, const char *db, const char *peer_id);
 
+/* Our log could not serve peer_id's pull of db (too_old: it lacks ops that are not in our log,
+ * so it loads a snapshot), or could again. Shown as its CatchUpStatus. Loop thread. */
+void ld_repl_peer_too_old(ld_repl *r, const char *db, const char *peer_id, bool too_old);
+
 /* A peer asked us to pull `db` from it now (WebSocket sync-request). */
 void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id);
 
