@@ -415,25 +415,27 @@ B10_TEXT = (
     "**B10:** a new node joins a database (issue 14), on each backend. A source litedistd gets N "
     "documents of about 200 bytes (B1's) through the client API, the quickest honest way "
     "measured: `bench/wrk/preload.lua` POSTing on 64 connections into the node running `Sync: "
-    "off` (about 16,000 documents/s on the shared 2-core machine; LiteQL `INSERT` takes one "
-    "document per statement, so it costs a POST plus a parse; pushing made-up ops through "
-    "`/api/replication/push` reached about 23,000/s but invents an origin node and skips the "
-    "client write path). The source is then stopped and started again with `Sync: full`; it "
+    "off` (the row *B10 loading*; LiteQL `INSERT` takes one document per statement, so it costs "
+    "a POST plus a parse; pushing made-up ops through `/api/replication/push` in batches of "
+    "1,000 loaded about 1.5 x faster but invents an origin node and skips the client write "
+    "path). The source is then stopped and started again with `Sync: full`; it "
     "must keep its version vector and digest, and `SELECT COUNT(*)` must count N. A new "
     "litedistd (empty data directory, same backend, `Sync: full`, a new NodeId) starts with "
     "`Node.SeedPeers` naming the source; the clock runs from its process start until its "
     "`/api/replication/status` shows the source's `VersionVector` and `Digest` for the database "
-    "(polled every 0.1 s, at most 120 s + N / 500 s), and then its `COUNT(*)` must be N. The "
+    "(polled every 0.1 s, at most 120 s + N / 500 s); then its `COUNT(*)` must be N and its "
+    "log free of `ERROR` lines. The "
     "newcomer is meant to learn the database by itself (database discovery); when it has not "
     "listed it within 5 s, the source is told about the newcomer (`POST /api/cluster/peers`, the "
     "hand step issue 14 removes), the time counts from that call and the figures say so. "
     "Recorded: documents/s, the newcomer's peak RSS (VmHWM), its bytes on disk (allocated "
-    "blocks) when it converged and after a clean stop, the CPU seconds of both nodes, the load "
+    "blocks) when it converged and after a clean stop, the length of its op log (log replay "
+    "writes one entry per op, a snapshot none), the CPU seconds of both nodes, the load "
     "average before and after. pouchdb-server: `_bulk_docs` of 1,000 load the same documents "
     "into one server and a fresh second server runs a one-shot `POST /_replicate` "
     "(`create_target`) from it, timed until it answers. pouchdb replicates `--join-pouch-docs` "
-    "documents (default 100,000: at its 1,200-1,700 documents/s here, 1,000,000 would take 10 "
-    "to 15 minutes per repeat), so the 50 x goal compares rates measured on databases of "
+    "documents (default 100,000: at B7's pouchdb rate, 1,000,000 would take it 10 to 15 "
+    "minutes per repeat), so the 50 x goal compares rates measured on databases of "
     "different sizes unless `--join-pouch-docs` equals `--join-docs`. Each repeat runs SQLite, "
     "LMDB and pouchdb one after the other; the sources stay loaded, and each repeat's newcomer "
     "is removed from its source afterwards (`DELETE /api/cluster/peers/{id}`).")
@@ -444,13 +446,20 @@ def b10_note(r):
     x = r["extra"]
     name = TARGET_NAMES.get(r["target"], r["target"])
     text = (f"{r['label']}, {name}, last run: {x.get('documents', 0):,} documents in "
-            f"{x.get('seconds', 0):.2f} s; peak RSS {x['peak_rss_kib'] / 1024:.1f} MiB; "
-            f"{x.get('disk_bytes', 0) / 2**20:,.0f} MiB on disk")
+            f"{x.get('seconds', 0):.2f} s; peak RSS {x['peak_rss_kib'] / 1024:.1f} MiB")
+    if x.get("rss_anon_kib") is not None:
+        # LMDB's mapped file pages count in RSS (see B9): the heap is the anonymous part.
+        text += (f" (at the end {x['rss_anon_kib'] / 1024:.1f} MiB anonymous, "
+                 f"{(x.get('rss_file_kib') or 0) / 1024:.1f} MiB mapped file)")
+    text += f"; {x.get('disk_bytes', 0) / 2**20:,.0f} MiB on disk"
     if r["target"].startswith("litedist"):
         text += (f" when it converged ({x.get('disk_bytes_stopped', 0) / 2**20:,.0f} MiB after "
                  f"a clean stop; the source's {x.get('source_disk_bytes', 0) / 2**20:,.0f} MiB);"
                  f" CPU {x.get('joiner_cpu_s', 0):.1f} s on the newcomer, "
                  f"{x.get('source_cpu_s', 0):.1f} s on the source; ")
+        if x.get("joiner_log_entries") is not None:
+            text += (f"its op log holds {x['joiner_log_entries']:,} entries for the source's "
+                     f"{x.get('ops', 0):,} ops (log replay writes one per op, a snapshot none); ")
         if x.get("mode") == "discovery":
             text += (f"the newcomer found the database by itself, timed from its start "
                      f"({x.get('seconds_from_start', 0):.2f} s).")
@@ -573,7 +582,7 @@ def docs(meta, rows, result_name, storage=None):
     add("bench/run --only B0,B5     # some workloads, B0 .. B10, comma-separated")
     add("bench/run --duration 2 --repeats 1 --scan-docs 10000 --catchup-ops 10000 \\")
     add("          --b8-seconds 10 --mem-docs 20000          # a quick look, about 5 minutes")
-    add("bench/run --only B10                # a new node joins 1,000,000 documents, ~25 minutes")
+    add("bench/run --only B10                # a new node joins 1,000,000 documents, 10-15 minutes")
     add("bench/run --only B10 --join-docs 20000 --join-pouch-docs 20000 --scenario-repeats 1")
     add("```")
     add("")

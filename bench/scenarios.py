@@ -699,6 +699,9 @@ def b10_join(ctx, plugin, src, n, r):
         time.sleep(0.1)
     t1 = time.monotonic()
     secs = t1 - t_from
+    # Log replay writes one op-log entry per op on the newcomer, a snapshot none: the newcomer's
+    # log length tells which path it took.
+    joiner_log = db_status(j.port, "bench").get("LocalMaxLogSequence")
     mem = j.rss_kib()
     joiner_cpu = proc_cpu_s(j)
     src_cpu = proc_cpu_s(src) - src_cpu0
@@ -708,6 +711,10 @@ def b10_join(ctx, plugin, src, n, r):
         raise BenchError(f"B10 {plugin}: the newcomer converged holding {got:,} documents, "
                          f"not {n:,}")
     ctx.stop(j)
+    with open(j.log_path, "rb") as f:
+        errors = [x for x in f.read().decode(errors="replace").splitlines() if " ERROR " in x]
+    if errors:
+        raise BenchError(f"B10 {plugin}: the newcomer logged errors:\n" + "\n".join(errors[:20]))
     used_stopped, size_stopped = disk_bytes(os.path.join(a.work, jid))
     src_used, _ = disk_bytes(os.path.join(a.work, src_id))
     # The source forgets the newcomer, which is gone for good (it may have registered it by hand
@@ -718,8 +725,9 @@ def b10_join(ctx, plugin, src, n, r):
     shutil.rmtree(os.path.join(a.work, jid), ignore_errors=True)
     ctx.record(workload="B10", target=f"litedist-{plugin}", repeat=r, value=n / secs,
                unit="docs/s", seconds=secs, seconds_from_start=t1 - t0, documents=n,
-               mode=mode, ops=sum(json.loads(want[0]).values()),
-               peak_rss_kib=mem["VmHWM"], rss_kib=mem["VmRSS"], disk_bytes=used,
+               mode=mode, ops=sum(json.loads(want[0]).values()), joiner_log_entries=joiner_log,
+               peak_rss_kib=mem["VmHWM"], rss_kib=mem["VmRSS"],
+               rss_anon_kib=mem.get("RssAnon"), rss_file_kib=mem.get("RssFile"), disk_bytes=used,
                disk_apparent_bytes=size, disk_bytes_stopped=used_stopped,
                disk_apparent_bytes_stopped=size_stopped, source_disk_bytes=src_used,
                joiner_cpu_s=joiner_cpu, source_cpu_s=src_cpu, loadavg_before=load0,
