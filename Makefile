@@ -42,7 +42,8 @@ test: deps-test build build-asan
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) FUZZ_FLAGS='$(FUZZ_TEST_FLAGS)'
 
 # litedist beside its peers (evhttp ceiling, Redis, pouchdb-server, raw SQLite/LMDB), workloads B0-B9
-# of issue 7; bench/deps.sh installs the peers (never make test). Options: BENCH_FLAGS='--only B1'.
+# of issue 7 and B10 (a node joining) of issue 14; bench/deps.sh installs the peers (never make
+# test). Options: BENCH_FLAGS='--only B10'.
 bench: build
 	bench/run $(BENCH_FLAGS)
 

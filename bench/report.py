@@ -43,6 +43,8 @@ WORKLOADS = [
     ("B8", "B8 3 nodes x 1k writes/s: lag"),
     ("B9-idle", "B9 RSS idle"),
     ("B9-docs", "B9 RSS after the documents"),
+    ("B10-load", "B10 loading the joined database"),
+    ("B10", "B10 new node joins the database"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -141,7 +143,7 @@ def table(rows):
     return "\n".join(out)
 
 
-# --- the goals of issue 7 ---------------------------------------------------------------------
+# --- the goals of issue 7 (B0-B9) and issue 14 (B10) ------------------------------------------
 
 def goals(rows, conns):
     """Every goal of the issue's table as {id, goal, measured, ratio, need, holds, score}; score
@@ -247,6 +249,22 @@ def goals(rows, conns):
         f"{a['value_median']:.1f} MiB after {docs_n:,} docs (peak while writing "
         f"{peak:.0f} MiB)" if a else "",
         a["value_median"] if a else None, 64, higher=False)
+    p = row("B10", "pouchdb")
+    for t, n in (("litedist-sqlite", "SQLite"), ("litedist-lmdb", "LMDB")):
+        a = row("B10", t)
+        how = ""
+        if a:
+            e = a["extra"]
+            how = f" of {e.get('documents', 0):,} docs"
+            if e.get("mode") != "discovery":
+                how += f", {e.get('mode')}"
+        add(f"B10 {n}", ">= 100,000 docs/s joining by snapshot",
+            f"{a['value_median']:,.0f} docs/s{how}" if a else "",
+            a["value_median"] if a else None, 100000)
+        x = paired(a, p)
+        pn = f" (pouchdb on {p['extra'].get('documents', 0):,} docs)" if p else ""
+        add(f"B10 {n}", ">= 50 x pouchdb-server one-shot replication",
+            f"{x:.1f} x{pn}" if x else "", x, 50)
     return out
 
 
@@ -275,7 +293,7 @@ def chart(gs, png):
             "set terminal pngcairo size 1100,700 font ',9'" if gnuplot_has("pngcairo")
             else "set terminal png size 1100,700",
             f"set output '{png}'",
-            "set title 'litedist against the goals of issue 7 (factor of the goal reached; "
+            "set title 'litedist against the goals of issues 7 and 14 (factor of the goal reached; "
             ">= 1 holds)'",
             "set termoption noenhanced", "set bmargin 19", "set lmargin 16",
             "set logscale y", "set yrange [0.01:1000]", "set grid ytics",
@@ -392,6 +410,68 @@ FINDINGS = [
 ]
 
 
+# B10's description, also the workload's documentation (docs/benchmarks.md, "Workloads").
+B10_TEXT = (
+    "**B10:** a new node joins a database (issue 14), on each backend. A source litedistd gets N "
+    "documents of about 200 bytes (B1's) through the client API, the quickest honest way "
+    "measured: `bench/wrk/preload.lua` POSTing on 64 connections into the node running `Sync: "
+    "off` (the row *B10 loading*; LiteQL `INSERT` takes one document per statement, so it costs "
+    "a POST plus a parse; pushing made-up ops through `/api/replication/push` in batches of "
+    "1,000 loaded about 1.5 x faster but invents an origin node and skips the client write "
+    "path). The source is then stopped and started again with `Sync: full`; it "
+    "must keep its version vector and digest, and `SELECT COUNT(*)` must count N. A new "
+    "litedistd (empty data directory, same backend, `Sync: full`, a new NodeId) starts with "
+    "`Node.SeedPeers` naming the source; the clock runs from its process start until its "
+    "`/api/replication/status` shows the source's `VersionVector` and `Digest` for the database "
+    "(polled every 0.1 s, at most 120 s + N / 500 s); then its `COUNT(*)` must be N and its "
+    "log free of `ERROR` lines. The "
+    "newcomer is meant to learn the database by itself (database discovery); when it has not "
+    "listed it within 5 s, the source is told about the newcomer (`POST /api/cluster/peers`, the "
+    "hand step issue 14 removes), the time counts from that call and the figures say so. "
+    "Recorded: documents/s, the newcomer's peak RSS (VmHWM), its bytes on disk (allocated "
+    "blocks) when it converged and after a clean stop, the length of its op log (log replay "
+    "writes one entry per op, a snapshot none), the CPU seconds of both nodes, the load "
+    "average before and after. pouchdb-server: `_bulk_docs` of 1,000 load the same documents "
+    "into one server and a fresh second server runs a one-shot `POST /_replicate` "
+    "(`create_target`) from it, timed until it answers. pouchdb replicates `--join-pouch-docs` "
+    "documents (default 100,000: at B7's pouchdb rate, 1,000,000 would take it 10 to 15 "
+    "minutes per repeat), so the 50 x goal compares rates measured on databases of "
+    "different sizes unless `--join-pouch-docs` equals `--join-docs`. Each repeat runs SQLite, "
+    "LMDB and pouchdb one after the other; the sources stay loaded, and each repeat's newcomer "
+    "is removed from its source afterwards (`DELETE /api/cluster/peers/{id}`).")
+
+
+def b10_note(r):
+    """B10's figures beside the rate: how the newcomer got the database, its memory and disk."""
+    x = r["extra"]
+    name = TARGET_NAMES.get(r["target"], r["target"])
+    text = (f"{r['label']}, {name}, last run: {x.get('documents', 0):,} documents in "
+            f"{x.get('seconds', 0):.2f} s; peak RSS {x['peak_rss_kib'] / 1024:.1f} MiB")
+    if x.get("rss_anon_kib") is not None:
+        # LMDB's mapped file pages count in RSS (see B9): the heap is the anonymous part.
+        text += (f" (at the end {x['rss_anon_kib'] / 1024:.1f} MiB anonymous, "
+                 f"{(x.get('rss_file_kib') or 0) / 1024:.1f} MiB mapped file)")
+    text += f"; {x.get('disk_bytes', 0) / 2**20:,.0f} MiB on disk"
+    if r["target"].startswith("litedist"):
+        text += (f" when it converged ({x.get('disk_bytes_stopped', 0) / 2**20:,.0f} MiB after "
+                 f"a clean stop; the source's {x.get('source_disk_bytes', 0) / 2**20:,.0f} MiB);"
+                 f" CPU {x.get('joiner_cpu_s', 0):.1f} s on the newcomer, "
+                 f"{x.get('source_cpu_s', 0):.1f} s on the source; ")
+        if x.get("joiner_log_entries") is not None:
+            text += (f"its op log holds {x['joiner_log_entries']:,} entries for the source's "
+                     f"{x.get('ops', 0):,} ops (log replay writes one per op, a snapshot none); ")
+        if x.get("mode") == "discovery":
+            text += (f"the newcomer found the database by itself, timed from its start "
+                     f"({x.get('seconds_from_start', 0):.2f} s).")
+        else:
+            text += (f"the newcomer did not find the database by itself, so the source was told "
+                     f"about it (`POST /api/cluster/peers`) and the time counts from that call "
+                     f"({x.get('seconds_from_start', 0):.2f} s from the newcomer's start).")
+    else:
+        text += "."
+    return text
+
+
 def docs(meta, rows, result_name, storage=None):
     """The whole page: the comparative benchmark, then the storage section when storage is given
     as (result, file name). Draws docs/benchmarks.png beside it with gnuplot."""
@@ -422,7 +502,8 @@ def docs(meta, rows, result_name, storage=None):
         "server (`bench/evhttp_ceiling.c`, the HTTP ceiling), redis-server driven by "
         "redis-benchmark, pouchdb-server 4.2.0 (LevelDB) alone and two of them replicating "
         "continuously, and the raw SQLite and LMDB engines doing the server's own storage shape. "
-        "The goals of issue 7 are ratios within the run; the absolute figures belong to this "
+        "The goals of issue 7 (issue 14 for B10) are ratios within the run, or rates on this "
+        "machine; the absolute figures belong to this "
         "machine and this moment.")
     par(f"**Machine:** {machine_line(meta)}.")
     load = meta.get("loadavg_start")
@@ -434,7 +515,14 @@ def docs(meta, rows, result_name, storage=None):
                     "stay meaningful, absolute rates and tail latencies are lower than on an idle "
                     "machine.")
     scale = ""
-    if "scan_documents" in s:
+    if "join_documents" in s:
+        scale = (f" B5 scans {s['scan_documents']:,} documents, B7's node missed "
+                 f"{s['catchup_ops']:,} ops, B8 runs {s['b8_seconds']} s, B9 writes "
+                 f"{s['memory_documents']:,} documents, B10's node joins "
+                 f"{s['join_documents']:,} documents (pouchdb-server replicates "
+                 f"{s['join_pouch_documents']:,}); B5-B7 and B10 run {s['scenario_repeats']} "
+                 "time(s), B8 and B9 once.")
+    elif "scan_documents" in s:
         scale = (f" B5 scans {s['scan_documents']:,} documents, B7's node missed "
                  f"{s['catchup_ops']:,} ops, B8 runs {s['b8_seconds']} s, B9 writes "
                  f"{s['memory_documents']:,} documents; B5-B7 run {s['scenario_repeats']} "
@@ -478,6 +566,9 @@ def docs(meta, rows, result_name, storage=None):
             par(f"{r['label']}: the links moved {x['ops_moved']:,} op copies to deliver "
                 f"{x['writes']:,} writes to the two other nodes each ({2 * x['writes']:,} "
                 f"deliveries); {x['duplicates']:,} of them arrived where the op already was.")
+    for r in rows:
+        if r["workload"] == "B10" and (r.get("extra") or {}).get("peak_rss_kib"):
+            par(b10_note(r))
     if FINDINGS:
         add("## Findings: where litedist misses a goal, and why")
         add("")
@@ -488,9 +579,11 @@ def docs(meta, rows, result_name, storage=None):
     add("")
     add("```sh")
     add("make bench                 # builds, then bench/run with the defaults (10 s x 3 runs)")
-    add("bench/run --only B0,B5     # some workloads, B0 .. B9, comma-separated")
+    add("bench/run --only B0,B5     # some workloads, B0 .. B10, comma-separated")
     add("bench/run --duration 2 --repeats 1 --scan-docs 10000 --catchup-ops 10000 \\")
     add("          --b8-seconds 10 --mem-docs 20000          # a quick look, about 5 minutes")
+    add("bench/run --only B10                # a new node joins 1,000,000 documents, 10-15 minutes")
+    add("bench/run --only B10 --join-docs 20000 --join-pouch-docs 20000 --scenario-repeats 1")
     add("```")
     add("")
     par("`bench/run` first runs `bench/deps.sh`, which installs what only the benchmark needs "
@@ -545,6 +638,7 @@ def docs(meta, rows, result_name, storage=None):
            "pouchdb-server and redis-server for context, and of litedistd on LMDB right after "
            "the documents were written (`Sync: off` to load faster; RSS includes LMDB's mapped "
            "pages that were touched).")
+    bullet(B10_TEXT)
     add("")
     if storage:
         lines.extend(storage_docs(*storage))
@@ -780,6 +874,9 @@ def main():
         if r.get("writes_per_sync"):
             print(f"{r['label']}, {r['target']}, {r['connections']} connection(s): "
                   f"{r['writes_per_sync']:.2f} writes per fdatasync")
+    for r in rows:
+        if r["workload"] == "B10" and (r.get("extra") or {}).get("peak_rss_kib"):
+            print(wrap(b10_note(r)))
     if failed:
         print("FAILED: some requests failed (see the errors column and the log above).")
     if a.docs and not failed:

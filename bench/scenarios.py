@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-# bench/run's multi-process workloads B5-B9 (query scan, visibility, catch-up, three-node load,
-# memory): starts litedistd nodes, pouchdb-server peers and the raw engines, appends one JSON record
-# per measurement to the records file that bench/report.py reads. Standard library only.
+# bench/run's multi-process workloads B5-B10 (query scan, visibility, catch-up, three-node load,
+# memory, a new node joining): starts litedistd nodes, pouchdb-server peers and the raw engines,
+# appends one JSON record per measurement to the records file that bench/report.py reads.
+# Standard library only.
 import argparse
 import http.client
 import json
@@ -590,6 +591,197 @@ def b9(ctx):
     ctx.stop(p)
 
 
+# --- B10: a new node joins a database of N documents ------------------------------------------
+
+def disk_bytes(path):
+    """(allocated, apparent) bytes of every file under path: what the data takes on the disk
+    (st_blocks, so a sparse LMDB map counts only its written pages) and the files' sizes."""
+    used = size = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.stat(os.path.join(d, f))
+            except FileNotFoundError:
+                continue  # a WAL or lock file removed while we walk
+            used += st.st_blocks * 512
+            size += st.st_size
+    return used, size
+
+
+def proc_cpu_s(p):
+    """User + system CPU seconds of a process so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{p.p.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def doc_count(port, collection="items", database="bench"):
+    st, body = call(port, "POST", "/api/query",
+                    {"Query": f"SELECT COUNT(*) AS n FROM {collection}", "Take": 1},
+                    {"Database": database, "ApiKey": "root"})
+    if st != 200:
+        raise BenchError(f"COUNT(*) answered {st} {body[:200]!r}")
+    return json.loads(body)["Rows"][0]["n"]
+
+
+def db_state(port, db="bench"):
+    s = db_status(port, db)
+    return (json.dumps(s.get("VersionVector"), sort_keys=True), s.get("Digest")) if s else None
+
+
+def b10_source(ctx, plugin, n):
+    """A node holding n documents of 200 bytes in bench/items. Loaded through the client API as
+    fast as it goes on this machine: 64 concurrent POST writers (wrk, group commit) into a node
+    running Sync off; then stopped cleanly and started again with Sync full, the setting the join
+    is measured with, after checking that the restart kept every op (same VV and digest)."""
+    name = f"b10-{plugin}-source"
+    src = ctx.litedist(name, plugin=plugin, sync="off")
+    log(f"B10 {plugin}: loading {n:,} documents into the source (Sync off, 64 writers)")
+    j = wrk_preload(ctx, src.port, n, "items", conns=64)
+    ctx.record(workload="B10-load", target=f"litedist-{plugin}", repeat=1,
+               value=j["docs_per_s"], unit="docs/s", documents=n, connections=64,
+               note="POST /api/documents, Sync off")
+    log(f"B10 {plugin}: loaded at {j['docs_per_s']:,.0f} docs/s")
+    before = db_state(src.port)
+    ctx.stop(src)
+    src = ctx.litedist(name, plugin=plugin, sync="full", port=src.port)
+    if db_state(src.port) != before:
+        raise BenchError(f"B10 {plugin}: the source lost ops in its restart: {before} -> "
+                         f"{db_state(src.port)}")
+    got = doc_count(src.port)
+    if got != n:
+        raise BenchError(f"B10 {plugin}: the source holds {got:,} documents, not {n:,}")
+    return src
+
+
+def b10_join(ctx, plugin, src, n, r):
+    """Starts a new node seeded with the source and times it until its VV and digest of bench
+    equal the source's. The newcomer should learn the database by itself (database discovery,
+    issue 14); when it has not listed it after the discovery wait, the source is told about the
+    newcomer (POST /api/cluster/peers on the source: the hand registration issue 14 removes) and
+    the time counts from that call, so that the wait does not pollute the figure."""
+    a = ctx.a
+    src_id = f"b10-{plugin}-source"
+    jid = f"b10-{plugin}-joiner-{r}"
+    hdr = {"ReplicationApiKey": REPL_KEY}
+    want = db_state(src.port)
+    src_cpu0 = proc_cpu_s(src)
+    load0 = loadavg()
+    timeout = 120 + n / 500
+    t0 = time.monotonic()
+    j = ctx.litedist(jid, plugin=plugin, sync="full", peers=[(src_id, src.port)])
+    mode, t_from = "discovery", t0
+    t_wait = time.monotonic() + a.join_discovery_wait
+    while db_status(j.port, "bench") is None:
+        if time.monotonic() > t_wait:
+            mode = "registered by hand"
+            t_from = time.monotonic()
+            st, body = call(src.port, "POST", "/api/cluster/peers",
+                            {"NodeId": jid, "BaseUrl": f"http://127.0.0.1:{j.port}",
+                             "IsActive": True}, hdr)
+            if st != 200:
+                raise BenchError(f"B10: registering the newcomer answered {st} {body[:200]!r}")
+            break
+        time.sleep(0.05)
+    while True:
+        if db_state(j.port) == want:
+            break
+        if not j.alive():
+            raise BenchError(f"B10 {plugin}: the newcomer died:\n{j.tail()}")
+        if time.monotonic() - t0 > timeout:
+            raise BenchError(f"B10 {plugin}: the newcomer did not converge in {timeout:.0f} s: "
+                             f"{db_status(j.port, 'bench')}")
+        time.sleep(0.1)
+    t1 = time.monotonic()
+    secs = t1 - t_from
+    # Log replay writes one op-log entry per op on the newcomer, a snapshot none: the newcomer's
+    # log length tells which path it took.
+    joiner_log = db_status(j.port, "bench").get("LocalMaxLogSequence")
+    mem = j.rss_kib()
+    joiner_cpu = proc_cpu_s(j)
+    src_cpu = proc_cpu_s(src) - src_cpu0
+    used, size = disk_bytes(os.path.join(a.work, jid))
+    got = doc_count(j.port)
+    if got != n:
+        raise BenchError(f"B10 {plugin}: the newcomer converged holding {got:,} documents, "
+                         f"not {n:,}")
+    ctx.stop(j)
+    with open(j.log_path, "rb") as f:
+        errors = [x for x in f.read().decode(errors="replace").splitlines() if " ERROR " in x]
+    if errors:
+        raise BenchError(f"B10 {plugin}: the newcomer logged errors:\n" + "\n".join(errors[:20]))
+    used_stopped, size_stopped = disk_bytes(os.path.join(a.work, jid))
+    src_used, _ = disk_bytes(os.path.join(a.work, src_id))
+    # The source forgets the newcomer, which is gone for good (it may have registered it by hand
+    # or, with two-way registration, by itself); 404 when it never knew it.
+    st, _ = call(src.port, "DELETE", f"/api/cluster/peers/{jid}", headers=hdr)
+    if st not in (200, 204, 404):
+        raise BenchError(f"B10: DELETE /api/cluster/peers/{jid} answered {st}")
+    shutil.rmtree(os.path.join(a.work, jid), ignore_errors=True)
+    ctx.record(workload="B10", target=f"litedist-{plugin}", repeat=r, value=n / secs,
+               unit="docs/s", seconds=secs, seconds_from_start=t1 - t0, documents=n,
+               mode=mode, ops=sum(json.loads(want[0]).values()), joiner_log_entries=joiner_log,
+               peak_rss_kib=mem["VmHWM"], rss_kib=mem["VmRSS"],
+               rss_anon_kib=mem.get("RssAnon"), rss_file_kib=mem.get("RssFile"), disk_bytes=used,
+               disk_apparent_bytes=size, disk_bytes_stopped=used_stopped,
+               disk_apparent_bytes_stopped=size_stopped, source_disk_bytes=src_used,
+               joiner_cpu_s=joiner_cpu, source_cpu_s=src_cpu, loadavg_before=load0,
+               loadavg_after=loadavg())
+    log(f"B10 {plugin} #{r}: {n / secs:,.0f} docs/s ({n:,} documents in {secs:.2f} s, "
+        f"{mode}; {t1 - t0:.2f} s from the newcomer's start); peak RSS "
+        f"{mem['VmHWM'] / 1024:.1f} MiB, {used / 2**20:.0f} MiB on disk "
+        f"({used_stopped / 2**20:.0f} MiB stopped; the source {src_used / 2**20:.0f} MiB); "
+        f"CPU newcomer {joiner_cpu:.1f} s, source {src_cpu:.1f} s")
+
+
+def b10_pouch(ctx, pa, n, r):
+    """pouchdb-server's one-shot replication of the same documents into a fresh database on a
+    fresh second pouchdb-server: POST /_replicate, which answers when it is done."""
+    pb = ctx.pouchdb(f"b10-pouch-target-{r}")
+    load0 = loadavg()
+    t0 = time.monotonic()
+    st, body = call(pb.port, "POST", "/_replicate",
+                    {"source": f"http://127.0.0.1:{pa.port}/bench", "target": "bench",
+                     "create_target": True}, timeout=600 + n / 100)
+    secs = time.monotonic() - t0
+    j = json.loads(body)
+    if st != 200 or not j.get("ok") or j.get("docs_written") != n:
+        raise BenchError(f"B10 pouchdb replication: {st} {body[:300]!r}")
+    mem = pb.rss_kib()
+    used, size = disk_bytes(os.path.join(ctx.a.work, f"b10-pouch-target-{r}"))
+    ctx.stop(pb)
+    shutil.rmtree(os.path.join(ctx.a.work, f"b10-pouch-target-{r}"), ignore_errors=True)
+    ctx.record(workload="B10", target="pouchdb", repeat=r, value=n / secs, unit="docs/s",
+               seconds=secs, documents=n, peak_rss_kib=mem["VmHWM"], rss_kib=mem["VmRSS"],
+               disk_bytes=used, disk_apparent_bytes=size, loadavg_before=load0,
+               loadavg_after=loadavg())
+    log(f"B10 pouchdb #{r}: {n / secs:,.0f} docs/s ({n:,} documents in {secs:.2f} s); peak RSS "
+        f"{mem['VmHWM'] / 1024:.1f} MiB, {used / 2**20:.0f} MiB on disk")
+
+
+def b10(ctx):
+    """B10: a node joins a database of N documents (issue 14). Both litedist sources and the
+    pouchdb source are loaded first and stay up; each repeat then runs every target's join right
+    after the other, so that drift on a shared machine hits them alike."""
+    a = ctx.a
+    n, pn = a.join_docs, min(a.join_pouch_docs, a.join_docs)
+    sources = {plugin: b10_source(ctx, plugin, n) for plugin in ("sqlite", "lmdb")}
+    pa = ctx.pouchdb("b10-pouch-source")
+    log(f"B10: loading {pn:,} documents into pouchdb-server (_bulk_docs of 1,000)")
+    rate = couch_load(pa.port, "bench", pn)
+    ctx.record(workload="B10-load", target="pouchdb", repeat=1, value=rate, unit="docs/s",
+               documents=pn, connections=1, note="_bulk_docs of 1,000")
+    for r in range(1, a.repeats + 1):
+        for plugin, src in sources.items():
+            b10_join(ctx, plugin, src, n, r)
+        b10_pouch(ctx, pa, pn, r)
+
+
 # --- the raw engines and the pouchdb-server preload ---------------------------------------------
 
 def raw(ctx):
@@ -634,7 +826,8 @@ def couch_preload(ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "raw", "couch-load"])
+    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "raw",
+                                        "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--litedistd", required=True)
@@ -649,6 +842,13 @@ def main():
     ap.add_argument("--b8-seconds", type=int, default=60)
     ap.add_argument("--b8-rate", type=int, default=1000)
     ap.add_argument("--mem-docs", type=int, default=1000000)
+    ap.add_argument("--join-docs", type=int, default=1000000,
+                    help="B10: documents the new node joins")
+    ap.add_argument("--join-pouch-docs", type=int, default=100000,
+                    help="B10: documents pouchdb-server replicates (at most --join-docs)")
+    ap.add_argument("--join-discovery-wait", type=float, default=5,
+                    help="B10: seconds the newcomer has to list the database by itself before "
+                         "the source is told about it by hand")
     ap.add_argument("--storage-bench", help="raw: bench/storage's storage_bench binary")
     ap.add_argument("--port", type=int, help="couch-load: pouchdb-server's port")
     ap.add_argument("--docs", type=int, default=10000, help="couch-load: documents")
@@ -657,7 +857,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     ctx = Ctx(a)
     try:
-        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "raw": raw,
+        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")
