@@ -181,6 +181,14 @@ def test_a_cut_snapshot_resumes_where_it_stopped(make_node):
     a.send_signal(signal.SIGSTOP)  # the page in flight never answers
     try:
         done_before = link(b, "a")["Snapshot"]["RecordsDone"]
+        # The dashboard shows the same progress.
+        over = assert_ok(b.request("GET", "/dashboard/api/overview",
+                                   headers={"ReplicationApiKey": REPL_KEY}))
+        peer = next(p for d in over["Databases"] if d["Name"] == DB for p in d["ReplicationPeers"])
+        assert peer["Snapshot"]["SourceNodeId"] == "a"
+        assert peer["Snapshot"]["RecordsDone"] >= done_before  # a page may commit meanwhile
+        assert peer["CatchUpStatus"] == "TooOldNeedsSnapshot"
+        done_before = link(b, "a")["Snapshot"]["RecordsDone"]
         b.kill9()
     finally:
         a.send_signal(signal.SIGCONT)

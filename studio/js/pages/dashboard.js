@@ -148,6 +148,15 @@ export function mount(main, ctx) {
           p.LastError ?? '', p.ConsecutiveFailures ? ` (${p.ConsecutiveFailures} failures)` : ''),
         h('td', { 'data-testid': 'repl-retry' }, timeCell(p.NextRetryUtc)),
         h('td', {}, timeCell(p.LastSuccessUtc))));
+      // A snapshot being loaded (docs/replication.md, "Snapshot bootstrap"): its progress.
+      const snap = rp.map((p) => p.Snapshot).find((s) => s) ?? null;
+      const snapLine = snap
+        ? h('div', { class: 'snapshot-progress small', 'data-testid': 'db-snapshot' },
+          `Loading a snapshot from ${snap.SourceNodeId}: `,
+          h('progress', { max: String(Math.max(snap.RecordsTotal ?? 0, 1)), value: String(snap.RecordsDone ?? 0) }),
+          ` ${(snap.RecordsDone ?? 0).toLocaleString()} of ${(snap.RecordsTotal ?? 0).toLocaleString()} records`,
+          ` (${Math.round(snap.RecordsPerSecond ?? 0).toLocaleString()}/s)`)
+        : null;
       return h('div', { class: 'card db-card', 'data-testid': 'db-card', dataset: { db: d.Name ?? '' } },
         h('div', { class: 'card-head' },
           h('strong', {}, d.Name ?? '?'), badge(d.Status),
@@ -158,6 +167,7 @@ export function mount(main, ctx) {
           h('span', {}, 'Pending push ', h('strong', {}, String(d.TotalEstimatedPendingPushOperations ?? 0))),
           h('span', {}, 'Last write ', timeCell(file.LastWriteUtc)),
           file.Path ? h('code', { class: 'small', title: file.Path }, file.Path) : null),
+        snapLine,
         rp.length
           ? h('table', { class: 'table' },
             h('thead', {}, h('tr', {}, ['Peer', 'Link', 'Catch-up', 'Pushed / local', 'Pulled',
