@@ -41,11 +41,14 @@ typedef struct ld_snap_hdr {
 
 void ld_snap_hdr_clear(ld_snap_hdr *h);
 
-/* Serving: writes the page of db's records after key `after` (the first page when after_len is
- * 0) into out, about max_bytes of records (at least one). Reads in one read transaction of its
- * own; runs on a worker thread. */
+/* Serving (snapshot_read.c): writes the page of db's records after key `after` (the first page
+ * when after_len is 0) into out, about max_bytes of records (at least one). Reads in one read
+ * transaction of its own; runs on a worker thread. */
 ld_status ld_snap_read(ld_db *db, const char *node_id, const uint8_t *after, size_t after_len,
                        size_t max_bytes, struct evbuffer *out);
+
+/* Big-endian u32 of the page's length fields. */
+void ld_snap_put_be32(uint8_t *b, uint32_t v);
 
 /* Receiving: checks a page's framing, header and every record (a key that splits into collection
  * and id, a record that decodes) and fills *h; *recs and *recs_len then point at the records

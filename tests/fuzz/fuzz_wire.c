@@ -3,7 +3,8 @@
  * decodes every OperationRecord in it (Operations[], or the body itself when it is one op).
  * Invariants: a refusal carries a message; an accepted op satisfies what ingest trusts (valid
  * names, type 1-3, Sequence >= 1, Hlc > 0, a put's Payload a JSON object), encodes to the
- * op-log record and back unchanged, and its OperationRecord decodes to the same op. */
+ * op-log record and back unchanged, and its OperationRecord decodes to the same op. An input that
+ * starts with the snapshot page magic is parsed as a snapshot page instead. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "db/names.h"
 #include "db/record.h"
+#include "repl/snapshot_page.h"
 #include "repl/wire.h"
 #include "util/jsonget.h"
 #include "util/jsontext.h"
@@ -98,8 +100,40 @@ static void one_op(json_t *j, const uint8_t *data, size_t size)
     ld_wire_op_clear(&op);
 }
 
+/* A snapshot page (repl/snapshot_page.h): accepted only whole, and then every record it announced
+ * walks out of it and decodes. */
+static void snapshot_page(const uint8_t *data, size_t size)
+{
+    ld_snap_hdr h;
+    const uint8_t *recs;
+    size_t recs_len;
+    char err[200] = "";
+    if (!ld_snap_parse(data, size, &h, &recs, &recs_len, err, sizeof err)) {
+        check(err[0] != '\0' && h.vv == NULL, "a refused page without a message, or holding a VV",
+              data, size);
+        return;
+    }
+    check(json_is_object(h.vv) && (!h.first || json_is_array(h.collections)),
+          "an accepted page without its header fields", data, size);
+    const uint8_t *p = recs, *key, *val;
+    size_t kl, vl;
+    uint64_t n = 0;
+    while (ld_snap_next(&p, recs + recs_len, &key, &kl, &val, &vl)) {
+        ld_doc_rec rec;
+        check(kl > 0 && ld_doc_rec_decode(val, vl, &rec), "an accepted record does not decode",
+              data, size);
+        n++;
+    }
+    check(n == h.count && p == recs + recs_len, "an accepted page's count is wrong", data, size);
+    ld_snap_hdr_clear(&h);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size >= LD_SNAP_MAGIC_LEN && !memcmp(data, LD_SNAP_MAGIC, LD_SNAP_MAGIC_LEN)) {
+        snapshot_page(data, size);
+        return 0;
+    }
     json_error_t je;
     json_t *body = ld_json_parse((const char *)data, size, &je);
     if (!body) return 0;
