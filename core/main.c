@@ -25,6 +25,7 @@
 
 #include "api/studio.h"
 #include "cache/sweeper.h"
+#include "repl/prune.h"
 #include "http/cors.h"
 #include "http/request.h"
 #include "http/tls.h"
@@ -184,6 +185,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
     ld_repl_stop_probes(n->repl);
     ld_sweeper_stop(n->sweeper);
+    ld_pruner_stop(n->pruner);
     n->shutdown_started_ms = ld_mono_ms();
     n->shutdown_deadline_ms = n->shutdown_started_ms + (uint64_t)n->cfg.shutdown_timeout_s * 1000u;
     struct timeval tick = {0, 10 * 1000};

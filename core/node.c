@@ -9,6 +9,7 @@
 
 #include "api/studio.h"
 #include "cache/sweeper.h"
+#include "repl/prune.h"
 #include "db/completions.h"
 #include "db/snapshot.h"
 #include "http/failures.h"
@@ -70,7 +71,8 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         ld_set_err(err, errlen, "replication: %s", rerr);
         return false;
     }
-    if (!(n->sweeper = ld_sweeper_new(n)) || !(n->snaps = ld_snapshots_new(n->base, &n->reg)))
+    if (!(n->sweeper = ld_sweeper_new(n)) || !(n->snaps = ld_snapshots_new(n->base, &n->reg)) ||
+        !(n->pruner = ld_pruner_new(n)))
         goto nomem;
     n->env.committed = ld_repl_committed;
     n->env.committed_ctx = n->repl;
@@ -104,6 +106,7 @@ void ld_node_close(ld_node *n)
     ld_repl_free(n->repl);
     ld_failures_free(n->failures);
     ld_sweeper_free(n->sweeper); /* before the registry: it may hold a database reference */
+    ld_pruner_free(n->pruner);
     ld_snapshots_free(n->snaps); /* likewise */
     if (n->reg_up) ld_registry_close_all(&n->reg);
     if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */

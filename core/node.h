@@ -46,6 +46,7 @@ typedef struct ld_node {
     ld_completions done;
     struct ld_workers *workers;   /* SELECT queries run here, off the loop (util/workers.h) */
     struct ld_sweeper *sweeper;   /* frees expired cache bodies (cache/sweeper.h) */
+    struct ld_pruner *pruner;     /* deletes op-log entries every peer has (repl/prune.h) */
     struct ld_snapshots *snaps;   /* read snapshots shared within a loop pass (db/snapshot.h) */
     struct ld_failures *failures; /* delays for refused keys, per address (http/failures.h) */
     struct ld_static *studio;     /* the Studio's files, or NULL when not found (api/studio.h) */

@@ -25,6 +25,7 @@ void ld_api_doc_delete(ld_req *r);
 
 void ld_api_repl_push(ld_req *r);
 void ld_api_repl_snapshot(ld_req *r);
+void ld_api_repl_prune(ld_req *r);
 void ld_api_repl_pull(ld_req *r);
 void ld_api_repl_status(ld_req *r);
 void ld_api_repl_ws(ld_req *r);

@@ -13,6 +13,7 @@
 #include "../db/writer.h"
 #include "../repl/ingest.h"
 #include "../repl/oplog.h"
+#include "../repl/prune.h"
 #include "../repl/repl.h"
 #include "../repl/snapshot_page.h"
 #include "../util/workers.h"
@@ -201,7 +202,7 @@ void ld_api_repl_pull(ld_req *r)
                                 "requester needs a snapshot.",
                                 "ProtocolVersion", LD_REPL_PROTOCOL, "NodeId", r->node->node_id,
                                 "SnapshotRequired", 1, "OldestAvailableLogSequence",
-                                (json_int_t)(s.last_seq ? 1 : 0), "LogFloorVersionVector",
+                                (json_int_t)(s.pruned_through + 1), "LogFloorVersionVector",
                                 b.floor));
         ld_oplog_batch_free(&b);
         return;
@@ -320,6 +321,27 @@ void ld_api_repl_snapshot(ld_req *r)
         r->node->inflight--;
         if (c->out) evbuffer_free(c->out);
         free(c);
+        ld_reply_error(r, 500, "Out of memory.");
+    }
+}
+
+/* POST /api/replication/operation-log/prune: a pruning pass now (repl/prune.h). */
+static void prune_done(void *ctx, json_t *results)
+{
+    ld_req *r = ctx;
+    r->node->inflight--;
+    if (!results)
+        ld_reply_error(r, 500, "Out of memory.");
+    else
+        ld_reply_json(r, 200, results);
+}
+
+void ld_api_repl_prune(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r)) return;
+    r->node->inflight++;
+    if (!ld_pruner_run(r->node->pruner, prune_done, r)) {
+        r->node->inflight--;
         ld_reply_error(r, 500, "Out of memory.");
     }
 }

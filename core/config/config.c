@@ -45,6 +45,13 @@ static const keydef node_keys[] = {
     {"ReplicationBatchSize", true},
     {"ReplicationBatchBytes", true},
     {"SnapshotPageBytes", true},
+    {"OperationLogPruningEnabled", true},
+    {"OperationLogRetentionDays", true},
+    {"OperationLogRetainRecentOperations", true},
+    {"OperationLogPruningIntervalMinutes", true},
+    {"OperationLogPruningBatchSize", true},
+    {"OperationReceiptRetentionDays", true},
+    {"OperationLogMaxRetentionDays", true},
     {"ReplicationPeerConcurrency", true},
     {"ReplicationTimeoutSeconds", true},
     {"AntiEntropyIntervalSeconds", true},
@@ -60,15 +67,9 @@ static const keydef node_keys[] = {
     {"CacheCleanupMaxScanPages", true},
     {"CacheCleanupTimeBudgetMilliseconds", true},
     {"Tls", true},
-    /* Replication and pruning settings of the contract: accepted now so a config written
-     * for the original loads, reported as unused until their component lands. */
+    /* A replication setting of the contract: accepted so a config written for the original
+     * loads, reported as unused (litedist's hints need no acknowledgement timeout). */
     {"ReplicationSignalAckTimeoutMilliseconds", false},
-    {"OperationLogPruningEnabled", false},
-    {"OperationLogRetentionDays", false},
-    {"OperationLogRetainRecentOperations", false},
-    {"OperationLogPruningIntervalMinutes", false},
-    {"OperationLogPruningBatchSize", false},
-    {"OperationReceiptRetentionDays", false},
     {NULL, false},
 };
 
@@ -428,6 +429,35 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
                  err, errlen))
         return false;
     cfg->snapshot_page_bytes = (size_t)x;
+    if (!get_bool(node, "Node", "OperationLogPruningEnabled", true, &cfg->oplog_pruning, err,
+                  errlen))
+        return false;
+    if (!get_int(node, "Node", "OperationLogRetentionDays", 7, 0, 36500, &x, err, errlen))
+        return false;
+    cfg->oplog_retention_days = (int)x;
+    if (!get_int(node, "Node", "OperationLogRetainRecentOperations", 10000, 0, 1000000000, &x, err,
+                 errlen))
+        return false;
+    cfg->oplog_retain_recent = (int)x;
+    if (!get_int(node, "Node", "OperationLogPruningIntervalMinutes", 60, 1, 10080, &x, err, errlen))
+        return false;
+    cfg->oplog_prune_interval_min = (int)x;
+    if (!get_int(node, "Node", "OperationLogPruningBatchSize", 1000, 1, 100000, &x, err, errlen))
+        return false;
+    cfg->oplog_prune_batch = (int)x;
+    if (!get_int(node, "Node", "OperationReceiptRetentionDays", 90, 0, 36500, &x, err, errlen))
+        return false;
+    cfg->oplog_receipt_days = (int)x;
+    if (!get_int(node, "Node", "OperationLogMaxRetentionDays", 30, 0, 36500, &x, err, errlen))
+        return false;
+    cfg->oplog_max_retention_days = (int)x;
+    if (cfg->oplog_max_retention_days < cfg->oplog_retention_days) {
+        ld_set_err(err, errlen,
+                   "Node.OperationLogMaxRetentionDays (%d) must be at least "
+                   "Node.OperationLogRetentionDays (%d)",
+                   cfg->oplog_max_retention_days, cfg->oplog_retention_days);
+        return false;
+    }
     if (!get_int(node, "Node", "ReplicationPeerConcurrency", 4, 1, 32, &x, err, errlen))
         return false;
     cfg->repl_peer_concurrency = (int)x;

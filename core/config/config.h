@@ -50,6 +50,14 @@ typedef struct ld_config {
     int repl_batch_size;
     size_t repl_batch_bytes;
     size_t snapshot_page_bytes; /* bytes of records per snapshot page asked of a peer */
+    /* Op-log pruning (repl/prune.h), the contract's names */
+    bool oplog_pruning;
+    int oplog_retention_days;
+    int oplog_retain_recent;
+    int oplog_prune_interval_min;
+    int oplog_prune_batch;
+    int oplog_receipt_days; /* accepted for the contract; litedist keeps no receipts */
+    int oplog_max_retention_days;
     int repl_peer_concurrency;
     int repl_timeout_s;
     int anti_entropy_s;

@@ -58,6 +58,7 @@ static ld_status load_state(ld_db *db)
     ld_db_state s = {0};
     st = meta_u64(&t, "last_seq", &s.last_seq);
     if (st == LD_OK) st = meta_u64(&t, "hlc", &s.hlc_hw);
+    if (st == LD_OK) st = meta_u64(&t, "pruned_through", &s.pruned_through);
     if (st == LD_OK) {
         const char *self = db->env->node_id;
         const void *v;

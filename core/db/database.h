@@ -51,6 +51,7 @@ typedef struct ld_db_state {
     uint64_t hlc_hw;
     uint8_t digest[LD_DIGEST_LEN];
     uint64_t commits; /* commits since the database opened (db/snapshot.h's freshness test) */
+    uint64_t pruned_through; /* the last op-log entry pruned (repl/prune.h); 0: none */
 } ld_db_state;
 
 typedef struct ld_db {

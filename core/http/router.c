@@ -53,6 +53,7 @@ static const route routes[] = {
     {M_POST, {"api", "replication", "push", NULL}, ld_api_repl_push},
     {M_POST, {"api", "replication", "pull", NULL}, ld_api_repl_pull},
     {M_POST, {"api", "replication", "snapshot", NULL}, ld_api_repl_snapshot},
+    {M_POST, {"api", "replication", "operation-log", "prune", NULL}, ld_api_repl_prune},
     {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status},
     {M_GET, {"ws", "replication", NULL}, ld_api_repl_ws},
     {M_GET, {"api", "cluster", "peers", NULL}, ld_api_peers_list},

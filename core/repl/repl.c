@@ -1451,6 +1451,24 @@ void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64
     l->peer_pulling_until = more ? ld_mono_ms() + PEER_PULLING_MS : 0;
 }
 
+uint64_t ld_repl_prune_limit(ld_repl *r, const char *db, char *blocker, size_t len)
+{
+    links_sync_db(r, db);
+    uint64_t limit = UINT64_MAX;
+    if (len) blocker[0] = '\0';
+    for (size_t i = 0; i < r->n_links; i++) {
+        const ld_link *l = r->links[i];
+        if (l->removed || !l->active || strcmp(l->db, db) != 0) continue;
+        /* A link whose stored checkpoints are not loaded yet counts as having nothing. */
+        uint64_t has = l->loaded ? l->push_ckpt : 0;
+        if (has < limit) {
+            limit = has;
+            snprintf(blocker, len, "%s", l->peer);
+        }
+    }
+    return limit;
+}
+
 void ld_repl_peer_too_old(ld_repl *r, const char *db, const char *peer_id, bool too_old)
 {
     ld_link *l = link_find(r, db, peer_id);
@@ -1692,15 +1710,19 @@ json_t *ld_repl_status(ld_repl *r)
             json_array_append_new(peers, link_counters(l, link_json(l, s.last_seq)));
         }
         json_array_append_new(
-            dbs, json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:I, s:o, s:o, s:s, s:o, s:o}",
-                           "DatabaseName", names[i], "Status", st == LD_OK ? "Healthy" : "Error",
-                           "Error", st == LD_OK ? NULL : ld_status_str(st),
-                           "OldestAvailableLogSequence", (json_int_t)(s.last_seq ? 1 : 0),
-                           "LocalMaxLogSequence", (json_int_t)s.last_seq, "ActivePeerCount", active,
-                           "TotalEstimatedPendingPushOperations", (json_int_t)total,
-                           "VersionVector", vv ? vv : json_object(), "LogFloorVersionVector",
-                           floor ? floor : json_object(), "Digest", digest, "Snapshot",
-                           snap ? snap : json_null(), "Peers", peers ? peers : json_array()));
+            dbs,
+            json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:I, s:I, s:o, s:o, s:s, s:o, s:o}",
+                      "DatabaseName", names[i], "Status", st == LD_OK ? "Healthy" : "Error",
+                      "Error", st == LD_OK ? NULL : ld_status_str(st), "OldestAvailableLogSequence",
+                      (json_int_t)(s.last_seq ? s.pruned_through + 1 : 0), "LocalMaxLogSequence",
+                      (json_int_t)s.last_seq, "ActivePeerCount", active,
+                      "TotalEstimatedPendingPushOperations", (json_int_t)total,
+                      "OperationLogEntries",
+                      (json_int_t)(s.last_seq -
+                                   (s.pruned_through < s.last_seq ? s.pruned_through : s.last_seq)),
+                      "VersionVector", vv ? vv : json_object(), "LogFloorVersionVector",
+                      floor ? floor : json_object(), "Digest", digest, "Snapshot",
+                      snap ? snap : json_null(), "Peers", peers ? peers : json_array()));
     }
     ld_registry_names_free(names, n);
     return json_pack("{s:s, s:s, s:I, s:o}", "NodeId", r->node->node_id, "TimestampUtc", now,

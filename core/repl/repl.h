@@ -45,6 +45,11 @@ void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64
  * entries twice over. Loop thread. */
 void ld_repl_peer_pushed(ld_repl *r, const char *db, const char *peer_id);
 
+/* The log sequence through which every active peer of db holds our log (the least push
+ * checkpoint; UINT64_MAX when db has no active peer), and in blocker the peer at that least.
+ * Op-log pruning never deletes past it (repl/prune.h) but for its hard cap. Loop thread. */
+uint64_t ld_repl_prune_limit(ld_repl *r, const char *db, char *blocker, size_t len);
+
 /* Our log could not serve peer_id's pull of db (too_old: it lacks ops that are not in our log,
  * so it loads a snapshot), or could again. Shown as its CatchUpStatus. Loop thread. */
 void ld_repl_peer_too_old(ld_repl *r, const char *db, const char *peer_id, bool too_old);

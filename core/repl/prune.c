@@ -1,0 +1,352 @@
+/* Op-log pruning: the pass over the databases on the loop, and the writer job that deletes one
+ * bounded batch of entries and raises the log floor in the same transaction (see prune.h). */
+#include "prune.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "../db/hlc.h"
+#include "../db/registry.h"
+#include "../db/writer.h"
+#include "../node.h"
+#include "../util/log.h"
+#include "../util/timeutil.h"
+#include "repl.h"
+
+#define DAY_MS (24ull * 3600ull * 1000ull)
+
+struct ld_pruner {
+    ld_node *node;
+    struct event *timer;
+    bool stopped;
+};
+
+/* One batch of one database, run in its writer. */
+typedef struct prune_job {
+    /* Input */
+    uint64_t peer_limit;              /* every active peer holds the entries up to here */
+    char blocker[LD_NODE_ID_MAX + 1]; /* the peer whose checkpoint is peer_limit ("" none) */
+    uint64_t retain_recent;           /* the last this many entries stay */
+    uint64_t keep_from_ms; /* entries stamped at or after this are in the retention window */
+    uint64_t cap_ms;       /* entries stamped before this go whatever the peers hold */
+    size_t batch;
+    /* Results, reset on every run */
+    uint64_t target;     /* the entry the pass may prune through, as far as this batch saw */
+    uint64_t pruned;     /* entries deleted */
+    uint64_t max_pruned; /* the last deleted */
+    bool more;           /* the batch was full: another may follow */
+    char reason[200];    /* why it stopped before the log's end, when it did */
+} prune_job;
+
+/* A pass over every database, one database and batch at a time. */
+typedef struct prune_pass {
+    ld_pruner *p;
+    char **names;
+    size_t n, next;
+    json_t *results;
+    uint64_t db_pruned, db_max, db_target;
+    char db_reason[200];
+    bool db_error;
+    void (*done)(void *ctx, json_t *results);
+    void *ctx;
+} prune_pass;
+
+/* Origin -> the highest sequence pruned in this batch. */
+typedef struct floor_entry {
+    char origin[LD_NODE_ID_MAX + 1];
+    uint64_t seq;
+} floor_entry;
+
+static ld_status raise_floor(ld_txn *t, const floor_entry *f)
+{
+    const void *v;
+    size_t vl;
+    size_t ol = strlen(f->origin);
+    ld_status st = ld_txn_get(t, LD_SPACE_FLOOR, f->origin, ol, &v, &vl);
+    if (st == LD_OK && vl == 8 && ld_be64_get(v) >= f->seq) return LD_OK;
+    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    uint8_t b[8];
+    ld_be64_put(b, f->seq);
+    return ld_txn_put(t, LD_SPACE_FLOOR, f->origin, ol, b, 8);
+}
+
+static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    prune_job *pj = job->ctx;
+    job->result = LD_WR_OK;
+    pj->pruned = pj->max_pruned = 0;
+    pj->target = pending->pruned_through;
+    pj->more = false;
+    pj->reason[0] = '\0';
+    uint64_t recent_end =
+        pending->last_seq > pj->retain_recent ? pending->last_seq - pj->retain_recent : 0;
+
+    uint64_t *seqs = malloc(pj->batch * sizeof *seqs);
+    floor_entry *floors = NULL;
+    size_t n = 0, nf = 0;
+    if (!seqs) return LD_NOMEM;
+    ld_cursor c;
+    ld_status st = ld_cursor_open(t, LD_SPACE_LOG, &c);
+    if (st != LD_OK) {
+        free(seqs);
+        return st;
+    }
+    uint8_t from[8];
+    const void *k, *v;
+    size_t kl, vl;
+    ld_be64_put(from, pending->pruned_through + 1);
+    st = ld_cursor_seek(&c, from, 8, &k, &kl, &v, &vl);
+    while (st == LD_OK) {
+        if (kl != 8) {
+            st = LD_CORRUPT;
+            break;
+        }
+        uint64_t seq = ld_be64_get(k);
+        ld_op_rec op;
+        if (!ld_op_rec_decode(v, vl, &op)) {
+            st = LD_CORRUPT;
+            break;
+        }
+        uint64_t ms = ld_hlc_ms(op.hlc);
+        if (seq > recent_end) {
+            snprintf(pj->reason, sizeof pj->reason,
+                     "the last %" PRIu64
+                     " operations are retained (OperationLogRetainRecentOperations)",
+                     pj->retain_recent);
+            break;
+        }
+        if (ms >= pj->keep_from_ms) {
+            snprintf(pj->reason, sizeof pj->reason,
+                     "operation %" PRIu64 " is within OperationLogRetentionDays", seq);
+            break;
+        }
+        if (seq > pj->peer_limit && ms >= pj->cap_ms) {
+            snprintf(pj->reason, sizeof pj->reason,
+                     "peer %s has not received operation %" PRIu64 " yet", pj->blocker, seq);
+            break;
+        }
+        if (n == pj->batch) {
+            pj->more = true;
+            break;
+        }
+        size_t j = 0;
+        while (j < nf && (strlen(floors[j].origin) != op.origin_len ||
+                          memcmp(floors[j].origin, op.origin, op.origin_len) != 0))
+            j++;
+        if (j == nf) {
+            floor_entry *g =
+                op.origin_len <= LD_NODE_ID_MAX ? realloc(floors, (nf + 1) * sizeof *floors) : NULL;
+            if (!g) {
+                st = op.origin_len <= LD_NODE_ID_MAX ? LD_NOMEM : LD_CORRUPT;
+                break;
+            }
+            floors = g;
+            memcpy(floors[nf].origin, op.origin, op.origin_len);
+            floors[nf].origin[op.origin_len] = '\0';
+            floors[nf].seq = 0;
+            nf++;
+        }
+        if (op.origin_seq > floors[j].seq) floors[j].seq = op.origin_seq;
+        seqs[n++] = seq;
+        st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+    }
+    ld_cursor_close(&c);
+    if (st == LD_NOT_FOUND) st = LD_OK;
+    /* Deleted after the walk: a transaction does not write to a space its open cursor reads. */
+    for (size_t i = 0; i < n && st == LD_OK; i++) {
+        uint8_t key[8];
+        ld_be64_put(key, seqs[i]);
+        st = ld_txn_del(t, LD_SPACE_LOG, key, 8);
+    }
+    for (size_t i = 0; i < nf && st == LD_OK; i++)
+        st = raise_floor(t, &floors[i]);
+    if (st == LD_OK && n > 0) {
+        uint8_t b[8];
+        ld_be64_put(b, seqs[n - 1]);
+        st = ld_txn_put(t, LD_SPACE_META, "pruned_through", 14, b, 8);
+        if (st == LD_OK) {
+            pending->pruned_through = seqs[n - 1];
+            pj->pruned = n;
+            pj->max_pruned = seqs[n - 1];
+        }
+    }
+    pj->target = pending->pruned_through;
+    free(seqs);
+    free(floors);
+    (void)db;
+    return st;
+}
+
+static void pass_next(prune_pass *ps);
+
+static void pass_finish_db(prune_pass *ps)
+{
+    const char *status = ps->db_error ? "Error" : ps->db_pruned ? "Pruned" : "Skipped";
+    json_t *row = json_pack(
+        "{s:s, s:s, s:s?, s:I, s:I, s:I, s:i}", "DatabaseName", ps->names[ps->next - 1], "Status",
+        status, "Reason", ps->db_reason[0] ? ps->db_reason : NULL, "PruneThroughLogSequence",
+        (json_int_t)ps->db_target, "PrunedCount", (json_int_t)ps->db_pruned, "MaxPrunedLogSequence",
+        (json_int_t)ps->db_max, "PrunedReceiptCount", 0);
+    if (ps->db_pruned)
+        ld_log(LD_LOG_INFO, ps->names[ps->next - 1],
+               "op log pruned: %" PRIu64 " entries, through log sequence %" PRIu64, ps->db_pruned,
+               ps->db_max);
+    if (ps->results && (!row || json_array_append_new(ps->results, row))) {
+        json_decref(ps->results);
+        ps->results = NULL;
+    }
+    pass_next(ps);
+}
+
+static void submit_batch(prune_pass *ps, ld_db *db);
+
+static void batch_done(ld_wjob *job)
+{
+    prune_pass *ps = job->arg;
+    prune_job *pj = job->ctx;
+    bool ok = job->result == LD_WR_OK;
+    if (ok) {
+        ps->db_pruned += pj->pruned;
+        if (pj->max_pruned) ps->db_max = pj->max_pruned;
+        ps->db_target = pj->target;
+        snprintf(ps->db_reason, sizeof ps->db_reason, "%s", pj->reason);
+    } else {
+        ps->db_error = true;
+        snprintf(ps->db_reason, sizeof ps->db_reason, "the pruning transaction failed");
+    }
+    bool more = ok && pj->more && !ps->p->node->shutting_down;
+    ld_wjob_free(job);
+    if (!more) {
+        free(pj);
+        pass_finish_db(ps);
+        return;
+    }
+    ld_db *db = ld_registry_get(&ps->p->node->reg, ps->names[ps->next - 1]);
+    free(pj);
+    if (!db) {
+        pass_finish_db(ps);
+        return;
+    }
+    submit_batch(ps, db);
+    ld_registry_release(&ps->p->node->reg, db);
+}
+
+static void submit_batch(prune_pass *ps, ld_db *db)
+{
+    ld_node *n = ps->p->node;
+    prune_job *pj = calloc(1, sizeof *pj);
+    ld_wjob *job = calloc(1, sizeof *job);
+    if (!pj || !job) {
+        free(pj);
+        free(job);
+        ps->db_error = true;
+        snprintf(ps->db_reason, sizeof ps->db_reason, "out of memory");
+        pass_finish_db(ps);
+        return;
+    }
+    uint64_t now = ld_hlc_wall(&n->clock);
+    uint64_t keep = (uint64_t)n->cfg.oplog_retention_days * DAY_MS;
+    uint64_t cap = (uint64_t)n->cfg.oplog_max_retention_days * DAY_MS;
+    pj->peer_limit = ld_repl_prune_limit(n->repl, db->name, pj->blocker, sizeof pj->blocker);
+    pj->retain_recent = (uint64_t)n->cfg.oplog_retain_recent;
+    pj->keep_from_ms = now > keep ? now - keep : 0;
+    pj->cap_ms = now > cap ? now - cap : 0;
+    pj->batch = (size_t)n->cfg.oplog_prune_batch;
+    job->kind = LD_W_CUSTOM;
+    job->apply = prune_apply;
+    job->ctx = pj;
+    job->done = batch_done;
+    job->arg = ps;
+    n->inflight++;
+    ld_writer_submit(db->writer, job);
+}
+
+static void pass_free(prune_pass *ps)
+{
+    ld_registry_names_free(ps->names, ps->n);
+    free(ps);
+}
+
+static void pass_next(prune_pass *ps)
+{
+    ld_node *n = ps->p->node;
+    while (ps->next < ps->n && !n->shutting_down) {
+        ld_db *db = ld_registry_get(&n->reg, ps->names[ps->next++]);
+        if (!db) continue; /* dropped meanwhile */
+        ps->db_pruned = ps->db_max = ps->db_target = 0;
+        ps->db_reason[0] = '\0';
+        ps->db_error = false;
+        submit_batch(ps, db);
+        ld_registry_release(&n->reg, db);
+        return;
+    }
+    if (ps->done)
+        ps->done(ps->ctx, ps->results);
+    else
+        json_decref(ps->results);
+    pass_free(ps);
+}
+
+bool ld_pruner_run(ld_pruner *p, void (*done)(void *ctx, json_t *results), void *ctx)
+{
+    prune_pass *ps = calloc(1, sizeof *ps);
+    if (!ps) return false;
+    ps->p = p;
+    ps->done = done;
+    ps->ctx = ctx;
+    ps->results = json_array();
+    if (!ps->results) {
+        free(ps);
+        return false;
+    }
+    if (p->node->cfg.oplog_pruning) {
+        ps->names = ld_registry_names(&p->node->reg, &ps->n);
+        if (!ps->names) ps->n = 0;
+    }
+    pass_next(ps);
+    return true;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ld_pruner *p = arg;
+    if (p->stopped || p->node->shutting_down) return;
+    if (!ld_pruner_run(p, NULL, NULL))
+        ld_log(LD_LOG_WARN, NULL, "op log pruning: out of memory; the next interval retries");
+}
+
+ld_pruner *ld_pruner_new(ld_node *node)
+{
+    ld_pruner *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->node = node;
+    if (!node->cfg.oplog_pruning) return p;
+    p->timer = event_new(node->base, -1, EV_PERSIST, timer_cb, p);
+    if (!p->timer) {
+        free(p);
+        return NULL;
+    }
+    struct timeval tv = {(time_t)node->cfg.oplog_prune_interval_min * 60, 0};
+    event_add(p->timer, &tv);
+    return p;
+}
+
+void ld_pruner_stop(ld_pruner *p)
+{
+    if (!p) return;
+    p->stopped = true;
+    if (p->timer) event_del(p->timer);
+}
+
+void ld_pruner_free(ld_pruner *p)
+{
+    if (!p) return;
+    if (p->timer) event_free(p->timer);
+    free(p);
+}
