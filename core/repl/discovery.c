@@ -51,7 +51,8 @@ typedef struct dpeer {
     char last_error[256];
     uint64_t last_ok_ms; /* wall: the last list answered */
     char answers_as[LD_NODE_ID_MAX + 1];
-    uint64_t heard_ms; /* wall: the peer last reached us, or answered as itself */
+    uint64_t heard_ms;   /* wall: the peer last reached us, or answered as itself */
+    uint64_t reask_mono; /* a failed list is asked again on contact, at most this often */
 } dpeer;
 
 struct ld_discovery {
@@ -416,17 +417,22 @@ static void dpeer_run(dpeer *p)
     }
 }
 
+/* Asks the peer for its databases, introducing this node first while it has not been
+ * registered there. */
+static void ask(dpeer *p)
+{
+    ld_discovery *d = p->d;
+    bool intro = d->advertised[0] && d->node->cfg.auto_register_peers && !d->left;
+    p->want |= J_LIST | (intro && !p->introduced ? J_INTRO : 0);
+    dpeer_run(p);
+}
+
 /* Asks every active node-wide peer again (start-up, sweep). */
 static void round_all(ld_discovery *d)
 {
     sync_peers(d);
-    bool intro = d->advertised[0] && d->node->cfg.auto_register_peers && !d->left;
-    for (size_t i = 0; i < d->n; i++) {
-        dpeer *p = d->v[i];
-        if (!p->present) continue;
-        p->want |= J_LIST | (intro && !p->introduced ? J_INTRO : 0);
-        dpeer_run(p);
-    }
+    for (size_t i = 0; i < d->n; i++)
+        if (d->v[i]->present) ask(d->v[i]);
 }
 
 /* A peer whose address has answered as another registered node (registered there by its own
@@ -550,9 +556,11 @@ void ld_discovery_heard(ld_discovery *d, const char *peer_id)
     dpeer *p = dpeer_find(d, peer_id);
     if (!p) return;
     p->heard_ms = ld_wall_ms();
-    if (p->list_failed && !p->busy) { /* back from an outage: ask at once */
-        p->want |= J_LIST;
-        dpeer_run(p);
+    /* Back from an outage: ask at once. Once a second at most: a peer whose pushes keep coming
+     * while its list fails (an older version without the route) costs one request a second. */
+    if (p->list_failed && !p->busy && ld_mono_ms() >= p->reask_mono) {
+        p->reask_mono = ld_mono_ms() + 1000;
+        ask(p);
     }
 }
 
