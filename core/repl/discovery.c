@@ -392,6 +392,7 @@ static void dpeer_run(dpeer *p)
                        : p->want & J_NEWS  ? J_NEWS
                                            : J_LIST;
         p->want &= ~job;
+        if (job == J_INTRO && p->d->left) continue; /* queued before the leave: it would undo it */
         json_t *body = NULL;
         if (job == J_LEAVE)
             body = announce_body(p->d, "leave", NULL);
