@@ -164,14 +164,15 @@ static void sync_peers(ld_discovery *d)
             snprintf(p->id, sizeof p->id, "%s", id);
             d->v[d->n++] = p;
         }
-        if (!p->base_url || strcmp(p->base_url, url) != 0) {
+        /* A new address takes effect once the request in flight is answered (next sync). */
+        if (!p->busy && (!p->base_url || strcmp(p->base_url, url) != 0)) {
             ld_peer_addr addr;
             char *copy = strdup(url);
             if (!copy || !ld_peer_addr_parse(url, &addr)) {
                 free(copy);
                 continue;
             }
-            if (!p->busy) dpeer_drop_conn(p); /* a busy one keeps its request; next time */
+            dpeer_drop_conn(p);
             free(p->base_url);
             p->base_url = copy;
             p->addr = addr;
