@@ -30,6 +30,7 @@
 #include "http/request.h"
 #include "http/tls.h"
 #include "node.h"
+#include "repl/discovery.h"
 #include "repl/repl.h"
 #include "ws/ws.h"
 #include "plugins/loader.h"
@@ -236,18 +237,24 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     if (n->listener) evconnlistener_enable(evhttp_bound_socket_get_listener(n->listener));
 }
 
+/* The port the listener is bound to (Node.Port may be 0: any free port). */
+static int bound_port(ld_node *n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(n->listener), (struct sockaddr *)&ss, &sl) == 0)
+        return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    return n->cfg.port;
+}
+
 /* How this node reaches itself (the dashboard probes it like a peer): the bound port, and a
  * loopback address when it listens on every interface. */
 static void self_url_of(ld_node *n, char *out, size_t outlen)
 {
     const char *a = n->cfg.listen_address;
     const char *scheme = ld_tls_serves(n->tls) ? "https" : "http";
-    int port = n->cfg.port;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(evhttp_bound_socket_get_fd(n->listener), (struct sockaddr *)&ss, &sl) == 0)
-        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    int port = bound_port(n);
     if (!strcmp(a, "0.0.0.0") || !*a)
         snprintf(out, outlen, "%s://127.0.0.1:%d", scheme, port);
     else if (!strcmp(a, "::"))
@@ -454,6 +461,10 @@ int main(int argc, char **argv)
     char self_url[300];
     self_url_of(n, self_url, sizeof self_url);
     ld_repl_listening(n->repl, self_url);
+    if (!ld_discovery_start(n->disc, bound_port(n), err, sizeof err)) {
+        ld_log_error("%s", err);
+        goto out;
+    }
     n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);
     n->sig_term = evsignal_new(n->base, SIGTERM, on_signal, n);
     if (!n->sig_int || !n->sig_term || event_add(n->sig_int, NULL) || event_add(n->sig_term, NULL))

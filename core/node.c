@@ -17,6 +17,7 @@
 #include "http/static.h"
 #include "http/tls.h"
 #include "plugins/loader.h"
+#include "repl/discovery.h"
 #include "repl/repl.h"
 #include "util/strutil.h"
 #include "util/workers.h"
@@ -71,6 +72,7 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         ld_set_err(err, errlen, "replication: %s", rerr);
         return false;
     }
+    if (!(n->disc = ld_discovery_new(n))) goto nomem;
     if (!(n->sweeper = ld_sweeper_new(n)) || !(n->snaps = ld_snapshots_new(n->base, &n->reg)) ||
         !(n->pruner = ld_pruner_new(n)))
         goto nomem;
@@ -103,6 +105,7 @@ void ld_node_close(ld_node *n)
     ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
     if (n->http) evhttp_free(n->http);
     n->env.committed = NULL;
+    ld_discovery_free(n->disc); /* before the replication it calls into */
     ld_repl_free(n->repl);
     ld_failures_free(n->failures);
     ld_sweeper_free(n->sweeper); /* before the registry: it may hold a database reference */

@@ -35,9 +35,10 @@ typedef struct ld_node {
     ld_auth_chain auth;
     ld_db_env env;
     ld_registry reg;
-    struct ld_repl *repl;    /* replication: peers, links, scheduler (repl/repl.h) */
-    struct ld_ws_server *ws; /* accepted WebSockets (/ws/replication), for shutdown */
-    struct ld_tls *tls;      /* TLS contexts (http/tls.h): HTTPS listener, https:// peers */
+    struct ld_repl *repl;      /* replication: peers, links, scheduler (repl/repl.h) */
+    struct ld_discovery *disc; /* joining and leaving: peers' databases (repl/discovery.h) */
+    struct ld_ws_server *ws;   /* accepted WebSockets (/ws/replication), for shutdown */
+    struct ld_tls *tls;        /* TLS contexts (http/tls.h): HTTPS listener, https:// peers */
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *listener;

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/http.h>
@@ -202,9 +203,33 @@ bool ld_api_has_cluster_key(ld_req *r)
     return key && ld_cluster_key_ok(r->node, key, len);
 }
 
+/* A node-to-node request names the node it means to reach (TargetNodeId, a litedist addition):
+ * when another node answers at that address (a node replaced under a new id, a wrong BaseUrl),
+ * it is refused naming both ids, so the caller's link reports it instead of replicating with a
+ * stranger under the old id's name. */
+static bool target_ok(ld_req *r)
+{
+    const char *target =
+        evhttp_find_header(evhttp_request_get_input_headers(r->ev), "TargetNodeId");
+    if (!target || !strcmp(target, r->node->node_id)) return true;
+    if (!ld_node_id_valid(target)) {
+        ld_reply_error(r, 400, "TargetNodeId is not a valid node id.");
+        return false;
+    }
+    char msg[LD_NODE_ID_MAX * 2 + 160];
+    snprintf(msg, sizeof msg,
+             "This node is '%s', not '%s': the address registered for peer '%s' now serves "
+             "another node.",
+             r->node->node_id, target, target);
+    ld_reply_json(r, 409,
+                  json_pack("{s:s, s:s, s:s}", "Error", msg, "NodeId", r->node->node_id,
+                            "TargetNodeId", target));
+    return false;
+}
+
 bool ld_api_cluster_auth(ld_req *r)
 {
-    if (ld_api_has_cluster_key(r)) return true;
+    if (ld_api_has_cluster_key(r)) return target_ok(r);
     /* A missing key is a misconfiguration, a wrong one may be a guess: only that waits. */
     bool given = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "ReplicationApiKey");
     ld_reply_error_after(r, given ? failure_delay(r) : 0, 403, "ReplicationApiKey is invalid.");

@@ -1,5 +1,6 @@
-/* Node-to-node routes (ReplicationApiKey): POST /api/replication/push, /pull and /snapshot, GET
- * /api/replication/status, and the peer registry under /api/cluster/peers. */
+/* Node-to-node routes (ReplicationApiKey): POST /api/replication/push, /pull, /snapshot and
+ * /operation-log/prune, GET /api/replication/status and /databases, POST /api/replication/announce,
+ * the peer registry under /api/cluster/peers and POST /api/cluster/leave. */
 #include "api.h"
 
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include "../db/names.h"
 #include "../db/registry.h"
 #include "../db/writer.h"
+#include "../repl/discovery.h"
 #include "../repl/ingest.h"
 #include "../repl/oplog.h"
 #include "../repl/prune.h"
@@ -72,7 +74,10 @@ static void push_done(ld_wjob *job)
 /* A request from peer `id` (already authenticated with the cluster key) shows it is up. */
 static void peer_alive(ld_node *n, const char *id)
 {
-    if (id && ld_node_id_valid(id) && strcmp(id, n->node_id) != 0) ld_repl_peer_alive(n->repl, id);
+    if (id && ld_node_id_valid(id) && strcmp(id, n->node_id) != 0) {
+        ld_repl_peer_alive(n->repl, id);
+        ld_discovery_heard(n->disc, id);
+    }
 }
 
 void ld_api_repl_push(ld_req *r)
@@ -356,6 +361,33 @@ void ld_api_repl_status(ld_req *r)
         ld_reply_json(r, 200, s);
 }
 
+/* GET /api/replication/databases: what a joining node, or any peer's sweep, learns databases
+ * from. */
+void ld_api_repl_databases(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r)) return;
+    json_t *l = ld_discovery_databases_json(r->node);
+    if (!l)
+        ld_reply_error(r, 500, "Out of memory.");
+    else
+        ld_reply_json(r, 200, l);
+}
+
+void ld_api_repl_announce(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r)) return;
+    json_t *body = repl_body(r);
+    if (!body) return;
+    ld_discovery_announce(r->node->disc, r, body);
+    json_decref(body);
+}
+
+void ld_api_cluster_leave(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r)) return;
+    ld_discovery_leave(r->node->disc, r);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * /api/cluster/peers: with a Database header the database's own peers, without the node-wide
  * ones every database replicates with.
@@ -365,6 +397,7 @@ void ld_api_peers_list(ld_req *r)
 {
     if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, false)) return;
     json_t *l = ld_repl_peers_list(r->node->repl, r->db_name[0] ? r->db_name : NULL);
+    if (l && !r->db_name[0]) ld_discovery_annotate_peers(r->node->disc, l);
     if (!l)
         ld_reply_error(r, 500, "The peer list could not be read.");
     else

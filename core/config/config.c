@@ -67,6 +67,9 @@ static const keydef node_keys[] = {
     {"CacheCleanupMaxScanPages", true},
     {"CacheCleanupTimeBudgetMilliseconds", true},
     {"Tls", true},
+    {"AdvertisedUrl", true},
+    {"AutoRegisterPeers", true},
+    {"PeerReplacementSilenceSeconds", true},
     /* A replication setting of the contract: accepted so a config written for the original
      * loads, reported as unused (litedist's hints need no acknowledgement timeout). */
     {"ReplicationSignalAckTimeoutMilliseconds", false},
@@ -498,6 +501,14 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     if (!get_int(node, "Node", "CacheCleanupTimeBudgetMilliseconds", 50, 1, 60000, &x, err, errlen))
         return false;
     cfg->cache_cleanup_budget_ms = (int)x;
+    /* Joining (repl/discovery.h): the URL is checked when the node listens, its port known. */
+    if (!get_str(node, "Node", "AdvertisedUrl", NULL, &cfg->advertised_url, err, errlen) ||
+        !get_bool(node, "Node", "AutoRegisterPeers", true, &cfg->auto_register_peers, err,
+                  errlen) ||
+        !get_int(node, "Node", "PeerReplacementSilenceSeconds", 3600, 0, 86400 * 365, &x, err,
+                 errlen))
+        return false;
+    cfg->peer_replacement_silence_s = (int)x;
 
     char *policy = NULL;
     if (!get_str(node, "Node", "ConflictResolutionPolicy", "LastWriterWins", &policy, err, errlen))
@@ -742,6 +753,7 @@ void ld_config_free(ld_config *cfg)
     free(cfg->source_path);
     free(cfg->node_id);
     free(cfg->listen_address);
+    free(cfg->advertised_url);
     free(cfg->data_dir);
     free(cfg->plugin_dir);
     free(cfg->replication_api_key);

@@ -69,6 +69,10 @@ typedef struct ld_config {
     int64_t test_clock_offset_ms; /* TEST ONLY: added to the wall clock the HLC reads */
     ld_conflict_policy conflict_policy;
     ld_tls_config tls; /* Node.Tls */
+    /* Joining (repl/discovery.h) */
+    char *advertised_url;           /* Node.AdvertisedUrl; NULL: derived from the listener */
+    bool auto_register_peers;       /* introduce ourselves, register nodes that introduce */
+    int peer_replacement_silence_s; /* a peer whose address answers as another goes; 0: never */
 
     /* Cache sweeper (cache/sweeper.h) */
     int cache_cleanup_interval_s; /* 0: off */

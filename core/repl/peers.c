@@ -63,6 +63,12 @@ const ld_peer *ld_peer_list_find(const ld_peer_list *l, const char *id)
 bool ld_peer_list_upsert(ld_peer_list *l, const char *id, const char *base_url, bool active,
                          uint64_t now_ms)
 {
+    return ld_peer_list_upsert_from(l, id, base_url, active, now_ms, NULL);
+}
+
+bool ld_peer_list_upsert_from(ld_peer_list *l, const char *id, const char *base_url, bool active,
+                              uint64_t now_ms, const char *learned)
+{
     char *url = strdup(base_url);
     if (!url) return false;
     ld_peer *p = (ld_peer *)ld_peer_list_find(l, id);
@@ -76,7 +82,9 @@ bool ld_peer_list_upsert(ld_peer_list *l, const char *id, const char *base_url, 
         p = &l->v[l->n++];
         memset(p, 0, sizeof *p);
         snprintf(p->id, sizeof p->id, "%s", id);
+        snprintf(p->learned, sizeof p->learned, "api");
     }
+    if (learned) snprintf(p->learned, sizeof p->learned, "%s", learned);
     free(p->base_url);
     p->base_url = url;
     p->active = active;
@@ -102,9 +110,10 @@ json_t *ld_peer_list_json(const ld_peer_list *l)
     for (size_t i = 0; a && i < l->n; i++) {
         char when[LD_ISO_TIME_LEN];
         ld_iso_time(l->v[i].updated_ms, when);
-        if (json_array_append_new(a, json_pack("{s:s, s:s, s:b, s:s}", "NodeId", l->v[i].id,
-                                               "BaseUrl", l->v[i].base_url, "IsActive",
-                                               l->v[i].active, "UpdatedUtc", when))) {
+        if (json_array_append_new(a,
+                                  json_pack("{s:s, s:s, s:b, s:s, s:s}", "NodeId", l->v[i].id,
+                                            "BaseUrl", l->v[i].base_url, "IsActive", l->v[i].active,
+                                            "UpdatedUtc", when, "LearnedFrom", l->v[i].learned))) {
             json_decref(a);
             return NULL;
         }
@@ -131,10 +140,15 @@ bool ld_peer_list_load(const char *path, ld_peer_list *out, char *err, size_t er
         const char *id = json_string_value(json_object_get(e, "NodeId"));
         const char *url = json_string_value(json_object_get(e, "BaseUrl"));
         json_t *act = json_object_get(e, "IsActive");
+        const char *learned = json_string_value(json_object_get(e, "LearnedFrom"));
         uint64_t upd = 0;
         ld_json_as_u64(json_object_get(e, "UpdatedMs"), &upd);
+        /* Files written before LearnedFrom existed hold peers given by config or the API. */
+        if (learned && strcmp(learned, "config") != 0 && strcmp(learned, "api") != 0 &&
+            strcmp(learned, "announce") != 0)
+            learned = NULL;
         ok = id && ld_node_id_valid(id) && url &&
-             ld_peer_list_upsert(out, id, url, !json_is_false(act), upd);
+             ld_peer_list_upsert_from(out, id, url, !json_is_false(act), upd, learned);
     }
     json_decref(root);
     if (!ok) {
@@ -148,10 +162,10 @@ bool ld_peer_list_save(const char *path, const ld_peer_list *l, char *err, size_
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < l->n; i++)
-        if (json_array_append_new(a,
-                                  json_pack("{s:s, s:s, s:b, s:I}", "NodeId", l->v[i].id, "BaseUrl",
-                                            l->v[i].base_url, "IsActive", l->v[i].active,
-                                            "UpdatedMs", (json_int_t)l->v[i].updated_ms))) {
+        if (json_array_append_new(
+                a, json_pack("{s:s, s:s, s:b, s:I, s:s}", "NodeId", l->v[i].id, "BaseUrl",
+                             l->v[i].base_url, "IsActive", l->v[i].active, "UpdatedMs",
+                             (json_int_t)l->v[i].updated_ms, "LearnedFrom", l->v[i].learned))) {
             json_decref(a);
             a = NULL;
         }

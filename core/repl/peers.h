@@ -17,6 +17,9 @@ typedef struct ld_peer {
     char *base_url; /* malloc'd, no trailing '/' */
     bool active;
     uint64_t updated_ms;
+    /* How this node learned the peer: "config" (Node.SeedPeers), "api" (POST /api/cluster/peers)
+     * or "announce" (the peer introduced itself, repl/discovery.h). */
+    char learned[16];
 } ld_peer;
 
 typedef struct ld_peer_list {
@@ -46,14 +49,18 @@ typedef struct ld_peer_addr {
 /* Splits a (normalized) BaseUrl into *out; false when it does not parse. */
 bool ld_peer_addr_parse(const char *url, ld_peer_addr *out);
 
-/* Inserts or replaces by id (copies base_url). False when out of memory. */
+/* Inserts or replaces by id (copies base_url). False when out of memory. An existing entry keeps
+ * how it was learned; a new one counts as learned by "api". */
 bool ld_peer_list_upsert(ld_peer_list *l, const char *id, const char *base_url, bool active,
                          uint64_t now_ms);
+/* Like ld_peer_list_upsert, setting how the peer was learned (NULL: as ld_peer_list_upsert). */
+bool ld_peer_list_upsert_from(ld_peer_list *l, const char *id, const char *base_url, bool active,
+                              uint64_t now_ms, const char *learned);
 /* Removes by id; false when absent. */
 bool ld_peer_list_remove(ld_peer_list *l, const char *id);
 const ld_peer *ld_peer_list_find(const ld_peer_list *l, const char *id);
 
-/* [{NodeId, BaseUrl, IsActive, UpdatedUtc}] */
+/* [{NodeId, BaseUrl, IsActive, UpdatedUtc, LearnedFrom}] */
 json_t *ld_peer_list_json(const ld_peer_list *l);
 
 #endif

@@ -32,6 +32,7 @@
 #include "ingest.h"
 #include "oplog.h"
 #include "../ws/ws.h"
+#include "discovery.h"
 #include "peers.h"
 #include "probe.h"
 #include "snapshot_page.h"
@@ -107,6 +108,9 @@ typedef struct ld_link {
     bool peer_too_old;            /* our log cannot serve the peer's pulls: it needs a snapshot */
     uint64_t peer_oldest;         /* the peer's OldestAvailableLogSequence (its 410 answer) */
     bool push_gated; /* step_push holds our log back until the peer's version vector is known */
+    /* The NodeId that answered at BaseUrl when it was not the peer's (a node replaced under a
+     * new id at the same address): the link reports IdentityMismatch until a cycle succeeds. */
+    char answers_as[LD_NODE_ID_MAX + 1];
 } ld_link;
 
 /* The WebSocket to one peer that carries our sync-request hints, dialled when first needed and
@@ -400,6 +404,7 @@ static void cycle_fail(ld_link *l, const char *fmt, ...)
 
 static void cycle_ok(ld_link *l)
 {
+    l->answers_as[0] = '\0';
     if (l->failures) ld_log(LD_LOG_INFO, l->db, "replication with %s recovered", l->peer);
     l->failures = 0;
     l->online = true;
@@ -534,6 +539,7 @@ static bool call_post_any(ld_link *l, const char *what, struct evbuffer *body, r
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
+    evhttp_add_header(h, "TargetNodeId", l->peer); /* refused by any other node: link_identity */
     if (l->tconn) evhttp_add_header(h, "Connection", "close");
     if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
         /* evhttp freed req; c is ours again */
@@ -553,8 +559,22 @@ static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply
     return call_post_any(l, what, body, fn, NULL);
 }
 
+/* The node at the link's BaseUrl says it is `seen`, not the peer: remembered for the status
+ * (IdentityMismatch) and logged once, naming both ids. */
+static void link_identity(ld_link *l, const char *seen)
+{
+    if (!seen || !ld_node_id_valid(seen) || !strcmp(seen, l->peer)) return;
+    if (strcmp(l->answers_as, seen) != 0)
+        ld_log(LD_LOG_WARN, l->db,
+               "the node at %s (peer '%s') is '%s': replication with '%s' stops until its "
+               "address is fixed or it is removed (DELETE /api/cluster/peers/%s)",
+               l->base_url, l->peer, seen, l->peer, l->peer);
+    snprintf(l->answers_as, sizeof l->answers_as, "%s", seen);
+}
+
 static void peer_error(ld_link *l, int code, json_t *body, const char *err, const char *what)
 {
+    if (code == 409) link_identity(l, json_string_value(ld_json_get_ci(body, "NodeId")));
     if (code == 0) {
         cycle_fail(l, "%s: %s", what, err);
         return;
@@ -970,6 +990,12 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
         cycle_fail(l, "pull: %s", perr);
         return;
     }
+    const char *answered = json_string_value(ld_json_get_ci(body, "NodeId"));
+    if (answered && strcmp(answered, l->peer) != 0) { /* a node without TargetNodeId checks */
+        link_identity(l, answered);
+        cycle_fail(l, "pull: the node at this address is '%.128s', not '%s'", answered, l->peer);
+        return;
+    }
     json_t *ops = ld_json_get_ci(body, "Operations");
     uint64_t scanned = 0;
     if (!json_is_array(ops)) {
@@ -1377,8 +1403,12 @@ static void kick_db(ld_repl *r, const char *db)
             any = true;
             break;
         }
-    /* A database we have not seen before (created by this write) gets its links now. */
-    if (!any) links_sync_db(r, db);
+    /* A database we have not seen before (created by this write) gets its links now, and the
+     * node-wide peers hear of it (those that do not replicate it with us yet ask for it). */
+    if (!any) {
+        links_sync_db(r, db);
+        ld_discovery_db_created(r->node->disc, db);
+    }
     for (size_t i = 0; i < r->n_links; i++)
         if (!strcmp(r->links[i]->db, db)) link_kick(r->links[i], false);
 }
@@ -1475,11 +1505,27 @@ void ld_repl_peer_too_old(ld_repl *r, const char *db, const char *peer_id, bool 
     if (l) l->peer_too_old = too_old;
 }
 
+static bool db_has_links(ld_repl *r, const char *db)
+{
+    for (size_t i = 0; i < r->n_links; i++)
+        if (!strcmp(r->links[i]->db, db)) return true;
+    return false;
+}
+
+void ld_repl_db_discovered(ld_repl *r, const char *db)
+{
+    links_sync_db(r, db);
+    for (size_t i = 0; i < r->n_links; i++)
+        if (!strcmp(r->links[i]->db, db)) link_kick(r->links[i], true);
+}
+
 void ld_repl_peer_pushed(ld_repl *r, const char *db, const char *peer_id)
 {
     ld_link *l = link_find(r, db, peer_id);
     if (!l) { /* the push just created db here: its links too */
+        bool created = !db_has_links(r, db);
         links_sync_db(r, db);
+        if (created) ld_discovery_db_created(r->node->disc, db);
         l = link_find(r, db, peer_id);
     }
     if (l) l->peer_pushed_at = ld_mono_ms();
@@ -1503,6 +1549,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         r->links[i]->must_pull = true;
         link_kick(r->links[i], false);
     }
+    ld_discovery_sweep(r->node->disc);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1526,7 +1573,7 @@ json_t *ld_repl_peers_list(ld_repl *r, const char *db)
 
 /* Loads, changes and saves the list of db (NULL: node-wide), then re-syncs the links. */
 static bool peers_change(ld_repl *r, const char *db, const char *id, const char *url, bool active,
-                         bool remove, int *status, char *err, size_t errlen)
+                         bool remove, const char *learned, int *status, char *err, size_t errlen)
 {
     ld_peer_list tmp, *l = &r->node_peers;
     char *path = db ? db_peers_path(r, db) : r->node_peers_path;
@@ -1555,7 +1602,7 @@ static bool peers_change(ld_repl *r, const char *db, const char *id, const char 
             ld_set_err(err, errlen, "Peer '%s' is not registered.", id);
         }
     } else {
-        ok = ld_peer_list_upsert(l, id, url, active, ld_wall_ms());
+        ok = ld_peer_list_upsert_from(l, id, url, active, ld_wall_ms(), learned);
         if (!ok) ld_set_err(err, errlen, "Out of memory.");
     }
     ok = ok && ld_peer_list_save(path, l, err, errlen);
@@ -1589,15 +1636,25 @@ bool ld_repl_peer_upsert(ld_repl *r, const char *db, const char *id, const char 
     }
     char *url = ld_peer_url_normalize(base_url, err, errlen);
     if (!url) return false;
-    bool ok = peers_change(r, db, id, url, active, false, status, err, errlen);
+    bool ok = peers_change(r, db, id, url, active, false, "api", status, err, errlen);
     free(url);
     return ok;
+}
+
+bool ld_repl_peer_introduced(ld_repl *r, const char *id, const char *base_url, bool *added,
+                             char *err, size_t errlen)
+{
+    *added = false;
+    if (ld_peer_list_find(&r->node_peers, id)) return true;
+    int status;
+    *added = peers_change(r, NULL, id, base_url, true, false, "announce", &status, err, errlen);
+    return *added;
 }
 
 bool ld_repl_peer_remove(ld_repl *r, const char *db, const char *id, int *status, char *err,
                          size_t errlen)
 {
-    return peers_change(r, db, id, NULL, false, true, status, err, errlen);
+    return peers_change(r, db, id, NULL, false, true, NULL, status, err, errlen);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1677,6 +1734,19 @@ static json_t *link_counters(const ld_link *l, json_t *j)
     return j;
 }
 
+/* A link whose address answers as another node says so in its status j (and the dashboard's):
+ * CatchUpStatus IdentityMismatch and PeerAnswersAs, the id found there. */
+static json_t *link_identity_json(const ld_link *l, json_t *j)
+{
+    if (j && l->answers_as[0] && !l->removed &&
+        (json_object_set_new(j, "CatchUpStatus", json_string("IdentityMismatch")) ||
+         json_object_set_new(j, "PeerAnswersAs", json_string(l->answers_as)))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
 json_t *ld_repl_status(ld_repl *r)
 {
     links_sync_all(r);
@@ -1707,7 +1777,8 @@ json_t *ld_repl_status(ld_repl *r)
                 active++;
                 total += s.last_seq > l->push_ckpt ? s.last_seq - l->push_ckpt : 0;
             }
-            json_array_append_new(peers, link_counters(l, link_json(l, s.last_seq)));
+            json_array_append_new(
+                peers, link_identity_json(l, link_counters(l, link_json(l, s.last_seq))));
         }
         json_array_append_new(
             dbs,
@@ -1831,9 +1902,11 @@ ld_repl *ld_repl_new(ld_node *node, char *err, size_t errlen)
         }
         const ld_peer *have = ld_peer_list_find(&r->node_peers, id);
         bool active = !json_is_false(act);
-        if (!have || strcmp(have->base_url, norm) != 0 || have->active != active) {
+        if (!have || strcmp(have->base_url, norm) != 0 || have->active != active ||
+            strcmp(have->learned, "config") != 0) {
             changed = true;
-            if (!ld_peer_list_upsert(&r->node_peers, id, norm, active, ld_wall_ms())) {
+            if (!ld_peer_list_upsert_from(&r->node_peers, id, norm, active, ld_wall_ms(),
+                                          "config")) {
                 free(norm);
                 ld_set_err(err, errlen, "out of memory");
                 goto fail;

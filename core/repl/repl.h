@@ -58,12 +58,24 @@ void ld_repl_peer_too_old(ld_repl *r, const char *db, const char *peer_id, bool 
 void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id);
 
 /* Peers. `db` NULL means the node-wide list. Replies are JSON arrays of {NodeId, BaseUrl,
- * IsActive, UpdatedUtc}; upsert/remove return false with a message (for a 400/404/500). */
+ * IsActive, UpdatedUtc, LearnedFrom}; upsert/remove return false with a message (for a
+ * 400/404/500). */
 json_t *ld_repl_peers_list(ld_repl *r, const char *db);
 bool ld_repl_peer_upsert(ld_repl *r, const char *db, const char *id, const char *base_url,
                          bool active, int *status, char *err, size_t errlen);
 bool ld_repl_peer_remove(ld_repl *r, const char *db, const char *id, int *status, char *err,
                          size_t errlen);
+
+/* Database db was created here because a peer holds it (repl/discovery.h): its links start at
+ * once. Loop thread. */
+void ld_repl_db_discovered(ld_repl *r, const char *db);
+
+/* Node id introduced itself at base_url (normalized): registered as an active node-wide peer
+ * learned by "announce", unless id is registered already (that entry, perhaps an operator's
+ * proxy address, stays as it is). *added says which; false with err when it could not be
+ * saved. */
+bool ld_repl_peer_introduced(ld_repl *r, const char *id, const char *base_url, bool *added,
+                             char *err, size_t errlen);
 
 /* GET /api/replication/status. */
 json_t *ld_repl_status(ld_repl *r);
