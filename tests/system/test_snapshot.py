@@ -235,3 +235,23 @@ def test_a_snapshot_taken_while_the_source_writes_lands_on_its_digest(make_node)
     add_peer(a, b)
     (vv, digest), docs = wait_converged([a, b])
     assert vv["b"] == 1
+
+
+def test_a_node_seeded_with_a_member_loads_its_databases_by_snapshot(make_node):
+    """The whole join with one setting: the newcomer discovers the database, the member registers
+    it and holds its long log back, and the newcomer loads a snapshot instead of a replay."""
+    a = make_node(overrides=snap_overrides(), node_id="a", name="a")
+    fill(a, 400)
+    seed = {"Node": {"SeedPeers": [{"NodeId": "a", "BaseUrl": f"http://127.0.0.1:{a.port}"}]}}
+    b = make_node(overrides=deep(snap_overrides(), seed), node_id="b", name="b")
+    wait_loaded(b, "a")
+    (vv, _), docs = wait_converged([a, b])
+    assert vv == {"a": 400} and len(docs["items"]) == 400
+    # Nothing was replayed: b's log is empty, and a pushed none of its 400 ops to b.
+    st = next(d for d in status(b)["Databases"] if d["DatabaseName"] == DB)
+    assert st["LocalMaxLogSequence"] == 0 and st["LogFloorVersionVector"] == {"a": 400}
+    assert link(a, "b")["PushedOperations"] == 0
+    # Both directions work after it.
+    b.api(DB).must_put("items", "from-b", {"v": 1})
+    a.api(DB).must_put("items", "from-a", {"v": 2})
+    wait_converged([a, b])
