@@ -192,14 +192,18 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
         uint8_t from[8];
         ld_be64_put(from, after + 1);
         const void *k;
-        size_t kl, bytes = 0;
+        size_t kl, bytes = 0, looked = 0;
+        size_t max_scan = max_ops * LD_OPLOG_SCAN_PER_OP;
+        if (max_scan < LD_OPLOG_MIN_SCAN) max_scan = LD_OPLOG_MIN_SCAN;
         st = ld_cursor_seek(&c, from, 8, &k, &kl, &v, &vl);
         while (st == LD_OK) {
             if (kl != 8) {
                 st = LD_CORRUPT;
                 break;
             }
-            if (out->n >= max_ops || (out->n > 0 && bytes >= max_bytes)) {
+            /* Skipped entries count too: a log the other side mostly holds is walked in
+             * bounded steps, not in one loop pass over the whole of it. */
+            if (out->n >= max_ops || (out->n > 0 && bytes >= max_bytes) || looked >= max_scan) {
                 out->more = true;
                 break;
             }
@@ -219,6 +223,7 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
                 bytes += op.payload_len + 256;
             }
             out->scanned = seq;
+            looked++;
             st = ld_cursor_next(&c, &k, &kl, &v, &vl);
         }
         if (st == LD_NOT_FOUND) st = LD_OK;

@@ -13,6 +13,12 @@
 
 #include "../db/database.h"
 
+/* The most entries one read looks at, sent or skipped (this many per op asked for, at least the
+ * minimum): it then answers `more` with `scanned` where it stopped, so a walk over a long log
+ * the other side already holds takes bounded steps on the loop. */
+#define LD_OPLOG_SCAN_PER_OP 4
+#define LD_OPLOG_MIN_SCAN    1000
+
 typedef struct ld_oplog_batch {
     struct evbuffer *ops; /* the OperationRecords' JSON, comma-separated, without the brackets
                            * (owned by the caller: ld_oplog_batch_free) */

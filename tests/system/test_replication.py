@@ -661,3 +661,22 @@ def test_peer_back_from_an_outage_gets_a_database_it_never_saw_without_waiting_o
     wait_for(lambda: b.api("fresh").get("c", "x").status == 200, timeout=15,
              what="the database b never saw, pushed to it")
     assert time.time() < retry_at, "b got the database only at a's scheduled retry"
+
+
+def test_a_pull_of_entries_the_requester_has_walks_the_log_in_bounded_steps(make_node):
+    """Skipped entries count against a read's budget: a requester that holds the whole log gets
+    HasMore answers with no op and a LastLogSequence that moves in steps of at most
+    4 x BatchSize (at least 1000), not one answer that walked everything on the loop."""
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    api = a.api(DB)
+    for i in range(1200):
+        api.must_put("c", f"x{i}", {"i": i})
+    body = {"ProtocolVersion": 1, "RequestingNodeId": "r", "AfterLogSequence": 0,
+            "BatchSize": 100, "VersionVector": {"a": 1200}}
+    first = assert_ok(repl(a, "POST", "/api/replication/pull", body, db=DB))
+    assert first["Operations"] == [] and first["HasMore"] is True
+    assert first["LastLogSequence"] == 1000
+    body["AfterLogSequence"] = first["LastLogSequence"]
+    second = assert_ok(repl(a, "POST", "/api/replication/pull", body, db=DB))
+    assert second["Operations"] == [] and second["HasMore"] is False
+    assert second["LastLogSequence"] == 1200
