@@ -1,4 +1,4 @@
-/* The auth chain: the configured auth plugins asked in order (design.md §3). The first ALLOW or
+/* The auth chain: the configured auth plugins asked in order (docs/architecture.md §3). The first ALLOW or
  * DENY decides; UNKNOWN passes to the next; an error fails closed. */
 #ifndef LD_AUTH_CHAIN_H
 #define LD_AUTH_CHAIN_H

@@ -202,7 +202,7 @@ ld_status ld_apply_finish(ld_db *db, ld_txn *t, const ld_db_state *pending)
     return ld_txn_put(t, LD_SPACE_META, "digest", 6, pending->digest, LD_DIGEST_LEN);
 }
 
-/* (hlc, origin bytes): the strict total order of design.md §5. */
+/* (hlc, origin bytes): the strict total order of docs/architecture.md §5. */
 static int stamp_cmp(uint64_t ah, const char *ao, size_t aol, uint64_t bh, const char *bo,
                      size_t bol)
 {

@@ -1,5 +1,5 @@
 /* Opening and reading a logical database: state loaded from the meta space at open, documents
- * read in short read transactions, the digest term of design.md §5. */
+ * read in short read transactions, the digest term of docs/architecture.md §5. */
 #include "database.h"
 
 #include <sodium.h>

@@ -1,4 +1,4 @@
-/* dlopen-based plugin loading with the ABI checks of design.md §3: major version first, then
+/* dlopen-based plugin loading with the ABI checks of docs/architecture.md §3: major version first, then
  * struct sizes, kind, required functions and paired functions. */
 #include "loader.h"
 

@@ -1,6 +1,6 @@
 /* The replication manager of a node: its peers (node-wide and per database), one link per
  * (database, peer) that runs push-then-pull cycles with checkpoints, backoff and a periodic
- * anti-entropy sweep, all on the event loop (design.md §5). Loop thread only, except
+ * anti-entropy sweep, all on the event loop (docs/architecture.md §5). Loop thread only, except
  * ld_repl_committed. */
 #ifndef LD_REPL_H
 #define LD_REPL_H

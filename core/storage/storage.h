@@ -1,5 +1,5 @@
 /* The core's only door to a storage plugin: wrappers that check, log and count every call
- * (design.md §3), so no other module touches the plugin's function table. */
+ * (docs/architecture.md §3), so no other module touches the plugin's function table. */
 #ifndef LD_STORAGE_WRAP_H
 #define LD_STORAGE_WRAP_H
 

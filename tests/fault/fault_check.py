@@ -1,5 +1,5 @@
 """The judge of the fault test: reads every node's state after the heal and checks it against
-design.md §5 and the client history.
+docs/architecture.md §5 and the client history.
 
 What a node's "dump" is: its whole op log (POST /api/replication/pull from 0 with no version
 vector returns every entry, local and relayed) folded to the max-(Hlc, NodeId) op per key: every
@@ -109,7 +109,7 @@ def stamp(op):
 
 
 def fold(log):
-    """The max-stamp op per (collection, id): the state design.md §5 says every node holds."""
+    """The max-stamp op per (collection, id): the state docs/architecture.md §5 says every node holds."""
     state = {}
     for op in log:
         k = (op["Collection"], op["EntityId"])

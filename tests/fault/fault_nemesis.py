@@ -8,7 +8,7 @@ Kinds:
   link-cut    one direction of one link (the connections X opens to Y) refused or black-holed
   link-delay  the same direction slowed by 100-600 ms per chunk
   clock-skew  restart a node with Node.TestClockOffsetMilliseconds of +-(5..25) s, run a while,
-              restart it without (its stamps never go back: design.md §5)
+              restart it without (its stamps never go back: docs/architecture.md §5)
 """
 
 import json

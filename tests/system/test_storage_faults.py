@@ -1,7 +1,7 @@
 """Storage faults and crashes: the server must answer a failed storage call with a 5xx in the
 contract's error shape, change nothing, stay up and serve the next request; and a node killed
 with SIGKILL at random moments under write load must come back with every acknowledged write and
-its op log, version vector and digest consistent (design.md §5 invariants).
+its op log, version vector and digest consistent (docs/architecture.md §5 invariants).
 
 Faults come from the storage-fault test plugin (tests/plugins/storage_fault.c, docs/testing.md),
 which wraps the storage plugin under test and is armed through its control file."""
@@ -186,7 +186,7 @@ def test_a_bad_fault_config_stops_start_up(make_node, build, storage, fault, mes
 
 
 # ------------------------------------------------------------------------------------------------
-# Integrity: what a node's log, VV and digest must satisfy (design.md §5 invariants)
+# Integrity: what a node's log, VV and digest must satisfy (docs/architecture.md §5 invariants)
 # ------------------------------------------------------------------------------------------------
 
 def digest_term(coll, doc_id, hlc, origin, deleted, expires):
