@@ -1,5 +1,5 @@
-/* The auth chain: the configured auth plugins asked in order (docs/architecture.md §3). The first ALLOW or
- * DENY decides; UNKNOWN passes to the next; an error fails closed. */
+/* The auth chain: the configured auth plugins asked in order (docs/architecture.md §3). The first
+ * ALLOW or DENY decides; UNKNOWN passes to the next; an error fails closed. */
 #ifndef LD_AUTH_CHAIN_H
 #define LD_AUTH_CHAIN_H
 

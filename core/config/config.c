@@ -417,7 +417,8 @@ static json_t *section(json_t *root, const char *name)
     return json_is_object(s) ? s : NULL;
 }
 
-/* The replication settings of the contract (Node section); docs/architecture.md §5 for their meaning. */
+/* The replication settings of the contract (Node section); docs/architecture.md §5 for their
+ * meaning. */
 static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t errlen)
 {
     long long x;

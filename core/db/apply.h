@@ -22,8 +22,8 @@ typedef enum ld_ingest_outcome {
     LD_INGEST_LOGGED,  /* logged (so it is relayed), but the local state won */
 } ld_ingest_outcome;
 
-/* Ingests one op received from a peer (docs/architecture.md §5): skipped when a duplicate or past a gap;
- * otherwise merged into the document by `policy`, appended to the local log whether it won or
+/* Ingests one op received from a peer (docs/architecture.md §5): skipped when a duplicate or past a
+ * gap; otherwise merged into the document by `policy`, appended to the local log whether it won or
  * not, VV[origin] advanced and the node clock moved past its stamp. The caller checks the
  * op's fields (lengths, clock skew) before. */
 ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_op_rec *op,

@@ -94,8 +94,8 @@ ld_db_scan_docs(ld_db *db, const char *coll, size_t coll_len, uint64_t skip, uin
 ld_status ld_db_scan_collections(ld_db *db, int (*cb)(void *ctx, const char *name, size_t len),
                                  void *ctx);
 
-/* The stamp digest term H(collection, id, stamp, deleted, expires_at) of docs/architecture.md §5, XORed
- * into the database digest. Exposed for unit tests and the replication checks. */
+/* The stamp digest term H(collection, id, stamp, deleted, expires_at) of docs/architecture.md §5,
+ * XORed into the database digest. Exposed for unit tests and the replication checks. */
 void ld_digest_term(const char *coll, size_t coll_len, const char *id, size_t id_len,
                     const ld_doc_rec *rec, uint8_t out[LD_DIGEST_LEN]);
 

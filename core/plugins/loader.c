@@ -1,5 +1,5 @@
-/* dlopen-based plugin loading with the ABI checks of docs/architecture.md §3: major version first, then
- * struct sizes, kind, required functions and paired functions. */
+/* dlopen-based plugin loading with the ABI checks of docs/architecture.md §3: major version first,
+ * then struct sizes, kind, required functions and paired functions. */
 #include "loader.h"
 
 #include <dlfcn.h>

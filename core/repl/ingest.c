@@ -1,4 +1,5 @@
-/* The ingest writer job (see ingest.h): docs/architecture.md §5's bookkeeping, all in one transaction. */
+/* The ingest writer job (see ingest.h): docs/architecture.md §5's bookkeeping, all in one
+ * transaction. */
 #include "ingest.h"
 
 #include <inttypes.h>
