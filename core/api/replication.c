@@ -309,7 +309,11 @@ void ld_api_repl_snapshot(ld_req *r)
         ld_reply_error(r, 400, "%s", why);
         return;
     }
-    if (requester && ld_node_id_valid(requester)) peer_alive(r->node, requester);
+    if (requester && ld_node_id_valid(requester)) {
+        peer_alive(r->node, requester);
+        if (r->db && strcmp(requester, r->node->node_id) != 0)
+            ld_repl_peer_snapshotting(r->node->repl, r->db->name, requester);
+    }
     json_decref(body);
     if (!r->db) {
         free(c);

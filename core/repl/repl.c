@@ -47,6 +47,10 @@
 /* How long after the peer's last push to us a cycle leaves out its pull: the peer's pushes are
  * delivering its log, and a pull beside them would mostly fetch the same entries again. */
 #define PEER_PUSHING_MS 2000
+/* How long a push holds a long log back from a peer that holds nothing, waiting for it to load
+ * a snapshot instead: two sweep intervals, in which a peer with a link to us pulls at least once
+ * (and it keeps waiting while the peer fetches snapshot pages from us). */
+#define PUSH_GATE_MS(r) (2000u * (uint64_t)(r)->node->cfg.anti_entropy_s)
 
 typedef enum { PH_IDLE, PH_PUSH, PH_PULL, PH_INGEST, PH_SNAPSHOT } phase;
 
@@ -108,6 +112,8 @@ typedef struct ld_link {
     bool peer_too_old;            /* our log cannot serve the peer's pulls: it needs a snapshot */
     uint64_t peer_oldest;         /* the peer's OldestAvailableLogSequence (its 410 answer) */
     bool push_gated; /* step_push holds our log back until the peer's version vector is known */
+    uint64_t gated_since;      /* monotonic ms: since when step_push holds our log back */
+    uint64_t peer_snapshot_at; /* monotonic ms: the peer's last snapshot page request to us */
     /* The NodeId that answered at BaseUrl when it was not the peer's (a node replaced under a
      * new id at the same address): the link reports IdentityMismatch until a cycle succeeds. */
     char answers_as[LD_NODE_ID_MAX + 1];
@@ -791,8 +797,23 @@ static void step_push(ld_link *l)
     }
     ld_db_state now;
     ld_db_state_get(db, &now);
-    if (l->push_ckpt == 0 && now.last_seq > l->push_limit &&
-        (!l->peer_vv || vv_only_of(l->peer_vv, l->peer))) {
+    bool gate = l->push_ckpt == 0 && now.last_seq > l->push_limit &&
+                (!l->peer_vv || vv_only_of(l->peer_vv, l->peer));
+    uint64_t mono = ld_mono_ms();
+    if (!gate)
+        l->gated_since = 0;
+    else if (!l->gated_since)
+        l->gated_since = mono;
+    /* A peer that does not take the snapshot (it has no link to us: a one-way setup) gets the
+     * log after a while; one that is loading it from us keeps the wait going. */
+    if (gate && mono - l->gated_since >= PUSH_GATE_MS(r) &&
+        mono - l->peer_snapshot_at >= PUSH_GATE_MS(r)) {
+        if (l->push_gated)
+            ld_log(LD_LOG_INFO, l->db, "%s takes no snapshot from this node: pushing the log",
+                   l->peer);
+        gate = false;
+    }
+    if (gate) {
         /* A peer that holds nothing of this database but its own writes loads a snapshot from
          * us (its pull sees more than a batch to replay), which is far faster than our whole
          * log op by op. Until its version vector is known (our pull below reports it), or
@@ -1497,6 +1518,12 @@ uint64_t ld_repl_prune_limit(ld_repl *r, const char *db, char *blocker, size_t l
         }
     }
     return limit;
+}
+
+void ld_repl_peer_snapshotting(ld_repl *r, const char *db, const char *peer_id)
+{
+    ld_link *l = link_find(r, db, peer_id);
+    if (l) l->peer_snapshot_at = ld_mono_ms();
 }
 
 void ld_repl_peer_too_old(ld_repl *r, const char *db, const char *peer_id, bool too_old)

@@ -50,6 +50,10 @@ void ld_repl_peer_pushed(ld_repl *r, const char *db, const char *peer_id);
  * Op-log pruning never deletes past it (repl/prune.h) but for its hard cap. Loop thread. */
 uint64_t ld_repl_prune_limit(ld_repl *r, const char *db, char *blocker, size_t len);
 
+/* peer_id fetches a snapshot page of db from us: it is loading one, so our pushes keep holding
+ * back the log it will not need. Loop thread. */
+void ld_repl_peer_snapshotting(ld_repl *r, const char *db, const char *peer_id);
+
 /* Our log could not serve peer_id's pull of db (too_old: it lacks ops that are not in our log,
  * so it loads a snapshot), or could again. Shown as its CatchUpStatus. Loop thread. */
 void ld_repl_peer_too_old(ld_repl *r, const char *db, const char *peer_id, bool too_old);

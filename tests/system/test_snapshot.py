@@ -255,3 +255,18 @@ def test_a_node_seeded_with_a_member_loads_its_databases_by_snapshot(make_node):
     b.api(DB).must_put("items", "from-b", {"v": 1})
     a.api(DB).must_put("items", "from-a", {"v": 2})
     wait_converged([a, b])
+
+
+def test_a_peer_that_takes_no_snapshot_gets_the_log_after_two_sweeps(make_node):
+    """a pushes to b, but b has no link to a (manual membership, one way): a holds its long log
+    back for two sweep intervals, waiting for b to load a snapshot, then pushes it."""
+    a = make_node(overrides=snap_overrides(), node_id="a", name="a")
+    fill(a, 200)
+    b = make_node(overrides=deep(snap_overrides(), {"Node": {"AutoRegisterPeers": False}}),
+                  node_id="b", name="b")
+    add_peer(a, b)
+    wait_for(lambda: "b takes no snapshot from this node: pushing the log" in a.log_text(),
+             timeout=15, what="a giving up on b's snapshot")
+    (vv, _), docs = wait_converged([a, b])
+    assert vv == {"a": 200} and len(docs["items"]) == 200
+    assert "loading a snapshot" not in b.log_text()
