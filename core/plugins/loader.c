@@ -47,6 +47,13 @@ char *ld_exe_dir(void)
     return strdup(buf);
 }
 
+/* The path without "bin/../lib": the log names the file an operator would look for. */
+static char *canonical(const char *path)
+{
+    char *real = realpath(path, NULL);
+    return real ? real : strdup(path);
+}
+
 char *ld_plugin_resolve(const char *name, const char *plugin_dir, int32_t kind, char *err,
                         size_t errlen)
 {
@@ -68,9 +75,9 @@ char *ld_plugin_resolve(const char *name, const char *plugin_dir, int32_t kind, 
     for (size_t d = 0; d < ndirs; d++) {
         if (!dirs[d] || !dirs[d][0]) continue;
         snprintf(path, sizeof path, "%s/%s.so", dirs[d], name);
-        if (access(path, R_OK) == 0) return strdup(path);
+        if (access(path, R_OK) == 0) return canonical(path);
         snprintf(path, sizeof path, "%s/%s%s.so", dirs[d], prefix, name);
-        if (access(path, R_OK) == 0) return strdup(path);
+        if (access(path, R_OK) == 0) return canonical(path);
         size_t used = strlen(searched);
         snprintf(searched + used, sizeof searched - used, "%s%s", used ? ", " : "", dirs[d]);
     }
