@@ -31,7 +31,7 @@ static size_t build(uint8_t *out, const char *hdr, int count, int n, bool bad_re
     memcpy(out + p, h, strlen(h));
     p += strlen(h);
     for (int i = 0; i < n; i++) {
-        char id[8];
+        char id[16]; /* "d" and any int: -Wformat-truncation at -O0 */
         snprintf(id, sizeof id, "d%d", i);
         size_t kl;
         uint8_t *key = ld_doc_key("items", 5, id, strlen(id), &kl);
