@@ -336,10 +336,14 @@ int ld_plugin_print_info(const char *path, char *err, size_t errlen)
             printf("questions:   %s\n", ld_auth_ops_decide(a)
                                             ? "one per request (decide, ABI 1.2)"
                                             : "one per role (authorize, ABI 1.0)");
-            printf("wants:       %s%s%s%s\n", ld_auth_ops_wants(a) ? "" : "none",
-                   ld_auth_ops_wants(a) & LD_AUTH_WANT_API_KEYS ? "ApiKeys " : "",
-                   ld_auth_ops_wants(a) & LD_AUTH_WANT_ROOT_KEY ? "RootApiKey " : "",
-                   ld_auth_ops_wants(a) & LD_AUTH_WANT_ROOT_KEY_HASH ? "RootApiKeyHash" : "");
+            uint32_t w = ld_auth_ops_wants(a);
+            printf("wants:       %s%s%s%s\n", w ? "" : "none",
+                   w & LD_AUTH_WANT_API_KEYS ? "ApiKeys" : "",
+                   w & LD_AUTH_WANT_ROOT_KEY
+                       ? (w & LD_AUTH_WANT_API_KEYS ? " RootApiKey" : "RootApiKey")
+                       : "",
+                   w & LD_AUTH_WANT_ROOT_KEY_HASH ? (w & 3u ? " RootApiKeyHash" : "RootApiKeyHash")
+                                                  : "");
         }
     }
     return 0;
