@@ -27,8 +27,8 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
 {
     char *storage_path = ld_plugin_resolve(n->cfg.storage_plugin, n->cfg.plugin_dir,
                                            LD_PLUGIN_KIND_STORAGE, err, errlen);
-    if (!storage_path || ld_store_init(&n->store, storage_path, n->cfg.storage_json, n->data_dir,
-                                       err, errlen) != LD_OK) {
+    if (!storage_path || ld_store_init(&n->store, storage_path, n->cfg.storage_plugin,
+                                       n->cfg.storage_json, n->data_dir, err, errlen) != LD_OK) {
         free(storage_path);
         return false;
     }

@@ -226,7 +226,7 @@ static int bench_plugin(const char *plugin, const char *name, int ndocs, int rep
     }
     char err[512];
     ld_store store;
-    if (ld_store_init(&store, plugin, "{\"Sync\":\"off\"}", dir, err, sizeof err) != LD_OK) {
+    if (ld_store_init(&store, plugin, NULL, "{\"Sync\":\"off\"}", dir, err, sizeof err) != LD_OK) {
         fprintf(stderr, "query_bench: %s\n", err);
         rmdir(dir);
         return 1;

@@ -72,7 +72,9 @@ static void put_done(ld_wjob *job)
 
 void ld_api_cache_put(ld_req *r)
 {
-    if (!ld_api_begin(r, 0)) return;
+    if (!ld_api_begin(r,
+                      LD_NEED("cache.write", 0, LD_ROLE_WRITE_DOCUMENT | LD_ROLE_UPDATE_DOCUMENT)))
+        return;
     char *key = take_key(r);
     if (!key) return;
     uint64_t ttl_ms = LD_TTL_DEFAULT_MS;
@@ -148,7 +150,7 @@ void ld_api_cache_put(ld_req *r)
 
 void ld_api_cache_get(ld_req *r)
 {
-    if (!ld_api_begin(r, LD_ROLE_READ_DOCUMENT)) return;
+    if (!ld_api_begin(r, LD_NEED("cache.read", LD_ROLE_READ_DOCUMENT, 0))) return;
     char *key = take_key(r);
     if (!key) return;
     uint8_t *buf = NULL;
@@ -187,7 +189,7 @@ static void delete_done(ld_wjob *job)
 
 void ld_api_cache_delete(ld_req *r)
 {
-    if (!ld_api_begin(r, LD_ROLE_DELETE_DOCUMENT)) return;
+    if (!ld_api_begin(r, LD_NEED("cache.delete", LD_ROLE_DELETE_DOCUMENT, 0))) return;
     char *key = take_key(r);
     if (!key) return;
     if (ld_api_ensure_db(r)) {

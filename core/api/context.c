@@ -79,29 +79,52 @@ static void reply_refusal(ld_req *r, ld_auth_result res, const char *deny_fmt, c
     }
 }
 
-static ld_auth_result ask(ld_req *r, const char *db, uint32_t roles)
+/* Asks the chain the request's one question and keeps the granted roles. */
+static ld_auth_result ask(ld_req *r, const char *db, int32_t db_exists, ld_api_need need)
 {
-    return ld_auth_chain_decide(&r->node->auth, r->api_key, r->api_key_len, db, roles,
-                                r->client_addr);
+    ld_auth_question q = {.key = r->api_key,
+                          .key_len = r->api_key_len,
+                          .database = db,
+                          .db_exists = db ? db_exists : -1,
+                          .id_exists = -1, /* asked before anything is read: never known yet */
+                          .needs = need.needs,
+                          .may_need = need.may_need,
+                          .action = need.action,
+                          .client_addr = r->client_addr};
+    uint32_t granted = 0;
+    ld_auth_result res = ld_auth_chain_ask(&r->node->auth, &q, &granted, NULL);
+    r->auth_asked = need.needs | need.may_need;
+    r->auth_granted = res == LD_AUTHZ_ALLOW ? granted : 0;
+    return res;
 }
 
-/* Asks for each required bit on its own, so a refusal names the missing role. */
-static bool check_roles(ld_req *r, const char *db, uint32_t roles)
+/* Replies for the answer to the one question: no access, no right to create the missing
+ * database, or the first role of `needs` not granted (in bit order, as the contract's messages
+ * name one role). Returns true when the request may go on. */
+static bool accept_answer(ld_req *r, ld_auth_result res, const char *db, bool creates,
+                          uint32_t needs)
 {
-    for (uint32_t bit = 1; bit <= LD_ROLE_ALL; bit <<= 1) {
-        if (!(roles & bit)) continue;
-        ld_auth_result res = ask(r, db, bit);
-        if (res == LD_AUTHZ_ALLOW) continue;
-        if (res == LD_AUTHZ_DENY)
-            ld_api_deny_role(r, bit);
+    if (res != LD_AUTHZ_ALLOW) {
+        if (db)
+            reply_refusal(r, res, "ApiKey does not have access to database '%s'.", db);
         else
-            reply_refusal(r, res, "%s", "");
+            reply_refusal(r, res, "%s", "ApiKey does not have access to any database.");
         return false;
+    }
+    if (creates && !(r->auth_granted & LD_ROLE_ADD_DB)) {
+        ld_reply_error(r, 403, "ApiKey is not allowed to create database '%s'.", db);
+        return false;
+    }
+    for (uint32_t bit = 1; bit <= LD_ROLE_ALL; bit <<= 1) {
+        if ((needs & bit) && !(r->auth_granted & bit)) {
+            ld_api_deny_role(r, bit);
+            return false;
+        }
     }
     return true;
 }
 
-bool ld_api_begin_with(ld_req *r, const char *db_raw, const char *key_raw, uint32_t roles)
+bool ld_api_begin_with(ld_req *r, const char *db_raw, const char *key_raw, ld_api_need need)
 {
     if (!db_raw || !*db_raw) {
         ld_reply_error(r, 400, "Database header is required.");
@@ -114,20 +137,12 @@ bool ld_api_begin_with(ld_req *r, const char *db_raw, const char *key_raw, uint3
         return false;
     }
     if (!take_key(r, key_raw)) return false;
-    ld_auth_result res = ask(r, r->db_name, 0);
-    if (res != LD_AUTHZ_ALLOW) {
-        reply_refusal(r, res, "ApiKey does not have access to database '%s'.", r->db_name);
-        return false;
-    }
     r->db = ld_registry_get(&r->node->reg, r->db_name);
-    if (!r->db) {
-        res = ask(r, r->db_name, LD_ROLE_ADD_DB);
-        if (res != LD_AUTHZ_ALLOW) {
-            reply_refusal(r, res, "ApiKey is not allowed to create database '%s'.", r->db_name);
-            return false;
-        }
-    }
-    return check_roles(r, r->db_name, roles);
+    bool creates = !r->db;
+    /* Every route naming a database creates it on first use, or needs the right to. */
+    if (creates) need.needs |= LD_ROLE_ADD_DB;
+    return accept_answer(r, ask(r, r->db_name, !creates, need), r->db_name, creates,
+                         need.needs & ~(uint32_t)LD_ROLE_ADD_DB);
 }
 
 bool ld_api_ensure_db(ld_req *r)
@@ -147,41 +162,51 @@ bool ld_api_ensure_db(ld_req *r)
     return true;
 }
 
-bool ld_api_begin(ld_req *r, uint32_t roles)
+bool ld_api_begin(ld_req *r, ld_api_need need)
 {
     struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
     return ld_api_begin_with(r, evhttp_find_header(h, "Database"), evhttp_find_header(h, "ApiKey"),
-                             roles);
+                             need);
 }
 
-bool ld_api_open(ld_req *r, uint32_t roles)
-{
-    return ld_api_begin(r, roles) && ld_api_ensure_db(r);
-}
-
-bool ld_api_authorize(ld_req *r, const char *db, uint32_t roles)
+bool ld_api_authorize(ld_req *r, const char *db, ld_api_need need)
 {
     struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
     if (!take_key(r, evhttp_find_header(h, "ApiKey"))) return false;
-    ld_auth_result res = ask(r, db, 0);
-    if (res != LD_AUTHZ_ALLOW) {
-        if (db)
-            reply_refusal(r, res, "ApiKey does not have access to database '%s'.", db);
-        else
-            reply_refusal(r, res, "%s", "ApiKey does not have access to any database.");
-        return false;
-    }
-    return check_roles(r, db, roles);
+    ld_db *existing = db ? ld_registry_get(&r->node->reg, db) : NULL;
+    int32_t exists = existing != NULL;
+    if (existing) ld_registry_release(&r->node->reg, existing);
+    return accept_answer(r, ask(r, db, exists, need), db, false, need.needs);
 }
 
-bool ld_api_key_can_access(ld_req *r, const char *db)
+bool ld_api_authorize_list(ld_req *r, const char *action, char *const *names, size_t n,
+                           uint8_t *access)
 {
-    return ask(r, db, 0) == LD_AUTHZ_ALLOW;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
+    if (!take_key(r, evhttp_find_header(h, "ApiKey"))) return false;
+    ld_auth_question q = {.key = r->api_key,
+                          .key_len = r->api_key_len,
+                          .db_exists = -1,
+                          .id_exists = -1,
+                          .action = action,
+                          .client_addr = r->client_addr,
+                          .databases = (const char *const *)names,
+                          .n_databases = n};
+    uint32_t granted = 0;
+    ld_auth_result res = ld_auth_chain_ask(&r->node->auth, &q, &granted, access);
+    r->auth_asked = r->auth_granted = 0;
+    return accept_answer(r, res, NULL, false, 0);
 }
 
 bool ld_api_has_role(ld_req *r, uint32_t role)
 {
-    return ask(r, r->db_name[0] ? r->db_name : NULL, role) == LD_AUTHZ_ALLOW;
+    if ((r->auth_asked & role) != role) {
+        ld_log_error("auth: a route asked for role bits 0x%x it did not name in its question "
+                     "(a bug); refused",
+                     (unsigned)role);
+        return false;
+    }
+    return (r->auth_granted & role) == role;
 }
 
 bool ld_cluster_key_ok(const ld_node *n, const char *key, size_t len)

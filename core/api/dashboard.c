@@ -2,6 +2,8 @@
  * each database with its files and replication state. Needs a valid ApiKey (databases limited
  * to those it may access) or the ReplicationApiKey: peer addresses and paths are not public. */
 #include <dirent.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,6 +11,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "../db/registry.h"
 #include "../repl/repl.h"
 #include "../util/jsonget.h"
 #include "../util/timeutil.h"
@@ -82,24 +85,63 @@ static json_t *database_json(ld_node *n, json_t *st)
     return o;
 }
 
-/* The caller: true for the cluster key, false for an ApiKey (already checked). Replies and
- * returns -1 on refusal. */
-static int authenticate(ld_req *r)
+/* The caller's reach, decided by one question: every database for the cluster key, else the
+ * databases of the node the ApiKey may use (sorted names with their access bytes). */
+typedef struct reach {
+    bool all;
+    char **names;
+    size_t n;
+    uint8_t *access;
+} reach;
+
+static void reach_free(reach *w)
 {
+    ld_registry_names_free(w->names, w->n);
+    free(w->access);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool reaches(const reach *w, const char *name)
+{
+    if (w->all) return true;
+    if (!name) return false;
+    char *const *hit = bsearch(&name, w->names, w->n, sizeof *w->names, by_name);
+    return hit && w->access[hit - w->names];
+}
+
+/* Replies and returns false on refusal. */
+static bool authenticate(ld_req *r, reach *w)
+{
+    memset(w, 0, sizeof *w);
     struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
     const char *rk = evhttp_find_header(h, "ReplicationApiKey");
     /* The same (trimmed) comparison as ld_api_cluster_auth below: a key that only that one
      * accepted left the request without an answer. */
-    if (ld_api_has_cluster_key(r)) return 1;
-    if (evhttp_find_header(h, "ApiKey") || !rk) return ld_api_authorize(r, NULL, 0) ? 0 : -1;
+    if (ld_api_has_cluster_key(r)) return (w->all = true);
+    if (evhttp_find_header(h, "ApiKey") || !rk) {
+        w->names = ld_registry_names(&r->node->reg, &w->n);
+        w->access = w->names ? calloc(w->n ? w->n : 1, 1) : NULL;
+        if (!w->access) {
+            reach_free(w);
+            ld_reply_error(r, 500, "Out of memory.");
+            return false;
+        }
+        if (ld_api_authorize_list(r, "node.overview", w->names, w->n, w->access)) return true;
+        reach_free(w);
+        return false;
+    }
     ld_api_cluster_auth(r); /* refuses (after the failure delay) */
-    return -1;
+    return false;
 }
 
 void ld_api_dashboard_overview(ld_req *r)
 {
-    int who = authenticate(r);
-    if (who < 0) return;
+    reach w;
+    if (!authenticate(r, &w)) return;
     ld_node *n = r->node;
     json_t *status = ld_repl_status(n->repl);
     json_t *dbs = json_array();
@@ -108,9 +150,10 @@ void ld_api_dashboard_overview(ld_req *r)
     json_array_foreach(json_object_get(status, "Databases"), i, e)
     {
         const char *name = json_string_value(json_object_get(e, "DatabaseName"));
-        if (who == 0 && !ld_api_key_can_access(r, name)) continue;
+        if (!reaches(&w, name)) continue;
         if (!dbs || json_array_append_new(dbs, database_json(n, e)) != 0) break;
     }
+    reach_free(&w);
     char now[LD_ISO_TIME_LEN], started[LD_ISO_TIME_LEN];
     uint64_t wall = ld_wall_ms();
     ld_iso_time(wall, now);

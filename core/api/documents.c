@@ -124,7 +124,7 @@ static int cmp_ci(const void *a, const void *b)
 
 void ld_api_collections_list(ld_req *r)
 {
-    if (!ld_api_begin(r, LD_ROLE_READ_DOCUMENT)) return;
+    if (!ld_api_begin(r, LD_NEED("documents.read", LD_ROLE_READ_DOCUMENT, 0))) return;
     names_ctx nc = {0};
     if (!ld_req_param_bool(r, "includeSystemCollections", false, &nc.include_system)) return;
     if (!r->db) { /* reads never create a database: it has no collections yet */
@@ -173,7 +173,7 @@ static int list_one(void *ctx, const char *id, size_t id_len, const ld_doc_rec *
 
 void ld_api_docs_list(ld_req *r)
 {
-    if (!ld_api_begin(r, LD_ROLE_READ_DOCUMENT)) return;
+    if (!ld_api_begin(r, LD_NEED("documents.read", LD_ROLE_READ_DOCUMENT, 0))) return;
     if (!check_collection(r, r->segs[2], r->seg_lens[2])) return;
     long long skip, take;
     list_ctx lc = {.first = true};
@@ -208,7 +208,7 @@ void ld_api_docs_list(ld_req *r)
 
 void ld_api_doc_get(ld_req *r)
 {
-    if (!ld_api_begin(r, LD_ROLE_READ_DOCUMENT)) return;
+    if (!ld_api_begin(r, LD_NEED("documents.read", LD_ROLE_READ_DOCUMENT, 0))) return;
     if (!check_collection(r, r->segs[2], r->seg_lens[2]) ||
         !check_id(r, r->segs[3], r->seg_lens[3]))
         return;
@@ -338,6 +338,10 @@ char *ld_doc_normalize(ld_req *r, json_t *obj, const char *text, size_t len, con
     return out;
 }
 
+/* An upsert needs WRITE_DOCUMENT for a new id, UPDATE_DOCUMENT for an existing one: which, the
+ * writer finds out in its transaction, so the one question names both as may-need. */
+#define UPSERT_NEED LD_NEED("documents.write", 0, LD_ROLE_WRITE_DOCUMENT | LD_ROLE_UPDATE_DOCUMENT)
+
 /* The shared upsert path of POST and PUT: body checks done, id known. */
 static void upsert(ld_req *r, const char *coll, const char *id, json_t *obj, char *text, size_t len)
 {
@@ -393,7 +397,7 @@ static bool read_object(ld_req *r, const char *not_object_msg, json_t **obj, cha
 
 void ld_api_docs_post(ld_req *r)
 {
-    if (!ld_api_begin(r, 0)) return;
+    if (!ld_api_begin(r, UPSERT_NEED)) return;
     if (!check_collection(r, r->segs[2], r->seg_lens[2])) return;
     json_t *obj;
     char *text;
@@ -416,7 +420,7 @@ void ld_api_docs_post(ld_req *r)
 
 void ld_api_doc_put(ld_req *r)
 {
-    if (!ld_api_begin(r, 0)) return;
+    if (!ld_api_begin(r, UPSERT_NEED)) return;
     if (!check_collection(r, r->segs[2], r->seg_lens[2]) ||
         !check_id(r, r->segs[3], r->seg_lens[3]))
         return;
@@ -431,7 +435,7 @@ void ld_api_doc_put(ld_req *r)
 
 void ld_api_doc_delete(ld_req *r)
 {
-    if (!ld_api_begin(r, LD_ROLE_DELETE_DOCUMENT)) return;
+    if (!ld_api_begin(r, LD_NEED("documents.delete", LD_ROLE_DELETE_DOCUMENT, 0))) return;
     if (!check_collection(r, r->segs[2], r->seg_lens[2]) ||
         !check_id(r, r->segs[3], r->seg_lens[3]) || !ld_api_ensure_db(r))
         return;
@@ -443,7 +447,7 @@ void ld_api_doc_delete(ld_req *r)
 
 void ld_api_collection_register(ld_req *r)
 {
-    if (!ld_api_begin(r, LD_ROLE_WRITE_DOCUMENT)) return;
+    if (!ld_api_begin(r, LD_NEED("collections.register", LD_ROLE_WRITE_DOCUMENT, 0))) return;
     if (!check_collection(r, r->segs[2], r->seg_lens[2]) || !ld_api_ensure_db(r)) return;
     ld_wjob *job = ld_doc_job(r, LD_W_REGISTER, r->segs[2], NULL, register_done);
     if (job) ld_doc_submit(r, job);

@@ -553,7 +553,11 @@ static uint32_t role_of(ld_ql_kind k)
 
 void ld_api_query(ld_req *r)
 {
-    if (!ld_api_begin(r, 0)) return;
+    /* The statement, parsed after the question, picks the role (and INSERT may update). */
+    if (!ld_api_begin(r, LD_NEED("query", 0,
+                                 LD_ROLE_READ_DOCUMENT | LD_ROLE_WRITE_DOCUMENT |
+                                     LD_ROLE_UPDATE_DOCUMENT | LD_ROLE_DELETE_DOCUMENT)))
+        return;
     bool include_reserved;
     if (!ld_req_param_bool(r, "includeReservedFields", false, &include_reserved)) return;
     size_t len;

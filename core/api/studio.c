@@ -18,6 +18,10 @@
 #ifndef LD_STUDIO_INSTALL_DIR
 #define LD_STUDIO_INSTALL_DIR "/usr/local/share/litedist/studio"
 #endif
+/* The Studio relative to the directory of litedistd: the build tree and any install prefix. */
+#ifndef LD_STUDIO_REL_DIR
+#define LD_STUDIO_REL_DIR "../share/litedist/studio"
+#endif
 
 /* Where the contract's "GET / serves the node dashboard page" lands. A redirect rather than the
  * page itself: the Studio's files are referenced relative to /studio/. */
@@ -37,7 +41,7 @@ bool ld_studio_init(ld_node *n, char *err, size_t errlen)
     } else {
         char beside[PATH_MAX] = "";
         char *exe = ld_exe_dir();
-        if (exe) snprintf(beside, sizeof beside, "%s/../share/litedist/studio", exe);
+        if (exe) snprintf(beside, sizeof beside, "%s/%s", exe, LD_STUDIO_REL_DIR);
         free(exe);
         const char *places[] = {beside, LD_STUDIO_INSTALL_DIR};
         for (size_t i = 0; i < 2 && !n->studio; i++) {

@@ -92,7 +92,12 @@ void ld_api_webhook(ld_req *r)
         ld_reply_error(r, 401, "ApiKey is invalid.");
         return;
     }
-    if (!ld_api_begin_with(r, r->segs[1], r->segs[2], 0)) return;
+    /* The event's action, read from the body after the question, picks the role. */
+    if (!ld_api_begin_with(
+            r, r->segs[1], r->segs[2],
+            LD_NEED("webhook", 0,
+                    LD_ROLE_WRITE_DOCUMENT | LD_ROLE_UPDATE_DOCUMENT | LD_ROLE_DELETE_DOCUMENT)))
+        return;
     size_t len;
     char *text = ld_req_body(r, &len);
     if (!text) return;

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "../plugins/loader.h"
 #include "../util/log.h"
 #include "../util/strutil.h"
 
@@ -265,17 +266,9 @@ static void canonicalize(json_t *obj, const char *section, const keydef *defs,
     json_decref(renamed);
 }
 
-/* The name an auth plugin entry goes by in its own config member: the file's base name
- * without ".so" ("auth-file" for "/x/auth-file.so"). */
-static void plugin_base_name(const char *entry, char *out, size_t outlen)
-{
-    const char *slash = strrchr(entry, '/');
-    const char *base = slash ? slash + 1 : entry;
-    snprintf(out, outlen, "%s", base);
-    size_t n = strlen(out);
-    if (n > 3 && strcmp(out + n - 3, ".so") == 0) out[n - 3] = '\0';
-}
-
+/* Whether `key` is the settings member of an entry of Auth.Plugins: the entry's name ("tsv"),
+ * or the file it is found as ("auth-tsv" for "tsv"; the base name without ".so" for a path).
+ * The auth chain (auth/chain.c) selects the member by the same names. */
 static bool auth_extra_ok(const char *key, void *ctx)
 {
     json_t *plugins = ctx;
@@ -284,9 +277,10 @@ static bool auth_extra_ok(const char *key, void *ctx)
     json_array_foreach(plugins, i, p)
     {
         if (!json_is_string(p)) continue;
-        char base[256];
-        plugin_base_name(json_string_value(p), base, sizeof base);
-        if (strcasecmp(base, key) == 0) return true;
+        char base[256], file[264];
+        ld_plugin_config_name(json_string_value(p), base, sizeof base);
+        snprintf(file, sizeof file, "auth-%s", base);
+        if (strcasecmp(base, key) == 0 || strcasecmp(file, key) == 0) return true;
     }
     return false;
 }

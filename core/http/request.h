@@ -32,6 +32,8 @@ typedef struct ld_req {
     ld_db *db;           /* referenced; released when the context is freed */
     const char *api_key; /* trimmed header value, borrowed from ev's headers */
     size_t api_key_len;
+    uint32_t auth_asked;   /* LD_ROLE_* bits the request's one auth question was about */
+    uint32_t auth_granted; /* those of them the key holds on db_name */
 } ld_req;
 
 /* "GET", "POST", ... */

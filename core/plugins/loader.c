@@ -17,6 +17,11 @@
 #ifndef LD_PLUGIN_INSTALL_DIR
 #define LD_PLUGIN_INSTALL_DIR "/usr/local/lib/litedist/plugins"
 #endif
+/* The plugin directory relative to the installed binary's directory, so a tree installed under
+ * another prefix (cmake --install --prefix, a package staging directory) finds its plugins. */
+#ifndef LD_PLUGIN_REL_DIR
+#define LD_PLUGIN_REL_DIR "../lib/litedist/plugins"
+#endif
 
 static const char *kind_name(int32_t kind)
 {
@@ -42,31 +47,53 @@ char *ld_exe_dir(void)
     return strdup(buf);
 }
 
+/* The path without "bin/../lib": the log names the file an operator would look for. */
+static char *canonical(const char *path)
+{
+    char *real = realpath(path, NULL);
+    return real ? real : strdup(path);
+}
+
 char *ld_plugin_resolve(const char *name, const char *plugin_dir, int32_t kind, char *err,
                         size_t errlen)
 {
     if (strchr(name, '/')) return strdup(name);
     const char *prefix = kind == LD_PLUGIN_KIND_STORAGE ? "storage-" : "auth-";
     char *exe = ld_exe_dir();
-    char exe_plugins[PATH_MAX] = "";
-    if (exe) snprintf(exe_plugins, sizeof exe_plugins, "%s/plugins", exe);
+    char beside[PATH_MAX] = "", installed[PATH_MAX] = "";
+    if (exe) {
+        snprintf(beside, sizeof beside, "%s/plugins", exe);
+        snprintf(installed, sizeof installed, "%s/%s", exe, LD_PLUGIN_REL_DIR);
+    }
     free(exe);
-    const char *dirs[3] = {plugin_dir, plugin_dir ? NULL : exe_plugins,
-                           plugin_dir ? NULL : LD_PLUGIN_INSTALL_DIR};
+    /* Node.PluginDirectory adds a directory in front of the defaults: a plugin of its own
+     * must not hide the bundled ones. */
+    const char *dirs[] = {plugin_dir, beside, installed, LD_PLUGIN_INSTALL_DIR};
+    const size_t ndirs = sizeof dirs / sizeof dirs[0];
     char path[PATH_MAX];
-    for (int d = 0; d < 3; d++) {
+    char searched[4 * PATH_MAX + 16] = "";
+    for (size_t d = 0; d < ndirs; d++) {
         if (!dirs[d] || !dirs[d][0]) continue;
         snprintf(path, sizeof path, "%s/%s.so", dirs[d], name);
-        if (access(path, R_OK) == 0) return strdup(path);
+        if (access(path, R_OK) == 0) return canonical(path);
         snprintf(path, sizeof path, "%s/%s%s.so", dirs[d], prefix, name);
-        if (access(path, R_OK) == 0) return strdup(path);
+        if (access(path, R_OK) == 0) return canonical(path);
+        size_t used = strlen(searched);
+        snprintf(searched + used, sizeof searched - used, "%s%s", used ? ", " : "", dirs[d]);
     }
     ld_set_err(err, errlen,
                "%s plugin '%s' not found (looked for %s.so and %s%s.so in %s); set "
                "Node.PluginDirectory or give a path to the .so",
-               kind_name(kind), name, name, prefix, name,
-               plugin_dir ? plugin_dir : (exe_plugins[0] ? exe_plugins : LD_PLUGIN_INSTALL_DIR));
+               kind_name(kind), name, name, prefix, name, searched);
     return NULL;
+}
+
+void ld_plugin_config_name(const char *entry, char *out, size_t outlen)
+{
+    const char *slash = strrchr(entry, '/');
+    snprintf(out, outlen, "%s", slash ? slash + 1 : entry);
+    size_t n = strlen(out);
+    if (slash && n > 3 && strcmp(out + n - 3, ".so") == 0) out[n - 3] = '\0';
 }
 
 static void host_log(const ld_host *host, int32_t level, const char *fmt, ...)
@@ -150,36 +177,50 @@ static bool check_storage(const char *path, const ld_storage_v1 *s, char *err, s
 
 static bool check_auth(const char *path, const ld_auth_v1 *a, char *err, size_t errlen)
 {
-    if (!check_ops_header(path, a, (uint32_t)sizeof(ld_auth_v1), err, errlen)) return false;
+    /* ABI 1.0's table ends before `wants`; later fields are optional. */
+    if (!check_ops_header(path, a, (uint32_t)offsetof(ld_auth_v1, wants), err, errlen))
+        return false;
     PAIR(a, create, destroy);
     REQUIRE(a, create);
     REQUIRE(a, authorize);
     return true;
 }
 
-ld_status ld_plugin_load(const char *path, int32_t kind, const char *config_json,
-                         const char *data_dir, ld_plugin **out, char *err, size_t errlen)
+ld_status ld_plugin_load(const ld_plugin_spec *spec, int32_t kind, ld_plugin **out, char *err,
+                         size_t errlen)
 {
     *out = NULL;
+    const char *path = spec->path;
     ld_plugin *p = calloc(1, sizeof *p);
     if (!p) {
         ld_set_err(err, errlen, "plugin %s: out of memory", path);
         return LD_NOMEM;
     }
+    char cname[256];
+    ld_plugin_config_name(spec->name ? spec->name : path, cname, sizeof cname);
+    const char *config = spec->config_json ? spec->config_json : "{}";
     p->path = strdup(path);
-    p->config_json = strdup(config_json ? config_json : "{}");
-    p->data_dir = strdup(data_dir ? data_dir : ".");
-    if (!p->path || !p->config_json || !p->data_dir) {
+    p->config_json = strdup(config);
+    p->settings_json = strdup(spec->settings_json ? spec->settings_json : config);
+    p->configured_name = strdup(cname);
+    p->data_dir = strdup(spec->data_dir ? spec->data_dir : ".");
+    if (!p->path || !p->config_json || !p->settings_json || !p->configured_name || !p->data_dir) {
         ld_set_err(err, errlen, "plugin %s: out of memory", path);
         ld_plugin_free(p);
         return LD_NOMEM;
     }
-    p->host = (ld_host){LD_ABI_HEADER_INIT(ld_host), 0, host_log, NULL, NULL, NULL, NULL};
+    p->host =
+        (ld_host){LD_ABI_HEADER_INIT(ld_host), 0, host_log, NULL, NULL, NULL, NULL, NULL, NULL};
     p->host.config_json = p->config_json;
     p->host.data_dir = p->data_dir;
     p->host.plugin_path = p->path;
     p->host.host_private = p;
+    p->host.plugin_name = p->configured_name;
+    p->host.settings_json = p->settings_json;
 
+    /* Said before dlopen and the entry call: code there may crash the process, and the last
+     * line must then name this plugin, not the one before it. */
+    ld_log_info("loading %s plugin '%s' from %s", kind_name(kind), cname, path);
     dlerror();
     p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!p->dl) {
@@ -261,8 +302,11 @@ int ld_plugin_print_info(const char *path, char *err, size_t errlen)
     }
     ld_plugin tmp = {0};
     tmp.name = "plugin-info";
-    tmp.host = (ld_host){LD_ABI_HEADER_INIT(ld_host), 0, host_log, NULL, NULL, NULL, NULL};
+    tmp.host =
+        (ld_host){LD_ABI_HEADER_INIT(ld_host), 0, host_log, NULL, NULL, NULL, NULL, NULL, NULL};
     tmp.host.config_json = "{}";
+    tmp.host.settings_json = "{}";
+    tmp.host.plugin_name = "plugin-info";
     tmp.host.data_dir = ".";
     tmp.host.plugin_path = path;
     tmp.host.host_private = &tmp;
@@ -287,8 +331,44 @@ int ld_plugin_print_info(const char *path, char *err, size_t errlen)
     if (d->ops) {
         const uint32_t *hdr = d->ops;
         printf("ops:         ABI %u.%u, struct_size %u\n", hdr[0], hdr[1], hdr[2]);
+        if (d->kind == LD_PLUGIN_KIND_AUTH && hdr[0] == LD_ABI_MAJOR) {
+            const ld_auth_v1 *a = d->ops;
+            printf("questions:   %s\n", ld_auth_ops_decide(a)
+                                            ? "one per request (decide, ABI 1.2)"
+                                            : "one per role (authorize, ABI 1.0)");
+            uint32_t w = ld_auth_ops_wants(a);
+            printf("wants:       %s%s%s%s\n", w ? "" : "none",
+                   w & LD_AUTH_WANT_API_KEYS ? "ApiKeys" : "",
+                   w & LD_AUTH_WANT_ROOT_KEY
+                       ? (w & LD_AUTH_WANT_API_KEYS ? " RootApiKey" : "RootApiKey")
+                       : "",
+                   w & LD_AUTH_WANT_ROOT_KEY_HASH ? (w & 3u ? " RootApiKeyHash" : "RootApiKeyHash")
+                                                  : "");
+        }
     }
     return 0;
+}
+
+ld_status (*ld_auth_ops_decide(const ld_auth_v1 *a))(void *, const ld_auth_query *,
+                                                     ld_auth_answer *)
+{
+    /* A table of ABI 1.0/1.1 ends before these fields: they count as absent. */
+    return LD_ABI_HAS(a, ld_auth_v1, decide) ? a->decide : NULL;
+}
+
+uint32_t ld_auth_ops_wants(const ld_auth_v1 *a)
+{
+    return LD_ABI_HAS(a, ld_auth_v1, wants) ? a->wants : 0;
+}
+
+ld_status ld_plugin_extend_config(ld_plugin *p, const char *json)
+{
+    char *copy = strdup(json);
+    if (!copy) return LD_NOMEM;
+    free(p->config_extended);
+    p->config_extended = copy;
+    p->host.config_json = copy;
+    return LD_OK;
 }
 
 void ld_plugin_free(ld_plugin *p)
@@ -297,6 +377,9 @@ void ld_plugin_free(ld_plugin *p)
     free(p->path);
     free(p->name);
     free(p->config_json);
+    free(p->config_extended);
+    free(p->settings_json);
+    free(p->configured_name);
     free(p->data_dir);
     free(p);
 }

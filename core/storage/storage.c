@@ -48,12 +48,12 @@ static ld_status check(ld_store *s, ld_status st, const char *what)
     return st;
 }
 
-ld_status ld_store_init(ld_store *s, const char *path, const char *config_json,
+ld_status ld_store_init(ld_store *s, const char *path, const char *name, const char *config_json,
                         const char *data_dir, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
-    ld_status st = ld_plugin_load(path, LD_PLUGIN_KIND_STORAGE, config_json, data_dir, &s->plugin,
-                                  err, errlen);
+    ld_plugin_spec spec = {path, name, config_json, config_json, data_dir};
+    ld_status st = ld_plugin_load(&spec, LD_PLUGIN_KIND_STORAGE, &s->plugin, err, errlen);
     if (st != LD_OK) return st;
     s->ops = s->plugin->desc->ops;
     st = s->ops->create(&s->plugin->host, &s->inst);

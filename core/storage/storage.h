@@ -27,8 +27,9 @@ typedef struct ld_cursor {
     ld_stcursor *c;
 } ld_cursor;
 
-/* Loads the storage plugin and creates its instance. */
-ld_status ld_store_init(ld_store *s, const char *path, const char *config_json,
+/* Loads the storage plugin at `path`, configured as `name` (Storage.Plugin; NULL: the file's
+ * base name), with the Storage section config_json, and creates its instance. */
+ld_status ld_store_init(ld_store *s, const char *path, const char *name, const char *config_json,
                         const char *data_dir, char *err, size_t errlen);
 void ld_store_destroy(ld_store *s);
 

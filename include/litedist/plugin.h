@@ -27,7 +27,7 @@ extern "C" {
  * so old source fails to compile instead of claiming the new ABI.
  * ------------------------------------------------------------------------------------------- */
 #define LD_ABI_MAJOR 1
-#define LD_ABI_MINOR 1
+#define LD_ABI_MINOR 2
 
 /* Fills the common header of an ABI struct. */
 #define LD_ABI_HEADER_INIT(type) LD_ABI_MAJOR, LD_ABI_MINOR, (uint32_t)sizeof(type)
@@ -88,8 +88,11 @@ struct ld_host {
 #endif
         ;
 
-    /* The plugin's configuration as JSON object text ("{}" when absent): the whole `Storage`
-     * section for a storage plugin, the whole `Auth` section for an auth plugin. Since ABI 1.0. */
+    /* The plugin's configuration as JSON object text ("{}" when absent). A storage plugin gets
+     * the whole `Storage` section. An auth plugin gets an object shaped like the `Auth` section
+     * holding only `Plugins`, its own settings member (see settings_json) and the contract's key
+     * settings it asked for through ld_auth_v1.wants (those are added after the entry point
+     * returns, before create); never another plugin's member or secret. Since ABI 1.0. */
     const char *config_json;
 
     /* The node's data directory (Node:DataDirectory), absolute. Since ABI 1.0. */
@@ -100,6 +103,17 @@ struct ld_host {
 
     /* Host-private; plugins must not touch it. Since ABI 1.0. */
     void *host_private;
+
+    /* The name the plugin was configured under: the entry of Auth.Plugins or Storage.Plugin as
+     * written ("tsv"), or for a path the file's base name without ".so" ("auth-tsv" for
+     * "/x/auth-tsv.so"). Use it in messages about your settings. Since ABI 1.2. */
+    const char *plugin_name;
+
+    /* The plugin's own settings as JSON object text ("{}" when absent). Auth plugin: the member
+     * of the `Auth` section named after the configured name, else after the file's base name,
+     * matched case-insensitively ("tsv" or "auth-tsv" for Auth.Plugins ["tsv"] resolved to
+     * auth-tsv.so). Storage plugin: the whole `Storage` section. Since ABI 1.2. */
+    const char *settings_json;
 };
 
 #define LD_HOST_HAS(host, field) LD_ABI_HAS(host, ld_host, field)

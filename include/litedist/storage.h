@@ -117,7 +117,8 @@ typedef struct ld_storage_v1 {
     /* begin: starts a transaction. flags is LD_TXN_READ, LD_TXN_WRITE, or (since ABI 1.1)
      * LD_TXN_WRITE | LD_TXN_LAZY.
      *   out   receives the handle; owned by the plugin until commit() or abort().
-     * Returns LD_OK, LD_BUSY, LD_IO, LD_NOMEM. Since ABI 1.0. Required. */
+     * Returns LD_OK, LD_INVALID (any other flags, e.g. LD_TXN_LAZY without LD_TXN_WRITE: the
+     * conformance suite checks it), LD_BUSY, LD_IO, LD_NOMEM. Since ABI 1.0. Required. */
     ld_status (*begin)(ld_stdb *db, uint32_t flags, ld_sttxn **out);
 
     /* commit: makes a write transaction's changes durable per the Sync setting, then frees the

@@ -494,6 +494,23 @@ static int reaches(const acfg_key *k, const char *db)
     return 0;
 }
 
+/* The entry holding `key`, or NULL. Compares against every entry without stopping early, so
+ * the time taken does not tell which entry (if any) matched. Keys are unique (checked at
+ * create), so one match at most; the root key, when enabled, is keys[0]. */
+static const acfg_key *find_key(const acfg *a, const char *key, size_t len)
+{
+    unsigned char h[HASH_BYTES];
+    hash_bytes(h, key, len);
+    const acfg_key *match = NULL;
+    for (size_t i = 0; i < a->nkeys; i++) {
+        int eq = sodium_memcmp(h, a->keys[i].hash, HASH_BYTES) == 0;
+        if (eq && !match) match = &a->keys[i];
+    }
+    sodium_memzero(h, sizeof h);
+    return match;
+}
+
+/* ABI 1.0's question, once per role: what a host of ABI 1.0 or 1.1 calls. */
 static ld_status acfg_authorize(void *inst, const ld_auth_request *req, int32_t *decision)
 {
     const acfg *a = inst;
@@ -506,25 +523,39 @@ static ld_status acfg_authorize(void *inst, const ld_auth_request *req, int32_t 
         return LD_OK;
     }
     if (!req->api_key) return LD_INVALID;
-
-    unsigned char h[HASH_BYTES];
-    hash_bytes(h, req->api_key, req->api_key_len);
-    /* Compare against every entry without stopping early, so the time taken does not tell
-     * which entry (if any) matched. Keys are unique (checked at create), so one match at most;
-     * the root key, when enabled, is keys[0] and so is the first one looked at. */
-    const acfg_key *match = NULL;
-    for (size_t i = 0; i < a->nkeys; i++) {
-        int eq = sodium_memcmp(h, a->keys[i].hash, HASH_BYTES) == 0;
-        if (eq && !match) match = &a->keys[i];
-    }
-    sodium_memzero(h, sizeof h);
-
+    const acfg_key *match = find_key(a, req->api_key, req->api_key_len);
     if (!match) *decision = LD_AUTH_UNKNOWN;
     /* Roles the plugin does not know (later ABI minors) are never in k->roles, so they deny. */
     else if ((req->roles & ~match->roles) != 0 || !reaches(match, req->database))
         *decision = LD_AUTH_DENY;
     else
         *decision = LD_AUTH_ALLOW;
+    return LD_OK;
+}
+
+/* ABI 1.2's one question per request: the key's roles on the database, or on a node-wide route
+ * which of the listed databases it reaches. The host checks them against what the route needs. */
+static ld_status acfg_decide(void *inst, const ld_auth_query *q, ld_auth_answer *ans)
+{
+    const acfg *a = inst;
+    if (!a || !q || !ans) return LD_INVALID;
+    if (q->abi_major != LD_ABI_MAJOR || !LD_ABI_HAS(q, ld_auth_query, databases) ||
+        ans->abi_major != LD_ABI_MAJOR || !LD_ABI_HAS(ans, ld_auth_answer, access))
+        return LD_INVALID;
+    ans->decision = LD_AUTH_UNKNOWN;
+    if (q->api_key_len == 0) return LD_OK;
+    if (!q->api_key) return LD_INVALID;
+    const acfg_key *match = find_key(a, q->api_key, q->api_key_len);
+    if (!match) return LD_OK;
+    if (!reaches(match, q->database)) {
+        ans->decision = LD_AUTH_DENY;
+        return LD_OK;
+    }
+    ans->decision = LD_AUTH_ALLOW;
+    ans->granted = match->roles;
+    if (!q->database && ans->access && q->databases)
+        for (uint32_t i = 0; i < q->n_databases; i++)
+            ans->access[i] = (uint8_t)reaches(match, q->databases[i]);
     return LD_OK;
 }
 
@@ -538,14 +569,20 @@ static void acfg_destroy(void *inst)
  * ------------------------------------------------------------------------------------------- */
 
 static const ld_auth_v1 acfg_ops = {
-    LD_ABI_HEADER_INIT(ld_auth_v1), 0, acfg_create, acfg_authorize, acfg_destroy,
+    LD_ABI_HEADER_INIT(ld_auth_v1),
+    .create = acfg_create,
+    .authorize = acfg_authorize,
+    .destroy = acfg_destroy,
+    /* The contract's keys are this plugin's whole configuration. */
+    .wants = LD_AUTH_WANT_API_KEYS | LD_AUTH_WANT_ROOT_KEY,
+    .decide = acfg_decide,
 };
 
 static const ld_plugin_descriptor acfg_descriptor = {
     LD_ABI_HEADER_INIT(ld_plugin_descriptor),
     LD_PLUGIN_KIND_AUTH,
     "auth-config",
-    "1.0.0",
+    "1.2.0",
     &acfg_ops,
 };
 

@@ -1,5 +1,5 @@
-/* An auth plugin compiled against the frozen ABI 1.0 headers (tests/abi/v1.0), never against
- * include/: if a later change breaks 1.0 plugins, loading this one fails in test_abi. */
+/* An auth plugin compiled against the frozen ABI 1.0 and 1.1 headers (tests/abi/v1.0, v1.1), never
+ * against include/: if a later change breaks older plugins, loading one fails in test_abi. */
 #include <string.h>
 
 #include <litedist/auth.h>

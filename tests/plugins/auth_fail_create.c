@@ -17,8 +17,8 @@ static ld_status fx_authorize(void *inst, const ld_auth_request *req, int32_t *d
 
 static void fx_destroy(void *inst) {}
 
-static const ld_auth_v1 fx_ops = {LD_ABI_HEADER_INIT(ld_auth_v1), 0, fx_create, fx_authorize,
-                                  fx_destroy};
+static const ld_auth_v1 fx_ops = {LD_ABI_HEADER_INIT(ld_auth_v1), .create = fx_create,
+                                  .authorize = fx_authorize, .destroy = fx_destroy};
 
 static const ld_plugin_descriptor fx_descriptor = {LD_ABI_HEADER_INIT(ld_plugin_descriptor),
                                                    LD_PLUGIN_KIND_AUTH, "auth-fail-create", "0.0.0",

@@ -287,7 +287,10 @@ static void afile_destroy(void *inst)
  * for the life of the process. LD_ABI_HEADER_INIT records the ABI and struct size we were built
  * with, which is how a newer litedistd knows which fields this plugin has. */
 static const ld_auth_v1 afile_ops = {
-    LD_ABI_HEADER_INIT(ld_auth_v1), 0, afile_create, afile_authorize, afile_destroy,
+    LD_ABI_HEADER_INIT(ld_auth_v1),
+    .create = afile_create,
+    .authorize = afile_authorize,
+    .destroy = afile_destroy,
 };
 
 static const ld_plugin_descriptor afile_descriptor = {

@@ -12,7 +12,8 @@ static ld_status fx_create(const ld_host *host, void **out)
 
 static void fx_destroy(void *inst) {}
 
-static const ld_auth_v1 fx_ops = {LD_ABI_HEADER_INIT(ld_auth_v1), 0, fx_create, NULL, fx_destroy};
+static const ld_auth_v1 fx_ops = {LD_ABI_HEADER_INIT(ld_auth_v1), .create = fx_create,
+                                  .authorize = NULL, .destroy = fx_destroy};
 
 static const ld_plugin_descriptor fx_descriptor = {
     LD_ABI_HEADER_INIT(ld_plugin_descriptor), LD_PLUGIN_KIND_AUTH, "missing-fn", "0.0.0", &fx_ops};

@@ -19,8 +19,9 @@ static ld_status fx_authorize(void *inst, const ld_auth_request *req, int32_t *d
 static void fx_destroy(void *inst) {}
 
 /* The pointers are set, but struct_size says they are absent: the loader must believe the size. */
-static const ld_auth_v1 fx_ops = {LD_ABI_MAJOR, LD_ABI_MINOR, 16,        0,
-                                  fx_create,    fx_authorize, fx_destroy};
+static const ld_auth_v1 fx_ops = {
+    LD_ABI_MAJOR,         LD_ABI_MINOR, 16, 0, .create = fx_create, .authorize = fx_authorize,
+    .destroy = fx_destroy};
 
 static const ld_plugin_descriptor fx_descriptor = {LD_ABI_HEADER_INIT(ld_plugin_descriptor),
                                                    LD_PLUGIN_KIND_AUTH, "short-struct", "0.0.0",

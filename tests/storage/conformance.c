@@ -1,5 +1,6 @@
-/* Storage conformance suite: loads the storage plugin named by argv[1] through its ABI entry
- * point and checks it against include/litedist/storage.h. ctest runs it once per plugin. */
+/* Storage conformance suite (installed as litedist-conformance): loads the storage plugin named
+ * on the command line through its ABI entry point and checks it against storage.h. ctest runs
+ * it once per bundled plugin; docs/testing-storage.md tells plugin authors how to run it. */
 #include <litedist/storage.h>
 
 #include <dlfcn.h>
@@ -68,6 +69,7 @@ static const ld_host *t_host(const char *config)
     if (n == sizeof hosts / sizeof hosts[0]) fail_msg("out of host tables");
     hosts[n] = g_host;
     hosts[n].config_json = config;
+    hosts[n].settings_json = config;
     return &hosts[n++];
 }
 
@@ -1277,10 +1279,52 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
+#define ABI_TEXT_(x) #x
+#define ABI_TEXT(x)  ABI_TEXT_(x)
+
+static void usage(FILE *out)
+{
+    fputs(
+        "usage: litedist-conformance [--help] PLUGIN.so\n"
+        "\n"
+        "Checks a litedist storage plugin against include/litedist/storage.h (plugin ABI "
+        "1.0-" ABI_TEXT(LD_ABI_MAJOR) "." ABI_TEXT(
+            LD_ABI_MINOR) "): the descriptor, get/put/del, cursor order, atomicity,\n"
+                          "snapshot isolation, size limits, drop/list, 100 000 keys and crash "
+                          "durability. "
+                          "PLUGIN.so is a path (give ./x.so for a file in the current directory).\n"
+                          "\n"
+                          "Environment:\n"
+                          "  LD_TEST_STORAGE_CONFIG  the plugin's Storage settings as JSON object "
+                          "text\n"
+                          "                          (default {\"Sync\":\"normal\"})\n"
+                          "  LD_CONFORMANCE_LARGE=1  also write a 64 MiB value and 1 000 000 keys "
+                          "(minutes)\n"
+                          "  LD_TEST_VERBOSE=1       show the plugin's debug log lines\n"
+                          "  TMPDIR                  where the scratch directory is made (removed "
+                          "at the end)\n"
+                          "  CMOCKA_MESSAGE_OUTPUT   cmocka's report format: stdout (default), "
+                          "subunit, tap, xml\n"
+                          "  CMOCKA_XML_FILE         with xml, the file to write (%g is replaced "
+                          "by the group)\n"
+                          "\n"
+                          "Exit status: 0 when every test passed (skipped ones are for optional "
+                          "functions),\n"
+                          "1 when the plugin cannot be loaded, 2 on a usage error, otherwise the "
+                          "number of\n"
+                          "failed tests.\n",
+        out);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PLUGIN.so\n", argv[0]);
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        if (argc == 2) fprintf(stderr, "litedist-conformance: unknown option '%s'\n", argv[1]);
+        usage(stderr);
         return 2;
     }
     const char *config = getenv("LD_TEST_STORAGE_CONFIG");
@@ -1299,6 +1343,8 @@ int main(int argc, char **argv)
         .config_json = config,
         .data_dir = g_dir,
         .plugin_path = argv[1],
+        .plugin_name = "conformance",
+        .settings_json = config,
     };
 
     int rc = 1;

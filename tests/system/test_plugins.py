@@ -1,6 +1,7 @@
 """Plugin loading: broken plugins stop start-up before the port is opened, with a message naming
 the file; --plugin-info describes a plugin."""
 
+import shutil
 import time
 
 import pytest
@@ -76,16 +77,33 @@ def test_storage_plugin_given_by_path(make_node, build, storage):
     assert n.api("bypath").must_post("c", {"Id": "a"})["EntityId"] == "a"
 
 
-def test_plugin_dir_flag(make_node, build, tmp_path):
-    """--plugin-dir replaces the directory names are looked up in."""
+def test_plugin_dir_adds_a_directory(make_node, build, tmp_path):
+    """--plugin-dir (Node.PluginDirectory) is searched before the defaults, not instead of them:
+    a plugin of its own is found there and the bundled ones are still found."""
+    mine = tmp_path / "my-plugins"
+    mine.mkdir()
+    shutil.copy(build.test_plugin("auth-file.so"), mine / "auth-mine.so")
+    (tmp_path / "keys.txt").write_text("mine-key * READ_DOCUMENT,WRITE_DOCUMENT,ADD_DB\n")
+    n = make_node(args=["--plugin-dir", str(mine)],
+                  overrides={"Auth": {"Plugins": ["auth-config", "mine"],
+                                      "auth-mine": {"Path": str(tmp_path / "keys.txt")}}})
+    assert n.api("pdir").must_post("c", {"Id": "a"})["EntityId"] == "a"  # bundled auth-config
+    assert n.api("pdir", key="mine-key").must_get("c", "a")["Id"] == "a"
+    log = n.log_text()
+    assert f"loading auth plugin 'mine' from {mine}/auth-mine.so" in log, n.log_tail()
+    assert "unknown key" not in log, n.log_tail()
+
+
+def test_missing_plugin_names_every_directory_searched(make_node, tmp_path):
     empty = tmp_path / "empty-plugins"
     empty.mkdir()
-    n = make_node(args=["--plugin-dir", str(empty)], start=False).spawn()
+    n = make_node(args=["--plugin-dir", str(empty)],
+                  overrides={"Auth": {"Plugins": ["auth-config", "nowhere"]}}, start=False).spawn()
     rc, accepted = watch_refusal(n)
     assert rc not in (None, 0), n.log_tail()
-    assert str(empty) in n.log_text(), n.log_tail()
-    n2 = make_node(args=["--plugin-dir", str(build.plugin_dir)])
-    assert n2.api("pdir").must_post("c", {"Id": "a"})["EntityId"] == "a"
+    assert not accepted
+    line = next(l for l in n.log_text().splitlines() if "'nowhere' not found" in l)
+    assert str(empty) in line and "/plugins" in line, line
 
 
 def test_plugin_info_describes_sqlite(build):

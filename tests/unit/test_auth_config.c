@@ -154,8 +154,11 @@ static void acfg_descriptor(void **state)
     assert_int_equal(d->struct_size, sizeof(ld_plugin_descriptor));
     assert_int_equal(d->kind, LD_PLUGIN_KIND_AUTH);
     assert_string_equal(d->name, "auth-config");
-    assert_string_equal(d->version, "1.0.0");
+    assert_string_equal(d->version, "1.2.0");
     assert_int_equal(acfg_plugin.ops->struct_size, sizeof(ld_auth_v1));
+    /* ABI 1.2: one question per request, and the contract's keys asked for. */
+    assert_non_null(acfg_plugin.ops->decide);
+    assert_int_equal(acfg_plugin.ops->wants, LD_AUTH_WANT_API_KEYS | LD_AUTH_WANT_ROOT_KEY);
 
     /* A host of another major is refused before anything else is read. */
     ld_host other;
@@ -730,6 +733,51 @@ static int teardown_afile(void **state)
     return 0;
 }
 
+/* decide (ABI 1.2): the key's roles on the database in one answer; DENY outside its
+ * databases; node-wide, which of the listed databases it reaches. */
+static void acfg_decide_one_question(void **state)
+{
+    assert_int_equal(make(&acfg_plugin, "{\"RootApiKey\":\"r00t\",\"ApiKeys\":[" STUDIO_DEV "]}"),
+                     LD_OK);
+    const char *const dbs[] = {"orders", "other", "testapp"};
+    uint8_t access[3] = {0, 0, 0};
+    ld_auth_query q = {LD_ABI_HEADER_INIT(ld_auth_query),
+                       .needs = LD_ROLE_READ_DOCUMENT,
+                       .may_need = LD_ROLE_WRITE_DOCUMENT,
+                       .db_exists = 1,
+                       .id_exists = -1,
+                       .api_key = "dev-123",
+                       .api_key_len = 7,
+                       .database = "orders",
+                       .client_addr = "127.0.0.1",
+                       .action = "documents.read"};
+    ld_auth_answer a = {LD_ABI_HEADER_INIT(ld_auth_answer), LD_AUTH_UNKNOWN, 0, 0, NULL};
+    assert_int_equal(acfg_plugin.ops->decide(acfg_plugin.inst, &q, &a), LD_OK);
+    assert_int_equal(a.decision, ALLOW);
+    assert_int_equal(a.granted, LD_ROLE_READ_DOCUMENT | LD_ROLE_WRITE_DOCUMENT |
+                                    LD_ROLE_UPDATE_DOCUMENT | LD_ROLE_DELETE_DOCUMENT);
+    q.database = "other";
+    a.decision = LD_AUTH_UNKNOWN;
+    assert_int_equal(acfg_plugin.ops->decide(acfg_plugin.inst, &q, &a), LD_OK);
+    assert_int_equal(a.decision, DENY);
+    q.database = NULL;
+    q.databases = dbs;
+    q.n_databases = 3;
+    a = (ld_auth_answer){LD_ABI_HEADER_INIT(ld_auth_answer), LD_AUTH_UNKNOWN, 0, 0, access};
+    assert_int_equal(acfg_plugin.ops->decide(acfg_plugin.inst, &q, &a), LD_OK);
+    assert_int_equal(a.decision, ALLOW);
+    assert_memory_equal(access, ((uint8_t[]){1, 0, 1}), 3);
+    q.api_key = "nobody";
+    q.api_key_len = 6;
+    a.decision = -1;
+    assert_int_equal(acfg_plugin.ops->decide(acfg_plugin.inst, &q, &a), LD_OK);
+    assert_int_equal(a.decision, UNKNOWN);
+    /* A query it cannot read (another major) fails closed. */
+    q.abi_major = LD_ABI_MAJOR + 1;
+    assert_int_not_equal(acfg_plugin.ops->decide(acfg_plugin.inst, &q, &a), LD_OK);
+    assert_null(strstr(log_text, "dev-123"));
+}
+
 #define T(fn) cmocka_unit_test_teardown(fn, teardown_instance)
 
 int main(int argc, char **argv)
@@ -762,6 +810,7 @@ int main(int argc, char **argv)
         T(acfg_null_database),
         T(acfg_config_is_trimmed),
         T(acfg_many_keys),
+        T(acfg_decide_one_question),
     };
     const struct CMUnitTest afile_tests[] = {
         T(afile_descriptor), T(afile_decisions),       T(afile_absolute_path_and_case),
