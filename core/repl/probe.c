@@ -261,7 +261,9 @@ static void ws_finish(pnode *n, bool ok, const char *err)
     if (ok)
         n->ws_err[0] = '\0';
     else
-        snprintf(n->ws_err, sizeof n->ws_err, "WebSocket probe: %s", err);
+        /* The reason is cut to what fits after the prefix, on purpose. */
+        snprintf(n->ws_err, sizeof n->ws_err, "WebSocket probe: %.*s",
+                 (int)(sizeof n->ws_err - sizeof "WebSocket probe: "), err);
     record(n);
 }
 
