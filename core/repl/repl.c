@@ -53,8 +53,8 @@ typedef struct ld_link {
     char peer[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, removed;
-    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one request */
-    ld_tls_http *tconn;             /* https: the connection of the request in flight */
+    struct evhttp_connection *conn; /* kept alive; https: tconn's */
+    ld_tls_http *tconn;             /* https: replaced once its socket is gone (tls.h) */
     ld_peer_addr addr;              /* where BaseUrl points */
     struct event *retry_ev;
 
@@ -153,7 +153,11 @@ static bool link_set_url(ld_link *l, const char *base_url)
     free(l->base_url);
     l->base_url = copy;
     if (l->conn && l->ph == PH_IDLE) {
-        evhttp_connection_free(l->conn);
+        if (l->tconn)
+            ld_tls_http_release(l->tconn);
+        else
+            evhttp_connection_free(l->conn);
+        l->tconn = NULL;
         l->conn = NULL;
     }
     return true;
@@ -402,33 +406,83 @@ typedef void (*reply_fn)(ld_link *l, int code, json_t *body, const char *err);
 typedef struct call {
     ld_link *link;
     reply_fn fn;
+    char what[16];
+    /* What was sent, shared with the request (no copy): an https request that finds its kept
+     * connection closed by the peer is sent once more on a fresh one. */
+    struct evbuffer *body;
+    int error; /* evhttp's enum evhttp_request_error, -1 while none */
+    bool retried;
 } call;
+
+static void call_free(call *c)
+{
+    if (c->body) evbuffer_free(c->body);
+    free(c);
+}
+
+static void call_error(enum evhttp_request_error error, void *arg)
+{
+    ((call *)arg)->error = (int)error;
+}
+
+static bool call_send(call *c);
+
+/* What a failure without an answer says about the peer, for plain connections (https ones
+ * are described by tls.c). */
+static const char *no_answer(int error)
+{
+    switch (error) {
+    case EVREQ_HTTP_TIMEOUT:
+        return "peer timed out";
+    case EVREQ_HTTP_EOF:
+        return "the peer closed the connection without an answer (a TLS port? then its BaseUrl "
+               "is https://)";
+    case EVREQ_HTTP_INVALID_HEADER:
+        return "the peer's answer is not HTTP (a TLS port? then its BaseUrl is https://)";
+    case EVREQ_HTTP_DATA_TOO_LONG:
+        return "the peer's answer is too large";
+    default:
+        return "peer unreachable (connection refused or reset)";
+    }
+}
 
 static void call_done(struct evhttp_request *req, void *arg)
 {
     call *c = arg;
     ld_link *l = c->link;
     reply_fn fn = c->fn;
-    free(c);
     int code = req ? evhttp_request_get_response_code(req) : 0;
+    int error = c->error;
+    char why[256];
+    bool described = false;
     if (l->tconn) {
-        /* An https connection serves one request (call_post): read its failure, give it back
-         * (freed after this callback). */
-        char why[256];
-        bool described =
-            code == 0 &&
-            ld_tls_describe_failure(evhttp_connection_get_bufferevent(l->conn), why, sizeof why);
-        ld_tls_http_release(l->tconn);
-        l->tconn = NULL;
-        l->conn = NULL;
-        if (described) {
-            fn(l, 0, NULL, why);
+        described = code == 0 && ld_tls_http_failure(l->tconn, why, sizeof why);
+        /* The peer may have closed the idle connection as the request left: one more try on
+         * a fresh connection (pushes and pulls are idempotent), never after a timeout. */
+        bool stale = code == 0 && !described && !c->retried && error != EVREQ_HTTP_TIMEOUT &&
+                     ld_tls_http_reused(l->tconn);
+        if (code == 0 || !ld_tls_http_usable(l->tconn)) { /* freed after this callback */
+            ld_tls_http_release(l->tconn);
+            l->tconn = NULL;
+            l->conn = NULL;
+        }
+        if (stale) {
+            c->retried = true;
+            c->error = -1;
+            if (call_send(c)) return;
+            call_free(c);
+            fn(l, 0, NULL, "cannot open a connection (out of memory)");
             return;
         }
     }
+    call_free(c);
+    if (described) {
+        fn(l, 0, NULL, why);
+        return;
+    }
     if (code == 0) {
         /* A plain connection is reset on the next call. */
-        fn(l, 0, NULL, "peer unreachable or timed out");
+        fn(l, 0, NULL, no_answer(error));
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -439,12 +493,19 @@ static void call_done(struct evhttp_request *req, void *arg)
     json_decref(body);
 }
 
-/* POSTs body (its contents move into the request) to the peer's /api/replication/<what>. */
-static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn)
+/* Sends c on the link's connection, opening one when there is none (or the kept https one is
+ * gone). False when that fails; c stays the caller's. */
+static bool call_send(call *c)
 {
+    ld_link *l = c->link;
     ld_repl *r = l->repl;
+    if (l->tconn && !ld_tls_http_usable(l->tconn)) {
+        ld_tls_http_release(l->tconn);
+        l->tconn = NULL;
+        l->conn = NULL;
+    }
     if (!l->conn) {
-        if (l->addr.tls) { /* a fresh connection per request: see ld_tls_http_open */
+        if (l->addr.tls) { /* kept alive until the peer closes it: see ld_tls_http_open */
             l->tconn =
                 ld_tls_http_open(r->node->tls, r->node->base, r->dns, l->addr.host, l->addr.port);
             l->conn = l->tconn ? ld_tls_http_evcon(l->tconn) : NULL;
@@ -456,27 +517,24 @@ static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
     }
-    call *c = malloc(sizeof *c);
-    struct evhttp_request *req = c ? evhttp_request_new(call_done, c) : NULL;
-    if (!req || evbuffer_add_buffer(evhttp_request_get_output_buffer(req), body) != 0) {
+    struct evhttp_request *req = evhttp_request_new(call_done, c);
+    if (!req || evbuffer_add_buffer_reference(evhttp_request_get_output_buffer(req), c->body)) {
         if (req) evhttp_request_free(req);
-        free(c);
         return false;
     }
-    c->link = l;
-    c->fn = fn;
+    evhttp_request_set_error_cb(req, call_error);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char hostport[300], path[512];
     snprintf(hostport, sizeof hostport, "%s:%d", l->addr.host, l->addr.port);
-    snprintf(path, sizeof path, "%s/api/replication/%s", l->addr.prefix, what);
+    snprintf(path, sizeof path, "%s/api/replication/%s", l->addr.prefix, c->what);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
-    if (l->tconn) evhttp_add_header(h, "Connection", "close");
-    if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
+    int rc = l->tconn ? ld_tls_http_request(l->tconn, req, EVHTTP_REQ_POST, path)
+                      : evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path);
+    if (rc != 0) {
         /* evhttp freed req; c is ours again */
-        free(c);
         if (l->tconn) { /* unless call_done gave it back already */
             ld_tls_http_release(l->tconn);
             l->tconn = NULL;
@@ -485,6 +543,23 @@ static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply
         return false;
     }
     return true;
+}
+
+/* POSTs body (its contents move into the call) to the peer's /api/replication/<what>. */
+static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn)
+{
+    call *c = calloc(1, sizeof *c);
+    if (!c || !(c->body = evbuffer_new()) || evbuffer_add_buffer(c->body, body) != 0) {
+        if (c) call_free(c);
+        return false;
+    }
+    c->link = l;
+    c->fn = fn;
+    c->error = -1;
+    snprintf(c->what, sizeof c->what, "%s", what);
+    if (call_send(c)) return true;
+    call_free(c);
+    return false;
 }
 
 static void peer_error(ld_link *l, int code, json_t *body, const char *err, const char *what)
@@ -1254,9 +1329,12 @@ json_t *ld_repl_status(ld_repl *r)
                            peers ? peers : json_array()));
     }
     ld_registry_names_free(names, n);
-    return json_pack("{s:s, s:s, s:I, s:o}", "NodeId", r->node->node_id, "TimestampUtc", now,
-                     "DivergenceCount", (json_int_t)r->divergences, "Databases",
-                     dbs ? dbs : json_array());
+    uint64_t full, resumed;
+    ld_tls_handshakes(r->node->tls, &full, &resumed);
+    return json_pack("{s:s, s:s, s:I, s:{s:I, s:I}, s:o}", "NodeId", r->node->node_id,
+                     "TimestampUtc", now, "DivergenceCount", (json_int_t)r->divergences,
+                     "TlsClientHandshakes", "Full", (json_int_t)full, "Resumed",
+                     (json_int_t)resumed, "Databases", dbs ? dbs : json_array());
 }
 
 uint64_t ld_repl_divergences(ld_repl *r)
