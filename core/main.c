@@ -234,18 +234,24 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     if (n->listener) evconnlistener_enable(evhttp_bound_socket_get_listener(n->listener));
 }
 
+/* The port the listener really has: Node.Port 0 lets the kernel choose. */
+static int bound_port(ld_node *n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(n->listener), (struct sockaddr *)&ss, &sl) != 0)
+        return n->cfg.port;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 /* How this node reaches itself (the dashboard probes it like a peer): the bound port, and a
  * loopback address when it listens on every interface. */
 static void self_url_of(ld_node *n, char *out, size_t outlen)
 {
     const char *a = n->cfg.listen_address;
     const char *scheme = ld_tls_serves(n->tls) ? "https" : "http";
-    int port = n->cfg.port;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(evhttp_bound_socket_get_fd(n->listener), (struct sockaddr *)&ss, &sl) == 0)
-        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    int port = bound_port(n);
     if (!strcmp(a, "0.0.0.0") || !*a)
         snprintf(out, outlen, "%s://127.0.0.1:%d", scheme, port);
     else if (!strcmp(a, "::"))
@@ -461,7 +467,7 @@ int main(int argc, char **argv)
     ld_log_info("litedistd %s node %s listening on %s://%s:%d (data %s, storage %s, %zu "
                 "databases%s)",
                 LD_VERSION, n->node_id, ld_tls_serves(n->tls) ? "https" : "http",
-                n->cfg.listen_address, n->cfg.port, n->data_dir, n->store.plugin->name,
+                n->cfg.listen_address, bound_port(n), n->data_dir, n->store.plugin->name,
                 ld_registry_count(&n->reg),
                 ld_tls_requires_client_cert(n->tls) ? ", client certificates required" : "");
     event_base_dispatch(n->base);
