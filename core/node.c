@@ -86,6 +86,16 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
      * limit sits above Node.MaxBodyBytes: bodies up to twice the limit get our JSON 413, and
      * only abuse beyond that meets evhttp's guard. */
     evhttp_set_max_body_size(n->http, (ev_ssize_t)(2 * n->cfg.max_body_bytes + 65536));
+    /* Beyond that guard evhttp answers 413 and closes at once, while the client is still
+     * sending: the client then sees a write error, not the 413 (over TLS always, a 5 MB push to
+     * a node with a 1 MB limit; over plain TCP when the rest did not fit the socket buffers), so
+     * a replicating peer retried the same push forever instead of halving it. Lingering, evhttp
+     * reads the rest of the body and drops it before answering; what it drops still counts in
+     * the body's size, so such a request never reaches a handler. */
+    if (evhttp_set_flags(n->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0) {
+        ld_set_err(err, errlen, "cannot set up the HTTP server (lingering close)");
+        return false;
+    }
     evhttp_set_timeout(n->http, n->cfg.request_timeout_s); /* slow or idle clients go */
     return true;
 nomem:
