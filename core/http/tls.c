@@ -498,12 +498,11 @@ void ld_tls_serve(ld_tls *t, struct evhttp *http, struct evhttp_bound_socket *li
                     strerror(errno));
 }
 
-/* Sends a close_notify on a TLS connection that is about to close, so the other side sees a
- * clean end of stream. Only after a finished handshake with nothing left to send: the answer
- * has gone (evhttp frees a connection once its output drained), and OpenSSL refuses a
- * shutdown after a fatal error anyway. The record goes straight to the socket (libevent's
+/* Only after a finished handshake with nothing left to send: the answer has gone (evhttp frees
+ * a connection once its output drained), and OpenSSL refuses a shutdown after a fatal error
+ * anyway. The record goes straight to the socket (libevent's
  * socket BIO); a full socket buffer just means the peer gets a plain FIN. */
-static void send_close_notify(struct bufferevent *bev)
+void ld_tls_close_notify(struct bufferevent *bev)
 {
     SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
     if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) ||
@@ -516,7 +515,7 @@ static void send_close_notify(struct bufferevent *bev)
 static void server_closed(struct evhttp_connection *evcon, void *arg)
 {
     (void)arg;
-    send_close_notify(evhttp_connection_get_bufferevent(evcon));
+    ld_tls_close_notify(evhttp_connection_get_bufferevent(evcon));
 }
 
 void ld_tls_track_close(struct evhttp_request *req)
@@ -622,7 +621,7 @@ static void client_closed(struct evhttp_connection *evcon, void *arg)
     h->closed = true;
     if (!h->failure[0] && !ld_tls_describe_failure(bev, h->failure, sizeof h->failure))
         h->failure[0] = '\0';
-    send_close_notify(bev);
+    ld_tls_close_notify(bev);
 }
 
 ld_tls_http *ld_tls_http_open(ld_tls *t, struct event_base *base, struct evdns_base *dns,

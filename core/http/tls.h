@@ -58,6 +58,13 @@ bool ld_tls_request_is_tls(struct evhttp_request *req);
  * of stream. Call for every request that arrived over TLS. */
 void ld_tls_track_close(struct evhttp_request *req);
 
+/* Sends a close_notify on bev when it is a TLS connection about to close, so the other side
+ * sees a clean end of stream, and so that OpenSSL keeps its session resumable (it marks the
+ * session of a connection freed without one as not resumable: the next connection to that peer
+ * would need a full handshake). Does nothing for a plain bufferevent, before the handshake has
+ * finished, or while output is still queued. */
+void ld_tls_close_notify(struct bufferevent *bev);
+
 /* A new client bufferevent (no socket yet: connect it, or give it to evhttp) that will verify
  * the peer's certificate chain and that it was issued for host (a DNS name or an IP literal),
  * sends SNI for names, presents this node's certificate when it has one, and resumes the last

@@ -406,7 +406,10 @@ void ws_client_release(ld_ws_conn *c)
         t->c = NULL;
         if (t->req) evdns_getaddrinfo_cancel(t->req);
     }
-    if (c->bev) bufferevent_free(c->bev);
+    if (c->bev) {
+        if (c->tls) ld_tls_close_notify(c->bev); /* keeps the TLS session resumable */
+        bufferevent_free(c->bev);
+    }
     c->bev = NULL;
     if (c->addrs) evutil_freeaddrinfo(c->addrs);
     free(c->host);

@@ -83,12 +83,17 @@ def test_large_pull_answers_close_cleanly_or_stay_alive(make_node, pki):
     assert len(sizes) == 1 and sizes.pop() > 5_000_000
 
 
+def handshakes(n):
+    return assert_ok(repl(n, "GET", "/api/replication/status"))["TlsClientHandshakes"]
+
+
 def test_large_replication_both_ways_over_pooled_mutual_tls(make_node, pki):
     """Two mutual-TLS nodes, each with ~1 MB the other lacks, replicate both ways without a
     single failed call; afterwards steady replication reuses the connections: no new full
-    handshake for 20 more writes. (A request body of several MB over TLS is dropped by the
-    listener, on main too: see docs/tls.md; the pull answers above are 5 MB.)"""
-    cfg = {"ReplicationBatchBytes": 8 * 1024 * 1024, "ReplicationTimeoutSeconds": 30}
+    handshake for 20 more writes."""
+    # No dashboard probes: their WebSocket health-checks connect anew (resumed) every time.
+    cfg = {"ReplicationBatchBytes": 8 * 1024 * 1024, "ReplicationTimeoutSeconds": 30,
+           "MaxBodyBytes": 8 * 1024 * 1024, "PeerProbeIntervalSeconds": 0}
     a = tls_node(make_node, pki, "a", tls=tls_section(pki, client_ca=True), overrides=cfg)
     b = tls_node(make_node, pki, "b", tls=tls_section(pki, client_ca=True), overrides=cfg)
     fill(a, "a", 10)
@@ -102,9 +107,6 @@ def test_large_replication_both_ways_over_pooled_mutual_tls(make_node, pki):
                      peer_status(n, peer), what="link reported")
         assert p["ConsecutiveFailures"] == 0 and not p["LastError"], p
 
-    def handshakes(n):
-        return assert_ok(repl(n, "GET", "/api/replication/status"))["TlsClientHandshakes"]
-
     before = handshakes(a)
     assert before["Full"] >= 1
     for i in range(20):
@@ -116,6 +118,61 @@ def test_large_replication_both_ways_over_pooled_mutual_tls(make_node, pki):
     assert after["Resumed"] - before["Resumed"] <= 3, (before, after)
     p = peer_status(a, "b")
     assert p["ConsecutiveFailures"] == 0 and not p["LastError"], p
+
+
+def test_probe_connections_resume_their_tls_sessions(make_node, pki):
+    """The dashboard's probes (every second here) open a WebSocket per health-check: each such
+    connection must resume the TLS session, which OpenSSL allows only if the previous one ended
+    with a close_notify; a full handshake every probe was the symptom."""
+    tls = tls_section(pki, client_ca=True)
+    a = tls_node(make_node, pki, "a", tls=tls)
+    b = tls_node(make_node, pki, "b", tls=tls)
+    add_peer(a, "b", f"https://127.0.0.1:{b.port}")
+    warm = wait_for(lambda: handshakes(a)["Resumed"] >= 2 and handshakes(a), timeout=15,
+                    what="the first resumed probes")
+    later = wait_for(lambda: handshakes(a)["Resumed"] >= warm["Resumed"] + 4 and handshakes(a),
+                     timeout=15, what="four more resumed probes")
+    assert later["Full"] == warm["Full"], (warm, later)
+
+
+MIB = 1024 * 1024
+
+
+def link_clean(node, peer):
+    p = peer_status(node, peer)
+    assert p and p["ConsecutiveFailures"] == 0 and not p["LastError"], p
+
+
+def test_large_pushes_over_tls_in_one_piece_or_split_by_the_peers_limit(make_node, pki):
+    """Backlogs of about 5 MB pushed over mutual TLS: from a (ReplicationBatchBytes 8 MiB) in one
+    push to b (MaxBodyBytes 8 MiB); from d in pushes of the default ReplicationBatchBytes, 4 MiB,
+    to b; and from a to c, whose MaxBodyBytes is 1 MiB: c's 413 must reach a, which splits the
+    push. A body past the listener's guard (twice MaxBodyBytes) used to be answered and closed
+    while the sender was still writing, so over TLS the sender saw a write error, never the 413,
+    and failed the same push forever."""
+    tls = tls_section(pki, client_ca=True)
+    slow = {"ReplicationTimeoutSeconds": 30}
+    a = tls_node(make_node, pki, "a", tls=tls,
+                 overrides=dict(slow, ReplicationBatchBytes=8 * MIB, MaxBodyBytes=8 * MIB))
+    b = tls_node(make_node, pki, "b", tls=tls, overrides=dict(slow, MaxBodyBytes=8 * MIB))
+    c = tls_node(make_node, pki, "c", tls=tls, overrides=dict(slow, MaxBodyBytes=MIB))
+    d = tls_node(make_node, pki, "d", tls=tls, overrides=dict(slow, MaxBodyBytes=8 * MIB))
+    fill(a, "p")
+    fill(d, "q")
+    add_peer(a, "b", f"https://127.0.0.1:{b.port}")
+    add_peer(a, "c", f"https://127.0.0.1:{c.port}")
+    add_peer(d, "b", f"https://127.0.0.1:{b.port}")
+    last = BIG_DOCS - 1
+    for n, doc in ((b, f"p{last}"), (b, f"q{last}"), (c, f"p{last}")):
+        wait_for(lambda: has_doc(n, "big", doc), timeout=60, what=f"{doc} on {n.name}")
+    for n, peer in ((a, "b"), (a, "c"), (d, "b")):
+        wait_for(lambda: (peer_status(n, peer) or {}).get("LastSuccessUtc"), what="link reported")
+        link_clean(n, peer)
+    pushes = [ln for ln in b.log_text().splitlines() if "POST /api/replication/push" in ln]
+    assert pushes and all("-> 200" in ln for ln in pushes), pushes
+    assert "POST /api/replication/push -> 413" in c.log_text()  # the split reached a
+    # Operations apply in log order: with the last one there, all are.
+    assert has_doc(b, "big", "p0") and has_doc(b, "big", "q0") and has_doc(c, "big", "p0")
 
 
 # ------------------------------------------------------------------------------------------------
