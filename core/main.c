@@ -11,9 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -386,7 +384,6 @@ int main(int argc, char **argv)
     g_node = &node;
     ld_node *n = &node;
     int rc = 1;
-    int lock_fd = -1;
     if (!ld_config_load(&n->cfg, config_path, environ, &ov, err, sizeof err)) {
         ld_log_error("%s", err);
         return 1;
@@ -407,15 +404,11 @@ int main(int argc, char **argv)
         goto out;
     }
     /* One litedistd per data directory: two would both write the same databases (SQLite in WAL
-     * mode lets two processes open a file, and each would run its own writer). The lock dies
-     * with the process, so a kill -9 never leaves a stale lock behind. */
-    char lock_path[PATH_MAX];
-    snprintf(lock_path, sizeof lock_path, "%s/litedistd.lock", n->data_dir);
-    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        ld_log_error("data directory %s is in use by another litedistd (%s): stop it, or give "
-                     "this node its own Node.DataDirectory",
-                     n->data_dir, lock_fd < 0 ? strerror(errno) : "locked");
+     * mode lets two processes open a file, and each would run its own writer). The lock is on
+     * the directory itself (no file to delete) and dies with the process, so a kill -9 never
+     * leaves a stale lock behind. */
+    if (!ld_datadir_lock(&n->dir, n->data_dir, err, sizeof err)) {
+        ld_log_error("%s", err);
         goto out;
     }
     if (!load_node_id(n) || !check_default_keys(n)) goto out;
@@ -482,6 +475,6 @@ int main(int argc, char **argv)
 
 out:
     ld_node_close(n);
-    if (lock_fd >= 0) close(lock_fd);
+    ld_datadir_unlock(&n->dir);
     return rc;
 }
