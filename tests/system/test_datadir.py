@@ -6,6 +6,9 @@ directory itself, so there is no file whose removal lets a second process in."""
 import json
 import re
 import shutil
+import sqlite3
+
+import pytest
 
 from conftest import assert_ok
 
@@ -42,6 +45,38 @@ def test_identity_is_recorded_and_kept_when_its_file_is_lost(make_node, storage)
     n.start()  # the databases' records give the incarnation back
     assert identity(n)["Incarnation"] == rec["Incarnation"]
     assert n.api(DB).must_get("c", "x") == {"Id": "x", "v": 1}
+
+
+def test_a_directory_from_before_the_record_is_adopted(make_node, storage):
+    """A data directory written before litedist kept the record: no identity.json, databases
+    with data but no incarnation. It is adopted: its databases are stamped with a new
+    incarnation and the record names it. (The stamp is removed with sqlite3: sqlite only.)"""
+    if storage != "sqlite":
+        pytest.skip("the pre-record directory is made by editing the SQLite file")
+    n = make_node()
+    assert_ok(n.api(DB).put("c", "x", {"v": 1}))
+    n.stop()
+    identity_before = identity(n)
+    (n.data_dir / "identity.json").unlink()
+    path = n.data_dir / "databases" / f"{DB}.db"
+
+    def stamp():
+        with sqlite3.connect(path) as con:
+            row = con.execute("SELECT v FROM ks_meta WHERE k = CAST('incarnation' AS BLOB)")
+            row = row.fetchone()
+        con.close()
+        return row and bytes(row[0]).decode()
+
+    old = stamp()
+    assert old == identity_before["Incarnation"]
+    with sqlite3.connect(path) as con:
+        con.execute("DELETE FROM ks_meta WHERE k = CAST('incarnation' AS BLOB)")
+    con.close()
+    assert stamp() is None
+    n.start()
+    assert n.api(DB).must_get("c", "x") == {"Id": "x", "v": 1}
+    n.stop()
+    assert stamp() == identity(n)["Incarnation"] != old  # a new incarnation
 
 
 def test_another_backend_is_refused_with_the_recipe(make_node, storage):
