@@ -44,8 +44,8 @@ WORKLOADS = [
     ("B8", "B8 3 nodes x 1k writes/s: lag"),
     ("B9-idle", "B9 RSS idle"),
     ("B9-docs", "B9 RSS after the documents"),
-    ("B10", "B10 time until visible, plain vs TLS"),
-    ("B10-handshakes", "B10 TLS handshakes after warm-up"),
+    ("B11", "B11 time until visible, plain vs TLS"),
+    ("B11-handshakes", "B11 TLS handshakes after warm-up"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -251,14 +251,14 @@ def goals(rows, conns):
         f"{peak:.0f} MiB)" if a else "",
         a["value_median"] if a else None, 64, higher=False)
     # Issue 21: replication over TLS costs little more than plain once connections are kept.
-    t, p = row("B10", "litedist-tls"), row("B10", "litedist-plain")
+    t, p = row("B11", "litedist-tls"), row("B11", "litedist-plain")
     x = paired(t, p)
-    add("B10", "TLS p50 <= 1.5 x plain p50 (issue 21)",
+    add("B11", "TLS p50 <= 1.5 x plain p50 (issue 21)",
         f"{x:.2f} x ({t['p50_ms']:.2f} ms against {p['p50_ms']:.2f} ms)" if x else "", x, 1.5,
         higher=False)
-    a = row("B10-handshakes", "litedist-tls")
+    a = row("B11-handshakes", "litedist-tls")
     e = a["extra"] if a else {}
-    add("B10", "TLS handshakes after warm-up ~0 per minute (<= 1, issue 21)",
+    add("B11", "TLS handshakes after warm-up ~0 per minute (<= 1, issue 21)",
         f"{a['value_median']:.1f}/min ({e.get('full_per_min', 0):.1f} full, "
         f"{e.get('resumed_per_min', 0):.1f} resumed)" if a else "",
         a["value_median"] if a else None, 1, higher=False)
@@ -454,8 +454,8 @@ def docs(meta, rows, result_name, storage=None):
                  f"{s['catchup_ops']:,} ops, B8 runs {s['b8_seconds']} s, B9 writes "
                  f"{s['memory_documents']:,} documents; B5-B7 run {s['scenario_repeats']} "
                  "time(s), B8 and B9 once."
-                 + (f" B10 counts handshakes over {s['b10_seconds']} s." if "b10_seconds" in s
-                    else ""))
+                 + (f" B11 counts handshakes over {s['b11_seconds']} s."
+                    if "b11_seconds" in s else ""))
     par(f"**Run:** {meta['started_utc']} UTC, {s['duration_s']} s per measured run, "
         f"{s['repeats']} runs per row (median, and min - max), {s['warmup_s']} s warm-up, "
         f"wrk with 1 thread and {c} connections unless the row says otherwise; litedist with "
@@ -549,7 +549,7 @@ def docs(meta, rows, result_name, storage=None):
     bullet("**B6:** two litedistd seeded with each other; `tools/visibility_probe.py` PUTs a token "
            "on A and polls B every 0.2 ms until it reads it. The same loop against two "
            "pouchdb-servers, B pulling from A by a continuous `_replicate`.")
-    bullet("**B10:** two pairs of litedistd, each node the other's seed peer: one pair over "
+    bullet("**B11:** two pairs of litedistd, each node the other's seed peer: one pair over "
            "`http://`, one over `https://` with mutual TLS (a throw-away ECDSA P-256 CA); "
            "`tools/visibility_probe.py` as in B6 against each pair in turn (over HTTPS with a "
            "client certificate for the TLS pair). Then 10 writes/s on the TLS pair's A: the "

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-# bench/run's multi-process workloads B5-B10 (query scan, visibility, catch-up, three-node load,
-# memory, visibility over TLS): starts litedistd nodes, pouchdb-server peers and the raw engines, appends one JSON record
-# per measurement to the records file that bench/report.py reads. Standard library only.
+# bench/run's multi-process workloads B5-B9 and B11 (query scan, visibility, catch-up, three-node
+# load, memory, visibility over TLS): starts litedistd nodes, pouchdb-server peers and the raw
+# engines, appends one JSON record per measurement to the records file that bench/report.py reads.
+# Standard library only.
 import argparse
 import http.client
 import json
@@ -378,10 +379,10 @@ def b6(ctx):
             raise BenchError(f"B6: writes never visible (litedist {j['lost']}, pouchdb {lost})")
 
 
-# --- B10: write-to-visible over https:// peers against http:// ones; handshakes per minute -----
+# --- B11: write-to-visible over https:// peers against http:// ones; handshakes per minute -----
 
 class Pki:
-    """A throw-away CA and one certificate (IP 127.0.0.1, server and client use) that every B10
+    """A throw-away CA and one certificate (IP 127.0.0.1, server and client use) that every B11
     node serves, presents to its peers and that the probe presents as a client; the openssl
     command line makes them."""
 
@@ -419,11 +420,11 @@ def handshakes(port, pki):
     return h["Full"], h["Resumed"]
 
 
-def b10(ctx):
+def b11(ctx):
     """Two pairs of litedistd (SQLite, Sync full), each node the other's seed peer: one pair
     over http://, one over https:// with mutual TLS. Per repeat, visibility_probe on each pair
     in turn (p50 of time until visible). Then, on the TLS pair after that warm-up, a steady
-    10 writes/s on A for --b10-seconds: the client handshakes both nodes made meanwhile (status
+    10 writes/s on A for --b11-seconds: the client handshakes both nodes made meanwhile (status
     TlsClientHandshakes), per minute. Probes are off (PeerProbeIntervalSeconds 0, as in every
     workload here): each dashboard probe's WebSocket is a connection of its own."""
     a = ctx.a
@@ -431,12 +432,13 @@ def b10(ctx):
     pairs = {}
     for target, tls in (("litedist-plain", None), ("litedist-tls", pki)):
         pa, pb = free_port(), free_port()
-        A = ctx.litedist(f"b10-{target}-a", peers=[(f"b10-{target}-b", pb)], port=pa, tls=tls)
-        B = ctx.litedist(f"b10-{target}-b", peers=[(f"b10-{target}-a", pa)], port=pb, tls=tls)
+        na, nb = f"b11-{target}-a", f"b11-{target}-b"
+        A = ctx.litedist(na, peers=[(nb, pb)], port=pa, tls=tls)
+        B = ctx.litedist(nb, peers=[(na, pa)], port=pb, tls=tls)
         st, body = call(A.port, "PUT", "/api/documents/probe/warm", {"x": 1},
                         {"Database": "probe", "ApiKey": "root"}, timeout=10, tls=tls)
         if st != 200:
-            raise BenchError(f"B10 {target}: the first write answered {st} {body[:200]!r}")
+            raise BenchError(f"B11 {target}: the first write answered {st} {body[:200]!r}")
         pairs[target] = (A, B, tls)
     time.sleep(1)  # both pairs have the database and their links before the clock starts
     for r in range(1, a.repeats + 1):
@@ -450,33 +452,33 @@ def b10(ctx):
             if out.returncode != 0:
                 raise BenchError(f"visibility_probe ({target}) failed: {out.stdout} {out.stderr}")
             j = json.loads(out.stdout)
-            ctx.record(workload="B10", target=target, repeat=r, value=j["p50_ms"], unit="ms",
+            ctx.record(workload="B11", target=target, repeat=r, value=j["p50_ms"], unit="ms",
                        p50_ms=j["p50_ms"], p99_ms=j["p99_ms"], max_ms=j["max_ms"],
                        lost=j["lost"], writes=a.probe_writes)
-            log(f"B10 {target} #{r}: p50 {j['p50_ms']:.2f} ms, p99 {j['p99_ms']:.2f} ms")
+            log(f"B11 {target} #{r}: p50 {j['p50_ms']:.2f} ms, p99 {j['p99_ms']:.2f} ms")
             if j["lost"]:
-                raise BenchError(f"B10 {target}: {j['lost']} writes never visible")
+                raise BenchError(f"B11 {target}: {j['lost']} writes never visible")
     A, B, _ = pairs["litedist-tls"]
     before = [handshakes(n.port, pki) for n in (A, B)]
     writer = visibility_probe.Client(f"https://127.0.0.1:{A.port}", "probe", "root",
                                      pki.client_context())
-    t_end = time.monotonic() + a.b10_seconds
+    t_end = time.monotonic() + a.b11_seconds
     i = 0
     while time.monotonic() < t_end:
         st, body = writer.call("PUT", f"/api/documents/steady/s{i % 100}", {"i": i})
         if st != 200:
-            raise BenchError(f"B10 steady write {i} answered {st} {body[:200]!r}")
+            raise BenchError(f"B11 steady write {i} answered {st} {body[:200]!r}")
         i += 1
         time.sleep(0.1)
     after = [handshakes(n.port, pki) for n in (A, B)]
-    minutes = a.b10_seconds / 60
+    minutes = a.b11_seconds / 60
     full = sum(x[0] - y[0] for x, y in zip(after, before)) / minutes
     resumed = sum(x[1] - y[1] for x, y in zip(after, before)) / minutes
-    ctx.record(workload="B10-handshakes", target="litedist-tls", repeat=1, value=full + resumed,
-               unit="/min", full_per_min=full, resumed_per_min=resumed, writes=i,
-               seconds=a.b10_seconds, nodes=2)
-    log(f"B10 handshakes after warm-up, both nodes: {full:.1f} full + {resumed:.1f} resumed per "
-        f"minute ({i} writes in {a.b10_seconds} s)")
+    ctx.record(workload="B11-handshakes", target="litedist-tls", repeat=1,
+               value=full + resumed, unit="/min", full_per_min=full, resumed_per_min=resumed,
+               writes=i, seconds=a.b11_seconds, nodes=2)
+    log(f"B11 handshakes after warm-up, both nodes: {full:.1f} full + {resumed:.1f} resumed "
+        f"per minute ({i} writes in {a.b11_seconds} s)")
 
 
 # --- B7: catch-up of a node that missed N ops ---------------------------------------------------
@@ -744,7 +746,7 @@ def couch_preload(ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "raw",
+    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B11", "raw",
                                          "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
@@ -760,8 +762,8 @@ def main():
     ap.add_argument("--b8-seconds", type=int, default=60)
     ap.add_argument("--b8-rate", type=int, default=1000)
     ap.add_argument("--mem-docs", type=int, default=1000000)
-    ap.add_argument("--b10-seconds", type=int, default=60,
-                    help="B10: seconds of steady writes over which handshakes are counted")
+    ap.add_argument("--b11-seconds", type=int, default=60,
+                    help="B11: seconds of steady writes over which handshakes are counted")
     ap.add_argument("--storage-bench", help="raw: bench/storage's storage_bench binary")
     ap.add_argument("--port", type=int, help="couch-load: pouchdb-server's port")
     ap.add_argument("--docs", type=int, default=10000, help="couch-load: documents")
@@ -770,7 +772,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     ctx = Ctx(a)
     try:
-        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "raw": raw,
+        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B11": b11, "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")
