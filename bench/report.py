@@ -23,6 +23,7 @@ TARGET_NAMES = {
     "pouchdb": "pouchdb-server 4.2.0", "redis": "redis-server (no persistence)",
     "redis-aof": "redis-server (AOF everysec)", "sqlite-raw": "raw SQLite",
     "lmdb-raw": "raw LMDB",
+    "litedist-plain": "litedistd, http:// peers", "litedist-tls": "litedistd, https:// peers",
 }
 TARGET_ORDER = list(TARGET_NAMES)
 
@@ -45,6 +46,8 @@ WORKLOADS = [
     ("B9-docs", "B9 RSS after the documents"),
     ("B10-load", "B10 loading the joined database"),
     ("B10", "B10 new node joins the database"),
+    ("B11", "B11 time until visible, plain vs TLS"),
+    ("B11-handshakes", "B11 TLS handshakes after warm-up"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -265,6 +268,18 @@ def goals(rows, conns):
         pn = f" (pouchdb on {p['extra'].get('documents', 0):,} docs)" if p else ""
         add(f"B10 {n}", ">= 50 x pouchdb-server one-shot replication",
             f"{x:.1f} x{pn}" if x else "", x, 50)
+    # Issue 21: replication over TLS costs little more than plain once connections are kept.
+    t, p = row("B11", "litedist-tls"), row("B11", "litedist-plain")
+    x = paired(t, p)
+    add("B11", "TLS p50 <= 1.5 x plain p50 (issue 21)",
+        f"{x:.2f} x ({t['p50_ms']:.2f} ms against {p['p50_ms']:.2f} ms)" if x else "", x, 1.5,
+        higher=False)
+    a = row("B11-handshakes", "litedist-tls")
+    e = a["extra"] if a else {}
+    add("B11", "TLS handshakes after warm-up ~0 per minute (<= 1, issue 21)",
+        f"{a['value_median']:.1f}/min ({e.get('full_per_min', 0):.1f} full, "
+        f"{e.get('resumed_per_min', 0):.1f} resumed)" if a else "",
+        a["value_median"] if a else None, 1, higher=False)
     return out
 
 
@@ -526,7 +541,9 @@ def docs(meta, rows, result_name, storage=None):
         scale = (f" B5 scans {s['scan_documents']:,} documents, B7's node missed "
                  f"{s['catchup_ops']:,} ops, B8 runs {s['b8_seconds']} s, B9 writes "
                  f"{s['memory_documents']:,} documents; B5-B7 run {s['scenario_repeats']} "
-                 "time(s), B8 and B9 once.")
+                 "time(s), B8 and B9 once."
+                 + (f" B11 counts handshakes over {s['b11_seconds']} s."
+                    if "b11_seconds" in s else ""))
     par(f"**Run:** {meta['started_utc']} UTC, {s['duration_s']} s per measured run, "
         f"{s['repeats']} runs per row (median, and min - max), {s['warmup_s']} s warm-up, "
         f"wrk with 1 thread and {c} connections unless the row says otherwise; litedist with "
@@ -625,6 +642,12 @@ def docs(meta, rows, result_name, storage=None):
     bullet("**B6:** two litedistd seeded with each other; `tools/visibility_probe.py` PUTs a token "
            "on A and polls B every 0.2 ms until it reads it. The same loop against two "
            "pouchdb-servers, B pulling from A by a continuous `_replicate`.")
+    bullet("**B11:** two pairs of litedistd, each node the other's seed peer: one pair over "
+           "`http://`, one over `https://` with mutual TLS (a throw-away ECDSA P-256 CA); "
+           "`tools/visibility_probe.py` as in B6 against each pair in turn (over HTTPS with a "
+           "client certificate for the TLS pair). Then 10 writes/s on the TLS pair's A: the "
+           "client handshakes (full and resumed) both nodes report in `TlsClientHandshakes` "
+           "meanwhile, per minute. Probes off, as everywhere here.")
     bullet("**B7:** nodes A and B, each the other's seed peer, share the database; B stops, A "
            "takes the documents, B starts again: the time from B's start until both report the "
            "same version vector (and equal digests). pouchdb: a one-shot `_replicate` of the same documents into an empty "

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-# bench/run's multi-process workloads B5-B10 (query scan, visibility, catch-up, three-node load,
-# memory, a new node joining): starts litedistd nodes, pouchdb-server peers and the raw engines,
-# appends one JSON record per measurement to the records file that bench/report.py reads.
+# bench/run's multi-process workloads B5-B11 (query scan, visibility, catch-up, three-node load,
+# memory, a new node joining, visibility over TLS): starts litedistd nodes, pouchdb-server peers
+# and the raw engines, appends one JSON record per measurement to the records file that
+# bench/report.py reads.
 # Standard library only.
 import argparse
 import http.client
@@ -92,13 +93,15 @@ class Ctx:
         with open(self.a.records, "a") as f:
             f.write(json.dumps(rec) + "\n")
 
-    def wait_up(self, proc, path="/health", timeout=30):
+    def wait_up(self, proc, path="/health", timeout=30, tls=None):
         t_end = time.monotonic() + timeout
         while time.monotonic() < t_end:
             if not proc.alive():
                 raise BenchError(f"{proc.name} exited at start:\n{proc.tail()}")
             try:
-                c = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=1)
+                c = (http.client.HTTPSConnection("127.0.0.1", proc.port, timeout=1,
+                                                 context=tls.client_context()) if tls else
+                     http.client.HTTPConnection("127.0.0.1", proc.port, timeout=1))
                 c.request("GET", path)
                 if c.getresponse().status == 200:
                     c.close()
@@ -109,21 +112,26 @@ class Ctx:
         raise BenchError(f"{proc.name} did not answer on port {proc.port}")
 
     def litedist(self, name, plugin="sqlite", sync="full", peers=(), node_id=None, port=None,
-                 data=None):
+                 data=None, tls=None):
+        """tls: a Pki; the node then serves HTTPS with mutual TLS and its peers are https://."""
         port = port or free_port()
         data = data or os.path.join(self.a.work, name)
         os.makedirs(data, exist_ok=True)
+        scheme = "https" if tls else "http"
         node = {"Port": port, "DataDirectory": data, "LogLevel": "warn",
                 "NodeId": node_id or name, "PeerProbeIntervalSeconds": 0,
-                "SeedPeers": [{"NodeId": pid, "BaseUrl": f"http://127.0.0.1:{pp}",
+                "SeedPeers": [{"NodeId": pid, "BaseUrl": f"{scheme}://127.0.0.1:{pp}",
                                "IsActive": True} for pid, pp in peers]}
+        if tls:
+            node["Tls"] = {"CertificateFile": tls.node_cert, "KeyFile": tls.node_key,
+                           "PeerCaFile": tls.ca, "ClientCaFile": tls.ca}
         cfg = os.path.join(self.a.work, name + ".json")
         with open(cfg, "w") as f:
             json.dump({"Node": node, "Storage": {"Plugin": plugin, "Sync": sync}}, f)
         p = Proc(name, [self.a.litedistd, "--config", cfg], self.a.work, self.server_pin)
         p.port = port
         self.procs.append(p)
-        self.wait_up(p)
+        self.wait_up(p, tls=tls)
         return p
 
     def pouchdb(self, name, port=None):
@@ -148,8 +156,10 @@ class Ctx:
         self.procs.remove(p)
 
 
-def call(port, method, path, body=None, headers=None, timeout=600):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def call(port, method, path, body=None, headers=None, timeout=600, tls=None):
+    c = (http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                     context=tls.client_context()) if tls else
+         http.client.HTTPConnection("127.0.0.1", port, timeout=timeout))
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
     h = {"Content-Type": "application/json"}
     h.update(headers or {})
@@ -368,6 +378,108 @@ def b6(ctx):
         log(f"B6 pouchdb #{r}: p50 {pct(s, 50):.2f} ms, p99 {pct(s, 99):.2f} ms")
         if j["lost"] or lost:
             raise BenchError(f"B6: writes never visible (litedist {j['lost']}, pouchdb {lost})")
+
+
+# --- B11: write-to-visible over https:// peers against http:// ones; handshakes per minute -----
+
+class Pki:
+    """A throw-away CA and one certificate (IP 127.0.0.1, server and client use) that every B11
+    node serves, presents to its peers and that the probe presents as a client; the openssl
+    command line makes them."""
+
+    def __init__(self, d):
+        os.makedirs(d, exist_ok=True)
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True,
+                           timeout=60)
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                "-subj", "/CN=litedist bench CA")
+        with open(os.path.join(d, "node.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+        openssl("req", *ec, "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=node")
+        openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "node.pem", "-days", "2", "-extfile", "node.ext")
+        self.ca, self.node_cert, self.node_key = (os.path.join(d, f) for f in
+                                                  ("ca.pem", "node.pem", "node.key"))
+
+    def client_context(self):
+        return visibility_probe.tls_context(self.ca, self.node_cert, self.node_key)
+
+    def probe_args(self):
+        return ["--cafile", self.ca, "--cert", self.node_cert, "--cert-key", self.node_key]
+
+
+def handshakes(port, pki):
+    st, body = call(port, "GET", "/api/replication/status",
+                    headers={"ReplicationApiKey": REPL_KEY}, timeout=10, tls=pki)
+    if st != 200:
+        raise BenchError(f"replication status answered {st}")
+    h = json.loads(body)["TlsClientHandshakes"]
+    return h["Full"], h["Resumed"]
+
+
+def b11(ctx):
+    """Two pairs of litedistd (SQLite, Sync full), each node the other's seed peer: one pair
+    over http://, one over https:// with mutual TLS. Per repeat, visibility_probe on each pair
+    in turn (p50 of time until visible). Then, on the TLS pair after that warm-up, a steady
+    10 writes/s on A for --b11-seconds: the client handshakes both nodes made meanwhile (status
+    TlsClientHandshakes), per minute. Probes are off (PeerProbeIntervalSeconds 0, as in every
+    workload here): each dashboard probe's WebSocket is a connection of its own."""
+    a = ctx.a
+    pki = Pki(os.path.join(a.work, "pki"))
+    pairs = {}
+    for target, tls in (("litedist-plain", None), ("litedist-tls", pki)):
+        pa, pb = free_port(), free_port()
+        na, nb = f"b11-{target}-a", f"b11-{target}-b"
+        A = ctx.litedist(na, peers=[(nb, pb)], port=pa, tls=tls)
+        B = ctx.litedist(nb, peers=[(na, pa)], port=pb, tls=tls)
+        st, body = call(A.port, "PUT", "/api/documents/probe/warm", {"x": 1},
+                        {"Database": "probe", "ApiKey": "root"}, timeout=10, tls=tls)
+        if st != 200:
+            raise BenchError(f"B11 {target}: the first write answered {st} {body[:200]!r}")
+        pairs[target] = (A, B, tls)
+    time.sleep(1)  # both pairs have the database and their links before the clock starts
+    for r in range(1, a.repeats + 1):
+        for target, (A, B, tls) in pairs.items():
+            scheme = "https" if tls else "http"
+            out = subprocess.run(ctx.client_pin + [
+                sys.executable, os.path.join(ROOT, "tools/visibility_probe.py"),
+                "--a", f"{scheme}://127.0.0.1:{A.port}", "--b", f"{scheme}://127.0.0.1:{B.port}",
+                "-n", str(a.probe_writes), "--json", *(tls.probe_args() if tls else [])],
+                capture_output=True, text=True, timeout=600)
+            if out.returncode != 0:
+                raise BenchError(f"visibility_probe ({target}) failed: {out.stdout} {out.stderr}")
+            j = json.loads(out.stdout)
+            ctx.record(workload="B11", target=target, repeat=r, value=j["p50_ms"], unit="ms",
+                       p50_ms=j["p50_ms"], p99_ms=j["p99_ms"], max_ms=j["max_ms"],
+                       lost=j["lost"], writes=a.probe_writes)
+            log(f"B11 {target} #{r}: p50 {j['p50_ms']:.2f} ms, p99 {j['p99_ms']:.2f} ms")
+            if j["lost"]:
+                raise BenchError(f"B11 {target}: {j['lost']} writes never visible")
+    A, B, _ = pairs["litedist-tls"]
+    before = [handshakes(n.port, pki) for n in (A, B)]
+    writer = visibility_probe.Client(f"https://127.0.0.1:{A.port}", "probe", "root",
+                                     pki.client_context())
+    t_end = time.monotonic() + a.b11_seconds
+    i = 0
+    while time.monotonic() < t_end:
+        st, body = writer.call("PUT", f"/api/documents/steady/s{i % 100}", {"i": i})
+        if st != 200:
+            raise BenchError(f"B11 steady write {i} answered {st} {body[:200]!r}")
+        i += 1
+        time.sleep(0.1)
+    after = [handshakes(n.port, pki) for n in (A, B)]
+    minutes = a.b11_seconds / 60
+    full = sum(x[0] - y[0] for x, y in zip(after, before)) / minutes
+    resumed = sum(x[1] - y[1] for x, y in zip(after, before)) / minutes
+    ctx.record(workload="B11-handshakes", target="litedist-tls", repeat=1,
+               value=full + resumed, unit="/min", full_per_min=full, resumed_per_min=resumed,
+               writes=i, seconds=a.b11_seconds, nodes=2)
+    log(f"B11 handshakes after warm-up, both nodes: {full:.1f} full + {resumed:.1f} resumed "
+        f"per minute ({i} writes in {a.b11_seconds} s)")
 
 
 # --- B7: catch-up of a node that missed N ops ---------------------------------------------------
@@ -826,8 +938,8 @@ def couch_preload(ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "raw",
-                                        "couch-load"])
+    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "raw",
+                                         "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--litedistd", required=True)
@@ -849,6 +961,8 @@ def main():
     ap.add_argument("--join-discovery-wait", type=float, default=5,
                     help="B10: seconds the newcomer has to list the database by itself before "
                          "the source is told about it by hand")
+    ap.add_argument("--b11-seconds", type=int, default=60,
+                    help="B11: seconds of steady writes over which handshakes are counted")
     ap.add_argument("--storage-bench", help="raw: bench/storage's storage_bench binary")
     ap.add_argument("--port", type=int, help="couch-load: pouchdb-server's port")
     ap.add_argument("--docs", type=int, default=10000, help="couch-load: documents")
@@ -857,7 +971,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     ctx = Ctx(a)
     try:
-        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "raw": raw,
+        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")

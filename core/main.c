@@ -11,9 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -237,15 +235,15 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     if (n->listener) evconnlistener_enable(evhttp_bound_socket_get_listener(n->listener));
 }
 
-/* The port the listener is bound to (Node.Port may be 0: any free port). */
+/* The port the listener really has: Node.Port 0 lets the kernel choose. */
 static int bound_port(ld_node *n)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getsockname(evhttp_bound_socket_get_fd(n->listener), (struct sockaddr *)&ss, &sl) == 0)
-        return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                              : ((struct sockaddr_in *)&ss)->sin_port);
-    return n->cfg.port;
+    if (getsockname(evhttp_bound_socket_get_fd(n->listener), (struct sockaddr *)&ss, &sl) != 0)
+        return n->cfg.port;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 /* How this node reaches itself (the dashboard probes it like a peer): the bound port, and a
@@ -389,7 +387,6 @@ int main(int argc, char **argv)
     g_node = &node;
     ld_node *n = &node;
     int rc = 1;
-    int lock_fd = -1;
     if (!ld_config_load(&n->cfg, config_path, environ, &ov, err, sizeof err)) {
         ld_log_error("%s", err);
         return 1;
@@ -410,15 +407,11 @@ int main(int argc, char **argv)
         goto out;
     }
     /* One litedistd per data directory: two would both write the same databases (SQLite in WAL
-     * mode lets two processes open a file, and each would run its own writer). The lock dies
-     * with the process, so a kill -9 never leaves a stale lock behind. */
-    char lock_path[PATH_MAX];
-    snprintf(lock_path, sizeof lock_path, "%s/litedistd.lock", n->data_dir);
-    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        ld_log_error("data directory %s is in use by another litedistd (%s): stop it, or give "
-                     "this node its own Node.DataDirectory",
-                     n->data_dir, lock_fd < 0 ? strerror(errno) : "locked");
+     * mode lets two processes open a file, and each would run its own writer). The lock is on
+     * the directory itself (no file to delete) and dies with the process, so a kill -9 never
+     * leaves a stale lock behind. */
+    if (!ld_datadir_lock(&n->dir, n->data_dir, err, sizeof err)) {
+        ld_log_error("%s", err);
         goto out;
     }
     if (!load_node_id(n) || !check_default_keys(n)) goto out;
@@ -474,7 +467,7 @@ int main(int argc, char **argv)
     ld_log_info("litedistd %s node %s listening on %s://%s:%d (data %s, storage %s, %zu "
                 "databases%s)",
                 LD_VERSION, n->node_id, ld_tls_serves(n->tls) ? "https" : "http",
-                n->cfg.listen_address, n->cfg.port, n->data_dir, n->store.plugin->name,
+                n->cfg.listen_address, bound_port(n), n->data_dir, n->store.plugin->name,
                 ld_registry_count(&n->reg),
                 ld_tls_requires_client_cert(n->tls) ? ", client certificates required" : "");
     event_base_dispatch(n->base);
@@ -489,6 +482,6 @@ int main(int argc, char **argv)
 
 out:
     ld_node_close(n);
-    if (lock_fd >= 0) close(lock_fd);
+    ld_datadir_unlock(&n->dir);
     return rc;
 }

@@ -23,6 +23,13 @@
 #include "util/workers.h"
 #include "ws/ws.h"
 
+static int count_db(void *ctx, const char *name)
+{
+    (void)name;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
 bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
 {
     char *storage_path = ld_plugin_resolve(n->cfg.storage_plugin, n->cfg.plugin_dir,
@@ -47,22 +54,45 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
     n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
     if (!n->done.ev || !(n->workers = ld_workers_new(n->base, workers))) goto nomem;
 
+    /* Another backend's data, or another node's, is refused before any database is opened
+     * (or created) under this node's id. */
+    size_t listed = 0;
+    ld_status st = ld_store_list(&n->store, n->db_dir, count_db, &listed);
+    if (st != LD_OK) {
+        ld_set_err(err, errlen, "cannot list the databases in %s: %s", n->db_dir,
+                   ld_status_str(st));
+        return false;
+    }
+    if (!ld_datadir_check(&n->dir, n->data_dir, n->db_dir, n->store.plugin->name, n->node_id,
+                          listed, err, errlen))
+        return false;
     n->env = (ld_db_env){
         .store = &n->store,
         .clock = &n->clock,
         .node_id = n->node_id,
         .dir = n->db_dir,
+        .incarnation = n->dir.incarnation,
+        .adopt = n->dir.adopting,
         .writer_batch_max = n->cfg.writer_batch_max,
         .complete = ld_completions_post,
         .complete_ctx = n,
     };
-    ld_status st = ld_registry_init(&n->reg, &n->env);
+    st = ld_registry_init(&n->reg, &n->env);
     n->reg_up = true;
+    if (st == LD_INVALID) { /* a database of another incarnation: logged with the recipe */
+        ld_set_err(err, errlen, "refusing to start: a database in %s does not belong here",
+                   n->db_dir);
+        return false;
+    }
     if (st != LD_OK) {
         ld_set_err(err, errlen, "cannot open the databases in %s: %s", n->db_dir,
                    ld_status_str(st));
         return false;
     }
+    /* Only now: every database found carries the incarnation the record will name. */
+    if (!ld_datadir_record(&n->dir, n->data_dir, n->store.plugin->name, n->node_id, err, errlen))
+        return false;
+    n->env.adopt = false;
 
     if (!(n->ws = ld_ws_server_new(NULL)) ||
         !(n->failures = ld_failures_new((uint32_t)n->cfg.auth_failure_delay_ms)))
@@ -90,6 +120,16 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
      * limit sits above Node.MaxBodyBytes: bodies up to twice the limit get our JSON 413, and
      * only abuse beyond that meets evhttp's guard. */
     evhttp_set_max_body_size(n->http, (ev_ssize_t)(2 * n->cfg.max_body_bytes + 65536));
+    /* Beyond that guard evhttp answers 413 and closes at once, while the client is still
+     * sending: the client then sees a write error, not the 413 (over TLS always, a 5 MB push to
+     * a node with a 1 MB limit; over plain TCP when the rest did not fit the socket buffers), so
+     * a replicating peer retried the same push forever instead of halving it. Lingering, evhttp
+     * reads the rest of the body and drops it before answering; what it drops still counts in
+     * the body's size, so such a request never reaches a handler. */
+    if (evhttp_set_flags(n->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0) {
+        ld_set_err(err, errlen, "cannot set up the HTTP server (lingering close)");
+        return false;
+    }
     evhttp_set_timeout(n->http, n->cfg.request_timeout_s); /* slow or idle clients go */
     return true;
 nomem:

@@ -13,6 +13,7 @@
 
 #include "auth/chain.h"
 #include "config/config.h"
+#include "db/datadir.h"
 #include "db/hlc.h"
 #include "db/names.h"
 #include "db/registry.h"
@@ -30,6 +31,7 @@ typedef struct ld_node {
     char node_id[LD_NODE_ID_MAX + 1];
     char *data_dir; /* absolute */
     char *db_dir;   /* <data_dir>/databases */
+    ld_datadir dir; /* the data directory's lock (main.c) and identity (ld_node_open) */
     ld_hlc clock;
     ld_store store;
     ld_auth_chain auth;

@@ -5,6 +5,8 @@ until each write is visible, and prints p50/p95/p99/max of time-until-visible. W
 
     tools/visibility_probe.py --a http://127.0.0.1:17001 --b http://127.0.0.1:17002 -n 200
     tools/visibility_probe.py --cache --ttl 5m --poll-ms 0.5 -n 500
+    tools/visibility_probe.py --a https://10.0.0.1:1446 --b https://10.0.0.2:1446 --cafile ca.pem
+        --cert client.pem --cert-key client.key     (mutual TLS: docs/tls.md)
 
 Standard library only. Each write gets a unique token; B is polled with keep-alive requests
 every --poll-ms until it returns that token (or --timeout-s passes: counted as lost)."""
@@ -12,16 +14,30 @@ every --poll-ms until it returns that token (or --timeout-s passes: counted as l
 import argparse
 import http.client
 import json
+import ssl
 import sys
 import time
 import urllib.parse
 import uuid
 
 
+def tls_context(cafile=None, cert=None, key=None):
+    """The client side of https:// nodes: trusting cafile (else the system's CAs), presenting
+    cert/key when the node requires a client certificate (Node.Tls.ClientCaFile)."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 class Client:
-    def __init__(self, base, db, key):
+    def __init__(self, base, db, key, tls=None):
         u = urllib.parse.urlparse(base)
-        self.conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=5)
+        if u.scheme == "https":
+            self.conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=5,
+                                                    context=tls or tls_context())
+        else:
+            self.conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=5)
         self.headers = {"Database": db, "ApiKey": key, "Content-Type": "application/json"}
 
     def call(self, method, path, body=None):
@@ -57,9 +73,13 @@ def main(argv=None):
     ap.add_argument("--cache", action="store_true", help="write cache keys instead of documents")
     ap.add_argument("--ttl", default="5m", help="ttl of the cache keys written (--cache)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--cafile", help="https:// nodes: the CA that signed their certificates")
+    ap.add_argument("--cert", help="https:// nodes requiring one: the client certificate (PEM)")
+    ap.add_argument("--cert-key", help="the client certificate's private key (PEM)")
     args = ap.parse_args(argv)
 
-    a, b = Client(args.a, args.db, args.key), Client(args.b, args.db, args.key)
+    tls = tls_context(args.cafile, args.cert, args.cert_key)
+    a, b = Client(args.a, args.db, args.key, tls), Client(args.b, args.db, args.key, tls)
 
     def seen(answer):  # the token B holds now: a cache GET wraps the value
         value = answer.get("Value") if args.cache else answer

@@ -184,7 +184,9 @@ bool ld_config_apply_env(json_t *root, const char *path, const char *value, char
             json_t *next = json_array_get(cur, idx);
             if (!next) {
                 /* append_new frees `next` when it fails: never walk into it then */
-                if (!(next = json_object()) || json_array_append_new(cur, next) != 0) {
+                size_t ignored;
+                if (!(next = parse_index(segs[i + 1], &ignored) ? json_array() : json_object()) ||
+                    json_array_append_new(cur, next) != 0) {
                     ld_set_err(err, errlen, "environment %s%s: out of memory", ENV_PREFIX, path);
                     goto out;
                 }
@@ -211,7 +213,9 @@ bool ld_config_apply_env(json_t *root, const char *path, const char *value, char
             goto out;
         }
         if (!next || !(json_is_object(next) || json_is_array(next))) {
-            if (!(next = json_object()) ||
+            /* An index next (ApiKeys__0__Key) makes an array, anything else an object. */
+            size_t ignored;
+            if (!(next = parse_index(segs[i + 1], &ignored) ? json_array() : json_object()) ||
                 json_object_set_new(cur, key ? key : segs[i], next) != 0) {
                 ld_set_err(err, errlen, "environment %s%s: %s is not a valid key (UTF-8)",
                            ENV_PREFIX, path, segs[i]);
@@ -230,11 +234,42 @@ out:
  * Canonical case and unknown keys
  * ------------------------------------------------------------------------------------------- */
 
+/* Names are matched ignoring case, so two spellings of one name in one object would be the
+ * same setting given twice: refused, naming both, rather than one silently winning. where is
+ * "" for the top level. */
+static bool no_case_duplicates(json_t *obj, const char *where, char *err, size_t errlen)
+{
+    const char *a, *b;
+    json_t *va, *vb;
+    json_object_foreach(obj, a, va)
+    {
+        bool after = false;
+        json_object_foreach(obj, b, vb)
+        {
+            if (b == a) {
+                after = true;
+                continue;
+            }
+            if (after && strcasecmp(a, b) == 0) {
+                ld_set_err(err, errlen,
+                           "config: %s%s%s and %s%s%s are one %s (names are matched ignoring "
+                           "case): keep one spelling",
+                           where, *where ? "." : "", a, where, *where ? "." : "", b,
+                           *where ? "key" : "section");
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 /* Renames the members of obj to the canonical spelling in defs; reports the rest unless
  * extra_ok says a member is someone else's (an auth plugin's own section). */
-static void canonicalize(json_t *obj, const char *section, const keydef *defs,
-                         bool (*extra_ok)(const char *key, void *ctx), void *ctx)
+static bool canonicalize(json_t *obj, const char *section, const keydef *defs,
+                         bool (*extra_ok)(const char *key, void *ctx), void *ctx, char *err,
+                         size_t errlen)
 {
+    if (!no_case_duplicates(obj, section, err, errlen)) return false;
     const char *k;
     json_t *v;
     void *tmp;
@@ -258,12 +293,10 @@ static void canonicalize(json_t *obj, const char *section, const keydef *defs,
     }
     json_object_foreach(renamed, k, v)
     {
-        if (json_object_get(obj, k))
-            ld_log_warn("config: %s.%s is given more than once, in different case; the last wins",
-                        section, k);
-        json_object_set(obj, k, v);
+        json_object_set(obj, k, v); /* no clash: no_case_duplicates */
     }
     json_decref(renamed);
+    return true;
 }
 
 /* Whether `key` is the settings member of an entry of Auth.Plugins: the entry's name ("tsv"),
@@ -548,7 +581,7 @@ static bool load_tls(ld_config *cfg, json_t *node, char *err, size_t errlen)
         ld_set_err(err, errlen, "Node.Tls must be an object {CertificateFile, KeyFile, ...}");
         return false;
     }
-    canonicalize(tls, "Node.Tls", tls_keys, NULL, NULL);
+    if (!canonicalize(tls, "Node.Tls", tls_keys, NULL, NULL, err, errlen)) return false;
     ld_tls_config *t = &cfg->tls;
     if (!get_str(tls, "Node.Tls", "CertificateFile", NULL, &t->certificate_file, err, errlen) ||
         !get_str(tls, "Node.Tls", "KeyFile", NULL, &t->key_file, err, errlen) ||
@@ -617,6 +650,7 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     }
 
     /* Canonical section names first, then keys within each. */
+    if (!no_case_duplicates(cfg->root, "", err, errlen)) goto fail;
     {
         const char *k;
         json_t *v;
@@ -644,15 +678,18 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     json_t *auth = section(cfg->root, "Auth");
     json_t *storage = section(cfg->root, "Storage");
     json_t *studio = section(cfg->root, "Studio");
-    if (node) canonicalize(node, "Node", node_keys, NULL, NULL);
-    if (storage) canonicalize(storage, "Storage", storage_keys, NULL, NULL);
-    if (studio) canonicalize(studio, "Studio", studio_keys, NULL, NULL);
+    if ((node && !canonicalize(node, "Node", node_keys, NULL, NULL, err, errlen)) ||
+        (storage && !canonicalize(storage, "Storage", storage_keys, NULL, NULL, err, errlen)) ||
+        (studio && !canonicalize(studio, "Studio", studio_keys, NULL, NULL, err, errlen)))
+        goto fail;
     if (auth) {
         json_t *plugins = obj_get_ci(auth, "Plugins", NULL);
         json_t *list = json_is_array(plugins) ? plugins : json_array();
+        if (!list) goto nomem;
         if (json_is_string(plugins)) json_array_append(list, plugins);
-        canonicalize(auth, "Auth", auth_keys, auth_extra_ok, list);
+        bool ok = canonicalize(auth, "Auth", auth_keys, auth_extra_ok, list, err, errlen);
         if (list != plugins) json_decref(list);
+        if (!ok) goto fail;
     }
 
     long long x;

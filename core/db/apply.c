@@ -189,6 +189,11 @@ ld_status ld_apply_finish(ld_db *db, ld_txn *t, const ld_db_state *pending)
     ld_be64_put(b, pending->last_seq);
     ld_status st = ld_txn_put(t, LD_SPACE_META, "last_seq", 8, b, 8);
     if (st != LD_OK) return st;
+    if (db->unstamped) { /* a new database's first commit: whose data this is (database.c) */
+        const char *inc = db->env->incarnation;
+        st = ld_txn_put(t, LD_SPACE_META, "incarnation", 11, inc, strlen(inc));
+        if (st != LD_OK) return st;
+    }
     /* VV[self]: every local op up to self_seq is in this database's log. */
     const char *self = db->env->node_id;
     if (pending->self_seq > 0) { /* a node that never wrote here has no VV entry */

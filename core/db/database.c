@@ -87,6 +87,67 @@ static ld_status load_state(ld_db *db)
     return st;
 }
 
+/* Checks that the database belongs to this data directory's incarnation (env->incarnation),
+ * stamping it when it has no record yet and is being adopted, or marking it for its first commit
+ * when it is empty (new). A database of
+ * another incarnation was copied in from another node or from an earlier life of this one: its
+ * op log does not continue this node's, so it is refused (logged with the recipe). */
+static ld_status check_incarnation(ld_db *db)
+{
+    const char *want = db->env->incarnation;
+    /* Adopting (no identity file), the first database that has a record decides; stamped after
+     * it, the others must agree. */
+    if (!want) return LD_OK;
+    ld_txn t;
+    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
+    if (st != LD_OK) return st;
+    const void *v;
+    size_t vl;
+    char have[80] = "";
+    st = ld_txn_get(&t, LD_SPACE_META, "incarnation", 11, &v, &vl);
+    if (st == LD_OK) snprintf(have, sizeof have, "%.*s", (int)(vl < 64 ? vl : 64), (const char *)v);
+    ld_txn_abort(&t);
+    if (st == LD_OK && !strcmp(have, want)) return LD_OK;
+    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    if (st == LD_OK && db->env->adopt && !db->env->adopt_taken && strlen(have) == strlen(want)) {
+        memcpy(db->env->incarnation, have, strlen(have) + 1);
+        db->env->adopt_taken = true;
+        return LD_OK;
+    }
+    if (st == LD_OK || (db->committed.last_seq > 0 && !db->env->adopt)) {
+        if (have[0])
+            ld_log(LD_LOG_ERROR, db->name,
+                   "this database belongs to incarnation %s, not to this data directory's (%s): "
+                   "it was copied in from another node or from an earlier life of this one; move "
+                   "it out of %s and let replication bring the data back (see \"The data "
+                   "directory's identity\" in docs/storage.md)",
+                   have, want, db->env->dir);
+        else
+            ld_log(LD_LOG_ERROR, db->name,
+                   "this database holds data but no incarnation, and this data directory has one "
+                   "(%s): it was copied in from another node's data directory; move it out of %s "
+                   "and let replication bring the data back (see \"The data directory's "
+                   "identity\" in docs/storage.md)",
+                   want, db->env->dir);
+        return LD_INVALID;
+    }
+    db->env->adopt_taken = true;
+    if (db->committed.last_seq == 0 && !db->env->adopt) {
+        /* New: recorded with its first commit, so opening costs no write (and a database whose
+         * first write fails holds nothing, not even this). */
+        db->unstamped = true;
+        return LD_OK;
+    }
+    st = ld_txn_begin(db->env->store, db->st, true, &t);
+    if (st != LD_OK) return st;
+    st = ld_txn_put(&t, LD_SPACE_META, "incarnation", 11, want, strlen(want));
+    if (st != LD_OK) {
+        ld_txn_abort(&t);
+        return st;
+    }
+    return ld_txn_commit(&t);
+}
+
 ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
 {
     ld_db *db = calloc(1, sizeof *db);
@@ -99,6 +160,13 @@ ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
     st = load_state(db);
     if (st != LD_OK) {
         ld_log(LD_LOG_ERROR, db->name, "cannot read the database state: %s", ld_status_str(st));
+        goto fail;
+    }
+    st = check_incarnation(db);
+    if (st != LD_OK) {
+        if (st != LD_INVALID)
+            ld_log(LD_LOG_ERROR, db->name, "cannot check or record its incarnation: %s",
+                   ld_status_str(st));
         goto fail;
     }
     /* Stamps never go back: the clock starts past everything this database has stored. */

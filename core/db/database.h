@@ -34,6 +34,13 @@ typedef struct ld_db_env {
     ld_hlc *clock;
     const char *node_id;
     const char *dir; /* where the storage plugin keeps database files */
+    /* The data directory's incarnation (datadir.h), recorded in each database's meta; NULL: not
+     * checked (tools and tests without a data directory). adopt: a database holding data but no
+     * record is stamped (a directory from before the record) instead of refused, and the first
+     * database's record, if any, becomes the incarnation (the directory lost its file). */
+    char *incarnation;
+    bool adopt;
+    bool adopt_taken; /* adopting: a database's record became the incarnation (a lost file) */
     int writer_batch_max;
     /* Called on a writer thread with finished jobs (see writer.h); posts them to the loop. */
     void (*complete)(void *ctx, struct ld_wjob *jobs);
@@ -63,6 +70,9 @@ typedef struct ld_db {
     ld_db_state committed;
     int refs;     /* registry-managed; see registry.h */
     bool dropped; /* deleted: close and remove files when the last reference goes */
+    /* No incarnation recorded yet (a new, empty database): the writer's first commit records
+     * it, in the same transaction as the first data (apply.c). Writer thread only after open. */
+    bool unstamped;
 } ld_db;
 
 /* Opens (creating when absent) database `name`, loads its state, observes its stamp high-water

@@ -61,7 +61,10 @@ static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
         return st;
     }
     st = ld_txn_commit(&t);
-    if (st == LD_OK) *out = pending;
+    if (st == LD_OK) {
+        *out = pending;
+        db->unstamped = false; /* ld_apply_finish recorded the incarnation */
+    }
     return st;
 }
 

@@ -120,6 +120,7 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
         evhttp_send_error(ev, 503, "TLS is unavailable for this connection");
         return;
     }
+    if (ld_tls_serves(node->tls)) ld_tls_track_close(ev);
     ld_req *r = calloc(1, sizeof *r);
     if (!r) {
         evhttp_send_error(ev, 500, NULL);

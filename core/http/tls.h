@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
@@ -52,18 +53,36 @@ void ld_tls_serve(ld_tls *t, struct evhttp *http, struct evhttp_bound_socket *li
  * (libevent#336), and that must not turn into plain HTTP. */
 bool ld_tls_request_is_tls(struct evhttp_request *req);
 
+/* Makes the listener's connection of req send a close_notify when it closes (after an answer
+ * with Connection: close, an idle timeout, or the server's shutdown), so clients see a clean end
+ * of stream. Call for every request that arrived over TLS. */
+void ld_tls_track_close(struct evhttp_request *req);
+
+/* Sends a close_notify on bev when it is a TLS connection about to close, so the other side
+ * sees a clean end of stream, and so that OpenSSL keeps its session resumable (it marks the
+ * session of a connection freed without one as not resumable: the next connection to that peer
+ * would need a full handshake). Does nothing for a plain bufferevent, before the handshake has
+ * finished, or while output is still queued. */
+void ld_tls_close_notify(struct bufferevent *bev);
+
 /* A new client bufferevent (no socket yet: connect it, or give it to evhttp) that will verify
  * the peer's certificate chain and that it was issued for host (a DNS name or an IP literal),
- * sends SNI for names, and presents this node's certificate when it has one. NULL when memory
- * fails or the system's trusted CAs cannot be loaded (logged). The caller owns the result
- * (bufferevent_free). */
-struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const char *host);
+ * sends SNI for names, presents this node's certificate when it has one, and resumes the last
+ * session with host:port when there is one. NULL when memory fails or the system's trusted CAs
+ * cannot be loaded (logged). The caller owns the result (bufferevent_free). */
+struct bufferevent *ld_tls_client_bev(ld_tls *t, struct event_base *base, const char *host,
+                                      int port);
 
-/* One evhttp client connection to host:port over TLS, for ONE request: libevent 2.1 cannot
- * reconnect an OpenSSL bufferevent (the old session's state stays: libevent#975), so an https
- * request gets a fresh connection (the caller sends it with "Connection: close"), dropped once
- * the request is answered or has failed. Nagle is turned off on its socket before the request
- * leaves.
+/* Client handshakes since start: full ones, and resumed ones (an abbreviated handshake with a
+ * session kept from an earlier connection). t may be NULL (both 0). */
+void ld_tls_handshakes(const ld_tls *t, uint64_t *full, uint64_t *resumed);
+
+/* One kept-alive evhttp client connection to host:port over TLS. libevent 2.1 cannot reconnect
+ * an OpenSSL bufferevent (the old session's state stays: libevent#975), so once evhttp drops the
+ * socket (a failure, or the peer closing an idle connection) the handle stops being usable and
+ * the caller replaces it with a new one, which resumes the TLS session (ld_tls_client_bev).
+ * Requests go through ld_tls_http_request; Nagle is off on its socket; a close_notify is sent
+ * when it closes cleanly.
  *
  * Ownership: the caller owns the handle until it gives it back with ld_tls_http_release (from
  * anywhere, its own request callback included: the connection is freed on the loop's next turn,
@@ -75,13 +94,26 @@ typedef struct ld_tls_http ld_tls_http;
 ld_tls_http *ld_tls_http_open(ld_tls *t, struct event_base *base, struct evdns_base *dns,
                               const char *host, int port); /* NULL when memory fails */
 struct evhttp_connection *ld_tls_http_evcon(ld_tls_http *h);
+/* False once the socket is gone: release h and open another. NULL gives false. */
+bool ld_tls_http_usable(const ld_tls_http *h);
+/* evhttp_make_request on h's connection (same return; req is evhttp's either way). */
+int ld_tls_http_request(ld_tls_http *h, struct evhttp_request *req, enum evhttp_cmd_type type,
+                        const char *uri);
+/* True when the request in flight is not the connection's first: a peer may have closed the
+ * idle connection while it left, so a failure without an answer is worth one retry on a
+ * fresh connection. */
+bool ld_tls_http_reused(const ld_tls_http *h);
+/* Why the connection's request failed, as for ld_tls_describe_failure. */
+bool ld_tls_http_failure(ld_tls_http *h, char *buf, size_t len);
 void ld_tls_http_release(ld_tls_http *h); /* NULL is ignored */
 void ld_tls_http_close(ld_tls_http *h);   /* NULL is ignored */
 
-/* Why a TLS bufferevent failed, for a peer's last error: "TLS certificate verification failed:
- * <reason>" when the peer's certificate did not verify, "TLS handshake failed: <reason>" for
- * another OpenSSL error. Drains the bufferevent's OpenSSL error queue. Returns false (buf
- * untouched) when bev is not a TLS bufferevent or OpenSSL recorded nothing. */
+/* Why a TLS bufferevent failed, for a peer's last error, naming the phase ("TLS handshake
+ * failed: ...", "TLS read failed: ...", "TLS write failed: ...") and, where OpenSSL tells, the
+ * cause: "TLS certificate verification failed: <reason>" when the peer's certificate did not
+ * verify, the peer refusing this node's certificate (or wanting one), a peer that does not speak
+ * TLS. Drains the bufferevent's OpenSSL error queue. Returns false (buf untouched) when bev is
+ * not a TLS bufferevent or OpenSSL recorded nothing (a refused or reset connection). */
 bool ld_tls_describe_failure(struct bufferevent *bev, char *buf, size_t len);
 
 /* True when url starts with https:// or wss:// (any case). */

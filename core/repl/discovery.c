@@ -552,6 +552,14 @@ void ld_discovery_db_created(ld_discovery *d, const char *db)
     }
 }
 
+void ld_discovery_peer_added(ld_discovery *d, const char *peer_id)
+{
+    if (!d || !d->started) return;
+    sync_peers(d);
+    dpeer *p = dpeer_find(d, peer_id);
+    if (p && p->present) ask(p);
+}
+
 void ld_discovery_heard(ld_discovery *d, const char *peer_id)
 {
     if (!d || !d->started) return;

@@ -38,6 +38,10 @@ void ld_discovery_sweep(ld_discovery *d);
  * so that peers which do not replicate it yet ask for it. NULL is ignored. */
 void ld_discovery_db_created(ld_discovery *d, const char *db);
 
+/* peer_id was just registered as a node-wide peer (config, API, its own introduction): it is
+ * introduced to and asked for its databases now. NULL is ignored. */
+void ld_discovery_peer_added(ld_discovery *d, const char *peer_id);
+
 /* peer_id reached this node with the cluster key (it is not silent; a discovery that failed
  * with it runs again). NULL is ignored. */
 void ld_discovery_heard(ld_discovery *d, const char *peer_id);

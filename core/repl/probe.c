@@ -39,9 +39,10 @@ typedef struct pnode {
     bool active, self, seen;
     ld_peer_addr addr; /* where base_url points */
 
-    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one probe */
-    ld_tls_http *tconn;             /* https: the connection of the probe in flight */
+    struct evhttp_connection *conn; /* kept alive; https: tconn's */
+    ld_tls_http *tconn;             /* https: replaced once its socket is gone (tls.h) */
     bool http_busy;
+    int http_error; /* evhttp's enum evhttp_request_error for the probe in flight, -1: none */
     uint64_t http_t0_us;
     ld_ws_conn *ws; /* set from connect until on_close (or until we drop it) */
     bool ws_busy;   /* a health-check answer is awaited */
@@ -173,19 +174,22 @@ static void http_done(struct evhttp_request *req, void *arg)
     n->http_state = PS_FAILED;
     char why[200];
     bool tls_failed = false;
-    if (n->tconn) { /* one probe per https connection: give it back */
-        tls_failed = code == 0 && ld_tls_describe_failure(
-                                      evhttp_connection_get_bufferevent(n->conn), why, sizeof why);
-        ld_tls_http_release(n->tconn);
-        n->tconn = NULL;
-        n->conn = NULL;
+    if (n->tconn) { /* kept alive; a failed or closed one is replaced at the next probe */
+        tls_failed = code == 0 && ld_tls_http_failure(n->tconn, why, sizeof why);
+        if (code == 0 || !ld_tls_http_usable(n->tconn)) {
+            ld_tls_http_release(n->tconn);
+            n->tconn = NULL;
+            n->conn = NULL;
+        }
     }
     if (tls_failed) {
         snprintf(n->http_err, sizeof n->http_err, "HTTP probe: %.150s", why);
     } else if (code == 0) {
         snprintf(n->http_err, sizeof n->http_err, "HTTP probe: %s",
                  n->http_ms >= PROBE_TIMEOUT_MS ? "timed out after 2 s"
-                                                : "connection refused or reset");
+                 : n->http_error == EVREQ_HTTP_EOF || n->http_error == EVREQ_HTTP_INVALID_HEADER
+                     ? "closed without an HTTP answer (a TLS port? then its BaseUrl is https://)"
+                     : "connection refused or reset");
     } else if (code != 200) {
         snprintf(n->http_err, sizeof n->http_err, "HTTP probe: GET /node answered %d", code);
     } else {
@@ -208,11 +212,21 @@ static void http_done(struct evhttp_request *req, void *arg)
     record(n);
 }
 
+static void http_error_cb(enum evhttp_request_error error, void *arg)
+{
+    ((pnode *)arg)->http_error = (int)error;
+}
+
 static void http_start(pnode *n)
 {
     ld_probe *p = n->p;
+    if (n->tconn && !ld_tls_http_usable(n->tconn)) { /* the peer closed it meanwhile */
+        ld_tls_http_release(n->tconn);
+        n->tconn = NULL;
+        n->conn = NULL;
+    }
     if (!n->conn) {
-        if (n->addr.tls) { /* a fresh connection per probe: see ld_tls_http_open */
+        if (n->addr.tls) { /* kept alive until it closes: see ld_tls_http_open */
             n->tconn = ld_tls_http_open(p->tls, p->base, p->dns, n->addr.host, n->addr.port);
             n->conn = n->tconn ? ld_tls_http_evcon(n->tconn) : NULL;
         } else {
@@ -225,16 +239,19 @@ static void http_start(pnode *n)
     }
     struct evhttp_request *req = evhttp_request_new(http_done, n);
     if (!req) goto fail;
+    n->http_error = -1;
+    evhttp_request_set_error_cb(req, http_error_cb);
     char hostport[300], path[300];
     snprintf(hostport, sizeof hostport, "%s:%d", n->addr.host, n->addr.port);
     snprintf(path, sizeof path, "%s/node", n->addr.prefix);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Accept", "application/json");
-    if (n->tconn) evhttp_add_header(h, "Connection", "close");
     n->http_busy = true;
     n->http_t0_us = ld_mono_us();
-    if (evhttp_make_request(n->conn, req, EVHTTP_REQ_GET, path) == 0) return;
+    if ((n->tconn ? ld_tls_http_request(n->tconn, req, EVHTTP_REQ_GET, path)
+                  : evhttp_make_request(n->conn, req, EVHTTP_REQ_GET, path)) == 0)
+        return;
     n->http_busy = false; /* evhttp freed req */
     if (n->tconn) {       /* unless http_done gave it back already */
         ld_tls_http_release(n->tconn);

@@ -76,8 +76,8 @@ typedef struct ld_link {
     char peer[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, removed;
-    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one request */
-    ld_tls_http *tconn;             /* https: the connection of the request in flight */
+    struct evhttp_connection *conn; /* kept alive; https: tconn's */
+    ld_tls_http *tconn;             /* https: replaced once its socket is gone (tls.h) */
     ld_peer_addr addr;              /* where BaseUrl points */
     struct event *retry_ev;
 
@@ -90,6 +90,7 @@ typedef struct ld_link {
     uint64_t *sent;    /* LogSequences of the push in flight */
     size_t n_sent;
     uint64_t sent_last;
+    bool sent_more; /* entries remained after the push in flight (cut by count or bytes) */
 
     bool online;
     uint64_t last_success_wall, last_attempt_wall;
@@ -187,7 +188,11 @@ static bool link_set_url(ld_link *l, const char *base_url)
     free(l->base_url);
     l->base_url = copy;
     if (l->conn && l->ph == PH_IDLE) {
-        evhttp_connection_free(l->conn);
+        if (l->tconn)
+            ld_tls_http_release(l->tconn);
+        else
+            evhttp_connection_free(l->conn);
+        l->tconn = NULL;
         l->conn = NULL;
     }
     return true;
@@ -459,8 +464,55 @@ typedef void (*raw_reply_fn)(ld_link *l, int code, struct evbuffer *body, const 
 typedef struct call {
     ld_link *link;
     reply_fn fn;
-    raw_reply_fn raw;
+    raw_reply_fn raw; /* instead of fn when set */
+    char what[16];
+    /* What was sent, shared with the request (no copy): an https request that finds its kept
+     * connection closed by the peer is sent once more on a fresh one. */
+    struct evbuffer *body;
+    int error; /* evhttp's enum evhttp_request_error, -1 while none */
+    bool retried;
 } call;
+
+static void call_free(call *c)
+{
+    if (c->body) evbuffer_free(c->body);
+    free(c);
+}
+
+static void call_error(enum evhttp_request_error error, void *arg)
+{
+    ((call *)arg)->error = (int)error;
+}
+
+static bool call_send(call *c);
+
+/* What a failure without an answer says about the peer, for plain connections (https ones
+ * are described by tls.c). */
+static const char *no_answer(int error)
+{
+    switch (error) {
+    case EVREQ_HTTP_TIMEOUT:
+        return "peer timed out";
+    case EVREQ_HTTP_EOF:
+        return "the peer closed the connection without an answer (a TLS port? then its BaseUrl "
+               "is https://)";
+    case EVREQ_HTTP_INVALID_HEADER:
+        return "the peer's answer is not HTTP (a TLS port? then its BaseUrl is https://)";
+    case EVREQ_HTTP_DATA_TOO_LONG:
+        return "the peer's answer is too large";
+    default:
+        return "peer unreachable (connection refused or reset)";
+    }
+}
+
+/* Hands a failure without an answer to the call's callback. */
+static void call_failed(ld_link *l, reply_fn fn, raw_reply_fn raw, const char *why)
+{
+    if (raw)
+        raw(l, 0, NULL, why);
+    else
+        fn(l, 0, NULL, why);
+}
 
 static void call_done(struct evhttp_request *req, void *arg)
 {
@@ -468,32 +520,38 @@ static void call_done(struct evhttp_request *req, void *arg)
     ld_link *l = c->link;
     reply_fn fn = c->fn;
     raw_reply_fn raw = c->raw;
-    free(c);
     int code = req ? evhttp_request_get_response_code(req) : 0;
+    int error = c->error;
+    char why[256];
+    bool described = false;
     if (l->tconn) {
-        /* An https connection serves one request (call_post): read its failure, give it back
-         * (freed after this callback). */
-        char why[256];
-        bool described =
-            code == 0 &&
-            ld_tls_describe_failure(evhttp_connection_get_bufferevent(l->conn), why, sizeof why);
-        ld_tls_http_release(l->tconn);
-        l->tconn = NULL;
-        l->conn = NULL;
-        if (described) {
-            if (raw)
-                raw(l, 0, NULL, why);
-            else
-                fn(l, 0, NULL, why);
+        described = code == 0 && ld_tls_http_failure(l->tconn, why, sizeof why);
+        /* The peer may have closed the idle connection as the request left: one more try on
+         * a fresh connection (pushes and pulls are idempotent), never after a timeout. */
+        bool stale = code == 0 && !described && !c->retried && error != EVREQ_HTTP_TIMEOUT &&
+                     ld_tls_http_reused(l->tconn);
+        if (code == 0 || !ld_tls_http_usable(l->tconn)) { /* freed after this callback */
+            ld_tls_http_release(l->tconn);
+            l->tconn = NULL;
+            l->conn = NULL;
+        }
+        if (stale) {
+            c->retried = true;
+            c->error = -1;
+            if (call_send(c)) return;
+            call_free(c);
+            call_failed(l, fn, raw, "cannot open a connection (out of memory)");
             return;
         }
     }
+    call_free(c);
+    if (described) {
+        call_failed(l, fn, raw, why);
+        return;
+    }
     if (code == 0) {
         /* A plain connection is reset on the next call. */
-        if (raw)
-            raw(l, 0, NULL, "peer unreachable or timed out");
-        else
-            fn(l, 0, NULL, "peer unreachable or timed out");
+        call_failed(l, fn, raw, no_answer(error));
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -508,14 +566,19 @@ static void call_done(struct evhttp_request *req, void *arg)
     json_decref(body);
 }
 
-/* POSTs body (its contents move into the request) to the peer's /api/replication/<what>; the
- * answer goes to fn as JSON, or to raw as received when raw is set. */
-static bool call_post_any(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn,
-                          raw_reply_fn raw)
+/* Sends c on the link's connection, opening one when there is none (or the kept https one is
+ * gone). False when that fails; c stays the caller's. */
+static bool call_send(call *c)
 {
+    ld_link *l = c->link;
     ld_repl *r = l->repl;
+    if (l->tconn && !ld_tls_http_usable(l->tconn)) {
+        ld_tls_http_release(l->tconn);
+        l->tconn = NULL;
+        l->conn = NULL;
+    }
     if (!l->conn) {
-        if (l->addr.tls) { /* a fresh connection per request: see ld_tls_http_open */
+        if (l->addr.tls) { /* kept alive until the peer closes it: see ld_tls_http_open */
             l->tconn =
                 ld_tls_http_open(r->node->tls, r->node->base, r->dns, l->addr.host, l->addr.port);
             l->conn = l->tconn ? ld_tls_http_evcon(l->tconn) : NULL;
@@ -527,29 +590,25 @@ static bool call_post_any(ld_link *l, const char *what, struct evbuffer *body, r
         evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
         evhttp_connection_set_retries(l->conn, 0);
     }
-    call *c = malloc(sizeof *c);
-    struct evhttp_request *req = c ? evhttp_request_new(call_done, c) : NULL;
-    if (!req || evbuffer_add_buffer(evhttp_request_get_output_buffer(req), body) != 0) {
+    struct evhttp_request *req = evhttp_request_new(call_done, c);
+    if (!req || evbuffer_add_buffer_reference(evhttp_request_get_output_buffer(req), c->body)) {
         if (req) evhttp_request_free(req);
-        free(c);
         return false;
     }
-    c->link = l;
-    c->fn = fn;
-    c->raw = raw;
+    evhttp_request_set_error_cb(req, call_error);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char hostport[300], path[512];
     snprintf(hostport, sizeof hostport, "%s:%d", l->addr.host, l->addr.port);
-    snprintf(path, sizeof path, "%s/api/replication/%s", l->addr.prefix, what);
+    snprintf(path, sizeof path, "%s/api/replication/%s", l->addr.prefix, c->what);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
     evhttp_add_header(h, "TargetNodeId", l->peer); /* refused by any other node: link_identity */
-    if (l->tconn) evhttp_add_header(h, "Connection", "close");
-    if (evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path) != 0) {
+    int rc = l->tconn ? ld_tls_http_request(l->tconn, req, EVHTTP_REQ_POST, path)
+                      : evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path);
+    if (rc != 0) {
         /* evhttp freed req; c is ours again */
-        free(c);
         if (l->tconn) { /* unless call_done gave it back already */
             ld_tls_http_release(l->tconn);
             l->tconn = NULL;
@@ -558,6 +617,26 @@ static bool call_post_any(ld_link *l, const char *what, struct evbuffer *body, r
         return false;
     }
     return true;
+}
+
+/* POSTs body (its contents move into the call) to the peer's /api/replication/<what>; the
+ * answer goes to fn as JSON, or to raw as received when raw is set. */
+static bool call_post_any(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn,
+                          raw_reply_fn raw)
+{
+    call *c = calloc(1, sizeof *c);
+    if (!c || !(c->body = evbuffer_new()) || evbuffer_add_buffer(c->body, body) != 0) {
+        if (c) call_free(c);
+        return false;
+    }
+    c->link = l;
+    c->fn = fn;
+    c->raw = raw;
+    c->error = -1;
+    snprintf(c->what, sizeof c->what, "%s", what);
+    if (call_send(c)) return true;
+    call_free(c);
+    return false;
 }
 
 static bool call_post(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn)
@@ -739,7 +818,7 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
         for (size_t i = 0; i < l->n_sent && !known; i++)
             known = l->sent[i] == ack;
     size_t sent = l->n_sent;
-    bool full = sent >= l->push_limit;
+    bool full = sent >= l->push_limit || l->sent_more;
     l->n_sent = 0;
     if (!known || ack <= l->push_ckpt) {
         /* Nothing acknowledged (the peer stopped at a gap, or the answer is not about this
@@ -797,7 +876,7 @@ static void step_push(ld_link *l)
     }
     ld_db_state now;
     ld_db_state_get(db, &now);
-    bool gate = l->push_ckpt == 0 && now.last_seq > l->push_limit &&
+    bool gate = l->push_ckpt == 0 && now.last_seq > (uint64_t)r->node->cfg.repl_batch_size &&
                 (!l->peer_vv || vv_only_of(l->peer_vv, l->peer));
     uint64_t mono = ld_mono_ms();
     if (!gate)
@@ -862,6 +941,7 @@ static void step_push(ld_link *l)
     b.seqs = NULL;
     l->n_sent = b.n;
     l->sent_last = l->sent[b.n - 1];
+    l->sent_more = b.more;
     struct evbuffer *body = evbuffer_new();
     bool ok =
         body &&
@@ -1043,8 +1123,10 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     pc->link = l;
     pc->more = json_is_true(more) || (!more && n >= (size_t)r->node->cfg.repl_batch_size);
-    if (l->pull_ckpt == 0 && pc->more && db_has_only_own_ops(r, l->db)) {
-        /* More than a batch to replay into a database that holds nothing from other nodes. */
+    if (l->pull_ckpt == 0 && pc->more && l->peer_max > (uint64_t)r->node->cfg.repl_batch_size &&
+        db_has_only_own_ops(r, l->db)) {
+        /* More than a batch of ops to replay into a database that holds nothing from other
+         * nodes (a few large ops that fill a batch by bytes replay as fast as a snapshot). */
         free(pc);
         ld_ingest_free(in);
         free(job);
@@ -1642,10 +1724,12 @@ static bool peers_change(ld_repl *r, const char *db, const char *id, const char 
         links_sync_db(r, db);
     else
         links_sync_all(r);
-    /* A new or re-activated peer starts at once. */
+    /* A new or re-activated peer starts at once, and a node-wide one is introduced to and
+     * asked for its databases now, not at the next sweep. */
     for (size_t i = 0; i < r->n_links; i++)
         if (!remove && !strcmp(r->links[i]->peer, id) && (!db || !strcmp(r->links[i]->db, db)))
             link_kick(r->links[i], true);
+    if (!remove && !db) ld_discovery_peer_added(r->node->disc, id);
     return true;
 }
 
@@ -1823,9 +1907,12 @@ json_t *ld_repl_status(ld_repl *r)
                       snap ? snap : json_null(), "Peers", peers ? peers : json_array()));
     }
     ld_registry_names_free(names, n);
-    return json_pack("{s:s, s:s, s:I, s:o}", "NodeId", r->node->node_id, "TimestampUtc", now,
-                     "DivergenceCount", (json_int_t)r->divergences, "Databases",
-                     dbs ? dbs : json_array());
+    uint64_t full, resumed;
+    ld_tls_handshakes(r->node->tls, &full, &resumed);
+    return json_pack("{s:s, s:s, s:I, s:{s:I, s:I}, s:o}", "NodeId", r->node->node_id,
+                     "TimestampUtc", now, "DivergenceCount", (json_int_t)r->divergences,
+                     "TlsClientHandshakes", "Full", (json_int_t)full, "Resumed",
+                     (json_int_t)resumed, "Databases", dbs ? dbs : json_array());
 }
 
 uint64_t ld_repl_divergences(ld_repl *r)

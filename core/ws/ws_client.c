@@ -169,7 +169,7 @@ static void try_next(ld_ws_conn *c)
         struct evutil_addrinfo *ai = c->addr_next;
         c->addr_next = ai->ai_next;
         if (c->bev) bufferevent_free(c->bev);
-        c->bev = c->tls ? ld_tls_client_bev(c->opt.tls, c->base, c->host)
+        c->bev = c->tls ? ld_tls_client_bev(c->opt.tls, c->base, c->host, c->port)
                         : bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (!c->bev) {
             ws_fail(c, LD_WS_ERR_NOMEM, "out of memory");
@@ -406,7 +406,10 @@ void ws_client_release(ld_ws_conn *c)
         t->c = NULL;
         if (t->req) evdns_getaddrinfo_cancel(t->req);
     }
-    if (c->bev) bufferevent_free(c->bev);
+    if (c->bev) {
+        if (c->tls) ld_tls_close_notify(c->bev); /* keeps the TLS session resumable */
+        bufferevent_free(c->bev);
+    }
     c->bev = NULL;
     if (c->addrs) evutil_freeaddrinfo(c->addrs);
     free(c->host);

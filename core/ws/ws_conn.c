@@ -2,6 +2,8 @@
  * closing handshake and the one place a connection is reported and freed (see ws.h). */
 #include "ws_internal.h"
 
+#include "../http/tls.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -310,6 +312,7 @@ void ws_conn_destroy(ld_ws_conn *c)
 static void start_draining(ld_ws_conn *c)
 {
     c->state = WS_DRAINING;
+    ld_tls_close_notify(c->bev); /* over TLS, its end of stream comes before TCP's */
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     if (fd >= 0) shutdown(fd, SHUT_WR);
     struct evbuffer *in = bufferevent_get_input(c->bev);

@@ -3,6 +3,7 @@
 import hashlib
 import re
 import socket
+import time
 
 
 from conftest import (DROP, MSG_KEY_INVALID, ROLES, ROOT_KEY, api_key_entry, assert_error,
@@ -142,6 +143,41 @@ def test_port_flag_overrides_config(make_node):
     n.start()
     assert n.node_id() == "test-node"
     assert not port_accepts(config_port)
+
+
+def test_port_zero_logs_the_port_really_bound(make_node):
+    n = make_node(overrides={"Node": {"Port": 0}}, start=False)
+    n.spawn()
+    line = None
+    deadline = time.monotonic() + 10
+    while line is None and time.monotonic() < deadline:
+        line = next((ln for ln in n.log_text().splitlines()
+                     if "listening on http://127.0.0.1:" in ln), None)
+        time.sleep(0.05)
+    assert line, n.log_tail()
+    port = int(re.search(r"127\.0\.0\.1:(\d+) ", line).group(1))
+    assert port != 0, line
+    n.port = port
+    n.wait_healthy()
+    assert n.node_id() == "test-node"
+
+
+def test_a_section_in_another_case_is_refused_naming_both(make_node):
+    n = make_node(overrides={"node": {"LogLevel": "info"}}, start=False)
+    n.spawn()
+    assert n.wait_exit(timeout=10) == 1, n.log_tail()
+    assert "config: Node and node are one section" in n.log_text(), n.log_tail()
+    assert "listening on" not in n.log_text()
+
+
+def test_indexed_env_overrides_make_the_api_keys_array(make_node):
+    n = make_node(overrides={"Auth": {"ApiKeys": DROP}},
+                  env={"LITEDIST_Auth__ApiKeys__0__Key": "env-key-0",
+                       "LITEDIST_Auth__ApiKeys__0__Name": "env0",
+                       "LITEDIST_Auth__ApiKeys__0__Databases__0": "*",
+                       "LITEDIST_Auth__ApiKeys__0__Roles__ADD_DB": "true",
+                       "LITEDIST_Auth__ApiKeys__0__Roles__WRITE_DOCUMENT": "true"})
+    assert_ok(n.api("envkeys", key="env-key-0").post("c", {"Id": "a"}))
 
 
 def test_port_in_use_fails_before_listening(make_node):

@@ -174,6 +174,56 @@ static void test_clock_offset(void **state)
     assert_non_null(strstr(err, "Node.TestClockOffsetMilliseconds"));
 }
 
+/* Issue 21: indexed overrides make the arrays and objects they walk through. */
+static void env_indexed_paths_create_arrays(void **state)
+{
+    (void)state;
+    char err[256];
+    json_t *root = json_object();
+    assert_true(ld_config_apply_env(root, "Auth__ApiKeys__0__Key", "k0", err, sizeof err));
+    assert_true(ld_config_apply_env(root, "Auth__ApiKeys__0__Roles__READ_DOCUMENT", "true", err,
+                                    sizeof err));
+    assert_true(ld_config_apply_env(root, "Node__SeedPeers__0__NodeId", "p1", err, sizeof err));
+    assert_true(ld_config_apply_env(root, "Node__SeedPeers__1__NodeId", "p2", err, sizeof err));
+    json_t *keys = json_object_get(json_object_get(root, "Auth"), "ApiKeys");
+    assert_true(json_is_array(keys));
+    json_t *k0 = json_array_get(keys, 0);
+    assert_string_equal(json_string_value(json_object_get(k0, "Key")), "k0");
+    assert_true(json_is_true(json_object_get(json_object_get(k0, "Roles"), "READ_DOCUMENT")));
+    json_t *seeds = json_object_get(json_object_get(root, "Node"), "SeedPeers");
+    assert_int_equal(json_array_size(seeds), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(seeds, 1), "NodeId")),
+                        "p2");
+    json_decref(root);
+}
+
+/* Issue 21: a section or key given in two spellings is refused naming both, never merged. */
+static void case_duplicates_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"{\"Node\": {\"Port\": 1}, \"node\": {\"LogLevel\": \"info\"}}",
+         "config: Node and node are one section"},
+        {"{\"Node\": {\"Port\": 1, \"PORT\": 2}}", "config: Node.Port and Node.PORT are one key"},
+        {"{\"Node\": {\"Tls\": {\"KeyFile\": \"a\", \"keyfile\": \"b\"}}}",
+         "config: Node.Tls.KeyFile and Node.Tls.keyfile are one key"},
+        {"{\"Auth\": {\"RootApiKey\": \"a\", \"rootapikey\": \"b\"}}",
+         "Auth.RootApiKey and Auth.rootapikey"},
+    };
+    char *const env[] = {NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *path = write_tmp(bad[i].text);
+        ld_config c;
+        char err[512] = "";
+        assert_false(ld_config_load(&c, path, env, NULL, err, sizeof err));
+        if (!strstr(err, bad[i].needle)) fail_msg("case %zu: '%s'", i, err);
+        unlink(path);
+        free(path);
+    }
+}
+
 static void env_paths(void **state)
 {
     (void)state;
@@ -306,6 +356,8 @@ int main(void)
         cmocka_unit_test(type_errors_name_the_key),
         cmocka_unit_test(bad_files),
         cmocka_unit_test(env_paths),
+        cmocka_unit_test(env_indexed_paths_create_arrays),
+        cmocka_unit_test(case_duplicates_refused),
         cmocka_unit_test(env_names_not_utf8),
         cmocka_unit_test(cache_cleanup_settings),
         cmocka_unit_test(test_clock_offset),

@@ -1,0 +1,140 @@
+"""The data directory's identity and lock: <data>/identity.json records the node, the storage
+backend and the incarnation that wrote the directory; another backend, another node id, or a
+database copied in from another node is refused at start naming the recipe; the lock is on the
+directory itself, so there is no file whose removal lets a second process in."""
+
+import json
+import re
+import shutil
+import sqlite3
+
+import pytest
+
+from conftest import assert_ok
+
+DB = "dd"
+
+
+def other_backend(storage):
+    return "lmdb" if storage == "sqlite" else "sqlite"
+
+
+def identity(node):
+    return json.loads((node.data_dir / "identity.json").read_text())
+
+
+def refused(node, *texts):
+    """Starts node expecting exit code 1 before it listens, with every text in its log."""
+    node.spawn()
+    assert node.wait_exit(timeout=10) == 1, node.log_tail()
+    log = node.log_text().split("=== harness: starting")[-1]
+    for t in texts:
+        assert t in log, (t, node.log_tail())
+    assert "listening on" not in log
+    return log
+
+
+def test_identity_is_recorded_and_kept_when_its_file_is_lost(make_node, storage):
+    n = make_node()
+    assert_ok(n.api(DB).put("c", "x", {"v": 1}))
+    rec = identity(n)
+    assert rec["Format"] == 1 and rec["NodeId"] == "test-node" and rec["Storage"] == storage
+    assert re.fullmatch(r"[0-9a-f]{32}", rec["Incarnation"]), rec
+    n.stop()
+    (n.data_dir / "identity.json").unlink()
+    n.start()  # the databases' records give the incarnation back
+    assert identity(n)["Incarnation"] == rec["Incarnation"]
+    assert n.api(DB).must_get("c", "x") == {"Id": "x", "v": 1}
+
+
+def test_a_directory_from_before_the_record_is_adopted(make_node, storage):
+    """A data directory written before litedist kept the record: no identity.json, databases
+    with data but no incarnation. It is adopted: its databases are stamped with a new
+    incarnation and the record names it. (The stamp is removed with sqlite3: sqlite only.)"""
+    if storage != "sqlite":
+        pytest.skip("the pre-record directory is made by editing the SQLite file")
+    n = make_node()
+    assert_ok(n.api(DB).put("c", "x", {"v": 1}))
+    n.stop()
+    identity_before = identity(n)
+    (n.data_dir / "identity.json").unlink()
+    path = n.data_dir / "databases" / f"{DB}.db"
+
+    def stamp():
+        with sqlite3.connect(path) as con:
+            row = con.execute("SELECT v FROM ks_meta WHERE k = CAST('incarnation' AS BLOB)")
+            row = row.fetchone()
+        con.close()
+        return row and bytes(row[0]).decode()
+
+    old = stamp()
+    assert old == identity_before["Incarnation"]
+    with sqlite3.connect(path) as con:
+        con.execute("DELETE FROM ks_meta WHERE k = CAST('incarnation' AS BLOB)")
+    con.close()
+    assert stamp() is None
+    n.start()
+    assert n.api(DB).must_get("c", "x") == {"Id": "x", "v": 1}
+    n.stop()
+    assert stamp() == identity(n)["Incarnation"] != old  # a new incarnation
+
+
+def test_another_backend_is_refused_with_the_recipe(make_node, storage):
+    n = make_node()
+    assert_ok(n.api(DB).put("c", "x", {"v": 1}))
+    n.stop()
+    n.config["Storage"]["Plugin"] = other_backend(storage)
+    n.write_config()
+    refused(n, f"was written by storage backend '{storage}'",
+            f"configured with '{other_backend(storage)}'", "docs/storage.md")
+    # Without the record (a directory from before it), the other backend's files still stop it.
+    rec = (n.data_dir / "identity.json").read_text()
+    (n.data_dir / "identity.json").unlink()
+    refused(n, f"files the storage backend '{other_backend(storage)}' does not use",
+            "docs/storage.md")
+    (n.data_dir / "identity.json").write_text(rec)
+    n.config["Storage"]["Plugin"] = storage
+    n.write_config()
+    n.start()
+    assert n.api(DB).must_get("c", "x") == {"Id": "x", "v": 1}
+
+
+def test_another_node_id_is_refused(make_node):
+    n = make_node()
+    n.stop()
+    n.config["Node"]["NodeId"] = "someone-else"
+    n.write_config()
+    refused(n, "holds the data of node 'test-node' and this node is 'someone-else'",
+            "docs/storage.md")
+
+
+def test_a_database_copied_in_from_another_node_is_refused(make_node):
+    a = make_node(node_id="a", name="a")
+    b = make_node(node_id="b", name="b")
+    assert_ok(a.api(DB).put("c", "x", {"v": 1}))
+    assert_ok(b.api("moved").put("c", "y", {"v": 2}))
+    a.stop()
+    b.stop()
+    copied = []
+    for src in (b.data_dir / "databases").glob("moved*"):
+        dst = a.data_dir / "databases" / src.name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+        copied.append(dst)
+    assert copied
+    log = refused(a, "[moved]", "belongs to incarnation " + identity(b)["Incarnation"],
+                  "not to this data directory's (" + identity(a)["Incarnation"] + ")",
+                  "docs/storage.md")
+    assert "does not belong here" in log
+    for p in copied:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    a.start()
+    assert a.api(DB).must_get("c", "x") == {"Id": "x", "v": 1}
+
+
+def test_the_lock_is_the_directory_itself(make_node):
+    a = make_node()
+    second = make_node(start=False, overrides={"Node": {"DataDirectory": str(a.data_dir)}})
+    for p in a.data_dir.iterdir():  # nothing to delete to get in
+        assert "lock" not in p.name, p
+    refused(second, "is in use by another litedistd")
+    assert a.request("GET", "/health").status == 200
