@@ -601,9 +601,11 @@ def test_ws_route_refuses_plain_get_and_wrong_key(make_node):
 
 def test_ws_sync_request_makes_the_receiver_pull_at_once(make_node):
     a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
-    b = make_node(overrides=deep(cluster_overrides(), {"Node": {"AntiEntropyIntervalSeconds": 3600}}),
+    b = make_node(overrides=deep(cluster_overrides(), {"Node": {"AntiEntropyIntervalSeconds": 3600,
+                                                                "AutoRegisterPeers": False}}),
                   node_id="b", name="b")
-    # b knows a; a does not know b, so nothing of a reaches b unless b pulls.
+    # b knows a; a does not know b (b does not introduce itself), so nothing of a reaches b
+    # unless b pulls.
     add_peer(b, a)
     b.api(DB).must_put("c", "seed", {"v": 0})  # b's cycle with a runs now and finds nothing
     wait_for(lambda: (status(b)["Databases"] or [{"Peers": [{}]}])[0]["Peers"][0].get(
