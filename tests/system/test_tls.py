@@ -233,8 +233,10 @@ def test_tls_nodes_replicate_both_ways_with_mutual_tls(make_node, pki):
 
 def test_wss_sync_request_makes_the_receiver_pull_over_https(make_node, pki):
     a = tls_node(make_node, pki, "a", tls=tls_section(pki, client_ca=True))
-    b = tls_node(make_node, pki, "b", tls=tls_section(pki, client_ca=True))
-    # b knows a; a does not know b, so nothing of a reaches b unless b pulls.
+    b = tls_node(make_node, pki, "b", tls=tls_section(pki, client_ca=True),
+                 overrides={"AutoRegisterPeers": False})
+    # b knows a; a does not know b (b does not introduce itself), so nothing of a reaches b
+    # unless b pulls.
     add_peer(b, "a", f"https://127.0.0.1:{a.port}")
     b.api(DB).must_put("c", "seed", {"v": 0})  # b's first cycle with a runs now
     wait_for(lambda: (peer_status(b, "a") or {}).get("LastSuccessUtc"), what="b's first cycle")
