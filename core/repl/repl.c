@@ -1427,6 +1427,9 @@ static void snap_reply(ld_link *l, int code, struct evbuffer *in, const char *er
         json_error_t je;
         size_t len = in ? evbuffer_get_length(in) : 0;
         json_t *body = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &je) : NULL;
+        /* The peer no longer holds the database: this snapshot cannot end; another peer's
+         * pull (or snapshot) takes over, and what was merged stays. */
+        if (code == 404 && b->jobs == 0) boot_end(l);
         peer_error(l, code, body, err, "snapshot");
         json_decref(body);
         return;
