@@ -14,6 +14,7 @@
 #include "../api/api.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
+#include "conns.h"
 #include "cors.h"
 #include "request.h"
 #include "tls.h"
@@ -114,6 +115,7 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
 {
     ld_node *node = arg;
     node->last_request_ms = ld_mono_ms();
+    ld_conns_request_read(node->conns, ev); /* read in full: its deadline is met */
     if (ld_tls_serves(node->tls) && !ld_tls_request_is_tls(ev)) {
         /* evhttp fell back to a plain socket (http/tls.h): a TLS listener never serves plain. */
         evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
