@@ -86,7 +86,9 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(n->http, (ev_ssize_t)n->cfg.max_header_bytes);
+    /* Likewise for headers (below): the router answers a header block over Node.MaxHeaderBytes
+     * with JSON, evhttp's HTML page is left to blocks over twice the limit. */
+    evhttp_set_max_headers_size(n->http, (ev_ssize_t)(2 * n->cfg.max_header_bytes + 65536));
     /* evhttp answers bodies past its own limit with an HTML 413 before any handler runs, so its
      * limit sits above Node.MaxBodyBytes: bodies up to twice the limit get our JSON 413, and
      * only abuse beyond that meets evhttp's guard. */

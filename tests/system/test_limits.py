@@ -186,3 +186,33 @@ def test_running_out_of_descriptors_pauses_accepting_instead_of_spinning(make_no
             pass
         assert time.monotonic() < deadline, "the node did not accept again"
         time.sleep(0.1)
+
+
+def test_nul_in_a_query_parameter_is_refused(node, db):
+    """evhttp decodes %00 into the parsed value, where it would cut it short: refused, whatever
+    the route and parameter."""
+    api = node.api(db)
+    v = api.must_post("c", {"Id": "a"})["Version"]
+    cases = [("PUT", "/api/cache/k?ttl=5m%00garbage", "ttl"),
+             ("GET", "/api/documents/c?take=2%00x", "take"),
+             ("PUT", f"/api/documents/c/a?parentVersion={v}%00zz", "parentVersion"),
+             ("GET", "/api/documents/c?includeSystemCollections=true&skip=%00", "skip"),
+             ("GET", "/health?x=%00", "x")]
+    for method, path, name in cases:
+        r = node.request(method, path, body={"Id": "a"}, headers=api.headers())
+        assert_error(r, 400, f"Query parameter '{name}' contains a NUL byte (%00).")
+    r = node.request("GET", "/api/documents/c?take%00x=2", headers=api.headers())
+    assert_error(r, 400, "A query parameter name contains a NUL byte (%00).")
+    assert api.must_get("c", "a") == {"Id": "a"}
+    assert api.list_docs("c", take="2").status == 200  # %-encoding is otherwise fine: %30 is 0
+    assert assert_ok(node.request("GET", "/api/documents/c?take=%32", headers=api.headers()))
+
+
+def test_a_header_block_over_the_limit_is_a_json_431(make_node):
+    n = make_node(overrides={"Node": {"MaxHeaderBytes": 4096}})
+    r = n.request("GET", "/health", headers={"X-Big": "a" * 4000})
+    assert_ok(r)
+    r = n.request("GET", "/health", headers={"X-Big": "a" * 4100})
+    assert_error(r, 431, "The request headers are larger than Node.MaxHeaderBytes (4096 bytes).")
+    r = n.request("GET", "/health", headers={f"X-{i}": "a" * 100 for i in range(50)})
+    assert_error(r, 431, "The request headers are larger than Node.MaxHeaderBytes (4096 bytes).")
