@@ -2,6 +2,7 @@
 Node.RequestReadTimeoutSeconds however it trickles, and at most Node.MaxConnections client
 connections are open at once, the next ones waiting in the kernel's backlog until a slot frees."""
 
+import json
 import select
 import socket
 import time
@@ -134,3 +135,20 @@ def test_connections_beyond_the_cap_wait_and_are_served_as_slots_free(make_node)
             s.close()
     wait_open(n, 1, timeout=20)
     assert_ok(n.request("GET", "/health"))
+
+
+def test_a_websocket_is_not_cut_by_the_read_deadline(make_node):
+    """Once upgraded, a WebSocket's frames are not a request: it outlives the deadline."""
+    from test_replication import REPL_KEY, ws_open, ws_recv_text, ws_send_text
+    n = make_node(overrides={"Node": {"RequestReadTimeoutSeconds": 1,
+                                      "ReplicationApiKey": REPL_KEY}})
+    s, status_line = ws_open(n.port)
+    try:
+        assert b" 101 " in status_line
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.5:  # frames for 2.5 deadlines
+            ws_send_text(s, json.dumps({"type": "health-check"}))
+            assert ws_recv_text(s) == {"accepted": True, "error": None}
+            time.sleep(0.3)
+    finally:
+        s.close()
