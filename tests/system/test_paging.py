@@ -96,3 +96,14 @@ def test_deleted_documents_are_read_a_bounded_number_per_page(make_node, db):
     docs, nxt = page(api, "c", take=1)
     assert docs == [] and nxt == "a0999"
     assert all_pages(api, "c", take=1) == (["z-live"], 2)
+
+
+def test_a_page_on_another_allowed_origin_can_read_x_next_after(node, db):
+    api = node.api(db)
+    api.must_post("c", {"Id": "a"})
+    api.must_post("c", {"Id": "b"})
+    r = api.call("GET", "/api/documents/c", {"take": 1},
+                 headers={"Origin": "http://localhost:5173"})
+    assert r.headers.get("Access-Control-Allow-Origin") == "http://localhost:5173"
+    assert r.headers.get("Access-Control-Expose-Headers") == "X-Next-After"
+    assert r.headers.get("X-Next-After") == "a"
