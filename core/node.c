@@ -96,8 +96,9 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
     /* Idle keep-alive connections and stalled reads or writes go after the idle timeout;
      * clients trickling a request byte by byte go at the read deadline (http/conns.h). */
     evhttp_set_timeout(n->http, n->cfg.request_timeout_s);
+    ld_errpage_limits lim = {n->cfg.max_header_bytes, n->cfg.max_body_bytes};
     if (!(n->conns = ld_conns_new(n->base, n->http, n->cfg.max_connections,
-                                  n->cfg.request_read_timeout_s)))
+                                  n->cfg.request_read_timeout_s, &lim)))
         goto nomem;
     return true;
 nomem:

@@ -11,6 +11,7 @@
 
 #include "../util/log.h"
 #include "../util/timeutil.h"
+#include "errpage.h"
 
 #define SWEEP_MS      200   /* how often freed connections are found and deadlines checked */
 #define PAUSE_FD_MS   100   /* accepting pauses this long after accept() ran out of descriptors */
@@ -18,15 +19,22 @@
 
 typedef struct conn {
     struct bufferevent *bev; /* one reference is ours */
-    struct evbuffer_cb_entry *incb;
+    struct evbuffer_cb_entry *incb, *outcb;
     /* True from the connection's start, and from a later request's first byte, until the
      * router has the request in full: the span the deadline measures. */
     bool reading;
     bool cut; /* the deadline passed and evhttp was told to drop the connection */
+    /* A request was answered and the next is not handed over yet: evhttp may parse it from
+     * bytes already buffered (pipelined), so what it sends now is its own answer too. */
+    bool between;
+    /* evhttp answered a request it never handed over (its HTML error page): 1 waiting to be
+     * made JSON, 2 done. */
+    int page;
     uint64_t read_started_ms;
     /* evhttp's read callback, seen when a request was handed over: bytes that arrive while
      * another callback reads (a WebSocket took the connection over) are not a request. */
     bufferevent_data_cb http_readcb;
+    struct ld_conns *owner;
     struct conn *hnext; /* in the bucket of bev */
     size_t idx;         /* in all */
 } conn;
@@ -42,6 +50,8 @@ struct ld_conns {
     size_t nbuckets; /* a power of 2 */
     struct event *tick;
     struct event *resume;
+    struct event *pages; /* rewrites evhttp's error pages (see on_output) */
+    ld_errpage_limits lim;
     struct evconnlistener *lev;
     bool listening; /* lev is enabled */
     bool paused_fd; /* accept() ran out of descriptors: waiting for resume */
@@ -98,6 +108,7 @@ static void drop(ld_conns *c, size_t i)
     c->all[i] = c->all[--c->n];
     c->all[i]->idx = i;
     evbuffer_remove_cb_entry(bufferevent_get_input(k->bev), k->incb);
+    evbuffer_remove_cb_entry(bufferevent_get_output(k->bev), k->outcb);
     bufferevent_free(k->bev); /* our reference: evhttp let go; this closes the socket */
     free(k);
 }
@@ -153,6 +164,46 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     k->read_started_ms = ld_mono_ms();
 }
 
+/* Bytes were queued to a connection whose request the router has not received: evhttp is
+ * answering by itself (a request it cannot parse, or far past its limits), with an HTML page.
+ * A "100 Continue" is evhttp's too and stays. The page is whole once evhttp_send returns and
+ * is written only when the socket polls writable, so it is replaced from an event activated
+ * now, which runs in this same loop pass. */
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    conn *k = arg;
+    if (!(k->reading || k->between) || k->page || info->n_added == 0) return;
+    /* The status line is added whole. Peeked: the start of a socket bufferevent's output is
+     * frozen once it has written (only the bufferevent drains it). */
+    char head[12];
+    struct evbuffer_iovec v[2];
+    int nv = evbuffer_peek(buf, sizeof head, NULL, v, 2);
+    size_t got = 0;
+    for (int i = 0; i < nv && i < 2 && got < sizeof head; i++) {
+        size_t take = v[i].iov_len < sizeof head - got ? v[i].iov_len : sizeof head - got;
+        memcpy(head + got, v[i].iov_base, take);
+        got += take;
+    }
+    if (got < sizeof head) return;
+    if (!memcmp(head + 8, " 100", 4)) return;
+    k->page = 1;
+    event_active(k->owner->pages, EV_TIMEOUT, 1);
+}
+
+static void on_pages(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ld_conns *c = arg;
+    for (size_t i = 0; i < c->n; i++) {
+        conn *k = c->all[i];
+        if (k->page != 1) continue;
+        k->page = 2;
+        if (!ld_errpage_to_json(bufferevent_get_output(k->bev), &c->lim))
+            ld_log_warn("could not make libevent's error answer JSON (out of memory)");
+    }
+}
+
 static bool grow(ld_conns *c)
 {
     if (c->n < c->cap) return true;
@@ -172,13 +223,15 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
     if (c->live >= (size_t)c->max) sweep(c); /* accepted at the cap: find the freed slots */
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     conn *k = bev ? calloc(1, sizeof *k) : NULL;
-    if (!k || !grow(c) || !(k->incb = evbuffer_add_cb(bufferevent_get_input(bev), on_input, k))) {
+    if (!k || !grow(c) || !(k->incb = evbuffer_add_cb(bufferevent_get_input(bev), on_input, k)) ||
+        !(k->outcb = evbuffer_add_cb(bufferevent_get_output(bev), on_output, k))) {
         ld_log_error("out of memory accounting a new connection: it is served without "
                      "Node.MaxConnections and Node.RequestReadTimeoutSeconds");
         free(k);
-        if (bev) bufferevent_free(bev);
+        if (bev) bufferevent_free(bev); /* with the callback entries added to its buffers */
         return NULL;
     }
+    k->owner = c;
     bufferevent_incref(bev);
     k->bev = bev;
     k->reading = true;
@@ -233,11 +286,12 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 }
 
 ld_conns *ld_conns_new(struct event_base *base, struct evhttp *http, int max_conns,
-                       int read_timeout_s)
+                       int read_timeout_s, const ld_errpage_limits *lim)
 {
     ld_conns *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->base = base;
+    c->lim = *lim;
     c->max = max_conns;
     c->read_timeout_ms = (uint64_t)read_timeout_s * 1000u;
     /* About one connection per bucket at the cap. */
@@ -247,7 +301,8 @@ ld_conns *ld_conns_new(struct event_base *base, struct evhttp *http, int max_con
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
     c->tick = event_new(base, -1, EV_PERSIST, on_tick, c);
     c->resume = evtimer_new(base, on_resume, c);
-    if (!c->buckets || !c->tick || !c->resume) {
+    c->pages = event_new(base, -1, 0, on_pages, c);
+    if (!c->buckets || !c->tick || !c->resume || !c->pages) {
         ld_conns_free(c);
         return NULL;
     }
@@ -271,6 +326,15 @@ void ld_conns_set_listener(ld_conns *c, struct evhttp_bound_socket *listener)
     apply_listener(c);
 }
 
+/* evhttp sent the answer of a request the router had (the connection is alive: a tracked
+ * connection is dropped only after evhttp freed it, which ends its requests first). */
+static void on_answered(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    conn *k = arg;
+    k->between = true;
+}
+
 void ld_conns_request_read(ld_conns *c, struct evhttp_request *req)
 {
     if (!c) return;
@@ -279,7 +343,9 @@ void ld_conns_request_read(ld_conns *c, struct evhttp_request *req)
     conn *k = bev ? find(c, bev) : NULL;
     if (!k) return; /* served untracked (see make_bev) */
     k->reading = false;
+    k->between = false;
     bufferevent_getcb(bev, &k->http_readcb, NULL, NULL, NULL);
+    evhttp_request_set_on_complete_cb(req, on_answered, k);
 }
 
 size_t ld_conns_open(ld_conns *c)
@@ -304,5 +370,6 @@ void ld_conns_free(ld_conns *c)
     free(c->buckets);
     if (c->tick) event_free(c->tick);
     if (c->resume) event_free(c->resume);
+    if (c->pages) event_free(c->pages);
     free(c);
 }

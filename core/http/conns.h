@@ -12,6 +12,9 @@
  * Our bufferevents close their socket only when destroyed (BEV_OPT_CLOSE_ON_FREE), so a
  * descriptor is never reused while a freed bufferevent still refers to it.
  *
+ * Owning the bufferevents also lets it spot evhttp answering a request by itself (HTML) and
+ * have the answer made JSON (http/errpage.h).
+ *
  * Ownership: ld_conns_new's result is the caller's (ld_conns_free); it holds one reference on
  * each tracked bufferevent and drops them in ld_conns_free, which runs after evhttp_free.
  * Threads: loop thread only. */
@@ -26,13 +29,16 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "errpage.h"
+
 typedef struct ld_conns ld_conns;
 
 /* Makes each connection http accepts through this module (evhttp_set_bevcb on http), capped at
  * max_conns open at once, each request's headers and body due within read_timeout_s of the
- * connection being accepted or of the request's first byte. NULL when memory fails. */
+ * connection being accepted or of the request's first byte; evhttp's own error answers name
+ * the limits in lim. NULL when memory fails. */
 ld_conns *ld_conns_new(struct event_base *base, struct evhttp *http, int max_conns,
-                       int read_timeout_s);
+                       int read_timeout_s, const ld_errpage_limits *lim);
 
 /* The listener to pause at the cap and after accept() runs out of descriptors (replaces its
  * error callback). NULL: stop using the listener (call before evhttp_del_accept_socket). */
