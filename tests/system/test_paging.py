@@ -77,6 +77,12 @@ def test_answers_stop_at_max_list_bytes(make_node, db):
     assert len(docs) == 3 and nxt == "d02"  # the third passes 1024 bytes: the page ends
     got, pages = all_pages(api, "c")
     assert got == ids and pages == 4
+    # A query's Rows stop there too; MatchedCount still counts every match.
+    for q in ("SELECT $ FROM c", "SELECT $ FROM c ORDER BY $.Id DESC"):
+        r = n.request("POST", "/api/query", body={"Query": q, "Take": 100}, headers=api.headers())
+        body = assert_ok(r)
+        assert body["MatchedCount"] == 12 and body["ReturnedRows"] == 3, body
+        assert len(body["Rows"]) == 3
     # One document larger than the cap still comes, alone.
     api.must_post("big", {"Id": "b1", "pad": "y" * 4000})
     api.must_post("big", {"Id": "b2"})
