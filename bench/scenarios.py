@@ -300,16 +300,18 @@ def b5(ctx):
 
 # --- B6: time until a write on A is visible on B ------------------------------------------------
 
-def couch_probe(a_port, b_port, db, n, poll_ms=0.2, timeout_s=10.0):
+def couch_probe(a_port, b_port, db, n, prefix, poll_ms=0.2, timeout_s=10.0):
     """visibility_probe's loop over the CouchDB API: PUT a token on A (with the current _rev),
-    poll B until it has it. Returns the latencies (ms) and the number lost."""
+    poll B until it has it. Returns the latencies (ms) and the number lost. Each call writes
+    its own ids (`prefix`): an id written by an earlier repeat has a _rev this call does not
+    know, and CouchDB refuses a PUT without it (409 conflict)."""
     ca = http.client.HTTPConnection("127.0.0.1", a_port, timeout=10)
     cb = http.client.HTTPConnection("127.0.0.1", b_port, timeout=10)
     revs, samples, lost = {}, [], 0
     h = {"Content-Type": "application/json"}
     for i in range(n):
         token = uuid.uuid4().hex
-        did = f"p{i % 50}"
+        did = f"{prefix}p{i % 50}"
         body = {"token": token}
         if did in revs:
             body["_rev"] = revs[did]
@@ -340,24 +342,44 @@ def pct(sorted_ms, p):
     return visibility_probe.percentile(sorted_ms, p)
 
 
+def wait_visible(port, path, headers=None, timeout_s=30.0, what="a write"):
+    """Polls GET path on port until it answers 200 (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        st, _ = call(port, "GET", path, headers=headers, timeout=10)
+        if st == 200:
+            return
+        time.sleep(0.05)
+    raise BenchError(f"B6: {what} was not visible on port {port} within {timeout_s:.0f} s")
+
+
 def b6(ctx):
     a = ctx.a
     n = a.probe_writes
     pa, pb = free_port(), free_port()
     A = ctx.litedist("b6-a", peers=[("b6-b", pb)], port=pa)
     B = ctx.litedist("b6-b", peers=[("b6-a", pa)], port=pb)
-    call(A.port, "PUT", "/api/documents/probe/warm", {"x": 1},
-         {"Database": "probe", "ApiKey": "root"})
-    time.sleep(1)  # both sides have the database and their links before the clock starts
+    lh = {"Database": "probe", "ApiKey": "root"}
+    st, body = call(A.port, "PUT", "/api/documents/probe/warm", {"x": 1}, lh)
+    if st != 200:
+        raise BenchError(f"B6: litedist warm-up write failed: {st} {body[:200]!r}")
+    # Both sides have the database and their links before the clock starts: A's write is on B.
+    wait_visible(B.port, "/api/documents/probe/warm", lh, what="litedist's warm-up write")
     PA, PB = ctx.pouchdb("b6-pouch-a"), ctx.pouchdb("b6-pouch-b")
     for p in (PA, PB):
-        call(p.port, "PUT", "/probe")
+        st, body = call(p.port, "PUT", "/probe")
+        if st not in (201, 412):  # 412: it exists already
+            raise BenchError(f"pouchdb-server: PUT /probe answered {st} {body[:200]!r}")
     st, body = call(PB.port, "POST", "/_replicate",
                     {"source": f"http://127.0.0.1:{PA.port}/probe", "target": "probe",
                      "continuous": True})
     if st not in (200, 202):
         raise BenchError(f"pouchdb continuous replication did not start: {st} {body[:200]!r}")
-    time.sleep(1)
+    # Likewise: the continuous replication runs once a write on PA reaches PB.
+    st, body = call(PA.port, "PUT", "/probe/warm", {"x": 1})
+    if st not in (200, 201):
+        raise BenchError(f"pouchdb warm-up write failed: {st} {body[:200]!r}")
+    wait_visible(PB.port, "/probe/warm", what="pouchdb's warm-up write")
     for r in range(1, a.repeats + 1):
         out = subprocess.run(ctx.client_pin + [sys.executable, os.path.join(ROOT,
                              "tools/visibility_probe.py"), "--a", f"http://127.0.0.1:{A.port}",
@@ -370,7 +392,7 @@ def b6(ctx):
                    p50_ms=j["p50_ms"], p99_ms=j["p99_ms"], max_ms=j["max_ms"], lost=j["lost"],
                    writes=n)
         log(f"B6 litedist #{r}: p50 {j['p50_ms']:.2f} ms, p99 {j['p99_ms']:.2f} ms")
-        samples, lost = couch_probe(PA.port, PB.port, "probe", n)
+        samples, lost = couch_probe(PA.port, PB.port, "probe", n, prefix=f"r{r}-")
         s = sorted(samples)
         ctx.record(workload="B6", target="pouchdb", repeat=r, value=pct(s, 50), unit="ms",
                    p50_ms=pct(s, 50), p99_ms=pct(s, 99), max_ms=s[-1] if s else None,

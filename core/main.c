@@ -12,18 +12,19 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/listener.h>
 #include <sodium.h>
 
 #include "api/studio.h"
 #include "cache/sweeper.h"
 #include "repl/prune.h"
+#include "http/conns.h"
 #include "http/cors.h"
 #include "http/request.h"
 #include "http/tls.h"
@@ -177,10 +178,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     ld_log_info("%s received: no new connections; finishing %d in-flight writes",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", n->inflight);
     if (n->listener) {
+        ld_conns_set_listener(n->conns, NULL);
         evhttp_del_accept_socket(n->http, n->listener);
         n->listener = NULL;
     }
-    if (n->accept_resume) event_del(n->accept_resume);
     if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
     ld_repl_stop_probes(n->repl);
     ld_sweeper_stop(n->sweeper);
@@ -200,39 +201,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
  * Start-up checks
  * ------------------------------------------------------------------------------------------- */
 
-/* accept() failed. Out of descriptors (or kernel memory) the pending connection stays queued
- * and the listener would spin on it at full CPU (libevent#71): stop accepting for 100 ms, then
- * try again; connections wait in the backlog meanwhile. */
-/* The listener's error callback gets evhttp's argument, not ours: the node is found here. */
-static ld_node *g_node;
-
-static void accept_error_cb(struct evconnlistener *l, void *arg)
+/* Each client connection is a descriptor: below MaxConnections + a reserve for databases and
+ * peers, the soft open-file limit is raised toward the hard one (as far as needed); a cap still
+ * above it would meet EMFILE (accepting then pauses, http/conns.c) before it is reached. */
+static void fit_descriptor_limit(const ld_node *n)
 {
-    (void)arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
-        ld_log_warn("accept: %s", strerror(err));
+    struct rlimit rl;
+    rlim_t want = (rlim_t)n->cfg.max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
         return;
+    rlim_t raised = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (raised > rl.rlim_cur) {
+        struct rlimit nl = {raised, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &nl) == 0) rl.rlim_cur = raised;
     }
-    evconnlistener_disable(l);
-    ld_node *node = g_node;
-    uint64_t now = ld_mono_ms();
-    if (now - node->accept_warned_ms >= 10000) {
-        ld_log_warn("accept: %s; pausing new connections for 100 ms (raise the open-file limit: "
-                    "ulimit -n)",
-                    strerror(err));
-        node->accept_warned_ms = now;
-    }
-    struct timeval tv = {0, 100 * 1000};
-    evtimer_add(node->accept_resume, &tv);
-}
-
-static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    ld_node *n = arg;
-    if (n->listener) evconnlistener_enable(evhttp_bound_socket_get_listener(n->listener));
+    if (rl.rlim_cur < want)
+        ld_log_warn("Node.MaxConnections is %d but the open-file limit is %llu: raise it (ulimit "
+                    "-n) or lower Node.MaxConnections, so the databases and peers keep "
+                    "descriptors",
+                    n->cfg.max_connections, (unsigned long long)rl.rlim_cur);
 }
 
 /* The port the listener really has: Node.Port 0 lets the kernel choose. */
@@ -384,7 +371,6 @@ int main(int argc, char **argv)
     }
 
     static ld_node node;
-    g_node = &node;
     ld_node *n = &node;
     int rc = 1;
     if (!ld_config_load(&n->cfg, config_path, environ, &ov, err, sizeof err)) {
@@ -447,10 +433,15 @@ int main(int argc, char **argv)
                      strerror(errno));
         goto out;
     }
-    if (ld_tls_serves(n->tls)) ld_tls_serve(n->tls, n->http, n->listener);
-    n->accept_resume = evtimer_new(n->base, accept_resume_cb, n);
-    if (!n->accept_resume) goto out;
-    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(n->listener), accept_error_cb);
+    if (ld_tls_serves(n->tls)) {
+        /* The TLS factory takes evhttp's one bufferevent callback (http/tls.c), so the
+         * accounting cannot see these connections until tls.c hands its factory over. */
+        ld_tls_serve(n->tls, n->http, n->listener);
+        ld_log_warn("Node.MaxConnections and Node.RequestReadTimeoutSeconds are not enforced on "
+                    "the HTTPS listener (Node.RequestTimeoutSeconds still is)");
+    }
+    ld_conns_set_listener(n->conns, n->listener);
+    fit_descriptor_limit(n);
     char self_url[300];
     self_url_of(n, self_url, sizeof self_url);
     ld_repl_listening(n->repl, self_url);

@@ -12,6 +12,7 @@
 #include "repl/prune.h"
 #include "db/completions.h"
 #include "db/snapshot.h"
+#include "http/conns.h"
 #include "http/failures.h"
 #include "http/router.h"
 #include "http/static.h"
@@ -115,7 +116,9 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(n->http, (ev_ssize_t)n->cfg.max_header_bytes);
+    /* Likewise for headers (below): the router answers a header block over Node.MaxHeaderBytes
+     * with JSON, evhttp's HTML page is left to blocks over twice the limit. */
+    evhttp_set_max_headers_size(n->http, (ev_ssize_t)(2 * n->cfg.max_header_bytes + 65536));
     /* evhttp answers bodies past its own limit with an HTML 413 before any handler runs, so its
      * limit sits above Node.MaxBodyBytes: bodies up to twice the limit get our JSON 413, and
      * only abuse beyond that meets evhttp's guard. */
@@ -130,7 +133,13 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         ld_set_err(err, errlen, "cannot set up the HTTP server (lingering close)");
         return false;
     }
-    evhttp_set_timeout(n->http, n->cfg.request_timeout_s); /* slow or idle clients go */
+    /* Idle keep-alive connections and stalled reads or writes go after the idle timeout;
+     * clients trickling a request byte by byte go at the read deadline (http/conns.h). */
+    evhttp_set_timeout(n->http, n->cfg.request_timeout_s);
+    ld_errpage_limits lim = {n->cfg.max_header_bytes, n->cfg.max_body_bytes};
+    if (!(n->conns = ld_conns_new(n->base, n->http, n->cfg.max_connections,
+                                  n->cfg.request_read_timeout_s, &lim)))
+        goto nomem;
     return true;
 nomem:
     ld_set_err(err, errlen, "out of memory starting the node");
@@ -144,6 +153,7 @@ void ld_node_close(ld_node *n)
     ld_static_free(n->studio);
     ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
     if (n->http) evhttp_free(n->http);
+    ld_conns_free(n->conns); /* after evhttp_free: it let go of every connection */
     n->env.committed = NULL;
     ld_discovery_free(n->disc); /* before the replication it calls into */
     ld_repl_free(n->repl);
@@ -154,7 +164,6 @@ void ld_node_close(ld_node *n)
     if (n->reg_up) ld_registry_close_all(&n->reg);
     if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
     if (n->shutdown_timer) event_free(n->shutdown_timer);
-    if (n->accept_resume) event_free(n->accept_resume);
     if (n->sig_int) event_free(n->sig_int);
     if (n->sig_term) event_free(n->sig_term);
     ld_tls_free(n->tls); /* after every connection that used it, before the loop it reaps on */

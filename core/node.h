@@ -44,8 +44,7 @@ typedef struct ld_node {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
-    struct event *accept_resume; /* re-enables accepting after running out of descriptors */
-    uint64_t accept_warned_ms;
+    struct ld_conns *conns; /* the connection cap and read deadline (http/conns.h) */
     ld_completions done;
     struct ld_workers *workers;   /* SELECT queries run here, off the loop (util/workers.h) */
     struct ld_sweeper *sweeper;   /* frees expired cache bodies (cache/sweeper.h) */

@@ -12,6 +12,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "../db/registry.h"
+#include "../http/conns.h"
 #include "../repl/repl.h"
 #include "../util/jsonget.h"
 #include "../util/timeutil.h"
@@ -159,11 +160,13 @@ void ld_api_dashboard_overview(ld_req *r)
     ld_iso_time(wall, now);
     ld_iso_time(n->started_ms, started);
     json_t *out = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:I, s:O?, s:o?, s:o?, s:o?}", "NodeId", n->node_id,
-        "TimestampUtc", now, "DataRootPath", n->data_dir, "NodeDataPath", n->db_dir, "StartedUtc",
-        started, "UptimeSeconds", (json_int_t)((wall - n->started_ms) / 1000u), "DivergenceCount",
-        json_object_get(status, "DivergenceCount"), "Nodes", ld_repl_overview_nodes(n->repl),
-        "PeerConnections", ld_repl_overview_connections(n->repl), "Databases", dbs);
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:O?, s:o?, s:o?, s:o?, s:{s:I, s:i}, s:i}", "NodeId",
+        n->node_id, "TimestampUtc", now, "DataRootPath", n->data_dir, "NodeDataPath", n->db_dir,
+        "StartedUtc", started, "UptimeSeconds", (json_int_t)((wall - n->started_ms) / 1000u),
+        "DivergenceCount", json_object_get(status, "DivergenceCount"), "Nodes",
+        ld_repl_overview_nodes(n->repl), "PeerConnections", ld_repl_overview_connections(n->repl),
+        "Databases", dbs, "ClientConnections", "Open", (json_int_t)ld_conns_open(n->conns), "Max",
+        ld_conns_max(n->conns), "RequestsInFlight", n->inflight);
     json_decref(status);
     if (!out || !json_is_array(json_object_get(out, "Nodes")) ||
         !json_is_array(json_object_get(out, "PeerConnections")) ||

@@ -20,6 +20,12 @@
 
 #define TAKE_DEFAULT 100
 #define TAKE_MAX     10000
+/* skip walks its documents on the loop before the page starts: deep pages use after=<id>. */
+#define SKIP_MAX 10000
+/* Entries a page may read beyond its skip, tombstones included: a collection of mostly
+ * deleted documents is paged through, never read whole in one loop iteration. */
+#define READ_PER_TAKE 4
+#define READ_MIN      1000
 
 /* ---------------------------------------------------------------------------------------------
  * Names and reserved fields
@@ -152,6 +158,7 @@ void ld_api_collections_list(ld_req *r)
 
 typedef struct list_ctx {
     struct evbuffer *out;
+    size_t max_bytes;
     bool first;
     bool include_reserved;
     bool oom;
@@ -168,7 +175,8 @@ static int list_one(void *ctx, const char *id, size_t id_len, const ld_doc_rec *
         return 1;
     }
     lc->first = false;
-    return 0;
+    /* Node.MaxListBytes: the page ends here (at least one document, so paging progresses). */
+    return evbuffer_get_length(lc->out) >= lc->max_bytes;
 }
 
 void ld_api_docs_list(ld_req *r)
@@ -176,14 +184,26 @@ void ld_api_docs_list(ld_req *r)
     if (!ld_api_begin(r, LD_NEED("documents.read", LD_ROLE_READ_DOCUMENT, 0))) return;
     if (!check_collection(r, r->segs[2], r->seg_lens[2])) return;
     long long skip, take;
-    list_ctx lc = {.first = true};
+    list_ctx lc = {.first = true, .max_bytes = r->node->cfg.max_list_bytes};
     if (!ld_req_param_int(r, "skip", 0, &skip) ||
         !ld_req_param_int(r, "take", TAKE_DEFAULT, &take) ||
         !ld_req_param_bool(r, "includeReservedFields", false, &lc.include_reserved))
         return;
     if (skip < 0) skip = 0;
+    if (skip > SKIP_MAX) {
+        ld_reply_error(r, 400,
+                       "Query parameter 'skip' is at most %d; page with after=<the last id "
+                       "of the previous page> instead.",
+                       SKIP_MAX);
+        return;
+    }
     if (take < 1) take = 1;
     if (take > TAKE_MAX) take = TAKE_MAX;
+    const char *after = ld_req_param(r, "after");
+    if (after && !ld_doc_id_valid(after, strlen(after))) {
+        ld_reply_error(r, 400, "Query parameter 'after' is not a valid document id.");
+        return;
+    }
     if (!r->db) {
         ld_reply_json(r, 200, json_array());
         return;
@@ -194,14 +214,30 @@ void ld_api_docs_list(ld_req *r)
         ld_reply_error(r, 500, "Out of memory.");
         return;
     }
-    ld_status st = ld_db_scan_docs(r->db, r->segs[2], r->seg_lens[2], (uint64_t)skip,
-                                   (uint64_t)take, list_one, &lc);
+    uint64_t read = (uint64_t)take * READ_PER_TAKE;
+    ld_doc_page page = {
+        .after = after,
+        .after_len = after ? strlen(after) : 0,
+        .skip = (uint64_t)skip,
+        .take = (uint64_t)take,
+        .max_read = (uint64_t)skip + (read < READ_MIN ? READ_MIN : read),
+    };
+    ld_status st = ld_db_scan_docs(r->db, r->segs[2], r->seg_lens[2], &page, list_one, &lc);
+    char *next = NULL;
+    if (st == LD_OK && page.more && page.next_after &&
+        !(next = evhttp_uriencode(page.next_after, (ev_ssize_t)page.next_after_len, 0)))
+        lc.oom = true;
+    free(page.next_after);
     if (st != LD_OK || lc.oom || evbuffer_add(lc.out, "]", 1) != 0) {
+        free(next);
         evbuffer_free(lc.out);
         ld_reply_error(r, 500, "Reading the documents failed: %s.",
                        st != LD_OK ? ld_status_str(st) : "out of memory");
         return;
     }
+    /* The page stopped before the collection's end: where the next one starts. */
+    if (next) evhttp_add_header(evhttp_request_get_output_headers(r->ev), "X-Next-After", next);
+    free(next);
     ld_reply_buffer(r, 200, lc.out);
     evbuffer_free(lc.out);
 }

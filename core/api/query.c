@@ -598,6 +598,7 @@ void ld_api_query(ld_req *r)
     c->query = json_incref(q);
     c->take = take;
     c->opts.include_reserved = include_reserved;
+    c->opts.max_bytes = r->node->cfg.max_list_bytes; /* Rows stop there (docs/query.md) */
     ld_ql_limits lim = {.max_length = r->node->cfg.max_query_length,
                         .max_depth = r->node->cfg.max_query_depth};
     c->stmt = ld_ql_parse(json_string_value(q), json_string_length(q), &lim, &c->err);

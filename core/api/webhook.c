@@ -27,10 +27,9 @@ static void webhook_done(ld_wjob *job)
 {
     ld_req *r = job->arg;
     if (job->result != LD_WR_OK) {
-        if (job->result == LD_WR_NEED_CREATE || job->result == LD_WR_NEED_UPDATE)
-            ld_reply_error(r, 403, "ApiKey is not allowed to write documents.");
-        else
-            ld_write_reply(r, job);
+        /* A new id without WRITE_DOCUMENT, an existing one without UPDATE_DOCUMENT: 403 naming
+         * the role, as for PUT. */
+        ld_write_reply(r, job);
         ld_wjob_free(job);
         return;
     }
@@ -159,10 +158,12 @@ void ld_api_webhook(ld_req *r)
         if (job) ld_doc_submit(r, job);
         goto out;
     }
-    /* The contract lets either write role add or update through the webhook. */
-    bool may =
-        ld_api_has_role(r, LD_ROLE_WRITE_DOCUMENT) || ld_api_has_role(r, LD_ROLE_UPDATE_DOCUMENT);
-    if (!may) {
+    /* Whatever the event's action says, adding a new id needs WRITE_DOCUMENT and overwriting
+     * an existing one UPDATE_DOCUMENT (the writer tells which it is): the roles hold here as on
+     * every other route. */
+    bool may_create = ld_api_has_role(r, LD_ROLE_WRITE_DOCUMENT);
+    bool may_update = ld_api_has_role(r, LD_ROLE_UPDATE_DOCUMENT);
+    if (!may_create && !may_update) {
         ld_reply_error(r, 403, "ApiKey is not allowed to write documents.");
         goto out;
     }
@@ -189,7 +190,8 @@ void ld_api_webhook(ld_req *r)
     }
     job->json = doc;
     job->json_len = doc_len;
-    job->may_create = job->may_update = true;
+    job->may_create = may_create;
+    job->may_update = may_update;
     ld_doc_submit(r, job);
 out:
     free(id);

@@ -59,6 +59,9 @@ static const keydef node_keys[] = {
     {"PeerProbeIntervalSeconds", true},
     {"AuthFailureDelayMilliseconds", true},
     {"RequestTimeoutSeconds", true},
+    {"RequestReadTimeoutSeconds", true},
+    {"MaxConnections", true},
+    {"MaxListBytes", true},
     {"MaxUrlBytes", true},
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
@@ -506,6 +509,15 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     cfg->auth_failure_delay_ms = (int)x;
     if (!get_int(node, "Node", "RequestTimeoutSeconds", 30, 1, 3600, &x, err, errlen)) return false;
     cfg->request_timeout_s = (int)x;
+    if (!get_int(node, "Node", "RequestReadTimeoutSeconds", 30, 1, 3600, &x, err, errlen))
+        return false;
+    cfg->request_read_timeout_s = (int)x;
+    if (!get_int(node, "Node", "MaxConnections", 1024, 1, 1000000, &x, err, errlen)) return false;
+    cfg->max_connections = (int)x;
+    if (!get_int(node, "Node", "MaxListBytes", 8 * 1024 * 1024, 1024, 1024LL * 1024 * 1024, &x, err,
+                 errlen))
+        return false;
+    cfg->max_list_bytes = (size_t)x;
     if (!get_int(node, "Node", "MaxUrlBytes", 8192, 256, 1024 * 1024, &x, err, errlen))
         return false;
     cfg->max_url_bytes = (size_t)x;

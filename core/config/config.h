@@ -61,9 +61,12 @@ typedef struct ld_config {
     int repl_peer_concurrency;
     int repl_timeout_s;
     int anti_entropy_s;
-    int peer_probe_interval_s; /* dashboard probes; 0: off */
-    int auth_failure_delay_ms; /* first refused key's delay per address; 0: off */
-    int request_timeout_s;     /* evhttp read/write/idle timeout */
+    int peer_probe_interval_s;  /* dashboard probes; 0: off */
+    int auth_failure_delay_ms;  /* first refused key's delay per address; 0: off */
+    int request_timeout_s;      /* evhttp read/write/idle timeout */
+    int request_read_timeout_s; /* a request's headers and body are due within this */
+    int max_connections;        /* client connections open at once (http/conns.h) */
+    size_t max_list_bytes;      /* a document list answer stops past this */
     size_t max_url_bytes;
     int max_clock_skew_s;
     int64_t test_clock_offset_ms; /* TEST ONLY: added to the wall clock the HLC reads */

@@ -240,18 +240,49 @@ ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll,
     return st;
 }
 
-ld_status
-ld_db_scan_docs(ld_db *db, const char *coll, size_t coll_len, uint64_t skip, uint64_t take,
-                int (*cb)(void *ctx, const char *id, size_t id_len, const ld_doc_rec *rec),
-                void *ctx)
+/* The id of the last entry read, kept in a buffer that grows as needed (ids are short). */
+typedef struct last_id {
+    char *buf;
+    size_t len, cap;
+} last_id;
+
+static bool last_id_set(last_id *l, const void *id, size_t len)
 {
-    size_t plen;
+    if (len + 1 > l->cap) {
+        size_t cap = len + 1 < 64 ? 64 : 2 * (len + 1);
+        char *buf = realloc(l->buf, cap);
+        if (!buf) return false;
+        l->buf = buf;
+        l->cap = cap;
+    }
+    memcpy(l->buf, id, len);
+    l->buf[len] = '\0';
+    l->len = len;
+    return true;
+}
+
+ld_status ld_db_scan_docs(ld_db *db, const char *coll, size_t coll_len, ld_doc_page *page,
+                          int (*cb)(void *ctx, const char *id, size_t id_len,
+                                    const ld_doc_rec *rec),
+                          void *ctx)
+{
+    page->more = false;
+    page->next_after = NULL;
+    page->next_after_len = 0;
+    size_t plen, slen;
     uint8_t *prefix = ld_doc_key(coll, coll_len, "", 0, &plen);
-    if (!prefix) return LD_NOMEM;
+    uint8_t *start = prefix && page->after
+                         ? ld_doc_key(coll, coll_len, page->after, page->after_len, &slen)
+                         : NULL;
+    if (!prefix || (page->after && !start)) {
+        free(prefix);
+        return LD_NOMEM;
+    }
     ld_txn t;
     ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
     if (st != LD_OK) {
         free(prefix);
+        free(start);
         return st;
     }
     ld_cursor c;
@@ -259,28 +290,51 @@ ld_db_scan_docs(ld_db *db, const char *coll, size_t coll_len, uint64_t skip, uin
     if (st == LD_OK) {
         const void *k, *v;
         size_t kl, vl;
-        uint64_t seen = 0, sent = 0;
-        st = ld_cursor_seek(&c, prefix, plen, &k, &kl, &v, &vl);
-        while (st == LD_OK && sent < take) {
+        uint64_t seen = 0, sent = 0, read = 0;
+        last_id last = {0};
+        bool stopped = false; /* by cb: more only if another entry follows */
+        st = start ? ld_cursor_seek(&c, start, slen, &k, &kl, &v, &vl)
+                   : ld_cursor_seek(&c, prefix, plen, &k, &kl, &v, &vl);
+        /* Strictly after: the id itself, when it is there, is not part of the page. */
+        if (st == LD_OK && start && kl == slen && memcmp(k, start, slen) == 0)
+            st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+        while (st == LD_OK) {
             if (kl < plen || memcmp(k, prefix, plen) != 0) break;
+            if (sent == page->take || (page->max_read && read == page->max_read) || stopped) {
+                /* Another entry is there: the caller continues after the last one read. */
+                page->more = true;
+                break;
+            }
+            read++;
             ld_doc_rec rec;
             if (!ld_doc_rec_decode(v, vl, &rec)) {
                 st = LD_CORRUPT;
                 break;
             }
-            if (!(rec.flags & LD_REC_TOMBSTONE)) {
-                if (seen++ >= skip) {
-                    sent++;
-                    if (cb(ctx, (const char *)k + plen, kl - plen, &rec)) break;
-                }
+            if (!last_id_set(&last, (const char *)k + plen, kl - plen)) {
+                st = LD_NOMEM;
+                break;
+            }
+            if (!(rec.flags & LD_REC_TOMBSTONE) && seen++ >= page->skip) {
+                sent++;
+                stopped = cb(ctx, (const char *)k + plen, kl - plen, &rec) != 0;
             }
             st = ld_cursor_next(&c, &k, &kl, &v, &vl);
         }
         if (st == LD_NOT_FOUND) st = LD_OK;
+        if (st == LD_OK && page->more) {
+            page->next_after = last.buf; /* handed over */
+            page->next_after_len = last.len;
+            last.buf = NULL;
+        } else {
+            page->more = false;
+        }
+        free(last.buf);
         ld_cursor_close(&c);
     }
     ld_txn_abort(&t);
     free(prefix);
+    free(start);
     return st;
 }
 

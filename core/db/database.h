@@ -93,12 +93,28 @@ struct ld_snapshots;
 ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll, size_t coll_len,
                         const char *id, size_t id_len, uint8_t **buf, ld_doc_rec *rec);
 
-/* Calls cb for live documents of `coll` in id order, skipping `skip` of them, at most `take`.
- * cb's rec is valid for the call only; a non-zero return stops. */
-ld_status
-ld_db_scan_docs(ld_db *db, const char *coll, size_t coll_len, uint64_t skip, uint64_t take,
-                int (*cb)(void *ctx, const char *id, size_t id_len, const ld_doc_rec *rec),
-                void *ctx);
+/* One page of a collection's live documents in id order (GET /api/documents/{c}). */
+typedef struct ld_doc_page {
+    const char *after; /* start strictly after this id; NULL: at the first */
+    size_t after_len;
+    uint64_t skip; /* live documents passed over first */
+    uint64_t take; /* most documents given to cb */
+    /* Most entries read, tombstones included (the work done on the calling thread); 0: no
+     * limit. */
+    uint64_t max_read;
+    /* Out: the page stopped before the collection's end (take or max_read reached, or cb
+     * stopped it) and next_after (malloc'd, the caller frees) is the id to continue after. */
+    bool more;
+    char *next_after;
+    size_t next_after_len;
+} ld_doc_page;
+
+/* Calls cb for the live documents of `coll` that page selects; cb's rec is valid for the call
+ * only; a non-zero return stops after that document. */
+ld_status ld_db_scan_docs(ld_db *db, const char *coll, size_t coll_len, ld_doc_page *page,
+                          int (*cb)(void *ctx, const char *id, size_t id_len,
+                                    const ld_doc_rec *rec),
+                          void *ctx);
 
 /* Calls cb for every collection name (registered or written), in byte order. */
 ld_status ld_db_scan_collections(ld_db *db, int (*cb)(void *ctx, const char *name, size_t len),

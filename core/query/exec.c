@@ -116,6 +116,7 @@ typedef struct select_ctx {
     uint64_t seen;     /* matches so far */
     uint64_t produced; /* matches past OFFSET (capped by LIMIT) */
     uint64_t returned;
+    bool full; /* the rows passed o->max_bytes: later matches are counted, not returned */
 } select_ctx;
 
 static ld_status add_row(select_ctx *c, scan_doc *sd)
@@ -124,6 +125,7 @@ static ld_status add_row(select_ctx *c, scan_doc *sd)
     if (c->returned && !ld_qbuf_addc(c->rows, ',')) return oom(c->err);
     if (!ld_ql_row(c->s, &sd->d, strip, c->rows, c->err)) return eval_status(c->err);
     c->returned++;
+    if (c->o->max_bytes && c->rows->len >= c->o->max_bytes) c->full = true;
     return LD_OK;
 }
 
@@ -135,7 +137,7 @@ static ld_status visit_select(void *ctx, scan_doc *sd)
     if (st != LD_OK || !m) return st;
     if (++c->seen <= c->s->offset) return LD_OK;
     c->produced++;
-    if (c->returned < c->want) {
+    if (c->returned < c->want && !c->full) {
         st = add_row(c, sd);
         if (st != LD_OK) return st;
     }
@@ -348,7 +350,7 @@ ld_status ld_ql_select(ld_txn *t, const ld_ql_stmt *s, const ld_ql_select_opts *
         out->matched = s->has_limit && s->limit < past ? s->limit : past;
         if (st == LD_OK) {
             heap_sort(&oc);
-            for (size_t i = (size_t)s->offset; i < oc.n && st == LD_OK; i++)
+            for (size_t i = (size_t)s->offset; i < oc.n && st == LD_OK && !sc.full; i++)
                 st = row_by_id(t, &sc, &oc.heap[i]);
         }
     }

@@ -15,6 +15,7 @@
 typedef struct ld_ql_select_opts {
     uint64_t row_limit;    /* most rows returned: Take, or max(Take, TOP n); at least 1 */
     bool include_reserved; /* keep top-level _id and _sys_* members in document rows */
+    size_t max_bytes;      /* rows stop once their text passes this (at least one); 0: no cap */
 } ld_ql_select_opts;
 
 typedef struct ld_ql_result {

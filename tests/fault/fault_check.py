@@ -20,14 +20,15 @@ ROOT_KEY = "root"
 PULL_BATCH = 10000
 
 
-def _call(node, method, path, headers, body=None, timeout=15.0):
+def _call(node, method, path, headers, body=None, timeout=15.0, with_headers=False):
     c = http.client.HTTPConnection("127.0.0.1", node.port, timeout=timeout)
     try:
         data = json.dumps(body).encode() if body is not None else None
         c.request(method, path, body=data, headers={**headers, "Content-Type": "application/json"})
         r = c.getresponse()
         raw = r.read()
-        return r.status, (json.loads(raw) if raw else None)
+        parsed = json.loads(raw) if raw else None
+        return (r.status, parsed, r.headers) if with_headers else (r.status, parsed)
     finally:
         c.close()
 
@@ -49,20 +50,23 @@ def read_log(node, db):
 
 
 def read_docs(node, db, coll):
-    """The live documents of coll as node serves them: {Id: document}."""
-    out, skip = {}, 0
-    for _ in range(100):
-        q = urllib.parse.urlencode({"skip": skip, "take": 10000})
-        status, body = _call(node, "GET", f"/api/documents/{coll}?{q}",
-                             {"Database": db, "ApiKey": ROOT_KEY})
+    """The live documents of coll as node serves them: {Id: document}. Keyset pages: each
+    answer that stopped early says where the next starts (X-Next-After)."""
+    out, after = {}, None
+    for _ in range(1000):  # bounded: far beyond any run's documents
+        params = {"take": 10000, **({"after": after} if after is not None else {})}
+        status, body, headers = _call(node, "GET",
+                                      f"/api/documents/{coll}?{urllib.parse.urlencode(params)}",
+                                      {"Database": db, "ApiKey": ROOT_KEY}, with_headers=True)
         if status == 404:
             return out
         assert status == 200, f"{node.name}: list {db}/{coll}: {status} {body}"
         for d in body:
             out[d["Id"]] = d
-        if len(body) < 10000:
+        nxt = headers.get("X-Next-After")
+        if nxt is None:
             return out
-        skip += len(body)
+        after = urllib.parse.unquote(nxt)
     raise AssertionError(f"{node.name}: listing {db}/{coll} did not end")
 
 

@@ -192,8 +192,16 @@ def test_inactive_peers_are_probed_but_shown_inactive(make_node):
 def test_probes_can_be_turned_off(make_node):
     a = make_node(overrides=overrides(probe=0), node_id="a")
     b = make_node(overrides=overrides(), node_id="b")
+    control = make_node(overrides=overrides(probe=1), node_id="control")
     add_peer(a, b)
-    time.sleep(1.5)
+    add_peer(control, b)
+    # The control node, started after a with 1 s probes, has probed b twice: a would have
+    # probed at least once by now had its probes been on.
+    first = wait_for(control, lambda o: (by_id(o["PeerConnections"], "b") or {}).get(
+        "LastCheckedUtc"), "the control's first probe of b")
+    first = by_id(first["PeerConnections"], "b")["LastCheckedUtc"]
+    wait_for(control, lambda o: by_id(o["PeerConnections"], "b")["LastCheckedUtc"] > first,
+             "the control's second probe of b")
     ov = assert_ok(overview(a))
     assert ov["Nodes"][0]["Status"] == "Unknown"
     assert ov["Nodes"][0]["HttpProbeDurationMs"] is None

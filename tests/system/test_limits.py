@@ -1,6 +1,7 @@
 """Limits and abuse: URL length, slow and idle clients, and the per-address delay that makes a
 flood of wrong keys slow itself down without slowing requests that carry good keys."""
 
+import json
 import os
 import resource
 import socket
@@ -186,3 +187,88 @@ def test_running_out_of_descriptors_pauses_accepting_instead_of_spinning(make_no
             pass
         assert time.monotonic() < deadline, "the node did not accept again"
         time.sleep(0.1)
+
+
+def test_nul_in_a_query_parameter_is_refused(node, db):
+    """evhttp decodes %00 into the parsed value, where it would cut it short: refused, whatever
+    the route and parameter."""
+    api = node.api(db)
+    v = api.must_post("c", {"Id": "a"})["Version"]
+    cases = [("PUT", "/api/cache/k?ttl=5m%00garbage", "ttl"),
+             ("GET", "/api/documents/c?take=2%00x", "take"),
+             ("PUT", f"/api/documents/c/a?parentVersion={v}%00zz", "parentVersion"),
+             ("GET", "/api/documents/c?includeSystemCollections=true&skip=%00", "skip"),
+             ("GET", "/health?x=%00", "x")]
+    for method, path, name in cases:
+        r = node.request(method, path, body={"Id": "a"}, headers=api.headers())
+        assert_error(r, 400, f"Query parameter '{name}' contains a NUL byte (%00).")
+    r = node.request("GET", "/api/documents/c?take%00x=2", headers=api.headers())
+    assert_error(r, 400, "A query parameter name contains a NUL byte (%00).")
+    assert api.must_get("c", "a") == {"Id": "a"}
+    assert api.list_docs("c", take="2").status == 200  # %-encoding is otherwise fine: %30 is 0
+    assert assert_ok(node.request("GET", "/api/documents/c?take=%32", headers=api.headers()))
+
+
+def test_a_header_block_over_the_limit_is_a_json_431(make_node):
+    n = make_node(overrides={"Node": {"MaxHeaderBytes": 4096}})
+    r = n.request("GET", "/health", headers={"X-Big": "a" * 4000})
+    assert_ok(r)
+    r = n.request("GET", "/health", headers={"X-Big": "a" * 4100})
+    assert_error(r, 431, "The request headers are larger than Node.MaxHeaderBytes (4096 bytes).")
+    r = n.request("GET", "/health", headers={f"X-{i}": "a" * 100 for i in range(50)})
+    assert_error(r, 431, "The request headers are larger than Node.MaxHeaderBytes (4096 bytes).")
+
+
+def raw_exchange(port, data, timeout=5):
+    """Sends data, reads until the server closes; returns (status, headers text, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head.decode(), body
+
+
+def test_errors_libevent_answers_itself_are_json(make_node):
+    """Requests refused before any handler runs get the same JSON error shape."""
+    n = make_node(overrides={"Node": {"MaxBodyBytes": 1024, "MaxHeaderBytes": 1024}})
+    cases = [
+        (b"GARBAGE\r\n\r\n", 400,
+         "The request is malformed: its request line or headers could not be parsed."),
+        (b"GET /health HTTP/1.1\r\nHost\r\n\r\n", 400,
+         "The request is malformed: its request line or headers could not be parsed."),
+        # A body past twice the limit plus 64 KiB: evhttp reads it to its end and drops it
+        # (lingering close, so the sender sees the 413 and not a write error), then refuses.
+        (b"POST /api/documents/c HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n" +
+         b"x" * 999999, 413,
+         "The request is far larger than Node.MaxHeaderBytes (1024 bytes) of headers or "
+         "Node.MaxBodyBytes (1024 bytes) of body allow."),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nExpect: later\r\nContent-Length: 3\r\n\r\nabc",
+         417, "Only 'Expect: 100-continue' is supported."),
+        (b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n", 501,
+         "The request method is not implemented."),
+    ]
+    for data, status, message in cases:
+        got, head, body = raw_exchange(n.port, data)
+        assert got == status, (data, head)
+        assert "Content-Type: application/json" in head and "Connection: close" in head, head
+        assert json.loads(body) == {"Error": message}
+    # 100 Continue is still evhttp's own, and the request goes on to its handler.
+    with socket.create_connection(("127.0.0.1", n.port), timeout=5) as s:
+        s.sendall(b"POST /api/documents/c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 2\r\nDatabase: d\r\n\r\n")
+        assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"{}")
+        answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 401"), answer  # no ApiKey: the router answered
+    # A malformed request pipelined behind a good one is answered in JSON too.
+    got, head, body = raw_exchange(n.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                                           b"GET /health HTTP/1.1\r\nHost\r\n\r\n")
+    second = body.split(b"\r\n\r\n", 1)
+    assert got == 200 and b"HTTP/1.1 400 Bad Request" in body, body
+    assert json.loads(second[1]) == {"Error": cases[0][2]}
+    assert_ok(n.request("GET", "/health"))

@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from conftest import (HEX32, MSG_BAD_JSON_PREFIX, MSG_CACHE_RESERVED, MSG_INVALID_COLLECTION,
-                      MSG_INVALID_ID, assert_error, assert_ok, key_only, key_without,
-                      msg_no_create, msg_not_allowed)
+                      MSG_INVALID_ID, ROOT_KEY, assert_error, assert_ok, key_only,
+                      key_without, msg_no_create, msg_not_allowed)
 
 REPL_KEY = "I_AM_ONE_OF_YOU"  # the default cluster key: the fixture's config sets none
 FIELDS = ["Query", "RequestedTake", "MatchedCount", "AppliedCount", "ReturnedRows", "Rows"]
@@ -588,7 +588,15 @@ def test_shutdown_answers_a_query_in_flight(make_node):
     t = threading.Thread(target=lambda: answers.append(
         api.call("POST", "/api/query", body={"Query": slow}, timeout=110)))
     t.start()
-    time.sleep(0.15)
+    # The signal goes once the node runs the query (on a worker), as its counter shows.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and t.is_alive():
+        ov = n.request("GET", "/dashboard/api/overview", headers={"ApiKey": ROOT_KEY})
+        if ov.status == 200 and ov.body["RequestsInFlight"] == 1:
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail(f"the query was never seen in flight: {answers}")
     n.send_signal(signal.SIGTERM)
     t.join(120)
     assert n.wait_exit(120) == 0

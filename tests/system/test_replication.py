@@ -437,10 +437,17 @@ def test_a_node_that_receives_pushes_leaves_out_its_pulls_until_the_sweep(make_n
     add_peer(a, b)
     add_peer(b, a)
     for i in range(20):
-        a.api(DB).must_put("c", f"x{i}", {"i": i})
+        last = a.api(DB).must_put("c", f"x{i}", {"i": i})["CommittedUtc"]
     (vv, _), _ = wait_converged([a, b])
     assert vv == {"a": 20}
-    time.sleep(1)  # b's cycles triggered by a's hints have run by now
+
+    def hinted_cycle_done():
+        # The hint of a's last write reaches b after that commit: a cycle of b with a begun
+        # later and finished (same clock: both nodes run here; ISO times compare as text).
+        ln = link(b, "a")
+        return ln["LastAttemptUtc"] and ln["LastAttemptUtc"] > last and \
+            (ln["LastSuccessUtc"] or "") >= ln["LastAttemptUtc"]
+    wait_for(hinted_cycle_done, what="b's cycle with a after a's last hint")
     ba = link(b, "a")
     assert ba["PulledOperations"] == 0 and ba["LastPulledPeerLogSequence"] < 20, ba
     assert link(a, "b")["PushedOperations"] == 20
@@ -612,9 +619,12 @@ def test_ws_sync_request_makes_the_receiver_pull_at_once(make_node):
     b.api(DB).must_put("c", "seed", {"v": 0})  # b's cycle with a runs now and finds nothing
     wait_for(lambda: (status(b)["Databases"] or [{"Peers": [{}]}])[0]["Peers"][0].get(
         "LastSuccessUtc"), what="b's first cycle")
+    first = link(b, "a")["LastAttemptUtc"]
     a.api(DB).must_put("c", "x", {"v": 1})
-    time.sleep(0.5)
-    assert b.api(DB).get("c", "x").status == 404  # no other trigger brings it
+    # No cycle of b with a has begun since its first (a sends b no hint, the sweep is an hour
+    # away): only the sync-request below can bring x.
+    assert link(b, "a")["LastAttemptUtc"] == first
+    assert b.api(DB).get("c", "x").status == 404
     s, status_line = ws_open(b.port)
     try:
         assert b" 101 " in status_line
@@ -628,10 +638,14 @@ def test_ws_sync_request_makes_the_receiver_pull_at_once(make_node):
         ws_send_text(s, json.dumps({"TYPE": "sync-request", "SourceNodeId": "a", "Database": DB,
                                     "ReplicationApiKey": "wrong"}))
         assert ws_recv_text(s) == {"accepted": False, "error": "invalid-payload"}
+        # Still no cycle and no x: refused requests trigger nothing.
+        assert link(b, "a")["LastAttemptUtc"] == first
+        assert b.api(DB).get("c", "x").status == 404
         ws_send_text(s, json.dumps({"type": "sync-request", "sourceNodeId": "a", "database": DB,
                                     "replicationApiKey": REPL_KEY, "reason": "test"}))
         assert ws_recv_text(s) == {"accepted": True, "error": None}
         wait_for(lambda: b.api(DB).get("c", "x").status == 200, timeout=5, what="x pulled by b")
+        assert link(b, "a")["LastAttemptUtc"] > first  # a cycle the sync-request began
     finally:
         s.close()
 

@@ -240,9 +240,11 @@ def test_wss_sync_request_makes_the_receiver_pull_over_https(make_node, pki):
     add_peer(b, "a", f"https://127.0.0.1:{a.port}")
     b.api(DB).must_put("c", "seed", {"v": 0})  # b's first cycle with a runs now
     wait_for(lambda: (peer_status(b, "a") or {}).get("LastSuccessUtc"), what="b's first cycle")
+    first = peer_status(b, "a")["LastAttemptUtc"]
     a.api(DB).must_put("c", "x", {"v": 1})
-    time.sleep(0.5)
-    assert not has_doc(b, "c", "x")  # no trigger but the hint brings it
+    # No cycle of b with a since its first: no trigger but the hint brings x.
+    assert peer_status(b, "a")["LastAttemptUtc"] == first
+    assert not has_doc(b, "c", "x")
     s, status_line = ws_open(b.port, key=REPL_KEY, ssl_context=client_context(pki, with_cert=True))
     try:
         assert b" 101 " in status_line
@@ -250,6 +252,7 @@ def test_wss_sync_request_makes_the_receiver_pull_over_https(make_node, pki):
                                     "database": DB, "replicationApiKey": REPL_KEY}))
         assert ws_recv_text(s) == {"accepted": True, "error": None}
         wait_for(lambda: has_doc(b, "c", "x"), what="the hint's pull")
+        assert peer_status(b, "a")["LastAttemptUtc"] > first  # the cycle the hint began
     finally:
         s.close()
 

@@ -109,9 +109,33 @@ def test_add_and_update_need_write_or_update_role(node, db, action):
     r = ingest(node, db, key_only("DELETE_DOCUMENT"), event("orders", action, {"Id": "a"}))
     assert_error(r, 403, msg_not_allowed("write documents"))
     assert_error(node.api(db).get("orders", "a"), 404)
-    for role in ("WRITE_DOCUMENT", "UPDATE_DOCUMENT"):
-        r = ingest(node, db, key_only(role), event("orders", action, {"Id": role, "v": 1}))
-        check_accepted(r, db, "orders", role, "Upsert")
+
+
+@pytest.mark.parametrize("action", ["Add", "Update"])
+def test_a_new_id_needs_write_and_an_existing_one_update(node, db, action):
+    """The event's action does not matter: what the write does to the id decides the role,
+    as for PUT (and the contract's litedist line for the webhook)."""
+    api = node.api(db)
+    api.must_post("orders", {"Id": "old", "v": 0})
+    # UPDATE_DOCUMENT alone: overwrites the existing id, cannot add a new one.
+    r = ingest(node, db, key_only("UPDATE_DOCUMENT"), event("orders", action, {"Id": "new"}))
+    assert_error(r, 403, msg_not_allowed("write documents"))
+    assert_error(api.get("orders", "new"), 404)
+    r = ingest(node, db, key_only("UPDATE_DOCUMENT"), event("orders", action,
+                                                          {"Id": "old", "v": 1}))
+    check_accepted(r, db, "orders", "old", "Upsert")
+    assert api.must_get("orders", "old") == {"Id": "old", "v": 1}
+    # WRITE_DOCUMENT alone (READ and WRITE, the issue's key): adds, cannot overwrite.
+    for key in (key_only("WRITE_DOCUMENT"), key_without("UPDATE_DOCUMENT")):
+        r = ingest(node, db, key, event("orders", action, {"Id": "old", "v": 2}))
+        assert_error(r, 403, msg_not_allowed("update documents"))
+    assert api.must_get("orders", "old") == {"Id": "old", "v": 1}
+    r = ingest(node, db, key_only("WRITE_DOCUMENT"), event("orders", action, {"Id": "new"}))
+    check_accepted(r, db, "orders", "new", "Upsert")
+    # Both roles: either.
+    r = ingest(node, db, key_without("DELETE_DOCUMENT"), event("orders", action,
+                                                             {"Id": "old", "v": 3}))
+    check_accepted(r, db, "orders", "old", "Upsert")
 
 
 def test_delete_needs_delete_role(node, db):

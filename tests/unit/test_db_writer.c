@@ -1,0 +1,436 @@
+/* Unit tests of a database's writer and merge (core/db) on a real storage plugin (argv[1]):
+ * group commit retries a failed group job by job, and the three conflict policies decide
+ * between a local document and an incoming op as docs/replication.md says. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ftw.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+
+#include "config/config.h"
+#include "db/apply.h"
+#include "db/database.h"
+#include "db/writer.h"
+#include "storage/storage.h"
+
+static const char *g_plugin;
+
+/* ---------------------------------------------------------------------------------------------
+ * A database on a temporary directory, with completions delivered to the test thread
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct fx {
+    char dir[64];
+    ld_store store;
+    ld_hlc clock;
+    ld_db_env env;
+    ld_db *db;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int completed; /* jobs handed back by the writer */
+} fx;
+
+static void on_complete(void *ctx, ld_wjob *jobs)
+{
+    fx *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    for (ld_wjob *j = jobs; j; j = j->next)
+        f->completed++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void wait_completed(fx *f, int n)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->completed < n)
+        pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int fx_setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/ld-test-db-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char err[256];
+    if (ld_store_init(&f->store, g_plugin, "test-storage", "{\"Sync\": \"off\"}", f->dir, err,
+                      sizeof err) != LD_OK)
+        fail_msg("%s", err);
+    ld_hlc_init(&f->clock, NULL);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->env = (ld_db_env){.store = &f->store,
+                         .clock = &f->clock,
+                         .node_id = "n1",
+                         .dir = f->dir,
+                         .writer_batch_max = 100,
+                         .complete = on_complete,
+                         .complete_ctx = f};
+    assert_int_equal(ld_db_open(&f->env, "t", &f->db), LD_OK);
+    *state = f;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int fx_teardown(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(ld_db_close(f->db, true), LD_OK);
+    ld_store_destroy(&f->store);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static ld_wjob *put_job(const char *id, const char *json)
+{
+    ld_wjob *j = calloc(1, sizeof *j);
+    assert_non_null(j);
+    j->kind = LD_W_PUT;
+    j->collection = strdup("c");
+    j->id = strdup(id);
+    j->json = strdup(json);
+    j->json_len = strlen(json);
+    j->may_create = j->may_update = true;
+    return j;
+}
+
+/* The stored record of c/id: its JSON (malloc'd) and version, or NULL when absent. */
+static char *stored(fx *f, const char *id, uint8_t version[LD_OP_ID_LEN], uint64_t *hlc)
+{
+    uint8_t *buf = NULL;
+    ld_doc_rec rec;
+    ld_status st = ld_db_get_doc(f->db, NULL, "c", 1, id, strlen(id), &buf, &rec);
+    if (st == LD_NOT_FOUND) return NULL;
+    assert_int_equal(st, LD_OK);
+    char *json = strndup(rec.json, rec.json_len);
+    if (version) memcpy(version, rec.version, LD_OP_ID_LEN);
+    if (hlc) *hlc = rec.hlc;
+    free(buf);
+    return json;
+}
+
+static void expect_doc(fx *f, const char *id, const char *json)
+{
+    char *got = stored(f, id, NULL, NULL);
+    if (!json) {
+        assert_null(got);
+        return;
+    }
+    assert_non_null(got);
+    assert_string_equal(got, json);
+    free(got);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Group commit
+ * ------------------------------------------------------------------------------------------- */
+
+/* A custom job that holds the writer until released, so the jobs queued meanwhile make one
+ * group. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool entered, open;
+} gate;
+
+static ld_status gate_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    (void)db;
+    (void)t;
+    (void)pending;
+    gate *g = job->ctx;
+    pthread_mutex_lock(&g->mu);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    job->result = LD_WR_OK;
+    return LD_OK;
+}
+
+/* A custom job writing one document that fails its first `fail_runs` runs with LD_IO. */
+typedef struct flaky {
+    int fail_runs;
+    int runs;
+} flaky;
+
+static ld_status flaky_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    flaky *fl = job->ctx;
+    if (fl->runs++ < fl->fail_runs) return LD_IO;
+    ld_wjob one = {.kind = LD_W_PUT,
+                   .collection = "c",
+                   .id = "flaky",
+                   .json = "{\"Id\":\"flaky\"}",
+                   .json_len = 14,
+                   .may_create = true,
+                   .may_update = true};
+    ld_status st = ld_apply_job(db, t, pending, &one);
+    free(one.payload);
+    job->result = one.result;
+    return st;
+}
+
+static ld_wjob *custom_job(ld_wapply_fn fn, void *ctx)
+{
+    ld_wjob *j = calloc(1, sizeof *j);
+    assert_non_null(j);
+    j->kind = LD_W_CUSTOM;
+    j->collection = strdup("c");
+    j->apply = fn;
+    j->ctx = ctx;
+    return j;
+}
+
+/* Runs [a, flaky, b] as one group behind a gate; returns the jobs for inspection. */
+static void run_group(fx *f, flaky *fl, ld_wjob *out[3])
+{
+    gate g = {.entered = false, .open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    ld_wjob *gj = custom_job(gate_apply, &g);
+    ld_writer_submit(f->db->writer, gj);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    /* The writer is inside the gate's transaction: these three queue up as one group. */
+    out[0] = put_job("a", "{\"Id\":\"a\"}");
+    out[1] = custom_job(flaky_apply, fl);
+    out[2] = put_job("b", "{\"Id\":\"b\"}");
+    for (int i = 0; i < 3; i++)
+        ld_writer_submit(f->db->writer, out[i]);
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    wait_completed(f, 4);
+    ld_wjob_free(gj);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
+static void a_failing_job_fails_alone_when_its_group_is_retried(void **state)
+{
+    fx *f = *state;
+    flaky fl = {.fail_runs = 1000};
+    ld_wjob *jobs[3];
+    run_group(f, &fl, jobs);
+    assert_int_equal(fl.runs, 2); /* once in the group, once alone */
+    assert_int_equal(jobs[0]->result, LD_WR_OK);
+    assert_int_equal(jobs[1]->result, LD_WR_STORAGE);
+    assert_int_equal(jobs[2]->result, LD_WR_OK);
+    /* The failed group left nothing: the retried jobs took the first two log positions. */
+    assert_int_equal(jobs[0]->seq, 1);
+    assert_int_equal(jobs[2]->seq, 2);
+    ld_db_state s;
+    ld_db_state_get(f->db, &s);
+    assert_int_equal(s.last_seq, 2);
+    assert_int_equal(s.self_seq, 2);
+    expect_doc(f, "a", "{\"Id\":\"a\"}");
+    expect_doc(f, "b", "{\"Id\":\"b\"}");
+    expect_doc(f, "flaky", NULL);
+    for (int i = 0; i < 3; i++)
+        ld_wjob_free(jobs[i]);
+}
+
+static void a_transient_fault_is_absorbed_by_the_retry(void **state)
+{
+    fx *f = *state;
+    flaky fl = {.fail_runs = 1}; /* fails in the group, succeeds alone */
+    ld_wjob *jobs[3];
+    run_group(f, &fl, jobs);
+    assert_int_equal(fl.runs, 2);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(jobs[i]->result, LD_WR_OK);
+    assert_int_equal(jobs[0]->seq, 1);
+    assert_int_equal(jobs[2]->seq, 3); /* retried in order: a, flaky, b */
+    ld_db_state s;
+    ld_db_state_get(f->db, &s);
+    assert_int_equal(s.last_seq, 3);
+    expect_doc(f, "flaky", "{\"Id\":\"flaky\"}");
+    for (int i = 0; i < 3; i++)
+        ld_wjob_free(jobs[i]);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Conflict policies
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct remote {
+    const ld_op_rec *op;
+    ld_conflict_policy policy;
+    ld_ingest_outcome outcome;
+} remote;
+
+static ld_status remote_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    remote *rm = job->ctx;
+    job->result = LD_WR_OK;
+    return ld_apply_remote(db, t, pending, rm->op, rm->policy, &rm->outcome);
+}
+
+/* Ingests op through the writer and returns what the merge did. */
+static ld_ingest_outcome ingest(fx *f, const ld_op_rec *op, ld_conflict_policy policy)
+{
+    remote rm = {.op = op, .policy = policy};
+    int before = f->completed;
+    ld_wjob *j = custom_job(remote_apply, &rm);
+    ld_writer_submit(f->db->writer, j);
+    wait_completed(f, before + 1);
+    assert_int_equal(j->result, LD_WR_OK);
+    ld_wjob_free(j);
+    return rm.outcome;
+}
+
+/* Writes c/id locally; returns its stamp. */
+static uint64_t local_put(fx *f, const char *id, const char *json)
+{
+    int before = f->completed;
+    ld_wjob *j = put_job(id, json);
+    ld_writer_submit(f->db->writer, j);
+    wait_completed(f, before + 1);
+    assert_int_equal(j->result, LD_WR_OK);
+    uint64_t hlc = j->hlc;
+    ld_wjob_free(j);
+    return hlc;
+}
+
+static ld_op_rec op_from(const char *origin, uint64_t origin_seq, uint64_t hlc, const char *id,
+                         const char *json, uint8_t fill)
+{
+    ld_op_rec op = {.op_type = LD_OP_UPDATE,
+                    .hlc = hlc,
+                    .origin_seq = origin_seq,
+                    .origin = origin,
+                    .origin_len = strlen(origin),
+                    .collection = "c",
+                    .collection_len = 1,
+                    .doc_id = id,
+                    .doc_id_len = strlen(id),
+                    .payload = json,
+                    .payload_len = strlen(json)};
+    memset(op.id, fill, LD_OP_ID_LEN);
+    return op;
+}
+
+/* For each policy: an op older than the local write, one newer, and one with the same clock
+ * from an origin that sorts after this node's id ("p" > "n1"). */
+typedef struct policy_case {
+    ld_conflict_policy policy;
+    bool older_wins, newer_wins, tie_wins;
+} policy_case;
+
+static void check_policy(fx *f, policy_case pc)
+{
+    static const char *const local = "{\"Id\":\"d\",\"v\":\"local\"}";
+    uint64_t seq = 0, last_before;
+    ld_db_state s;
+    struct {
+        int64_t delta; /* from the local stamp */
+        bool wins;
+    } arrivals[] = {{-(int64_t)(1000 << 16), pc.older_wins},
+                    {(int64_t)1000 << 16, pc.newer_wins},
+                    {0, pc.tie_wins}};
+    for (size_t i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "d%zu", i);
+        uint64_t h = local_put(f, id, local);
+        char json[64];
+        snprintf(json, sizeof json, "{\"Id\":\"%s\",\"v\":\"incoming\"}", id);
+        ld_op_rec op =
+            op_from("p", ++seq, h + (uint64_t)arrivals[i].delta, id, json, (uint8_t)(0xa0 + i));
+        ld_db_state_get(f->db, &s);
+        last_before = s.last_seq;
+        ld_ingest_outcome out = ingest(f, &op, pc.policy);
+        assert_int_equal(out, arrivals[i].wins ? LD_INGEST_APPLIED : LD_INGEST_LOGGED);
+        uint8_t version[LD_OP_ID_LEN];
+        char *got = stored(f, id, version, NULL);
+        assert_non_null(got);
+        if (arrivals[i].wins) {
+            assert_string_equal(got, json);
+            assert_memory_equal(version, op.id, LD_OP_ID_LEN);
+        } else {
+            assert_string_equal(got, local);
+        }
+        free(got);
+        /* Logged either way (so it is relayed), and VV[p] advanced. */
+        ld_db_state_get(f->db, &s);
+        assert_int_equal(s.last_seq, last_before + 1);
+        /* The same op again is a duplicate; one from further ahead is a gap. */
+        assert_int_equal(ingest(f, &op, pc.policy), LD_INGEST_DUP);
+        ld_op_rec ahead = op_from("p", seq + 2, h, id, json, 0x11);
+        assert_int_equal(ingest(f, &ahead, pc.policy), LD_INGEST_GAP);
+    }
+    /* With no local document every policy takes the incoming one. */
+    ld_op_rec fresh = op_from("p", ++seq, 1, "new", "{\"Id\":\"new\"}", 0x55);
+    assert_int_equal(ingest(f, &fresh, pc.policy), LD_INGEST_APPLIED);
+    expect_doc(f, "new", "{\"Id\":\"new\"}");
+}
+
+static void last_writer_wins_takes_the_greater_stamp(void **state)
+{
+    check_policy(*state, (policy_case){LD_POLICY_LWW, false, true, true});
+}
+
+static void apply_incoming_takes_whatever_arrives(void **state)
+{
+    check_policy(*state, (policy_case){LD_POLICY_APPLY_INCOMING, true, true, true});
+}
+
+static void keep_local_keeps_any_local_document(void **state)
+{
+    check_policy(*state, (policy_case){LD_POLICY_KEEP_LOCAL, false, false, false});
+}
+
+static void apply_incoming_ignores_its_own_version_again(void **state)
+{
+    /* An op whose version the document already has (it came another way) changes nothing. */
+    fx *f = *state;
+    ld_op_rec op = op_from("p", 1, 5, "same", "{\"Id\":\"same\"}", 0x77);
+    assert_int_equal(ingest(f, &op, LD_POLICY_APPLY_INCOMING), LD_INGEST_APPLIED);
+    ld_op_rec relayed = op_from("q", 1, 5, "same", "{\"Id\":\"same\",\"x\":1}", 0x77);
+    assert_int_equal(ingest(f, &relayed, LD_POLICY_APPLY_INCOMING), LD_INGEST_LOGGED);
+    expect_doc(f, "same", "{\"Id\":\"same\"}");
+}
+
+#define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s <storage plugin .so>\n", argv[0]);
+        return 2;
+    }
+    g_plugin = argv[1];
+    const struct CMUnitTest tests[] = {
+        FX_TEST(a_failing_job_fails_alone_when_its_group_is_retried),
+        FX_TEST(a_transient_fault_is_absorbed_by_the_retry),
+        FX_TEST(last_writer_wins_takes_the_greater_stamp),
+        FX_TEST(apply_incoming_takes_whatever_arrives),
+        FX_TEST(keep_local_keeps_any_local_document),
+        FX_TEST(apply_incoming_ignores_its_own_version_again),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
