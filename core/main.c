@@ -434,11 +434,9 @@ int main(int argc, char **argv)
         goto out;
     }
     if (ld_tls_serves(n->tls)) {
-        /* The TLS factory takes evhttp's one bufferevent callback (http/tls.c), so the
-         * accounting cannot see these connections until tls.c hands its factory over. */
-        ld_tls_serve(n->tls, n->http, n->listener);
-        ld_log_warn("Node.MaxConnections and Node.RequestReadTimeoutSeconds are not enforced on "
-                    "the HTTPS listener (Node.RequestTimeoutSeconds still is)");
+        /* One bufferevent factory per evhttp: the accounting's, which makes TLS ones. */
+        ld_conns_set_maker(n->conns, ld_tls_server_bev, n->tls);
+        ld_tls_listener_nodelay(n->listener);
     }
     ld_conns_set_listener(n->conns, n->listener);
     fit_descriptor_limit(n);

@@ -41,6 +41,10 @@ typedef struct conn {
 
 struct ld_conns {
     struct event_base *base;
+    /* Makes the bufferevent of an accepted connection (an accepting TLS one, http/tls.h);
+     * NULL: a plain socket bufferevent. */
+    struct bufferevent *(*make)(struct event_base *base, void *arg);
+    void *make_arg;
     int max;
     uint64_t read_timeout_ms;
     conn **all; /* every tracked connection, live or freed by evhttp and not yet swept */
@@ -221,7 +225,8 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
     ld_conns *c = arg;
     if (c->live >= (size_t)c->max) sweep(c); /* accepted at the cap: find the freed slots */
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = c->make ? c->make(base, c->make_arg)
+                                      : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     conn *k = bev ? calloc(1, sizeof *k) : NULL;
     if (!k || !grow(c) || !(k->incb = evbuffer_add_cb(bufferevent_get_input(bev), on_input, k)) ||
         !(k->outcb = evbuffer_add_cb(bufferevent_get_output(bev), on_output, k))) {
@@ -308,6 +313,13 @@ ld_conns *ld_conns_new(struct event_base *base, struct evhttp *http, int max_con
     }
     evhttp_set_bevcb(http, make_bev, c);
     return c;
+}
+
+void ld_conns_set_maker(ld_conns *c, struct bufferevent *(*make)(struct event_base *, void *),
+                        void *arg)
+{
+    c->make = make;
+    c->make_arg = arg;
 }
 
 void ld_conns_set_listener(ld_conns *c, struct evhttp_bound_socket *listener)

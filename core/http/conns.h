@@ -40,6 +40,12 @@ typedef struct ld_conns ld_conns;
 ld_conns *ld_conns_new(struct event_base *base, struct evhttp *http, int max_conns,
                        int read_timeout_s, const ld_errpage_limits *lim);
 
+/* Accepted connections get their bufferevent from make(base, arg) (an accepting TLS one:
+ * ld_tls_server_bev) instead of a plain socket one; it must close its socket when freed. Call
+ * before the loop runs. */
+void ld_conns_set_maker(ld_conns *c, struct bufferevent *(*make)(struct event_base *, void *),
+                        void *arg);
+
 /* The listener to pause at the cap and after accept() runs out of descriptors (replaces its
  * error callback). NULL: stop using the listener (call before evhttp_del_accept_socket). */
 void ld_conns_set_listener(ld_conns *c, struct evhttp_bound_socket *listener);

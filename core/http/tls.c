@@ -462,7 +462,7 @@ bool ld_tls_requires_client_cert(const ld_tls *t)
 
 /* evhttp's bufferevent factory: one accepting TLS bufferevent per connection; evhttp gives it
  * the socket and owns it from here. */
-static struct bufferevent *server_bev(struct event_base *base, void *arg)
+struct bufferevent *ld_tls_server_bev(struct event_base *base, void *arg)
 {
     ld_tls *t = arg;
     char why[200];
@@ -485,9 +485,8 @@ static struct bufferevent *server_bev(struct event_base *base, void *arg)
     return bev;
 }
 
-void ld_tls_serve(ld_tls *t, struct evhttp *http, struct evhttp_bound_socket *listener)
+void ld_tls_listener_nodelay(struct evhttp_bound_socket *listener)
 {
-    evhttp_set_bevcb(http, server_bev, t);
     /* Accepted sockets inherit TCP_NODELAY from the listener (Linux); the bufferevent callback
      * runs before evhttp has the socket, so this is the one place to set it. */
     int one = 1;

@@ -42,11 +42,15 @@ bool ld_tls_serves(const ld_tls *t);
 /* True when client certificates are required (ClientCaFile given). */
 bool ld_tls_requires_client_cert(const ld_tls *t);
 
-/* Makes every connection evhttp accepts on listener an OpenSSL bufferevent in accepting state
- * (TLS 1.2 minimum), and turns Nagle off for them: OpenSSL writes a response as several records,
- * and the small last one would otherwise wait for the client's delayed ACK (~40 ms per request
- * on a keep-alive connection). Call before the loop runs. t must outlive http. */
-void ld_tls_serve(ld_tls *t, struct evhttp *http, struct evhttp_bound_socket *listener);
+/* An OpenSSL bufferevent in accepting state (TLS 1.2 minimum) for a connection evhttp accepts:
+ * the bufferevent factory of a TLS listener (arg is the ld_tls; it must outlive the listener),
+ * installed through the connection accounting (http/conns.h). NULL when memory fails. */
+struct bufferevent *ld_tls_server_bev(struct event_base *base, void *arg);
+
+/* Turns Nagle off for the connections accepted on a TLS listener: OpenSSL writes a response as
+ * several records, and the small last one would otherwise wait for the client's delayed ACK
+ * (~40 ms per request on a keep-alive connection). Call before the loop runs. */
+void ld_tls_listener_nodelay(struct evhttp_bound_socket *listener);
 
 /* True when req arrived over TLS. The router refuses anything else on a TLS listener: when
  * evhttp's bufferevent callback fails (out of memory) evhttp falls back to a plain socket

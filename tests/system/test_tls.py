@@ -380,3 +380,40 @@ def test_startup_fails_cleanly_with_bad_files(make_node, pki, tmp_path):
     start_fails(make_node, {"CertificateFile": cert, "KeyFile": key, "ClientCaFile": missing},
                 f"Node.Tls.ClientCaFile {missing}")
     start_fails(make_node, {"PeerCaFile": missing}, f"Node.Tls.PeerCaFile {missing}")
+
+
+def test_the_tls_listener_counts_connections_and_cuts_slow_requests(make_node, pki):
+    """The HTTPS listener's connections go through the same accounting as plain ones: a client
+    trickling its headers over TLS is cut at Node.RequestReadTimeoutSeconds, and the open
+    connections are counted (and freed)."""
+    a = tls_node(make_node, pki, "a", tls=tls_section(pki, client_ca=True),
+                 overrides={"RequestReadTimeoutSeconds": 1})
+    ctx = client_context(pki, with_cert=True)
+
+    def open_count():
+        r = a.request("GET", "/dashboard/api/overview", headers={"ApiKey": "root"})
+        return assert_ok(r)["ClientConnections"]["Open"]
+    base = open_count()
+    raw = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        wait_for(lambda: open_count() == base + 1, what="the TLS connection counted")
+        t0 = time.monotonic()
+        closed = False
+        for _ in range(40):  # one header byte every 0.1 s: the deadline cuts it, not idleness
+            try:
+                s.sendall(b"X")
+                s.settimeout(0.1)
+                if s.recv(1) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue
+            except (ssl.SSLError, OSError):
+                closed = True
+                break
+        assert closed and time.monotonic() - t0 < 3.5, "a trickling TLS client was not cut"
+    finally:
+        s.close()
+    wait_for(lambda: open_count() == base, what="the TLS connection freed")
