@@ -39,7 +39,7 @@ typedef struct dpeer {
     char *base_url;
     ld_peer_addr addr;
     bool present;                   /* in the node-wide list at the last sync */
-    struct evhttp_connection *conn; /* plain: kept alive; https: tconn's, one request */
+    struct evhttp_connection *conn; /* kept alive (https: tconn's, while it is usable) */
     ld_tls_http *tconn;
     unsigned want; /* J_* still to send */
     unsigned busy; /* the J_* in flight, 0 when idle */
@@ -299,12 +299,13 @@ static void dpeer_done(struct evhttp_request *req, void *arg)
     p->busy = 0;
     int code = req ? evhttp_request_get_response_code(req) : 0;
     char why[256] = "peer unreachable or timed out";
-    if (p->tconn) { /* one request per https connection: give it back */
-        if (code == 0)
-            ld_tls_describe_failure(evhttp_connection_get_bufferevent(p->conn), why, sizeof why);
-        ld_tls_http_release(p->tconn);
-        p->tconn = NULL;
-        p->conn = NULL;
+    if (p->tconn) { /* kept alive; given back once it failed or the peer closed it */
+        if (code == 0) ld_tls_http_failure(p->tconn, why, sizeof why);
+        if (code == 0 || !ld_tls_http_usable(p->tconn)) {
+            ld_tls_http_release(p->tconn);
+            p->tconn = NULL;
+            p->conn = NULL;
+        }
     }
     json_t *body = NULL;
     if (code != 0) {
@@ -339,6 +340,11 @@ static bool dpeer_send(dpeer *p, enum evhttp_cmd_type method, const char *what, 
 {
     ld_discovery *d = p->d;
     ld_node *n = d->node;
+    if (p->tconn && !ld_tls_http_usable(p->tconn)) { /* the peer closed the kept connection */
+        ld_tls_http_release(p->tconn);
+        p->tconn = NULL;
+        p->conn = NULL;
+    }
     if (!p->conn) {
         if (p->addr.tls) {
             p->tconn = ld_tls_http_open(n->tls, n->base, d->dns, p->addr.host, p->addr.port);
@@ -366,8 +372,9 @@ static bool dpeer_send(dpeer *p, enum evhttp_cmd_type method, const char *what, 
     if (body) evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "ReplicationApiKey", n->cfg.replication_api_key);
     evhttp_add_header(h, "TargetNodeId", p->id);
-    if (p->tconn) evhttp_add_header(h, "Connection", "close");
-    if (evhttp_make_request(p->conn, req, method, path) != 0) {
+    int rc = p->tconn ? ld_tls_http_request(p->tconn, req, method, path)
+                      : evhttp_make_request(p->conn, req, method, path);
+    if (rc != 0) {
         if (p->tconn) { /* evhttp freed req */
             ld_tls_http_release(p->tconn);
             p->tconn = NULL;
