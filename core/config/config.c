@@ -12,7 +12,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../plugins/loader.h"
 #include "../util/log.h"
 #include "../util/strutil.h"
 

@@ -88,14 +88,6 @@ char *ld_plugin_resolve(const char *name, const char *plugin_dir, int32_t kind, 
     return NULL;
 }
 
-void ld_plugin_config_name(const char *entry, char *out, size_t outlen)
-{
-    const char *slash = strrchr(entry, '/');
-    snprintf(out, outlen, "%s", slash ? slash + 1 : entry);
-    size_t n = strlen(out);
-    if (slash && n > 3 && strcmp(out + n - 3, ".so") == 0) out[n - 3] = '\0';
-}
-
 static void host_log(const ld_host *host, int32_t level, const char *fmt, ...)
 {
     const ld_plugin *p = host->host_private;

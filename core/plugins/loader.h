@@ -58,10 +58,6 @@ ld_status (*ld_auth_ops_decide(const ld_auth_v1 *a))(void *, const ld_auth_query
 /* An auth table's wants bits (ABI 1.2); 0 when beyond its struct_size. */
 uint32_t ld_auth_ops_wants(const ld_auth_v1 *a);
 
-/* The name an entry of the configuration goes by: the entry itself, or for a path (contains
- * '/') the file's base name without ".so". Writes NUL-terminated into out. */
-void ld_plugin_config_name(const char *entry, char *out, size_t outlen);
-
 /* Prints a plugin's descriptor (for `litedistd --plugin-info FILE`). Returns 0 when it loads. */
 int ld_plugin_print_info(const char *path, char *err, size_t errlen);
 
