@@ -112,7 +112,8 @@ typedef struct ld_link {
     boot_state *boot;             /* a snapshot being loaded from the peer, or NULL */
     bool peer_too_old;            /* our log cannot serve the peer's pulls: it needs a snapshot */
     uint64_t peer_oldest;         /* the peer's OldestAvailableLogSequence (its 410 answer) */
-    bool push_gated; /* step_push holds our log back until the peer's version vector is known */
+    bool push_gated;   /* step_push holds our log back until the peer's version vector is known */
+    struct call *call; /* the request in flight: freed with the link when it never answers */
     uint64_t gated_since;      /* monotonic ms: since when step_push holds our log back */
     uint64_t peer_snapshot_at; /* monotonic ms: the peer's last snapshot page request to us */
     /* The NodeId that answered at BaseUrl when it was not the peer's (a node replaced under a
@@ -228,12 +229,15 @@ static ld_link *link_get(ld_repl *r, const char *db, const ld_peer *p)
     return l;
 }
 
+static void call_free(struct call *c);
+
 static void link_free(ld_link *l)
 {
     if (l->tconn)
         ld_tls_http_close(l->tconn); /* a request in flight goes without its callback */
     else if (l->conn)
         evhttp_connection_free(l->conn);
+    if (l->call) call_free(l->call); /* its callback will not run */
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
     free(l->base_url);
@@ -518,6 +522,7 @@ static void call_done(struct evhttp_request *req, void *arg)
 {
     call *c = arg;
     ld_link *l = c->link;
+    l->call = NULL;
     reply_fn fn = c->fn;
     raw_reply_fn raw = c->raw;
     int code = req ? evhttp_request_get_response_code(req) : 0;
@@ -596,6 +601,7 @@ static bool call_send(call *c)
         return false;
     }
     evhttp_request_set_error_cb(req, call_error);
+    l->call = c; /* until call_done; link_free frees it if the connection goes first */
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char hostport[300], path[512];
     snprintf(hostport, sizeof hostport, "%s:%d", l->addr.host, l->addr.port);
@@ -609,6 +615,7 @@ static bool call_send(call *c)
                       : evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path);
     if (rc != 0) {
         /* evhttp freed req; c is ours again */
+        l->call = NULL;
         if (l->tconn) { /* unless call_done gave it back already */
             ld_tls_http_release(l->tconn);
             l->tconn = NULL;
