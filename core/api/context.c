@@ -252,9 +252,20 @@ static bool target_ok(ld_req *r)
     return false;
 }
 
+/* A peer's connection carries its pushes, pulls and discovery, some of them once per sweep: it
+ * may idle longer than a client's (ld_config_peer_idle_s). Only the cluster key earns that. */
+static void keep_peer_connection(ld_req *r)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(r->ev);
+    if (c) evhttp_connection_set_timeout(c, ld_config_peer_idle_s(&r->node->cfg));
+}
+
 bool ld_api_cluster_auth(ld_req *r)
 {
-    if (ld_api_has_cluster_key(r)) return target_ok(r);
+    if (ld_api_has_cluster_key(r)) {
+        keep_peer_connection(r);
+        return target_ok(r);
+    }
     /* A missing key is a misconfiguration, a wrong one may be a guess: only that waits. */
     bool given = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "ReplicationApiKey");
     ld_reply_error_after(r, given ? failure_delay(r) : 0, 403, "ReplicationApiKey is invalid.");

@@ -812,3 +812,10 @@ void ld_config_free(ld_config *cfg)
     free(cfg->tls.peer_ca_file);
     memset(cfg, 0, sizeof *cfg);
 }
+
+int ld_config_peer_idle_s(const ld_config *cfg)
+{
+    long s = 2L * cfg->anti_entropy_s + cfg->repl_timeout_s;
+    if (s < cfg->request_timeout_s) s = cfg->request_timeout_s;
+    return s > 86400 * 3 ? 86400 * 3 : (int)s;
+}

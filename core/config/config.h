@@ -115,6 +115,11 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
 /* Frees everything the config owns. Safe on a zeroed struct. */
 void ld_config_free(ld_config *cfg);
 
+/* How long a connection that presented the cluster key may idle before this node closes it:
+ * past two anti-entropy sweeps (and never less than RequestTimeoutSeconds), so a peer's
+ * connection used once per sweep stays open and over TLS costs no new handshake. */
+int ld_config_peer_idle_s(const ld_config *cfg);
+
 /* Sets root[section][key] = value from an environment-style path ("Node__Port"), creating
  * objects on the way; numeric segments index arrays. value is parsed as JSON when it parses,
  * else taken as a string. Exposed for unit tests. */

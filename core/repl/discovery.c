@@ -25,6 +25,7 @@
 #include "../util/strutil.h"
 #include "../util/timeutil.h"
 #include "oplog.h"
+#include "peerconn.h"
 #include "peers.h"
 #include "repl.h"
 #include "wire.h"
@@ -38,11 +39,10 @@ typedef struct dpeer {
     char id[LD_NODE_ID_MAX + 1];
     char *base_url;
     ld_peer_addr addr;
-    bool present;                   /* in the node-wide list at the last sync */
-    struct evhttp_connection *conn; /* kept alive (https: tconn's, while it is usable) */
-    ld_tls_http *tconn;
-    unsigned want; /* J_* still to send */
-    unsigned busy; /* the J_* in flight, 0 when idle */
+    bool present;    /* in the node-wide list at the last sync */
+    ld_peer_conn pc; /* kept alive (peerconn.h) */
+    unsigned want;   /* J_* still to send */
+    unsigned busy;   /* the J_* in flight, 0 when idle */
     char news_db[LD_DB_NAME_MAX + 1];
 
     bool introduced; /* the peer registered us (or knew us already) */
@@ -124,12 +124,7 @@ static dpeer *dpeer_find(ld_discovery *d, const char *id)
 
 static void dpeer_drop_conn(dpeer *p)
 {
-    if (p->tconn)
-        ld_tls_http_close(p->tconn); /* a request in flight goes without its callback */
-    else if (p->conn)
-        evhttp_connection_free(p->conn);
-    p->tconn = NULL;
-    p->conn = NULL;
+    ld_peer_conn_close(&p->pc); /* a request in flight goes without its callback */
     p->busy = 0;
 }
 
@@ -299,14 +294,7 @@ static void dpeer_done(struct evhttp_request *req, void *arg)
     p->busy = 0;
     int code = req ? evhttp_request_get_response_code(req) : 0;
     char why[256] = "peer unreachable or timed out";
-    if (p->tconn) { /* kept alive; given back once it failed or the peer closed it */
-        if (code == 0) ld_tls_http_failure(p->tconn, why, sizeof why);
-        if (code == 0 || !ld_tls_http_usable(p->tconn)) {
-            ld_tls_http_release(p->tconn);
-            p->tconn = NULL;
-            p->conn = NULL;
-        }
-    }
+    ld_peer_conn_done(&p->pc, code, why, sizeof why, NULL);
     json_t *body = NULL;
     if (code != 0) {
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -340,23 +328,8 @@ static bool dpeer_send(dpeer *p, enum evhttp_cmd_type method, const char *what, 
 {
     ld_discovery *d = p->d;
     ld_node *n = d->node;
-    if (p->tconn && !ld_tls_http_usable(p->tconn)) { /* the peer closed the kept connection */
-        ld_tls_http_release(p->tconn);
-        p->tconn = NULL;
-        p->conn = NULL;
-    }
-    if (!p->conn) {
-        if (p->addr.tls) {
-            p->tconn = ld_tls_http_open(n->tls, n->base, d->dns, p->addr.host, p->addr.port);
-            p->conn = p->tconn ? ld_tls_http_evcon(p->tconn) : NULL;
-        } else {
-            p->conn = evhttp_connection_base_new(n->base, d->dns, p->addr.host,
-                                                 (ev_uint16_t)p->addr.port);
-        }
-        if (!p->conn) return false;
-        evhttp_connection_set_timeout(p->conn, n->cfg.repl_timeout_s);
-        evhttp_connection_set_retries(p->conn, 0);
-    }
+    if (!ld_peer_conn_prepare(&p->pc, n->tls, n->base, d->dns, &p->addr, n->cfg.repl_timeout_s))
+        return false;
     struct evhttp_request *req = evhttp_request_new(dpeer_done, p);
     if (!req) return false;
     if (body && !ld_json_dump_evbuffer(body, JSON_COMPACT, evhttp_request_get_output_buffer(req))) {
@@ -372,17 +345,7 @@ static bool dpeer_send(dpeer *p, enum evhttp_cmd_type method, const char *what, 
     if (body) evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "ReplicationApiKey", n->cfg.replication_api_key);
     evhttp_add_header(h, "TargetNodeId", p->id);
-    int rc = p->tconn ? ld_tls_http_request(p->tconn, req, method, path)
-                      : evhttp_make_request(p->conn, req, method, path);
-    if (rc != 0) {
-        if (p->tconn) { /* evhttp freed req */
-            ld_tls_http_release(p->tconn);
-            p->tconn = NULL;
-            p->conn = NULL;
-        }
-        return false;
-    }
-    return true;
+    return ld_peer_conn_request(&p->pc, req, method, path) == 0; /* else evhttp freed req */
 }
 
 static json_t *announce_body(ld_discovery *d, const char *event, const char *db)

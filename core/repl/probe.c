@@ -17,6 +17,7 @@
 #include "../util/log.h"
 #include "../util/timeutil.h"
 #include "../ws/ws.h"
+#include "peerconn.h"
 #include "peers.h"
 
 #define PROBE_TIMEOUT_MS 2000
@@ -39,8 +40,7 @@ typedef struct pnode {
     bool active, self, seen;
     ld_peer_addr addr; /* where base_url points */
 
-    struct evhttp_connection *conn; /* kept alive; https: tconn's */
-    ld_tls_http *tconn;             /* https: replaced once its socket is gone (tls.h) */
+    ld_peer_conn pc; /* kept alive (peerconn.h) */
     bool http_busy;
     int http_error; /* evhttp's enum evhttp_request_error for the probe in flight, -1: none */
     uint64_t http_t0_us;
@@ -76,12 +76,7 @@ struct ld_probe {
 
 static void node_drop_probes(pnode *n)
 {
-    if (n->tconn)
-        ld_tls_http_close(n->tconn); /* pending requests go without their callback */
-    else if (n->conn)
-        evhttp_connection_free(n->conn);
-    n->tconn = NULL;
-    n->conn = NULL;
+    ld_peer_conn_close(&n->pc); /* pending requests go without their callback */
     n->http_busy = false;
     if (n->ws) {
         ld_ws_conn_free(n->ws); /* no callback runs afterwards */
@@ -173,15 +168,7 @@ static void http_done(struct evhttp_request *req, void *arg)
     int code = req ? evhttp_request_get_response_code(req) : 0;
     n->http_state = PS_FAILED;
     char why[200];
-    bool tls_failed = false;
-    if (n->tconn) { /* kept alive; a failed or closed one is replaced at the next probe */
-        tls_failed = code == 0 && ld_tls_http_failure(n->tconn, why, sizeof why);
-        if (code == 0 || !ld_tls_http_usable(n->tconn)) {
-            ld_tls_http_release(n->tconn);
-            n->tconn = NULL;
-            n->conn = NULL;
-        }
-    }
+    bool tls_failed = ld_peer_conn_done(&n->pc, code, why, sizeof why, NULL);
     if (tls_failed) {
         snprintf(n->http_err, sizeof n->http_err, "HTTP probe: %.150s", why);
     } else if (code == 0) {
@@ -220,23 +207,8 @@ static void http_error_cb(enum evhttp_request_error error, void *arg)
 static void http_start(pnode *n)
 {
     ld_probe *p = n->p;
-    if (n->tconn && !ld_tls_http_usable(n->tconn)) { /* the peer closed it meanwhile */
-        ld_tls_http_release(n->tconn);
-        n->tconn = NULL;
-        n->conn = NULL;
-    }
-    if (!n->conn) {
-        if (n->addr.tls) { /* kept alive until it closes: see ld_tls_http_open */
-            n->tconn = ld_tls_http_open(p->tls, p->base, p->dns, n->addr.host, n->addr.port);
-            n->conn = n->tconn ? ld_tls_http_evcon(n->tconn) : NULL;
-        } else {
-            n->conn = evhttp_connection_base_new(p->base, p->dns, n->addr.host,
-                                                 (ev_uint16_t)n->addr.port);
-        }
-        if (!n->conn) goto fail;
-        evhttp_connection_set_timeout(n->conn, PROBE_TIMEOUT_MS / 1000);
-        evhttp_connection_set_retries(n->conn, 0);
-    }
+    if (!ld_peer_conn_prepare(&n->pc, p->tls, p->base, p->dns, &n->addr, PROBE_TIMEOUT_MS / 1000))
+        goto fail;
     struct evhttp_request *req = evhttp_request_new(http_done, n);
     if (!req) goto fail;
     n->http_error = -1;
@@ -249,15 +221,8 @@ static void http_start(pnode *n)
     evhttp_add_header(h, "Accept", "application/json");
     n->http_busy = true;
     n->http_t0_us = ld_mono_us();
-    if ((n->tconn ? ld_tls_http_request(n->tconn, req, EVHTTP_REQ_GET, path)
-                  : evhttp_make_request(n->conn, req, EVHTTP_REQ_GET, path)) == 0)
-        return;
+    if (ld_peer_conn_request(&n->pc, req, EVHTTP_REQ_GET, path) == 0) return;
     n->http_busy = false; /* evhttp freed req */
-    if (n->tconn) {       /* unless http_done gave it back already */
-        ld_tls_http_release(n->tconn);
-        n->tconn = NULL;
-        n->conn = NULL;
-    }
 fail:
     n->http_state = PS_FAILED;
     n->http_ms = 0;

@@ -33,6 +33,7 @@
 #include "oplog.h"
 #include "../ws/ws.h"
 #include "discovery.h"
+#include "peerconn.h"
 #include "peers.h"
 #include "probe.h"
 #include "snapshot_page.h"
@@ -76,9 +77,8 @@ typedef struct ld_link {
     char peer[LD_NODE_ID_MAX + 1];
     char *base_url;
     bool active, removed;
-    struct evhttp_connection *conn; /* kept alive; https: tconn's */
-    ld_tls_http *tconn;             /* https: replaced once its socket is gone (tls.h) */
-    ld_peer_addr addr;              /* where BaseUrl points */
+    ld_peer_conn pc;   /* kept alive (peerconn.h) */
+    ld_peer_addr addr; /* where BaseUrl points */
     struct event *retry_ev;
 
     phase ph;
@@ -188,14 +188,7 @@ static bool link_set_url(ld_link *l, const char *base_url)
     if (!copy) return false;
     free(l->base_url);
     l->base_url = copy;
-    if (l->conn && l->ph == PH_IDLE) {
-        if (l->tconn)
-            ld_tls_http_release(l->tconn);
-        else
-            evhttp_connection_free(l->conn);
-        l->tconn = NULL;
-        l->conn = NULL;
-    }
+    if (l->ph == PH_IDLE) ld_peer_conn_release(&l->pc);
     return true;
 }
 
@@ -233,10 +226,7 @@ static void call_free(struct call *c);
 
 static void link_free(ld_link *l)
 {
-    if (l->tconn)
-        ld_tls_http_close(l->tconn); /* a request in flight goes without its callback */
-    else if (l->conn)
-        evhttp_connection_free(l->conn);
+    ld_peer_conn_close(&l->pc);      /* a request in flight goes without its callback */
     if (l->call) call_free(l->call); /* its callback will not run */
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
@@ -528,26 +518,17 @@ static void call_done(struct evhttp_request *req, void *arg)
     int code = req ? evhttp_request_get_response_code(req) : 0;
     int error = c->error;
     char why[256];
-    bool described = false;
-    if (l->tconn) {
-        described = code == 0 && ld_tls_http_failure(l->tconn, why, sizeof why);
-        /* The peer may have closed the idle connection as the request left: one more try on
-         * a fresh connection (pushes and pulls are idempotent), never after a timeout. */
-        bool stale = code == 0 && !described && !c->retried && error != EVREQ_HTTP_TIMEOUT &&
-                     ld_tls_http_reused(l->tconn);
-        if (code == 0 || !ld_tls_http_usable(l->tconn)) { /* freed after this callback */
-            ld_tls_http_release(l->tconn);
-            l->tconn = NULL;
-            l->conn = NULL;
-        }
-        if (stale) {
-            c->retried = true;
-            c->error = -1;
-            if (call_send(c)) return;
-            call_free(c);
-            call_failed(l, fn, raw, "cannot open a connection (out of memory)");
-            return;
-        }
+    bool reused;
+    bool described = ld_peer_conn_done(&l->pc, code, why, sizeof why, &reused);
+    /* The peer may have closed the idle https connection as the request left: one more try on
+     * a fresh connection (pushes and pulls are idempotent), never after a timeout. */
+    if (code == 0 && !described && !c->retried && error != EVREQ_HTTP_TIMEOUT && reused) {
+        c->retried = true;
+        c->error = -1;
+        if (call_send(c)) return;
+        call_free(c);
+        call_failed(l, fn, raw, "cannot open a connection (out of memory)");
+        return;
     }
     call_free(c);
     if (described) {
@@ -577,24 +558,9 @@ static bool call_send(call *c)
 {
     ld_link *l = c->link;
     ld_repl *r = l->repl;
-    if (l->tconn && !ld_tls_http_usable(l->tconn)) {
-        ld_tls_http_release(l->tconn);
-        l->tconn = NULL;
-        l->conn = NULL;
-    }
-    if (!l->conn) {
-        if (l->addr.tls) { /* kept alive until the peer closes it: see ld_tls_http_open */
-            l->tconn =
-                ld_tls_http_open(r->node->tls, r->node->base, r->dns, l->addr.host, l->addr.port);
-            l->conn = l->tconn ? ld_tls_http_evcon(l->tconn) : NULL;
-        } else {
-            l->conn = evhttp_connection_base_new(r->node->base, r->dns, l->addr.host,
-                                                 (ev_uint16_t)l->addr.port);
-        }
-        if (!l->conn) return false;
-        evhttp_connection_set_timeout(l->conn, r->node->cfg.repl_timeout_s);
-        evhttp_connection_set_retries(l->conn, 0);
-    }
+    if (!ld_peer_conn_prepare(&l->pc, r->node->tls, r->node->base, r->dns, &l->addr,
+                              r->node->cfg.repl_timeout_s))
+        return false;
     struct evhttp_request *req = evhttp_request_new(call_done, c);
     if (!req || evbuffer_add_buffer_reference(evhttp_request_get_output_buffer(req), c->body)) {
         if (req) evhttp_request_free(req);
@@ -611,16 +577,8 @@ static bool call_send(call *c)
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
     evhttp_add_header(h, "TargetNodeId", l->peer); /* refused by any other node: link_identity */
-    int rc = l->tconn ? ld_tls_http_request(l->tconn, req, EVHTTP_REQ_POST, path)
-                      : evhttp_make_request(l->conn, req, EVHTTP_REQ_POST, path);
-    if (rc != 0) {
-        /* evhttp freed req; c is ours again */
-        l->call = NULL;
-        if (l->tconn) { /* unless call_done gave it back already */
-            ld_tls_http_release(l->tconn);
-            l->tconn = NULL;
-            l->conn = NULL;
-        }
+    if (ld_peer_conn_request(&l->pc, req, EVHTTP_REQ_POST, path) != 0) {
+        l->call = NULL; /* evhttp freed req; c is ours again */
         return false;
     }
     return true;

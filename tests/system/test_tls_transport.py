@@ -6,6 +6,7 @@ node's replication status and dashboard, the refusing node's log)."""
 import json
 import socket
 import ssl
+import time
 
 from conftest import assert_ok
 from test_replication import wait_for
@@ -118,6 +119,42 @@ def test_large_replication_both_ways_over_pooled_mutual_tls(make_node, pki):
     assert after["Resumed"] - before["Resumed"] <= 3, (before, after)
     p = peer_status(a, "b")
     assert p["ConsecutiveFailures"] == 0 and not p["LastError"], p
+
+
+def test_connections_used_once_per_sweep_stay_open_across_sweeps(make_node, pki):
+    """Steady replication makes no TLS handshake after warm-up, not even a resumed one: the
+    calls made once per anti-entropy sweep (the sweep's pull, discovery) find their connection
+    still open at the next sweep. Sweeps every 2 s here, while both sides would close an idle
+    connection after 1 s (ReplicationTimeoutSeconds on the client, RequestTimeoutSeconds on the
+    server): only the peer connection's longer idle allowance keeps them."""
+    cfg = {"AntiEntropyIntervalSeconds": 2, "ReplicationTimeoutSeconds": 1,
+           "RequestTimeoutSeconds": 1, "PeerProbeIntervalSeconds": 0}
+    tls = tls_section(pki, client_ca=True)
+    a = tls_node(make_node, pki, "a", tls=tls, overrides=cfg)
+    b = tls_node(make_node, pki, "b", tls=tls, overrides=cfg)
+    add_peer(a, "b", f"https://127.0.0.1:{b.port}")
+    add_peer(b, "a", f"https://127.0.0.1:{a.port}")
+    a.api(DB).must_put("c", "first", {"v": 0})
+    wait_for(lambda: has_doc(b, "c", "first"), what="the first write on b")
+
+    def total(n):
+        h = handshakes(n)
+        return h["Full"] + h["Resumed"]
+
+    # Warm-up: two sweeps on each side, after which every kind of call has its connection.
+    time.sleep(4.5)
+    before = [total(a), total(b)]
+    t_end = time.monotonic() + 7  # three more sweeps
+    i = 0
+    while time.monotonic() < t_end:
+        a.api(DB).must_put("c", f"s{i % 10}", {"v": i})
+        i += 1
+        time.sleep(0.25)
+    wait_for(lambda: has_doc(b, "c", "s0"), what="the steady writes on b")
+    after = [total(a), total(b)]
+    assert after == before, (before, after)
+    for n, peer in ((a, "b"), (b, "a")):
+        link_clean(n, peer)
 
 
 def test_probe_connections_resume_their_tls_sessions(make_node, pki):
