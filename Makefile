@@ -34,11 +34,14 @@ cluster: build
 	scripts/cluster.sh
 
 # Every test, then the unit and system tests again under AddressSanitizer + UBSan.
+# Three at a time on two cores: the system tests' shards spend most of their time waiting on
+# replication and timers (tests/system/CMakeLists.txt).
+TEST_JOBS ?= 3
 test: deps-test build build-asan
-	cd $(BUILD) && ctest --output-on-failure -j 2
+	cd $(BUILD) && ctest --output-on-failure -j $(TEST_JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  ctest --output-on-failure -j 2 -L 'unit|storage|system'
+	  ctest --output-on-failure -j $(TEST_JOBS) -L 'unit|storage|system'
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) FUZZ_FLAGS='$(FUZZ_TEST_FLAGS)'
 
 # litedist beside its peers (evhttp ceiling, Redis, pouchdb-server, raw SQLite/LMDB), workloads B0-B9
