@@ -81,7 +81,7 @@ def test_packages_hold_what_they_should(debs):
                  "/usr/lib/litedist/plugins/auth-config.so",
                  "/usr/share/litedist/studio/index.html", "/usr/lib/systemd/system/litedistd.service",
                  "/etc/litedist/litedistd.json", "/usr/share/doc/litedist/LICENSE",
-                 "/usr/share/doc/litedist/CHANGELOG.md"):
+                 "/usr/share/doc/litedist/CHANGELOG.md", "/usr/share/doc/litedist/deploy.md"):
         assert path in server, path
     assert not any(p.startswith("/usr/include") for p in server)
     dev = contents(debs["litedist-dev"])
