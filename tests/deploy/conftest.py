@@ -5,6 +5,7 @@ pytest (test_deploy.py also python3-yaml). The build is found through LD_BUILD_D
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -18,6 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 START_SECONDS = 15
 STOP_SECONDS = 20
+# What AddressSanitizer, LeakSanitizer and UBSan print (an LD_SANITIZE build in LD_BUILD_DIR).
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer")
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +78,8 @@ class Daemon:
         pytest.fail(f"/health did not answer within {START_SECONDS} s:\n{self.log()}")
 
     def stop(self):
-        """SIGTERM, then SIGKILL after STOP_SECONDS; returns the exit code."""
+        """SIGTERM, then SIGKILL after STOP_SECONDS; returns the exit code. A sanitizer report
+        in the output fails the test."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -86,6 +90,7 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait(STOP_SECONDS)
         self._log.close()
+        assert not SANITIZER_REPORT.search(self.log()), self.log()
         return self.proc.returncode
 
     def log(self):
