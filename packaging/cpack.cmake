@@ -9,6 +9,11 @@ install(FILES deploy/systemd/litedistd.service DESTINATION lib/systemd/system
         COMPONENT system EXCLUDE_FROM_ALL)
 install(FILES deploy/config/litedistd.json DESTINATION /etc/litedist
         COMPONENT system EXCLUDE_FROM_ALL)
+# Debian's place for the licence of each package (policy 12.5).
+install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/litedist RENAME copyright
+        COMPONENT system EXCLUDE_FROM_ALL)
+install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/litedist-dev RENAME copyright
+        COMPONENT devdoc EXCLUDE_FROM_ALL)
 
 set(CPACK_PACKAGE_NAME litedist)
 set(CPACK_PACKAGE_VENDOR "litedist")
@@ -23,7 +28,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_GENERATOR DEB)
 
-set(CPACK_COMPONENTS_ALL server system dev)
+set(CPACK_COMPONENTS_ALL server system dev devdoc)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_COMPONENTS_GROUPING ONE_PER_GROUP)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
@@ -36,6 +41,7 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
 set(CPACK_COMPONENT_SERVER_GROUP runtime)
 set(CPACK_COMPONENT_SYSTEM_GROUP runtime)
 set(CPACK_COMPONENT_DEV_GROUP development)
+set(CPACK_COMPONENT_DEVDOC_GROUP development)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME litedist)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_NAME litedist-dev)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_SECTION libdevel)

@@ -17,6 +17,8 @@ from conftest import REPO, Daemon, http
 
 PACKAGES = ("litedist-dev", "litedist")  # purge order: the one that depends first
 DPKG_LOCK_SECONDS = 120
+# Where the unit's DynamicUser + StateDirectory keep the data: purge deletes it.
+STATE = (Path("/var/lib/litedist"), Path("/var/lib/private/litedist"))
 
 
 def run(cmd, timeout=300, check=True):
@@ -53,6 +55,9 @@ def debs(build_dir, tmp_path_factory):
     for pkg in PACKAGES:
         if installed(pkg):
             pytest.skip(f"{pkg} is installed on this system: the test would replace and purge it")
+    for d in STATE:
+        if d.exists() or d.is_symlink():
+            pytest.skip(f"{d} exists: purging the package would delete it")
     out = tmp_path_factory.mktemp("debs")
     run(["cpack", "-G", "DEB", "--config", str(build_dir / "CPackConfig.cmake"), "-B", str(out)])
     found = {p.name.split("_")[0]: p for p in out.glob("*.deb")}
@@ -81,13 +86,14 @@ def test_packages_hold_what_they_should(debs):
                  "/usr/lib/litedist/plugins/auth-config.so",
                  "/usr/share/litedist/studio/index.html", "/usr/lib/systemd/system/litedistd.service",
                  "/etc/litedist/litedistd.json", "/usr/share/doc/litedist/LICENSE",
-                 "/usr/share/doc/litedist/CHANGELOG.md", "/usr/share/doc/litedist/deploy.md"):
+                 "/usr/share/doc/litedist/CHANGELOG.md", "/usr/share/doc/litedist/deploy.md",
+                 "/usr/share/doc/litedist/copyright"):
         assert path in server, path
     assert not any(p.startswith("/usr/include") for p in server)
     dev = contents(debs["litedist-dev"])
     for path in ("/usr/include/litedist/plugin.h", "/usr/include/litedist/storage.h",
                  "/usr/include/litedist/auth.h", "/usr/lib/pkgconfig/litedist-plugin.pc",
-                 "/usr/bin/litedist-conformance"):
+                 "/usr/bin/litedist-conformance", "/usr/share/doc/litedist-dev/copyright"):
         assert path in dev, path
 
     fields = control(debs["litedist"])
@@ -166,6 +172,10 @@ def test_dev_package_builds_against_the_system_headers(system_install, tmp_path)
 
 
 def test_purge_leaves_nothing(system_install):
+    # The data a service under systemd would have made (DynamicUser's layout): purge deletes it.
+    STATE[1].mkdir(parents=True)
+    (STATE[1] / "node-id").write_text("node-0123456789ab\n")
+    STATE[0].symlink_to("private/litedist")
     dpkg("--purge", *PACKAGES)
     for pkg in PACKAGES:
         assert not installed(pkg), pkg
@@ -173,5 +183,5 @@ def test_purge_leaves_nothing(system_install):
             if p.is_file() or p.is_symlink()]
     assert left == [], left
     for d in ("/etc/litedist", "/usr/lib/litedist", "/usr/share/litedist", "/usr/include/litedist",
-              "/usr/share/doc/litedist", "/var/lib/litedist"):
-        assert not Path(d).exists(), d
+              "/usr/share/doc/litedist", "/usr/share/doc/litedist-dev", *STATE):
+        assert not (Path(d).exists() or Path(d).is_symlink()), d
