@@ -5,8 +5,8 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps deps-test build build-asan run cluster test test-unit test-asan bench bench-storage \
-        clean format
+.PHONY: all deps deps-test build build-asan run cluster test test-unit test-asan test-package \
+        bench bench-storage clean format
 
 all: build
 
@@ -33,13 +33,20 @@ run: build
 cluster: build
 	scripts/cluster.sh
 
-# Every test, then the unit and system tests again under AddressSanitizer + UBSan.
+# Every test, then the unit and system tests again under AddressSanitizer + UBSan. The package
+# test (installs the .debs into this machine, about 30 s idle but 60-90 s on a loaded machine,
+# most of it dpkg-shlibdeps) runs on its own: make test-package.
 test: deps-test build build-asan
-	cd $(BUILD) && ctest --output-on-failure -j 2
+	cd $(BUILD) && ctest --output-on-failure -j 2 -LE package
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ctest --output-on-failure -j 2 -L 'unit|storage|system'
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) FUZZ_FLAGS='$(FUZZ_TEST_FLAGS)'
+
+# Builds the Debian packages from $(BUILD), installs them with dpkg, runs the installed
+# litedistd and purges them (root; tests/deploy/test_package.py).
+test-package: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -L package
 
 # litedist beside its peers (evhttp ceiling, Redis, pouchdb-server, raw SQLite/LMDB), workloads B0-B9
 # of issue 7 and B10 (a node joining) of issue 14; bench/deps.sh installs the peers (never make
