@@ -164,6 +164,18 @@ def secret(tmp_path, name, content):
     return str(p)
 
 
+def test_shell_scripts_pass_shellcheck():
+    """The entrypoint (bash) and the maintainer scripts (sh, as dpkg runs them)."""
+    if not shutil.which("shellcheck"):
+        pytest.fail("shellcheck is missing (scripts/deps.sh --test installs it)")
+    scripts = [ENTRYPOINT, *sorted((REPO / "packaging" / "debian").glob("post*")),
+               *sorted((REPO / "packaging" / "debian").glob("pre*"))]
+    assert len(scripts) == 4, scripts
+    res = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 def test_entrypoint_reads_file_secrets(entry, tmp_path):
     code, got, err = entry({
         "LITEDIST_Auth__RootApiKey_FILE": secret(tmp_path, "root", "s3cret root\n"),
@@ -351,6 +363,19 @@ def k8s_docs():
     assert sorted(p.name for p in K8S.glob("*.yaml")) == \
         sorted(kustomization["resources"] + ["kustomization.yaml"])
     return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def test_kustomize_renders_the_manifests():
+    """kubectl's own kustomize reads the kustomization and every manifest (offline; checking
+    them against a cluster's schemas needs an API server, which these machines lack)."""
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl is absent (not in Debian 12): test_kubernetes_manifests parsed "
+                    "the manifests with python3-yaml")
+    res = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    rendered = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(res.stdout) if d}
+    assert rendered == set(k8s_docs())
 
 
 def test_kubernetes_manifests():
