@@ -2,7 +2,8 @@
 fields, parsed and through `systemd-analyze verify`/`security` where it exists; the example
 config loaded by the real litedistd; the container entrypoint's *_FILE handling run as a script
 (with a stub litedistd that prints what it got, and with the real one); the Dockerfile, the
-Compose file and the Kubernetes manifests parsed and checked against each other."""
+Compose file and the Kubernetes manifests parsed and checked against each other, and the
+Compose and StatefulSet environments run as real three-node clusters on loopback."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -428,3 +430,119 @@ def test_kubernetes_manifests():
     # Group-readable for fsGroup: the pod's user is not the files' owner.
     assert keys["defaultMode"] == 0o440 and pod["securityContext"]["fsGroup"] == \
         pod["securityContext"]["runAsGroup"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The Compose and Kubernetes environments on the real litedistd
+# ------------------------------------------------------------------------------------------------
+
+def expand_k8s(env_list):
+    """The container environment Kubernetes makes: $(VAR) expands variables defined earlier in
+    the list (fieldRef values given here by the caller), anything else stays as written."""
+    out = {}
+    for e in env_list:
+        value = e["value"]
+        out[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: out.get(m.group(1), m.group(0)), value)
+    return out
+
+
+def loopback_cluster(envs, hosts, secrets, build_dir, tmp_path):
+    """Starts one node per environment through the real entrypoint and litedistd, on loopback:
+    each host:1446 in a URL becomes 127.0.0.1 and that node's free port, each secret path a
+    temporary file, the listen address loopback. Returns the Daemons, started."""
+    ports = {h: free_port() for h in hosts}
+    files = {}
+    for path, content in secrets.items():
+        f = tmp_path / "secrets" / Path(path).name
+        f.parent.mkdir(exist_ok=True)
+        f.write_text(content + "\n")
+        files[path] = str(f)
+
+    def local(value):
+        for h, port in ports.items():
+            value = value.replace(f"http://{h}:1446", f"http://127.0.0.1:{port}")
+        return files.get(value, value)
+
+    nodes = []
+    for host, env in zip(hosts, envs):
+        env = {k: local(v) for k, v in env.items()}
+        assert env.pop("LITEDIST_Node__ListenAddress", "0.0.0.0") == "0.0.0.0"
+        env.update({"PATH": f"{build_dir / 'bin'}:/usr/bin:/bin",
+                    "LITEDIST_Node__ListenAddress": "127.0.0.1",
+                    "LITEDIST_Node__DataDirectory": str(tmp_path / host)})
+        env.pop("LITEDIST_Node__Port", None)
+        nodes.append(Daemon([str(ENTRYPOINT)], tmp_path / f"{host}.log", env=env,
+                            port=ports[host]))
+    try:
+        for n in nodes:
+            n.start()
+    except BaseException:
+        for n in nodes:
+            n.stop()
+        raise
+    return nodes
+
+
+def check_cluster(nodes, ids, root_key, cluster_key, db):
+    """Each node is the node it should be, has the others as its node-wide peers (from
+    SeedPeers, own id skipped), and a document written on the first is readable on every
+    other within 30 s."""
+    for n, node_id in zip(nodes, ids):
+        status, text = http("GET", n.port, "/node")
+        assert status == 200 and json.loads(text)["NodeId"] == node_id, text
+        status, text = http("GET", n.port, "/api/cluster/peers",
+                            headers={"ReplicationApiKey": cluster_key})
+        assert status == 200, text
+        peers = {p["NodeId"]: p["BaseUrl"] for p in json.loads(text)}
+        assert peers == {i: f"http://127.0.0.1:{m.port}" for i, m in zip(ids, nodes)
+                         if i != node_id}, peers
+    hdr = {"Database": db, "ApiKey": root_key, "Content-Type": "application/json"}
+    status, text = http("POST", nodes[0].port, "/api/documents/c", {"Id": "d1", "V": 1}, hdr)
+    assert status == 200, text
+    deadline = time.monotonic() + 30
+    missing = list(nodes[1:])
+    while missing and time.monotonic() < deadline:
+        missing = [n for n in missing
+                   if http("GET", n.port, "/api/documents/c/d1", headers=hdr)[0] != 200]
+        if missing:
+            time.sleep(0.2)
+    assert not missing, [n.log()[-2000:] for n in missing]
+
+
+def test_compose_environment_forms_a_cluster(build_dir, tmp_path):
+    doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    hosts = sorted(doc["services"])
+    envs = [{k: str(v) for k, v in doc["services"][h]["environment"].items()} for h in hosts]
+    # What the image's ENV sets under the compose file's environment.
+    image_env = dict(re.findall(r"(LITEDIST_\w+)=(\S+)", " ".join(
+        a for i, a in dockerfile_instructions() if i == "ENV")))
+    envs = [{**image_env, **e} for e in envs]
+    secrets = {"/run/secrets/root_api_key": "compose-root",
+               "/run/secrets/replication_api_key": "compose-cluster"}
+    nodes = loopback_cluster(envs, hosts, secrets, build_dir, tmp_path)
+    try:
+        check_cluster(nodes, hosts, "compose-root", "compose-cluster", "compose")
+    finally:
+        codes = [n.stop() for n in nodes]
+    assert codes == [0, 0, 0], [n.log()[-2000:] for n in nodes]
+
+
+def test_statefulset_environment_forms_a_cluster(build_dir, tmp_path):
+    sts = k8s_docs()[("StatefulSet", "litedist")]["spec"]
+    (c,) = sts["template"]["spec"]["containers"]
+    pods = [f"litedist-{i}" for i in range(sts["replicas"])]
+    envs = []
+    for pod in pods:
+        env_list = [{"name": "POD_NAME", "value": pod} if e["name"] == "POD_NAME" else e
+                    for e in c["env"]]
+        envs.append(expand_k8s(env_list))
+    assert [e["LITEDIST_Node__NodeId"] for e in envs] == pods
+    hosts = [f"{pod}.{sts['serviceName']}" for pod in pods]
+    mount = next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == "keys")
+    secrets = {f"{mount}/root-api-key": "k8s-root", f"{mount}/replication-api-key": "k8s-cluster"}
+    nodes = loopback_cluster(envs, hosts, secrets, build_dir, tmp_path)
+    try:
+        check_cluster(nodes, pods, "k8s-root", "k8s-cluster", "kube")
+    finally:
+        codes = [n.stop() for n in nodes]
+    assert codes == [0, 0, 0], [n.log()[-2000:] for n in nodes]
