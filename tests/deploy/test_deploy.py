@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEPLOY, REPO, Daemon, free_port, http
+from deploykit import DEPLOY, REPO, Daemon, free_port, http
 
 UNIT = DEPLOY / "systemd" / "litedistd.service"
 EXAMPLE_CONFIG = DEPLOY / "config" / "litedistd.json"

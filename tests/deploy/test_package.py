@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Daemon, http
+from deploykit import REPO, Daemon, http
 
 PACKAGES = ("litedist-dev", "litedist")  # purge order: the one that depends first
 DPKG_LOCK_SECONDS = 120
