@@ -5,8 +5,8 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps deps-test build build-asan run cluster test test-unit test-asan bench bench-storage \
-        clean format
+.PHONY: all deps deps-test build build-asan run cluster test test-unit test-asan test-package \
+        bench bench-storage clean format
 
 all: build
 
@@ -43,6 +43,11 @@ test: deps-test build build-asan
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  ctest --output-on-failure -j $(TEST_JOBS) -L 'unit|storage|system'
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) FUZZ_FLAGS='$(FUZZ_TEST_FLAGS)'
+
+# Builds the Debian packages from $(BUILD), installs them with dpkg, runs the installed
+# litedistd and purges them (root; tests/deploy/test_package.py). make test runs it too.
+test-package: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -L package
 
 # litedist beside its peers (evhttp ceiling, Redis, pouchdb-server, raw SQLite/LMDB), workloads B0-B9
 # of issue 7 and B10 (a node joining) of issue 14; bench/deps.sh installs the peers (never make

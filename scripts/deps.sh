@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages litedist needs to build and run, only those missing; with
 # --test also what the tests need (pytest, clang for the fuzzers, chromium and Node.js for the
-# browser tests, openssl to make the TLS tests' certificates) and the browser tests' npm
+# browser tests, openssl to make the TLS tests' certificates, python3-yaml, systemd, shellcheck
+# and dpkg-dev for the deployment and package tests) and the browser tests' npm
 # packages (tests/browser, pinned by its lock file).
 # Idempotent, and silent when everything is already installed.
 set -euo pipefail
@@ -22,6 +23,9 @@ packages=(
 )
 if $test; then
   packages+=(python3 python3-pytest clang libclang-rt-14-dev chromium openssl)
+  # tests/deploy: the manifests (python3-yaml), the unit (systemd-analyze), the shell scripts
+  # (shellcheck), the Debian package (dpkg-shlibdeps and file, which cpack -G DEB calls).
+  packages+=(python3-yaml systemd shellcheck dpkg-dev file)
   # Node.js runs the browser tests (never the server). A machine may have it from elsewhere
   # than Debian (NodeSource bundles npm into its nodejs package): ask only for what is missing.
   command -v node >/dev/null || packages+=(nodejs)
