@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../db/names.h"
+#include "../db/completions.h"
 #include "../db/registry.h"
 #include "../db/writer.h"
 #include "../repl/discovery.h"
@@ -100,7 +101,7 @@ void ld_api_repl_push(ld_req *r)
     peer_alive(r->node, source);
     size_t n = json_array_size(ops);
     ld_ingest *in = calloc(1, sizeof *in);
-    ld_wjob *job = calloc(1, sizeof *job);
+    ld_wjob *job = ld_wjob_custom(ld_ingest_apply, push_done, r);
     if (!in || !job || (n && !(in->ops = calloc(n, sizeof *in->ops)))) {
         ld_ingest_free(in);
         free(job);
@@ -142,13 +143,8 @@ void ld_api_repl_push(ld_req *r)
     /* Before the commit, whose trigger could otherwise start a cycle that pulls these. */
     if (n && in->peer[0] && ld_node_id_valid(in->peer))
         ld_repl_peer_pushed(r->node->repl, r->db->name, in->peer);
-    job->kind = LD_W_CUSTOM;
-    job->apply = ld_ingest_apply;
     job->ctx = in;
-    job->done = push_done;
-    job->arg = r;
-    r->node->inflight++;
-    ld_writer_submit(r->db->writer, job);
+    ld_node_submit(r->node, r->db, job);
 }
 
 void ld_api_repl_pull(ld_req *r)
