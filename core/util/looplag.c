@@ -16,6 +16,7 @@ const uint64_t LD_LOOPLAG_BOUNDS_US[LD_LOOPLAG_BUCKETS - 1] = {
 struct ld_looplag {
     struct event *ev;
     uint64_t due_us; /* monotonic: when the armed timer should fire */
+    bool running;    /* the loop has run the timer once: samples count from then on */
     ld_looplag_stats s;
 };
 
@@ -42,7 +43,10 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     ld_looplag *m = arg;
     uint64_t now = ld_mono_us();
-    record(m, now > m->due_us ? now - m->due_us : 0);
+    /* The first firing waited for the loop to start (a node opens its databases meanwhile):
+     * it is no lag of the loop's. */
+    if (m->running) record(m, now > m->due_us ? now - m->due_us : 0);
+    m->running = true;
     if (!arm(m)) ld_log_error("loop-lag monitor: cannot re-arm its timer; lag figures stop here");
 }
 

@@ -29,7 +29,8 @@ typedef struct ld_looplag_stats {
     uint64_t buckets[LD_LOOPLAG_BUCKETS]; /* counts, see LD_LOOPLAG_BOUNDS_US */
 } ld_looplag_stats;
 
-/* Starts measuring on base. NULL when the timer cannot be made. */
+/* Starts measuring on base, from the loop's first pass (what runs before the loop starts is no
+ * lag). NULL when the timer cannot be made. */
 ld_looplag *ld_looplag_new(struct event_base *base);
 
 /* The figures so far. */
