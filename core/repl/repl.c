@@ -29,6 +29,7 @@
 #include "../util/log.h"
 #include "../util/strutil.h"
 #include "../util/timeutil.h"
+#include "../util/workers.h"
 #include "bootstrap.h"
 #include "ingest.h"
 #include "oplog.h"
@@ -70,6 +71,20 @@ typedef struct boot_state {
     uint64_t done, total, log_seq; /* records merged / in the source; where it stands */
     uint64_t started_wall, started_mono, resumed_done;
 } boot_state;
+
+/* A push batch read on a worker, so the op-log walk (bounded by the entries it scans, but
+ * milliseconds over a long log the peer already holds) never runs on the loop. */
+typedef struct push_read {
+    struct ld_link *l; /* NULL once the link was freed: the completion only frees */
+    ld_node *node;
+    ld_db *db; /* referenced until the completion */
+    char peer[LD_NODE_ID_MAX + 1];
+    json_t *peer_vv; /* owned copy, or NULL */
+    uint64_t after;
+    size_t limit, max_bytes;
+    ld_oplog_batch b;
+    ld_status st;
+} push_read;
 
 typedef struct ld_link {
     ld_repl *repl;
@@ -115,6 +130,7 @@ typedef struct ld_link {
     uint64_t peer_oldest;         /* the peer's OldestAvailableLogSequence (its 410 answer) */
     bool push_gated;   /* step_push holds our log back until the peer's version vector is known */
     struct call *call; /* the request in flight: freed with the link when it never answers */
+    struct push_read *reading; /* a push batch being read on a worker (step_push) */
     uint64_t gated_since;      /* monotonic ms: since when step_push holds our log back */
     uint64_t peer_snapshot_at; /* monotonic ms: the peer's last snapshot page request to us */
     /* The NodeId that answered at BaseUrl when it was not the peer's (a node replaced under a
@@ -242,7 +258,8 @@ static void link_free(ld_link *l)
         ld_tls_http_close(l->tconn); /* a request in flight goes without its callback */
     else if (l->conn)
         evhttp_connection_free(l->conn);
-    if (l->call) call_free(l->call); /* its callback will not run */
+    if (l->call) call_free(l->call);      /* its callback will not run */
+    if (l->reading) l->reading->l = NULL; /* its completion only frees what it read */
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
     free(l->base_url);
@@ -320,8 +337,8 @@ static void links_sync_db(ld_repl *r, const char *db)
  * job (a checkpoint save or a snapshot page) whose completion would find it. */
 static bool link_unreferenced(const ld_link *l)
 {
-    return l->removed && l->ph == PH_IDLE && !l->queued && !l->call && !l->ckpt_saving &&
-           !(l->boot && (l->boot->jobs > 0 || l->boot->requesting));
+    return l->removed && l->ph == PH_IDLE && !l->queued && !l->call && !l->reading &&
+           !l->ckpt_saving && !(l->boot && (l->boot->jobs > 0 || l->boot->requesting));
 }
 
 /* Frees the removed links nothing refers to; the others go at a later sync. Callers hold no
@@ -922,6 +939,35 @@ static bool vv_only_of(json_t *vv, const char *node)
     return true;
 }
 
+static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b);
+
+static void push_read_work(void *arg)
+{
+    push_read *pr = arg;
+    pr->st = ld_oplog_read(pr->db, pr->after, pr->limit, pr->max_bytes, pr->peer, pr->peer_vv,
+                           pr->peer_vv != NULL, &pr->b);
+}
+
+static void push_read_done(void *arg)
+{
+    push_read *pr = arg;
+    ld_link *l = pr->l;
+    ld_node *node = pr->node;
+    ld_status st = pr->st;
+    ld_oplog_batch b = pr->b; /* ld_oplog_read freed it when it failed */
+    node->inflight--;
+    ld_registry_release(&node->reg, pr->db);
+    json_decref(pr->peer_vv);
+    free(pr);
+    if (l) l->reading = NULL;
+    if (!l || node->shutting_down) {
+        if (st == LD_OK) ld_oplog_batch_free(&b);
+        if (l) cycle_end(l);
+        return;
+    }
+    push_batch_read(l, st, b);
+}
+
 static void step_push(ld_link *l)
 {
     ld_repl *r = l->repl;
@@ -968,11 +1014,41 @@ static void step_push(ld_link *l)
         return;
     }
     l->push_gated = false;
-    ld_oplog_batch b;
-    /* The peer has its own ops: never send them back; nor what its version vector covers. */
-    ld_status st = ld_oplog_read(db, l->push_ckpt, l->push_limit, r->node->cfg.repl_batch_bytes,
-                                 l->peer, l->peer_vv, l->peer_vv != NULL, &b);
-    ld_registry_release(&r->node->reg, db);
+    push_read *pr = calloc(1, sizeof *pr);
+    json_t *vv = l->peer_vv ? json_deep_copy(l->peer_vv) : NULL;
+    if (!pr || (l->peer_vv && !vv)) {
+        free(pr);
+        json_decref(vv);
+        ld_registry_release(&r->node->reg, db);
+        cycle_fail(l, "push: out of memory");
+        return;
+    }
+    /* The peer has its own ops: never send them back; nor what its version vector covers (a
+     * copy: the loop may replace the link's while the worker reads). */
+    *pr = (push_read){.l = l,
+                      .node = r->node,
+                      .db = db,
+                      .peer_vv = vv,
+                      .after = l->push_ckpt,
+                      .limit = l->push_limit,
+                      .max_bytes = r->node->cfg.repl_batch_bytes};
+    snprintf(pr->peer, sizeof pr->peer, "%s", l->peer);
+    l->reading = pr;
+    r->node->inflight++;
+    if (!ld_workers_submit(r->node->workers, push_read_work, push_read_done, pr)) {
+        r->node->inflight--;
+        l->reading = NULL;
+        json_decref(vv);
+        ld_registry_release(&r->node->reg, db);
+        free(pr);
+        cycle_fail(l, "push: out of memory");
+    }
+}
+
+/* The push batch read by push_read_work, back on the loop: the request goes out from here. */
+static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b)
+{
+    ld_repl *r = l->repl;
     if (st != LD_OK) {
         cycle_fail(l, "push: reading the op log: %s", ld_status_str(st));
         return;
