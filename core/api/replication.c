@@ -287,6 +287,14 @@ void ld_api_repl_pull(ld_req *r)
                     .batch = (size_t)batch,
                     .max_bytes = r->node->cfg.repl_batch_bytes};
     r->node->inflight++;
+    if (r->node->shutting_down) {
+        /* The loop's exit is decided when nothing is in flight, then comes after a short grace:
+         * a worker item started in that grace could outlive the loop. Shutting down, the loop
+         * serves nothing that would wait for this one bounded read. */
+        pull_work(c);
+        pull_done(c);
+        return;
+    }
     if (!ld_workers_submit(r->node->workers, pull_work, pull_done, c)) {
         r->node->inflight--;
         json_decref(body);

@@ -1014,6 +1014,13 @@ static void step_push(ld_link *l)
         return;
     }
     l->push_gated = false;
+    if (r->node->shutting_down) {
+        /* No new read: the loop's exit is decided when nothing is in flight, and a read begun
+         * in its grace could outlive it. The cycle ends here. */
+        ld_registry_release(&r->node->reg, db);
+        cycle_end(l);
+        return;
+    }
     push_read *pr = calloc(1, sizeof *pr);
     json_t *vv = l->peer_vv ? json_deep_copy(l->peer_vv) : NULL;
     if (!pr || (l->peer_vv && !vv)) {
