@@ -929,6 +929,18 @@ def node_loop(port):
     return json.loads(body)["EventLoop"]
 
 
+def window(before, after):
+    """The lag samples between two GET /node EventLoop figures: their count, how many were over
+    5 ms, and the bound of the highest non-empty bucket (ms; None: above the last bound)."""
+    b, a = before["LagHistogram"], after["LagHistogram"]
+    d = [x - y for x, y in zip(a["Counts"], b["Counts"])]
+    bounds = a["BoundsMs"]
+    over5 = sum(c for i, c in enumerate(d) if i >= len(bounds) or bounds[i] > 5)
+    top = max((i for i, c in enumerate(d) if c), default=0)
+    return {"samples": sum(d), "over_5ms": over5,
+            "worst_bucket_ms": bounds[top] if top < len(bounds) else None}
+
+
 def get_latencies(port, n, count, until=None):
     """GETs of random documents by id over one kept-alive connection, one at a time: `count` of
     them, or as long as until() is true (at least `count`). Sorted latencies in ms."""
@@ -992,6 +1004,7 @@ def b12(ctx):
         node = ctx.litedist(name, plugin=plugin, sync="full", port=node.port)
         vv = db_status(node.port, "bench")["VersionVector"]
         for r in range(1, ctx.a.repeats + 1):
+            start = node_loop(node.port)
             idle = get_latencies(node.port, n, 2000)
             before = node_loop(node.port)
             res = {}
@@ -1008,18 +1021,23 @@ def b12(ctx):
             if res.get("last", 0) < n:
                 raise BenchError(f"B12: the walk stopped at {res.get('last')} of {n}")
             p_idle, p_busy = pct(idle, 99), pct(busy, 99)
+            w_idle, w_walk = window(start, before), window(before, after)
             ctx.record(workload="B12", target=f"litedist-{plugin}", repeat=r,
                        value=after["MaxLagMs"], unit="ms", entries=n, pulls=res["pulls"],
                        walk_s=res["secs"], loop_p99_ms=after["P99LagMs"],
                        loop_max_before_ms=before["MaxLagMs"], get_p99_idle_ms=p_idle,
-                       get_p99_walk_ms=p_busy, gets_during_walk=len(busy), loadavg=load)
+                       get_p99_walk_ms=p_busy, gets_during_walk=len(busy), loadavg=load,
+                       idle_window=w_idle, walk_window=w_walk)
             ctx.record(workload="B12-get", target=f"litedist-{plugin}", repeat=r,
                        value=p_busy / p_idle, unit="x", get_p99_idle_ms=p_idle,
                        get_p99_walk_ms=p_busy, loadavg=load)
             log(f"B12 {plugin} #{r}: walked {n:,} entries in {res['pulls']} pulls, "
                 f"{res['secs']:.1f} s; loop max lag {after['MaxLagMs']:.2f} ms (p99 "
                 f"{after['P99LagMs']:.2f} ms; {before['MaxLagMs']:.2f} ms before the walk); GET "
-                f"p99 {p_busy:.2f} ms walking, {p_idle:.2f} ms idle; load {load}")
+                f"p99 {p_busy:.2f} ms walking, {p_idle:.2f} ms idle; lag samples over 5 ms: "
+                f"{w_walk['over_5ms']} of {w_walk['samples']} walking (worst bucket "
+                f"{w_walk['worst_bucket_ms']} ms), {w_idle['over_5ms']} of {w_idle['samples']} "
+                f"idle (worst {w_idle['worst_bucket_ms']} ms); load {load}")
         ctx.stop(node)
 
 

@@ -125,6 +125,10 @@ def test_node_reports_how_late_its_event_loop_runs(node):
     assert loop["LagSamples"] > 0
     assert isinstance(loop["MaxLagMs"], float) and isinstance(loop["P99LagMs"], float)
     assert 0 <= loop["P99LagMs"] <= loop["MaxLagMs"]
+    hist = loop["LagHistogram"]
+    assert hist["BoundsMs"] == sorted(hist["BoundsMs"]) and hist["BoundsMs"][0] > 0
+    assert len(hist["Counts"]) == len(hist["BoundsMs"]) + 1
+    assert sum(hist["Counts"]) == loop["LagSamples"]
     later = node.node_info()["EventLoop"]
     assert later["LagSamples"] >= loop["LagSamples"]
     assert later["MaxLagMs"] >= loop["MaxLagMs"]
