@@ -336,6 +336,31 @@ static void a_writer_without_memory_for_its_group_still_commits(void **state)
     assert_int_equal(s.last_seq, 6);
 }
 
+/* A status no ABI minor defines yet (plugin.h: handled as LD_INTERNAL). */
+static ld_status unknown_status_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    flaky one = {.fail_runs = 0};
+    job->ctx = &one;
+    ld_status st = flaky_apply(db, t, pending, job); /* writes c/flaky, then fails */
+    job->ctx = NULL;
+    return st == LD_OK ? 99 : st;
+}
+
+static void an_unknown_status_fails_the_write_like_an_internal_error(void **state)
+{
+    fx *f = *state;
+    int before = f->completed;
+    ld_wjob *j = custom_job(unknown_status_apply, NULL);
+    ld_writer_submit(f->db->writer, j);
+    wait_completed(f, before + 1);
+    assert_int_equal(j->result, LD_WR_STORAGE);
+    ld_wjob_free(j);
+    expect_doc(f, "flaky", NULL); /* the transaction was aborted: nothing of it is visible */
+    ld_db_state s;
+    ld_db_state_get(f->db, &s);
+    assert_int_equal(s.last_seq, 0);
+}
+
 static void count_done(ld_wjob *job)
 {
     int *ran = job->arg;
@@ -541,6 +566,7 @@ int main(int argc, char **argv)
         FX_TEST(a_transient_fault_is_absorbed_by_the_retry),
         FX_TEST(a_writer_without_memory_for_its_group_still_commits),
         FX_TEST(node_submit_counts_the_job_until_its_completion_runs),
+        FX_TEST(an_unknown_status_fails_the_write_like_an_internal_error),
         FX_TEST(last_writer_wins_takes_the_greater_stamp),
         FX_TEST(apply_incoming_takes_whatever_arrives),
         FX_TEST(keep_local_keeps_any_local_document),
