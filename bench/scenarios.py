@@ -8,6 +8,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -918,6 +919,129 @@ def b10(ctx):
 
 # --- the raw engines and the pouchdb-server preload ---------------------------------------------
 
+# --- B12: the event loop while a peer walks a long log it already holds ---------------------------
+
+def node_loop(port):
+    """GET /node's EventLoop figures (the loop-lag monitor)."""
+    st, body = call(port, "GET", "/node")
+    if st != 200:
+        raise BenchError(f"GET /node answered {st}")
+    return json.loads(body)["EventLoop"]
+
+
+def window(before, after):
+    """The lag samples between two GET /node EventLoop figures: their count, how many were over
+    5 ms, and the bound of the highest non-empty bucket (ms; None: above the last bound)."""
+    b, a = before["LagHistogram"], after["LagHistogram"]
+    d = [x - y for x, y in zip(a["Counts"], b["Counts"])]
+    bounds = a["BoundsMs"]
+    over5 = sum(c for i, c in enumerate(d) if i >= len(bounds) or bounds[i] > 5)
+    top = max((i for i, c in enumerate(d) if c), default=0)
+    return {"samples": sum(d), "over_5ms": over5,
+            "worst_bucket_ms": bounds[top] if top < len(bounds) else None}
+
+
+def get_latencies(port, n, count, until=None):
+    """GETs of random documents by id over one kept-alive connection, one at a time: `count` of
+    them, or as long as until() is true (at least `count`). Sorted latencies in ms."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    hdr = {"Database": "bench", "ApiKey": "root"}
+    out, rnd = [], random.Random(12)
+    while len(out) < count or (until and until()):
+        t0 = time.perf_counter()
+        c.request("GET", f"/api/documents/items/doc-{rnd.randrange(n)}", headers=hdr)
+        r = c.getresponse()
+        r.read()
+        if r.status != 200:
+            raise BenchError(f"B12: GET answered {r.status}")
+        out.append((time.perf_counter() - t0) * 1e3)
+    c.close()
+    return sorted(out)
+
+
+def b12_walk(port, vv, batch, res):
+    """Pulls the whole log as a peer whose version vector covers it: every answer is empty, and
+    the node walks the log in bounded steps (on its worker threads)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    hdr = {"ReplicationApiKey": REPL_KEY, "Database": "bench",
+           "Content-Type": "application/json"}
+    after, t0 = 0, time.monotonic()
+    try:
+        while True:
+            body = {"ProtocolVersion": 1, "AfterLogSequence": after, "BatchSize": batch,
+                    "VersionVector": vv, "RequestingNodeId": "b12-peer"}
+            c.request("POST", "/api/replication/pull", json.dumps(body), hdr)
+            r = c.getresponse()
+            text = r.read()
+            if r.status != 200:
+                raise BenchError(f"B12: pull answered {r.status} {text[:200]!r}")
+            j = json.loads(text)
+            res["pulls"] = res.get("pulls", 0) + 1
+            res["ops"] = res.get("ops", 0) + len(j["Operations"])
+            after = j["LastLogSequence"]
+            if not j["HasMore"]:
+                break
+        res["last"] = after
+    except (BenchError, OSError, ValueError, KeyError) as e:
+        res["error"] = str(e)
+    finally:
+        res["secs"] = time.monotonic() - t0
+        c.close()
+
+
+def b12(ctx):
+    """B12 (issue 17): a node with a log of N entries that a peer's version vector already covers;
+    the peer pulls from 0 (BatchSize 1,000: each answer looks at up to 4,000 entries). Figures:
+    the event loop's longest lag (GET /node's EventLoop, since a restart after the load) and GET
+    p99 during the walk against idle. Goals: lag <= 5 ms, GET p99 <= 2 x idle."""
+    n = ctx.a.b12_entries
+    for plugin in ("sqlite", "lmdb"):
+        name = f"b12-{plugin}"
+        node = ctx.litedist(name, plugin=plugin, sync="off")
+        log(f"B12 {plugin}: writing {n:,} documents (a log of {n:,} entries), load {loadavg()}")
+        wrk_preload(ctx, node.port, n, "items", conns=64)
+        ctx.stop(node)
+        node = ctx.litedist(name, plugin=plugin, sync="full", port=node.port)
+        vv = db_status(node.port, "bench")["VersionVector"]
+        for r in range(1, ctx.a.repeats + 1):
+            start = node_loop(node.port)
+            idle = get_latencies(node.port, n, 2000)
+            before = node_loop(node.port)
+            res = {}
+            t = threading.Thread(target=b12_walk, args=(node.port, vv, 1000, res))
+            load = loadavg()
+            t.start()
+            busy = get_latencies(node.port, n, 200, until=t.is_alive)
+            t.join()
+            after = node_loop(node.port)
+            if "error" in res:
+                raise BenchError(res["error"])
+            if res.get("ops"):
+                raise BenchError(f"B12: the walk sent {res['ops']} ops the peer holds")
+            if res.get("last", 0) < n:
+                raise BenchError(f"B12: the walk stopped at {res.get('last')} of {n}")
+            p_idle, p_busy = pct(idle, 99), pct(busy, 99)
+            w_idle, w_walk = window(start, before), window(before, after)
+            ctx.record(workload="B12", target=f"litedist-{plugin}", repeat=r,
+                       value=after["MaxLagMs"], unit="ms", entries=n, pulls=res["pulls"],
+                       walk_s=res["secs"], loop_p99_ms=after["P99LagMs"],
+                       loop_max_before_ms=before["MaxLagMs"], get_p99_idle_ms=p_idle,
+                       get_p99_walk_ms=p_busy, gets_during_walk=len(busy), loadavg=load,
+                       idle_window=w_idle, walk_window=w_walk)
+            ctx.record(workload="B12-get", target=f"litedist-{plugin}", repeat=r,
+                       value=p_busy / p_idle, unit="x", get_p99_idle_ms=p_idle,
+                       get_p99_walk_ms=p_busy, loadavg=load)
+            log(f"B12 {plugin} #{r}: walked {n:,} entries in {res['pulls']} pulls, "
+                f"{res['secs']:.1f} s; loop max lag {after['MaxLagMs']:.2f} ms (p99 "
+                f"{after['P99LagMs']:.2f} ms; {before['MaxLagMs']:.2f} ms before the walk); GET "
+                f"p99 {p_busy:.2f} ms walking, {p_idle:.2f} ms idle; lag samples over 5 ms: "
+                f"{w_walk['over_5ms']} of {w_walk['samples']} walking (worst bucket "
+                f"{w_walk['worst_bucket_ms']} ms), {w_idle['over_5ms']} of {w_idle['samples']} "
+                f"idle (worst {w_idle['worst_bucket_ms']} ms); load {load}")
+        ctx.stop(node)
+
+
+
 def raw(ctx):
     """storage_bench's raw arms doing the server's write shape (document read and write, op-log
     append, meta record; Sync full): with 1,000 ops per commit, the batched commit of B2 and the
@@ -960,8 +1084,8 @@ def couch_preload(ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "raw",
-                                         "couch-load"])
+    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12",
+                                         "raw", "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--litedistd", required=True)
@@ -985,6 +1109,8 @@ def main():
                          "the source is told about it by hand")
     ap.add_argument("--b11-seconds", type=int, default=60,
                     help="B11: seconds of steady writes over which handshakes are counted")
+    ap.add_argument("--b12-entries", type=int, default=1000000,
+                    help="B12: entries of the log the peer already holds")
     ap.add_argument("--storage-bench", help="raw: bench/storage's storage_bench binary")
     ap.add_argument("--port", type=int, help="couch-load: pouchdb-server's port")
     ap.add_argument("--docs", type=int, default=10000, help="couch-load: documents")
@@ -993,7 +1119,8 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     ctx = Ctx(a)
     try:
-        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "raw": raw,
+        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B12": b12,
+         "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")

@@ -21,6 +21,7 @@
 #include "repl/discovery.h"
 #include "repl/repl.h"
 #include "util/strutil.h"
+#include "util/looplag.h"
 #include "util/workers.h"
 #include "ws/ws.h"
 
@@ -54,6 +55,7 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
     pthread_mutex_init(&n->done.mu, NULL);
     n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
     if (!n->done.ev || !(n->workers = ld_workers_new(n->base, workers))) goto nomem;
+    if (!(n->looplag = ld_looplag_new(n->base))) goto nomem;
 
     /* Another backend's data, or another node's, is refused before any database is opened
      * (or created) under this node's id. */
@@ -150,6 +152,7 @@ void ld_node_close(ld_node *n)
 {
     /* Idle by now: every query was answered. */
     ld_workers_free(n->workers);
+    ld_looplag_free(n->looplag);
     ld_static_free(n->studio);
     ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
     if (n->http) evhttp_free(n->http);

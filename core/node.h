@@ -47,6 +47,7 @@ typedef struct ld_node {
     struct ld_conns *conns; /* the connection cap and read deadline (http/conns.h) */
     ld_completions done;
     struct ld_workers *workers;   /* SELECT queries run here, off the loop (util/workers.h) */
+    struct ld_looplag *looplag;   /* how late the loop runs its callbacks (util/looplag.h) */
     struct ld_sweeper *sweeper;   /* frees expired cache bodies (cache/sweeper.h) */
     struct ld_pruner *pruner;     /* deletes op-log entries every peer has (repl/prune.h) */
     struct ld_snapshots *snaps;   /* read snapshots shared within a loop pass (db/snapshot.h) */

@@ -12,6 +12,7 @@
 #include <litedist/auth.h>
 
 #include "../db/names.h"
+#include "../db/completions.h"
 #include "../db/writer.h"
 #include "../util/jsontext.h"
 #include "context.h"
@@ -300,13 +301,10 @@ static void register_done(ld_wjob *job)
 ld_wjob *ld_doc_job(ld_req *r, ld_wkind kind, const char *coll, const char *id,
                     void (*done)(ld_wjob *job))
 {
-    ld_wjob *job = calloc(1, sizeof *job);
+    ld_wjob *job = ld_wjob_new(kind, done, r);
     if (job) {
-        job->kind = kind;
         job->collection = strdup(coll);
         job->id = id ? strdup(id) : NULL;
-        job->arg = r;
-        job->done = done;
     }
     if (!job || !job->collection || (id && !job->id)) {
         ld_wjob_free(job);
@@ -330,8 +328,7 @@ static void take_parent_version(ld_req *r, ld_wjob *job)
 
 void ld_doc_submit(ld_req *r, ld_wjob *job)
 {
-    r->node->inflight++;
-    ld_writer_submit(r->db->writer, job);
+    ld_node_submit(r->node, r->db, job);
 }
 
 char *ld_doc_normalize_text(json_t *obj, const char *text, size_t len, const char *id,

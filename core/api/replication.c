@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../db/names.h"
+#include "../db/completions.h"
 #include "../db/registry.h"
 #include "../db/writer.h"
 #include "../repl/discovery.h"
@@ -100,7 +101,7 @@ void ld_api_repl_push(ld_req *r)
     peer_alive(r->node, source);
     size_t n = json_array_size(ops);
     ld_ingest *in = calloc(1, sizeof *in);
-    ld_wjob *job = calloc(1, sizeof *job);
+    ld_wjob *job = ld_wjob_custom(ld_ingest_apply, push_done, r);
     if (!in || !job || (n && !(in->ops = calloc(n, sizeof *in->ops)))) {
         ld_ingest_free(in);
         free(job);
@@ -142,54 +143,43 @@ void ld_api_repl_push(ld_req *r)
     /* Before the commit, whose trigger could otherwise start a cycle that pulls these. */
     if (n && in->peer[0] && ld_node_id_valid(in->peer))
         ld_repl_peer_pushed(r->node->repl, r->db->name, in->peer);
-    job->kind = LD_W_CUSTOM;
-    job->apply = ld_ingest_apply;
     job->ctx = in;
-    job->done = push_done;
-    job->arg = r;
-    r->node->inflight++;
-    ld_writer_submit(r->db->writer, job);
+    ld_node_submit(r->node, r->db, job);
 }
 
-void ld_api_repl_pull(ld_req *r)
-{
-    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, true)) return;
-    json_t *body = repl_body(r);
-    if (!body) return;
-    uint64_t after = 0, batch = PULL_DEFAULT_BATCH;
-    json_t *v = ld_json_get_ci(body, "AfterLogSequence");
-    if (v && !json_is_null(v) && !ld_json_as_u64(v, &after)) {
-        json_decref(body);
-        ld_reply_error(r, 400, "AfterLogSequence must be a non-negative integer.");
-        return;
-    }
-    v = ld_json_get_ci(body, "BatchSize");
-    if (v && !json_is_null(v)) {
-        json_int_t signed_batch = json_is_integer(v) ? json_integer_value(v) : 1;
-        if (signed_batch <= 0 || !ld_json_as_u64(v, &batch) || batch == 0) {
-            json_decref(body);
-            ld_reply_error(r, 400, "BatchSize must be greater than zero.");
-            return;
-        }
-    }
-    if (batch > PULL_MAX_BATCH) batch = PULL_MAX_BATCH;
-    json_t *vv = ld_json_get_ci(body, "VersionVector");
-    const char *requester = json_string_value(ld_json_get_ci(body, "RequestingNodeId"));
-    if (!r->db) {
-        peer_alive(r->node, requester);
-        /* Nothing here yet: an empty answer, and nothing created. */
-        json_decref(body);
-        ld_reply_json(r, 200,
-                      json_pack("{s:i, s:s, s:[], s:I, s:I, s:b, s:{}, s:s}", "ProtocolVersion",
-                                LD_REPL_PROTOCOL, "NodeId", r->node->node_id, "Operations",
-                                "LastLogSequence", (json_int_t)after, "LocalMaxLogSequence",
-                                (json_int_t)0, "HasMore", 0, "VersionVector", "Digest",
-                                "00000000000000000000000000000000"));
-        return;
-    }
+/* A pull answer read on a worker: the op-log walk (bounded by the entries it scans, but still
+ * milliseconds on a long log the requester already holds) never runs on the loop. */
+typedef struct pull_req {
+    ld_req *r;
+    ld_db *db;
+    json_t *body;          /* the request's JSON (owned); vv and requester point into it */
+    json_t *vv;            /* the requester's VersionVector, or NULL */
+    const char *requester; /* RequestingNodeId, or NULL */
+    uint64_t after;
+    size_t batch, max_bytes;
     ld_oplog_batch b;
-    ld_status st = ld_oplog_read(r->db, after, (size_t)batch, r->node->cfg.repl_batch_bytes, NULL,
-                                 json_is_object(vv) ? vv : NULL, true, &b);
+    ld_status st;
+} pull_req;
+
+static void pull_work(void *arg)
+{
+    pull_req *c = arg;
+    c->st = ld_oplog_read(c->db, c->after, c->batch, c->max_bytes, NULL, c->vv, true, &c->b);
+}
+
+/* The answer, on the loop. A requester that went away meanwhile costs nothing more: libevent
+ * frees a request whose connection is gone when it is answered. */
+static void pull_done(void *arg)
+{
+    pull_req *c = arg;
+    ld_req *r = c->r;
+    json_t *body = c->body, *vv = c->vv;
+    const char *requester = c->requester;
+    uint64_t after = c->after;
+    ld_status st = c->st;
+    ld_oplog_batch b = c->b; /* zeroed by ld_oplog_read even when it fails */
+    free(c);
+    r->node->inflight--;
     bool valid_requester =
         requester && ld_node_id_valid(requester) && strcmp(requester, r->node->node_id) != 0;
     if (st == LD_OK && b.needs_snapshot) {
@@ -242,6 +232,75 @@ void ld_api_repl_pull(ld_req *r)
     else
         ld_reply_error(r, 500, "Out of memory.");
     if (out) evbuffer_free(out);
+}
+
+void ld_api_repl_pull(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, true)) return;
+    json_t *body = repl_body(r);
+    if (!body) return;
+    uint64_t after = 0, batch = PULL_DEFAULT_BATCH;
+    json_t *v = ld_json_get_ci(body, "AfterLogSequence");
+    if (v && !json_is_null(v) && !ld_json_as_u64(v, &after)) {
+        json_decref(body);
+        ld_reply_error(r, 400, "AfterLogSequence must be a non-negative integer.");
+        return;
+    }
+    v = ld_json_get_ci(body, "BatchSize");
+    if (v && !json_is_null(v)) {
+        json_int_t signed_batch = json_is_integer(v) ? json_integer_value(v) : 1;
+        if (signed_batch <= 0 || !ld_json_as_u64(v, &batch) || batch == 0) {
+            json_decref(body);
+            ld_reply_error(r, 400, "BatchSize must be greater than zero.");
+            return;
+        }
+    }
+    if (batch > PULL_MAX_BATCH) batch = PULL_MAX_BATCH;
+    json_t *vv = ld_json_get_ci(body, "VersionVector");
+    const char *requester = json_string_value(ld_json_get_ci(body, "RequestingNodeId"));
+    if (!r->db) {
+        peer_alive(r->node, requester);
+        /* Nothing here yet: an empty answer, and nothing created. */
+        json_decref(body);
+        ld_reply_json(r, 200,
+                      json_pack("{s:i, s:s, s:[], s:I, s:I, s:b, s:{}, s:s}", "ProtocolVersion",
+                                LD_REPL_PROTOCOL, "NodeId", r->node->node_id, "Operations",
+                                "LastLogSequence", (json_int_t)after, "LocalMaxLogSequence",
+                                (json_int_t)0, "HasMore", 0, "VersionVector", "Digest",
+                                "00000000000000000000000000000000"));
+        return;
+    }
+    pull_req *c = calloc(1, sizeof *c);
+    if (!c) {
+        json_decref(body);
+        ld_reply_error(r, 500, "Out of memory.");
+        return;
+    }
+    /* The worker reads only what is copied here and the body, which the loop leaves alone until
+     * pull_done; the request's database reference keeps the database open meanwhile. */
+    *c = (pull_req){.r = r,
+                    .db = r->db,
+                    .body = body,
+                    .vv = json_is_object(vv) ? vv : NULL,
+                    .requester = requester,
+                    .after = after,
+                    .batch = (size_t)batch,
+                    .max_bytes = r->node->cfg.repl_batch_bytes};
+    r->node->inflight++;
+    if (r->node->shutting_down) {
+        /* The loop's exit is decided when nothing is in flight, then comes after a short grace:
+         * a worker item started in that grace could outlive the loop. Shutting down, the loop
+         * serves nothing that would wait for this one bounded read. */
+        pull_work(c);
+        pull_done(c);
+        return;
+    }
+    if (!ld_workers_submit(r->node->workers, pull_work, pull_done, c)) {
+        r->node->inflight--;
+        json_decref(body);
+        free(c);
+        ld_reply_error(r, 500, "Out of memory.");
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../db/completions.h"
 #include "../db/writer.h"
 #include "../node.h"
 #include "../util/log.h"
@@ -109,7 +110,7 @@ static void page_done(ld_wjob *job);
 static bool submit_page(ld_sweeper *s)
 {
     ld_cache_sweep *sw = calloc(1, sizeof *sw);
-    ld_wjob *job = calloc(1, sizeof *job);
+    ld_wjob *job = ld_wjob_custom(ld_cache_sweep_apply, page_done, s);
     if (!sw || !job) {
         free(sw);
         free(job);
@@ -129,15 +130,10 @@ static bool submit_page(ld_sweeper *s)
     sw->batch = (size_t)s->node->cfg.cache_cleanup_batch;
     uint64_t budget = (uint64_t)s->node->cfg.cache_cleanup_budget_ms;
     sw->budget_ms = s->spent_ms < budget ? budget - s->spent_ms : 0;
-    job->kind = LD_W_CUSTOM;
-    job->apply = ld_cache_sweep_apply;
     job->ctx = sw;
     job->lazy = true; /* losing a sweep to a crash only means sweeping again */
-    job->done = page_done;
-    job->arg = s;
     s->pages++;
-    s->node->inflight++;
-    ld_writer_submit(s->db->writer, job);
+    ld_node_submit(s->node, s->db, job);
     return true;
 }
 

@@ -4,7 +4,14 @@
 #include <pthread.h>
 
 #include "../node.h"
+#include "database.h"
 #include "writer.h"
+
+void ld_node_submit(ld_node *n, ld_db *db, ld_wjob *job)
+{
+    n->inflight++;
+    ld_writer_submit(db->writer, job);
+}
 
 void ld_completions_post(void *ctx, ld_wjob *jobs)
 {

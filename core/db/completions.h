@@ -1,12 +1,20 @@
 /* Finished writer jobs travelling back to the event loop: writer threads queue them on the
  * node's ld_completions and wake the loop, which runs each job's `done` there (and counts it out
- * of node->inflight). Shared by litedistd and the in-process fuzz node. */
+ * of node->inflight, which ld_node_submit counted in). Shared by litedistd and the in-process fuzz
+ * node. */
 #ifndef LD_COMPLETIONS_H
 #define LD_COMPLETIONS_H
 
 #include <event2/event.h>
 
+struct ld_db;
+struct ld_node;
 struct ld_wjob;
+
+/* The only way a job reaches a writer from the loop: counts it in node->inflight (shutdown
+ * waits for that count) and queues it on db's writer; ld_completions_run counts it out when
+ * its `done` runs. Loop thread. */
+void ld_node_submit(struct ld_node *node, struct ld_db *db, struct ld_wjob *job);
 
 /* ld_db_env.complete: ctx is the ld_node. Any thread. */
 void ld_completions_post(void *node, struct ld_wjob *jobs);

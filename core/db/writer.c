@@ -16,7 +16,26 @@ struct ld_writer {
     pthread_cond_t cv;
     ld_wjob *head, *tail; /* queue, guarded by mu */
     bool stop;
+    void *(*alloc)(size_t); /* the group array's allocator: malloc, or a test's */
+    unsigned degraded;      /* groups committed one job at a time for want of memory */
 };
+
+ld_wjob *ld_wjob_new(ld_wkind kind, void (*done)(ld_wjob *job), void *arg)
+{
+    ld_wjob *job = calloc(1, sizeof *job);
+    if (!job) return NULL;
+    job->kind = kind;
+    job->done = done;
+    job->arg = arg;
+    return job;
+}
+
+ld_wjob *ld_wjob_custom(ld_wapply_fn apply, void (*done)(ld_wjob *job), void *arg)
+{
+    ld_wjob *job = ld_wjob_new(LD_W_CUSTOM, done, arg);
+    if (job) job->apply = apply;
+    return job;
+}
 
 void ld_wjob_free(ld_wjob *job)
 {
@@ -101,12 +120,21 @@ static void run_batch(ld_db *db, ld_wjob **jobs, size_t n)
     }
 }
 
+/* The group array, allocated on first use and again after a failure: an allocation that
+ * fails once (memory is short for a moment) costs only the grouping of the writes that arrive
+ * meanwhile, never the writes themselves. */
+static ld_wjob **batch_array(ld_writer *w, ld_wjob ***batch)
+{
+    if (!*batch) *batch = w->alloc((size_t)w->db->env->writer_batch_max * sizeof **batch);
+    return *batch;
+}
+
 static void *writer_main(void *arg)
 {
     ld_writer *w = arg;
     ld_db *db = w->db;
     size_t cap = (size_t)db->env->writer_batch_max;
-    ld_wjob **batch = malloc(cap * sizeof *batch);
+    ld_wjob **batch = NULL, *one[1];
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (!w->head && !w->stop)
@@ -115,30 +143,30 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&w->mu);
             break;
         }
+        pthread_mutex_unlock(&w->mu);
+        /* Without the group array the writer commits one job at a time, on a stack slot. */
+        ld_wjob **group = batch_array(w, &batch);
+        size_t limit = group ? cap : 1;
+        if (!group) {
+            group = one;
+            ld_log(LD_LOG_WARN, db->name, "no memory for the group of %zu writes; committing one",
+                   cap);
+        }
         /* Take everything that arrived while the last commit ran: that is the group. */
         size_t n = 0;
-        while (w->head && n < cap && batch) {
-            batch[n++] = w->head;
+        pthread_mutex_lock(&w->mu);
+        if (group == one) w->degraded++;
+        while (w->head && n < limit) {
+            group[n++] = w->head;
             w->head = w->head->next;
         }
         if (!w->head) w->tail = NULL;
         pthread_mutex_unlock(&w->mu);
 
-        if (!batch) { /* could not allocate the batch array: fail jobs one by one */
-            pthread_mutex_lock(&w->mu);
-            ld_wjob *j = w->head;
-            w->head = j->next;
-            if (!w->head) w->tail = NULL;
-            pthread_mutex_unlock(&w->mu);
-            j->result = LD_WR_STORAGE;
-            j->next = NULL;
-            db->env->complete(db->env->complete_ctx, j);
-            continue;
-        }
-        run_batch(db, batch, n);
+        run_batch(db, group, n);
         for (size_t i = 0; i < n; i++)
-            batch[i]->next = i + 1 < n ? batch[i + 1] : NULL;
-        db->env->complete(db->env->complete_ctx, batch[0]);
+            group[i]->next = i + 1 < n ? group[i + 1] : NULL;
+        db->env->complete(db->env->complete_ctx, group[0]);
     }
     free(batch);
     return NULL;
@@ -146,9 +174,15 @@ static void *writer_main(void *arg)
 
 ld_writer *ld_writer_new(ld_db *db)
 {
+    return ld_writer_new_with(db, malloc);
+}
+
+ld_writer *ld_writer_new_with(ld_db *db, void *(*alloc)(size_t))
+{
     ld_writer *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->db = db;
+    w->alloc = alloc;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
@@ -171,6 +205,14 @@ void ld_writer_submit(ld_writer *w, ld_wjob *job)
     w->tail = job;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+unsigned ld_writer_degraded(ld_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    unsigned n = w->degraded;
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }
 
 void ld_writer_free(ld_writer *w)

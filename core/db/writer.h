@@ -82,14 +82,29 @@ typedef struct ld_wjob {
 
 typedef struct ld_writer ld_writer;
 
-/* Starts the writer thread of db. */
+/* Starts the writer thread of db. NULL when the thread or its state cannot be made. */
 ld_writer *ld_writer_new(struct ld_db *db);
+
+/* ld_writer_new with the allocator of the group array (tests make it fail). When it fails the
+ * writer commits the jobs one at a time and asks again for the next group. */
+ld_writer *ld_writer_new_with(struct ld_db *db, void *(*alloc)(size_t));
+
+/* How many jobs were committed alone because the group array could not be allocated. */
+unsigned ld_writer_degraded(ld_writer *w);
 
 /* Queues a job; the writer owns it until it hands it to env->complete. Never blocks on I/O. */
 void ld_writer_submit(ld_writer *w, ld_wjob *job);
 
 /* Lets the writer finish every queued job, then joins its thread and frees it. */
 void ld_writer_free(ld_writer *w);
+
+/* The one constructor of a job: zeroed, with its kind and its completion (done(job) on the loop
+ * thread, arg for it). NULL when memory runs out. Submit it with ld_node_submit
+ * (db/completions.h), which counts it in node->inflight until done runs. */
+ld_wjob *ld_wjob_new(ld_wkind kind, void (*done)(ld_wjob *job), void *arg);
+
+/* ld_wjob_new for an LD_W_CUSTOM job running apply (job->ctx is set by the caller). */
+ld_wjob *ld_wjob_custom(ld_wapply_fn apply, void (*done)(ld_wjob *job), void *arg);
 
 void ld_wjob_free(ld_wjob *job);
 

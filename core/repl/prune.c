@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "../db/hlc.h"
+#include "../db/completions.h"
 #include "../db/registry.h"
 #include "../db/writer.h"
 #include "../node.h"
@@ -239,7 +240,7 @@ static void submit_batch(prune_pass *ps, ld_db *db)
 {
     ld_node *n = ps->p->node;
     prune_job *pj = calloc(1, sizeof *pj);
-    ld_wjob *job = calloc(1, sizeof *job);
+    ld_wjob *job = ld_wjob_custom(prune_apply, batch_done, ps);
     if (!pj || !job) {
         free(pj);
         free(job);
@@ -256,13 +257,8 @@ static void submit_batch(prune_pass *ps, ld_db *db)
     pj->keep_from_ms = now > keep ? now - keep : 0;
     pj->cap_ms = now > cap ? now - cap : 0;
     pj->batch = (size_t)n->cfg.oplog_prune_batch;
-    job->kind = LD_W_CUSTOM;
-    job->apply = prune_apply;
     job->ctx = pj;
-    job->done = batch_done;
-    job->arg = ps;
-    n->inflight++;
-    ld_writer_submit(db->writer, job);
+    ld_node_submit(n, db, job);
 }
 
 static void pass_free(prune_pass *ps)

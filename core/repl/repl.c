@@ -19,6 +19,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "../db/completions.h"
 #include "../db/registry.h"
 #include "../http/tls.h"
 #include "../db/writer.h"
@@ -28,6 +29,7 @@
 #include "../util/log.h"
 #include "../util/strutil.h"
 #include "../util/timeutil.h"
+#include "../util/workers.h"
 #include "bootstrap.h"
 #include "ingest.h"
 #include "oplog.h"
@@ -70,6 +72,20 @@ typedef struct boot_state {
     uint64_t done, total, log_seq; /* records merged / in the source; where it stands */
     uint64_t started_wall, started_mono, resumed_done;
 } boot_state;
+
+/* A push batch read on a worker, so the op-log walk (bounded by the entries it scans, but
+ * milliseconds over a long log the peer already holds) never runs on the loop. */
+typedef struct push_read {
+    struct ld_link *l; /* NULL once the link was freed: the completion only frees */
+    ld_node *node;
+    ld_db *db; /* referenced until the completion */
+    char peer[LD_NODE_ID_MAX + 1];
+    json_t *peer_vv; /* owned copy, or NULL */
+    uint64_t after;
+    size_t limit, max_bytes;
+    ld_oplog_batch b;
+    ld_status st;
+} push_read;
 
 typedef struct ld_link {
     ld_repl *repl;
@@ -114,6 +130,7 @@ typedef struct ld_link {
     uint64_t peer_oldest;         /* the peer's OldestAvailableLogSequence (its 410 answer) */
     bool push_gated;   /* step_push holds our log back until the peer's version vector is known */
     struct call *call; /* the request in flight: freed with the link when it never answers */
+    struct push_read *reading; /* a push batch being read on a worker (step_push) */
     uint64_t gated_since;      /* monotonic ms: since when step_push holds our log back */
     uint64_t peer_snapshot_at; /* monotonic ms: the peer's last snapshot page request to us */
     /* The NodeId that answered at BaseUrl when it was not the peer's (a node replaced under a
@@ -141,6 +158,10 @@ struct ld_repl {
     ld_peer_list node_peers;
     ld_link **links;
     size_t n_links, cap_links;
+    /* Databases whose peers files links_sync_db has read: a commit to one of them without
+     * links does not read its file again (the peers routes and the sweep re-read it). */
+    char (*synced)[LD_DB_NAME_MAX + 1];
+    size_t n_synced, cap_synced;
     ld_link **queue; /* links waiting for a slot, FIFO */
     size_t n_queue, cap_queue;
     int running;
@@ -226,8 +247,9 @@ static void call_free(struct call *c);
 
 static void link_free(ld_link *l)
 {
-    ld_peer_conn_close(&l->pc);      /* a request in flight goes without its callback */
-    if (l->call) call_free(l->call); /* its callback will not run */
+    ld_peer_conn_close(&l->pc);           /* a request in flight goes without its callback */
+    if (l->call) call_free(l->call);      /* its callback will not run */
+    if (l->reading) l->reading->l = NULL; /* its completion only frees what it read */
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
     free(l->base_url);
@@ -266,17 +288,64 @@ static bool effective_peers(ld_repl *r, const char *db, ld_peer_list *out)
     return true;
 }
 
+static bool db_synced(const ld_repl *r, const char *db)
+{
+    for (size_t i = 0; i < r->n_synced; i++)
+        if (!strcmp(r->synced[i], db)) return true;
+    return false;
+}
+
+/* Remembers that db's peers were read; out of memory it is only read again next time. */
+static void mark_synced(ld_repl *r, const char *db)
+{
+    if (db_synced(r, db)) return;
+    if (r->n_synced == r->cap_synced) {
+        size_t cap = r->cap_synced ? 2 * r->cap_synced : 8;
+        void *v = realloc(r->synced, cap * sizeof *r->synced);
+        if (!v) return;
+        r->synced = v;
+        r->cap_synced = cap;
+    }
+    snprintf(r->synced[r->n_synced++], LD_DB_NAME_MAX + 1, "%s", db);
+}
+
 /* Brings the links of db in line with its peers. */
 static void links_sync_db(ld_repl *r, const char *db)
 {
     ld_peer_list peers;
     effective_peers(r, db, &peers);
+    mark_synced(r, db);
     for (size_t i = 0; i < r->n_links; i++)
         if (!strcmp(r->links[i]->db, db) && !ld_peer_list_find(&peers, r->links[i]->peer))
             r->links[i]->removed = true;
     for (size_t i = 0; i < peers.n; i++)
         if (strcmp(peers.v[i].id, r->node->node_id) != 0) link_get(r, db, &peers.v[i]);
     ld_peer_list_free(&peers);
+}
+
+/* Nothing refers to a removed link any more: no cycle, no queue slot, no request, no writer
+ * job (a checkpoint save or a snapshot page) whose completion would find it. */
+static bool link_unreferenced(const ld_link *l)
+{
+    return l->removed && l->ph == PH_IDLE && !l->queued && !l->call && !l->reading &&
+           !l->ckpt_saving && !(l->boot && (l->boot->jobs > 0 || l->boot->requesting));
+}
+
+/* Frees the removed links nothing refers to; the others go at a later sync. Callers hold no
+ * link pointer across it. */
+static void links_reap(ld_repl *r)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < r->n_links; i++) {
+        if (link_unreferenced(r->links[i])) {
+            ld_log(LD_LOG_INFO, r->links[i]->db, "peer %s removed: its link is freed",
+                   r->links[i]->peer);
+            link_free(r->links[i]);
+        } else {
+            r->links[kept++] = r->links[i];
+        }
+    }
+    r->n_links = kept;
 }
 
 static void links_sync_all(ld_repl *r)
@@ -292,7 +361,17 @@ static void links_sync_all(ld_repl *r)
             found = !strcmp(names[j], r->links[i]->db);
         if (!found) r->links[i]->removed = true;
     }
+    /* A database dropped since is read afresh if it comes back. */
+    size_t kept = 0;
+    for (size_t i = 0; i < r->n_synced; i++) {
+        bool found = false;
+        for (size_t j = 0; names && j < n && !found; j++)
+            found = !strcmp(names[j], r->synced[i]);
+        if (found) memmove(r->synced[kept++], r->synced[i], sizeof r->synced[i]);
+    }
+    r->n_synced = kept;
     ld_registry_names_free(names, n);
+    links_reap(r);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -733,7 +812,7 @@ static void save_ckpts(ld_link *l)
     l->ckpt_dirty = false;
     ld_db *db = ld_registry_get(&l->repl->node->reg, l->db);
     if (!db) return;
-    ld_wjob *job = calloc(1, sizeof *job);
+    ld_wjob *job = ld_wjob_custom(ld_ckpt_save_apply, ckpt_saved, l);
     ld_ckpt_pair *v = malloc(sizeof *v);
     char *peer = strdup(l->peer);
     char *coll = strdup("");
@@ -746,17 +825,12 @@ static void save_ckpts(ld_link *l)
         return;
     }
     *v = (ld_ckpt_pair){.push = l->push_ckpt, .pull = l->pull_ckpt};
-    job->kind = LD_W_CUSTOM;
-    job->apply = ld_ckpt_save_apply;
     job->lazy = true; /* a checkpoint that lags is re-derived, so it need not cost a flush */
     job->ctx = v;
     job->id = peer;
     job->collection = coll;
-    job->done = ckpt_saved;
-    job->arg = l;
     l->ckpt_saving = true;
-    l->repl->node->inflight++;
-    ld_writer_submit(db->writer, job);
+    ld_node_submit(l->repl->node, db, job);
     ld_registry_release(&l->repl->node->reg, db);
 }
 
@@ -823,6 +897,35 @@ static bool vv_only_of(json_t *vv, const char *node)
     return true;
 }
 
+static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b);
+
+static void push_read_work(void *arg)
+{
+    push_read *pr = arg;
+    pr->st = ld_oplog_read(pr->db, pr->after, pr->limit, pr->max_bytes, pr->peer, pr->peer_vv,
+                           pr->peer_vv != NULL, &pr->b);
+}
+
+static void push_read_done(void *arg)
+{
+    push_read *pr = arg;
+    ld_link *l = pr->l;
+    ld_node *node = pr->node;
+    ld_status st = pr->st;
+    ld_oplog_batch b = pr->b; /* ld_oplog_read freed it when it failed */
+    node->inflight--;
+    ld_registry_release(&node->reg, pr->db);
+    json_decref(pr->peer_vv);
+    free(pr);
+    if (l) l->reading = NULL;
+    if (!l || node->shutting_down) {
+        if (st == LD_OK) ld_oplog_batch_free(&b);
+        if (l) cycle_end(l);
+        return;
+    }
+    push_batch_read(l, st, b);
+}
+
 static void step_push(ld_link *l)
 {
     ld_repl *r = l->repl;
@@ -869,11 +972,48 @@ static void step_push(ld_link *l)
         return;
     }
     l->push_gated = false;
-    ld_oplog_batch b;
-    /* The peer has its own ops: never send them back; nor what its version vector covers. */
-    ld_status st = ld_oplog_read(db, l->push_ckpt, l->push_limit, r->node->cfg.repl_batch_bytes,
-                                 l->peer, l->peer_vv, l->peer_vv != NULL, &b);
-    ld_registry_release(&r->node->reg, db);
+    if (r->node->shutting_down) {
+        /* No new read: the loop's exit is decided when nothing is in flight, and a read begun
+         * in its grace could outlive it. The cycle ends here. */
+        ld_registry_release(&r->node->reg, db);
+        cycle_end(l);
+        return;
+    }
+    push_read *pr = calloc(1, sizeof *pr);
+    json_t *vv = l->peer_vv ? json_deep_copy(l->peer_vv) : NULL;
+    if (!pr || (l->peer_vv && !vv)) {
+        free(pr);
+        json_decref(vv);
+        ld_registry_release(&r->node->reg, db);
+        cycle_fail(l, "push: out of memory");
+        return;
+    }
+    /* The peer has its own ops: never send them back; nor what its version vector covers (a
+     * copy: the loop may replace the link's while the worker reads). */
+    *pr = (push_read){.l = l,
+                      .node = r->node,
+                      .db = db,
+                      .peer_vv = vv,
+                      .after = l->push_ckpt,
+                      .limit = l->push_limit,
+                      .max_bytes = r->node->cfg.repl_batch_bytes};
+    snprintf(pr->peer, sizeof pr->peer, "%s", l->peer);
+    l->reading = pr;
+    r->node->inflight++;
+    if (!ld_workers_submit(r->node->workers, push_read_work, push_read_done, pr)) {
+        r->node->inflight--;
+        l->reading = NULL;
+        json_decref(vv);
+        ld_registry_release(&r->node->reg, db);
+        free(pr);
+        cycle_fail(l, "push: out of memory");
+    }
+}
+
+/* The push batch read by push_read_work, back on the loop: the request goes out from here. */
+static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b)
+{
+    ld_repl *r = l->repl;
     if (st != LD_OK) {
         cycle_fail(l, "push: reading the op log: %s", ld_status_str(st));
         return;
@@ -1078,7 +1218,7 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     json_t *more = ld_json_get_ci(body, "HasMore");
     pull_ctx *pc = calloc(1, sizeof *pc);
     ld_ingest *in = calloc(1, sizeof *in);
-    ld_wjob *job = calloc(1, sizeof *job);
+    ld_wjob *job = ld_wjob_custom(ld_ingest_apply, ingest_done, pc);
     if (!pc || !in || !job || (n && !(in->ops = calloc(n, sizeof *in->ops)))) {
         free(pc);
         ld_ingest_free(in);
@@ -1152,14 +1292,9 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
         cycle_fail(l, "pull: cannot open the database");
         return;
     }
-    job->kind = LD_W_CUSTOM;
-    job->apply = ld_ingest_apply;
     job->ctx = in;
-    job->done = ingest_done;
-    job->arg = pc;
     l->ph = PH_INGEST;
-    r->node->inflight++;
-    ld_writer_submit(db->writer, job);
+    ld_node_submit(r->node, db, job);
     ld_registry_release(&r->node->reg, db);
 }
 
@@ -1400,7 +1535,7 @@ static void snap_reply(ld_link *l, int code, struct evbuffer *in, const char *er
         return;
     }
     ld_boot_page *pg = calloc(1, sizeof *pg);
-    ld_wjob *job = calloc(1, sizeof *job);
+    ld_wjob *job = ld_wjob_custom(ld_boot_apply, boot_job_done, l);
     size_t len = evbuffer_get_length(in);
     if (pg) pg->buf = malloc(len ? len : 1);
     if (!pg || !job || !pg->buf) {
@@ -1450,14 +1585,9 @@ static void snap_reply(ld_link *l, int code, struct evbuffer *in, const char *er
         cycle_fail(l, "snapshot: cannot open the database");
         return;
     }
-    job->kind = LD_W_CUSTOM;
-    job->apply = ld_boot_apply;
     job->ctx = pg;
-    job->done = boot_job_done;
-    job->arg = l;
     b->jobs++;
-    r->node->inflight++;
-    ld_writer_submit(db->writer, job);
+    ld_node_submit(r->node, db, job);
     ld_registry_release(&r->node->reg, db);
     step_snapshot(l); /* the next page downloads while this one is merged */
 }
@@ -1477,7 +1607,7 @@ static void kick_db(ld_repl *r, const char *db)
     /* A database we have not seen before (created by this write) gets its links now, and the
      * node-wide peers hear of it (those that do not replicate it with us yet ask for it). */
     if (!any) {
-        links_sync_db(r, db);
+        if (!db_synced(r, db)) links_sync_db(r, db);
         ld_discovery_db_created(r->node->disc, db);
     }
     for (size_t i = 0; i < r->n_links; i++)
@@ -2017,6 +2147,7 @@ void ld_repl_free(ld_repl *r)
     for (size_t i = 0; i < r->n_links; i++)
         link_free(r->links[i]);
     free(r->links);
+    free(r->synced);
     for (size_t i = 0; i < r->n_hints; i++) {
         if (r->hints[i]->c) ld_ws_conn_free(r->hints[i]->c);
         free(r->hints[i]);

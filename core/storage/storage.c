@@ -39,10 +39,14 @@ const char *ld_status_str(ld_status st)
     }
 }
 
-/* Logs a failed call with the plugin's detail; NOT_FOUND is an answer, not a failure. */
+/* Logs a failed call with the plugin's detail; NOT_FOUND is an answer, not a failure. A status
+ * the host does not know is a failure like LD_INTERNAL (plugin.h), logged with its number. */
 static ld_status check(ld_store *s, ld_status st, const char *what)
 {
-    if (st != LD_OK && st != LD_NOT_FOUND)
+    if (st < LD_OK || st > LD_INTERNAL)
+        ld_log(LD_LOG_ERROR, "storage", "%s failed: unknown status %d (%s)", what, (int)st,
+               s->ops->last_error(s->inst));
+    else if (st != LD_OK && st != LD_NOT_FOUND)
         ld_log(LD_LOG_ERROR, "storage", "%s failed: %s (%s)", what, ld_status_str(st),
                s->ops->last_error(s->inst));
     return st;

@@ -54,6 +54,13 @@ typedef int32_t ld_status;
 #define LD_DENIED      10 /* permission denied by the OS */
 #define LD_INTERNAL    11 /* a bug or an unexpected engine state */
 
+/* A status the host does not know (a value not listed above, e.g. one a later minor adds) is a
+ * failure of that call, handled as LD_INTERNAL: the host logs it with its number ("unknown
+ * status"), and never reads it as success, as LD_NOT_FOUND or as LD_BUSY. A storage call
+ * failing so fails the write or read it served (the client gets a 5xx; a write transaction is
+ * aborted, nothing of it is visible); an auth call failing so refuses the request (503, fail
+ * closed). Plugins return only the codes their function's comment lists. */
+
 /* ---------------------------------------------------------------------------------------------
  * Plugin kinds and log levels
  * ------------------------------------------------------------------------------------------- */

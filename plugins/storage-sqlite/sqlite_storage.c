@@ -17,6 +17,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The same source builds against every 1.x header (tests/abi builds it against the frozen 1.0
+ * and 1.1 copies as well): what an older header lacks the build leaves out, and the table then
+ * declares that older minor, so the host never asks for it. */
+#if LD_ABI_MINOR >= 1
+#define SQ_TXN_LAZY LD_TXN_LAZY
+#else
+#define SQ_TXN_LAZY 0u
+#endif
+
 /* ---------------------------------------------------------------------------------------------
  * Limits and tunables
  * ------------------------------------------------------------------------------------------- */
@@ -702,12 +711,14 @@ static ld_status sq_list(ld_storage *st, const char *dir, int (*cb)(void *ctx, c
 }
 
 /* The main database file (the -wal and -shm beside it belong to it). */
+#if LD_ABI_MINOR >= 1 /* location: since ABI 1.1 */
 static ld_status sq_location(ld_stdb *db, char *buf, size_t buflen)
 {
     if (!db || !buf) return sq_fail(db ? db->st : NULL, LD_INVALID, "location: NULL argument");
     int n = snprintf(buf, buflen, "%s", db->path);
     return n >= 0 && (size_t)n < buflen ? LD_OK : LD_INVALID;
 }
+#endif
 
 static ld_status sq_size_bytes(ld_stdb *db, uint64_t *out)
 {
@@ -777,7 +788,7 @@ static void sq_txn_end(sq_conn *c, bool rollback)
 static ld_status sq_begin(ld_stdb *db, uint32_t flags, ld_sttxn **out)
 {
     if (!db || !out ||
-        (flags != LD_TXN_READ && flags != LD_TXN_WRITE && flags != (LD_TXN_WRITE | LD_TXN_LAZY)))
+        (flags != LD_TXN_READ && flags != LD_TXN_WRITE && flags != (LD_TXN_WRITE | SQ_TXN_LAZY)))
         return sq_fail(db ? db->st : NULL, LD_INVALID, "begin: bad argument");
     sq_conn *c = NULL;
     if (flags & LD_TXN_WRITE) {
@@ -787,7 +798,7 @@ static ld_status sq_begin(ld_stdb *db, uint32_t flags, ld_sttxn **out)
                            db->path);
         /* Lazy: WAL mode at NORMAL writes the commit without syncing it; checkpoints still sync,
          * so a power loss can take the latest commits but never damage the file (OFF could). */
-        bool lazy = (flags & LD_TXN_LAZY) && db->st->sync == SQ_SYNC_FULL;
+        bool lazy = (flags & SQ_TXN_LAZY) && db->st->sync == SQ_SYNC_FULL;
         if (lazy != c->lazy) {
             int rc = sq_exec(c, lazy ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
             if (rc != SQLITE_OK) return sq_engine_fail(c, rc, "begin: setting synchronous");
@@ -1111,7 +1122,9 @@ static const ld_storage_v1 sq_ops = {
     .cursor_close = sq_cursor_close,
     .cursor_last = sq_cursor_last,
     .size_bytes = sq_size_bytes,
+#if LD_ABI_MINOR >= 1
     .location = sq_location,
+#endif
 };
 
 static const ld_plugin_descriptor sq_descriptor = {

@@ -1,4 +1,7 @@
-"""GET /api/databases and DELETE /api/databases/{name}, and /node's LogicalDatabaseCount."""
+"""GET /api/databases and DELETE /api/databases/{name}, and /node's LogicalDatabaseCount and
+EventLoop."""
+
+import time
 
 import pytest
 
@@ -109,3 +112,23 @@ def test_databases_survive_restart(make_node):
     assert n.databases() == ["keep-a", "keep-b"]
     assert n.node_info()["LogicalDatabaseCount"] == 2
     assert n.api("keep-a").must_get("c", "x") == {"Id": "x", "v": 1}
+
+
+def test_node_reports_how_late_its_event_loop_runs(node):
+    """GET /node's EventLoop (litedist's addition): the loop-lag monitor's samples, max and p99."""
+    loop = node.node_info()["EventLoop"]
+    for _ in range(100):  # the monitor samples every 5 ms: a few samples within a second
+        if loop["LagSamples"] > 0:
+            break
+        time.sleep(0.01)
+        loop = node.node_info()["EventLoop"]
+    assert loop["LagSamples"] > 0
+    assert isinstance(loop["MaxLagMs"], float) and isinstance(loop["P99LagMs"], float)
+    assert 0 <= loop["P99LagMs"] <= loop["MaxLagMs"]
+    hist = loop["LagHistogram"]
+    assert hist["BoundsMs"] == sorted(hist["BoundsMs"]) and hist["BoundsMs"][0] > 0
+    assert len(hist["Counts"]) == len(hist["BoundsMs"]) + 1
+    assert sum(hist["Counts"]) == loop["LagSamples"]
+    later = node.node_info()["EventLoop"]
+    assert later["LagSamples"] >= loop["LagSamples"]
+    assert later["MaxLagMs"] >= loop["MaxLagMs"]

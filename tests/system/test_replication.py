@@ -271,6 +271,26 @@ def test_peers_registry_persists_and_removes(make_node):
     assert_error(repl(a, "DELETE", "/api/cluster/peers/p1"), 404)
 
 
+def test_a_removed_peer_link_is_freed(make_node):
+    """A database's peer removed by DELETE: its link is freed at the next sync of the links (the
+    status route runs one), not kept for the life of the process."""
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    a.api("only").must_post("c", {"Id": "x"})
+    assert_ok(repl(a, "POST", "/api/cluster/peers",
+                   {"NodeId": "p2", "BaseUrl": "http://127.0.0.1:9", "IsActive": False}, db="only"))
+    assert_ok(repl(a, "GET", "/api/replication/status"))
+    assert "peer p2 removed" not in a.log_text()
+    assert_ok(repl(a, "DELETE", "/api/cluster/peers/p2", db="only"))
+    freed = False
+    for _ in range(50):  # at most 5 s; the first status call normally frees it
+        assert_ok(repl(a, "GET", "/api/replication/status"))
+        freed = "peer p2 removed: its link is freed" in a.log_text()
+        if freed:
+            break
+        time.sleep(0.1)
+    assert freed
+
+
 def test_seed_peers_from_config(make_node):
     b = make_node(overrides=cluster_overrides(), node_id="b", name="b")
     a = make_node(overrides=deep(cluster_overrides(), {"Node": {"SeedPeers": [

@@ -1,6 +1,6 @@
 /* ABI pinning: the layout of every public struct (a change here breaks every built plugin),
- * the loader's refusals of broken plugins, and that a plugin built against the frozen 1.0
- * headers still loads. argv[1] is the test-plugins directory. */
+ * the loader's refusals of broken plugins, and that auth and storage plugins built against the
+ * frozen 1.0 and 1.1 headers still load and work. argv[1] is the test-plugins directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +18,7 @@
 
 #include "auth/chain.h"
 #include "plugins/loader.h"
+#include "storage/storage.h"
 #include "util/log.h"
 
 #if defined(__LP64__)
@@ -144,6 +145,51 @@ static void frozen_1_1_plugin_still_loads(void **state)
 {
     (void)state;
     frozen_plugin_still_loads("frozen-abi-1.1");
+}
+
+/* The SQLite plugin built against frozen headers: it loads, and the host asks of it only what
+ * its minor offers (a 1.0 build refuses LD_TXN_LAZY as a bad flag, so a lazy commit passing
+ * proves the host left the flag out; location exists since 1.1). */
+static void frozen_storage_still_works(const char *name, bool has_location)
+{
+    char path[4096], err[1024] = "", tmp[] = "/tmp/ld-abi-XXXXXX";
+    path_of(path, sizeof path, name);
+    assert_non_null(mkdtemp(tmp));
+    ld_store s;
+    if (ld_store_init(&s, path, name, "{\"Sync\": \"off\"}", tmp, err, sizeof err) != LD_OK)
+        fail_msg("%s", err);
+    ld_stdb *db = NULL;
+    assert_int_equal(ld_store_open(&s, tmp, "frozen", &db), LD_OK);
+    ld_txn t;
+    assert_int_equal(ld_txn_begin_lazy(&s, db, &t), LD_OK);
+    assert_int_equal(ld_txn_put(&t, "main", "k", 1, "v1", 2), LD_OK);
+    assert_int_equal(ld_txn_commit(&t), LD_OK);
+    assert_int_equal(ld_txn_begin(&s, db, false, &t), LD_OK);
+    const void *v = NULL;
+    size_t vl = 0;
+    assert_int_equal(ld_txn_get(&t, "main", "k", 1, &v, &vl), LD_OK);
+    assert_int_equal(vl, 2);
+    assert_memory_equal(v, "v1", 2);
+    ld_txn_abort(&t);
+    char where[4096];
+    assert_int_equal(ld_store_location(&s, db, where, sizeof where), has_location);
+    if (has_location) assert_non_null(strstr(where, tmp));
+    ld_store_close(&s, db);
+    assert_int_equal(ld_store_drop(&s, tmp, "frozen"), LD_OK);
+    ld_store_destroy(&s);
+    assert_int_equal(rmdir(tmp), 0);
+}
+
+static void storage_built_against_1_0_still_works(void **state)
+{
+    (void)state;
+    frozen_storage_still_works("storage-sqlite-abi-1.0", false);
+}
+
+static void storage_built_against_1_1_still_works(void **state)
+{
+    (void)state;
+    frozen_storage_still_works("storage-sqlite-abi-1.1", true);
 }
 
 static void chain_fails_closed(void **state)
@@ -313,6 +359,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(broken_plugins_are_refused),
         cmocka_unit_test(frozen_1_0_plugin_still_loads),
         cmocka_unit_test(frozen_1_1_plugin_still_loads),
+        cmocka_unit_test(storage_built_against_1_0_still_works),
+        cmocka_unit_test(storage_built_against_1_1_still_works),
         cmocka_unit_test(old_plugin_gets_per_role_questions),
         cmocka_unit_test(new_plugin_gets_one_question),
         cmocka_unit_test(plugins_get_only_their_own_settings),

@@ -1,6 +1,7 @@
 /* Unit tests of a database's writer and merge (core/db) on a real storage plugin (argv[1]):
- * group commit retries a failed group job by job, and the three conflict policies decide
- * between a local document and an incoming op as docs/replication.md says. */
+ * group commit retries a failed group job by job, a writer without memory for its group still
+ * commits, ld_node_submit counts a job in and out of node->inflight, and the three conflict
+ * policies decide between a local document and an incoming op as docs/replication.md says. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,10 +16,15 @@
 
 #include <pthread.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
+
 #include "config/config.h"
 #include "db/apply.h"
+#include "db/completions.h"
 #include "db/database.h"
 #include "db/writer.h"
+#include "node.h"
 #include "storage/storage.h"
 
 static const char *g_plugin;
@@ -207,6 +213,7 @@ static ld_wjob *custom_job(ld_wapply_fn fn, void *ctx)
 static void run_group(fx *f, flaky *fl, ld_wjob *out[3])
 {
     gate g = {.entered = false, .open = false};
+    int before = f->completed;
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
     ld_wjob *gj = custom_job(gate_apply, &g);
@@ -225,7 +232,7 @@ static void run_group(fx *f, flaky *fl, ld_wjob *out[3])
     g.open = true;
     pthread_cond_broadcast(&g.cv);
     pthread_mutex_unlock(&g.mu);
-    wait_completed(f, 4);
+    wait_completed(f, before + 4);
     ld_wjob_free(gj);
     pthread_mutex_destroy(&g.mu);
     pthread_cond_destroy(&g.cv);
@@ -272,6 +279,136 @@ static void a_transient_fault_is_absorbed_by_the_retry(void **state)
     expect_doc(f, "flaky", "{\"Id\":\"flaky\"}");
     for (int i = 0; i < 3; i++)
         ld_wjob_free(jobs[i]);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The group array's allocation, and the submit path
+ * ------------------------------------------------------------------------------------------- */
+
+static int g_alloc_failures; /* how many group arrays failing_alloc refuses next */
+
+static void *failing_alloc(size_t n)
+{
+    if (g_alloc_failures > 0) {
+        g_alloc_failures--;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void put_and_wait(fx *f, const char *id)
+{
+    char json[64];
+    snprintf(json, sizeof json, "{\"Id\":\"%s\"}", id);
+    int before = f->completed;
+    ld_wjob *j = put_job(id, json);
+    ld_writer_submit(f->db->writer, j);
+    wait_completed(f, before + 1);
+    assert_int_equal(j->result, LD_WR_OK);
+    ld_wjob_free(j);
+    expect_doc(f, id, json);
+}
+
+static void a_writer_without_memory_for_its_group_still_commits(void **state)
+{
+    fx *f = *state;
+    /* A writer whose first two group arrays cannot be allocated (the writer is started after
+     * the counter is set: pthread_create orders the two threads). */
+    ld_writer_free(f->db->writer);
+    g_alloc_failures = 2;
+    f->db->writer = ld_writer_new_with(f->db, failing_alloc);
+    assert_non_null(f->db->writer);
+    put_and_wait(f, "one");
+    put_and_wait(f, "two");
+    assert_int_equal(ld_writer_degraded(f->db->writer), 2);
+    /* Memory is back: the next group gets its array and the writer groups again. */
+    put_and_wait(f, "three");
+    flaky fl = {.fail_runs = 0};
+    ld_wjob *jobs[3];
+    run_group(f, &fl, jobs);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(jobs[i]->result, LD_WR_OK);
+        ld_wjob_free(jobs[i]);
+    }
+    assert_int_equal(ld_writer_degraded(f->db->writer), 2);
+    ld_db_state s;
+    ld_db_state_get(f->db, &s);
+    assert_int_equal(s.last_seq, 6);
+}
+
+/* A status no ABI minor defines yet (plugin.h: handled as LD_INTERNAL). */
+static ld_status unknown_status_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    flaky one = {.fail_runs = 0};
+    job->ctx = &one;
+    ld_status st = flaky_apply(db, t, pending, job); /* writes c/flaky, then fails */
+    job->ctx = NULL;
+    return st == LD_OK ? 99 : st;
+}
+
+static void an_unknown_status_fails_the_write_like_an_internal_error(void **state)
+{
+    fx *f = *state;
+    int before = f->completed;
+    ld_wjob *j = custom_job(unknown_status_apply, NULL);
+    ld_writer_submit(f->db->writer, j);
+    wait_completed(f, before + 1);
+    assert_int_equal(j->result, LD_WR_STORAGE);
+    ld_wjob_free(j);
+    expect_doc(f, "flaky", NULL); /* the transaction was aborted: nothing of it is visible */
+    ld_db_state s;
+    ld_db_state_get(f->db, &s);
+    assert_int_equal(s.last_seq, 0);
+}
+
+static void count_done(ld_wjob *job)
+{
+    int *ran = job->arg;
+    (*ran)++;
+}
+
+static void node_submit_counts_the_job_until_its_completion_runs(void **state)
+{
+    fx *f = *state;
+    ld_node *n = calloc(1, sizeof *n);
+    assert_non_null(n);
+    assert_int_equal(evthread_use_pthreads(), 0);
+    n->base = event_base_new();
+    assert_non_null(n->base);
+    pthread_mutex_init(&n->done.mu, NULL);
+    n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
+    assert_non_null(n->done.ev);
+    f->env.complete = ld_completions_post; /* completions reach the node's loop */
+    f->env.complete_ctx = n;
+
+    int ran = 0;
+    ld_wjob *j = ld_wjob_new(LD_W_PUT, count_done, &ran);
+    assert_non_null(j);
+    j->collection = strdup("c");
+    j->id = strdup("counted");
+    j->json = strdup("{\"Id\":\"counted\"}");
+    j->json_len = strlen(j->json);
+    j->may_create = j->may_update = true;
+    ld_node_submit(n, f->db, j);
+    assert_int_equal(n->inflight, 1);
+    /* Bounded: up to 500 passes of 10 ms, each ending early when the writer's wake-up runs. */
+    struct timeval tick = {0, 10000};
+    for (int i = 0; i < 500 && !ran; i++) {
+        assert_int_equal(event_base_loopexit(n->base, &tick), 0);
+        assert_true(event_base_dispatch(n->base) >= 0);
+    }
+    assert_int_equal(ran, 1);
+    assert_int_equal(n->inflight, 0);
+    assert_int_equal(j->result, LD_WR_OK);
+    assert_int_equal(j->seq, 1);
+    ld_wjob_free(j);
+
+    f->env.complete = on_complete;
+    f->env.complete_ctx = f;
+    event_free(n->done.ev);
+    pthread_mutex_destroy(&n->done.mu);
+    event_base_free(n->base);
+    free(n);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -427,6 +564,9 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         FX_TEST(a_failing_job_fails_alone_when_its_group_is_retried),
         FX_TEST(a_transient_fault_is_absorbed_by_the_retry),
+        FX_TEST(a_writer_without_memory_for_its_group_still_commits),
+        FX_TEST(node_submit_counts_the_job_until_its_completion_runs),
+        FX_TEST(an_unknown_status_fails_the_write_like_an_internal_error),
         FX_TEST(last_writer_wins_takes_the_greater_stamp),
         FX_TEST(apply_incoming_takes_whatever_arrives),
         FX_TEST(keep_local_keeps_any_local_document),
