@@ -33,6 +33,14 @@ typedef struct ld_db_env {
     ld_store *store;
     ld_hlc *clock;
     const char *node_id;
+    /* The name this node's own writes are stamped with, its key in version vectors: the node id,
+     * or in a restored data directory the node id with a suffix of the restore's incarnation
+     * (datadir.h), so the op sequences the node used before the backup was taken, and after it
+     * until the restore, are never used again under the same name. NULL: node_id. */
+    const char *origin;
+    /* A restored data directory's previous incarnation: a database that records it came from the
+     * backup and is re-stamped with `incarnation` when opened. NULL otherwise. */
+    const char *restored_from;
     const char *dir; /* where the storage plugin keeps database files */
     /* The data directory's incarnation (datadir.h), recorded in each database's meta; NULL: not
      * checked (tools and tests without a data directory). adopt: a database holding data but no
@@ -50,6 +58,20 @@ typedef struct ld_db_env {
     void (*committed)(void *ctx, struct ld_db *db);
     void *committed_ctx;
 } ld_db_env;
+
+/* The origin this node's own writes carry (env->origin, else the node id). */
+static inline const char *ld_env_origin(const ld_db_env *env)
+{
+    return env->origin ? env->origin : env->node_id;
+}
+
+/* Where a restored database's log continues (database.c): the restore's time in seconds times
+ * 2^20. A life (first, or itself restored earlier) would have to append over a million entries
+ * a second on average to reach it; it stays below 2^53, so JSON clients read it exactly. */
+static inline uint64_t ld_restored_log_base(uint64_t unix_s)
+{
+    return unix_s << 20;
+}
 
 /* The replication state as of the last commit. */
 typedef struct ld_db_state {

@@ -1063,7 +1063,7 @@ static bool db_has_only_own_ops(ld_repl *r, const char *name)
     json_t *v;
     json_object_foreach(only ? vv : NULL, origin, v)
     {
-        if (strcmp(origin, r->node->node_id) != 0) only = false;
+        if (strcmp(origin, ld_env_origin(&r->node->env)) != 0) only = false;
     }
     json_decref(vv);
     return only;
