@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +235,14 @@ out:
     return rc;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    if (ftw->level == 0) return 0; /* the directory itself stays: it was given to us */
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
 int ld_cmd_restore(int argc, char **argv)
 {
     ld_admin_opts o;
@@ -307,6 +316,14 @@ int ld_cmd_restore(int argc, char **argv)
     rc = 0;
 out:
     if (rc != 0) fprintf(stderr, "litedistd restore: %s\n", err);
+    /* A half-made directory must not be started: without its record, a node would adopt the
+     * databases under their old incarnation and origin, the very trap restore avoids. It was
+     * empty or absent when we began, so what is in it is ours. */
+    if (rc != 0 && dir.locked && nftw(o.data, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr,
+                "litedistd restore: could not empty %s: delete it before starting a node "
+                "there\n",
+                o.data);
     ld_datadir_unlock(&dir);
     json_decref(rec);
     json_decref(identity);

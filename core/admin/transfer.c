@@ -242,6 +242,14 @@ static ld_status held_open(held_dbs *h, ld_registry *reg, const char *name, ld_d
     return st;
 }
 
+static size_t failed_so_far(import_wait *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t f = w->failed;
+    pthread_mutex_unlock(&w->mu);
+    return f;
+}
+
 static void wait_below(import_wait *w, size_t n)
 {
     pthread_mutex_lock(&w->mu);
@@ -397,7 +405,7 @@ int ld_cmd_import(int argc, char **argv)
         ld_writer_submit(db->writer, job);
         written++;
         if (written % IMPORT_WINDOW == 0) wait_below(&w, 0);
-        if (w.failed) break;
+        if (failed_so_far(&w)) break;
     }
     wait_below(&w, 0);
     if (ferror(in)) {
