@@ -1563,6 +1563,15 @@ static ld_status lm_copy(ld_storage *st, const char *dir, const char *name, cons
     if (rc == 0) {
         what = "copying";
         rc = mdb_env_copy2(env, tmp, MDB_CP_COMPACT);
+        /* The writer grew the map after we opened: adopt its size and copy again (the failed
+         * attempt wrote nothing it keeps: mdb_env_copy2 creates data.mdb only as it starts). */
+        for (int tries = 0; rc == MDB_MAP_RESIZED && tries < 3; tries++) {
+            char *partial = lm_path(dest_dir, ".copy-", name, "/data.mdb");
+            if (partial) unlink(partial);
+            free(partial);
+            rc = mdb_env_set_mapsize(env, 0);
+            if (rc == 0) rc = mdb_env_copy2(env, tmp, MDB_CP_COMPACT);
+        }
     }
     if (rc != 0) {
         s = lm_fail(st, lm_map(rc), "%s %s: %s (lmdb %d)", what, src, mdb_strerror(rc), rc);
