@@ -90,7 +90,8 @@ static ld_status load_state(ld_db *db)
 
 /* Checks that the database belongs to this data directory's incarnation (env->incarnation),
  * stamping it when it has no record yet and is being adopted, or marking it for its first commit
- * when it is empty (new). A database of
+ * when it is empty (new). One of the backup a restored directory was made from
+ * (env->restored_from) is taken over: stamped, its log moved past every earlier life. A database of
  * another incarnation was copied in from another node or from an earlier life of this one: its
  * op log does not continue this node's, so it is refused (logged with the recipe). */
 static ld_status check_incarnation(ld_db *db)
