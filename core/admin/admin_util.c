@@ -35,9 +35,11 @@ bool ld_admin_parse(int argc, char **argv, const char *allowed, ld_admin_opts *o
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == '?' || !strchr(allowed, c)) {
+            const char *name = "?";
+            for (const struct option *p = opts; p->name; p++)
+                if (p->val == c) name = p->name;
             if (c != '?')
-                fprintf(stderr, "litedistd %s: option %s does not apply here\n", argv[0],
-                        argv[optind - 1]);
+                fprintf(stderr, "litedistd %s: option --%s does not apply here\n", argv[0], name);
             return false;
         }
         const char **slot = c == 'c'   ? &o->config
