@@ -60,6 +60,8 @@ static ld_status load_state(ld_db *db)
     st = meta_u64(&t, "last_seq", &s.last_seq);
     if (st == LD_OK) st = meta_u64(&t, "hlc", &s.hlc_hw);
     if (st == LD_OK) st = meta_u64(&t, "pruned_through", &s.pruned_through);
+    if (st == LD_OK) st = meta_u64(&t, "skip_from", &s.skip_from);
+    if (st == LD_OK) st = meta_u64(&t, "skip_to", &s.skip_to);
     if (st == LD_OK) {
         const char *self = ld_env_origin(db->env);
         const void *v;
@@ -152,22 +154,35 @@ stamp:
     if (st != LD_OK) return st;
     st = ld_txn_put(&t, LD_SPACE_META, "incarnation", 11, want, strlen(want));
     uint64_t last_seq = db->committed.last_seq;
+    uint64_t skip_from = db->committed.skip_from, skip_to = db->committed.skip_to;
     if (st == LD_OK && restored) {
         /* Peers remember how far they read this node's log (their pull checkpoints), and the
          * life after the backup went further than the copy did: the log continues at a position
          * no earlier life can have reached, so no new entry hides behind a peer's checkpoint. */
         uint64_t base = ld_restored_log_base((uint64_t)time(NULL));
-        if (base > last_seq) last_seq = base;
+        if (base > last_seq) {
+            /* The positions jumped over hold nothing: counts from positions leave them out. */
+            skip_from = last_seq;
+            skip_to = last_seq = base;
+        }
         uint8_t b[8];
         ld_be64_put(b, last_seq);
         st = ld_txn_put(&t, LD_SPACE_META, "last_seq", 8, b, 8);
+        ld_be64_put(b, skip_from);
+        if (st == LD_OK) st = ld_txn_put(&t, LD_SPACE_META, "skip_from", 9, b, 8);
+        ld_be64_put(b, skip_to);
+        if (st == LD_OK) st = ld_txn_put(&t, LD_SPACE_META, "skip_to", 7, b, 8);
     }
     if (st != LD_OK) {
         ld_txn_abort(&t);
         return st;
     }
     st = ld_txn_commit(&t);
-    if (st == LD_OK) db->committed.last_seq = last_seq;
+    if (st == LD_OK) {
+        db->committed.last_seq = last_seq;
+        db->committed.skip_from = skip_from;
+        db->committed.skip_to = skip_to;
+    }
     return st;
 }
 

@@ -81,7 +81,20 @@ typedef struct ld_db_state {
     uint8_t digest[LD_DIGEST_LEN];
     uint64_t commits; /* commits since the database opened (db/snapshot.h's freshness test) */
     uint64_t pruned_through; /* the last op-log entry pruned (repl/prune.h); 0: none */
+    /* LogSequences (skip_from, skip_to] hold no entry: the jump of a restored database
+     * (database.c), left out when entries are counted from positions. 0, 0: none. */
+    uint64_t skip_from, skip_to;
 } ld_db_state;
+
+/* How many log positions in (from, to] can hold an entry: the span less the restore's jump. */
+static inline uint64_t ld_log_span(const ld_db_state *s, uint64_t from, uint64_t to)
+{
+    if (to <= from) return 0;
+    uint64_t n = to - from;
+    uint64_t lo = s->skip_from > from ? s->skip_from : from;
+    uint64_t hi = s->skip_to < to ? s->skip_to : to;
+    return hi > lo ? n - (hi - lo) : n;
+}
 
 typedef struct ld_db {
     char name[LD_DB_NAME_MAX + 1];

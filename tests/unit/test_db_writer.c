@@ -477,6 +477,13 @@ static void a_restored_database_writes_under_its_new_origin_past_the_old_log(voi
     ld_wjob_free(j);
     assert_int_equal(vv_of(f, "n1.fedcba98"), 1);
     assert_int_equal(vv_of(f, "n1"), 3);
+    /* Counted from positions, the log holds its 3 old entries and the new one, not the jump. */
+    ld_db_state s;
+    ld_db_state_get(f->db, &s);
+    assert_int_equal(s.skip_from, 3);
+    assert_int_equal(ld_log_span(&s, 0, s.last_seq), 4);
+    assert_int_equal(ld_log_span(&s, 2, s.last_seq), 2);
+    assert_int_equal(ld_log_span(&s, s.skip_to, s.last_seq), 1);
     f->env.origin = NULL;
     f->env.restored_from = NULL;
     f->env.incarnation = NULL;
