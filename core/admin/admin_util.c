@@ -102,15 +102,18 @@ bool ld_admin_open(ld_admin_dir *d, const ld_admin_opts *o, char *err, size_t er
         return false;
     }
     if (!(d->identity = ld_admin_read_identity(d->data_dir, err, errlen))) return false;
-    char *path = ld_plugin_resolve(d->cfg.storage_plugin, d->cfg.plugin_dir, LD_PLUGIN_KIND_STORAGE,
-                                   err, errlen);
+    const char *rec = json_string_value(ld_json_get_ci(d->identity, "Storage"));
+    /* Without Storage.Plugin in the configuration (`backup --data DIR` alone), the backend the
+     * directory records is the one to load; a configured one must match it (below). */
+    bool configured = ld_json_get_ci(ld_json_get_ci(d->cfg.root, "Storage"), "Plugin") != NULL;
+    const char *plugin = configured ? d->cfg.storage_plugin : rec;
+    char *path = ld_plugin_resolve(plugin, d->cfg.plugin_dir, LD_PLUGIN_KIND_STORAGE, err, errlen);
     if (!path) return false;
-    ld_status st = ld_store_init(&d->store, path, d->cfg.storage_plugin, d->cfg.storage_json,
-                                 d->data_dir, err, errlen);
+    ld_status st =
+        ld_store_init(&d->store, path, plugin, d->cfg.storage_json, d->data_dir, err, errlen);
     free(path);
     if (st != LD_OK) return false;
     d->store_up = true;
-    const char *rec = json_string_value(ld_json_get_ci(d->identity, "Storage"));
     if (strcmp(rec, d->store.plugin->name) != 0) {
         ld_set_err(err, errlen,
                    "data directory %s was written by storage backend '%s' and Storage.Plugin "
