@@ -21,6 +21,7 @@
 #include <event2/http.h>
 #include <sodium.h>
 
+#include "admin/admin.h"
 #include "api/studio.h"
 #include "cache/sweeper.h"
 #include "repl/prune.h"
@@ -47,6 +48,10 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: litedistd [--config FILE] [--port N] [--data DIR] [--plugin-dir DIR]\n"
             "       litedistd keygen\n"
+            "       litedistd backup [--config FILE] --data DIR --out DIR\n"
+            "       litedistd restore --from DIR --data NEW_DIR\n"
+            "       litedistd export [--config FILE] --data DIR [--database NAME] --out FILE\n"
+            "       litedistd import [--config FILE] --data DIR [--database NAME] --in FILE\n"
             "       litedistd --plugin-info FILE\n"
             "       litedistd --version | --help\n"
             "\n"
@@ -54,7 +59,8 @@ static void usage(FILE *out)
             "  -p, --port N         listen port (Node.Port)\n"
             "  -d, --data DIR       data directory (Node.DataDirectory)\n"
             "      --plugin-dir DIR where plugins are looked up by name (Node.PluginDirectory)\n"
-            "Every config key can be set from the environment: LITEDIST_Node__Port=17001.\n");
+            "Every config key can be set from the environment: LITEDIST_Node__Port=17001.\n"
+            "backup, restore, export and import: see docs/backup.md.\n");
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -325,6 +331,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "litedistd: libsodium failed to initialize\n");
         return 1;
     }
+    /* The operator commands take their own options (admin.h); argv[1] names the command. */
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } cmds[] = {{"backup", ld_cmd_backup},
+                {"restore", ld_cmd_restore},
+                {"export", ld_cmd_export},
+                {"import", ld_cmd_import}};
+    for (size_t i = 0; argc > 1 && i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].run(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:p:d:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

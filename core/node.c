@@ -75,6 +75,8 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         .node_id = n->node_id,
         .dir = n->db_dir,
         .incarnation = n->dir.incarnation,
+        .origin = n->dir.origin[0] ? n->dir.origin : NULL,
+        .restored_from = n->dir.restored_from[0] ? n->dir.restored_from : NULL,
         .adopt = n->dir.adopting,
         .writer_batch_max = n->cfg.writer_batch_max,
         .complete = ld_completions_post,

@@ -123,8 +123,8 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
     randombytes_buf(job->op_id, LD_OP_ID_LEN);
     ld_doc_rec rec = {
         .hlc = job->hlc,
-        .origin = env->node_id,
-        .origin_len = strlen(env->node_id),
+        .origin = ld_env_origin(env),
+        .origin_len = strlen(ld_env_origin(env)),
     };
     memcpy(rec.version, job->op_id, LD_OP_ID_LEN);
     const char *payload;
@@ -160,8 +160,8 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
         .hlc = job->hlc,
         .origin_seq = job->origin_seq,
         .expires_ms = rec.expires_ms,
-        .origin = env->node_id,
-        .origin_len = strlen(env->node_id),
+        .origin = ld_env_origin(env),
+        .origin_len = strlen(ld_env_origin(env)),
         .collection = job->collection,
         .collection_len = strlen(job->collection),
         .doc_id = job->id,
@@ -195,7 +195,7 @@ ld_status ld_apply_finish(ld_db *db, ld_txn *t, const ld_db_state *pending)
         if (st != LD_OK) return st;
     }
     /* VV[self]: every local op up to self_seq is in this database's log. */
-    const char *self = db->env->node_id;
+    const char *self = ld_env_origin(db->env);
     if (pending->self_seq > 0) { /* a node that never wrote here has no VV entry */
         ld_be64_put(b, pending->self_seq);
         st = ld_txn_put(t, LD_SPACE_VV, self, strlen(self), b, 8);
@@ -242,7 +242,7 @@ static bool mentions_reserved(const char *json, size_t len)
 ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_op_rec *op,
                           ld_conflict_policy policy, ld_ingest_outcome *outcome)
 {
-    const char *self = db->env->node_id;
+    const char *self = ld_env_origin(db->env);
     size_t self_len = strlen(self);
     bool own = op->origin_len == self_len && memcmp(op->origin, self, self_len) == 0;
 

@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../util/log.h"
 #include "snapshot.h"
@@ -59,8 +60,10 @@ static ld_status load_state(ld_db *db)
     st = meta_u64(&t, "last_seq", &s.last_seq);
     if (st == LD_OK) st = meta_u64(&t, "hlc", &s.hlc_hw);
     if (st == LD_OK) st = meta_u64(&t, "pruned_through", &s.pruned_through);
+    if (st == LD_OK) st = meta_u64(&t, "skip_from", &s.skip_from);
+    if (st == LD_OK) st = meta_u64(&t, "skip_to", &s.skip_to);
     if (st == LD_OK) {
-        const char *self = db->env->node_id;
+        const char *self = ld_env_origin(db->env);
         const void *v;
         size_t vl;
         ld_status g = ld_txn_get(&t, LD_SPACE_VV, self, strlen(self), &v, &vl);
@@ -89,7 +92,8 @@ static ld_status load_state(ld_db *db)
 
 /* Checks that the database belongs to this data directory's incarnation (env->incarnation),
  * stamping it when it has no record yet and is being adopted, or marking it for its first commit
- * when it is empty (new). A database of
+ * when it is empty (new). One of the backup a restored directory was made from
+ * (env->restored_from) is taken over: stamped, its log moved past every earlier life. A database of
  * another incarnation was copied in from another node or from an earlier life of this one: its
  * op log does not continue this node's, so it is refused (logged with the recipe). */
 static ld_status check_incarnation(ld_db *db)
@@ -109,6 +113,13 @@ static ld_status check_incarnation(ld_db *db)
     ld_txn_abort(&t);
     if (st == LD_OK && !strcmp(have, want)) return LD_OK;
     if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    bool restored = st == LD_OK && db->env->restored_from && !strcmp(have, db->env->restored_from);
+    if (restored) {
+        /* A database of the backup this directory was restored from (litedistd restore): it
+         * continues here under the new incarnation, and its writes under the new origin. */
+        ld_log(LD_LOG_INFO, db->name, "restored from incarnation %s: now %s", have, want);
+        goto stamp;
+    }
     if (st == LD_OK && db->env->adopt && !db->env->adopt_taken && strlen(have) == strlen(want)) {
         memcpy(db->env->incarnation, have, strlen(have) + 1);
         db->env->adopt_taken = true;
@@ -138,14 +149,41 @@ static ld_status check_incarnation(ld_db *db)
         db->unstamped = true;
         return LD_OK;
     }
+stamp:
     st = ld_txn_begin(db->env->store, db->st, true, &t);
     if (st != LD_OK) return st;
     st = ld_txn_put(&t, LD_SPACE_META, "incarnation", 11, want, strlen(want));
+    uint64_t last_seq = db->committed.last_seq;
+    uint64_t skip_from = db->committed.skip_from, skip_to = db->committed.skip_to;
+    if (st == LD_OK && restored) {
+        /* Peers remember how far they read this node's log (their pull checkpoints), and the
+         * life after the backup went further than the copy did: the log continues at a position
+         * no earlier life can have reached, so no new entry hides behind a peer's checkpoint. */
+        uint64_t base = ld_restored_log_base((uint64_t)time(NULL));
+        if (base > last_seq) {
+            /* The positions jumped over hold nothing: counts from positions leave them out. */
+            skip_from = last_seq;
+            skip_to = last_seq = base;
+        }
+        uint8_t b[8];
+        ld_be64_put(b, last_seq);
+        st = ld_txn_put(&t, LD_SPACE_META, "last_seq", 8, b, 8);
+        ld_be64_put(b, skip_from);
+        if (st == LD_OK) st = ld_txn_put(&t, LD_SPACE_META, "skip_from", 9, b, 8);
+        ld_be64_put(b, skip_to);
+        if (st == LD_OK) st = ld_txn_put(&t, LD_SPACE_META, "skip_to", 7, b, 8);
+    }
     if (st != LD_OK) {
         ld_txn_abort(&t);
         return st;
     }
-    return ld_txn_commit(&t);
+    st = ld_txn_commit(&t);
+    if (st == LD_OK) {
+        db->committed.last_seq = last_seq;
+        db->committed.skip_from = skip_from;
+        db->committed.skip_to = skip_to;
+    }
+    return st;
 }
 
 ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)

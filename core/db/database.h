@@ -33,6 +33,14 @@ typedef struct ld_db_env {
     ld_store *store;
     ld_hlc *clock;
     const char *node_id;
+    /* The name this node's own writes are stamped with, its key in version vectors: the node id,
+     * or in a restored data directory the node id with a suffix of the restore's incarnation
+     * (datadir.h), so the op sequences the node used before the backup was taken, and after it
+     * until the restore, are never used again under the same name. NULL: node_id. */
+    const char *origin;
+    /* A restored data directory's previous incarnation: a database that records it came from the
+     * backup and is re-stamped with `incarnation` when opened. NULL otherwise. */
+    const char *restored_from;
     const char *dir; /* where the storage plugin keeps database files */
     /* The data directory's incarnation (datadir.h), recorded in each database's meta; NULL: not
      * checked (tools and tests without a data directory). adopt: a database holding data but no
@@ -51,6 +59,20 @@ typedef struct ld_db_env {
     void *committed_ctx;
 } ld_db_env;
 
+/* The origin this node's own writes carry (env->origin, else the node id). */
+static inline const char *ld_env_origin(const ld_db_env *env)
+{
+    return env->origin ? env->origin : env->node_id;
+}
+
+/* Where a restored database's log continues (database.c): the restore's time in seconds times
+ * 2^20. A life (first, or itself restored earlier) would have to append over a million entries
+ * a second on average to reach it; it stays below 2^53, so JSON clients read it exactly. */
+static inline uint64_t ld_restored_log_base(uint64_t unix_s)
+{
+    return unix_s << 20;
+}
+
 /* The replication state as of the last commit. */
 typedef struct ld_db_state {
     uint64_t last_seq; /* LogSequence of the last op in this database's log (local or relayed) */
@@ -59,7 +81,20 @@ typedef struct ld_db_state {
     uint8_t digest[LD_DIGEST_LEN];
     uint64_t commits; /* commits since the database opened (db/snapshot.h's freshness test) */
     uint64_t pruned_through; /* the last op-log entry pruned (repl/prune.h); 0: none */
+    /* LogSequences (skip_from, skip_to] hold no entry: the jump of a restored database
+     * (database.c), left out when entries are counted from positions. 0, 0: none. */
+    uint64_t skip_from, skip_to;
 } ld_db_state;
+
+/* How many log positions in (from, to] can hold an entry: the span less the restore's jump. */
+static inline uint64_t ld_log_span(const ld_db_state *s, uint64_t from, uint64_t to)
+{
+    if (to <= from) return 0;
+    uint64_t n = to - from;
+    uint64_t lo = s->skip_from > from ? s->skip_from : from;
+    uint64_t hi = s->skip_to < to ? s->skip_to : to;
+    return hi > lo ? n - (hi - lo) : n;
+}
 
 typedef struct ld_db {
     char name[LD_DB_NAME_MAX + 1];

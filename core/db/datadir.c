@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "../util/jsonget.h"
+#include "names.h"
 #include "../util/strutil.h"
 
 #define RECIPE "see \"The data directory's identity\" in docs/storage.md"
@@ -60,11 +61,32 @@ static bool has_entries(const char *db_dir)
     return any;
 }
 
-static bool valid_incarnation(const char *s)
+bool ld_incarnation_valid(const char *s)
 {
     if (!s || strlen(s) != LD_INCARNATION_LEN) return false;
     for (const char *p = s; *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return false;
+    return true;
+}
+
+/* A restored directory's Origin and RestoredFromIncarnation (both or neither). */
+static bool read_restore(ld_datadir *d, json_t *j, const char *path, char *err, size_t errlen)
+{
+    json_t *o = ld_json_get_ci(j, "Origin");
+    json_t *r = ld_json_get_ci(j, "RestoredFromIncarnation");
+    d->origin[0] = d->restored_from[0] = '\0';
+    if (!o && !r) return true;
+    const char *origin = json_string_value(o), *from = json_string_value(r);
+    if (!origin || !ld_node_id_valid(origin) || strlen(origin) > LD_WRITER_ORIGIN_MAX ||
+        !ld_incarnation_valid(from)) {
+        ld_set_err(err, errlen,
+                   "%s is not a valid identity record: a restored directory has both Origin (a "
+                   "node id) and RestoredFromIncarnation (32 hex digits); see docs/backup.md",
+                   path);
+        return false;
+    }
+    memcpy(d->origin, origin, strlen(origin) + 1);
+    memcpy(d->restored_from, from, LD_INCARNATION_LEN + 1);
     return true;
 }
 
@@ -101,7 +123,7 @@ bool ld_datadir_check(ld_datadir *d, const char *dir, const char *db_dir, const 
     const char *rec_node = json_string_value(ld_json_get_ci(j, "NodeId"));
     const char *inc = json_string_value(ld_json_get_ci(j, "Incarnation"));
     if (!json_is_integer(v) || json_integer_value(v) < 1 || !rec_backend || !rec_node ||
-        !valid_incarnation(inc)) {
+        !ld_incarnation_valid(inc)) {
         ld_set_err(err, errlen,
                    "%s is not a valid identity record (Format, Storage, NodeId and a 32-digit "
                    "hex Incarnation are required); restore it or %s",
@@ -122,6 +144,8 @@ bool ld_datadir_check(ld_datadir *d, const char *dir, const char *db_dir, const 
                    "(Node.NodeId or <data>/node-id changed?): a node's data keeps its id; set "
                    "Node.NodeId to '%s', or %s",
                    dir, rec_node, node_id, rec_node, RECIPE);
+    } else if (!read_restore(d, j, path, err, errlen)) {
+        /* err is set */
     } else {
         memcpy(d->incarnation, inc, LD_INCARNATION_LEN + 1);
         d->adopting = false;
@@ -135,32 +159,44 @@ bool ld_datadir_record(ld_datadir *d, const char *dir, const char *backend, cons
                        char *err, size_t errlen)
 {
     if (!d->adopting) return true;
-    char path[PATH_MAX], tmp[PATH_MAX + 8], created[32];
-    snprintf(path, sizeof path, "%s/%s", dir, LD_IDENTITY_FILE);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char created[32];
     time_t now = time(NULL);
     struct tm tm;
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-    json_t *j =
-        json_pack("{s:i, s:s, s:s, s:s, s:s}", "Format", LD_IDENTITY_VERSION, "NodeId", node_id,
-                  "Storage", backend, "Incarnation", d->incarnation, "CreatedUtc", created);
-    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    /* Format 1: a directory never restored reads the same in a litedistd before restores. */
+    json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s}", "Format", 1, "NodeId", node_id, "Storage",
+                          backend, "Incarnation", d->incarnation, "CreatedUtc", created);
+    if (!j) {
+        ld_set_err(err, errlen, "out of memory writing the identity record in %s", dir);
+        return false;
+    }
+    /* Written whole or not at all: a crash leaves the old state (no file: adopted again). */
+    bool ok = ld_datadir_write(dir, d->locked ? d->lock_fd : -1, j, err, errlen);
     json_decref(j);
+    if (!ok) return false;
+    d->adopting = false;
+    return true;
+}
+
+bool ld_datadir_write(const char *dir, int dir_fd, json_t *rec, char *err, size_t errlen)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/%s", dir, LD_IDENTITY_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *text = json_dumps(rec, JSON_INDENT(2));
     if (!text) {
         ld_set_err(err, errlen, "out of memory writing %s", path);
         return false;
     }
-    /* Written whole or not at all: a crash leaves the old state (no file: adopted again). */
     FILE *f = fopen(tmp, "w");
     bool ok = f && fprintf(f, "%s\n", text) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (f && fclose(f) != 0) ok = false;
     free(text);
-    ok = ok && rename(tmp, path) == 0 && (!d->locked || fsync(d->lock_fd) == 0);
+    ok = ok && rename(tmp, path) == 0 && (dir_fd < 0 || fsync(dir_fd) == 0);
     if (!ok) {
         ld_set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
         unlink(tmp);
         return false;
     }
-    d->adopting = false;
     return true;
 }

@@ -8,13 +8,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 /* 128 random bits in hex. */
 #define LD_INCARNATION_LEN 32
 
 /* The file's name in the data directory, and its format version (a file of a higher version was
  * written by a newer litedistd and is refused). */
 #define LD_IDENTITY_FILE    "identity.json"
-#define LD_IDENTITY_VERSION 1
+#define LD_IDENTITY_VERSION 2
+/* The longest Origin: a node id (names.h, LD_NODE_ID_MAX) and ".<8 hex digits>". */
+#define LD_WRITER_ORIGIN_MAX 128
 
 typedef struct ld_datadir {
     bool locked;
@@ -25,6 +29,11 @@ typedef struct ld_datadir {
     /* No identity file yet: a new directory, or one written before litedist kept it. Databases
      * the backend finds are adopted (stamped) and the file is written by ld_datadir_record. */
     bool adopting;
+    /* Format 2, written by `litedistd restore` (docs/backup.md): the origin this node's writes
+     * carry from now on (ld_db_env.origin), and the incarnation of the backup, whose databases
+     * are taken over at their first open. Empty in a directory never restored. */
+    char origin[LD_WRITER_ORIGIN_MAX + 1];
+    char restored_from[LD_INCARNATION_LEN + 1];
 } ld_datadir;
 
 /* Locks directory dir for this process: flock on the directory itself, so no file inside it can
@@ -46,5 +55,12 @@ bool ld_datadir_record(ld_datadir *d, const char *dir, const char *backend, cons
                        char *err, size_t errlen);
 
 void ld_datadir_unlock(ld_datadir *d);
+
+/* Writes `rec` as <dir>/identity.json atomically (a temporary file, fsync, rename, fsync of dir
+ * through dir_fd when >= 0). False with err. */
+bool ld_datadir_write(const char *dir, int dir_fd, json_t *rec, char *err, size_t errlen);
+
+/* True when s is 32 lowercase hex digits. */
+bool ld_incarnation_valid(const char *s);
 
 #endif

@@ -128,7 +128,7 @@ static ld_status vv_put(ld_txn *t, const char *space, const char *origin, uint64
  * and those beyond what it held before are not in its log, so its floor rises to them. */
 static ld_status finish(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_boot_progress *p)
 {
-    const char *self = db->env->node_id;
+    const char *self = ld_env_origin(db->env);
     const char *origin;
     json_t *v;
     json_object_foreach(p->vv, origin, v)

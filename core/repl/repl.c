@@ -1161,7 +1161,7 @@ static bool db_has_only_own_ops(ld_repl *r, const char *name)
     json_t *v;
     json_object_foreach(only ? vv : NULL, origin, v)
     {
-        if (strcmp(origin, r->node->node_id) != 0) only = false;
+        if (strcmp(origin, ld_env_origin(&r->node->env)) != 0) only = false;
     }
     json_decref(vv);
     return only;
@@ -1892,9 +1892,10 @@ static json_t *boot_json(const ld_link *l)
                      (json_int_t)b->log_seq, "StartedUtc", time_or_null(b->started_wall));
 }
 
-static json_t *link_json(ld_link *l, uint64_t local_max)
+static json_t *link_json(ld_link *l, const ld_db_state *s)
 {
-    uint64_t pending = local_max > l->push_ckpt ? local_max - l->push_ckpt : 0;
+    uint64_t local_max = s->last_seq;
+    uint64_t pending = ld_log_span(s, l->push_ckpt, local_max);
     uint64_t behind = l->peer_max > l->pull_ckpt ? l->peer_max - l->pull_ckpt : 0;
     /* TooOldNeedsSnapshot: we load one from the peer, or the peer needs one from us. */
     const char *catchup = !l->active                     ? "Inactive"
@@ -1984,10 +1985,9 @@ json_t *ld_repl_status(ld_repl *r)
             if (!snap) snap = boot_json(l);
             if (l->active) {
                 active++;
-                total += s.last_seq > l->push_ckpt ? s.last_seq - l->push_ckpt : 0;
+                total += ld_log_span(&s, l->push_ckpt, s.last_seq);
             }
-            json_array_append_new(
-                peers, link_identity_json(l, link_counters(l, link_json(l, s.last_seq))));
+            json_array_append_new(peers, link_identity_json(l, link_counters(l, link_json(l, &s))));
         }
         json_array_append_new(
             dbs,
@@ -1998,9 +1998,8 @@ json_t *ld_repl_status(ld_repl *r)
                       (json_int_t)s.last_seq, "ActivePeerCount", active,
                       "TotalEstimatedPendingPushOperations", (json_int_t)total,
                       "OperationLogEntries",
-                      (json_int_t)(s.last_seq -
-                                   (s.pruned_through < s.last_seq ? s.pruned_through : s.last_seq)),
-                      "VersionVector", vv ? vv : json_object(), "LogFloorVersionVector",
+                      (json_int_t)ld_log_span(&s, s.pruned_through, s.last_seq), "VersionVector",
+                      vv ? vv : json_object(), "LogFloorVersionVector",
                       floor ? floor : json_object(), "Digest", digest, "Snapshot",
                       snap ? snap : json_null(), "Peers", peers ? peers : json_array()));
     }

@@ -112,6 +112,17 @@ bool ld_store_location(ld_store *s, ld_stdb *db, char *buf, size_t buflen)
     return s->ops->location(db, buf, buflen) == LD_OK;
 }
 
+bool ld_store_can_copy(const ld_store *s)
+{
+    return LD_ABI_HAS(s->ops, ld_storage_v1, copy) && s->ops->copy;
+}
+
+ld_status ld_store_copy(ld_store *s, const char *dir, const char *name, const char *dest_dir)
+{
+    if (!ld_store_can_copy(s)) return LD_UNSUPPORTED;
+    return check(s, s->ops->copy(s->inst, dir, name, dest_dir), "copy");
+}
+
 ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out)
 {
     out->store = s;

@@ -45,6 +45,12 @@ uint64_t ld_store_size(ld_store *s, ld_stdb *db);
 /* The file or directory holding db, into buf; false when the plugin cannot tell (ABI < 1.1). */
 bool ld_store_location(ld_store *s, ld_stdb *db, char *buf, size_t buflen);
 
+/* Whether the plugin offers the online copy (ABI 1.3 `copy`). */
+bool ld_store_can_copy(const ld_store *s);
+/* A consistent copy of database `name` under dir into dest_dir (storage.h `copy`);
+ * LD_UNSUPPORTED when the plugin has none. */
+ld_status ld_store_copy(ld_store *s, const char *dir, const char *name, const char *dest_dir);
+
 ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out);
 /* A write transaction whose durability may wait for the next durable one (LD_TXN_LAZY), or an
  * ordinary one when the plugin predates ABI 1.1. */

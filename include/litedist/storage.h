@@ -185,6 +185,23 @@ typedef struct ld_storage_v1 {
      * Returns LD_OK, LD_INVALID (buf too small). Any thread. Since ABI 1.1. Optional: NULL
      * means the dashboard shows no path. */
     ld_status (*location)(ld_stdb *db, char *buf, size_t buflen);
+
+    /* copy: writes a consistent copy of database `name` under `dir` (one committed state, as a
+     * read transaction sees it) into `dest_dir`, laid out as open() and list() expect, so that
+     * open(st, dest_dir, name) reads it back. Meant for backups of a running node: the
+     * database may meanwhile be open and written by another process (litedistd's), and the
+     * copy neither blocks that writer for long nor changes the source. The plugin opens the
+     * source itself, read-only; it must not be open in this instance (the host calls copy from
+     * a process of its own, `litedistd backup`).
+     *   dir, name   borrowed; name as for open(). dest_dir  an existing directory, borrowed;
+     *               where the database already exists the copy fails and leaves it untouched.
+     * Everything the copy allocates is freed before it returns; on failure no partial copy is
+     * left in dest_dir.
+     * Returns LD_OK, LD_NOT_FOUND (no such database), LD_EXISTS (dest_dir has it), LD_BUSY (open
+     * in this instance), LD_IO, LD_DENIED, LD_FULL, LD_NOMEM. Any thread. Since ABI 1.3.
+     * Optional: NULL (or a plugin of ABI 1.2 or earlier) means no online copy; the host says
+     * so. Test with LD_ABI_HAS(ops, ld_storage_v1, copy) before reading it. */
+    ld_status (*copy)(ld_storage *st, const char *dir, const char *name, const char *dest_dir);
 } ld_storage_v1;
 
 #ifdef __cplusplus

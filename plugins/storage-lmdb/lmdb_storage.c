@@ -1506,6 +1506,105 @@ static ld_status lm_cursor_last(ld_stcursor *c, const void **kp, size_t *kl, con
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Online copy (ABI 1.3): a read-only environment of our own beside the writer (another process,
+ * litedistd), so the copy reads one committed state without stopping it; mdb_env_copy2 with
+ * compaction writes only the pages in use. The copy goes to a hidden directory first and is
+ * renamed into place, so dest_dir never shows a half-written database.
+ * ------------------------------------------------------------------------------------------- */
+static ld_status lm_copy(ld_storage *st, const char *dir, const char *name, const char *dest_dir)
+{
+    if (!st || !dir || !name || !dest_dir) return lm_fail(st, LD_INVALID, "copy: NULL argument");
+    if (!lm_dbname_ok(name, strlen(name)))
+        return lm_fail(st, LD_INVALID, "copy: invalid database name \"%.80s\"", name);
+    char *src = lm_path(dir, "", name, "");
+    char *data = lm_path(dir, "", name, "/data.mdb");
+    char *tmp = lm_path(dest_dir, ".copy-", name, "");
+    char *dst = lm_path(dest_dir, "", name, "");
+    MDB_env *env = NULL;
+    ld_status s = LD_OK;
+    struct stat sb;
+    if (!src || !data || !tmp || !dst) {
+        s = lm_fail(st, LD_NOMEM, "out of memory copying database %s", name);
+        goto out;
+    }
+    if (stat(data, &sb) != 0) {
+        int e = errno;
+        s = e == ENOENT ? lm_fail(st, LD_NOT_FOUND, "copy: no database %s in %s", name, dir)
+                        : lm_fail(st, lm_errno_status(e), "cannot read %s: %s", data, strerror(e));
+        goto out;
+    }
+    if (stat(src, &sb) == 0) {
+        pthread_mutex_lock(&lm_reg_lock);
+        bool open_here = lm_reg_find(sb.st_dev, sb.st_ino) != NULL;
+        pthread_mutex_unlock(&lm_reg_lock);
+        if (open_here) {
+            s = lm_fail(st, LD_BUSY, "copy: %s is open in this process", src);
+            goto out;
+        }
+    }
+    if (lstat(dst, &sb) == 0) {
+        s = lm_fail(st, LD_EXISTS, "copy: %s already exists", dst);
+        goto out;
+    }
+    if (mkdir(tmp, 0755) != 0) {
+        int e = errno;
+        s = lm_fail(st, lm_errno_status(e), "cannot create %s: %s", tmp, strerror(e));
+        goto out;
+    }
+    const char *what = "creating the environment";
+    int rc = mdb_env_create(&env);
+    if (rc == 0) rc = mdb_env_set_maxreaders(env, LM_MAX_READERS);
+    if (rc == 0) rc = mdb_env_set_maxdbs(env, LM_MAX_SPACES);
+    if (rc == 0) {
+        /* No map size: a read-only open takes the one recorded in the file. */
+        what = "opening read-only";
+        rc = mdb_env_open(env, src, MDB_RDONLY | MDB_NOTLS, 0644);
+    }
+    if (rc == 0) {
+        what = "copying";
+        rc = mdb_env_copy2(env, tmp, MDB_CP_COMPACT);
+        /* The writer grew the map after we opened: adopt its size and copy again (the failed
+         * attempt wrote nothing it keeps: mdb_env_copy2 creates data.mdb only as it starts). */
+        for (int tries = 0; rc == MDB_MAP_RESIZED && tries < 3; tries++) {
+            char *partial = lm_path(dest_dir, ".copy-", name, "/data.mdb");
+            if (partial) unlink(partial);
+            free(partial);
+            rc = mdb_env_set_mapsize(env, 0);
+            if (rc == 0) rc = mdb_env_copy2(env, tmp, MDB_CP_COMPACT);
+        }
+    }
+    if (rc != 0) {
+        s = lm_fail(st, lm_map(rc), "%s %s: %s (lmdb %d)", what, src, mdb_strerror(rc), rc);
+        lm_rmdir_files(tmp);
+        goto out;
+    }
+    /* On disk before it gets its name: a backup that says done must survive a power loss. */
+    free(data);
+    data = lm_path(dest_dir, ".copy-", name, "/data.mdb");
+    int fd = data ? open(data, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = data ? errno : ENOMEM;
+        s = lm_fail(st, lm_errno_status(e), "cannot flush the copy of %s: %s", name, strerror(e));
+        if (fd >= 0) close(fd);
+        lm_rmdir_files(tmp);
+        goto out;
+    }
+    close(fd);
+    if (rename(tmp, dst) != 0) {
+        int e = errno;
+        s = lm_fail(st, lm_errno_status(e), "cannot rename %s to %s: %s", tmp, dst, strerror(e));
+        lm_rmdir_files(tmp);
+    }
+out:
+    if (env) mdb_env_close(env);
+    free(src);
+    free(data);
+    free(tmp);
+    free(dst);
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Entry point
  * ------------------------------------------------------------------------------------------- */
 static const ld_storage_v1 lm_ops = {
@@ -1532,6 +1631,7 @@ static const ld_storage_v1 lm_ops = {
     .cursor_last = lm_cursor_last,
     .size_bytes = lm_size_bytes,
     .location = lm_location,
+    .copy = lm_copy,
 };
 
 static const ld_plugin_descriptor lm_descriptor = {

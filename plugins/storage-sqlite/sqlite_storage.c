@@ -1097,8 +1097,97 @@ static ld_status sq_cursor_last(ld_stcursor *cur, const void **k, size_t *kl, co
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Online copy (ABI 1.3): the backup API from a read-only connection of our own, all pages in one
+ * step, so it reads one committed state (a WAL reader never blocks the writer, nor is blocked by
+ * it). The copy is written under a hidden name and renamed into place, so dest_dir never shows a
+ * half-written database; it keeps the source's page size and WAL mode (in its header).
+ * ------------------------------------------------------------------------------------------- */
+#if LD_ABI_MINOR >= 3
+static ld_status sq_copy(ld_storage *st, const char *dir, const char *name, const char *dest_dir)
+{
+    if (!st || !dir || !name || !dest_dir) return sq_fail(st, LD_INVALID, "copy: NULL argument");
+    if (!sq_dbname_ok(name, strlen(name)))
+        return sq_fail(st, LD_INVALID, "copy: invalid database name \"%.80s\"", name);
+    char *src = sq_path(dir, name, "");
+    char *dst = sq_path(dest_dir, name, "");
+    char *tmp = sq_path(dest_dir, name, ".copy");
+    sqlite3 *from = NULL, *to = NULL;
+    ld_status s = LD_OK;
+    struct stat sb;
+    if (!src || !dst || !tmp) {
+        s = sq_fail(st, LD_NOMEM, "out of memory copying database %s", name);
+        goto out;
+    }
+    if (stat(src, &sb) != 0) {
+        s = errno == ENOENT ? sq_fail(st, LD_NOT_FOUND, "copy: no database %s in %s", name, dir)
+                            : sq_fail(st, LD_IO, "cannot read %s: %s", src, strerror(errno));
+        goto out;
+    }
+    if (lstat(dst, &sb) == 0) {
+        s = sq_fail(st, LD_EXISTS, "copy: %s already exists", dst);
+        goto out;
+    }
+    unlink(tmp); /* a leftover of an interrupted copy */
+    const char *what = "opening read-only";
+    sqlite3 *h = NULL;
+    int rc = sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(from, st->busy_ms);
+    h = from;
+    if (rc == SQLITE_OK) {
+        what = "creating the copy";
+        rc = sqlite3_open_v2(
+            tmp, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        h = to;
+    }
+    if (rc == SQLITE_OK) {
+        /* The copy is written once: full sync so that a backup reported done is on disk. */
+        rc = sqlite3_exec(to, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        what = "copying";
+        sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
+        if (!b) {
+            rc = sqlite3_errcode(to);
+        } else {
+            rc = sqlite3_backup_step(b, -1);
+            int frc = sqlite3_backup_finish(b);
+            rc = rc == SQLITE_DONE ? frc : rc;
+        }
+    }
+    if (rc != SQLITE_OK) {
+        s = sq_fail(st, sq_map(h, rc), "%s %s: %s (sqlite %d)", what, src,
+                    h ? sqlite3_errmsg(h) : sqlite3_errstr(rc), rc);
+        goto out;
+    }
+    /* Closing the copy's connection ends its journal; only then does it get its name. */
+    rc = sqlite3_close(to);
+    to = NULL;
+    if (rc != SQLITE_OK) {
+        s = sq_fail(st, LD_IO, "closing the copy %s: %s", tmp, sqlite3_errstr(rc));
+    } else if (rename(tmp, dst) != 0) {
+        s = sq_fail(st, (errno == EACCES || errno == EPERM || errno == EROFS) ? LD_DENIED : LD_IO,
+                    "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+    }
+out:
+    if (to) sqlite3_close(to);
+    if (from) sqlite3_close(from);
+    if (s != LD_OK && tmp) {
+        unlink(tmp);
+        char *j = sq_path(dest_dir, name, ".copy-journal");
+        if (j) unlink(j);
+        free(j);
+    }
+    free(src);
+    free(dst);
+    free(tmp);
+    return s;
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------------
  * Entry point
  * ------------------------------------------------------------------------------------------- */
+
 static const ld_storage_v1 sq_ops = {
     .abi_major = LD_ABI_MAJOR,
     .abi_minor = LD_ABI_MINOR,
@@ -1124,6 +1213,9 @@ static const ld_storage_v1 sq_ops = {
     .size_bytes = sq_size_bytes,
 #if LD_ABI_MINOR >= 1
     .location = sq_location,
+#endif
+#if LD_ABI_MINOR >= 3
+    .copy = sq_copy,
 #endif
 };
 

@@ -1,4 +1,4 @@
-/* An auth plugin compiled against the frozen ABI 1.0 and 1.1 headers (tests/abi/v1.0, v1.1), never
+/* An auth plugin compiled against the frozen ABI 1.0, 1.1 and 1.2 headers (tests/abi/v1.*), never
  * against include/: if a later change breaks older plugins, loading one fails in test_abi. */
 #include <string.h>
 
@@ -29,8 +29,13 @@ static void frozen_destroy(void *inst)
     (void)inst;
 }
 
-static const ld_auth_v1 frozen_ops = {LD_ABI_HEADER_INIT(ld_auth_v1), 0, frozen_create,
-                                      frozen_authorize, frozen_destroy};
+/* Designated: the 1.2 headers add fields (wants, decide) that this 1.0-style plugin leaves zero. */
+static const ld_auth_v1 frozen_ops = {.abi_major = LD_ABI_MAJOR,
+                                      .abi_minor = LD_ABI_MINOR,
+                                      .struct_size = (uint32_t)sizeof(ld_auth_v1),
+                                      .create = frozen_create,
+                                      .authorize = frozen_authorize,
+                                      .destroy = frozen_destroy};
 static const ld_plugin_descriptor frozen_descriptor = {LD_ABI_HEADER_INIT(ld_plugin_descriptor),
                                                        LD_PLUGIN_KIND_AUTH, "frozen-1.0", "1.0.0",
                                                        &frozen_ops};

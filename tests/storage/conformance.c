@@ -1032,6 +1032,38 @@ static void test_location(void **state)
     assert_status(g_ops->location(f->db, tiny, sizeof tiny), LD_INVALID);
 }
 
+/* copy (ABI 1.3) writes a database that opens and reads back the same, under its own name only
+ * (no leftover of the hidden name it writes first), and refuses to overwrite or to copy nothing. */
+static void test_copy(void **state)
+{
+    fx *f = *state;
+    if (!HAS_OP(copy)) skip();
+    char src[PATH_MAX + 16], dst[PATH_MAX + 16];
+    snprintf(src, sizeof src, "%s/copysrc", g_dir);
+    snprintf(dst, sizeof dst, "%s/copydst", g_dir);
+    assert_int_equal(mkdir(src, 0700), 0);
+    assert_int_equal(mkdir(dst, 0700), 0);
+    ld_stdb *db = NULL;
+    assert_status(g_ops->open(f->st, src, "orig", &db), LD_OK);
+    ld_sttxn *t = t_begin(db, LD_TXN_WRITE);
+    t_put(t, "main", K("k1"), K("v1"));
+    t_put(t, "other", K("k2"), K("v2"));
+    assert_status(g_ops->commit(t), LD_OK);
+    g_ops->close(db); /* copy reads a database not open in this instance (storage.h) */
+
+    assert_status(g_ops->copy(f->st, src, "orig", dst), LD_OK);
+    assert_status(g_ops->copy(f->st, src, "orig", dst), LD_EXISTS);
+    assert_status(g_ops->copy(f->st, src, "absent", dst), LD_NOT_FOUND);
+    static const char *const only[] = {"orig", NULL};
+    expect_list(f->st, dst, only);
+    assert_status(g_ops->open(f->st, dst, "orig", &db), LD_OK);
+    t_expect1(db, "main", K("k1"), K("v1"));
+    t_expect1(db, "other", K("k2"), K("v2"));
+    g_ops->close(db);
+    assert_status(g_ops->drop(f->st, dst, "orig"), LD_OK);
+    assert_status(g_ops->drop(f->st, src, "orig"), LD_OK);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Refusals and errors
  * ------------------------------------------------------------------------------------------- */
@@ -1392,6 +1424,7 @@ int main(int argc, char **argv)
         FX_TEST(test_drop_list_reopen),
         FX_TEST(test_size_bytes),
         FX_TEST(test_location),
+        FX_TEST(test_copy),
         FX_TEST(test_read_txn_refuses_writes),
         FX_TEST(test_bad_space_names),
         FX_TEST(test_last_error),

@@ -36,13 +36,14 @@ _Static_assert(sizeof(ld_plugin_descriptor) == 40, "descriptor layout");
 _Static_assert(offsetof(ld_plugin_descriptor, kind) == 12, "descriptor.kind");
 _Static_assert(offsetof(ld_plugin_descriptor, name) == 16, "descriptor.name");
 _Static_assert(offsetof(ld_plugin_descriptor, ops) == 32, "descriptor.ops");
-_Static_assert(sizeof(ld_storage_v1) == 176, "ld_storage_v1 layout");
+_Static_assert(sizeof(ld_storage_v1) == 184, "ld_storage_v1 layout");
 _Static_assert(offsetof(ld_storage_v1, create) == 16, "storage.create");
 _Static_assert(offsetof(ld_storage_v1, begin) == 72, "storage.begin");
 _Static_assert(offsetof(ld_storage_v1, cursor_close) == 144, "storage.cursor_close");
 _Static_assert(offsetof(ld_storage_v1, cursor_last) == 152, "storage.cursor_last");
 _Static_assert(offsetof(ld_storage_v1, size_bytes) == 160, "storage.size_bytes");
 _Static_assert(offsetof(ld_storage_v1, location) == 168, "storage.location");
+_Static_assert(offsetof(ld_storage_v1, copy) == 176, "storage.copy (1.3)");
 _Static_assert(sizeof(ld_auth_request) == 48, "ld_auth_request layout");
 _Static_assert(offsetof(ld_auth_request, roles) == 12, "auth_request.roles");
 _Static_assert(offsetof(ld_auth_request, api_key) == 16, "auth_request.api_key");
@@ -190,6 +191,18 @@ static void storage_built_against_1_1_still_works(void **state)
 {
     (void)state;
     frozen_storage_still_works("storage-sqlite-abi-1.1", true);
+}
+
+static void storage_built_against_1_2_still_works(void **state)
+{
+    (void)state;
+    frozen_storage_still_works("storage-sqlite-abi-1.2", true);
+}
+
+static void frozen_1_2_plugin_still_loads(void **state)
+{
+    (void)state;
+    frozen_plugin_still_loads("frozen-abi-1.2");
 }
 
 static void chain_fails_closed(void **state)
@@ -361,6 +374,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(frozen_1_1_plugin_still_loads),
         cmocka_unit_test(storage_built_against_1_0_still_works),
         cmocka_unit_test(storage_built_against_1_1_still_works),
+        cmocka_unit_test(storage_built_against_1_2_still_works),
+        cmocka_unit_test(frozen_1_2_plugin_still_loads),
         cmocka_unit_test(old_plugin_gets_per_role_questions),
         cmocka_unit_test(new_plugin_gets_one_question),
         cmocka_unit_test(plugins_get_only_their_own_settings),

@@ -92,10 +92,23 @@ static void bad_or_newer_records_are_refused(void **state)
                         "\"Incarnation\": \"not-hex\"}");
     assert_false(ld_datadir_check(&a, d->root, d->db, "sqlite", "n1", 0, err, sizeof err));
     assert_non_null(strstr(err, "not a valid identity record"));
-    write_text(d->file, "{\"Format\": 2, \"NodeId\": \"n1\", \"Storage\": \"sqlite\", "
+    write_text(d->file, "{\"Format\": 3, \"NodeId\": \"n1\", \"Storage\": \"sqlite\", "
                         "\"Incarnation\": \"0123456789abcdef0123456789abcdef\"}");
     assert_false(ld_datadir_check(&a, d->root, d->db, "sqlite", "n1", 0, err, sizeof err));
     assert_non_null(strstr(err, "newer litedistd"));
+    /* A restored directory (Format 2) names its writes' origin and the backup's incarnation. */
+    write_text(d->file, "{\"Format\": 2, \"NodeId\": \"n1\", \"Storage\": \"sqlite\", "
+                        "\"Incarnation\": \"0123456789abcdef0123456789abcdef\", \"Origin\": "
+                        "\"n1.01234567\", \"RestoredFromIncarnation\": "
+                        "\"fedcba9876543210fedcba9876543210\"}");
+    assert_true(ld_datadir_check(&a, d->root, d->db, "sqlite", "n1", 0, err, sizeof err));
+    assert_string_equal(a.origin, "n1.01234567");
+    assert_string_equal(a.restored_from, "fedcba9876543210fedcba9876543210");
+    write_text(d->file, "{\"Format\": 2, \"NodeId\": \"n1\", \"Storage\": \"sqlite\", "
+                        "\"Incarnation\": \"0123456789abcdef0123456789abcdef\", \"Origin\": "
+                        "\"n1.01234567\"}");
+    assert_false(ld_datadir_check(&a, d->root, d->db, "sqlite", "n1", 0, err, sizeof err));
+    assert_non_null(strstr(err, "RestoredFromIncarnation"));
     /* Fields a later version adds are ignored. */
     write_text(d->file, "{\"Format\": 1, \"NodeId\": \"n1\", \"Storage\": \"sqlite\", "
                         "\"Incarnation\": \"0123456789abcdef0123456789abcdef\", \"Later\": 1}");

@@ -1,7 +1,8 @@
 /* Unit tests of a database's writer and merge (core/db) on a real storage plugin (argv[1]):
  * group commit retries a failed group job by job, a writer without memory for its group still
- * commits, ld_node_submit counts a job in and out of node->inflight, and the three conflict
- * policies decide between a local document and an incoming op as docs/replication.md says. */
+ * commits, ld_node_submit counts a job in and out of node->inflight, the three conflict
+ * policies decide between a local document and an incoming op as docs/replication.md says, and
+ * a restored database writes under its new origin past its old log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <ftw.h>
 #include <unistd.h>
 
@@ -552,6 +554,78 @@ static void apply_incoming_ignores_its_own_version_again(void **state)
     expect_doc(f, "same", "{\"Id\":\"same\"}");
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * A restored database (litedistd restore, docs/backup.md)
+ * ------------------------------------------------------------------------------------------- */
+
+static uint64_t vv_of(fx *f, const char *origin)
+{
+    ld_txn t;
+    assert_int_equal(ld_txn_begin(&f->store, f->db->st, false, &t), LD_OK);
+    const void *v;
+    size_t vl;
+    uint64_t seq = 0;
+    if (ld_txn_get(&t, LD_SPACE_VV, origin, strlen(origin), &v, &vl) == LD_OK && vl == 8)
+        seq = ld_be64_get(v);
+    ld_txn_abort(&t);
+    return seq;
+}
+
+static void put_and_keep(fx *f, const char *id, ld_wjob **out)
+{
+    int before = f->completed;
+    *out = put_job(id, "{}");
+    ld_writer_submit(f->db->writer, *out);
+    wait_completed(f, before + 1);
+    assert_int_equal((*out)->result, LD_WR_OK);
+}
+
+/* Opened under the restored directory's incarnation, a database of the backup is taken over:
+ * its writes carry the new origin from sequence 1, the old one stays a version vector entry, and
+ * its log continues past the restore's base (the old life's entries are below it). */
+static void a_restored_database_writes_under_its_new_origin_past_the_old_log(void **state)
+{
+    fx *f = *state;
+    char old_inc[] = "0123456789abcdef0123456789abcdef",
+         new_inc[] = "fedcba9876543210fedcba9876543210";
+    assert_int_equal(ld_db_close(f->db, true), LD_OK);
+    f->env.incarnation = old_inc;
+    assert_int_equal(ld_db_open(&f->env, "t", &f->db), LD_OK);
+    ld_wjob *j;
+    for (int i = 0; i < 3; i++) {
+        put_and_keep(f, i == 0 ? "a" : i == 1 ? "b" : "c", &j);
+        ld_wjob_free(j);
+    }
+    assert_int_equal(vv_of(f, "n1"), 3);
+    assert_int_equal(ld_db_close(f->db, false), LD_OK);
+
+    /* Another incarnation that does not name this one as its backup refuses the database. */
+    f->env.incarnation = new_inc;
+    f->db = NULL;
+    assert_int_equal(ld_db_open(&f->env, "t", &f->db), LD_INVALID);
+
+    f->env.restored_from = old_inc;
+    f->env.origin = "n1.fedcba98";
+    uint64_t base = ld_restored_log_base((uint64_t)time(NULL) - 1);
+    assert_int_equal(ld_db_open(&f->env, "t", &f->db), LD_OK);
+    put_and_keep(f, "d", &j);
+    assert_int_equal(j->origin_seq, 1);
+    assert_true(j->seq > base);
+    ld_wjob_free(j);
+    assert_int_equal(vv_of(f, "n1.fedcba98"), 1);
+    assert_int_equal(vv_of(f, "n1"), 3);
+    /* Counted from positions, the log holds its 3 old entries and the new one, not the jump. */
+    ld_db_state s;
+    ld_db_state_get(f->db, &s);
+    assert_int_equal(s.skip_from, 3);
+    assert_int_equal(ld_log_span(&s, 0, s.last_seq), 4);
+    assert_int_equal(ld_log_span(&s, 2, s.last_seq), 2);
+    assert_int_equal(ld_log_span(&s, s.skip_to, s.last_seq), 1);
+    f->env.origin = NULL;
+    f->env.restored_from = NULL;
+    f->env.incarnation = NULL;
+}
+
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(int argc, char **argv)
@@ -571,6 +645,7 @@ int main(int argc, char **argv)
         FX_TEST(apply_incoming_takes_whatever_arrives),
         FX_TEST(keep_local_keeps_any_local_document),
         FX_TEST(apply_incoming_ignores_its_own_version_again),
+        FX_TEST(a_restored_database_writes_under_its_new_origin_past_the_old_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
