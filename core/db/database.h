@@ -21,6 +21,10 @@
 #define LD_SPACE_CKPT  "ckpt" /* peer node id \0 "push"|"pull" -> be64 LogSequence */
 /* origin -> be64: this log may lack origin's ops up to there (they came by a snapshot) */
 #define LD_SPACE_FLOOR "floor"
+/* origin -> be64 stamp of the op (origin, VV[origin]): what any later op of origin is above */
+#define LD_SPACE_LSTAMP "lstamp"
+/* origin \0 be64 origin seq -> op record: an op refused below the purge floor (purge.h) */
+#define LD_SPACE_CONFLICTS "conflicts"
 
 #define LD_DIGEST_LEN 16
 
@@ -59,6 +63,18 @@ typedef struct ld_db_state {
     uint8_t digest[LD_DIGEST_LEN];
     uint64_t commits; /* commits since the database opened (db/snapshot.h's freshness test) */
     uint64_t pruned_through; /* the last op-log entry pruned (repl/prune.h); 0: none */
+    /* Every own op after promise_seq is stamped above promise_hlc (the clock as of the last
+     * commit): what this node promises its peers for the purge frontier (repl/frontier.h). */
+    uint64_t promise_seq, promise_hlc;
+    uint64_t self_hlc;    /* stamp of the last local op (VV[self]'s last stamp); 0: none */
+    uint64_t purge_floor; /* tombstones below it are purged, ops below it refused; never lower */
+    uint64_t refused;     /* ops refused below the purge floor (conflict records written) */
+    uint64_t log_bytes;   /* bytes of the op-log entries held (keys and values) */
+    uint64_t conflicts;   /* conflict records written (the conflicts space's size) */
+    uint8_t purged_digest[LD_DIGEST_LEN]; /* XOR of the terms of purged records (kept in digest) */
+    /* The last prune pass that completed here (meta "last_prune"): when (wall ms; 0: none),
+     * op-log entries it removed, dead records it purged and dead records it left. */
+    uint64_t last_prune_ms, last_prune_entries, last_prune_purged, dead_records;
 } ld_db_state;
 
 typedef struct ld_db {
