@@ -134,6 +134,23 @@ ld_status ld_oplog_state(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_L
     return st;
 }
 
+ld_status ld_oplog_status(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1],
+                          json_t **floor)
+{
+    ld_txn t;
+    *vv = *floor = NULL;
+    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
+    if (st != LD_OK) return st;
+    st = read_state(&t, vv, digest_hex);
+    if (st == LD_OK) st = ld_oplog_floor(&t, floor);
+    ld_txn_abort(&t);
+    if (st != LD_OK) {
+        json_decref(*vv);
+        *vv = NULL;
+    }
+    return st;
+}
+
 static bool skipped(const ld_op_rec *op, const char *skip_origin, json_t *skip_vv)
 {
     if (skip_origin && strlen(skip_origin) == op->origin_len &&

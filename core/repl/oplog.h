@@ -61,4 +61,9 @@ ld_status ld_oplog_read_state(ld_txn *t, json_t **vv, char digest_hex[2 * LD_DIG
 /* The version vector and digest only (a read transaction of their own). */
 ld_status ld_oplog_state(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1]);
 
+/* The version vector, digest and log floor read in one read transaction (the status route), so
+ * the three describe the same commit. */
+ld_status ld_oplog_status(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1],
+                          json_t **floor);
+
 #endif
