@@ -55,17 +55,6 @@ ld_status ld_oplog_floor(ld_txn *t, json_t **floor)
     return st;
 }
 
-ld_status ld_oplog_floor_of(ld_db *db, json_t **floor)
-{
-    ld_txn t;
-    *floor = NULL;
-    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
-    if (st != LD_OK) return st;
-    st = ld_oplog_floor(&t, floor);
-    ld_txn_abort(&t);
-    return st;
-}
-
 bool ld_vv_covers(json_t *vv, json_t *floor)
 {
     const char *origin;

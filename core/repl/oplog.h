@@ -38,9 +38,6 @@ typedef struct ld_oplog_batch {
  * A peer whose version vector does not cover the floor cannot catch up from this log. */
 ld_status ld_oplog_floor(ld_txn *t, json_t **floor);
 
-/* The same in a read transaction of its own. */
-ld_status ld_oplog_floor_of(ld_db *db, json_t **floor);
-
 /* Whether version vector vv (may be NULL: nothing) covers floor. */
 bool ld_vv_covers(json_t *vv, json_t *floor);
 
