@@ -156,7 +156,7 @@ static ld_status purge_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
     }
     uint8_t purged_terms[LD_DIGEST_LEN] = {0};
     ld_cursor c;
-    st = floor ? ld_cursor_open(t, LD_SPACE_DOCS, &c) : LD_NOT_FOUND;
+    st = ld_cursor_open(t, LD_SPACE_DOCS, &c); /* floor 0: only counts the dead */
     if (st == LD_OK) {
         const void *k, *v;
         size_t kl, vl;

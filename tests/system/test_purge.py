@@ -3,6 +3,8 @@ writer's promise covers them, held back by a peer that is down (until it reports
 is past the hard cap, never letting an older write bring a deleted document back (it becomes a
 conflict record), and digests that stay equal across the nodes."""
 
+import time
+
 from conftest import assert_ok
 from test_cache import get as cache_get, put as cache_put, sweep_lines
 from test_prune import db_status, prune, prune_overrides
@@ -146,3 +148,14 @@ def test_an_older_write_arriving_after_the_purge_stays_a_conflict(make_node):
     assert db_status(b)["ConflictRecords"] == 2
     r = repl(a, "GET", "/api/replication/conflicts?after=nonsense", db=DB)
     assert r.status == 400
+
+
+def test_the_retention_keeps_recent_tombstones(make_node):
+    a = make_node(overrides=prune_overrides(), node_id="a")  # TombstoneRetentionSeconds: 7 days
+    a.api(DB).must_put("items", "x", {"v": 1})
+    a.api(DB).must_delete("items", "x")
+    prune(a)
+    row = db_status(a)
+    assert row["Tombstones"] == 1 and row["LastPrune"]["TombstonesPurged"] == 0
+    # The floor stands a week back: the tombstone (stamped now) is far above it.
+    assert 0 < int(row["PurgeFloor"]) >> 16 < int(time.time() * 1000) - 6 * 86400000
