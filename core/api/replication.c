@@ -3,6 +3,7 @@
  * the peer registry under /api/cluster/peers and POST /api/cluster/leave. */
 #include "api.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -395,17 +396,22 @@ void ld_api_repl_conflicts(ld_req *r)
     uint8_t akey[LD_NODE_ID_MAX + 9];
     size_t akl = 0;
     if (after) {
+        /* "<node id>:<Hlc>": the id may hold ':' itself, the stamp is after the last one. */
         const char *colon = strrchr(after, ':');
-        char origin[LD_NODE_ID_MAX + 1];
         size_t ol = colon ? (size_t)(colon - after) : 0;
+        char origin[LD_NODE_ID_MAX + 1] = "";
         char *end = NULL;
-        unsigned long long hlc = colon ? strtoull(colon + 1, &end, 10) : 0;
-        if (ol) {
-            memcpy(origin, after, ol < sizeof origin ? ol : 0);
-            origin[ol < sizeof origin ? ol : 0] = '\0';
+        unsigned long long hlc = 0;
+        bool valid = colon && ol > 0 && ol <= LD_NODE_ID_MAX && colon[1] >= '0' && colon[1] <= '9';
+        if (valid) {
+            memcpy(origin, after, ol);
+            origin[ol] = '\0';
+            errno = 0;
+            hlc = strtoull(colon + 1, &end, 10);
+            valid = errno == 0 && *end == '\0' && ld_node_id_valid(origin) &&
+                    ld_conflict_key(origin, ol, (uint64_t)hlc, akey, &akl) == LD_OK;
         }
-        if (!colon || ol == 0 || ol > LD_NODE_ID_MAX || !ld_node_id_valid(origin) || !end || *end ||
-            end == colon + 1 || ld_conflict_key(origin, ol, (uint64_t)hlc, akey, &akl) != LD_OK) {
+        if (!valid) {
             ld_reply_error(r, 400,
                            "Query parameter 'after' is not a conflict token (<node id>:<Hlc>).");
             return;

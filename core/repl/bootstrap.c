@@ -264,12 +264,15 @@ static ld_status drop_absent_below_floor(ld_db *db, ld_txn *t, ld_db_state *pend
 {
     uint64_t floor = pending->purge_floor;
     if (!floor) return LD_OK;
-    size_t n = 0;
-    page_key *keys = pg->hdr.count ? calloc(pg->hdr.count, sizeof *keys) : NULL;
-    if (pg->hdr.count && !keys) return LD_NOMEM;
+    size_t n = 0, total = 0;
     const uint8_t *q = pg->recs, *end = pg->recs + pg->recs_len, *key, *val;
     size_t kl, vl;
-    while (n < pg->hdr.count && ld_snap_next(&q, end, &key, &kl, &val, &vl)) {
+    while (ld_snap_next(&q, end, &key, &kl, &val, &vl)) /* the records, not the header's word */
+        total++;
+    page_key *keys = total ? calloc(total, sizeof *keys) : NULL;
+    if (total && !keys) return LD_NOMEM;
+    q = pg->recs;
+    while (n < total && ld_snap_next(&q, end, &key, &kl, &val, &vl)) {
         if (n && key_cmp(keys[n - 1].k, keys[n - 1].len, key, kl) >= 0) {
             /* Not in key order: which keys the source lacks cannot be told; keep everything. */
             ld_log(LD_LOG_WARN, db->name,
