@@ -408,7 +408,7 @@ out:
 ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, const uint8_t *key,
                                    size_t klen, const uint8_t *val, size_t vlen,
                                    ld_conflict_policy policy, bool new_collection,
-                                   uint8_t term[LD_DIGEST_LEN])
+                                   uint64_t refuse_below, uint8_t term[LD_DIGEST_LEN])
 {
     const char *coll, *id;
     size_t cl, il;
@@ -426,6 +426,26 @@ ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, c
          * digest as a purge keeps it (purge.h). */
         xor_digest(pending->digest, term);
         xor_digest(pending->purged_digest, term);
+    } else if (!have_old && !ld_rec_dead(&rec) && rec.hlc < refuse_below) {
+        /* Below the floor this node had before: it held every op of a known writer stamped so
+         * low, so an absent key lost to a delete it purged (or was refused): the source lags. */
+        ld_op_rec op = {
+            .op_type = LD_OP_UPDATE,
+            .synced = 1,
+            .hlc = rec.hlc,
+            .expires_ms = rec.expires_ms,
+            .origin = rec.origin,
+            .origin_len = rec.origin_len,
+            .collection = coll,
+            .collection_len = cl,
+            .doc_id = id,
+            .doc_id_len = il,
+            .payload = rec.json,
+            .payload_len = rec.json_len,
+        };
+        memcpy(op.id, rec.version, LD_OP_ID_LEN);
+        st = ld_conflict_put(t, &op);
+        if (st == LD_OK) pending->conflicts++;
     } else if (incoming_wins(policy, have_old ? &old : NULL, rec.hlc, rec.origin, rec.origin_len,
                              rec.version)) {
         uint8_t old_term[LD_DIGEST_LEN];

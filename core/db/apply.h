@@ -45,11 +45,14 @@ ld_status ld_conflict_put(ld_txn *t, const ld_op_rec *op);
  * t by `policy`, as an op with the same stamp would be merged, without an op-log entry: the
  * record replaces the current one when it wins, moving the digest and the stamp high-water mark.
  * `new_collection`: the key's collection differs from the previous record's, so its collection
- * entry is made. *term receives the incoming record's digest term (for the page's check). */
+ * entry is made. Below the purge floor, for a key absent here: a dead record is taken as purged
+ * (its term kept in the digest and the purged accumulator), and a live one stamped below
+ * `refuse_below` (the floor this node had before the snapshot) becomes a conflict record. *term
+ * receives the incoming record's digest term (for the page's check). */
 ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, const uint8_t *key,
                                    size_t klen, const uint8_t *val, size_t vlen,
                                    ld_conflict_policy policy, bool new_collection,
-                                   uint8_t term[LD_DIGEST_LEN]);
+                                   uint64_t refuse_below, uint8_t term[LD_DIGEST_LEN]);
 
 /* Makes collection coll known (an entry in the colls space) unless it is. */
 ld_status ld_apply_collection(ld_txn *t, const char *coll, size_t len);

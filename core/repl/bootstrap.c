@@ -1,6 +1,7 @@
 /* Merging snapshot pages and keeping the bootstrap's progress (see bootstrap.h). */
 #include "bootstrap.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,11 @@ static char *progress_encode(const ld_boot_progress *p)
                           p->digest, "Total", (json_int_t)p->total, "Done", (json_int_t)p->done,
                           "Xor", xor_hex, "Quiescent", p->quiescent, "NextKey", key_b64,
                           "StartedMs", (json_int_t)p->started_ms);
+    char floor_text[24];
+    snprintf(floor_text, sizeof floor_text, "%" PRIu64, p->own_floor);
     if (j && (json_object_set_new(j, "SourcePurged", json_string(src_hex)) ||
-              json_object_set_new(j, "OwnPurged", json_string(own_hex)))) {
+              json_object_set_new(j, "OwnPurged", json_string(own_hex)) ||
+              json_object_set_new(j, "OwnFloor", json_string(floor_text)))) {
         json_decref(j);
         j = NULL;
     }
@@ -83,7 +87,9 @@ static bool progress_decode(const void *v, size_t vl, ld_boot_progress *p)
     size_t sl = LD_DIGEST_LEN, ol = LD_DIGEST_LEN;
     if (ok && sp) sodium_hex2bin(p->src_purged, LD_DIGEST_LEN, sp, strlen(sp), NULL, &sl, NULL);
     if (ok && op) sodium_hex2bin(p->own_purged, LD_DIGEST_LEN, op, strlen(op), NULL, &ol, NULL);
-    ok = ok && sl == LD_DIGEST_LEN && ol == LD_DIGEST_LEN;
+    json_t *of = json_object_get(j, "OwnFloor");
+    ok = ok && sl == LD_DIGEST_LEN && ol == LD_DIGEST_LEN &&
+         (!of || ld_json_as_u64(of, &p->own_floor));
     if (ok) {
         snprintf(p->peer, sizeof p->peer, "%s", peer);
         snprintf(p->digest, sizeof p->digest, "%s", dg);
@@ -413,6 +419,7 @@ ld_status ld_boot_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job
         p.started_ms = ld_wall_ms();
         memcpy(p.src_purged, pg->hdr.purged, LD_DIGEST_LEN);
         memcpy(p.own_purged, pending->purged_digest, LD_DIGEST_LEN);
+        p.own_floor = pending->purge_floor;
         /* The source purged below its floor: so does this node from now on (its dead records
          * below it are taken as purged as they arrive). */
         if (pg->hdr.purge_floor > pending->purge_floor) pending->purge_floor = pg->hdr.purge_floor;
@@ -444,7 +451,8 @@ ld_status ld_boot_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job
         size_t cl = (size_t)((const uint8_t *)memchr(key, 0, kl) - key);
         bool new_coll = !prev_coll || cl != prev_cl || memcmp(prev_coll, key, cl) != 0;
         uint8_t term[LD_DIGEST_LEN];
-        st = ld_apply_snapshot_record(db, t, pending, key, kl, val, vl, pg->policy, new_coll, term);
+        st = ld_apply_snapshot_record(db, t, pending, key, kl, val, vl, pg->policy, new_coll,
+                                      p.own_floor, term);
         if (st != LD_OK) goto out;
         for (int i = 0; i < LD_DIGEST_LEN; i++)
             p.xor_terms[i] ^= term[i];
