@@ -27,6 +27,7 @@ void ld_api_repl_push(ld_req *r);
 void ld_api_repl_snapshot(ld_req *r);
 void ld_api_repl_prune(ld_req *r);
 void ld_api_repl_pull(ld_req *r);
+void ld_api_repl_conflicts(ld_req *r);
 void ld_api_repl_status(ld_req *r);
 void ld_api_repl_databases(ld_req *r);
 void ld_api_repl_announce(ld_req *r);

@@ -68,8 +68,8 @@ static json_t *file_json(ld_node *n, const char *name)
 }
 
 /* One overview entry from a database of the replication status (ld_repl_status): the
- * contract's fields, plus the op-log length, VV and digest; ReplicationPeers carry every field
- * of the status route (checkpoints, ops behind, last error, next retry). */
+ * contract's fields, plus the op-log length, VV, digest and the purge's figures; ReplicationPeers
+ * carry every field of the status route (checkpoints, ops behind, last error, next retry). */
 static json_t *database_json(ld_node *n, json_t *st)
 {
     const char *name = json_string_value(json_object_get(st, "DatabaseName"));
@@ -83,6 +83,17 @@ static json_t *database_json(ld_node *n, json_t *st)
                   json_object_get(st, "LocalMaxLogSequence"), "VersionVector",
                   json_object_get(st, "VersionVector"), "Digest", json_object_get(st, "Digest"),
                   "ReplicationPeers", peers);
+    /* The storage bound (docs/replication.md, "Purging tombstones"), as the status has it. */
+    static const char *const bound[] = {
+        "OperationLogEntries", "OperationLogBytes", "Tombstones", "PurgeFloor",
+        "RefusedBelowFloor",   "ConflictRecords",   "LastPrune"};
+    for (size_t i = 0; o && i < sizeof bound / sizeof *bound; i++) {
+        json_t *v = json_object_get(st, bound[i]);
+        if (v && json_object_set(o, bound[i], v)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
     return o;
 }
 

@@ -3,12 +3,14 @@
  * the peer registry under /api/cluster/peers and POST /api/cluster/leave. */
 #include "api.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "../db/apply.h"
 #include "../db/names.h"
 #include "../db/completions.h"
 #include "../db/registry.h"
@@ -60,13 +62,15 @@ static void push_done(ld_wjob *job)
         json_t *vv = NULL;
         char digest[2 * LD_DIGEST_LEN + 1];
         if (ld_oplog_state(r->db, &vv, digest) != LD_OK) vv = NULL;
+        /* And our clock promises (the purge frontier's input, litedist's addition). */
+        json_t *promises = ld_repl_promises_json(r->node->repl, r->db);
         ld_reply_json(r, 200,
-                      json_pack("{s:i, s:I, s:I, s:I, s:s?, s:o?}", "ProtocolVersion",
+                      json_pack("{s:i, s:I, s:I, s:I, s:s?, s:o?, s:o?}", "ProtocolVersion",
                                 LD_REPL_PROTOCOL, "ProcessedCount", (json_int_t)in->processed,
                                 "AcceptedCount", (json_int_t)in->accepted,
                                 "LastProcessedLogSequence", (json_int_t)in->last_processed,
                                 "StoppedReason", in->stopped ? in->stop_reason : NULL,
-                                "VersionVector", vv));
+                                "VersionVector", vv, "PurgePromises", promises));
     }
     ld_ingest_free(in);
     ld_wjob_free(job);
@@ -124,8 +128,10 @@ void ld_api_repl_push(ld_req *r)
     in->policy = r->node->cfg.conflict_policy;
     in->max_skew_ms = (uint64_t)r->node->cfg.max_clock_skew_s * 1000u;
     snprintf(in->peer, sizeof in->peer, "%s", source ? source : ""); /* source lives in body */
+    json_t *promises = json_incref(ld_json_get_ci(body, "PurgePromises"));
     json_decref(body);
     if (!r->db && n == 0) {
+        json_decref(promises);
         ld_ingest_free(in);
         free(job);
         ld_reply_json(r, 200,
@@ -136,10 +142,13 @@ void ld_api_repl_push(ld_req *r)
     }
     /* A peer's push creates the database here: the cluster key stands for the whole node. */
     if (!ld_api_ensure_db(r)) {
+        json_decref(promises);
         ld_ingest_free(in);
         free(job);
         return;
     }
+    ld_repl_promises_merge(r->node->repl, r->db->name, promises);
+    json_decref(promises);
     /* Before the commit, whose trigger could otherwise start a cycle that pulls these. */
     if (n && in->peer[0] && ld_node_id_valid(in->peer))
         ld_repl_peer_pushed(r->node->repl, r->db->name, in->peer);
@@ -206,6 +215,8 @@ static void pull_done(void *arg)
         ld_repl_peer_too_old(r->node->repl, r->db->name, requester, false);
     if (st == LD_OK && valid_requester)
         ld_repl_peer_pulled(r->node->repl, r->db->name, requester, after, b.local_max, b.more, vv);
+    ld_repl_promises_merge(r->node->repl, r->db->name, ld_json_get_ci(body, "PurgePromises"));
+    json_t *promises = st == LD_OK ? ld_repl_promises_json(r->node->repl, r->db) : NULL;
     peer_alive(r->node, requester); /* after: a link it kicks sees the pull above */
     json_decref(body);
     if (st != LD_OK) {
@@ -225,7 +236,10 @@ static void pull_done(void *arg)
                             ",\"HasMore\":%s,\"VersionVector\":",
                             b.scanned, b.local_max, b.more ? "true" : "false") > 0 &&
         ld_json_dump_evbuffer(b.vv, JSON_COMPACT, out) &&
-        evbuffer_add_printf(out, ",\"Digest\":\"%s\"}", b.digest) > 0;
+        evbuffer_add_printf(out, ",\"Digest\":\"%s\",\"PurgePromises\":", b.digest) > 0 &&
+        promises && ld_json_dump_evbuffer(promises, JSON_COMPACT, out) &&
+        evbuffer_add(out, "}", 1) == 0;
+    json_decref(promises);
     ld_oplog_batch_free(&b);
     if (ok)
         ld_reply_buffer(r, 200, out);
@@ -422,6 +436,99 @@ void ld_api_repl_status(ld_req *r)
         ld_reply_error(r, 500, "Out of memory.");
     else
         ld_reply_json(r, 200, s);
+}
+
+#define CONFLICTS_TAKE_DEFAULT 100
+#define CONFLICTS_TAKE_MAX     1000
+
+/* GET /api/replication/conflicts?after=<token>&take=<n>: the database's conflict records (ops
+ * refused below the purge floor, repl/purge.h) in (origin, stamp) order, each in the wire's op
+ * shape; X-Next-After names where the next page starts (token "<origin>:<Hlc>"). */
+void ld_api_repl_conflicts(ld_req *r)
+{
+    if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, true)) return;
+    long long take;
+    if (!ld_req_param_int(r, "take", CONFLICTS_TAKE_DEFAULT, &take)) return;
+    if (take < 1) take = 1;
+    if (take > CONFLICTS_TAKE_MAX) take = CONFLICTS_TAKE_MAX;
+    const char *after = ld_req_param(r, "after");
+    uint8_t akey[LD_NODE_ID_MAX + 9];
+    size_t akl = 0;
+    if (after) {
+        /* "<node id>:<Hlc>": the id may hold ':' itself, the stamp is after the last one. */
+        const char *colon = strrchr(after, ':');
+        size_t ol = colon ? (size_t)(colon - after) : 0;
+        char origin[LD_NODE_ID_MAX + 1] = "";
+        char *end = NULL;
+        unsigned long long hlc = 0;
+        bool valid = colon && ol > 0 && ol <= LD_NODE_ID_MAX && colon[1] >= '0' && colon[1] <= '9';
+        if (valid) {
+            memcpy(origin, after, ol);
+            origin[ol] = '\0';
+            errno = 0;
+            hlc = strtoull(colon + 1, &end, 10);
+            valid = errno == 0 && *end == '\0' && ld_node_id_valid(origin) &&
+                    ld_conflict_key(origin, ol, (uint64_t)hlc, akey, &akl) == LD_OK;
+        }
+        if (!valid) {
+            ld_reply_error(r, 400,
+                           "Query parameter 'after' is not a conflict token (<node id>:<Hlc>).");
+            return;
+        }
+    }
+    if (!r->db) {
+        ld_reply_json(r, 200, json_array());
+        return;
+    }
+    struct evbuffer *out = evbuffer_new();
+    ld_txn t;
+    ld_cursor c;
+    bool opened = false;
+    ld_status st = out ? ld_txn_begin(r->db->env->store, r->db->st, false, &t) : LD_NOMEM;
+    if (st == LD_OK) {
+        opened = true;
+        st = ld_cursor_open(&t, LD_SPACE_CONFLICTS, &c);
+    }
+    long long n = 0;
+    char last[LD_NODE_ID_MAX + 24] = "";
+    bool more = false;
+    bool ok = st == LD_OK && evbuffer_add(out, "[", 1) == 0;
+    if (ok) {
+        const void *k, *v;
+        size_t kl, vl;
+        st = ld_cursor_seek(&c, akey, akl, &k, &kl, &v, &vl);
+        if (st == LD_OK && akl && kl == akl && !memcmp(k, akey, kl))
+            st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+        while (st == LD_OK && ok) {
+            ld_op_rec op;
+            if (!ld_op_rec_decode(v, vl, &op)) {
+                st = LD_CORRUPT;
+                break;
+            }
+            if (n == take) {
+                more = true;
+                break;
+            }
+            ok = (n == 0 || evbuffer_add(out, ",", 1) == 0) && ld_wire_op_write(&op, 0, out);
+            snprintf(last, sizeof last, "%.*s:%" PRIu64, (int)op.origin_len, op.origin, op.hlc);
+            n++;
+            st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+        }
+        ld_cursor_close(&c);
+        if (st == LD_NOT_FOUND) st = LD_OK;
+    }
+    if (opened) ld_txn_abort(&t);
+    ok = ok && st == LD_OK && evbuffer_add(out, "]", 1) == 0;
+    if (!ok) {
+        if (out) evbuffer_free(out);
+        ld_reply_error(r, 500, "Reading the conflict records failed: %s.",
+                       st != LD_OK ? ld_status_str(st) : "out of memory");
+        return;
+    }
+    /* More follow: the next page starts after the last record sent. */
+    if (more) evhttp_add_header(evhttp_request_get_output_headers(r->ev), "X-Next-After", last);
+    ld_reply_buffer(r, 200, out);
+    evbuffer_free(out);
 }
 
 /* GET /api/replication/databases: what a joining node, or any peer's sweep, learns databases

@@ -65,6 +65,7 @@ static const keydef node_keys[] = {
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
     {"TestClockOffsetMilliseconds", true},
+    {"TombstoneRetentionSeconds", true},
     {"CacheCleanupIntervalSeconds", true},
     {"CacheCleanupBatchSize", true},
     {"CacheCleanupMaxScanPages", true},
@@ -491,6 +492,10 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
                    cfg->oplog_max_retention_days, cfg->oplog_retention_days);
         return false;
     }
+    if (!get_int(node, "Node", "TombstoneRetentionSeconds", 7 * 24 * 3600, 0, 36500LL * 24 * 3600,
+                 &x, err, errlen))
+        return false;
+    cfg->tombstone_retention_s = x;
     if (!get_int(node, "Node", "ReplicationPeerConcurrency", 4, 1, 32, &x, err, errlen))
         return false;
     cfg->repl_peer_concurrency = (int)x;

@@ -58,6 +58,8 @@ typedef struct ld_config {
     int oplog_prune_batch;
     int oplog_receipt_days; /* accepted for the contract; litedist keeps no receipts */
     int oplog_max_retention_days;
+    /* Dead records stay at least this long before the purge may take them (repl/purge.h) */
+    long long tombstone_retention_s;
     int repl_peer_concurrency;
     int repl_timeout_s;
     int anti_entropy_s;

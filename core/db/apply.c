@@ -52,6 +52,7 @@ static ld_status write_op(ld_txn *t, ld_db_state *pending, const uint8_t *key, s
     free(obuf);
     if (st != LD_OK) return st;
     pending->last_seq = log_seq;
+    pending->log_bytes += 8 + olen;
     return ensure_collection(t, op->collection, op->collection_len);
 }
 
@@ -76,6 +77,24 @@ static ld_status read_record(ld_txn *t, const uint8_t *key, size_t klen, uint8_t
     return LD_OK;
 }
 
+/* The record a write replaces: *have false when the key holds none. The prologue every apply
+ * path shares; *buf (free it) owns what rec points into. */
+static ld_status load_old(ld_txn *t, const uint8_t *key, size_t klen, uint8_t **buf,
+                          ld_doc_rec *rec, bool *have)
+{
+    ld_status st = read_record(t, key, klen, buf, rec);
+    *have = st == LD_OK;
+    return st == LD_NOT_FOUND ? LD_OK : st;
+}
+
+/* Keeps origin's last stamp (the stamp of op (origin, VV[origin])) beside its VV entry. */
+static ld_status put_last_stamp(ld_txn *t, const char *origin, size_t len, uint64_t hlc)
+{
+    uint8_t b[8];
+    ld_be64_put(b, hlc);
+    return ld_txn_put(t, LD_SPACE_LSTAMP, origin, len, b, 8);
+}
+
 ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
 {
     ld_db_env *env = db->env;
@@ -90,10 +109,9 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
 
     uint8_t *oldbuf = NULL;
     ld_doc_rec old;
-    ld_status st = read_record(t, key, klen, &oldbuf, &old);
-    bool have_old = st == LD_OK;
-    if (st != LD_OK && st != LD_NOT_FOUND) goto out;
-    st = LD_OK;
+    bool have_old;
+    ld_status st = load_old(t, key, klen, &oldbuf, &old, &have_old);
+    if (st != LD_OK) goto out;
     bool live = have_old && !(old.flags & LD_REC_TOMBSTONE);
     job->had_version = have_old;
     if (have_old) memcpy(job->prev_version, old.version, LD_OP_ID_LEN);
@@ -175,6 +193,7 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
     st = write_op(t, pending, key, klen, have_old ? &old : NULL, &rec, &op, job->seq);
     if (st == LD_OK) {
         pending->self_seq = job->origin_seq;
+        pending->self_hlc = job->hlc;
         if (job->hlc > pending->hlc_hw) pending->hlc_hw = job->hlc;
     }
 out:
@@ -199,11 +218,43 @@ ld_status ld_apply_finish(ld_db *db, ld_txn *t, const ld_db_state *pending)
     if (pending->self_seq > 0) { /* a node that never wrote here has no VV entry */
         ld_be64_put(b, pending->self_seq);
         st = ld_txn_put(t, LD_SPACE_VV, self, strlen(self), b, 8);
+        if (st == LD_OK && pending->self_seq != db->committed.self_seq && pending->self_hlc)
+            st = put_last_stamp(t, self, strlen(self), pending->self_hlc);
         if (st != LD_OK) return st;
     }
     ld_be64_put(b, pending->hlc_hw);
     st = ld_txn_put(t, LD_SPACE_META, "hlc", 3, b, 8);
     if (st != LD_OK) return st;
+    /* Purge bookkeeping, written only by the commits that change it. */
+    const ld_db_state *was = &db->committed;
+    if (pending->log_bytes != was->log_bytes) {
+        ld_be64_put(b, pending->log_bytes);
+        if ((st = ld_txn_put(t, LD_SPACE_META, "log_bytes", 9, b, 8)) != LD_OK) return st;
+    }
+    if (pending->refused != was->refused) {
+        ld_be64_put(b, pending->refused);
+        if ((st = ld_txn_put(t, LD_SPACE_META, "refused", 7, b, 8)) != LD_OK) return st;
+    }
+    if (pending->conflicts != was->conflicts) {
+        ld_be64_put(b, pending->conflicts);
+        if ((st = ld_txn_put(t, LD_SPACE_META, "conflicts", 9, b, 8)) != LD_OK) return st;
+    }
+    if (pending->last_prune_ms != was->last_prune_ms) {
+        uint8_t lp[32];
+        ld_be64_put(lp, pending->last_prune_ms);
+        ld_be64_put(lp + 8, pending->last_prune_entries);
+        ld_be64_put(lp + 16, pending->last_prune_purged);
+        ld_be64_put(lp + 24, pending->dead_records);
+        if ((st = ld_txn_put(t, LD_SPACE_META, "last_prune", 10, lp, 32)) != LD_OK) return st;
+    }
+    if (pending->purge_floor != was->purge_floor) {
+        ld_be64_put(b, pending->purge_floor);
+        if ((st = ld_txn_put(t, LD_SPACE_META, "purge_floor", 11, b, 8)) != LD_OK) return st;
+    }
+    if (memcmp(pending->purged_digest, was->purged_digest, LD_DIGEST_LEN) != 0 &&
+        (st = ld_txn_put(t, LD_SPACE_META, "purged_digest", 13, pending->purged_digest,
+                         LD_DIGEST_LEN)) != LD_OK)
+        return st;
     return ld_txn_put(t, LD_SPACE_META, "digest", 6, pending->digest, LD_DIGEST_LEN);
 }
 
@@ -237,6 +288,30 @@ static bool incoming_wins(ld_conflict_policy policy, const ld_doc_rec *old, uint
 static bool mentions_reserved(const char *json, size_t len)
 {
     return memmem(json, len, "\"_id\"", 5) || memmem(json, len, "\"_sys_", 6);
+}
+
+ld_status ld_conflict_key(const char *origin, size_t origin_len, uint64_t hlc, uint8_t *out,
+                          size_t *len)
+{
+    if (origin_len > LD_NODE_ID_MAX) return LD_INVALID;
+    memcpy(out, origin, origin_len);
+    out[origin_len] = 0;
+    ld_be64_put(out + origin_len + 1, hlc);
+    *len = origin_len + 9;
+    return LD_OK;
+}
+
+ld_status ld_conflict_put(ld_txn *t, const ld_op_rec *op)
+{
+    uint8_t key[LD_NODE_ID_MAX + 9];
+    size_t kl, vl;
+    ld_status st = ld_conflict_key(op->origin, op->origin_len, op->hlc, key, &kl);
+    if (st != LD_OK) return st;
+    uint8_t *v = ld_op_rec_encode(op, &vl);
+    if (!v) return LD_NOMEM;
+    st = ld_txn_put(t, LD_SPACE_CONFLICTS, key, kl, v, vl);
+    free(v);
+    return st;
 }
 
 ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_op_rec *op,
@@ -276,13 +351,23 @@ ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_o
     if (!key) return LD_NOMEM;
     uint8_t *oldbuf = NULL;
     ld_doc_rec old;
-    ld_status st = read_record(t, key, klen, &oldbuf, &old);
-    bool have_old = st == LD_OK;
-    if (st != LD_OK && st != LD_NOT_FOUND) goto out;
-    st = LD_OK;
+    bool have_old;
+    ld_status st = load_old(t, key, klen, &oldbuf, &old, &have_old);
+    if (st != LD_OK) goto out;
 
-    bool wins =
-        incoming_wins(policy, have_old ? &old : NULL, op->hlc, op->origin, op->origin_len, op->id);
+    /* Below the purge floor, an absent key may be one whose tombstone was purged: the op may be
+     * older than that delete, so applying it could bring the document back. It is kept as a
+     * conflict record instead (a delete has nothing to bring back: it is only logged). */
+    bool refused = !have_old && pending->purge_floor && op->hlc < pending->purge_floor;
+    if (refused) pending->refused++;
+    if (refused && op->op_type != LD_OP_DELETE) {
+        st = ld_conflict_put(t, op);
+        if (st != LD_OK) goto out;
+        pending->conflicts++;
+    }
+
+    bool wins = !refused && incoming_wins(policy, have_old ? &old : NULL, op->hlc, op->origin,
+                                          op->origin_len, op->id);
     bool deleted = op->op_type == LD_OP_DELETE;
     ld_doc_rec rec = {
         .flags = deleted ? LD_REC_TOMBSTONE
@@ -304,13 +389,16 @@ ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_o
     if (st != LD_OK) goto out;
     uint8_t b[8];
     ld_be64_put(b, op->origin_seq);
-    if (own)
+    if (own) {
         pending->self_seq = op->origin_seq;
-    else if ((st = ld_txn_put(t, LD_SPACE_VV, op->origin, op->origin_len, b, 8)) != LD_OK)
+        pending->self_hlc = op->hlc;
+    } else if ((st = ld_txn_put(t, LD_SPACE_VV, op->origin, op->origin_len, b, 8)) != LD_OK ||
+               (st = put_last_stamp(t, op->origin, op->origin_len, op->hlc)) != LD_OK) {
         goto out;
+    }
     if (op->hlc > pending->hlc_hw) pending->hlc_hw = op->hlc;
     ld_hlc_observe(db->env->clock, op->hlc);
-    *outcome = wins ? LD_INGEST_APPLIED : LD_INGEST_LOGGED;
+    *outcome = refused ? LD_INGEST_REFUSED : wins ? LD_INGEST_APPLIED : LD_INGEST_LOGGED;
 out:
     free(oldbuf);
     free(key);
@@ -320,7 +408,7 @@ out:
 ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, const uint8_t *key,
                                    size_t klen, const uint8_t *val, size_t vlen,
                                    ld_conflict_policy policy, bool new_collection,
-                                   uint8_t term[LD_DIGEST_LEN])
+                                   uint64_t refuse_below, uint8_t term[LD_DIGEST_LEN])
 {
     const char *coll, *id;
     size_t cl, il;
@@ -330,12 +418,36 @@ ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, c
     ld_digest_term(coll, cl, id, il, &rec, term);
     uint8_t *oldbuf = NULL;
     ld_doc_rec old;
-    ld_status st = read_record(t, key, klen, &oldbuf, &old);
-    bool have_old = st == LD_OK;
-    if (st != LD_OK && st != LD_NOT_FOUND) return st;
-    st = LD_OK;
-    if (incoming_wins(policy, have_old ? &old : NULL, rec.hlc, rec.origin, rec.origin_len,
-                      rec.version)) {
+    bool have_old;
+    ld_status st = load_old(t, key, klen, &oldbuf, &old, &have_old);
+    if (st != LD_OK) return st;
+    if (!have_old && pending->purge_floor && ld_rec_dead(&rec) && rec.hlc < pending->purge_floor) {
+        /* A dead record this node would purge at once: taken as purged, its term kept in the
+         * digest as a purge keeps it (purge.h). */
+        xor_digest(pending->digest, term);
+        xor_digest(pending->purged_digest, term);
+    } else if (!have_old && !ld_rec_dead(&rec) && rec.hlc < refuse_below) {
+        /* Below the floor this node had before: it held every op of a known writer stamped so
+         * low, so an absent key lost to a delete it purged (or was refused): the source lags. */
+        ld_op_rec op = {
+            .op_type = LD_OP_UPDATE,
+            .synced = 1,
+            .hlc = rec.hlc,
+            .expires_ms = rec.expires_ms,
+            .origin = rec.origin,
+            .origin_len = rec.origin_len,
+            .collection = coll,
+            .collection_len = cl,
+            .doc_id = id,
+            .doc_id_len = il,
+            .payload = rec.json,
+            .payload_len = rec.json_len,
+        };
+        memcpy(op.id, rec.version, LD_OP_ID_LEN);
+        st = ld_conflict_put(t, &op);
+        if (st == LD_OK) pending->conflicts++;
+    } else if (incoming_wins(policy, have_old ? &old : NULL, rec.hlc, rec.origin, rec.origin_len,
+                             rec.version)) {
         uint8_t old_term[LD_DIGEST_LEN];
         if (have_old) {
             ld_digest_term(coll, cl, id, il, &old, old_term);

@@ -20,24 +20,39 @@ typedef enum ld_ingest_outcome {
     LD_INGEST_GAP,     /* origin seq > VV[origin] + 1: an earlier op is missing, nothing written */
     LD_INGEST_APPLIED, /* logged, and its document state won the merge */
     LD_INGEST_LOGGED,  /* logged (so it is relayed), but the local state won */
+    LD_INGEST_REFUSED, /* logged, but stamped below the purge floor for an absent key: kept as a
+                        * conflict record (a delete: only logged), the document untouched */
 } ld_ingest_outcome;
 
 /* Ingests one op received from a peer (docs/architecture.md §5): skipped when a duplicate or past a
- * gap; otherwise merged into the document by `policy`, appended to the local log whether it won or
+ * gap; refused (LD_INGEST_REFUSED) when its key is absent and it is stamped below the purge floor;
+ * otherwise merged into the document by `policy`, appended to the local log whether it won or
  * not, VV[origin] advanced and the node clock moved past its stamp. The caller checks the
  * op's fields (lengths, clock skew) before. */
 ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_op_rec *op,
                           ld_conflict_policy policy, ld_ingest_outcome *outcome);
 
+/* The conflicts-space key of a refused op: origin \0 be64 stamp (an origin's stamps are unique),
+ * in out (LD_NODE_ID_MAX + 9 bytes). LD_INVALID for an origin too long. */
+ld_status ld_conflict_key(const char *origin, size_t origin_len, uint64_t hlc, uint8_t *out,
+                          size_t *len);
+
+/* Stores op, whole, as a conflict record (readable over HTTP, never applied). The caller counts
+ * it (pending->conflicts). */
+ld_status ld_conflict_put(ld_txn *t, const ld_op_rec *op);
+
 /* Merges one record of a snapshot page (key and stored record bytes, checked by the caller) into
  * t by `policy`, as an op with the same stamp would be merged, without an op-log entry: the
  * record replaces the current one when it wins, moving the digest and the stamp high-water mark.
  * `new_collection`: the key's collection differs from the previous record's, so its collection
- * entry is made. *term receives the incoming record's digest term (for the page's check). */
+ * entry is made. Below the purge floor, for a key absent here: a dead record is taken as purged
+ * (its term kept in the digest and the purged accumulator), and a live one stamped below
+ * `refuse_below` (the floor this node had before the snapshot) becomes a conflict record. *term
+ * receives the incoming record's digest term (for the page's check). */
 ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, const uint8_t *key,
                                    size_t klen, const uint8_t *val, size_t vlen,
                                    ld_conflict_policy policy, bool new_collection,
-                                   uint8_t term[LD_DIGEST_LEN]);
+                                   uint64_t refuse_below, uint8_t term[LD_DIGEST_LEN]);
 
 /* Makes collection coll known (an entry in the colls space) unless it is. */
 ld_status ld_apply_collection(ld_txn *t, const char *coll, size_t len);

@@ -51,6 +51,32 @@ static ld_status meta_u64(ld_txn *t, const char *key, uint64_t *out)
     return LD_OK;
 }
 
+/* The op log's size in bytes (meta "log_bytes", kept by every append and prune). A database
+ * written before the count existed is measured once, here. */
+static ld_status log_bytes(ld_txn *t, ld_db_state *s)
+{
+    const void *v;
+    size_t vl;
+    ld_status st = ld_txn_get(t, LD_SPACE_META, "log_bytes", 9, &v, &vl);
+    if (st == LD_OK) {
+        if (vl != 8) return LD_CORRUPT;
+        s->log_bytes = ld_be64_get(v);
+        return LD_OK;
+    }
+    if (st != LD_NOT_FOUND) return st;
+    s->log_bytes = 0;
+    if (s->last_seq == 0) return LD_OK;
+    ld_cursor c;
+    st = ld_cursor_open(t, LD_SPACE_LOG, &c);
+    if (st != LD_OK) return st;
+    const void *k;
+    size_t kl;
+    while ((st = ld_cursor_next(&c, &k, &kl, &v, &vl)) == LD_OK)
+        s->log_bytes += kl + vl;
+    ld_cursor_close(&c);
+    return st == LD_NOT_FOUND ? LD_OK : st;
+}
+
 static ld_status load_state(ld_db *db)
 {
     ld_txn t;
@@ -62,6 +88,36 @@ static ld_status load_state(ld_db *db)
     if (st == LD_OK) st = meta_u64(&t, "pruned_through", &s.pruned_through);
     if (st == LD_OK) st = meta_u64(&t, "skip_from", &s.skip_from);
     if (st == LD_OK) st = meta_u64(&t, "skip_to", &s.skip_to);
+    if (st == LD_OK) st = meta_u64(&t, "purge_floor", &s.purge_floor);
+    if (st == LD_OK) st = meta_u64(&t, "refused", &s.refused);
+    if (st == LD_OK) st = meta_u64(&t, "conflicts", &s.conflicts);
+    if (st == LD_OK) st = log_bytes(&t, &s);
+    if (st == LD_OK) {
+        const void *v;
+        size_t vl;
+        ld_status g = ld_txn_get(&t, LD_SPACE_META, "last_prune", 10, &v, &vl);
+        if (g == LD_OK && vl == 32) {
+            s.last_prune_ms = ld_be64_get(v);
+            s.last_prune_entries = ld_be64_get((const uint8_t *)v + 8);
+            s.last_prune_purged = ld_be64_get((const uint8_t *)v + 16);
+            s.dead_records = ld_be64_get((const uint8_t *)v + 24);
+        } else if (g == LD_OK) {
+            st = LD_CORRUPT;
+        } else if (g != LD_NOT_FOUND) {
+            st = g;
+        }
+    }
+    if (st == LD_OK) {
+        const void *v;
+        size_t vl;
+        ld_status g = ld_txn_get(&t, LD_SPACE_META, "purged_digest", 13, &v, &vl);
+        if (g == LD_OK && vl == LD_DIGEST_LEN)
+            memcpy(s.purged_digest, v, LD_DIGEST_LEN);
+        else if (g == LD_OK)
+            st = LD_CORRUPT;
+        else if (g != LD_NOT_FOUND)
+            st = g;
+    }
     if (st == LD_OK) {
         const char *self = ld_env_origin(db->env);
         const void *v;
@@ -209,6 +265,9 @@ ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
     }
     /* Stamps never go back: the clock starts past everything this database has stored. */
     ld_hlc_observe(env->clock, db->committed.hlc_hw);
+    /* No write is in flight yet: every own op from now on is stamped above a stamp issued now. */
+    db->committed.promise_seq = db->committed.self_seq;
+    db->committed.promise_hlc = ld_hlc_now(env->clock);
     db->writer = ld_writer_new(db);
     if (!db->writer) {
         st = LD_NOMEM;

@@ -21,6 +21,10 @@
 #define LD_SPACE_CKPT  "ckpt" /* peer node id \0 "push"|"pull" -> be64 LogSequence */
 /* origin -> be64: this log may lack origin's ops up to there (they came by a snapshot) */
 #define LD_SPACE_FLOOR "floor"
+/* origin -> be64 stamp of the op (origin, VV[origin]): what any later op of origin is above */
+#define LD_SPACE_LSTAMP "lstamp"
+/* origin \0 be64 origin seq -> op record: an op refused below the purge floor (purge.h) */
+#define LD_SPACE_CONFLICTS "conflicts"
 
 #define LD_DIGEST_LEN 16
 
@@ -84,6 +88,18 @@ typedef struct ld_db_state {
     /* LogSequences (skip_from, skip_to] hold no entry: the jump of a restored database
      * (database.c), left out when entries are counted from positions. 0, 0: none. */
     uint64_t skip_from, skip_to;
+    /* Every own op after promise_seq is stamped above promise_hlc (the clock as of the last
+     * commit): what this node promises its peers for the purge frontier (repl/frontier.h). */
+    uint64_t promise_seq, promise_hlc;
+    uint64_t self_hlc;    /* stamp of the last local op (VV[self]'s last stamp); 0: none */
+    uint64_t purge_floor; /* tombstones below it are purged, ops below it refused; never lower */
+    uint64_t refused;     /* ops refused below the purge floor (conflict records written) */
+    uint64_t log_bytes;   /* bytes of the op-log entries held (keys and values) */
+    uint64_t conflicts;   /* conflict records written (the conflicts space's size) */
+    uint8_t purged_digest[LD_DIGEST_LEN]; /* XOR of the terms of purged records (kept in digest) */
+    /* The last prune pass that completed here (meta "last_prune"): when (wall ms; 0: none),
+     * op-log entries it removed, dead records it purged and dead records it left. */
+    uint64_t last_prune_ms, last_prune_entries, last_prune_purged, dead_records;
 } ld_db_state;
 
 /* How many log positions in (from, to] can hold an entry: the span less the restore's jump. */

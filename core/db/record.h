@@ -30,6 +30,13 @@ typedef struct ld_doc_rec {
     size_t json_len;
 } ld_doc_rec;
 
+/* A dead record: a tombstone, or a cache entry whose body the sweeper freed after it expired.
+ * Only dead records are purged (repl/purge.h). */
+static inline bool ld_rec_dead(const ld_doc_rec *r)
+{
+    return (r->flags & (LD_REC_TOMBSTONE | LD_REC_SWEPT)) != 0;
+}
+
 /* One op-log entry. Pointers borrow from the buffer it was decoded from. */
 typedef struct ld_op_rec {
     uint8_t op_type; /* LD_OP_* */

@@ -75,6 +75,11 @@ static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
     }
     if (st == LD_OK) st = ld_apply_finish(db, &t, &pending);
     pending.commits++;
+    /* This writer stamps this database's own ops one after the other: every later one is
+     * stamped above a stamp issued now (the purge frontier's promise). Issued, not peeked, so
+     * the promise follows the wall clock on a node that only observes others' stamps. */
+    pending.promise_seq = pending.self_seq;
+    pending.promise_hlc = ld_hlc_now(db->env->clock);
     if (st != LD_OK) {
         ld_txn_abort(&t);
         return st;

@@ -57,6 +57,7 @@ static const route routes[] = {
     {M_POST, {"api", "replication", "snapshot", NULL}, ld_api_repl_snapshot},
     {M_POST, {"api", "replication", "operation-log", "prune", NULL}, ld_api_repl_prune},
     {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status},
+    {M_GET, {"api", "replication", "conflicts", NULL}, ld_api_repl_conflicts},
     {M_GET, {"api", "replication", "databases", NULL}, ld_api_repl_databases},
     {M_POST, {"api", "replication", "announce", NULL}, ld_api_repl_announce},
     {M_GET, {"ws", "replication", NULL}, ld_api_repl_ws},

@@ -23,8 +23,11 @@ typedef struct ld_boot_progress {
     uint64_t log_seq;              /* the source's LogSequence it stands at */
     json_t *vv;                    /* the source's version vector there (owned) */
     char digest[2 * LD_DIGEST_LEN + 1];
-    uint64_t total, done;             /* records: in the source at the start / merged so far */
-    uint8_t xor_terms[LD_DIGEST_LEN]; /* XOR of the digest terms of the records received */
+    uint64_t total, done;              /* records: in the source at the start / merged so far */
+    uint8_t xor_terms[LD_DIGEST_LEN];  /* XOR of the digest terms of the records received */
+    uint8_t src_purged[LD_DIGEST_LEN]; /* the source's purged-digest at the first page */
+    uint8_t own_purged[LD_DIGEST_LEN]; /* this database's purged-digest before the snapshot */
+    uint64_t own_floor;                /* this database's purge floor before the snapshot */
     bool quiescent; /* every page so far was read at log_seq with the same digest */
     uint8_t next_key[LD_SNAP_MAX_KEY];
     size_t next_key_len; /* the key of the last record merged (0: none yet) */

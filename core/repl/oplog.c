@@ -55,17 +55,6 @@ ld_status ld_oplog_floor(ld_txn *t, json_t **floor)
     return st;
 }
 
-ld_status ld_oplog_floor_of(ld_db *db, json_t **floor)
-{
-    ld_txn t;
-    *floor = NULL;
-    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
-    if (st != LD_OK) return st;
-    st = ld_oplog_floor(&t, floor);
-    ld_txn_abort(&t);
-    return st;
-}
-
 bool ld_vv_covers(json_t *vv, json_t *floor)
 {
     const char *origin;
@@ -131,6 +120,23 @@ ld_status ld_oplog_state(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_L
     if (st != LD_OK) return st;
     st = read_state(&t, vv, digest_hex);
     ld_txn_abort(&t);
+    return st;
+}
+
+ld_status ld_oplog_status(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1],
+                          json_t **floor)
+{
+    ld_txn t;
+    *vv = *floor = NULL;
+    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
+    if (st != LD_OK) return st;
+    st = read_state(&t, vv, digest_hex);
+    if (st == LD_OK) st = ld_oplog_floor(&t, floor);
+    ld_txn_abort(&t);
+    if (st != LD_OK) {
+        json_decref(*vv);
+        *vv = NULL;
+    }
     return st;
 }
 

@@ -38,9 +38,6 @@ typedef struct ld_oplog_batch {
  * A peer whose version vector does not cover the floor cannot catch up from this log. */
 ld_status ld_oplog_floor(ld_txn *t, json_t **floor);
 
-/* The same in a read transaction of its own. */
-ld_status ld_oplog_floor_of(ld_db *db, json_t **floor);
-
 /* Whether version vector vv (may be NULL: nothing) covers floor. */
 bool ld_vv_covers(json_t *vv, json_t *floor);
 
@@ -60,5 +57,10 @@ ld_status ld_oplog_read_state(ld_txn *t, json_t **vv, char digest_hex[2 * LD_DIG
 
 /* The version vector and digest only (a read transaction of their own). */
 ld_status ld_oplog_state(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1]);
+
+/* The version vector, digest and log floor read in one read transaction (the status route), so
+ * the three describe the same commit. */
+ld_status ld_oplog_status(ld_db *db, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1],
+                          json_t **floor);
 
 #endif

@@ -16,6 +16,7 @@
 #include "../node.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
+#include "purge.h"
 #include "repl.h"
 
 #define DAY_MS (24ull * 3600ull * 1000ull)
@@ -87,6 +88,7 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         pending->last_seq > pj->retain_recent ? pending->last_seq - pj->retain_recent : 0;
 
     uint64_t *seqs = malloc(pj->batch * sizeof *seqs);
+    uint64_t bytes = 0;
     floor_entry *floors = NULL;
     size_t n = 0, nf = 0;
     if (!seqs) return LD_NOMEM;
@@ -153,6 +155,7 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         }
         if (op.origin_seq > floors[j].seq) floors[j].seq = op.origin_seq;
         seqs[n++] = seq;
+        bytes += kl + vl;
         st = ld_cursor_next(&c, &k, &kl, &v, &vl);
     }
     ld_cursor_close(&c);
@@ -171,6 +174,7 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         st = ld_txn_put(t, LD_SPACE_META, "pruned_through", 14, b, 8);
         if (st == LD_OK) {
             pending->pruned_through = seqs[n - 1];
+            pending->log_bytes = pending->log_bytes > bytes ? pending->log_bytes - bytes : 0;
             pj->pruned = n;
             pj->max_pruned = seqs[n - 1];
         }
@@ -184,7 +188,35 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
 
 static void pass_next(prune_pass *ps);
 
+uint64_t ld_prune_cap_ms(const ld_node *n, uint64_t now_ms)
+{
+    uint64_t cap = (uint64_t)n->cfg.oplog_max_retention_days * DAY_MS;
+    return now_ms > cap ? now_ms - cap : 0;
+}
+
+static void pass_row(prune_pass *ps);
+
+static void purged(void *arg, const ld_purge_result *res)
+{
+    prune_pass *ps = arg;
+    if (!res->ok) {
+        ps->db_error = true;
+        snprintf(ps->db_reason, sizeof ps->db_reason, "the tombstone purge transaction failed");
+    }
+    pass_row(ps);
+}
+
+/* The database's log batches are done: its dead records next, then its row. */
 static void pass_finish_db(prune_pass *ps)
+{
+    ld_node *n = ps->p->node;
+    ld_db *db = n->shutting_down ? NULL : ld_registry_get(&n->reg, ps->names[ps->next - 1]);
+    bool started = db && ld_purge_db(n, db, ps->db_pruned, purged, ps);
+    if (db) ld_registry_release(&n->reg, db);
+    if (!started) pass_row(ps);
+}
+
+static void pass_row(prune_pass *ps)
 {
     const char *status = ps->db_error ? "Error" : ps->db_pruned ? "Pruned" : "Skipped";
     json_t *row = json_pack(
@@ -251,11 +283,10 @@ static void submit_batch(prune_pass *ps, ld_db *db)
     }
     uint64_t now = ld_hlc_wall(&n->clock);
     uint64_t keep = (uint64_t)n->cfg.oplog_retention_days * DAY_MS;
-    uint64_t cap = (uint64_t)n->cfg.oplog_max_retention_days * DAY_MS;
     pj->peer_limit = ld_repl_prune_limit(n->repl, db->name, pj->blocker, sizeof pj->blocker);
     pj->retain_recent = (uint64_t)n->cfg.oplog_retain_recent;
     pj->keep_from_ms = now > keep ? now - keep : 0;
-    pj->cap_ms = now > cap ? now - cap : 0;
+    pj->cap_ms = ld_prune_cap_ms(n, now);
     pj->batch = (size_t)n->cfg.oplog_prune_batch;
     job->ctx = pj;
     ld_node_submit(n, db, job);

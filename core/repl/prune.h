@@ -14,6 +14,7 @@
 #define LD_PRUNE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -31,6 +32,11 @@ bool ld_pruner_run(ld_pruner *p, void (*done)(void *ctx, json_t *results), void 
 
 /* No more periodic runs (shutdown); a pass in progress finishes its current job. */
 void ld_pruner_stop(ld_pruner *p);
+
+/* The hard cap (Node.OperationLogMaxRetentionDays) as a wall time: an op stamped before it stops
+ * being held for a peer that lacks it, and a writer silent since stops holding the purge
+ * frontier back (purge.h). One rule for both. */
+uint64_t ld_prune_cap_ms(const struct ld_node *n, uint64_t now_ms);
 
 /* Frees the pruner after the loop stopped (no job in flight). */
 void ld_pruner_free(ld_pruner *p);

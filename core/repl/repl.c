@@ -173,7 +173,18 @@ struct ld_repl {
     struct event *kick_ev;
     uint64_t divergences;
     ld_probe *probe; /* reachability for the dashboard */
+    /* The newest clock promise heard of each (database, origin), from the origin or relayed:
+     * the purge frontier's input (frontier.h). In memory: after a restart the frontier waits
+     * for the next reports, and the stored purge floor never goes back meanwhile. */
+    struct promise *promises;
+    size_t n_promises, cap_promises;
 };
+
+typedef struct promise {
+    char db[LD_DB_NAME_MAX + 1];
+    char origin[LD_NODE_ID_MAX + 1];
+    uint64_t seq, hlc;
+} promise;
 
 static void link_kick(ld_link *l, bool force);
 static void step_push(ld_link *l);
@@ -867,6 +878,7 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     l->push_ckpt = ack;
     l->ops_pushed += sent;
+    ld_repl_promises_merge(l->repl, l->db, ld_json_get_ci(body, "PurgePromises"));
     json_t *vv = ld_json_get_ci(body, "VersionVector");
     if (json_is_object(vv)) {
         json_decref(l->peer_vv);
@@ -1014,6 +1026,15 @@ static void step_push(ld_link *l)
 static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b)
 {
     ld_repl *r = l->repl;
+    /* What this node promises (and passes on) for the purge frontier rides with the batch. */
+    json_t *promises = NULL;
+    if (st == LD_OK && !b.needs_snapshot && b.n) {
+        ld_db *db = ld_registry_get(&r->node->reg, l->db);
+        if (db) {
+            promises = ld_repl_promises_json(r, db);
+            ld_registry_release(&r->node->reg, db);
+        }
+    }
     if (st != LD_OK) {
         cycle_fail(l, "push: reading the op log: %s", ld_status_str(st));
         return;
@@ -1054,7 +1075,10 @@ static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b)
             0 &&
         ld_json_string_evbuffer(r->node->node_id, strlen(r->node->node_id), body) &&
         evbuffer_add(body, ",\"Operations\":[", 15) == 0 && evbuffer_add_buffer(body, b.ops) == 0 &&
-        evbuffer_add(body, "]}", 2) == 0 && call_post(l, "push", body, push_reply);
+        evbuffer_add(body, "],\"PurgePromises\":", 18) == 0 && promises &&
+        ld_json_dump_evbuffer(promises, JSON_COMPACT, body) && evbuffer_add(body, "}", 1) == 0 &&
+        call_post(l, "push", body, push_reply);
+    json_decref(promises);
     ld_oplog_batch_free(&b);
     if (body) evbuffer_free(body);
     if (!ok) cycle_fail(l, "push: cannot send the request");
@@ -1244,6 +1268,7 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
         json_decref(l->peer_vv);
         l->peer_vv = json_incref(pvv);
     }
+    ld_repl_promises_merge(r, l->db, ld_json_get_ci(body, "PurgePromises"));
     const char *pd = json_string_value(ld_json_get_ci(body, "Digest"));
     snprintf(pc->peer_digest, sizeof pc->peer_digest, "%s", pd ? pd : "");
     for (size_t i = 0; i < n; i++) {
@@ -1331,21 +1356,22 @@ static void pull_next(ld_link *l)
 {
     ld_repl *r = l->repl;
     l->ph = PH_PULL;
-    json_t *vv = NULL;
+    json_t *vv = NULL, *promises = NULL;
     char digest[2 * LD_DIGEST_LEN + 1];
     ld_db *db = ld_registry_get(&r->node->reg, l->db);
     if (db) {
         ld_status st = ld_oplog_state(db, &vv, digest);
+        if (st == LD_OK) promises = ld_repl_promises_json(r, db);
         ld_registry_release(&r->node->reg, db);
         if (st != LD_OK) {
             cycle_fail(l, "pull: reading the version vector: %s", ld_status_str(st));
             return;
         }
     }
-    json_t *body = json_pack("{s:i, s:s, s:I, s:i, s:o}", "ProtocolVersion", LD_REPL_PROTOCOL,
+    json_t *body = json_pack("{s:i, s:s, s:I, s:i, s:o, s:o?}", "ProtocolVersion", LD_REPL_PROTOCOL,
                              "RequestingNodeId", r->node->node_id, "AfterLogSequence",
                              (json_int_t)l->pull_ckpt, "BatchSize", r->node->cfg.repl_batch_size,
-                             "VersionVector", vv ? vv : json_object());
+                             "VersionVector", vv ? vv : json_object(), "PurgePromises", promises);
     struct evbuffer *text = body ? evbuffer_new() : NULL;
     bool ok = text && ld_json_dump_evbuffer(body, JSON_COMPACT, text) &&
               call_post(l, "pull", text, pull_reply);
@@ -1700,6 +1726,113 @@ uint64_t ld_repl_prune_limit(ld_repl *r, const char *db, char *blocker, size_t l
     return limit;
 }
 
+static promise *promise_find(ld_repl *r, const char *db, const char *origin)
+{
+    for (size_t i = 0; i < r->n_promises; i++)
+        if (!strcmp(r->promises[i].db, db) && !strcmp(r->promises[i].origin, origin))
+            return &r->promises[i];
+    return NULL;
+}
+
+void ld_repl_promises_merge(ld_repl *r, const char *db, json_t *promises)
+{
+    if (!json_is_object(promises)) return;
+    const char *origin;
+    json_t *v;
+    json_object_foreach(promises, origin, v)
+    {
+        uint64_t seq, hlc;
+        if (!ld_node_id_valid(origin) || !strcmp(origin, r->node->node_id) ||
+            !ld_json_as_u64(ld_json_get_ci(v, "Sequence"), &seq) ||
+            !ld_json_as_u64(ld_json_get_ci(v, "Hlc"), &hlc))
+            continue; /* a malformed entry promises nothing */
+        promise *p = promise_find(r, db, origin);
+        if (!p) {
+            if (r->n_promises == r->cap_promises) {
+                size_t cap = r->cap_promises ? 2 * r->cap_promises : 8;
+                promise *g = realloc(r->promises, cap * sizeof *g);
+                if (!g) return; /* the frontier stays lower: safe */
+                r->promises = g;
+                r->cap_promises = cap;
+            }
+            p = &r->promises[r->n_promises++];
+            snprintf(p->db, sizeof p->db, "%s", db);
+            snprintf(p->origin, sizeof p->origin, "%s", origin);
+            p->seq = p->hlc = 0;
+        }
+        /* An origin's promises grow in both fields: the later one (higher stamp) wins. */
+        if (hlc > p->hlc || (hlc == p->hlc && seq > p->seq)) {
+            p->seq = seq;
+            p->hlc = hlc;
+        }
+    }
+}
+
+json_t *ld_repl_promises_json(ld_repl *r, ld_db *db)
+{
+    json_t *o = json_object();
+    if (!o) return NULL;
+    ld_db_state s;
+    ld_db_state_get(db, &s);
+    char hb[24];
+    bool ok = true;
+    snprintf(hb, sizeof hb, "%" PRIu64, s.promise_hlc);
+    ok = !json_object_set_new(
+        o, r->node->node_id,
+        json_pack("{s:I, s:s}", "Sequence", (json_int_t)s.promise_seq, "Hlc", hb));
+    for (size_t i = 0; ok && i < r->n_promises; i++) {
+        const promise *p = &r->promises[i];
+        if (strcmp(p->db, db->name) != 0) continue;
+        snprintf(hb, sizeof hb, "%" PRIu64, p->hlc);
+        ok = !json_object_set_new(
+            o, p->origin, json_pack("{s:I, s:s}", "Sequence", (json_int_t)p->seq, "Hlc", hb));
+    }
+    /* Our active peers we have no promise of yet: named with an empty promise, so the
+     * receiver counts them as writers too (they hold its frontier until they report). */
+    for (size_t i = 0; ok && i < r->n_links; i++) {
+        const ld_link *l = r->links[i];
+        if (l->removed || !l->active || strcmp(l->db, db->name) != 0 || json_object_get(o, l->peer))
+            continue;
+        ok = !json_object_set_new(o, l->peer,
+                                  json_pack("{s:I, s:s}", "Sequence", (json_int_t)0, "Hlc", "0"));
+    }
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+size_t ld_repl_purge_origins(ld_repl *r, const char *db, ld_purge_origin **out)
+{
+    links_sync_db(r, db);
+    size_t n = 0;
+    *out = NULL;
+    ld_purge_origin *a = calloc(r->n_promises + r->n_links + 1, sizeof *a);
+    if (!a) return SIZE_MAX;
+    for (size_t i = 0; i < r->n_promises; i++) {
+        const promise *p = &r->promises[i];
+        if (strcmp(p->db, db) != 0) continue;
+        snprintf(a[n].origin, sizeof a[n].origin, "%s", p->origin);
+        a[n].has_promise = true;
+        a[n].seq = p->seq;
+        a[n].hlc = p->hlc;
+        n++;
+    }
+    for (size_t i = 0; i < r->n_links; i++) {
+        const ld_link *l = r->links[i];
+        if (l->removed || !l->active || strcmp(l->db, db) != 0) continue;
+        bool seen = false;
+        for (size_t j = 0; j < n && !seen; j++)
+            seen = !strcmp(a[j].origin, l->peer);
+        if (seen) continue;
+        snprintf(a[n].origin, sizeof a[n].origin, "%s", l->peer);
+        n++;
+    }
+    *out = a;
+    return n;
+}
+
 void ld_repl_peer_snapshotting(ld_repl *r, const char *db, const char *peer_id)
 {
     ld_link *l = link_find(r, db, peer_id);
@@ -1957,6 +2090,29 @@ static json_t *link_identity_json(const ld_link *l, json_t *j)
     return j;
 }
 
+/* The purge's fields of a database's status row (docs/replication.md, "Purging tombstones").
+ * Non-zero when out of memory. */
+static int purge_json(json_t *row, const ld_db_state *s)
+{
+    char floor[24], when[LD_ISO_TIME_LEN];
+    snprintf(floor, sizeof floor, "%" PRIu64, s->purge_floor);
+    json_t *last = json_null();
+    if (s->last_prune_ms) {
+        ld_iso_time(s->last_prune_ms, when);
+        last = json_pack("{s:s, s:I, s:I}", "TimeUtc", when, "EntriesRemoved",
+                         (json_int_t)s->last_prune_entries, "TombstonesPurged",
+                         (json_int_t)s->last_prune_purged);
+    }
+    return !last || json_object_set_new(row, "LastPrune", last) ||
+           json_object_set_new(row, "Tombstones",
+                               s->last_prune_ms ? json_integer((json_int_t)s->dead_records)
+                                                : json_null()) ||
+           json_object_set_new(row, "PurgeFloor", json_string(floor)) ||
+           json_object_set_new(row, "RefusedBelowFloor", json_integer((json_int_t)s->refused)) ||
+           json_object_set_new(row, "ConflictRecords", json_integer((json_int_t)s->conflicts)) ||
+           json_object_set_new(row, "OperationLogBytes", json_integer((json_int_t)s->log_bytes));
+}
+
 json_t *ld_repl_status(ld_repl *r)
 {
     links_sync_all(r);
@@ -1972,9 +2128,8 @@ json_t *ld_repl_status(ld_repl *r)
         ld_db_state_get(db, &s);
         json_t *vv = NULL;
         char digest[2 * LD_DIGEST_LEN + 1] = "";
-        ld_status st = ld_oplog_state(db, &vv, digest);
         json_t *floor = NULL;
-        if (st == LD_OK) st = ld_oplog_floor_of(db, &floor);
+        ld_status st = ld_oplog_status(db, &vv, digest, &floor);
         ld_registry_release(&r->node->reg, db);
         json_t *peers = json_array(), *snap = NULL;
         uint64_t total = 0;
@@ -2002,6 +2157,11 @@ json_t *ld_repl_status(ld_repl *r)
                       vv ? vv : json_object(), "LogFloorVersionVector",
                       floor ? floor : json_object(), "Digest", digest, "Snapshot",
                       snap ? snap : json_null(), "Peers", peers ? peers : json_array()));
+        json_t *row = json_array_get(dbs, json_array_size(dbs) - 1);
+        if (row && purge_json(row, &s)) {
+            json_decref(dbs); /* out of memory: no half answer */
+            dbs = NULL;
+        }
     }
     ld_registry_names_free(names, n);
     uint64_t full, resumed;
@@ -2147,6 +2307,7 @@ void ld_repl_free(ld_repl *r)
         link_free(r->links[i]);
     free(r->links);
     free(r->synced);
+    free(r->promises);
     for (size_t i = 0; i < r->n_hints; i++) {
         if (r->hints[i]->c) ld_ws_conn_free(r->hints[i]->c);
         free(r->hints[i]);

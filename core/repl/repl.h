@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 
+#include "../db/names.h"
+
 struct ld_node;
 struct ld_db;
 typedef struct ld_repl ld_repl;
@@ -48,6 +50,27 @@ void ld_repl_peer_pushed(ld_repl *r, const char *db, const char *peer_id);
 /* The log sequence through which every active peer of db holds our log (the least push
  * checkpoint; UINT64_MAX when db has no active peer), and in blocker the peer at that least.
  * Op-log pruning never deletes past it (repl/prune.h) but for its hard cap. Loop thread. */
+/* Takes the clock promises a peer sent (the PurgePromises field of a push or pull, request or
+ * answer: {origin: {Sequence, Hlc}}) for database db: per origin the newest is kept. Malformed
+ * entries are ignored (they would only lower nothing). */
+void ld_repl_promises_merge(ld_repl *r, const char *db, json_t *promises);
+
+/* The PurgePromises this node sends for db: its own promise, every one it heard of, and each
+ * active peer of db not heard of yet with an empty one. NULL when out of memory. */
+json_t *ld_repl_promises_json(ld_repl *r, struct ld_db *db);
+
+/* A writer the purge frontier counts (purge.h): every origin with a promise and every active
+ * peer of the database. */
+typedef struct ld_purge_origin {
+    char origin[LD_NODE_ID_MAX + 1];
+    bool has_promise;
+    uint64_t seq, hlc;
+} ld_purge_origin;
+
+/* The writers of db the purge frontier counts, in *out (malloc'd; the caller frees); SIZE_MAX
+ * when out of memory. */
+size_t ld_repl_purge_origins(ld_repl *r, const char *db, ld_purge_origin **out);
+
 uint64_t ld_repl_prune_limit(ld_repl *r, const char *db, char *blocker, size_t len);
 
 /* peer_id fetches a snapshot page of db from us: it is loading one, so our pushes keep holding

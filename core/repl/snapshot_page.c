@@ -86,6 +86,16 @@ bool ld_snap_parse(const uint8_t *buf, size_t len, ld_snap_hdr *h, const uint8_t
         h->first = json_is_true(ld_json_get_ci(j, "First"));
         snprintf(h->digest, sizeof h->digest, "%s", dg);
         h->vv = json_incref(vv);
+        json_t *pf = ld_json_get_ci(j, "PurgeFloor");
+        const char *pd = json_string_value(ld_json_get_ci(j, "PurgedDigest"));
+        size_t pl = 0;
+        if ((pf && !ld_json_as_u64(pf, &h->purge_floor)) ||
+            (pd &&
+             (sodium_hex2bin(h->purged, LD_DIGEST_LEN, pd, strlen(pd), NULL, &pl, NULL) != 0 ||
+              pl != LD_DIGEST_LEN))) {
+            ld_set_err(err, errlen, "the page's PurgeFloor or PurgedDigest is malformed");
+            ok = false;
+        }
         const char *k;
         json_t *v;
         json_object_foreach(vv, k, v)

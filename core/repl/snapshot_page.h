@@ -32,6 +32,10 @@ typedef struct ld_snap_hdr {
     uint64_t log_seq; /* LocalMaxLogSequence in the page's transaction */
     json_t *vv;       /* VersionVector in the page's transaction (owned: ld_snap_hdr_clear) */
     char digest[2 * LD_DIGEST_LEN + 1];
+    /* The source's purge floor and the XOR of the terms it purged (kept in Digest, absent from
+     * the records): PurgeFloor and PurgedDigest, zero from a source without them. */
+    uint64_t purge_floor;
+    uint8_t purged[LD_DIGEST_LEN];
     bool first;          /* the first page (no AfterKey): the two fields below are set */
     json_t *collections; /* every collection name (owned; NULL on later pages) */
     uint64_t total;      /* records in the database when the first page was read */

@@ -1,6 +1,10 @@
 /* Reading a snapshot page from storage on the serving node (see snapshot_page.h). */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "oplog.h"
 #include "snapshot_page.h"
@@ -20,6 +24,26 @@ static ld_status read_collections(ld_txn *t, json_t *out)
         }
     ld_cursor_close(&c);
     return st == LD_NOT_FOUND ? LD_OK : st;
+}
+
+/* The purge floor and purged-digest accumulator in t (purge.h): a receiver's digest check and its
+ * own digest need the terms the records no longer carry. */
+static ld_status read_purge(ld_txn *t, uint64_t *floor, char hex[2 * LD_DIGEST_LEN + 1])
+{
+    const void *v;
+    size_t vl;
+    uint8_t d[LD_DIGEST_LEN] = {0};
+    *floor = 0;
+    ld_status st = ld_txn_get(t, LD_SPACE_META, "purge_floor", 11, &v, &vl);
+    if (st == LD_OK && vl != 8) return LD_CORRUPT;
+    if (st == LD_OK) *floor = ld_be64_get(v);
+    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    st = ld_txn_get(t, LD_SPACE_META, "purged_digest", 13, &v, &vl);
+    if (st == LD_OK && vl != LD_DIGEST_LEN) return LD_CORRUPT;
+    if (st == LD_OK) memcpy(d, v, LD_DIGEST_LEN);
+    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    sodium_bin2hex(hex, 2 * LD_DIGEST_LEN + 1, d, LD_DIGEST_LEN);
+    return LD_OK;
 }
 
 /* Records in the docs space: the denominator of the receiver's progress. A key-order walk on a
@@ -91,6 +115,9 @@ ld_status ld_snap_read(ld_db *db, const char *node_id, const uint8_t *after, siz
     bool done = false;
     struct evbuffer *recs = evbuffer_new();
     st = recs && (!first || colls) ? ld_oplog_read_state(&t, &vv, digest, &last_seq) : LD_NOMEM;
+    uint64_t purge_floor = 0;
+    char purged_hex[2 * LD_DIGEST_LEN + 1];
+    if (st == LD_OK) st = read_purge(&t, &purge_floor, purged_hex);
     if (st == LD_OK && first) st = read_collections(&t, colls);
     if (st == LD_OK && first) st = count_records(&t, &total);
     if (st == LD_OK) st = read_records(&t, after, after_len, max_bytes, recs, &count, &done);
@@ -105,6 +132,13 @@ ld_status ld_snap_read(ld_db *db, const char *node_id, const uint8_t *after, siz
         if (h && first &&
             (json_object_set(h, "Collections", colls) ||
              json_object_set_new(h, "TotalRecords", json_integer((json_int_t)total)))) {
+            json_decref(h);
+            h = NULL;
+        }
+        char floor_text[24];
+        snprintf(floor_text, sizeof floor_text, "%" PRIu64, purge_floor);
+        if (h && (json_object_set_new(h, "PurgeFloor", json_string(floor_text)) ||
+                  json_object_set_new(h, "PurgedDigest", json_string(purged_hex)))) {
             json_decref(h);
             h = NULL;
         }

@@ -379,6 +379,10 @@ step('GET / lands on the dashboard; the peer is online', async () => {
   await waitFor('the op-log length', async () =>
     (await card.getByTestId('db-oplog').textContent()) === `Op log ${d.LocalMaxLogSequence}`);
   assert.match(await card.getByTestId('db-size').textContent(), /^Size \d+(\.\d)? (B|KiB|MiB)$/);
+  // The storage bound: the log held and the purge's figures (no prune pass ran yet).
+  assert.match(await card.getByTestId('db-oplog-held').textContent(), /^Log held \d+ \(\d+(\.\d)? (B|KiB|MiB)\)$/);
+  assert.equal(await card.getByTestId('db-tombstones').textContent(), 'Tombstones —');
+  assert.equal(await card.getByTestId('db-purge-floor').textContent(), 'Purge floor none');
   const replRow = card.getByTestId('repl-peer-row');
   assert.equal(await replRow.count(), 1);
   assert.equal(await replRow.getAttribute('data-peer'), 'node-b');

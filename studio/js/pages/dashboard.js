@@ -166,6 +166,28 @@ export function mount(main, ctx) {
           h('span', { 'data-testid': 'db-oplog' }, 'Op log ', h('strong', {}, String(d.LocalMaxLogSequence ?? '—'))),
           h('span', {}, 'Pending push ', h('strong', {}, String(d.TotalEstimatedPendingPushOperations ?? 0))),
           h('span', {}, 'Last write ', timeCell(file.LastWriteUtc)),
+          // The storage bound (docs/replication.md, "Purging tombstones").
+          d.OperationLogEntries !== undefined
+            ? h('span', { 'data-testid': 'db-oplog-held' }, 'Log held ',
+              h('strong', {}, `${d.OperationLogEntries} (${formatBytes(d.OperationLogBytes ?? 0)})`))
+            : null,
+          d.PurgeFloor !== undefined
+            ? h('span', { 'data-testid': 'db-tombstones' }, 'Tombstones ',
+              h('strong', {}, d.Tombstones === null ? '—' : String(d.Tombstones)))
+            : null,
+          d.PurgeFloor !== undefined
+            ? h('span', { 'data-testid': 'db-purge-floor' }, 'Purge floor ',
+              d.PurgeFloor === '0' ? h('strong', {}, 'none')
+                : timeCell(new Date(Number(BigInt(d.PurgeFloor) >> 16n)).toISOString()))
+            : null,
+          d.ConflictRecords
+            ? h('span', { 'data-testid': 'db-conflicts', class: 'error-text' }, 'Conflict records ',
+              h('strong', {}, String(d.ConflictRecords)), ` (refused ${d.RefusedBelowFloor ?? 0})`)
+            : null,
+          d.LastPrune
+            ? h('span', { 'data-testid': 'db-last-prune' }, 'Last prune ', timeCell(d.LastPrune.TimeUtc),
+              ` (${d.LastPrune.EntriesRemoved} entries, ${d.LastPrune.TombstonesPurged} tombstones)`)
+            : null,
           file.Path ? h('code', { class: 'small', title: file.Path }, file.Path) : null),
         snapLine,
         rp.length
