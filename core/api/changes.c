@@ -61,8 +61,12 @@ typedef struct sub {
     bool dirty;            /* woken while reading or paused: read again */
     bool started;          /* continuous: the chunked reply has begun */
     bool paused;           /* catching up, waiting for the consumer to drain its output */
+    bool caught_up;        /* a stream reached the end of the log once: it follows live now */
     bool expired;          /* longpoll timed out, or shutdown: answer with the next read */
     bool dead;             /* the consumer went away during a read: freed when it returns */
+    bool ending;           /* ws: closes with end_code once what is queued has left */
+    int end_code;
+    char end_reason[LD_WS_MAX_REASON + 1];
     TAILQ_ENTRY(sub) link;
 } sub;
 
@@ -170,6 +174,18 @@ static void sub_send(sub *s, struct evbuffer *buf)
     evbuffer_drain(buf, len);
 }
 
+/* Closes an ending WebSocket once its queue is empty, else looks again shortly. */
+static void ws_end_when_drained(sub *s)
+{
+    if (!s->ws) return;
+    if (ld_ws_buffered(s->ws) == 0 || !ld_ws_is_open(s->ws)) {
+        ld_ws_close(s->ws, s->end_code, s->end_reason);
+        return;
+    }
+    struct timeval tv = {0, WS_DRAIN_CHECK_MS * 1000};
+    event_add(s->timer, &tv);
+}
+
 /* Ends a stream: final (NULL: none) as its last line (continuous) or message (ws), then the
  * end of the chunked reply or a close frame. A WebSocket is freed by its on_close. */
 static void sub_end(sub *s, json_t *final, int ws_code, const char *ws_reason)
@@ -185,7 +201,16 @@ static void sub_end(sub *s, json_t *final, int ws_code, const char *ws_reason)
     if (s->kind == FEED_WS) {
         sub_unlist(s);
         if (s->timer) event_del(s->timer);
-        if (s->ws) ld_ws_close(s->ws, ws_code, ws_reason);
+        s->ending = true;
+        s->end_code = ws_code;
+        snprintf(s->end_reason, sizeof s->end_reason, "%s", ws_reason);
+        /* wslay sends a close frame ahead of queued messages and nothing after it: an orderly
+         * end waits until the last change has left; a cut consumer is closed at once. */
+        if (ws_code == LD_WS_CLOSE_POLICY) {
+            if (s->ws) ld_ws_close(s->ws, ws_code, ws_reason);
+        } else {
+            ws_end_when_drained(s);
+        }
         return;
     }
     /* With the client gone evhttp has let go of the request: send_reply_end frees it. */
@@ -254,9 +279,11 @@ static void sub_gone(sub *s, const ld_changes_batch *b)
         sub_free(s);
         return;
     }
-    sub_end(s, body, WS_CLOSE_GONE,
-            "cursor no longer in the operation log: re-read, then resume "
-            "from the Cursor of the last message");
+    char reason[LD_WS_MAX_REASON + 1];
+    snprintf(reason, sizeof reason,
+             "cursor no longer in the operation log (pruned): re-read, then resume from cursor %s",
+             use);
+    sub_end(s, body, WS_CLOSE_GONE, reason);
 }
 
 /* The consumer left more than Node.ChangesFeedMaxBufferBytes unread: cut it off, saying so. */
@@ -322,10 +349,12 @@ static void stream_batch(sub *s, read_job *j)
         sub_cut(s, buffered);
         return;
     }
+    if (!j->b.more) s->caught_up = true;
     if (j->b.more || s->dirty) {
-        if (buffered > cap / 2) {
-            /* Catching up faster than the consumer reads: wait for it (the log is the buffer),
-             * rather than queueing the backlog in memory. */
+        if (!s->caught_up && buffered > cap / 2) {
+            /* Catching up on the backlog faster than the consumer reads: wait for it (the log is
+             * the buffer). Once caught up, a consumer that falls behind live commits by more
+             * than the cap is cut off above instead. */
             s->paused = true;
             s->dirty = true;
             if (s->kind == FEED_WS) {
@@ -451,6 +480,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     size_t buffered = sub_buffered(s, &gone);
     if (s->kind == FEED_WS) {
         if (gone) return; /* its on_close frees it */
+        if (s->ending) {
+            ws_end_when_drained(s);
+            return;
+        }
         if (s->paused && !s->reading) {
             if (buffered <= s->hub->node->cfg.changes_max_buffer / 2) {
                 sub_read(s);
