@@ -48,6 +48,7 @@ WORKLOADS = [
     ("B10", "B10 new node joins the database"),
     ("B11", "B11 time until visible, plain vs TLS"),
     ("B11-handshakes", "B11 TLS handshakes after warm-up"),
+    ("B12", "B12 commit to a changes-feed subscriber"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -280,6 +281,15 @@ def goals(rows, conns):
         f"{a['value_median']:.1f}/min ({e.get('full_per_min', 0):.1f} full, "
         f"{e.get('resumed_per_min', 0):.1f} resumed)" if a else "",
         a["value_median"] if a else None, 1, higher=False)
+    # Issue 18: a commit reaches a subscribed changes-feed client quickly.
+    a, p = row("B12", "litedist"), row("B12", "pouchdb")
+    add("B12", "changes feed p50 <= 1 ms (issue 18)", f"{a['p50_ms']:.2f} ms" if a else "",
+        a["p50_ms"] if a else None, 1, higher=False)
+    add("B12", "changes feed p99 <= 5 ms (issue 18)", f"{a['p99_ms']:.2f} ms" if a else "",
+        a["p99_ms"] if a else None, 5, higher=False)
+    x = paired(p, a)
+    add("B12", "faster than pouchdb-server's _changes longpoll (p50)",
+        f"{x:.1f} x ({p['p50_ms']:.2f} ms)" if x else "", x, 1)
     return out
 
 

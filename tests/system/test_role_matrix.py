@@ -104,6 +104,10 @@ MATRIX = {
         Op("put-new", "WRITE_DOCUMENT", call("PUT", "/api/documents/items/{tag}", body={"v": 2}), upsert=True),
         Op("put-existing", "UPDATE_DOCUMENT",
            call("PUT", "/api/documents/items/{tag}", body={"v": 2}), setup=put_doc, upsert=True)],
+    "GET /api/changes": [
+        Op("changes", "READ_DOCUMENT", call("GET", "/api/changes?limit=1"), setup=put_doc)],
+    # A plain GET from an allowed key gets past the key checks to the upgrade check.
+    "GET /ws/changes": [Op("changes-ws", "READ_DOCUMENT", call("GET", "/ws/changes"), ok=(400,))],
     "DELETE /api/documents/{c}/{id}[?parentVersion=V]": [
         Op("delete", "DELETE_DOCUMENT", call("DELETE", "/api/documents/items/{tag}"),
            setup=put_doc)],
