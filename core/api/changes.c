@@ -267,9 +267,9 @@ static void sub_gone(sub *s, const ld_changes_batch *b)
     ld_changes_cursor_str(b->oldest - 1, oldest);
     char msg[400];
     snprintf(msg, sizeof msg,
-             "The changes after cursor '%s' are no longer in the operation log (it was pruned; "
-             "the oldest cursor it can follow is '%s'). Re-read the documents you need, then "
-             "follow the feed from cursor '%s'.",
+             "The operation log no longer holds the changes after cursor '%s' (it was pruned, or "
+             "the database was deleted and created again; the oldest cursor it can follow is "
+             "'%s'). Re-read the documents you need, then follow the feed from cursor '%s'.",
              cur, oldest, use);
     json_t *body = json_pack("{s:s, s:s}", "Error", msg, "Cursor", use);
     if (s->kind == FEED_NORMAL || s->kind == FEED_LONGPOLL ||

@@ -131,8 +131,10 @@ ld_status ld_changes_read(ld_db *db, const ld_changes_query *q, ld_changes_batch
     st = meta_u64(&t, "last_seq", &b->local_max);
     if (st == LD_OK) st = meta_u64(&t, "pruned_through", &pruned);
     b->oldest = pruned + 1;
-    if (st == LD_OK && q->after < pruned) {
-        /* Entries after the cursor were pruned: answering from here would skip them silently. */
+    if (st == LD_OK && (q->after < pruned || q->after > b->local_max)) {
+        /* Entries after the cursor were pruned, or the cursor is past this log's end (a cursor
+         * of a database since deleted and created again): answering from here would skip
+         * changes silently. */
         b->gone = true;
         ld_txn_abort(&t);
         return LD_OK;

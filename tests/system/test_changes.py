@@ -7,6 +7,7 @@ import base64
 import http.client
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -346,12 +347,15 @@ def test_a_pruned_cursor_answers_410_with_where_to_restart(make_node):
     rows = assert_ok(repl(node, "POST", "/api/replication/operation-log/prune"))
     assert rows[0]["MaxPrunedLogSequence"] == 6
     err = assert_error(changes(node, DB, since="3"), 410, contains="Re-read the documents")
+    assert err.startswith("The operation log no longer holds the changes after cursor '3'")
     resp = changes(node, DB, since="0", feed="continuous")
     assert resp.status == 410
     cursor = resp.body["Cursor"]
     assert cursor == "6" and "'6'" in err
-    # The cursor at the end of the pruned log is still good, and so is the one it gave.
+    # The cursor at the end of the pruned log is still good, and so is the one it gave; one
+    # past the log's end (a database deleted and created again) is refused like a pruned one.
     assert feed(node, DB, since="6")["Changes"] == []
+    assert changes(node, DB, since="99").body["Cursor"] == "6"
     api.must_put("items", "after", {"v": 1})
     assert [c["Id"] for c in feed(node, DB, since=cursor)["Changes"]] == ["after"]
     ws = WsClient(node, DB, "since=1")
@@ -386,3 +390,31 @@ def test_a_slow_consumer_is_cut_off_with_a_reason(fnode, db):
     s.close()
     # The node is fine and the consumer resumes from its cursor.
     assert feed(fnode, db, since=last["Cursor"])["HasMore"] is False
+
+
+def test_shutdown_ends_every_subscriber(make_node):
+    node = make_node()
+    node.api(DB).must_put("items", "a", {"v": 1})
+    s = Stream(node, DB, since="now", heartbeat=100)
+    assert s.change(skip_heartbeats=False) == b"\n"  # the stream is open and waiting
+    ws = WsClient(node, DB, "since=now")
+    assert ws.status == 101
+    # The longpoll is sent first; a request answered after it means the node has read it.
+    poll = http.client.HTTPConnection("127.0.0.1", node.port, timeout=20)
+    poll.request("GET", "/api/changes?feed=longpoll&since=now&timeout=60000",
+                 headers={"Database": DB, "ApiKey": ROOT_KEY})
+    assert feed(node, DB)["LastCursor"] == "1"
+    t0 = time.monotonic()
+    node.send_signal(signal.SIGTERM)
+    resp = poll.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["Changes"] == []
+    poll.close()
+    assert s.change() == {"LastCursor": "1", "HasMore": False}
+    assert s.line() == b""
+    s.close()
+    op, payload = ws.frame()
+    assert op == 8 and struct.unpack(">H", payload[:2])[0] == 1001
+    ws.send(payload[:2], opcode=8)  # the closing handshake's answer
+    ws.close()
+    assert node.stop() == 0
+    assert time.monotonic() - t0 < 4
