@@ -77,8 +77,12 @@ class Stream:
 class WsClient:
     """A minimal RFC 6455 client over a socket (the server's frames are unmasked)."""
 
-    def __init__(self, node, db, query, key=ROOT_KEY):
-        self.sock = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+    def __init__(self, node, db, query, key=ROOT_KEY, rcvbuf=None):
+        self.sock = socket.socket()
+        if rcvbuf:  # a small receive buffer: a consumer that stops reading is soon behind
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", node.port))
         nonce = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET /ws/changes?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -370,15 +374,16 @@ def test_a_pruned_cursor_answers_410_with_where_to_restart(make_node):
 def test_a_slow_consumer_is_cut_off_with_a_reason(fnode, db):
     api = fnode.api(db)
     big = {"pad": "x" * 100_000}
+    before = fnode.log_text().count("slow consumer was disconnected")
     s = Stream(fnode, db, rcvbuf=4096, since="now", include_docs="true", heartbeat=60000)
     assert s.resp.status == 200
     # The consumer reads nothing more; writes pile up past the kernel's buffers and the cap.
     for i in range(80):
         api.must_put("items", "big", dict(big, i=i))
-        if "slow consumer was disconnected" in fnode.log_text():
+        if fnode.log_text().count("slow consumer was disconnected") > before:
             break
-    wait_for(lambda: "slow consumer was disconnected" in fnode.log_text(), timeout=10,
-             what="the cut")
+    wait_for(lambda: fnode.log_text().count("slow consumer was disconnected") > before,
+             timeout=10, what="the cut")
     last = None
     for _ in range(10000):
         line = s.line()
@@ -418,3 +423,25 @@ def test_shutdown_ends_every_subscriber(make_node):
     ws.close()
     assert node.stop() == 0
     assert time.monotonic() - t0 < 4
+
+
+def test_a_slow_websocket_consumer_is_closed_with_a_reason(fnode, db):
+    api = fnode.api(db)
+    before = fnode.log_text().count("slow consumer was disconnected")
+    ws = WsClient(fnode, db, "since=now&include_docs=true", rcvbuf=4096)
+    assert ws.status == 101
+    big = {"pad": "y" * 100_000}
+    for i in range(80):
+        api.must_put("items", "big", dict(big, i=i))
+        if fnode.log_text().count("slow consumer was disconnected") > before:
+            break
+    wait_for(lambda: fnode.log_text().count("slow consumer was disconnected") > before,
+             timeout=10, what="the cut")
+    # Whatever was queued before it, the close frame says why.
+    for _ in range(10000):
+        op, payload = ws.frame()
+        if op == 8:
+            break
+    assert struct.unpack(">H", payload[:2])[0] == 1008
+    assert b"ChangesFeedMaxBufferBytes" in payload[2:]
+    ws.close()
