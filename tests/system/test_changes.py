@@ -200,22 +200,22 @@ def test_longpoll_wakes_on_a_write(fnode, db):
     out = {}
 
     def poll():
-        t0 = time.monotonic()
         out["resp"] = changes(fnode, db, feed="longpoll", since=cursor, timeout=10000)
         out["done"] = time.monotonic()
-        out["waited"] = out["done"] - t0
 
     t = threading.Thread(target=poll)
     t.start()
     time.sleep(0.3)  # let the poll reach the server and wait (it answers at once otherwise)
+    before_write = time.monotonic()
     api.must_put("items", "b", {"v": 2})
     written = time.monotonic()
     t.join(timeout=15)
     assert not t.is_alive()
     body = assert_ok(out["resp"])
     assert [c["Id"] for c in body["Changes"]] == ["b"] and body["LastCursor"] == "2"
-    assert out["waited"] >= 0.25, "the poll answered before anything was written"
-    assert out["done"] - written < 0.5, f"woke {out['done'] - written:.3f} s after the write"
+    assert out["done"] >= before_write, "the poll answered before anything was written"
+    # Woken by the commit, not found by a later look: well within the 10 s timeout.
+    assert out["done"] - written < 1.0, f"woke {out['done'] - written:.3f} s after the write"
     # Nothing comes: the poll answers empty at its timeout, with the cursor unchanged.
     t0 = time.monotonic()
     body = feed(fnode, db, feed="longpoll", since="2", timeout=300)
