@@ -36,7 +36,7 @@ typedef struct ld_changes_batch {
     uint64_t local_max;   /* the log's last LogSequence in this read */
     bool more;            /* entries remain after `last` */
     bool gone; /* `after` is below the oldest entry kept, or past the log's end: nothing read */
-    uint64_t oldest;      /* the oldest LogSequence the log still holds (pruned_through + 1) */
+    uint64_t oldest; /* the oldest LogSequence the log still holds (pruned_through + 1) */
 } ld_changes_batch;
 
 /* Reads the changes after q->after into b->out (b->out set by the caller, the rest zeroed
