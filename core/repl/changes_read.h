@@ -35,7 +35,8 @@ typedef struct ld_changes_batch {
     uint64_t last;        /* the cursor after this batch: the last entry looked at */
     uint64_t local_max;   /* the log's last LogSequence in this read */
     bool more;            /* entries remain after `last` */
-    bool gone; /* `after` is below the oldest entry kept, or past the log's end: nothing read */
+    /* `after` is below the oldest entry kept, or past the log's end: nothing was read */
+    bool gone;
     uint64_t oldest; /* the oldest LogSequence the log still holds (pruned_through + 1) */
 } ld_changes_batch;
 
