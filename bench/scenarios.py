@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# bench/run's multi-process workloads B5-B12 (query scan, visibility, catch-up, three-node load,
+# bench/run's multi-process workloads B5-B13 (query scan, visibility, catch-up, three-node load,
 # memory, a new node joining, visibility over TLS, the changes feed): starts litedistd nodes,
 # pouchdb-server peers and the raw engines, appends one JSON record per measurement to the records file that
 # bench/report.py reads.
@@ -402,7 +402,7 @@ def b6(ctx):
             raise BenchError(f"B6: writes never visible (litedist {j['lost']}, pouchdb {lost})")
 
 
-# --- B12: a commit reaching a subscribed changes-feed client ---------------------------------------
+# --- B13: a commit reaching a subscribed changes-feed client ---------------------------------------
 
 def feed_latency(port, n, prefix, follow, write):
     """n sequential writes, each timed from sending it until `follow` (a thread reading the feed
@@ -415,7 +415,7 @@ def feed_latency(port, n, prefix, follow, write):
             follow(seen, cv, stop)
         except (OSError, http.client.HTTPException, ValueError) as e:
             if not stop.is_set():  # after the last write the feed may end any way it likes
-                log(f"B12: the feed reader failed: {e}")
+                log(f"B13: the feed reader failed: {e}")
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -439,7 +439,7 @@ def feed_latency(port, n, prefix, follow, write):
     return sorted(lat), sorted(wlat), sorted(after), lost
 
 
-def b12_litedist(port, n, prefix):
+def b13_litedist(port, n, prefix):
     h = {"Database": "feed", "ApiKey": "root"}
     ready = threading.Event()
 
@@ -463,13 +463,13 @@ def b12_litedist(port, n, prefix):
 
     def write(k):
         if not ready.wait(10):
-            raise BenchError("B12: the litedist feed did not open")
+            raise BenchError("B13: the litedist feed did not open")
         wc.request("PUT", f"/api/documents/items/{k}", body=json.dumps({"k": k}),
                    headers=dict(h, **{"Content-Type": "application/json"}))
         r = wc.getresponse()
         r.read()
         if r.status != 200:
-            raise BenchError(f"B12 litedist write answered {r.status}")
+            raise BenchError(f"B13 litedist write answered {r.status}")
 
     try:
         return feed_latency(port, n, prefix, follow, write)
@@ -477,10 +477,10 @@ def b12_litedist(port, n, prefix):
         wc.close()
 
 
-def b12_pouchdb(port, n, prefix):
+def b13_pouchdb(port, n, prefix):
     st, body = call(port, "GET", "/feed")
     if st != 200:
-        raise BenchError(f"B12 pouchdb GET /feed answered {st}")
+        raise BenchError(f"B13 pouchdb GET /feed answered {st}")
     since = [json.loads(body)["update_seq"]]
 
     def follow(seen, cv, stop):
@@ -506,7 +506,7 @@ def b12_pouchdb(port, n, prefix):
         r = wc.getresponse()
         r.read()
         if r.status not in (200, 201):
-            raise BenchError(f"B12 pouchdb write answered {r.status}")
+            raise BenchError(f"B13 pouchdb write answered {r.status}")
 
     try:
         return feed_latency(port, n, prefix, follow, write)
@@ -514,35 +514,35 @@ def b12_pouchdb(port, n, prefix):
         wc.close()
 
 
-def b12(ctx):
+def b13(ctx):
     a = ctx.a
     n = a.probe_writes
     # Sync full is the durable figure; Sync off leaves out the fsync, so that sending a write to
     # receiving its change comes close to the feed's own part (commit to subscriber).
-    nodes = {"litedist": ctx.litedist("b12-litedist"),
-             "litedist-sync-off": ctx.litedist("b12-litedist-off", sync="off")}
+    nodes = {"litedist": ctx.litedist("b13-litedist"),
+             "litedist-sync-off": ctx.litedist("b13-litedist-off", sync="off")}
     for node in nodes.values():
         st, body = call(node.port, "PUT", "/api/documents/items/warm", {"x": 1},
                         {"Database": "feed", "ApiKey": "root"})
         if st != 200:
-            raise BenchError(f"B12: litedist warm-up write failed: {st} {body[:200]!r}")
-    P = ctx.pouchdb("b12-pouchdb")
+            raise BenchError(f"B13: litedist warm-up write failed: {st} {body[:200]!r}")
+    P = ctx.pouchdb("b13-pouchdb")
     st, body = call(P.port, "PUT", "/feed")
     if st not in (201, 412):
         raise BenchError(f"pouchdb-server: PUT /feed answered {st} {body[:200]!r}")
-    targets = [(t, b12_litedist, node.port) for t, node in nodes.items()]
-    targets.append(("pouchdb", b12_pouchdb, P.port))
+    targets = [(t, b13_litedist, node.port) for t, node in nodes.items()]
+    targets.append(("pouchdb", b13_pouchdb, P.port))
     for r in range(1, a.repeats + 1):
         for target, fn, port in targets:
             s, w, aft, lost = fn(port, n, f"r{r}-")
             if lost or not s:
-                raise BenchError(f"B12 {target}: {lost} of {n} writes never reached the feed")
-            ctx.record(workload="B12", target=target, repeat=r, value=pct(s, 50), unit="ms",
+                raise BenchError(f"B13 {target}: {lost} of {n} writes never reached the feed")
+            ctx.record(workload="B13", target=target, repeat=r, value=pct(s, 50), unit="ms",
                        p50_ms=pct(s, 50), p99_ms=pct(s, 99), max_ms=s[-1],
                        write_p50_ms=pct(w, 50), write_p99_ms=pct(w, 99),
                        after_answer_p50_ms=pct(aft, 50), after_answer_p99_ms=pct(aft, 99),
                        writes=n, loadavg=loadavg())
-            log(f"B12 {target} #{r}: write sent -> change received p50 {pct(s, 50):.2f} ms, "
+            log(f"B13 {target} #{r}: write sent -> change received p50 {pct(s, 50):.2f} ms, "
                 f"p99 {pct(s, 99):.2f} ms (the write alone: p50 {pct(w, 50):.2f} ms, "
                 f"p99 {pct(w, 99):.2f} ms; change received after the write's answer: p50 "
                 f"{pct(aft, 50):.2f} ms, p99 {pct(aft, 99):.2f} ms); load {loadavg()}")
@@ -1106,7 +1106,7 @@ def couch_preload(ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "raw",
+    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B13", "raw",
                                          "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
@@ -1139,7 +1139,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     ctx = Ctx(a)
     try:
-        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B12": b12,
+        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B13": b13,
          "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
