@@ -24,6 +24,7 @@ TARGET_NAMES = {
     "redis-aof": "redis-server (AOF everysec)", "sqlite-raw": "raw SQLite",
     "lmdb-raw": "raw LMDB",
     "litedist-plain": "litedistd, http:// peers", "litedist-tls": "litedistd, https:// peers",
+    "litedist-sync-off": "litedistd (SQLite, Sync off)",
 }
 TARGET_ORDER = list(TARGET_NAMES)
 
@@ -50,6 +51,7 @@ WORKLOADS = [
     ("B11-handshakes", "B11 TLS handshakes after warm-up"),
     ("B12", "B12 event loop's longest lag, peer walking a covered log"),
     ("B12-get", "B12 GET p99 walking / idle"),
+    ("B13", "B13 commit to a changes-feed subscriber"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -291,6 +293,16 @@ def goals(rows, conns):
         add(f"B12 {n}", "GET p99 while walking <= 2 x idle (issue 17)",
             f"{g['value_median']:.2f} x" if g else "", g["value_median"] if g else None, 2,
             higher=False)
+    # Issue 18: a commit reaches a subscribed changes-feed client quickly.
+    # Sync off: sending a write to receiving its change, with little besides the feed's own part.
+    a, o, p = row("B13", "litedist"), row("B13", "litedist-sync-off"), row("B13", "pouchdb")
+    add("B13", "changes feed p50 <= 1 ms, write sent to change received, Sync off (issue 18)",
+        f"{o['p50_ms']:.2f} ms" if o else "", o["p50_ms"] if o else None, 1, higher=False)
+    add("B13", "changes feed p99 <= 5 ms, likewise (issue 18)",
+        f"{o['p99_ms']:.2f} ms" if o else "", o["p99_ms"] if o else None, 5, higher=False)
+    x = paired(p, a)
+    add("B13", "faster than pouchdb-server's _changes longpoll (p50, Sync full)",
+        f"{x:.1f} x ({p['p50_ms']:.2f} ms)" if x else "", x, 1)
     return out
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-# bench/run's multi-process workloads B5-B11 (query scan, visibility, catch-up, three-node load,
-# memory, a new node joining, visibility over TLS): starts litedistd nodes, pouchdb-server peers
-# and the raw engines, appends one JSON record per measurement to the records file that
+# bench/run's multi-process workloads B5-B13 (query scan, visibility, catch-up, three-node load,
+# memory, a new node joining, visibility over TLS, the changes feed): starts litedistd nodes,
+# pouchdb-server peers and the raw engines, appends one JSON record per measurement to the records file that
 # bench/report.py reads.
 # Standard library only.
 import argparse
@@ -401,6 +401,152 @@ def b6(ctx):
         log(f"B6 pouchdb #{r}: p50 {pct(s, 50):.2f} ms, p99 {pct(s, 99):.2f} ms")
         if j["lost"] or lost:
             raise BenchError(f"B6: writes never visible (litedist {j['lost']}, pouchdb {lost})")
+
+
+# --- B13: a commit reaching a subscribed changes-feed client ---------------------------------------
+
+def feed_latency(port, n, prefix, follow, write):
+    """n sequential writes, each timed from sending it until `follow` (a thread reading the feed
+    into `seen`) saw its id. Returns (sorted latencies ms, sorted write latencies ms, sorted
+    feed-after-answer ms (negative: the change arrived before the write's own answer), lost)."""
+    seen, cv, stop = {}, threading.Condition(), threading.Event()
+
+    def run():
+        try:
+            follow(seen, cv, stop)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            if not stop.is_set():  # after the last write the feed may end any way it likes
+                log(f"B13: the feed reader failed: {e}")
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    lat, wlat, after, lost = [], [], [], 0
+    try:
+        for i in range(n):
+            k = f"{prefix}{i}"
+            t0 = time.monotonic()
+            write(k)
+            t1 = time.monotonic()
+            with cv:
+                if not cv.wait_for(lambda: k in seen, timeout=10):
+                    lost += 1
+                    continue
+            lat.append((seen[k] - t0) * 1e3)
+            wlat.append((t1 - t0) * 1e3)
+            after.append((seen[k] - t1) * 1e3)
+    finally:
+        stop.set()
+    t.join(timeout=15)
+    return sorted(lat), sorted(wlat), sorted(after), lost
+
+
+def b13_litedist(port, n, prefix):
+    h = {"Database": "feed", "ApiKey": "root"}
+    ready = threading.Event()
+
+    def follow(seen, cv, stop):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", "/api/changes?feed=continuous&since=now&heartbeat=1000", headers=h)
+        resp = c.getresponse()
+        ready.set()
+        while not stop.is_set():
+            line = resp.readline()
+            if not line:
+                break
+            if line.strip():
+                ch = json.loads(line)
+                with cv:
+                    seen[ch["Id"]] = time.monotonic()
+                    cv.notify_all()
+        c.close()
+
+    wc = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def write(k):
+        if not ready.wait(10):
+            raise BenchError("B13: the litedist feed did not open")
+        wc.request("PUT", f"/api/documents/items/{k}", body=json.dumps({"k": k}),
+                   headers=dict(h, **{"Content-Type": "application/json"}))
+        r = wc.getresponse()
+        r.read()
+        if r.status != 200:
+            raise BenchError(f"B13 litedist write answered {r.status}")
+
+    try:
+        return feed_latency(port, n, prefix, follow, write)
+    finally:
+        wc.close()
+
+
+def b13_pouchdb(port, n, prefix):
+    st, body = call(port, "GET", "/feed")
+    if st != 200:
+        raise BenchError(f"B13 pouchdb GET /feed answered {st}")
+    since = [json.loads(body)["update_seq"]]
+
+    def follow(seen, cv, stop):
+        # CouchDB-style: one longpoll after another, each from the last_seq of the one before.
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while not stop.is_set():
+            c.request("GET", f"/feed/_changes?feed=longpoll&timeout=1000&since={since[0]}")
+            r = c.getresponse()
+            j = json.loads(r.read())
+            now = time.monotonic()
+            with cv:
+                for ch in j.get("results", []):
+                    seen.setdefault(ch["id"], now)
+                cv.notify_all()
+            since[0] = j.get("last_seq", since[0])
+        c.close()
+
+    wc = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def write(k):
+        wc.request("PUT", f"/feed/{k}", body=json.dumps({"k": k}),
+                   headers={"Content-Type": "application/json"})
+        r = wc.getresponse()
+        r.read()
+        if r.status not in (200, 201):
+            raise BenchError(f"B13 pouchdb write answered {r.status}")
+
+    try:
+        return feed_latency(port, n, prefix, follow, write)
+    finally:
+        wc.close()
+
+
+def b13(ctx):
+    a = ctx.a
+    n = a.probe_writes
+    # Sync full is the durable figure; Sync off leaves out the fsync, so that sending a write to
+    # receiving its change comes close to the feed's own part (commit to subscriber).
+    nodes = {"litedist": ctx.litedist("b13-litedist"),
+             "litedist-sync-off": ctx.litedist("b13-litedist-off", sync="off")}
+    for node in nodes.values():
+        st, body = call(node.port, "PUT", "/api/documents/items/warm", {"x": 1},
+                        {"Database": "feed", "ApiKey": "root"})
+        if st != 200:
+            raise BenchError(f"B13: litedist warm-up write failed: {st} {body[:200]!r}")
+    P = ctx.pouchdb("b13-pouchdb")
+    st, body = call(P.port, "PUT", "/feed")
+    if st not in (201, 412):
+        raise BenchError(f"pouchdb-server: PUT /feed answered {st} {body[:200]!r}")
+    targets = [(t, b13_litedist, node.port) for t, node in nodes.items()]
+    targets.append(("pouchdb", b13_pouchdb, P.port))
+    for r in range(1, a.repeats + 1):
+        for target, fn, port in targets:
+            s, w, aft, lost = fn(port, n, f"r{r}-")
+            if lost or not s:
+                raise BenchError(f"B13 {target}: {lost} of {n} writes never reached the feed")
+            ctx.record(workload="B13", target=target, repeat=r, value=pct(s, 50), unit="ms",
+                       p50_ms=pct(s, 50), p99_ms=pct(s, 99), max_ms=s[-1],
+                       write_p50_ms=pct(w, 50), write_p99_ms=pct(w, 99),
+                       after_answer_p50_ms=pct(aft, 50), after_answer_p99_ms=pct(aft, 99),
+                       writes=n, loadavg=loadavg())
+            log(f"B13 {target} #{r}: write sent -> change received p50 {pct(s, 50):.2f} ms, "
+                f"p99 {pct(s, 99):.2f} ms (the write alone: p50 {pct(w, 50):.2f} ms, "
+                f"p99 {pct(w, 99):.2f} ms; change received after the write's answer: p50 "
+                f"{pct(aft, 50):.2f} ms, p99 {pct(aft, 99):.2f} ms); load {loadavg()}")
 
 
 # --- B11: write-to-visible over https:// peers against http:// ones; handshakes per minute -----
@@ -1084,7 +1230,7 @@ def couch_preload(ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12",
+    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13",
                                          "raw", "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
@@ -1120,7 +1266,7 @@ def main():
     ctx = Ctx(a)
     try:
         {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B12": b12,
-         "raw": raw,
+         "B13": b13, "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")

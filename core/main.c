@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "admin/admin.h"
+#include "api/changes.h"
 #include "api/studio.h"
 #include "cache/sweeper.h"
 #include "repl/prune.h"
@@ -189,6 +190,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         n->listener = NULL;
     }
     if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
+    ld_changes_stop(n->changes);
     ld_repl_stop_probes(n->repl);
     ld_sweeper_stop(n->sweeper);
     ld_pruner_stop(n->pruner);

@@ -7,6 +7,7 @@
 
 #include <event2/thread.h>
 
+#include "api/changes.h"
 #include "api/studio.h"
 #include "cache/sweeper.h"
 #include "repl/prune.h"
@@ -24,6 +25,14 @@
 #include "util/looplag.h"
 #include "util/workers.h"
 #include "ws/ws.h"
+
+/* A commit appended to db's log (a writer thread): replication and the changes feed react. */
+static void node_committed(void *ctx, ld_db *db)
+{
+    ld_node *n = ctx;
+    ld_repl_committed(n->repl, db);
+    ld_changes_committed(n->changes, db);
+}
 
 static int count_db(void *ctx, const char *name)
 {
@@ -111,8 +120,9 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
     if (!(n->sweeper = ld_sweeper_new(n)) || !(n->snaps = ld_snapshots_new(n->base, &n->reg)) ||
         !(n->pruner = ld_pruner_new(n)))
         goto nomem;
-    n->env.committed = ld_repl_committed;
-    n->env.committed_ctx = n->repl;
+    if (!(n->changes = ld_changes_hub_new(n))) goto nomem;
+    n->env.committed = node_committed;
+    n->env.committed_ctx = n;
 
     if (!(n->http = evhttp_new(n->base))) goto nomem;
     evhttp_set_gencb(n->http, ld_router_handle, n);
@@ -156,7 +166,8 @@ void ld_node_close(ld_node *n)
     ld_workers_free(n->workers);
     ld_looplag_free(n->looplag);
     ld_static_free(n->studio);
-    ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
+    ld_ws_server_free(n->ws);        /* before evhttp_free, which owns their connections */
+    ld_changes_drop_all(n->changes); /* likewise: their requests go with evhttp */
     if (n->http) evhttp_free(n->http);
     ld_conns_free(n->conns); /* after evhttp_free: it let go of every connection */
     n->env.committed = NULL;
@@ -167,6 +178,7 @@ void ld_node_close(ld_node *n)
     ld_pruner_free(n->pruner);
     ld_snapshots_free(n->snaps); /* likewise */
     if (n->reg_up) ld_registry_close_all(&n->reg);
+    ld_changes_hub_free(n->changes);        /* after the writers, which wake it */
     if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
     if (n->shutdown_timer) event_free(n->shutdown_timer);
     if (n->sig_int) event_free(n->sig_int);

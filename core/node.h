@@ -46,13 +46,14 @@ typedef struct ld_node {
     struct evhttp_bound_socket *listener;
     struct ld_conns *conns; /* the connection cap and read deadline (http/conns.h) */
     ld_completions done;
-    struct ld_workers *workers;   /* SELECT queries run here, off the loop (util/workers.h) */
-    struct ld_looplag *looplag;   /* how late the loop runs its callbacks (util/looplag.h) */
-    struct ld_sweeper *sweeper;   /* frees expired cache bodies (cache/sweeper.h) */
-    struct ld_pruner *pruner;     /* deletes op-log entries every peer has (repl/prune.h) */
-    struct ld_snapshots *snaps;   /* read snapshots shared within a loop pass (db/snapshot.h) */
-    struct ld_failures *failures; /* delays for refused keys, per address (http/failures.h) */
-    struct ld_static *studio;     /* the Studio's files, or NULL when not found (api/studio.h) */
+    struct ld_workers *workers;     /* SELECT queries run here, off the loop (util/workers.h) */
+    struct ld_looplag *looplag;     /* how late the loop runs its callbacks (util/looplag.h) */
+    struct ld_sweeper *sweeper;     /* frees expired cache bodies (cache/sweeper.h) */
+    struct ld_pruner *pruner;       /* deletes op-log entries every peer has (repl/prune.h) */
+    struct ld_changes_hub *changes; /* the changes feed's subscribers (api/changes.h) */
+    struct ld_snapshots *snaps;     /* read snapshots shared within a loop pass (db/snapshot.h) */
+    struct ld_failures *failures;   /* delays for refused keys, per address (http/failures.h) */
+    struct ld_static *studio;       /* the Studio's files, or NULL when not found (api/studio.h) */
     uint64_t started_ms;
     int inflight; /* requests waiting for a writer or a worker; loop thread only */
     bool shutting_down;

@@ -61,6 +61,7 @@ static const keydef node_keys[] = {
     {"RequestReadTimeoutSeconds", true},
     {"MaxConnections", true},
     {"MaxListBytes", true},
+    {"ChangesFeedMaxBufferBytes", true},
     {"MaxUrlBytes", true},
     {"ConflictResolutionPolicy", true},
     {"MaxClockSkewSeconds", true},
@@ -522,6 +523,10 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
                  errlen))
         return false;
     cfg->max_list_bytes = (size_t)x;
+    if (!get_int(node, "Node", "ChangesFeedMaxBufferBytes", 4 * 1024 * 1024, 4096,
+                 1024LL * 1024 * 1024, &x, err, errlen))
+        return false;
+    cfg->changes_max_buffer = (size_t)x;
     if (!get_int(node, "Node", "MaxUrlBytes", 8192, 256, 1024 * 1024, &x, err, errlen))
         return false;
     cfg->max_url_bytes = (size_t)x;

@@ -69,6 +69,7 @@ typedef struct ld_config {
     int request_read_timeout_s; /* a request's headers and body are due within this */
     int max_connections;        /* client connections open at once (http/conns.h) */
     size_t max_list_bytes;      /* a document list answer stops past this */
+    size_t changes_max_buffer;  /* bytes a changes-feed consumer may leave unread (api/changes.h) */
     size_t max_url_bytes;
     int max_clock_skew_s;
     int64_t test_clock_offset_ms; /* TEST ONLY: added to the wall clock the HLC reads */

@@ -49,6 +49,8 @@ static const route routes[] = {
     {M_PUT, {"api", "documents", "*", "*", NULL}, ld_api_doc_put},
     {M_DELETE, {"api", "documents", "*", "*", NULL}, ld_api_doc_delete},
     {M_POST, {"api", "query", NULL}, ld_api_query},
+    {M_GET, {"api", "changes", NULL}, ld_api_changes},
+    {M_GET, {"ws", "changes", NULL}, ld_api_changes_ws},
     {M_GET, {"api", "cache", "*", NULL}, ld_api_cache_get},
     {M_PUT, {"api", "cache", "*", NULL}, ld_api_cache_put},
     {M_DELETE, {"api", "cache", "*", NULL}, ld_api_cache_delete},

@@ -139,6 +139,10 @@ void ld_ws_conn_free(ld_ws_conn *c);
 /* True from the handshake until a close starts. */
 bool ld_ws_is_open(const ld_ws_conn *c);
 
+/* Bytes queued for the peer and not yet written to the socket (wslay's queue and the
+ * connection's output buffer): what a slow reader leaves behind. */
+size_t ld_ws_buffered(const ld_ws_conn *c);
+
 /* Counters and the last keep-alive round trip. */
 void ld_ws_get_stats(const ld_ws_conn *c, ld_ws_stats *out);
 

@@ -596,6 +596,13 @@ bool ld_ws_is_open(const ld_ws_conn *c)
     return c && c->state == WS_OPEN && !c->abort_pending;
 }
 
+size_t ld_ws_buffered(const ld_ws_conn *c)
+{
+    size_t n = c->ws ? wslay_event_get_queued_msg_length(c->ws) : 0;
+    if (c->bev) n += evbuffer_get_length(bufferevent_get_output(c->bev));
+    return n;
+}
+
 void ld_ws_get_stats(const ld_ws_conn *c, ld_ws_stats *out)
 {
     *out = c->stats;

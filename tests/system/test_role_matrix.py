@@ -104,6 +104,10 @@ MATRIX = {
         Op("put-new", "WRITE_DOCUMENT", call("PUT", "/api/documents/items/{tag}", body={"v": 2}), upsert=True),
         Op("put-existing", "UPDATE_DOCUMENT",
            call("PUT", "/api/documents/items/{tag}", body={"v": 2}), setup=put_doc, upsert=True)],
+    "GET /api/changes": [
+        Op("changes", "READ_DOCUMENT", call("GET", "/api/changes?limit=1"), setup=put_doc)],
+    # A plain GET from an allowed key gets past the key checks to the upgrade check.
+    "GET /ws/changes": [Op("changes-ws", "READ_DOCUMENT", call("GET", "/ws/changes"), ok=(400,))],
     "DELETE /api/documents/{c}/{id}[?parentVersion=V]": [
         Op("delete", "DELETE_DOCUMENT", call("DELETE", "/api/documents/items/{tag}"),
            setup=put_doc)],
@@ -148,6 +152,8 @@ MATRIX = {
     "POST /api/replication/operation-log/prune": [
         Op("prune", CLUSTER, call("POST", "/api/replication/operation-log/prune", raw=b""))],
     "GET /api/replication/status": [Op("status", CLUSTER, call("GET", "/api/replication/status"))],
+    "GET /api/replication/conflicts": [
+        Op("conflicts", CLUSTER, call("GET", "/api/replication/conflicts"), setup=put_doc)],
     "GET /api/replication/databases": [
         Op("repl-databases", CLUSTER, call("GET", "/api/replication/databases"))],
     "POST /api/replication/announce": [
