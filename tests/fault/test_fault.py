@@ -5,7 +5,7 @@ direction, a skewed clock); then everything is healed and the nodes must agree w
 (VV, digest) and on their dumps, keep every acknowledged write, invent nothing, keep per-origin
 sequences and stamps rising across restarts, hide every expired cache key, and a restarted node
 must move again at most one batch. Op-log pruning is on throughout: every 2 s each node's log is
-read and then pruned down to its 100 most recent entries (tests/fault/fault_prune.py), and the
+read and then pruned down to its 500 most recent entries (tests/fault/fault_prune.py), and the
 checker reads each node's state through the snapshot route.
 
 Seeded (LD_FAULT_SEED, default 9) and bounded: each topology runs its workload until
@@ -159,7 +159,7 @@ def test_converges_under_faults(topology, make_node, tmp_path):
         nodes = start_cluster(make_node, proxies, topology)
         nemesis = Nemesis(rng, nodes, TOPOLOGIES[topology], proxies, stop, log, BATCH)
         recorder = LogRecorder(nodes, DBS)
-        pruner = Pruner(nodes, DBS, recorder, stop)
+        pruner = Pruner(nodes, DBS, recorder, nemesis, stop)
         elapsed, errors, stuck = run_workload(nodes, history, nemesis, pruner, stop, SEED,
                                               f"{topology[0]}{SEED}", log)
         nemesis.heal_all()
