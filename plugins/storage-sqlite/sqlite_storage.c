@@ -20,13 +20,14 @@
 /* ---------------------------------------------------------------------------------------------
  * Limits and tunables
  * ------------------------------------------------------------------------------------------- */
-#define SQ_SPACE_MAX     32u /* longest key space name, per storage.h */
-#define SQ_DBNAME_MAX    63u /* longest database name, per storage.h */
-#define SQ_POOL_IDLE     8u  /* idle read connections kept per database */
-#define SQ_POOL_MAX      64u /* open read connections per database; beyond that begin is BUSY */
-#define SQ_BUSY_DEFAULT  5000
-#define SQ_JOURNAL_LIMIT "67108864" /* bytes a checkpointed WAL is truncated to */
-#define SQ_ERRBUF        512
+#define SQ_SPACE_MAX      32u /* longest key space name, per storage.h */
+#define SQ_DBNAME_MAX     63u /* longest database name, per storage.h */
+#define SQ_POOL_IDLE      8u  /* idle read connections kept per database */
+#define SQ_POOL_MAX       64u /* open read connections per database; beyond that begin is BUSY */
+#define SQ_BUSY_DEFAULT   5000
+#define SQ_PAGE_K_DEFAULT 8          /* KiB; see sq_conn_open */
+#define SQ_JOURNAL_LIMIT  "67108864" /* bytes a checkpointed WAL is truncated to */
+#define SQ_ERRBUF         512
 
 enum { SQ_SYNC_OFF, SQ_SYNC_NORMAL, SQ_SYNC_FULL };
 
@@ -54,6 +55,7 @@ struct ld_storage {
     int sync;          /* SQ_SYNC_* */
     int busy_ms;       /* sqlite3_busy_timeout */
     long long cache_k; /* PRAGMA cache_size in KiB; 0 keeps SQLite's default */
+    int page_k;        /* PRAGMA page_size of new database files, in KiB */
 };
 
 /* One key space as seen by one connection. */
@@ -309,12 +311,16 @@ static ld_status sq_conn_open(ld_stdb *db, bool write, sq_conn **out)
     int rc = sqlite3_open_v2(db->path, &c->h, flags, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->h, st->busy_ms);
     if (rc == SQLITE_OK && write) {
-        /* Only takes effect while the file is new (before WAL). 16 KiB pages keep document-sized
-         * values (~1 KB) in the B-tree leaves: with 4 KiB pages, WITHOUT ROWID rows of that size
-         * spill to overflow pages (measured: 1 KB gets 38k/s and a 4.7x larger file, against
-         * 178k/s and 1.2x at 16 KiB). */
+        /* Only takes effect while the file is new (before WAL); an existing file keeps its own.
+         * The page size trades both ways (docs/storage.md, "Write amplification"): a commit
+         * writes every page it touched whole to the WAL, four leaves for one small write, so
+         * smaller pages write less per commit; but a WITHOUT ROWID row larger than about an
+         * eighth of a page spills to overflow pages (at 4 KiB, 1 KB documents got 38k puts/s
+         * and a 4.7x larger file, against 178k/s and 1.2x at 16 KiB). */
+        char sql[48];
+        snprintf(sql, sizeof sql, "PRAGMA page_size=%d", st->page_k * 1024);
         what = "setting the page size";
-        rc = sq_exec(c, "PRAGMA page_size=16384");
+        rc = sq_exec(c, sql);
     }
     if (rc == SQLITE_OK && write) {
         what = "setting WAL mode";
@@ -553,6 +559,13 @@ static ld_status sq_config(const ld_host *host, ld_storage *st)
                 goto out;
             }
             st->cache_k = (long long)v;
+        } else if (strcasecmp(key, "PageSizeKiB") == 0) {
+            json_int_t v = json_is_integer(val) ? json_integer_value(val) : 0;
+            if (v != 4 && v != 8 && v != 16 && v != 32 && v != 64) {
+                s = sq_fail(st, LD_INVALID, "Storage:%s must be 4, 8, 16, 32 or 64", key);
+                goto out;
+            }
+            st->page_k = (int)v;
         }
         /* Other keys (Plugin, another backend's options) are the core's to report. */
     }
@@ -569,6 +582,7 @@ static ld_status sq_create(const ld_host *host, ld_storage **out)
     st->host = host;
     st->sync = SQ_SYNC_FULL;
     st->busy_ms = SQ_BUSY_DEFAULT;
+    st->page_k = SQ_PAGE_K_DEFAULT;
     ld_status s = sq_config(host, st);
     if (s != LD_OK) {
         free(st);

@@ -138,3 +138,32 @@ def test_the_lock_is_the_directory_itself(make_node):
         assert "lock" not in p.name, p
     refused(second, "is in use by another litedistd")
     assert a.request("GET", "/health").status == 200
+
+
+def page_size(node, db):
+    c = sqlite3.connect(f"file:{node.data_dir / 'databases' / (db + '.db')}?mode=ro", uri=True)
+    try:
+        return c.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        c.close()
+
+
+def test_sqlite_page_size_is_chosen_for_new_files_and_kept_by_existing_ones(make_node, storage):
+    """Storage.PageSizeKiB (docs/storage.md, write amplification): 8 KiB by default, set for
+    database files made after it, never changing a file that exists; a bad value stops the node."""
+    if storage != "sqlite":
+        pytest.skip("PageSizeKiB is the sqlite backend's")
+    n = make_node()
+    assert_ok(n.api(DB).put("c", "x", {"v": 1}))
+    n.stop()
+    assert page_size(n, DB) == 8192
+    n.config["Storage"]["PageSizeKiB"] = 4
+    n.write_config()
+    n.start()
+    assert_ok(n.api("small").put("c", "y", {"v": 2}))
+    assert n.api(DB).must_get("c", "x") == {"Id": "x", "v": 1}
+    n.stop()
+    assert (page_size(n, "small"), page_size(n, DB)) == (4096, 8192)
+    n.config["Storage"]["PageSizeKiB"] = 5
+    n.write_config()
+    refused(n, "Storage:PageSizeKiB must be 4, 8, 16, 32 or 64")
