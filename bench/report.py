@@ -48,6 +48,10 @@ WORKLOADS = [
     ("B10", "B10 new node joins the database"),
     ("B11", "B11 time until visible, plain vs TLS"),
     ("B11-handshakes", "B11 TLS handshakes after warm-up"),
+    ("B12-insert", "B12 bytes written per document insert"),
+    ("B12-cache", "B12 bytes written per cache PUT"),
+    ("B13-p99", "B13 churn: write p99 during a prune / without"),
+    ("B13-disk", "B13 churn: disk per live document / its JSON and key"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -280,6 +284,21 @@ def goals(rows, conns):
         f"{a['value_median']:.1f}/min ({e.get('full_per_min', 0):.1f} full, "
         f"{e.get('resumed_per_min', 0):.1f} resumed)" if a else "",
         a["value_median"] if a else None, 1, higher=False)
+    # Issue 15: bounded storage under churn.
+    for t, n in (("litedist-sqlite", "SQLite"), ("litedist-lmdb", "LMDB")):
+        a = row("B13-disk", t + "-a")
+        e = a["extra"] if a else {}
+        add(f"B13 {n}", "disk per live document at rest <= 3 x its JSON and key (issue 15)",
+            f"{a['value_median']:.1f} x ({e.get('per_doc_at_rest', 0):,.0f} B against "
+            f"{e.get('doc_json_and_key_bytes', 0):,.0f} B; running "
+            f"{e.get('per_doc_running', 0):,.0f} B)" if a else "",
+            a["value_median"] if a else None, 3, higher=False)
+        a = row("B13-p99", t)
+        e = a["extra"] if a else {}
+        add(f"B13 {n}", "write p99 during a prune <= 2 x without (issue 15)",
+            f"{a['value_median']:.2f} x ({e.get('p99_during_ms', 0):.2f} ms against "
+            f"{e.get('p99_without_ms', 0):.2f} ms, {e.get('pruned', 0):,} entries pruned)"
+            if a else "", a["value_median"] if a else None, 2, higher=False)
     return out
 
 
