@@ -444,6 +444,27 @@ FINDINGS = [
 ]
 
 
+# Issue 15's workloads (docs/benchmarks.md, "Workloads").
+B12_TEXT = (
+    "**B12:** write amplification (issue 15). For each backend, kind (a 200-byte document POSTed "
+    "with its `Id`; a cache PUT of a 100-byte value, TTL 10 min) and client count (1 and 32 "
+    "kept-alive connections), a fresh litedistd with `Sync: full` takes N writes (`--wamp-writes`, "
+    "5,000); the figure is the server process's `/proc/<pid>/io` `wchar` (bytes handed to "
+    "`write()`, WAL checkpoints included) over the writes, divided by N, with `write_bytes` (what "
+    "the kernel sent towards the disk) beside it; then the files' bytes while running and at rest "
+    "after a clean shutdown.")
+B13_TEXT = (
+    "**B13:** churn with pruning (issue 15). Two litedistd replicating both ways, with "
+    "`OperationLogRetentionDays: 0` and `OperationLogRetainRecentOperations: 1000`. On node A, 16 "
+    "clients write each of N documents (`--churn-docs`, 100,000) R times (`--churn-rewrites`, 10) "
+    "while 16 more PUT P cache entries (`--churn-cache-puts`, 1,000,000) with a 10 s TTL over "
+    "min(N, 100,000) keys. Twice, on fresh pairs: (1) both nodes pruned every 2 s during the load; "
+    "after convergence the cache entries expire and are swept and both nodes are pruned once "
+    "more; the databases' allocated bytes per live document, running and at rest after a clean "
+    "shutdown (free pages inside the files shown apart), against the document's JSON and key "
+    "(goal <= 3 x); (2) the same load unpruned, then the p99 of one client's sequential document "
+    "updates without a prune and while one prune removes the whole log (goal <= 2 x).")
+
 # B10's description, also the workload's documentation (docs/benchmarks.md, "Workloads").
 B10_TEXT = (
     "**B10:** a new node joins a database (issue 14), on each backend. A source litedistd gets N "
@@ -615,11 +636,13 @@ def docs(meta, rows, result_name, storage=None):
     add("")
     add("```sh")
     add("make bench                 # builds, then bench/run with the defaults (10 s x 3 runs)")
-    add("bench/run --only B0,B5     # some workloads, B0 .. B10, comma-separated")
+    add("bench/run --only B0,B5     # some workloads, B0 .. B13, comma-separated")
     add("bench/run --duration 2 --repeats 1 --scan-docs 10000 --catchup-ops 10000 \\")
     add("          --b8-seconds 10 --mem-docs 20000          # a quick look, about 5 minutes")
     add("bench/run --only B10                # a new node joins 1,000,000 documents, 10-15 minutes")
     add("bench/run --only B10 --join-docs 20000 --join-pouch-docs 20000 --scenario-repeats 1")
+    add("bench/run --only B12,B13          # issue 15: write amplification, churn (an hour or more)")
+    add("bench/run --only B13 --churn-docs 3000 --churn-cache-puts 30000   # B13 in 5 minutes")
     add("```")
     add("")
     par("`bench/run` first runs `bench/deps.sh`, which installs what only the benchmark needs "
@@ -681,6 +704,8 @@ def docs(meta, rows, result_name, storage=None):
            "the documents were written (`Sync: off` to load faster; RSS includes LMDB's mapped "
            "pages that were touched).")
     bullet(B10_TEXT)
+    bullet(B12_TEXT)
+    bullet(B13_TEXT)
     add("")
     if storage:
         lines.extend(storage_docs(*storage))
