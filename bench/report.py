@@ -48,10 +48,10 @@ WORKLOADS = [
     ("B10", "B10 new node joins the database"),
     ("B11", "B11 time until visible, plain vs TLS"),
     ("B11-handshakes", "B11 TLS handshakes after warm-up"),
-    ("B12-insert", "B12 bytes written per document insert"),
-    ("B12-cache", "B12 bytes written per cache PUT"),
-    ("B13-p99", "B13 churn: write p99 during a prune / without"),
-    ("B13-disk", "B13 churn: disk per live document / its JSON and key"),
+    ("B14-insert", "B14 bytes written per document insert"),
+    ("B14-cache", "B14 bytes written per cache PUT"),
+    ("B15-p99", "B15 churn: write p99 during a prune / without"),
+    ("B15-disk", "B15 churn: disk per live document / its JSON and key"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -286,16 +286,16 @@ def goals(rows, conns):
         a["value_median"] if a else None, 1, higher=False)
     # Issue 15: bounded storage under churn.
     for t, n in (("litedist-sqlite", "SQLite"), ("litedist-lmdb", "LMDB")):
-        a = row("B13-disk", t + "-a")
+        a = row("B15-disk", t + "-a")
         e = a["extra"] if a else {}
-        add(f"B13 {n}", "disk per live document at rest <= 3 x its JSON and key (issue 15)",
+        add(f"B15 {n}", "disk per live document at rest <= 3 x its JSON and key (issue 15)",
             f"{a['value_median']:.1f} x ({e.get('per_doc_at_rest', 0):,.0f} B against "
             f"{e.get('doc_json_and_key_bytes', 0):,.0f} B; running "
             f"{e.get('per_doc_running', 0):,.0f} B)" if a else "",
             a["value_median"] if a else None, 3, higher=False)
-        a = row("B13-p99", t)
+        a = row("B15-p99", t)
         e = a["extra"] if a else {}
-        add(f"B13 {n}", "write p99 during a prune <= 2 x without (issue 15)",
+        add(f"B15 {n}", "write p99 during a prune <= 2 x without (issue 15)",
             f"{a['value_median']:.2f} x ({e.get('p99_during_ms', 0):.2f} ms against "
             f"{e.get('p99_without_ms', 0):.2f} ms, {e.get('pruned', 0):,} entries pruned)"
             if a else "", a["value_median"] if a else None, 2, higher=False)
@@ -446,7 +446,7 @@ FINDINGS = [
 
 # Issue 15's workloads (docs/benchmarks.md, "Workloads").
 B12_TEXT = (
-    "**B12:** write amplification (issue 15). For each backend, kind (a 200-byte document POSTed "
+    "**B14:** write amplification (issue 15). For each backend, kind (a 200-byte document POSTed "
     "with its `Id`; a cache PUT of a 100-byte value, TTL 10 min) and client count (1 and 32 "
     "kept-alive connections), a fresh litedistd with `Sync: full` takes N writes (`--wamp-writes`, "
     "5,000); the figure is the server process's `/proc/<pid>/io` `wchar` (bytes handed to "
@@ -454,7 +454,7 @@ B12_TEXT = (
     "the kernel sent towards the disk) beside it; then the files' bytes while running and at rest "
     "after a clean shutdown.")
 B13_TEXT = (
-    "**B13:** churn with pruning (issue 15). Two litedistd replicating both ways, with "
+    "**B15:** churn with pruning (issue 15). Two litedistd replicating both ways, with "
     "`OperationLogRetentionDays: 0` and `OperationLogRetainRecentOperations: 1000`. On node A, 16 "
     "clients write each of N documents (`--churn-docs`, 100,000) R times (`--churn-rewrites`, 10) "
     "while 16 more PUT P cache entries (`--churn-cache-puts`, 1,000,000) with a 10 s TTL over "
@@ -636,13 +636,13 @@ def docs(meta, rows, result_name, storage=None):
     add("")
     add("```sh")
     add("make bench                 # builds, then bench/run with the defaults (10 s x 3 runs)")
-    add("bench/run --only B0,B5     # some workloads, B0 .. B13, comma-separated")
+    add("bench/run --only B0,B5     # some workloads, B0 .. B15, comma-separated")
     add("bench/run --duration 2 --repeats 1 --scan-docs 10000 --catchup-ops 10000 \\")
     add("          --b8-seconds 10 --mem-docs 20000          # a quick look, about 5 minutes")
     add("bench/run --only B10                # a new node joins 1,000,000 documents, 10-15 minutes")
     add("bench/run --only B10 --join-docs 20000 --join-pouch-docs 20000 --scenario-repeats 1")
-    add("bench/run --only B12,B13          # issue 15: write amplification, churn (an hour or more)")
-    add("bench/run --only B13 --churn-docs 3000 --churn-cache-puts 30000   # B13 in 5 minutes")
+    add("bench/run --only B14,B15          # issue 15: write amplification, churn (an hour or more)")
+    add("bench/run --only B15 --churn-docs 3000 --churn-cache-puts 30000   # B15 in 5 minutes")
     add("```")
     add("")
     par("`bench/run` first runs `bench/deps.sh`, which installs what only the benchmark needs "

@@ -727,7 +727,7 @@ def b9(ctx):
         f"peak {m['VmHWM'] / 1024:.1f}")
     ctx.stop(p)
 
-# --- B12: write amplification (issue 15 item 3) -----------------------------------------------
+# --- B14: write amplification (issue 15 item 3) -----------------------------------------------
 
 def proc_io(p):
     """/proc/<pid>/io of a process as a dict: wchar (bytes handed to write()/pwrite()) and
@@ -775,8 +775,8 @@ def parallel_requests(port, n, conns, make):
         raise BenchError(f"{len(errors)} requests failed, e.g. {errors[0]}")
 
 
-def b12(ctx):
-    """B12: bytes written to disk per committed document insert and per cache PUT (100-byte
+def b14(ctx):
+    """B14: bytes written to disk per committed document insert and per cache PUT (100-byte
     value, TTL 10 min), one client and 32 clients, each backend with Sync full. A fresh node per
     case; the node's /proc/<pid>/io counters (wchar: bytes passed to write(); write_bytes: bytes
     sent towards the disk) across N requests, divided by N; then the files at rest after a clean
@@ -791,7 +791,7 @@ def b12(ctx):
     for plugin in ("sqlite", "lmdb"):
         for what, make in cases.items():
             for conns in (1, 32):
-                tag = f"b12-{plugin}-{what}-c{conns}"
+                tag = f"b14-{plugin}-{what}-c{conns}"
                 p = ctx.litedist(tag, plugin=plugin)
                 parallel_requests(p.port, 50, 4, lambda i: make(n + 1000 + i))  # the files exist
                 time.sleep(0.5)
@@ -805,18 +805,18 @@ def b12(ctx):
                 wchar = (io1["wchar"] - io0["wchar"]) / n
                 wbytes = (io1["write_bytes"] - io0["write_bytes"]) / n
                 payload = len(json.dumps(make(0)[2]))
-                ctx.record(workload=f"B12-{what}", target=f"litedist-{plugin}", connections=conns,
+                ctx.record(workload=f"B14-{what}", target=f"litedist-{plugin}", connections=conns,
                            repeat=1, value=wchar, unit="bytes/write", write_bytes_per=wbytes,
                            writes=n, rate=n / secs, payload_bytes=payload,
                            disk_running=running, disk_at_rest=rest, loadavg=loadavg())
-                log(f"B12 {what} {plugin} c={conns}: {wchar:,.0f} B written per write "
+                log(f"B14 {what} {plugin} c={conns}: {wchar:,.0f} B written per write "
                     f"(block layer {wbytes:,.0f}), {n / secs:,.0f}/s; files {running:,} B "
                     f"running, {rest:,} B at rest ({(rest / n):,.0f} B per write, payload "
                     f"{payload} B)")
                 shutil.rmtree(os.path.join(a.work, tag), ignore_errors=True)
 
 
-# --- B13: churn on two replicating nodes, pruning with short windows (issue 15 item 6) -------
+# --- B15: churn on two replicating nodes, pruning with short windows (issue 15 item 6) -------
 
 def latencies(port, n, make, stop=None):
     """Sequential requests (one client, one kept-alive connection): the latency of each in ms,
@@ -912,8 +912,8 @@ def churn_load(A, B, n, rw, puts, keys, hdr, prune_every=None):
     return time.monotonic() - t0
 
 
-def b13(ctx):
-    """B13: churn. Two nodes replicating both ways, pruning on with both retention windows short
+def b15(ctx):
+    """B15: churn. Two nodes replicating both ways, pruning on with both retention windows short
     (OperationLogRetentionDays 0, OperationLogRetainRecentOperations 1000); the timer is set
     beyond the run so that prunes happen where the workload says. N documents are each written
     R times (16 clients) while 16 more clients PUT P cache entries with a 10 s TTL over K keys,
@@ -944,14 +944,14 @@ def b13(ctx):
 
     for plugin in ("sqlite", "lmdb"):
         # Phase 1: disk per live document under churn with pruning every 2 s.
-        tag = f"b13-{plugin}-disk"
+        tag = f"b15-{plugin}-disk"
         load0 = loadavg()
         A, B = pair(tag, plugin)
-        log(f"B13 {plugin}: {n:,} documents x {rw} writes and {puts:,} cache PUTs "
+        log(f"B15 {plugin}: {n:,} documents x {rw} writes and {puts:,} cache PUTs "
             f"(TTL 10 s, {keys:,} keys) on A, B replicating, both pruned every 2 s")
         load_s = churn_load(A, B, n, rw, puts, keys, hdr, prune_every=2)
         conv_s, _ = wait_converged([A.port, B.port], "bench", 3600)
-        log(f"B13 {plugin}: written in {load_s:.0f} s, B converged {conv_s:.0f} s later; "
+        log(f"B15 {plugin}: written in {load_s:.0f} s, B converged {conv_s:.0f} s later; "
             f"letting the cache entries expire and be swept")
         time.sleep(12)
         for _ in range(60):  # bounded: the sweeper runs every second
@@ -965,7 +965,7 @@ def b13(ctx):
             prune_now(p.port)
         live = doc_count(A.port)
         if live != n or doc_count(B.port) != n:
-            raise BenchError(f"B13 {plugin}: A holds {live:,} documents, B "
+            raise BenchError(f"B15 {plugin}: A holds {live:,} documents, B "
                              f"{doc_count(B.port):,}, not {n:,}")
         sa = db_status(A.port, "bench")
         running = {p.name: disk_bytes(os.path.join(a.work, p.name, "databases"))[0]
@@ -976,7 +976,7 @@ def b13(ctx):
             d = os.path.join(a.work, name, "databases")
             rest, free = disk_bytes(d)[0], free_bytes(d)
             ratio = rest / live / key_json
-            ctx.record(workload="B13-disk", target=f"litedist-{plugin}-{name[-1]}", repeat=1,
+            ctx.record(workload="B15-disk", target=f"litedist-{plugin}-{name[-1]}", repeat=1,
                        value=ratio, unit="x", live_documents=live,
                        doc_json_and_key_bytes=key_json, bytes_at_rest=rest,
                        bytes_running=running[name], free_page_bytes=free,
@@ -985,16 +985,16 @@ def b13(ctx):
                        log_entries_left=sa.get("OperationLogEntries"), load_seconds=load_s,
                        converge_seconds=conv_s, documents=n, rewrites=rw, cache_puts=puts,
                        cache_keys=keys, loadavg_start=load0, loadavg_end=loadavg())
-            log(f"B13 {plugin} node {name[-1]}: {rest / live:,.0f} B per live document at "
+            log(f"B15 {plugin} node {name[-1]}: {rest / live:,.0f} B per live document at "
                 f"rest ({ratio:.1f} x its JSON and key, {key_json:.0f} B; free pages "
                 f"{'unknown' if free is None else f'{free / live:,.0f} B'} of it), "
                 f"{running[name] / live:,.0f} B running")
             shutil.rmtree(os.path.join(a.work, name), ignore_errors=True)
 
         # Phase 2: the write p99 while one prune removes the whole load's log.
-        tag = f"b13-{plugin}-p99"
+        tag = f"b15-{plugin}-p99"
         A, B = pair(tag, plugin)
-        log(f"B13 {plugin}: the same load without pruning, then the p99 during one prune")
+        log(f"B15 {plugin}: the same load without pruning, then the p99 during one prune")
         churn_load(A, B, n, rw, puts, keys, hdr)
         wait_converged([A.port, B.port], "bench", 3600)
         entries = db_status(A.port, "bench").get("OperationLogEntries")
@@ -1020,12 +1020,12 @@ def b13(ctx):
         pruned = sum(r.get("PrunedCount") or 0 for r in result["rows"])
         p99a = pct(base, 99)
         p99b = pct(during, 99) if during else float("nan")
-        ctx.record(workload="B13-p99", target=f"litedist-{plugin}", repeat=1, value=p99b / p99a,
+        ctx.record(workload="B15-p99", target=f"litedist-{plugin}", repeat=1, value=p99b / p99a,
                    unit="x", p99_without_ms=p99a, p99_during_ms=p99b, p50_without_ms=pct(base, 50),
                    p50_during_ms=pct(during, 50) if during else None, samples_during=len(during),
                    samples_without=len(base), pruned=pruned, prune_seconds=result["secs"],
                    log_entries_before=entries, loadavg=loadavg())
-        log(f"B13 {plugin}: write p99 {p99a:.2f} ms without a prune, {p99b:.2f} ms during the "
+        log(f"B15 {plugin}: write p99 {p99a:.2f} ms without a prune, {p99b:.2f} ms during the "
             f"prune of {pruned:,} entries ({result['secs']:.1f} s, {len(during)} writes)")
         ctx.stop(A)
         ctx.stop(B)
@@ -1268,7 +1268,7 @@ def couch_preload(ctx):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13", "raw",
+    ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B14", "B15", "raw",
                                          "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
@@ -1294,13 +1294,13 @@ def main():
     ap.add_argument("--b11-seconds", type=int, default=60,
                     help="B11: seconds of steady writes over which handshakes are counted")
     ap.add_argument("--wamp-writes", type=int, default=5000,
-                    help="B12: writes measured per backend, kind and client count")
-    ap.add_argument("--churn-docs", type=int, default=100000, help="B13: documents")
-    ap.add_argument("--churn-rewrites", type=int, default=10, help="B13: writes per document")
-    ap.add_argument("--churn-cache-puts", type=int, default=1000000, help="B13: cache PUTs")
-    ap.add_argument("--churn-cache-keys", type=int, default=100000, help="B13: cache keys")
+                    help="B14: writes measured per backend, kind and client count")
+    ap.add_argument("--churn-docs", type=int, default=100000, help="B15: documents")
+    ap.add_argument("--churn-rewrites", type=int, default=10, help="B15: writes per document")
+    ap.add_argument("--churn-cache-puts", type=int, default=1000000, help="B15: cache PUTs")
+    ap.add_argument("--churn-cache-keys", type=int, default=100000, help="B15: cache keys")
     ap.add_argument("--churn-probe-writes", type=int, default=2000,
-                    help="B13: single-client writes whose p99 is the baseline")
+                    help="B15: single-client writes whose p99 is the baseline")
     ap.add_argument("--storage-bench", help="raw: bench/storage's storage_bench binary")
     ap.add_argument("--port", type=int, help="couch-load: pouchdb-server's port")
     ap.add_argument("--docs", type=int, default=10000, help="couch-load: documents")
@@ -1309,7 +1309,7 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     ctx = Ctx(a)
     try:
-        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B12": b12, "B13": b13, "raw": raw,
+        {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B14": b12, "B15": b13, "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")
