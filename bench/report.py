@@ -52,6 +52,10 @@ WORKLOADS = [
     ("B12", "B12 event loop's longest lag, peer walking a covered log"),
     ("B12-get", "B12 GET p99 walking / idle"),
     ("B13", "B13 commit to a changes-feed subscriber"),
+    ("B14-insert", "B14 bytes written per document insert"),
+    ("B14-cache", "B14 bytes written per cache PUT"),
+    ("B15-p99", "B15 churn: write p99 during a prune / without"),
+    ("B15-disk", "B15 churn: disk per live document / its JSON and key"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -303,6 +307,21 @@ def goals(rows, conns):
     x = paired(p, a)
     add("B13", "faster than pouchdb-server's _changes longpoll (p50, Sync full)",
         f"{x:.1f} x ({p['p50_ms']:.2f} ms)" if x else "", x, 1)
+    # Issue 15: bounded storage under churn.
+    for t, n in (("litedist-sqlite", "SQLite"), ("litedist-lmdb", "LMDB")):
+        a = row("B15-disk", t + "-a")
+        e = a["extra"] if a else {}
+        add(f"B15 {n}", "disk per live document at rest <= 3 x its JSON and key (issue 15)",
+            f"{a['value_median']:.1f} x ({e.get('per_doc_at_rest', 0):,.0f} B against "
+            f"{e.get('doc_json_and_key_bytes', 0):,.0f} B; running "
+            f"{e.get('per_doc_running', 0):,.0f} B)" if a else "",
+            a["value_median"] if a else None, 3, higher=False)
+        a = row("B15-p99", t)
+        e = a["extra"] if a else {}
+        add(f"B15 {n}", "write p99 during a prune <= 2 x without (issue 15)",
+            f"{a['value_median']:.2f} x ({e.get('p99_during_ms', 0):.2f} ms against "
+            f"{e.get('p99_without_ms', 0):.2f} ms, {e.get('pruned', 0):,} entries pruned)"
+            if a else "", a["value_median"] if a else None, 2, higher=False)
     return out
 
 
@@ -447,6 +466,27 @@ FINDINGS = [
     "promises. Convergence holds: equal version vectors and digests, no divergence counted.",
 ]
 
+
+# Issue 15's workloads (docs/benchmarks.md, "Workloads").
+B12_TEXT = (
+    "**B14:** write amplification (issue 15). For each backend, kind (a 200-byte document POSTed "
+    "with its `Id`; a cache PUT of a 100-byte value, TTL 10 min) and client count (1 and 32 "
+    "kept-alive connections), a fresh litedistd with `Sync: full` takes N writes (`--wamp-writes`, "
+    "5,000); the figure is the server process's `/proc/<pid>/io` `wchar` (bytes handed to "
+    "`write()`, WAL checkpoints included) over the writes, divided by N, with `write_bytes` (what "
+    "the kernel sent towards the disk) beside it; then the files' bytes while running and at rest "
+    "after a clean shutdown.")
+B13_TEXT = (
+    "**B15:** churn with pruning (issue 15). Two litedistd replicating both ways, with "
+    "`OperationLogRetentionDays: 0` and `OperationLogRetainRecentOperations: 1000`. On node A, 16 "
+    "clients write each of N documents (`--churn-docs`, 100,000) R times (`--churn-rewrites`, 10) "
+    "while 16 more PUT P cache entries (`--churn-cache-puts`, 1,000,000) with a 10 s TTL over "
+    "min(N, 100,000) keys. Twice, on fresh pairs: (1) both nodes pruned every 2 s during the load; "
+    "after convergence the cache entries expire and are swept and both nodes are pruned once "
+    "more; the databases' allocated bytes per live document, running and at rest after a clean "
+    "shutdown (free pages inside the files shown apart), against the document's JSON and key "
+    "(goal <= 3 x); (2) the same load unpruned, then the p99 of one client's sequential document "
+    "updates without a prune and while one prune removes the whole log (goal <= 2 x).")
 
 # B10's description, also the workload's documentation (docs/benchmarks.md, "Workloads").
 B10_TEXT = (
@@ -619,11 +659,13 @@ def docs(meta, rows, result_name, storage=None):
     add("")
     add("```sh")
     add("make bench                 # builds, then bench/run with the defaults (10 s x 3 runs)")
-    add("bench/run --only B0,B5     # some workloads, B0 .. B10, comma-separated")
+    add("bench/run --only B0,B5     # some workloads, B0 .. B15, comma-separated")
     add("bench/run --duration 2 --repeats 1 --scan-docs 10000 --catchup-ops 10000 \\")
     add("          --b8-seconds 10 --mem-docs 20000          # a quick look, about 5 minutes")
     add("bench/run --only B10                # a new node joins 1,000,000 documents, 10-15 minutes")
     add("bench/run --only B10 --join-docs 20000 --join-pouch-docs 20000 --scenario-repeats 1")
+    add("bench/run --only B14,B15          # issue 15: write amplification, churn (an hour or more)")
+    add("bench/run --only B15 --churn-docs 3000 --churn-cache-puts 30000   # B15 in 5 minutes")
     add("```")
     add("")
     par("`bench/run` first runs `bench/deps.sh`, which installs what only the benchmark needs "
@@ -685,6 +727,8 @@ def docs(meta, rows, result_name, storage=None):
            "the documents were written (`Sync: off` to load faster; RSS includes LMDB's mapped "
            "pages that were touched).")
     bullet(B10_TEXT)
+    bullet(B12_TEXT)
+    bullet(B13_TEXT)
     add("")
     if storage:
         lines.extend(storage_docs(*storage))

@@ -113,8 +113,9 @@ class Ctx:
         raise BenchError(f"{proc.name} did not answer on port {proc.port}")
 
     def litedist(self, name, plugin="sqlite", sync="full", peers=(), node_id=None, port=None,
-                 data=None, tls=None):
-        """tls: a Pki; the node then serves HTTPS with mutual TLS and its peers are https://."""
+                 data=None, tls=None, node_extra=None, storage_extra=None):
+        """tls: a Pki; the node then serves HTTPS with mutual TLS and its peers are https://.
+        node_extra, storage_extra: more keys of the Node and Storage sections."""
         port = port or free_port()
         data = data or os.path.join(self.a.work, name)
         os.makedirs(data, exist_ok=True)
@@ -126,9 +127,11 @@ class Ctx:
         if tls:
             node["Tls"] = {"CertificateFile": tls.node_cert, "KeyFile": tls.node_key,
                            "PeerCaFile": tls.ca, "ClientCaFile": tls.ca}
+        node.update(node_extra or {})
         cfg = os.path.join(self.a.work, name + ".json")
         with open(cfg, "w") as f:
-            json.dump({"Node": node, "Storage": {"Plugin": plugin, "Sync": sync}}, f)
+            json.dump({"Node": node, "Storage": {"Plugin": plugin, "Sync": sync,
+                                                 **(storage_extra or {})}}, f)
         p = Proc(name, [self.a.litedistd, "--config", cfg], self.a.work, self.server_pin)
         p.port = port
         self.procs.append(p)
@@ -871,6 +874,311 @@ def b9(ctx):
         f"peak {m['VmHWM'] / 1024:.1f}")
     ctx.stop(p)
 
+# --- B14: write amplification (issue 15 item 3) -----------------------------------------------
+
+def proc_io(p):
+    """/proc/<pid>/io of a process as a dict: wchar (bytes handed to write()/pwrite()) and
+    write_bytes (bytes the process caused to be sent to the block layer, page-cache writeback
+    included)."""
+    with open(f"/proc/{p.p.pid}/io") as f:
+        return {k: int(v) for k, v in (line.split(":") for line in f)}
+
+
+def parallel_requests(port, n, conns, make):
+    """n requests over `conns` kept-alive connections (one thread each); make(i) returns
+    (method, path, body, headers) of request i. Raises on any non-2xx answer."""
+    errors, lock, nxt = [], threading.Lock(), [0]
+
+    def work():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            while True:
+                with lock:
+                    i = nxt[0]
+                    nxt[0] += 1
+                if i >= n or errors:
+                    return
+                method, path, body, headers = make(i)
+                c.request(method, path, body=json.dumps(body).encode(),
+                          headers={"Content-Type": "application/json", **headers})
+                r = c.getresponse()
+                r.read()
+                if not 200 <= r.status < 300:
+                    with lock:
+                        errors.append(f"{method} {path}: {r.status}")
+                    return
+        except OSError as e:
+            with lock:
+                errors.append(str(e))
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=work) for _ in range(conns)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise BenchError(f"{len(errors)} requests failed, e.g. {errors[0]}")
+
+
+def b14(ctx):
+    """B14: bytes written to disk per committed document insert and per cache PUT (100-byte
+    value, TTL 10 min), one client and 32 clients, each backend with Sync full. A fresh node per
+    case; the node's /proc/<pid>/io counters (wchar: bytes passed to write(); write_bytes: bytes
+    sent towards the disk) across N requests, divided by N; then the files at rest after a clean
+    shutdown (the SQLite WAL is checkpointed and removed at close)."""
+    a = ctx.a
+    n = a.wamp_writes
+    hdr = {"Database": "bench", "ApiKey": "root"}
+    cases = {
+        "insert": lambda i: ("POST", "/api/documents/items", {"Id": f"doc-{i}", **doc(i)}, hdr),
+        "cache": lambda i: ("PUT", f"/api/cache/key-{i}?ttl=10m", "v" * 98, hdr),
+    }
+    for plugin in ("sqlite", "lmdb"):
+        for what, make in cases.items():
+            for conns in (1, 32):
+                tag = f"b14-{plugin}-{what}-c{conns}"
+                p = ctx.litedist(tag, plugin=plugin)
+                parallel_requests(p.port, 50, 4, lambda i: make(n + 1000 + i))  # the files exist
+                time.sleep(0.5)
+                io0, t0 = proc_io(p), time.monotonic()
+                parallel_requests(p.port, n, conns, make)
+                secs = time.monotonic() - t0
+                io1 = proc_io(p)
+                running = disk_bytes(os.path.join(a.work, tag))[1]
+                ctx.stop(p)
+                rest = disk_bytes(os.path.join(a.work, tag))[1]
+                wchar = (io1["wchar"] - io0["wchar"]) / n
+                wbytes = (io1["write_bytes"] - io0["write_bytes"]) / n
+                payload = len(json.dumps(make(0)[2]))
+                ctx.record(workload=f"B14-{what}", target=f"litedist-{plugin}", connections=conns,
+                           repeat=1, value=wchar, unit="bytes/write", write_bytes_per=wbytes,
+                           writes=n, rate=n / secs, payload_bytes=payload,
+                           disk_running=running, disk_at_rest=rest, loadavg=loadavg())
+                log(f"B14 {what} {plugin} c={conns}: {wchar:,.0f} B written per write "
+                    f"(block layer {wbytes:,.0f}), {n / secs:,.0f}/s; files {running:,} B "
+                    f"running, {rest:,} B at rest ({(rest / n):,.0f} B per write, payload "
+                    f"{payload} B)")
+                shutil.rmtree(os.path.join(a.work, tag), ignore_errors=True)
+
+
+# --- B15: churn on two replicating nodes, pruning with short windows (issue 15 item 6) -------
+
+def latencies(port, n, make, stop=None):
+    """Sequential requests (one client, one kept-alive connection): the latency of each in ms,
+    until n are done or stop() says so."""
+    out = []
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        for i in range(n):
+            if stop is not None and stop():
+                break
+            method, path, body, headers = make(i)
+            t0 = time.perf_counter()
+            c.request(method, path, body=json.dumps(body).encode(),
+                      headers={"Content-Type": "application/json", **headers})
+            r = c.getresponse()
+            r.read()
+            out.append((time.perf_counter() - t0) * 1000)
+            if not 200 <= r.status < 300:
+                raise BenchError(f"{method} {path}: {r.status}")
+    finally:
+        c.close()
+    return sorted(out)
+
+
+def prune_now(port, timeout=3600):
+    st, body = call(port, "POST", "/api/replication/operation-log/prune",
+                    headers={"ReplicationApiKey": REPL_KEY}, timeout=timeout)
+    if st != 200:
+        raise BenchError(f"prune answered {st} {body[:200]!r}")
+    return json.loads(body)
+
+
+def free_bytes(path):
+    """Bytes of free pages inside the stopped node's database files: SQLite's freelist (a file
+    does not shrink when pages are freed), LMDB's free-page DB (mdb_stat -f). None when an LMDB
+    environment is there and mdb_stat (Debian: lmdb-utils) is not."""
+    free = 0
+    for d, dirs, files in os.walk(path):
+        for f in files:
+            fp = os.path.join(d, f)
+            if f.endswith(".db"):
+                c = sqlite3.connect(f"file:{fp}?mode=ro", uri=True)
+                try:
+                    free += (c.execute("PRAGMA freelist_count").fetchone()[0] *
+                             c.execute("PRAGMA page_size").fetchone()[0])
+                finally:
+                    c.close()
+            elif f == "data.mdb":
+                if not shutil.which("mdb_stat"):
+                    return None
+                out = subprocess.run(["mdb_stat", "-f", d], capture_output=True, text=True).stdout
+                m = re.search(r"Free pages:\s+(\d+)", out)
+                if not m:
+                    return None
+                free += int(m.group(1)) * 4096
+    return free
+
+
+def churn_load(A, B, n, rw, puts, keys, hdr, prune_every=None):
+    """Writes every document rw times (16 clients) while 16 more PUT the cache entries, all on A.
+    With prune_every, both nodes are pruned every that many seconds meanwhile (the short windows
+    a churning node would run with). Returns the seconds it took."""
+    docs = lambda i: ("POST", "/api/documents/items",  # noqa: E731
+                      {"Id": f"doc-{i % n}", **doc(i % n), "Round": i // n}, hdr)
+    cache = lambda i: ("PUT", f"/api/cache/c-{i % keys}?ttl=10s",  # noqa: E731
+                       {"Round": i // keys, "Data": "v" * 80}, hdr)
+    done = threading.Event()
+    errors = []
+
+    def pruner():
+        while not done.wait(prune_every):
+            for p in (A, B):
+                try:
+                    prune_now(p.port)
+                except (BenchError, OSError) as e:
+                    errors.append(e)
+                    return
+
+    t0 = time.monotonic()
+    ths = [threading.Thread(target=parallel_requests, args=(A.port, puts, 16, cache))]
+    if prune_every:
+        ths.append(threading.Thread(target=pruner))
+    for t in ths:
+        t.start()
+    try:
+        parallel_requests(A.port, n * rw, 16, docs)
+    finally:
+        done.set()
+        for t in ths:
+            t.join()
+    if errors:
+        raise errors[0]
+    return time.monotonic() - t0
+
+
+def b15(ctx):
+    """B15: churn. Two nodes replicating both ways, pruning on with both retention windows short
+    (OperationLogRetentionDays 0, OperationLogRetainRecentOperations 1000); the timer is set
+    beyond the run so that prunes happen where the workload says. N documents are each written
+    R times (16 clients) while 16 more clients PUT P cache entries with a 10 s TTL over K keys,
+    all on node A. Two phases on fresh pairs:
+    - disk: the load runs with both nodes pruned every 2 s; then the cache entries expire and
+      are swept, the nodes converge and are pruned once more: the databases' bytes on disk per
+      live document, running and at rest after a clean shutdown, against its JSON and key;
+    - p99: the same load with no prune, so that the log holds N*R + P entries; after
+      convergence, the write p99 of one client (sequential document updates) without a prune,
+      then while one prune removes them all."""
+    a = ctx.a
+    n, rw, puts, keys = a.churn_docs, a.churn_rewrites, a.churn_cache_puts, a.churn_cache_keys
+    hdr = {"Database": "bench", "ApiKey": "root"}
+    node = {"OperationLogRetentionDays": 0, "OperationLogRetainRecentOperations": 1000,
+            "OperationLogPruningIntervalMinutes": 10080,
+            "CacheCleanupIntervalSeconds": 1, "CacheCleanupMaxScanPages": 1000,
+            "AntiEntropyIntervalSeconds": 5}
+    key_json = sum(len(json.dumps({"Id": f"doc-{i}", **doc(i), "Round": rw - 1})) +
+                   len("items") + len(f"doc-{i}") for i in range(n)) / n
+
+    def pair(tag, plugin):
+        pa, pb = free_port(), free_port()
+        A = ctx.litedist(tag + "-a", plugin=plugin, peers=[(tag + "-b", pb)], port=pa,
+                         node_extra=node)
+        B = ctx.litedist(tag + "-b", plugin=plugin, peers=[(tag + "-a", pa)], port=pb,
+                         node_extra=node)
+        return A, B
+
+    for plugin in ("sqlite", "lmdb"):
+        # Phase 1: disk per live document under churn with pruning every 2 s.
+        tag = f"b15-{plugin}-disk"
+        load0 = loadavg()
+        A, B = pair(tag, plugin)
+        log(f"B15 {plugin}: {n:,} documents x {rw} writes and {puts:,} cache PUTs "
+            f"(TTL 10 s, {keys:,} keys) on A, B replicating, both pruned every 2 s")
+        load_s = churn_load(A, B, n, rw, puts, keys, hdr, prune_every=2)
+        conv_s, _ = wait_converged([A.port, B.port], "bench", 3600)
+        log(f"B15 {plugin}: written in {load_s:.0f} s, B converged {conv_s:.0f} s later; "
+            f"letting the cache entries expire and be swept")
+        time.sleep(12)
+        for _ in range(60):  # bounded: the sweeper runs every second
+            st, _ = call(A.port, "GET", f"/api/cache/c-{keys - 1}", headers=hdr)
+            if st == 404:
+                break
+            time.sleep(1)
+        time.sleep(3)
+        wait_converged([A.port, B.port], "bench", 600)
+        for p in (A, B):
+            prune_now(p.port)
+        live = doc_count(A.port)
+        if live != n or doc_count(B.port) != n:
+            raise BenchError(f"B15 {plugin}: A holds {live:,} documents, B "
+                             f"{doc_count(B.port):,}, not {n:,}")
+        sa = db_status(A.port, "bench")
+        running = {p.name: disk_bytes(os.path.join(a.work, p.name, "databases"))[0]
+                   for p in (A, B)}
+        ctx.stop(A)
+        ctx.stop(B)
+        for name in running:
+            d = os.path.join(a.work, name, "databases")
+            rest, free = disk_bytes(d)[0], free_bytes(d)
+            ratio = rest / live / key_json
+            ctx.record(workload="B15-disk", target=f"litedist-{plugin}-{name[-1]}", repeat=1,
+                       value=ratio, unit="x", live_documents=live,
+                       doc_json_and_key_bytes=key_json, bytes_at_rest=rest,
+                       bytes_running=running[name], free_page_bytes=free,
+                       per_doc_at_rest=rest / live, per_doc_running=running[name] / live,
+                       per_doc_without_free_pages=None if free is None else (rest - free) / live,
+                       log_entries_left=sa.get("OperationLogEntries"), load_seconds=load_s,
+                       converge_seconds=conv_s, documents=n, rewrites=rw, cache_puts=puts,
+                       cache_keys=keys, loadavg_start=load0, loadavg_end=loadavg())
+            log(f"B15 {plugin} node {name[-1]}: {rest / live:,.0f} B per live document at "
+                f"rest ({ratio:.1f} x its JSON and key, {key_json:.0f} B; free pages "
+                f"{'unknown' if free is None else f'{free / live:,.0f} B'} of it), "
+                f"{running[name] / live:,.0f} B running")
+            shutil.rmtree(os.path.join(a.work, name), ignore_errors=True)
+
+        # Phase 2: the write p99 while one prune removes the whole load's log.
+        tag = f"b15-{plugin}-p99"
+        A, B = pair(tag, plugin)
+        log(f"B15 {plugin}: the same load without pruning, then the p99 during one prune")
+        churn_load(A, B, n, rw, puts, keys, hdr)
+        wait_converged([A.port, B.port], "bench", 3600)
+        entries = db_status(A.port, "bench").get("OperationLogEntries")
+        upd = lambda i: ("PUT", f"/api/documents/items/doc-{i % n}",  # noqa: E731
+                         {**doc(i % n), "Probe": i}, hdr)
+        base = latencies(A.port, a.churn_probe_writes, upd)
+        result, err = {}, []
+
+        def run_prune():
+            try:
+                t = time.monotonic()
+                result["rows"] = prune_now(A.port)
+                result["secs"] = time.monotonic() - t
+            except (BenchError, OSError) as e:
+                err.append(e)
+
+        pt = threading.Thread(target=run_prune)
+        pt.start()
+        during = latencies(A.port, 10 ** 9, upd, stop=lambda: not pt.is_alive())
+        pt.join()
+        if err:
+            raise err[0]
+        pruned = sum(r.get("PrunedCount") or 0 for r in result["rows"])
+        p99a = pct(base, 99)
+        p99b = pct(during, 99) if during else float("nan")
+        ctx.record(workload="B15-p99", target=f"litedist-{plugin}", repeat=1, value=p99b / p99a,
+                   unit="x", p99_without_ms=p99a, p99_during_ms=p99b, p50_without_ms=pct(base, 50),
+                   p50_during_ms=pct(during, 50) if during else None, samples_during=len(during),
+                   samples_without=len(base), pruned=pruned, prune_seconds=result["secs"],
+                   log_entries_before=entries, loadavg=loadavg())
+        log(f"B15 {plugin}: write p99 {p99a:.2f} ms without a prune, {p99b:.2f} ms during the "
+            f"prune of {pruned:,} entries ({result['secs']:.1f} s, {len(during)} writes)")
+        ctx.stop(A)
+        ctx.stop(B)
+        shutil.rmtree(os.path.join(a.work, tag + "-a"), ignore_errors=True)
+        shutil.rmtree(os.path.join(a.work, tag + "-b"), ignore_errors=True)
+
 
 # --- B10: a new node joins a database of N documents ------------------------------------------
 
@@ -1231,7 +1539,7 @@ def couch_preload(ctx):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13",
-                                         "raw", "couch-load"])
+                                         "B14", "B15", "raw", "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--litedistd", required=True)
@@ -1257,6 +1565,14 @@ def main():
                     help="B11: seconds of steady writes over which handshakes are counted")
     ap.add_argument("--b12-entries", type=int, default=1000000,
                     help="B12: entries of the log the peer already holds")
+    ap.add_argument("--wamp-writes", type=int, default=5000,
+                    help="B14: writes measured per backend, kind and client count")
+    ap.add_argument("--churn-docs", type=int, default=100000, help="B15: documents")
+    ap.add_argument("--churn-rewrites", type=int, default=10, help="B15: writes per document")
+    ap.add_argument("--churn-cache-puts", type=int, default=1000000, help="B15: cache PUTs")
+    ap.add_argument("--churn-cache-keys", type=int, default=100000, help="B15: cache keys")
+    ap.add_argument("--churn-probe-writes", type=int, default=2000,
+                    help="B15: single-client writes whose p99 is the baseline")
     ap.add_argument("--storage-bench", help="raw: bench/storage's storage_bench binary")
     ap.add_argument("--port", type=int, help="couch-load: pouchdb-server's port")
     ap.add_argument("--docs", type=int, default=10000, help="couch-load: documents")
@@ -1266,7 +1582,7 @@ def main():
     ctx = Ctx(a)
     try:
         {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B12": b12,
-         "B13": b13, "raw": raw,
+         "B13": b13, "B14": b14, "B15": b15, "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")

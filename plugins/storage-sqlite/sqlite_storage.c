@@ -29,13 +29,16 @@
 /* ---------------------------------------------------------------------------------------------
  * Limits and tunables
  * ------------------------------------------------------------------------------------------- */
-#define SQ_SPACE_MAX     32u /* longest key space name, per storage.h */
-#define SQ_DBNAME_MAX    63u /* longest database name, per storage.h */
-#define SQ_POOL_IDLE     8u  /* idle read connections kept per database */
-#define SQ_POOL_MAX      64u /* open read connections per database; beyond that begin is BUSY */
-#define SQ_BUSY_DEFAULT  5000
-#define SQ_JOURNAL_LIMIT "67108864" /* bytes a checkpointed WAL is truncated to */
-#define SQ_ERRBUF        512
+#define SQ_SPACE_MAX           32u /* longest key space name, per storage.h */
+#define SQ_DBNAME_MAX          63u /* longest database name, per storage.h */
+#define SQ_POOL_IDLE           8u  /* idle read connections kept per database */
+#define SQ_POOL_MAX            64u /* open read connections per database; beyond that begin is BUSY */
+#define SQ_BUSY_DEFAULT        5000
+#define SQ_GIVE_BACK_MIN_BYTES (1LL << 20)   /* free pages a clean close leaves alone */
+#define SQ_GIVE_BACK_MAX_BYTES (256LL << 20) /* free pages one clean close hands back */
+#define SQ_PAGE_K_DEFAULT      8             /* KiB; see sq_conn_open */
+#define SQ_JOURNAL_LIMIT       "67108864"    /* bytes a checkpointed WAL is truncated to */
+#define SQ_ERRBUF              512
 
 enum { SQ_SYNC_OFF, SQ_SYNC_NORMAL, SQ_SYNC_FULL };
 
@@ -63,6 +66,7 @@ struct ld_storage {
     int sync;          /* SQ_SYNC_* */
     int busy_ms;       /* sqlite3_busy_timeout */
     long long cache_k; /* PRAGMA cache_size in KiB; 0 keeps SQLite's default */
+    int page_k;        /* PRAGMA page_size of new database files, in KiB */
 };
 
 /* One key space as seen by one connection. */
@@ -318,12 +322,18 @@ static ld_status sq_conn_open(ld_stdb *db, bool write, sq_conn **out)
     int rc = sqlite3_open_v2(db->path, &c->h, flags, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->h, st->busy_ms);
     if (rc == SQLITE_OK && write) {
-        /* Only takes effect while the file is new (before WAL). 16 KiB pages keep document-sized
-         * values (~1 KB) in the B-tree leaves: with 4 KiB pages, WITHOUT ROWID rows of that size
-         * spill to overflow pages (measured: 1 KB gets 38k/s and a 4.7x larger file, against
-         * 178k/s and 1.2x at 16 KiB). */
+        /* Only takes effect while the file is new (before WAL); an existing file keeps its own.
+         * The page size trades both ways (docs/storage.md, "Write amplification"): a commit
+         * writes every page it touched whole to the WAL, four leaves for one small write, so
+         * smaller pages write less per commit; but a WITHOUT ROWID row larger than about an
+         * eighth of a page spills to overflow pages (at 4 KiB, 1 KB documents got 38k puts/s
+         * and a 4.7x larger file, against 178k/s and 1.2x at 16 KiB). */
+        char sql[48];
+        snprintf(sql, sizeof sql, "PRAGMA page_size=%d", st->page_k * 1024);
         what = "setting the page size";
-        rc = sq_exec(c, "PRAGMA page_size=16384");
+        rc = sq_exec(c, sql);
+        /* Also only for a new file: lets a clean close hand free pages back (sq_give_back). */
+        if (rc == SQLITE_OK) rc = sq_exec(c, "PRAGMA auto_vacuum=INCREMENTAL");
     }
     if (rc == SQLITE_OK && write) {
         what = "setting WAL mode";
@@ -562,6 +572,13 @@ static ld_status sq_config(const ld_host *host, ld_storage *st)
                 goto out;
             }
             st->cache_k = (long long)v;
+        } else if (strcasecmp(key, "PageSizeKiB") == 0) {
+            json_int_t v = json_is_integer(val) ? json_integer_value(val) : 0;
+            if (v != 4 && v != 8 && v != 16 && v != 32 && v != 64) {
+                s = sq_fail(st, LD_INVALID, "Storage:%s must be 4, 8, 16, 32 or 64", key);
+                goto out;
+            }
+            st->page_k = (int)v;
         }
         /* Other keys (Plugin, another backend's options) are the core's to report. */
     }
@@ -578,6 +595,7 @@ static ld_status sq_create(const ld_host *host, ld_storage **out)
     st->host = host;
     st->sync = SQ_SYNC_FULL;
     st->busy_ms = SQ_BUSY_DEFAULT;
+    st->page_k = SQ_PAGE_K_DEFAULT;
     ld_status s = sq_config(host, st);
     if (s != LD_OK) {
         free(st);
@@ -629,12 +647,54 @@ static ld_status sq_open(ld_storage *st, const char *dir, const char *name, ld_s
     return LD_OK;
 }
 
+/* One integer from a PRAGMA on c; -1 when it fails. */
+static long long sq_pragma_int(sq_conn *c, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    long long v = -1;
+    if (sqlite3_prepare_v2(c->h, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* At a clean close, returns a large free list to the file system: pages a pruned op log or a
+ * sweep freed are reused by later writes but never shrink the file otherwise (docs/storage.md,
+ * "Write amplification and disk use"). incremental_vacuum moves the pages at the end of the file
+ * into the free slots and the checkpoint at close truncates it. Bounded: at most
+ * SQ_GIVE_BACK_MAX_BYTES per close, so that a shutdown stays short; a file made before
+ * auto_vacuum was set (auto_vacuum 0) is left as it is. A failure is logged and the close goes
+ * on: the pages stay free, nothing is lost. */
+static void sq_give_back(ld_stdb *db)
+{
+    sq_conn *c = db->writer;
+    long long page = sq_pragma_int(c, "PRAGMA page_size");
+    long long total = sq_pragma_int(c, "PRAGMA page_count");
+    long long free_pages = sq_pragma_int(c, "PRAGMA freelist_count");
+    if (sq_pragma_int(c, "PRAGMA auto_vacuum") != 2 || page <= 0 || free_pages <= 0) return;
+    if (free_pages * page < SQ_GIVE_BACK_MIN_BYTES || free_pages * 8 < total) return;
+    long long n = SQ_GIVE_BACK_MAX_BYTES / page;
+    if (n > free_pages) n = free_pages;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", n);
+    /* incremental_vacuum returns a row per page moved: step it to the end. */
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->h, sql, -1, &s, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        rc = SQLITE_OK;
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        sq_fail(db->st, LD_IO, "%s: returning %lld free pages at close failed: %s", db->path, n,
+                sqlite3_errmsg(c->h));
+}
+
 static void sq_close(ld_stdb *db)
 {
     if (!db) return;
     if (db->nreaders != db->nidle)
         sq_fail(db->st, LD_INTERNAL, "close of %s with %u read transactions open", db->path,
                 db->nreaders - db->nidle);
+    if (db->writer) sq_give_back(db);
     /* Readers first: the last connection to close checkpoints and removes the -wal/-shm files,
      * and only the writer can. */
     while (db->idle) {

@@ -1,15 +1,19 @@
 """The judge of the fault test: reads every node's state after the heal and checks it against
 docs/architecture.md §5 and the client history.
 
-What a node's "dump" is: its whole op log (POST /api/replication/pull from 0 with no version
-vector returns every entry, local and relayed) folded to the max-(Hlc, NodeId) op per key: every
-document and tombstone with its stamp, version (op Id) and body. The live documents the node
-serves (GET /api/documents/{c}, GET /api/cache/{key}) must be exactly the live part of its dump,
-and the dumps of all nodes must be identical.
+What a node's "dump" is: its records as the snapshot route serves them (POST
+/api/replication/snapshot, every document, tombstone and cache entry with its stamp, version and
+body), which stays whole when the op log is pruned. It must equal the fold of the node's op log
+to the max-(Hlc, NodeId) op per key; the log is the one fault_prune.LogRecorder read entry by
+entry before each prune (without pruning, the same reads from 0 give the whole log). The live
+documents the node serves (GET /api/documents/{c}, GET /api/cache/{key}) must be exactly the live
+part of its dump, and the dumps of all nodes must be identical.
 """
 
+import base64
 import http.client
 import json
+import struct
 import time
 import urllib.parse
 
@@ -17,7 +21,6 @@ from fault_nemesis import REPLICATION_KEY, repl_status
 from fault_workload import DELETES
 
 ROOT_KEY = "root"
-PULL_BATCH = 10000
 
 
 def _call(node, method, path, headers, body=None, timeout=15.0, with_headers=False):
@@ -33,20 +36,63 @@ def _call(node, method, path, headers, body=None, timeout=15.0, with_headers=Fal
         c.close()
 
 
-def read_log(node, db):
-    """Every op-log entry of db on node, in LogSequence order."""
-    ops, after = [], 0
-    for _ in range(1000):  # bounded: 1000 batches of 10000 is far beyond any run
-        status, body = _call(node, "POST", "/api/replication/pull",
-                             {"Database": db, "ReplicationApiKey": REPLICATION_KEY},
-                             {"RequestingNodeId": "fault-checker", "AfterLogSequence": after,
-                              "BatchSize": PULL_BATCH})
-        assert status == 200, f"{node.name}: pull {db} after {after}: {status} {body}"
-        ops.extend(body["Operations"])
-        if not body.get("HasMore") or body["LastLogSequence"] <= after:
-            return ops
-        after = body["LastLogSequence"]
-    raise AssertionError(f"{node.name}: the op log of {db} did not end")
+def _snapshot_page(node, db, after):
+    body = {"ProtocolVersion": 1, "RequestingNodeId": "fault-checker"}
+    if after is not None:
+        body["AfterKey"] = base64.b64encode(after).decode()
+    c = http.client.HTTPConnection("127.0.0.1", node.port, timeout=15.0)
+    try:
+        c.request("POST", "/api/replication/snapshot", body=json.dumps(body).encode(),
+                  headers={"Database": db, "ReplicationApiKey": REPLICATION_KEY,
+                           "Content-Type": "application/json"})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def decode_record(key, raw):
+    """One snapshot record (docs/replication.md: key `collection \0 id`, value the stored record
+    of core/db/record.c: format 1, flags, hlc, expires_ms, version, origin, JSON) as a dump row
+    keyed (collection, id)."""
+    coll, _, doc_id = key.partition(b"\0")
+    assert raw[0] == 1, f"record format {raw[0]}"
+    flags = raw[1]
+    hlc, expires = struct.unpack(">QQ", raw[2:18])
+    version = raw[18:34].hex()
+    olen = raw[34]
+    origin = raw[35:35 + olen].decode()
+    body = raw[35 + olen:]
+    tomb, swept = bool(flags & 0x01), bool(flags & 0x04)
+    return (coll.decode(), doc_id.decode()), {
+        "Hlc": hlc, "NodeId": origin, "Version": version, "IsTombstone": tomb, "Swept": swept,
+        "ExpiresAtMs": expires or None,
+        "Payload": None if tomb or swept else json.loads(body)}
+
+
+def read_snapshot(node, db):
+    """Every record of db on node through the snapshot route: {(collection, id): row}."""
+    out, after = {}, None
+    for _ in range(10000):  # bounded: pages of 4 MiB, far beyond any run
+        status, raw = _snapshot_page(node, db, after)
+        assert status == 200, f"{node.name}: snapshot of {db}: {status} {raw[:200]!r}"
+        assert raw[:8] == b"LDSNAP1\n", f"{node.name}: snapshot of {db}: not a snapshot page"
+        (hl,) = struct.unpack(">I", raw[8:12])
+        hdr = json.loads(raw[12:12 + hl])
+        p = 12 + hl
+        for _ in range(hdr["Count"]):
+            (kl,) = struct.unpack(">I", raw[p:p + 4])
+            key = raw[p + 4:p + 4 + kl]
+            p += 4 + kl
+            (vl,) = struct.unpack(">I", raw[p:p + 4])
+            k, row = decode_record(key, raw[p + 4:p + 4 + vl])
+            p += 4 + vl
+            out[k] = row
+            after = key
+        assert p == len(raw), f"{node.name}: snapshot page of {db} has trailing bytes"
+        if hdr["Done"]:
+            return out
+    raise AssertionError(f"{node.name}: the snapshot of {db} did not end")
 
 
 def read_docs(node, db, coll):
@@ -122,23 +168,41 @@ def fold(log):
     return state
 
 
-def dump_of(state):
-    """A comparable, JSON-able form of a folded state: one row per key, sorted."""
-    rows = []
-    for (coll, doc_id), op in sorted(state.items()):
-        rows.append({"Collection": coll, "EntityId": doc_id, "Hlc": op["Hlc"],
-                     "NodeId": op["NodeId"], "Sequence": op["Sequence"], "Version": op["Id"],
-                     "IsTombstone": op["IsTombstone"], "ExpiresAtMs": op.get("ExpiresAtMs"),
-                     "Payload": None if op["IsTombstone"] else json.loads(op["Payload"])})
-    return rows
+def dump_of(snap):
+    """A comparable, JSON-able form of a snapshot's records: one row per key, sorted."""
+    return [{"Collection": coll, "EntityId": doc_id, **row}
+            for (coll, doc_id), row in sorted(snap.items())]
+
+
+def comparable(rows):
+    """{key: row} of a dump for comparing nodes. Each node's sweeper frees the bodies of expired
+    cache entries on its own schedule (a local change, no op): an expired entry is compared by
+    its stamp, version and expiry, not by whether its body is still there."""
+    now = int(time.time() * 1000)
+    out = {}
+    for r in rows:
+        r = dict(r)
+        if r.pop("Swept") or (r["ExpiresAtMs"] and r["ExpiresAtMs"] <= now):
+            r["Payload"] = None
+        out[(r.pop("Collection"), r.pop("EntityId"))] = r
+    return out
+
+
+def fold_row(op):
+    """The record a folded op must have left: what the snapshot route shows for its key."""
+    return {"Hlc": int(op["Hlc"]), "NodeId": op["NodeId"], "Version": op["Id"],
+            "IsTombstone": op["IsTombstone"], "ExpiresAtMs": op.get("ExpiresAtMs") or None,
+            "Payload": None if op["IsTombstone"] else json.loads(op["Payload"])}
 
 
 class Checker:
     """Collects the nodes' state once converged and lists every violated property."""
 
-    def __init__(self, nodes, dbs, history, cache_checked):
+    def __init__(self, nodes, dbs, history, cache_checked, recorder):
+        """recorder: a fault_prune.LogRecorder that read the logs as they grew (it reads what is
+        left here)."""
         self.nodes, self.dbs, self.history = nodes, dbs, history
-        self.cache_checked = cache_checked
+        self.cache_checked, self.recorder = cache_checked, recorder
         self.problems = []
         self.logs = {}   # (node, db) -> op list
         self.dumps = {}  # (node, db) -> dump rows
@@ -149,14 +213,19 @@ class Checker:
             self.problems.append(text)
 
     def run(self):
+        if not self.recorder.read_all(self.nodes):
+            self.fail("the recorder could not read every node's op log after the heal")
+        self.problems += self.recorder.gaps
         for db in self.dbs:
             states = {}
             for n in self.nodes:
-                log = read_log(n, db)
+                log = self.recorder.logs[(n.name, db)]
                 self.logs[(n.name, db)] = log
                 self.check_log(n, db, log)
                 states[n.name] = fold(log)
-                self.dumps[(n.name, db)] = dump_of(states[n.name])
+                snap = read_snapshot(n, db)
+                self.dumps[(n.name, db)] = dump_of(snap)
+                self.check_snapshot(n, db, snap, states[n.name])
                 self.check_served(n, db, states[n.name])
             first = self.nodes[0].name
             ids = {n.name: {op["Id"] for op in self.logs[(n.name, db)]} for n in self.nodes}
@@ -165,14 +234,37 @@ class Checker:
                     self.fail(f"{db}: the logs of {first} and {n.name} hold different ops "
                               f"({len(ids[first] - ids[n.name])} only on {first}, "
                               f"{len(ids[n.name] - ids[first])} only on {n.name})")
-                if self.dumps[(n.name, db)] != self.dumps[(first, db)]:
-                    a = {(r["Collection"], r["EntityId"]): r for r in self.dumps[(first, db)]}
-                    b = {(r["Collection"], r["EntityId"]): r for r in self.dumps[(n.name, db)]}
+                a = comparable(self.dumps[(first, db)])
+                b = comparable(self.dumps[(n.name, db)])
+                if a != b:
                     diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
                     self.fail(f"{db}: dumps of {first} and {n.name} differ on {len(diff)} keys, "
-                              f"e.g. {diff[:3]}")
+                              f"e.g. " + "; ".join(f"{k}: {a.get(k)} / {b.get(k)}"
+                                                   for k in diff[:3]))
             self.check_history(db, states[first], self.logs[(first, db)])
         return self.problems
+
+    def check_snapshot(self, n, db, snap, state):
+        """The records the node holds are the fold of every op it logged: the same keys, and per
+        key the winning op's stamp, version, tombstone, expiry and body (an expired cache entry
+        the sweeper emptied keeps all but its body)."""
+        keys = set(snap) | set(state)
+        bad = []
+        for k in sorted(keys):
+            if k not in snap or k not in state:
+                bad.append((k, "only in the " + ("log" if k in state else "snapshot")))
+                continue
+            want, got = fold_row(state[k]), dict(snap[k])
+            if got.pop("Swept"):
+                want["Payload"] = None
+            if got != want:
+                bad.append((k, f"snapshot {got} != fold {want}"))
+        for k, why in bad[:5]:
+            self.fail(f"{n.name}/{db}: record {k}: {why}")
+        if len(bad) > 5:
+            self.fail(f"{n.name}/{db}: {len(bad)} records differ from the log's fold")
+        self.figures["snapshot_records_checked"] = \
+            self.figures.get("snapshot_records_checked", 0) + len(snap)
 
     def check_log(self, n, db, log):
         """Per origin: Sequence exactly 1..max once each, Hlc strictly increasing with it (across

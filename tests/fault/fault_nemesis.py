@@ -53,6 +53,9 @@ class Nemesis(threading.Thread):
         self.resumes = []          # per kill9 and link: {node, db, peer, push_gap, pull_gap}
         self.error = None
         self.busy = threading.Lock()  # held while a fault is in place
+        # Held to SIGSTOP a node: the pruner (fault_prune.py) holds it over its read-then-prune
+        # of a node, so that a prune is never left queued in a stopped node's socket.
+        self.stop_signal = threading.Lock()
 
     def note(self, text):
         self.events.append((round(time.time(), 3), text))
@@ -150,7 +153,8 @@ class Nemesis(threading.Thread):
         n = self.rng.choice(self.nodes)
         secs = self.rng.uniform(2.0, 10.0)
         self.note(f"SIGSTOP {n.name} for {secs:.1f} s")
-        n.send_signal(signal.SIGSTOP)
+        with self.stop_signal:
+            n.send_signal(signal.SIGSTOP)
         try:
             self._sleep(secs)
         finally:

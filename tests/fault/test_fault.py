@@ -4,7 +4,9 @@ nemesis injects one fault at a time (kill -9 and restart, SIGSTOP, a link cut or
 direction, a skewed clock); then everything is healed and the nodes must agree within 60 s on
 (VV, digest) and on their dumps, keep every acknowledged write, invent nothing, keep per-origin
 sequences and stamps rising across restarts, hide every expired cache key, and a restarted node
-must move again at most one batch.
+must move again at most one batch. Op-log pruning is on throughout: every 2 s each node's log is
+read and then pruned down to its 500 most recent entries (tests/fault/fault_prune.py), and the
+checker reads each node's state through the snapshot route.
 
 Seeded (LD_FAULT_SEED, default 9) and bounded: each topology runs its workload until
 LD_FAULT_OPS operations (default 10000) are done, every fault kind was injected and
@@ -26,6 +28,8 @@ import pytest
 import fault_workload
 from fault_check import Checker, wait_converged
 from fault_nemesis import KINDS, Nemesis, repl_status
+from fault_prune import SETTINGS as PRUNE_SETTINGS
+from fault_prune import LogRecorder, Pruner
 from fault_proxy import ProxySet
 
 SEED = int(os.environ.get("LD_FAULT_SEED", "9"))
@@ -83,7 +87,7 @@ def start_cluster(make_node, proxies, topology):
     Node.SeedPeers, the chain through POST /api/cluster/peers: both ways are exercised."""
     overrides = {"Node": {"ReplicationBatchSize": BATCH, "ReplicationTimeoutSeconds": 4,
                           "AntiEntropyIntervalSeconds": 5, "PeerProbeIntervalSeconds": 0,
-                          "LogLevel": "info"}}
+                          "LogLevel": "info", **PRUNE_SETTINGS}}
     nodes = {name: make_node(overrides, node_id=node_id(name), name=name, start=False)
              for name in NAMES}
     urls = {}
@@ -107,7 +111,7 @@ def start_cluster(make_node, proxies, topology):
     return [nodes[name] for name in NAMES]
 
 
-def run_workload(nodes, history, nemesis, stop, rng_seed, run_id, log):
+def run_workload(nodes, history, nemesis, pruner, stop, rng_seed, run_id, log):
     workers = [fault_workload.Worker(i, run_id, rng_seed, nodes, list(DBS), history, stop,
                                      max_ops=10 * OPS_TARGET)
                for i in range(WORKERS)]
@@ -115,22 +119,26 @@ def run_workload(nodes, history, nemesis, stop, rng_seed, run_id, log):
     for w in workers:
         w.start()
     nemesis.start()
+    pruner.start()
     while time.monotonic() - t0 < MAX_WORKLOAD_SECONDS:
         done = sum(w.n for w in workers)
         if done >= OPS_TARGET and all(nemesis.injected[k] > 0 for k in KINDS) and \
                 time.monotonic() - t0 >= MIN_WORKLOAD_SECONDS:
             break
-        if nemesis.error or any(w.error for w in workers) or not nemesis.is_alive():
+        if nemesis.error or pruner.error or any(w.error for w in workers) or \
+                not nemesis.is_alive():
             break
         time.sleep(0.2)
     stop.set()
     for w in workers:
         w.join(fault_workload.REQUEST_TIMEOUT * 3)
     nemesis.join(60)
+    pruner.join(60)
     elapsed = time.monotonic() - t0
     log(f"workload: {sum(w.n for w in workers)} ops in {elapsed:.1f} s")
-    errors = [w.error for w in workers if w.error] + ([nemesis.error] if nemesis.error else [])
-    stuck = [t.name for t in workers + [nemesis] if t.is_alive()]
+    errors = [w.error for w in workers if w.error] + \
+        [t.error for t in (nemesis, pruner) if t.error]
+    stuck = [t.name for t in workers + [nemesis, pruner] if t.is_alive()]
     return elapsed, errors, stuck
 
 
@@ -145,17 +153,19 @@ def test_converges_under_faults(topology, make_node, tmp_path):
     proxies = ProxySet()
     history = fault_workload.History()
     stop = threading.Event()
-    nemesis = checker = None
+    nemesis = checker = pruner = None
     snapshot = None
     try:
         nodes = start_cluster(make_node, proxies, topology)
         nemesis = Nemesis(rng, nodes, TOPOLOGIES[topology], proxies, stop, log, BATCH)
-        elapsed, errors, stuck = run_workload(nodes, history, nemesis, stop, SEED,
+        recorder = LogRecorder(nodes, DBS)
+        pruner = Pruner(nodes, DBS, recorder, nemesis, stop)
+        elapsed, errors, stuck = run_workload(nodes, history, nemesis, pruner, stop, SEED,
                                               f"{topology[0]}{SEED}", log)
         nemesis.heal_all()
         log("healed everything")
         converge_s, snapshot = wait_converged(nodes, DBS, CONVERGE_TIMEOUT)
-        checker = Checker(nodes, DBS, history, cache_checked=True)
+        checker = Checker(nodes, DBS, history, cache_checked=True, recorder=recorder)
         problems = []
         problems += [f"harness: {e}" for e in errors]
         problems += [f"harness: thread {t} did not stop" for t in stuck]
@@ -205,6 +215,11 @@ def test_converges_under_faults(topology, make_node, tmp_path):
             "cache_keys_checked": cache_keys,
             "cache_gets_served_live": checker.figures.get("cache_served", 0),
             "cache_gets_hidden": checker.figures.get("cache_hidden", 0),
+            "prune_calls": pruner.prune_calls, "entries_pruned": pruner.pruned,
+            "snapshot_records_checked": checker.figures.get("snapshot_records_checked", 0),
+            "log_entries_left": {n.name: sum(d.get("OperationLogEntries", 0)
+                                             for d in (repl_status(n) or {}).get("Databases", []))
+                                 for n in nodes},
         }
         FIGURES.append(figures)
         CACHE_RESULTS.append((topology,
@@ -214,6 +229,9 @@ def test_converges_under_faults(topology, make_node, tmp_path):
         if counts["attempted"] < OPS_TARGET:
             problems.append(f"only {counts['attempted']} operations in "
                             f"{MAX_WORKLOAD_SECONDS:.0f} s (target {OPS_TARGET})")
+        # Pruning must have happened for the run to say anything about it.
+        if pruner.pruned == 0:
+            problems.append(f"pruning removed no entry ({pruner.prune_calls} prune calls)")
         missing = [k for k in KINDS if nemesis.injected[k] == 0]
         if missing:
             problems.append(f"fault kinds never injected: {missing}")
@@ -227,6 +245,8 @@ def test_converges_under_faults(topology, make_node, tmp_path):
         stop.set()
         if nemesis is not None and nemesis.is_alive():
             nemesis.join(60)
+        if pruner is not None and pruner.is_alive():
+            pruner.join(60)
         proxies.stop()
 
 
