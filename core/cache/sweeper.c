@@ -149,6 +149,8 @@ static void page_done(ld_wjob *job)
     if (ok) {
         s->scanned += sw->scanned;
         s->freed += sw->freed;
+        ld_counter_add(&s->node->stats.sweeper_scanned, sw->scanned);
+        ld_counter_add(&s->node->stats.sweeper_freed, sw->freed);
         s->spent_ms += sw->elapsed_ms;
         if (sw->at_end) { /* wrap: the next page or run starts from the first entry again */
             free(sw->next);
@@ -204,6 +206,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     prune_pos(s);
+    ld_counter_add(&s->node->stats.sweeper_runs, 1);
     s->next_name = 0;
     next_db(s);
 }
