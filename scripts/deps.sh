@@ -18,10 +18,11 @@ esac
 packages=(
   cmake make gcc pkg-config
   libevent-dev libjansson-dev libsqlite3-dev liblmdb-dev libsodium-dev libssl-dev libwslay-dev
-  libcmocka-dev
+  libcmocka-dev libsystemd-dev
 )
 if $test; then
-  packages+=(python3 python3-pytest clang libclang-rt-14-dev chromium openssl)
+  packages+=(python3 python3-pytest python3-prometheus-client clang libclang-rt-14-dev chromium
+             openssl)
   # Node.js runs the browser tests (never the server). A machine may have it from elsewhere
   # than Debian (NodeSource bundles npm into its nodejs package): ask only for what is missing.
   command -v node >/dev/null || packages+=(nodejs)
