@@ -83,7 +83,7 @@ static void answer(ld_req *r, ld_status st)
     ld_node *n = r->node;
     if (st != LD_OK) {
         ld_reply_json(r, 503,
-                      json_pack("{s:s, s:s, s:s}", "Status", "NotReady", "NodeId", n->node_id,
+                      json_pack("{s:s, s:s, s:s, s:s}", "Status", "NotReady", "NodeId", n->node_id,
                                 "Reason", "storage does not commit a write", "Storage",
                                 ld_status_str(st)));
         return;
