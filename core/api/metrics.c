@@ -25,6 +25,13 @@ static const char *const auth_fail_names[LD_AUTHFAIL_N] = {
     "missing_key",     "unknown_key", "database_denied", "role_denied",
     "replication_key", "metrics_key", "plugin_error"};
 
+static bool requested(ld_node *n, size_t route)
+{
+    for (int c = 0; c < 5; c++)
+        if (ld_counter_get(&n->stats.http_requests[route][c])) return true;
+    return false;
+}
+
 static void http_families(ld_node *n, ld_mx *w)
 {
     size_t nr = ld_router_count();
@@ -48,6 +55,8 @@ static void http_families(ld_node *n, ld_mx *w)
         const char *method;
         const char *route = ld_router_template(i, &method);
         const char *labels[] = {"method", method, "route", route, NULL};
+        if (!ld_counter_get(&n->stats.http_requests[i][1]) && !requested(n, i))
+            continue; /* a route never asked for has no series yet: 19 lines each */
         ld_mx_hist(w, fam, labels, &ld_buckets_seconds, &n->stats.http_seconds[i]);
     }
     ld_mx_family(w, "litedist_http_connections_open", "gauge", "Client connections open.");
@@ -76,7 +85,7 @@ static void db_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
                  "Time of one group commit, from its transaction's start to its commit.");
     for (size_t i = 0; i < ndb; i++) {
         const char *labels[] = {"database", dbs[i]->name, NULL};
-        ld_mx_hist(w, "litedist_db_commit_duration_seconds", labels, &ld_buckets_seconds,
+        ld_mx_hist(w, "litedist_db_commit_duration_seconds", labels, &ld_buckets_commit_seconds,
                    &dbs[i]->commit_seconds);
     }
     ld_db_state *st = calloc(ndb ? ndb : 1, sizeof *st);
@@ -205,33 +214,37 @@ void ld_api_metrics(ld_req *r)
                        "<key>'.");
         return;
     }
-    ld_mx w = {.out = evbuffer_new()};
+    /* The writer's 16 KiB chunk is too large for the loop's stack comfort: allocated. */
+    ld_mx *w = calloc(1, sizeof *w);
     size_t nnames = 0, ndb = 0;
     char **names = ld_registry_names(&n->reg, &nnames);
     ld_db **dbs = calloc(nnames ? nnames : 1, sizeof *dbs);
-    if (!w.out || !names || !dbs) {
-        w.failed = true;
-    } else {
+    if (w) w->out = evbuffer_new();
+    bool ok = w && w->out && names && dbs;
+    if (ok) {
         for (size_t i = 0; i < nnames; i++)
             if ((dbs[ndb] = ld_registry_get(&n->reg, names[i]))) ndb++;
-        ld_mx_family(&w, "litedist_build_info", "gauge", "The litedist version running (1).");
+        ld_mx_family(w, "litedist_build_info", "gauge", "The litedist version running (1).");
         const char *labels[] = {"version", LD_VERSION, "node_id", n->node_id, NULL};
-        ld_mx_sample(&w, "litedist_build_info", labels, 1);
-        http_families(n, &w);
-        db_families(n, &w, dbs, ndb);
-        ld_repl_metrics(n->repl, &w);
-        cache_families(n, &w);
-        process_families(n, &w);
+        ld_mx_sample(w, "litedist_build_info", labels, 1);
+        http_families(n, w);
+        db_families(n, w, dbs, ndb);
+        ld_repl_metrics(n->repl, w);
+        cache_families(n, w);
+        process_families(n, w);
+        ok = ld_mx_finish(w);
     }
     for (size_t i = 0; i < ndb; i++)
         ld_registry_release(&n->reg, dbs[i]);
     free(dbs);
     if (names) ld_registry_names_free(names, nnames);
-    if (w.failed) {
-        if (w.out) evbuffer_free(w.out);
+    if (!ok) {
+        if (w && w->out) evbuffer_free(w->out);
+        free(w);
         ld_reply_error(r, 500, "Out of memory.");
         return;
     }
-    ld_reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", w.out);
-    evbuffer_free(w.out);
+    ld_reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", w->out);
+    evbuffer_free(w->out);
+    free(w);
 }

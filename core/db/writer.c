@@ -87,7 +87,7 @@ static void run_batch(ld_db *db, ld_wjob **jobs, size_t n)
     ld_status st = run_txn(db, jobs, n, &s);
     if (st == LD_OK) {
         ld_hist_observe(&db->commit_ops, &ld_buckets_ops, (double)n);
-        ld_hist_observe(&db->commit_seconds, &ld_buckets_seconds,
+        ld_hist_observe(&db->commit_seconds, &ld_buckets_commit_seconds,
                         (double)(ld_mono_us() - t0) / 1e6);
         publish(db, &s);
         return;

@@ -31,11 +31,13 @@ static inline uint64_t ld_counter_get(const ld_counter *c)
 /* Fixed upper bounds, ascending, shared by every histogram of one family. */
 typedef struct ld_buckets {
     const double *le;
-    size_t n; /* at most LD_HIST_MAX_BUCKETS; +Inf is implicit */
+    const char *const *text; /* each bound as the le label spells it */
+    size_t n;                /* at most LD_HIST_MAX_BUCKETS; +Inf is implicit */
 } ld_buckets;
 
-extern const ld_buckets ld_buckets_seconds; /* 100 us .. 10 s, for request and commit times */
-extern const ld_buckets ld_buckets_ops;     /* 1 .. 1024 writes per group commit */
+extern const ld_buckets ld_buckets_seconds;        /* 100 us .. 10 s (16), request times */
+extern const ld_buckets ld_buckets_commit_seconds; /* 500 us .. 5 s (12), commit times */
+extern const ld_buckets ld_buckets_ops;            /* 1 .. 1024 by 4 (6), writes per commit */
 
 /* A histogram: per-bucket counts (not cumulative: one atomic add per observation) and the sum
  * in millionths, so durations sum to the microsecond. Zeroed memory is an empty histogram. */
@@ -47,11 +49,17 @@ typedef struct ld_hist {
 void ld_hist_observe(ld_hist *h, const ld_buckets *b, double v);
 
 /* The exposition writer: families in order, each family's samples together. Label values are
- * escaped here; names are the callers' constants. */
+ * escaped here; names are the callers' constants. Lines gather in `chunk` and go to `out` a
+ * chunk at a time (one evbuffer_add per 16 KiB, not per line); ld_mx_finish adds the rest. */
 typedef struct ld_mx {
     struct evbuffer *out;
     bool failed; /* an append failed (out of memory): the caller answers 500 */
+    size_t used;
+    char chunk[16384];
 } ld_mx;
+
+/* Adds what is gathered to out. False when anything failed on the way. */
+bool ld_mx_finish(ld_mx *w);
 
 /* "# HELP" and "# TYPE" lines; type is "counter", "gauge" or "histogram". */
 void ld_mx_family(ld_mx *w, const char *name, const char *type, const char *help);

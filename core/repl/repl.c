@@ -2192,11 +2192,9 @@ void ld_repl_metrics(ld_repl *r, ld_mx *w)
     /* Each database's last sequence once, though it has a link per peer. */
     for (size_t i = 0; i < r->n_links; i++) {
         const ld_link *l = r->links[i];
-        size_t j = 0;
-        while (j < i && strcmp(r->links[j]->db, l->db) != 0)
-            j++;
-        if (j < i) {
-            local_max[i] = local_max[j];
+        if (i > 0 &&
+            !strcmp(r->links[i - 1]->db, l->db)) { /* a database's links are made together */
+            local_max[i] = local_max[i - 1];
             continue;
         }
         ld_db *db = ld_registry_get(&r->node->reg, l->db);
@@ -2236,6 +2234,7 @@ void ld_repl_metrics(ld_repl *r, ld_mx *w)
         const ld_link *l = r->links[i];
         if (!link_reported(l)) continue;
         for (int k = 0; k < FAIL_N; k++) {
+            if (!l->fails[k]) continue; /* a reason appears once it happened: 300 links x 5 */
             const char *labels[] = {"database", l->db,         "peer", l->peer,
                                     "reason",   fail_names[k], NULL};
             ld_mx_sample_u64(w, fam, labels, l->fails[k]);
