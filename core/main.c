@@ -364,6 +364,9 @@ static void reload(ld_node *n)
     cfg.auth_plugins = plugins;
     cfg.n_auth_plugins = n_plugins;
     swap_str(&n->cfg.replication_api_key, &cfg.replication_api_key);
+    if (!ld_repl_cluster_key_changed(n->repl))
+        ld_log_warn("reload (SIGHUP): the dashboard probes keep the old cluster key (out of "
+                    "memory)");
     swap_str(&n->cfg.metrics_api_key, &cfg.metrics_api_key);
     ld_tls_config tls = n->cfg.tls;
     n->cfg.tls = cfg.tls;

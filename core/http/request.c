@@ -158,7 +158,7 @@ static void account(ld_req *r, int status, size_t bytes)
                             st_text,       "bytes",    bytes_text,     "duration_ms", ms_text,
                             "database",    r->db_name, "key",          r->key_name,   "request_id",
                             r->request_id, "client",   r->client_addr, NULL};
-    ld_log_fields(LD_LOG_INFO, "access", fields, (1u << 2) | (1u << 3),
+    ld_log_fields(LD_LOG_INFO, "access", fields, (1u << 2) | (1u << 3) | (1u << 4),
                   "%s %s %d %zu B %s ms db=%s key=%s id=%s client=%s", method, route, status, bytes,
                   ms_text, r->db_name[0] ? r->db_name : "-", r->key_name[0] ? r->key_name : "-",
                   r->request_id, r->client_addr);

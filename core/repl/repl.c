@@ -1960,6 +1960,11 @@ json_t *ld_repl_status(ld_repl *r)
                      (json_int_t)resumed, "Databases", dbs ? dbs : json_array());
 }
 
+bool ld_repl_cluster_key_changed(ld_repl *r)
+{
+    return !r->probe || ld_probe_set_key(r->probe, r->node->cfg.replication_api_key);
+}
+
 uint64_t ld_repl_divergences(ld_repl *r)
 {
     return r->divergences;

@@ -103,6 +103,11 @@ void ld_repl_metrics(ld_repl *r, struct ld_mx *w);
  * Loop thread. */
 bool ld_repl_catchup_settled(ld_repl *r, char *why, size_t len);
 
+/* Node.ReplicationApiKey changed (SIGHUP): the dashboard probes, which keep a copy, take the
+ * new one; every other request reads it from the config when it is made. False when memory
+ * fails. Loop thread. */
+bool ld_repl_cluster_key_changed(ld_repl *r);
+
 /* Counters for tests and the dashboard. */
 uint64_t ld_repl_divergences(ld_repl *r);
 

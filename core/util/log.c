@@ -100,10 +100,12 @@ static bool write_json(int32_t level, const char *when, const char *scope, char 
     ok = ok && !set_text(o, "msg", msg);
     for (size_t i = 0; ok && fields && fields[2 * i] && fields[2 * i + 1]; i++) {
         const char *v = fields[2 * i + 1];
-        char *end;
+        char *end = NULL;
         long long num = (numeric >> i) & 1 ? strtoll(v, &end, 10) : 0;
+        double real = (numeric >> i) & 1 && *v && *end ? strtod(v, &end) : 0;
         if ((numeric >> i) & 1 && *v && !*end) {
-            ok = !json_object_set_new(o, fields[2 * i], json_integer(num));
+            ok = !json_object_set_new(o, fields[2 * i],
+                                      strchr(v, '.') ? json_real(real) : json_integer(num));
         } else {
             char *copy = strdup(v);
             ok = copy && !set_text(o, fields[2 * i], copy);

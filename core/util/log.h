@@ -19,8 +19,8 @@ void ld_log_set_json(bool json);
 bool ld_log_is_json(void);
 
 /* One access-log line at info (http/request.c): the message in text form, and the fields that a
- * JSON line carries as members (key, value pairs, NULL-ended; numbers as text are written as
- * JSON numbers when `numeric` marks them, bit i for pair i). */
+ * JSON line carries as members (key, value pairs, NULL-ended; a value that `numeric` marks, bit i
+ * for pair i, is written as a JSON number: an integer, or a real when it has a '.'). */
 void ld_log_fields(int32_t level, const char *scope, const char *const *fields, uint32_t numeric,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

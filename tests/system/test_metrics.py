@@ -154,6 +154,7 @@ def test_json_log_lines(make_node):
     assert entry["scope"] == "access" and entry["level"] == "info"
     assert entry["method"] == "GET" and entry["route"] == "/health"
     assert entry["status"] == 200 and isinstance(entry["bytes"], int)
+    assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] >= 0
     assert entry["request_id"] == "json-1" and "time" in entry and "msg" in entry
     # Every line the node wrote (the harness's own line aside) is a JSON object.
     for ln in a.log_text().splitlines():

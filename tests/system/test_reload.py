@@ -48,10 +48,15 @@ def test_sighup_swaps_api_keys_and_keeps_connections(make_node):
     try:
         assert keep_alive_get(conn, "old-key") == 200
         a.config["Auth"]["ApiKeys"] = [api_key_entry("new-key", ALL, name="new-app")]
+        a.config["Node"]["ReplicationApiKey"] = "new-cluster-key"
         a.write_config()
         a.send_signal(signal.SIGHUP)
         wait_for(lambda: status_with(a, "new-key") == 200, "the new key to work")
         assert status_with(a, "old-key") == 401
+        # The cluster key too.
+        for key, want in (("new-cluster-key", 200), ("I_AM_ONE_OF_YOU", 403)):
+            got = a.request("GET", "/api/replication/status", headers={"ReplicationApiKey": key})
+            assert got.status == want, (key, got)
         # The connection opened before the reload is still served, with the new keys.
         assert keep_alive_get(conn, "new-key") == 200
         assert keep_alive_get(conn, "old-key") == 401
