@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <sodium.h>
 
+#include "../cache/sweeper.h"
 #include "../http/conns.h"
 #include "../http/router.h"
 #include "../repl/repl.h"
@@ -125,8 +126,23 @@ static void db_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
     ld_mx_sample_u64(w, "litedist_databases", NULL, ndb);
 }
 
-static void cache_families(ld_node *n, ld_mx *w)
+static void cache_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
 {
+    static const char *const keys[2][2] = {
+        {"litedist_cache_live_keys", "Unexpired cache keys, as of the sweeper's last complete "
+                                     "pass over the database."},
+        {"litedist_cache_expired_keys", "Expired cache keys still stored (their bodies freed or "
+                                        "about to be), as of that pass."},
+    };
+    for (int k = 0; k < 2; k++) {
+        ld_mx_family(w, keys[k][0], "gauge", keys[k][1]);
+        for (size_t i = 0; i < ndb; i++) {
+            uint64_t live, expired;
+            if (!ld_sweeper_counts(n->sweeper, dbs[i]->name, &live, &expired)) continue;
+            const char *labels[] = {"database", dbs[i]->name, NULL};
+            ld_mx_sample_u64(w, keys[k][0], labels, k ? expired : live);
+        }
+    }
     static const char *const fams[3][2] = {
         {"litedist_cache_sweeper_runs_total", "Cache sweeper runs started."},
         {"litedist_cache_sweeper_scanned_entries_total", "Cache entries the sweeper scanned."},
@@ -230,7 +246,7 @@ void ld_api_metrics(ld_req *r)
         http_families(n, w);
         db_families(n, w, dbs, ndb);
         ld_repl_metrics(n->repl, w);
-        cache_families(n, w);
+        cache_families(n, w, dbs, ndb);
         process_families(n, w);
         ok = ld_mx_finish(w);
     }

@@ -30,6 +30,7 @@ FAMILIES = [
     "litedist_replication_failures", "litedist_replication_divergences",
     "litedist_replication_diverged", "litedist_replication_snapshot_records_done",
     "litedist_replication_snapshot_records_total",
+    "litedist_cache_live_keys", "litedist_cache_expired_keys",
     "litedist_cache_sweeper_runs", "litedist_cache_sweeper_scanned_entries",
     "litedist_cache_expired_entries_freed",
     "process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
@@ -221,3 +222,24 @@ def test_replication_families_per_database_and_peer(make_node):
                             peer="gone"))
     assert value(fams, "litedist_replication_divergences",
                  "litedist_replication_divergences_total") == 0
+
+
+def test_cache_families(make_node):
+    a = make_node(overrides={"Node": {"CacheCleanupIntervalSeconds": 1}})
+    h = {"Database": DB, "ApiKey": ROOT_KEY}
+    for key, ttl in (("short", "1s"), ("long", "1h"), ("default", None)):
+        path = f"/api/cache/{key}" + (f"?ttl={ttl}" if ttl else "")
+        assert a.request("PUT", path, raw='{"v": 1}', headers=h).status == 200
+
+    def swept():
+        fams = scrape(a)
+        live = value(fams, "litedist_cache_live_keys", "litedist_cache_live_keys", database=DB)
+        expired = value(fams, "litedist_cache_expired_keys", "litedist_cache_expired_keys",
+                        database=DB)
+        return fams if (live, expired) == (2, 1) else None
+    fams = wait_for(swept, "a sweep counting 2 live keys and 1 expired", timeout=20)
+    assert value(fams, "litedist_cache_sweeper_runs", "litedist_cache_sweeper_runs_total") >= 1
+    assert value(fams, "litedist_cache_expired_entries_freed",
+                 "litedist_cache_expired_entries_freed_total") == 1
+    assert value(fams, "litedist_cache_sweeper_scanned_entries",
+                 "litedist_cache_sweeper_scanned_entries_total") >= 3
