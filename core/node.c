@@ -158,6 +158,7 @@ void ld_node_close(ld_node *n)
     ld_ws_server_free(n->ws); /* before evhttp_free, which owns their connections */
     if (n->http) evhttp_free(n->http);
     ld_conns_free(n->conns); /* after evhttp_free: it let go of every connection */
+    free(n->metrics_buf);    /* likewise: no answer is sent from it any more */
     n->env.committed = NULL;
     ld_discovery_free(n->disc); /* before the replication it calls into */
     ld_repl_free(n->repl);

@@ -81,6 +81,11 @@ typedef struct ld_node {
     struct ld_readiness *readiness; /* /readyz's storage write probe (api/health.h) */
     uint64_t started_ms;
     ld_node_stats stats;
+    /* GET /metrics' text buffer, kept between scrapes (api/metrics.c); busy while an answer is
+     * being sent from it by reference. Freed by ld_node_close after the HTTP server. */
+    char *metrics_buf;
+    size_t metrics_cap;
+    bool metrics_busy;
     /* Readiness (api/health.c): until the start-up catch-up ends (every reachable peer had one
      * cycle, or Node.ReadinessCatchUpTimeoutSeconds passed), /readyz answers 503. */
     uint64_t catchup_deadline_ms; /* monotonic */

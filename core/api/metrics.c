@@ -204,6 +204,22 @@ static void process_families(ld_node *n, ld_mx *w)
     ld_mx_sample(w, "process_start_time_seconds", NULL, (double)n->started_ms / 1000.0);
 }
 
+/* evbuffer cleanups: the answer was sent (or its connection went) from the node's kept buffer,
+ * or from one of its own made while the kept one was busy. */
+static void release_kept(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    ((ld_node *)arg)->metrics_busy = false;
+}
+
+static void release_own(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
 /* Node.MetricsApiKey, when set: "Authorization: Bearer <key>", compared in constant time. */
 static bool metrics_key_ok(ld_req *r)
 {
@@ -230,37 +246,46 @@ void ld_api_metrics(ld_req *r)
                        "<key>'.");
         return;
     }
-    /* The writer's 16 KiB chunk is too large for the loop's stack comfort: allocated. */
-    ld_mx *w = calloc(1, sizeof *w);
+    /* The text goes into the buffer kept from the last scrape (no fresh memory to fault in)
+     * unless that one is still being sent; either way the answer refers to it, uncopied. */
+    bool own = !n->metrics_busy;
+    ld_mx w = {.buf = own ? n->metrics_buf : NULL, .cap = own ? n->metrics_cap : 0};
     size_t nnames = 0, ndb = 0;
     char **names = ld_registry_names(&n->reg, &nnames);
     ld_db **dbs = calloc(nnames ? nnames : 1, sizeof *dbs);
-    if (w) w->out = evbuffer_new();
-    bool ok = w && w->out && names && dbs;
+    struct evbuffer *out = evbuffer_new();
+    bool ok = out && names && dbs;
     if (ok) {
         for (size_t i = 0; i < nnames; i++)
             if ((dbs[ndb] = ld_registry_get(&n->reg, names[i]))) ndb++;
-        ld_mx_family(w, "litedist_build_info", "gauge", "The litedist version running (1).");
+        ld_mx_family(&w, "litedist_build_info", "gauge", "The litedist version running (1).");
         const char *labels[] = {"version", LD_VERSION, "node_id", n->node_id, NULL};
-        ld_mx_sample(w, "litedist_build_info", labels, 1);
-        http_families(n, w);
-        db_families(n, w, dbs, ndb);
-        ld_repl_metrics(n->repl, w);
-        cache_families(n, w, dbs, ndb);
-        process_families(n, w);
-        ok = ld_mx_finish(w);
+        ld_mx_sample(&w, "litedist_build_info", labels, 1);
+        http_families(n, &w);
+        db_families(n, &w, dbs, ndb);
+        ld_repl_metrics(n->repl, &w);
+        cache_families(n, &w, dbs, ndb);
+        process_families(n, &w);
+        ok = ld_mx_finish(&w);
     }
     for (size_t i = 0; i < ndb; i++)
         ld_registry_release(&n->reg, dbs[i]);
     free(dbs);
     if (names) ld_registry_names_free(names, nnames);
+    if (own) { /* realloc may have moved it */
+        n->metrics_buf = w.buf;
+        n->metrics_cap = w.cap;
+    }
+    if (ok)
+        ok = evbuffer_add_reference(out, w.buf, w.len, own ? release_kept : release_own,
+                                    own ? (void *)n : NULL) == 0;
     if (!ok) {
-        if (w && w->out) evbuffer_free(w->out);
-        free(w);
+        if (!own) free(w.buf);
+        if (out) evbuffer_free(out);
         ld_reply_error(r, 500, "Out of memory.");
         return;
     }
-    ld_reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", w->out);
-    evbuffer_free(w->out);
-    free(w);
+    if (own) n->metrics_busy = true;
+    ld_reply_bytes(r, 200, "text/plain; version=0.0.4; charset=utf-8", out);
+    evbuffer_free(out);
 }

@@ -4,9 +4,8 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include <event2/buffer.h>
 
 static const char *const seconds_text[] = {
     "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
@@ -37,34 +36,33 @@ void ld_hist_observe(ld_hist *h, const ld_buckets *b, double v)
         atomic_fetch_add_explicit(&h->sum_micro, (uint64_t)(v * 1e6 + 0.5), memory_order_relaxed);
 }
 
-/* Lines are built with memcpy into the writer's chunk (snprintf per line was most of a
+/* Lines are built with memcpy into the writer's buffer (snprintf per line was most of a
  * scrape's time with 100 databases). Label values are database names, node ids and route
  * templates: far below LABELS_MAX even escaped. */
 #define LABELS_MAX 1024
 
-static void flush(ld_mx *w)
-{
-    if (w->used && !w->failed && evbuffer_add(w->out, w->chunk, w->used) != 0) w->failed = true;
-    w->used = 0;
-}
-
 bool ld_mx_finish(ld_mx *w)
 {
-    flush(w);
     return !w->failed;
 }
 
 static void put(ld_mx *w, const char *s, size_t len)
 {
-    if (len > sizeof w->chunk - w->used) {
-        flush(w);
-        if (len > sizeof w->chunk) {
-            if (!w->failed && evbuffer_add(w->out, s, len) != 0) w->failed = true;
+    if (w->failed) return;
+    if (len > w->cap - w->len) {
+        size_t cap = w->cap ? w->cap : 65536;
+        while (len > cap - w->len)
+            cap *= 2;
+        char *grown = realloc(w->buf, cap);
+        if (!grown) {
+            w->failed = true;
             return;
         }
+        w->buf = grown;
+        w->cap = cap;
     }
-    memcpy(w->chunk + w->used, s, len);
-    w->used += len;
+    memcpy(w->buf + w->len, s, len);
+    w->len += len;
 }
 
 static void puts_(ld_mx *w, const char *s)

@@ -9,8 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct evbuffer;
-
 /* A monotonically increasing count. Zeroed memory (calloc) is a valid counter at 0. */
 typedef struct ld_counter {
     _Atomic uint64_t v;
@@ -49,16 +47,16 @@ typedef struct ld_hist {
 void ld_hist_observe(ld_hist *h, const ld_buckets *b, double v);
 
 /* The exposition writer: families in order, each family's samples together. Label values are
- * escaped here; names are the callers' constants. Lines gather in `chunk` and go to `out` a
- * chunk at a time (one evbuffer_add per 16 KiB, not per line); ld_mx_finish adds the rest. */
+ * escaped here; names are the callers' constants. The text gathers in one growing buffer (buf,
+ * malloc'd, owned by whoever set up the writer; it may start as a buffer kept from an earlier
+ * scrape, so a scrape touches no fresh memory and the answer is sent from it by reference). */
 typedef struct ld_mx {
-    struct evbuffer *out;
-    bool failed; /* an append failed (out of memory): the caller answers 500 */
-    size_t used;
-    char chunk[16384];
+    char *buf;
+    size_t len, cap;
+    bool failed; /* memory ran out: the text is incomplete, the caller answers 500 */
 } ld_mx;
 
-/* Adds what is gathered to out. False when anything failed on the way. */
+/* False when anything failed on the way (the text in buf is then incomplete). */
 bool ld_mx_finish(ld_mx *w);
 
 /* "# HELP" and "# TYPE" lines; type is "counter", "gauge" or "histogram". */
