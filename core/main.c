@@ -320,6 +320,33 @@ static void swap_str(char **a, char **b)
     *b = t;
 }
 
+/* root without what a reload applies (the Auth section, Node's keys and TLS files): a deep copy,
+ * NULL when memory fails. */
+static json_t *fixed_part(json_t *root)
+{
+    json_t *c = json_deep_copy(root);
+    json_t *node = c ? json_object_get(c, "Node") : NULL;
+    if (c) json_object_del(c, "Auth");
+    if (node) {
+        json_object_del(node, "ReplicationApiKey");
+        json_object_del(node, "MetricsApiKey");
+        json_object_del(node, "Tls");
+    }
+    return c;
+}
+
+/* A reload applies keys and TLS files only: say so when the file changed anything else, so an
+ * edited setting is not believed in force. */
+static void warn_unapplied(json_t *old_root, json_t *new_root)
+{
+    json_t *a = fixed_part(old_root), *b = fixed_part(new_root);
+    if (a && b && !json_equal(a, b))
+        ld_log_warn("reload (SIGHUP): settings other than the API keys and TLS files changed; "
+                    "they apply at the next restart");
+    json_decref(a);
+    json_decref(b);
+}
+
 /* Reads the config file again and swaps in its API keys (the auth chain, the root and
  * replication keys, Node.MetricsApiKey) and its TLS certificate and key. Open connections stay;
  * requests from now on see the new ones. Any failure keeps everything as it was and says why.
@@ -349,6 +376,7 @@ static void reload(ld_node *n)
         sd_notify(0, "READY=1");
         return;
     }
+    warn_unapplied(n->cfg.root, cfg.root);
     ld_auth_chain old = n->auth;
     n->auth = chain;
     ld_auth_chain_destroy(&old);

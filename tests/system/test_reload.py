@@ -64,6 +64,14 @@ def test_sighup_swaps_api_keys_and_keeps_connections(make_node):
         conn.close()
     assert "reload (SIGHUP): API keys reloaded" in a.log_text()
     assert "key=new-app" in a.log_text()
+    assert "settings other than the API keys and TLS files changed" not in a.log_text()
+
+    # Any other setting waits for a restart, and the reload says so.
+    a.config["Node"]["MaxConnections"] = 77
+    a.write_config()
+    a.send_signal(signal.SIGHUP)
+    wait_for(lambda: "settings other than the API keys and TLS files changed; they apply at the "
+             "next restart" in a.log_text(), "the warning about unapplied settings")
 
     # A reload that fails (the file is not JSON) keeps the keys in use and says why.
     a.config_path.write_text("{ not json")
