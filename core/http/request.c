@@ -164,6 +164,12 @@ static void account(ld_req *r, int status, size_t bytes)
                   r->request_id, r->client_addr);
 }
 
+void ld_req_taken_over(ld_req *r)
+{
+    account(r, 101, 0);
+    ld_req_free(r);
+}
+
 static void send_reply(ld_req *r, int status, const char *content_type, struct evbuffer *buf)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);

@@ -82,8 +82,11 @@ void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
 void ld_reply_error_after(ld_req *r, uint32_t delay_ms, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Frees a context without replying: for the router's own failure paths, and after a WebSocket
- * upgrade took the connection over. */
+/* Frees a context without replying: for the router's own failure paths. */
 void ld_req_free(ld_req *r);
+
+/* A WebSocket upgrade took the connection over: the request is counted and access-logged as
+ * 101 (the handshake answer the WebSocket layer sent), then freed. */
+void ld_req_taken_over(ld_req *r);
 
 #endif

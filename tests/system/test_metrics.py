@@ -5,6 +5,7 @@ did; Node.MetricsApiKey; X-Request-Id and the access log."""
 import json
 import math
 import re
+import socket
 import time
 
 import pytest
@@ -243,3 +244,27 @@ def test_cache_families(make_node):
                  "litedist_cache_expired_entries_freed_total") == 1
     assert value(fams, "litedist_cache_sweeper_scanned_entries",
                  "litedist_cache_sweeper_scanned_entries_total") >= 3
+
+
+def test_websocket_upgrade_is_counted_and_logged(make_node):
+    # No dashboard probes: they open WebSockets to the node itself.
+    a = make_node(overrides={"Node": {"ReplicationApiKey": REPL_KEY, "LogLevel": "info",
+                                      "PeerProbeIntervalSeconds": 0}})
+    upgrade = ("GET /ws/replication HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               f"ReplicationApiKey: {REPL_KEY}\r\nX-Request-Id: ws-1\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", a.port), timeout=5) as s:
+        s.sendall(upgrade)
+        got = b""
+        for _ in range(100):
+            got += s.recv(4096)
+            if b"\r\n\r\n" in got:
+                break
+        assert got.startswith(b"HTTP/1.1 101"), got
+    wait_for(lambda: "id=ws-1" in a.log_text(), "the upgrade's access line")
+    line = next(ln for ln in a.log_text().splitlines() if "id=ws-1" in ln)
+    assert "GET /ws/replication 101 0 B" in line and "key=replication" in line, line
+    fams = scrape(a)
+    assert value(fams, "litedist_http_requests", "litedist_http_requests_total", method="GET",
+                 route="/ws/replication", status_class="1xx") == 1
