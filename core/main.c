@@ -1,6 +1,6 @@
 /* litedistd: start-up (config, data directory, node id, plugins, databases), the HTTP server on
- * one libevent loop, graceful shutdown on SIGINT/SIGTERM; plus the keygen and --plugin-info
- * commands. */
+ * one libevent loop, graceful shutdown on SIGINT/SIGTERM, key and certificate reload on SIGHUP,
+ * systemd notification (sd_notify); plus the keygen, --check-config and --plugin-info commands. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -20,9 +20,11 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "admin/admin.h"
 #include "api/changes.h"
+#include "api/health.h"
 #include "api/studio.h"
 #include "cache/sweeper.h"
 #include "repl/prune.h"
@@ -54,12 +56,14 @@ static void usage(FILE *out)
             "       litedistd export [--config FILE] --data DIR [--database NAME] --out FILE\n"
             "       litedistd import [--config FILE] --data DIR [--database NAME] --in FILE\n"
             "       litedistd --plugin-info FILE\n"
+            "       litedistd --check-config [--config FILE]\n"
             "       litedistd --version | --help\n"
             "\n"
             "  -c, --config FILE    JSON configuration (default: ./litedist.json if present)\n"
             "  -p, --port N         listen port (Node.Port)\n"
             "  -d, --data DIR       data directory (Node.DataDirectory)\n"
             "      --plugin-dir DIR where plugins are looked up by name (Node.PluginDirectory)\n"
+            "      --check-config   validate the configuration and exit (0: valid, 1: not)\n"
             "Every config key can be set from the environment: LITEDIST_Node__Port=17001.\n"
             "backup, restore, export and import: see docs/backup.md.\n");
 }
@@ -182,6 +186,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     ld_node *n = arg;
     if (n->shutting_down) return;
     n->shutting_down = true;
+    sd_notify(0, "STOPPING=1");
     ld_log_info("%s received: no new connections; finishing %d in-flight writes",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", n->inflight);
     if (n->listener) {
@@ -265,10 +270,10 @@ static bool is_loopback(const char *addr)
 
 /* The contract's default keys are public knowledge: fine on loopback, refused beyond it unless
  * the config says it is wanted. */
-static bool check_default_keys(ld_node *n)
+static bool check_default_keys(const ld_config *cfg)
 {
-    bool default_repl = strcmp(n->cfg.replication_api_key, DEFAULT_REPLICATION_KEY) == 0;
-    json_t *auth = json_object_get(n->cfg.root, "Auth");
+    bool default_repl = strcmp(cfg->replication_api_key, DEFAULT_REPLICATION_KEY) == 0;
+    json_t *auth = json_object_get(cfg->root, "Auth");
     json_t *root = auth ? json_object_get(auth, "RootApiKey") : NULL;
     json_t *root_hash = auth ? json_object_get(auth, "RootApiKeyHash") : NULL;
     bool default_root =
@@ -276,15 +281,15 @@ static bool check_default_keys(ld_node *n)
         (!root || (json_is_string(root) && !strcmp(json_string_value(root), DEFAULT_ROOT_KEY)));
     if (default_repl)
         ld_log_warn("Node.ReplicationApiKey is the public default: set your own cluster key");
-    if (!(default_repl || default_root) || is_loopback(n->cfg.listen_address)) return true;
-    if (n->cfg.allow_default_keys) {
+    if (!(default_repl || default_root) || is_loopback(cfg->listen_address)) return true;
+    if (cfg->allow_default_keys) {
         ld_log_warn("listening on %s with a default key because Node.AllowDefaultKeys is true",
-                    n->cfg.listen_address);
+                    cfg->listen_address);
         return true;
     }
     ld_log_error("refusing to listen on %s with the default %s: set your own key, or set "
                  "Node.AllowDefaultKeys to true if this is really wanted",
-                 n->cfg.listen_address,
+                 cfg->listen_address,
                  default_root ? "Auth.RootApiKey 'root'" : "Node.ReplicationApiKey");
     return false;
 }
@@ -310,6 +315,196 @@ static bool apply_test_clock_offset(ld_node *n)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Reload (SIGHUP) and systemd notification
+ * ------------------------------------------------------------------------------------------- */
+
+static const char *g_config_path;       /* --config as given, for the reload */
+static ld_config_overrides g_overrides; /* the command line's, applied again on reload */
+
+static void swap_str(char **a, char **b)
+{
+    char *t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* root without what a reload applies (the Auth section, Node's keys and TLS files): a deep copy,
+ * NULL when memory fails. */
+static json_t *fixed_part(json_t *root)
+{
+    json_t *c = json_deep_copy(root);
+    json_t *node = c ? json_object_get(c, "Node") : NULL;
+    if (c) json_object_del(c, "Auth");
+    if (node) {
+        json_object_del(node, "ReplicationApiKey");
+        json_object_del(node, "MetricsApiKey");
+        json_object_del(node, "Tls");
+    }
+    return c;
+}
+
+/* A reload applies keys and TLS files only: say so when the file changed anything else, so an
+ * edited setting is not believed in force. */
+static void warn_unapplied(json_t *old_root, json_t *new_root)
+{
+    json_t *a = fixed_part(old_root), *b = fixed_part(new_root);
+    if (a && b && !json_equal(a, b))
+        ld_log_warn("reload (SIGHUP): settings other than the API keys and TLS files changed; "
+                    "they apply at the next restart");
+    json_decref(a);
+    json_decref(b);
+}
+
+/* Reads the config file again and swaps in its API keys (the auth chain, the root and
+ * replication keys, Node.MetricsApiKey) and its TLS certificate and key. Open connections stay;
+ * requests from now on see the new ones. Any failure keeps everything as it was and says why.
+ * Other settings need a restart. */
+static void reload(ld_node *n)
+{
+    sd_notify(0, "RELOADING=1");
+    ld_config cfg = {0};
+    ld_auth_chain chain = {0};
+    char err[1024] = "";
+    bool ok = ld_config_load(&cfg, g_config_path, environ, &g_overrides, err, sizeof err);
+    if (ok && !check_default_keys(&cfg)) {
+        snprintf(err, sizeof err, "the new configuration uses a default key beyond loopback");
+        ok = false;
+    }
+    if (ok && ld_auth_chain_init(&chain, cfg.auth_plugins, cfg.n_auth_plugins, n->cfg.plugin_dir,
+                                 cfg.auth_json, n->data_dir, err, sizeof err) != LD_OK)
+        ok = false;
+    /* The certificate last: once swapped in, nothing below can fail. */
+    if (ok && !ld_tls_reload(n->tls, &cfg.tls, err, sizeof err)) {
+        ld_auth_chain_destroy(&chain);
+        ok = false;
+    }
+    if (!ok) {
+        ld_log_error("reload (SIGHUP) failed, keeping the current keys and certificate: %s", err);
+        ld_config_free(&cfg);
+        sd_notify(0, "READY=1");
+        return;
+    }
+    warn_unapplied(n->cfg.root, cfg.root);
+    ld_auth_chain old = n->auth;
+    n->auth = chain;
+    ld_auth_chain_destroy(&old);
+    /* The new values go into the node's config, the old ones leave with cfg. */
+    json_t *root = n->cfg.root;
+    n->cfg.root = cfg.root;
+    cfg.root = root;
+    swap_str(&n->cfg.auth_json, &cfg.auth_json);
+    char **plugins = n->cfg.auth_plugins;
+    size_t n_plugins = n->cfg.n_auth_plugins;
+    n->cfg.auth_plugins = cfg.auth_plugins;
+    n->cfg.n_auth_plugins = cfg.n_auth_plugins;
+    cfg.auth_plugins = plugins;
+    cfg.n_auth_plugins = n_plugins;
+    swap_str(&n->cfg.replication_api_key, &cfg.replication_api_key);
+    if (!ld_repl_cluster_key_changed(n->repl))
+        ld_log_warn("reload (SIGHUP): the dashboard probes keep the old cluster key (out of "
+                    "memory)");
+    swap_str(&n->cfg.metrics_api_key, &cfg.metrics_api_key);
+    ld_tls_config tls = n->cfg.tls;
+    n->cfg.tls = cfg.tls;
+    cfg.tls = tls;
+    ld_config_free(&cfg);
+    ld_log_info("reload (SIGHUP): API keys%s reloaded from %s",
+                ld_tls_serves(n->tls) ? " and TLS certificate" : "",
+                n->cfg.source_path ? n->cfg.source_path : "the environment");
+    sd_notify(0, "READY=1");
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    ld_node *n = arg;
+    if (!n->shutting_down) reload(n);
+}
+
+static void watchdog_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/* READY=1 once the node listens and the start-up catch-up settled (api/health.h): what /readyz
+ * also waits for, so a unit ordered after this one finds a ready node. */
+static void ready_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ld_node *n = arg;
+    char why[300];
+    if (n->shutting_down || !ld_readiness_catchup(n, why, sizeof why)) return;
+    event_del(n->ready_poll);
+    sd_notifyf(0, "READY=1\nSTATUS=ready: node %s", n->node_id);
+}
+
+/* Under systemd (NOTIFY_SOCKET set): the readiness poll and, with WatchdogSec, the keep-alive at
+ * half the interval. Without it sd_notify does nothing and no timer is made. */
+static bool start_notify(ld_node *n)
+{
+    if (!getenv("NOTIFY_SOCKET")) return true;
+    struct timeval poll = {0, 100 * 1000};
+    n->ready_poll = event_new(n->base, -1, EV_PERSIST, ready_tick, n);
+    if (!n->ready_poll || event_add(n->ready_poll, &poll) != 0) return false;
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+        uint64_t half = usec / 2;
+        struct timeval tv = {(time_t)(half / 1000000), (suseconds_t)(half % 1000000)};
+        n->watchdog = event_new(n->base, -1, EV_PERSIST, watchdog_tick, n);
+        if (!n->watchdog || event_add(n->watchdog, &tv) != 0) return false;
+        sd_notify(0, "WATCHDOG=1");
+    }
+    return true;
+}
+
+/* litedistd --check-config: what start-up would refuse in the configuration itself (values,
+ * node id, default keys, CORS origins, TLS files, plugins found), without touching the data
+ * directory or listening. */
+static int cmd_check_config(const char *path, const ld_config_overrides *ov)
+{
+    ld_config cfg = {0};
+    char err[1024] = "";
+    int rc = 1;
+    if (!ld_config_load(&cfg, path, environ, ov, err, sizeof err)) goto bad;
+    if (cfg.node_id && cfg.node_id[0] && !ld_node_id_valid(cfg.node_id)) {
+        snprintf(err, sizeof err, "Node.NodeId '%.200s' is invalid", cfg.node_id);
+        goto bad;
+    }
+    if (!check_default_keys(&cfg)) {
+        snprintf(err, sizeof err, "a default key beyond loopback (see above)");
+        goto bad;
+    }
+    if (!ld_cors_check_config(cfg.cors_origins, cfg.n_cors_origins, err, sizeof err)) goto bad;
+    ld_tls *tls = ld_tls_new(&cfg.tls, err, sizeof err);
+    if (!tls) goto bad;
+    ld_tls_free(tls);
+    char *p = ld_plugin_resolve(cfg.storage_plugin, cfg.plugin_dir, LD_PLUGIN_KIND_STORAGE, err,
+                                sizeof err);
+    if (!p) goto bad;
+    free(p);
+    for (size_t i = 0; i < cfg.n_auth_plugins; i++) {
+        if (!(p = ld_plugin_resolve(cfg.auth_plugins[i], cfg.plugin_dir, LD_PLUGIN_KIND_AUTH, err,
+                                    sizeof err)))
+            goto bad;
+        free(p);
+    }
+    printf("litedistd: configuration %s is valid\n",
+           cfg.source_path ? cfg.source_path : "(defaults and environment)");
+    rc = 0;
+    goto out;
+bad:
+    fprintf(stderr, "litedistd: invalid configuration: %s\n", err);
+out:
+    ld_config_free(&cfg);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * main
  * ------------------------------------------------------------------------------------------- */
 
@@ -322,10 +517,12 @@ int main(int argc, char **argv)
         {"plugin-dir", required_argument, NULL, 'P'},
         {"plugin-info", required_argument, NULL, 'I'},
         {"version", no_argument, NULL, 'V'},
+        {"check-config", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
+    bool check_only = false;
     ld_config_overrides ov = {0};
     char err[1024] = "";
     int c;
@@ -370,6 +567,9 @@ int main(int argc, char **argv)
                 return 1;
             }
             return 0;
+        case 'C':
+            check_only = true;
+            break;
         case 'V':
             printf("litedistd %s (plugin ABI %d.%d)\n", LD_VERSION, LD_ABI_MAJOR, LD_ABI_MINOR);
             return 0;
@@ -388,6 +588,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (check_only) return cmd_check_config(config_path, &ov);
+    g_config_path = config_path;
+    g_overrides = ov;
+
     static ld_node node;
     ld_node *n = &node;
     int rc = 1;
@@ -396,6 +600,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ld_log_set_level(n->cfg.log_level);
+    ld_log_set_json(n->cfg.log_json);
     if (mkdir_p(n->cfg.data_dir) != 0) {
         ld_log_error("cannot create data directory %s: %s", n->cfg.data_dir, strerror(errno));
         goto out;
@@ -418,7 +623,7 @@ int main(int argc, char **argv)
         ld_log_error("%s", err);
         goto out;
     }
-    if (!load_node_id(n) || !check_default_keys(n)) goto out;
+    if (!load_node_id(n) || !check_default_keys(&n->cfg)) goto out;
     if (!ld_cors_check_config(n->cfg.cors_origins, n->cfg.n_cors_origins, err, sizeof err) ||
         !ld_studio_init(n, err, sizeof err)) {
         ld_log_error("%s", err);
@@ -467,7 +672,9 @@ int main(int argc, char **argv)
     }
     n->sig_int = evsignal_new(n->base, SIGINT, on_signal, n);
     n->sig_term = evsignal_new(n->base, SIGTERM, on_signal, n);
-    if (!n->sig_int || !n->sig_term || event_add(n->sig_int, NULL) || event_add(n->sig_term, NULL))
+    n->sig_hup = evsignal_new(n->base, SIGHUP, on_hup, n);
+    if (!n->sig_int || !n->sig_term || !n->sig_hup || event_add(n->sig_int, NULL) ||
+        event_add(n->sig_term, NULL) || event_add(n->sig_hup, NULL) || !start_notify(n))
         goto out;
     signal(SIGPIPE, SIG_IGN);
 

@@ -8,6 +8,7 @@
 #include <event2/thread.h>
 
 #include "api/changes.h"
+#include "api/health.h"
 #include "api/studio.h"
 #include "cache/sweeper.h"
 #include "repl/prune.h"
@@ -23,6 +24,7 @@
 #include "repl/repl.h"
 #include "util/strutil.h"
 #include "util/looplag.h"
+#include "util/timeutil.h"
 #include "util/workers.h"
 #include "ws/ws.h"
 
@@ -116,7 +118,8 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         ld_set_err(err, errlen, "replication: %s", rerr);
         return false;
     }
-    if (!(n->disc = ld_discovery_new(n))) goto nomem;
+    if (!(n->disc = ld_discovery_new(n)) || !(n->readiness = ld_readiness_new(n))) goto nomem;
+    n->catchup_deadline_ms = ld_mono_ms() + (uint64_t)n->cfg.readiness_catchup_s * 1000u;
     if (!(n->sweeper = ld_sweeper_new(n)) || !(n->snaps = ld_snapshots_new(n->base, &n->reg)) ||
         !(n->pruner = ld_pruner_new(n)))
         goto nomem;
@@ -165,11 +168,13 @@ void ld_node_close(ld_node *n)
     /* Idle by now: every query was answered. */
     ld_workers_free(n->workers);
     ld_looplag_free(n->looplag);
+    ld_readiness_free(n->readiness); /* after the workers: no probe runs */
     ld_static_free(n->studio);
     ld_ws_server_free(n->ws);        /* before evhttp_free, which owns their connections */
     ld_changes_drop_all(n->changes); /* likewise: their requests go with evhttp */
     if (n->http) evhttp_free(n->http);
     ld_conns_free(n->conns); /* after evhttp_free: it let go of every connection */
+    free(n->metrics_buf);    /* likewise: no answer is sent from it any more */
     n->env.committed = NULL;
     ld_discovery_free(n->disc); /* before the replication it calls into */
     ld_repl_free(n->repl);
@@ -183,6 +188,9 @@ void ld_node_close(ld_node *n)
     if (n->shutdown_timer) event_free(n->shutdown_timer);
     if (n->sig_int) event_free(n->sig_int);
     if (n->sig_term) event_free(n->sig_term);
+    if (n->sig_hup) event_free(n->sig_hup);
+    if (n->watchdog) event_free(n->watchdog);
+    if (n->ready_poll) event_free(n->ready_poll);
     ld_tls_free(n->tls); /* after every connection that used it, before the loop it reaps on */
     if (n->base) event_base_free(n->base);
     if (n->auth_up) ld_auth_chain_destroy(&n->auth);

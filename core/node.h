@@ -17,6 +17,7 @@
 #include "db/hlc.h"
 #include "db/names.h"
 #include "db/registry.h"
+#include "metrics/metrics.h"
 #include "storage/storage.h"
 
 /* Finished writer jobs travelling from writer threads back to the event loop. */
@@ -25,6 +26,31 @@ typedef struct ld_completions {
     struct ld_wjob *head, *tail;
     struct event *ev; /* activated by writer threads (libevent is thread-enabled) */
 } ld_completions;
+
+/* Why a request's credentials were refused: litedist_auth_failures_total's reason label. */
+typedef enum ld_auth_fail {
+    LD_AUTHFAIL_MISSING_KEY,     /* no ApiKey header */
+    LD_AUTHFAIL_UNKNOWN_KEY,     /* no auth plugin knows the key (401) */
+    LD_AUTHFAIL_DATABASE,        /* the key has no access to the database (403) */
+    LD_AUTHFAIL_ROLE,            /* the key lacks a role the request needs (403) */
+    LD_AUTHFAIL_REPLICATION_KEY, /* a missing or wrong ReplicationApiKey (403) */
+    LD_AUTHFAIL_METRICS_KEY,     /* a missing or wrong Node.MetricsApiKey on /metrics (401) */
+    LD_AUTHFAIL_PLUGIN_ERROR,    /* an auth plugin failed: refused closed (503) */
+    LD_AUTHFAIL_N
+} ld_auth_fail;
+
+/* Route slots of the HTTP metrics: the router's table (http/router.c) fits below, the last slot
+ * counts requests that matched no route (404, 405, refused before routing). */
+#define LD_ROUTES_MAX 48
+
+/* The node's event counters (metrics/metrics.h: relaxed atomics, updated where things happen,
+ * by the loop or a writer thread, read by GET /metrics). */
+typedef struct ld_node_stats {
+    ld_counter http_requests[LD_ROUTES_MAX + 1][5]; /* per route and status class 1xx..5xx */
+    ld_hist http_seconds[LD_ROUTES_MAX + 1];        /* per route, handler start to reply */
+    ld_counter auth_failures[LD_AUTHFAIL_N];
+    ld_counter sweeper_runs, sweeper_scanned, sweeper_freed;
+} ld_node_stats;
 
 typedef struct ld_node {
     ld_config cfg;
@@ -54,13 +80,26 @@ typedef struct ld_node {
     struct ld_snapshots *snaps;     /* read snapshots shared within a loop pass (db/snapshot.h) */
     struct ld_failures *failures;   /* delays for refused keys, per address (http/failures.h) */
     struct ld_static *studio;       /* the Studio's files, or NULL when not found (api/studio.h) */
+    struct ld_readiness *readiness; /* /readyz's storage write probe (api/health.h) */
     uint64_t started_ms;
+    ld_node_stats stats;
+    /* GET /metrics' text buffer, kept between scrapes (api/metrics.c); busy while an answer is
+     * being sent from it by reference. Freed by ld_node_close after the HTTP server. */
+    char *metrics_buf;
+    size_t metrics_cap;
+    bool metrics_busy;
+    /* Readiness (api/health.c): until the start-up catch-up ends (every reachable peer had one
+     * cycle, or Node.ReadinessCatchUpTimeoutSeconds passed), /readyz answers 503. */
+    uint64_t catchup_deadline_ms; /* monotonic */
+    bool catchup_done, catchup_timed_out;
     int inflight; /* requests waiting for a writer or a worker; loop thread only */
     bool shutting_down;
     uint64_t shutdown_started_ms;
     uint64_t shutdown_deadline_ms;
     uint64_t last_request_ms; /* monotonic; when the router last saw a request (loop thread) */
-    struct event *sig_int, *sig_term, *shutdown_timer;
+    struct event *sig_int, *sig_term, *sig_hup, *shutdown_timer;
+    struct event *watchdog;         /* sd_notify WATCHDOG=1 at half of WATCHDOG_USEC (main.c) */
+    struct event *ready_poll;       /* until sd_notify READY=1 is sent (main.c) */
     bool store_up, auth_up, reg_up; /* what ld_node_close must release */
 } ld_node;
 

@@ -19,10 +19,10 @@ esac
 packages=(
   cmake make gcc pkg-config
   libevent-dev libjansson-dev libsqlite3-dev liblmdb-dev libsodium-dev libssl-dev libwslay-dev
-  libcmocka-dev
+  libcmocka-dev libsystemd-dev
 )
 if $test; then
-  packages+=(python3 python3-pytest clang libclang-rt-14-dev chromium openssl)
+  packages+=(python3 python3-pytest python3-prometheus-client clang libclang-rt-14-dev chromium openssl)
   # tests/deploy: the manifests (python3-yaml), the unit (systemd-analyze), the shell scripts
   # (shellcheck), the Debian package (dpkg-shlibdeps and file, which cpack -G DEB calls).
   packages+=(python3-yaml systemd shellcheck dpkg-dev file)

@@ -11,6 +11,9 @@ void ld_api_studio(ld_req *r); /* GET /studio/...: the Studio's files (studio.c)
 
 void ld_api_health(ld_req *r);
 void ld_api_node(ld_req *r);
+void ld_api_livez(ld_req *r);   /* health.c */
+void ld_api_readyz(ld_req *r);  /* health.c */
+void ld_api_metrics(ld_req *r); /* metrics.c */
 
 void ld_api_databases_list(ld_req *r);
 void ld_api_databases_delete(ld_req *r);

@@ -10,6 +10,7 @@
 
 #include <litedist/auth.h>
 
+#include "../auth/keynames.h"
 #include "../db/names.h"
 #include "../db/registry.h"
 #include "../http/failures.h"
@@ -29,6 +30,7 @@ const char *ld_role_action(uint32_t role)
 
 void ld_api_deny_role(ld_req *r, uint32_t roles)
 {
+    ld_counter_add(&r->node->stats.auth_failures[LD_AUTHFAIL_ROLE], 1);
     ld_reply_error(r, 403, "ApiKey is not allowed to %s.", ld_role_action(roles));
 }
 
@@ -49,6 +51,7 @@ static bool take_key(ld_req *r, const char *raw)
     size_t klen = 0;
     const char *key = raw ? trim(raw, &klen) : NULL;
     if (!key || !klen) {
+        ld_counter_add(&r->node->stats.auth_failures[LD_AUTHFAIL_MISSING_KEY], 1);
         ld_reply_error(r, 401, "ApiKey header is required.");
         return false;
     }
@@ -68,12 +71,15 @@ static void reply_refusal(ld_req *r, ld_auth_result res, const char *deny_fmt, c
 {
     switch (res) {
     case LD_AUTHZ_UNKNOWN:
+        ld_counter_add(&r->node->stats.auth_failures[LD_AUTHFAIL_UNKNOWN_KEY], 1);
         ld_reply_error_after(r, failure_delay(r), 401, "ApiKey is invalid.");
         return;
     case LD_AUTHZ_ERROR:
+        ld_counter_add(&r->node->stats.auth_failures[LD_AUTHFAIL_PLUGIN_ERROR], 1);
         ld_reply_error(r, 503, "Authorization is unavailable; the request was refused.");
         return;
     default:
+        ld_counter_add(&r->node->stats.auth_failures[LD_AUTHFAIL_DATABASE], 1);
         ld_reply_error(r, 403, deny_fmt, arg);
         return;
     }
@@ -95,6 +101,9 @@ static ld_auth_result ask(ld_req *r, const char *db, int32_t db_exists, ld_api_n
     ld_auth_result res = ld_auth_chain_ask(&r->node->auth, &q, &granted, NULL);
     r->auth_asked = need.needs | need.may_need;
     r->auth_granted = res == LD_AUTHZ_ALLOW ? granted : 0;
+    if (res == LD_AUTHZ_ALLOW)
+        ld_auth_key_name(r->node->cfg.root, r->api_key, r->api_key_len, r->key_name,
+                         sizeof r->key_name);
     return res;
 }
 
@@ -112,6 +121,7 @@ static bool accept_answer(ld_req *r, ld_auth_result res, const char *db, bool cr
         return false;
     }
     if (creates && !(r->auth_granted & LD_ROLE_ADD_DB)) {
+        ld_counter_add(&r->node->stats.auth_failures[LD_AUTHFAIL_ROLE], 1);
         ld_reply_error(r, 403, "ApiKey is not allowed to create database '%s'.", db);
         return false;
     }
@@ -195,6 +205,9 @@ bool ld_api_authorize_list(ld_req *r, const char *action, char *const *names, si
     uint32_t granted = 0;
     ld_auth_result res = ld_auth_chain_ask(&r->node->auth, &q, &granted, access);
     r->auth_asked = r->auth_granted = 0;
+    if (res == LD_AUTHZ_ALLOW)
+        ld_auth_key_name(r->node->cfg.root, r->api_key, r->api_key_len, r->key_name,
+                         sizeof r->key_name);
     return accept_answer(r, res, NULL, false, 0);
 }
 
@@ -225,7 +238,9 @@ bool ld_api_has_cluster_key(ld_req *r)
         evhttp_find_header(evhttp_request_get_input_headers(r->ev), "ReplicationApiKey");
     size_t len = 0;
     const char *key = raw ? trim(raw, &len) : NULL;
-    return key && ld_cluster_key_ok(r->node, key, len);
+    bool ok = key && ld_cluster_key_ok(r->node, key, len);
+    if (ok) snprintf(r->key_name, sizeof r->key_name, "replication");
+    return ok;
 }
 
 /* A node-to-node request names the node it means to reach (TargetNodeId, a litedist addition):
@@ -268,6 +283,7 @@ bool ld_api_cluster_auth(ld_req *r)
     }
     /* A missing key is a misconfiguration, a wrong one may be a guess: only that waits. */
     bool given = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "ReplicationApiKey");
+    ld_counter_add(&r->node->stats.auth_failures[LD_AUTHFAIL_REPLICATION_KEY], 1);
     ld_reply_error_after(r, given ? failure_delay(r) : 0, 403, "ReplicationApiKey is invalid.");
     return false;
 }

@@ -674,7 +674,7 @@ void ld_api_repl_ws(ld_req *r)
     const char *why = NULL;
     ld_status st = ld_ws_accept(r->node->ws, r->ev, &cbs, r->node, &c, &why);
     if (st == LD_OK) {
-        ld_req_free(r); /* the connection now belongs to the WebSocket layer */
+        ld_req_taken_over(r); /* the connection now belongs to the WebSocket layer */
         return;
     }
     if (st == LD_INVALID || st == LD_UNSUPPORTED)

@@ -194,6 +194,7 @@ ld_status ld_cache_sweep_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wj
     sw->next = NULL;
     sw->next_len = 0;
     sw->scanned = sw->freed = 0;
+    sw->live = sw->expired = 0;
     sw->at_end = false;
     uint64_t started = ld_mono_ms();
     job->result = LD_WR_OK;
@@ -229,6 +230,12 @@ ld_status ld_cache_sweep_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wj
             break;
         }
         sw->scanned++;
+        if (!(rec.flags & LD_REC_TOMBSTONE)) {
+            if ((rec.flags & LD_REC_SWEPT) || (rec.expires_ms && rec.expires_ms <= now))
+                sw->expired++;
+            else
+                sw->live++;
+        }
         uint8_t *last = malloc(kl);
         if (!last) {
             st = LD_NOMEM;

@@ -57,6 +57,7 @@ typedef struct ld_cache_sweep {
     uint8_t *next; /* the last key scanned (malloc'd), NULL when none */
     size_t next_len;
     size_t scanned, freed;
+    size_t live, expired; /* of the entries scanned (tombstones aside): unexpired, expired */
     uint64_t elapsed_ms;
     bool at_end; /* no cache record after `next` */
 } ld_cache_sweep;

@@ -17,6 +17,10 @@ typedef struct resume_pos {
     char *db;
     uint8_t *key; /* NULL: start from the first entry */
     size_t len;
+    /* Cache keys counted since the pass over the database began (acc_*), and as of the last
+     * complete pass (published by GET /metrics once `counted`). */
+    uint64_t acc_live, acc_expired, live, expired;
+    bool counted;
 } resume_pos;
 
 struct ld_sweeper {
@@ -145,6 +149,8 @@ static void page_done(ld_wjob *job)
     if (ok) {
         s->scanned += sw->scanned;
         s->freed += sw->freed;
+        ld_counter_add(&s->node->stats.sweeper_scanned, sw->scanned);
+        ld_counter_add(&s->node->stats.sweeper_freed, sw->freed);
         s->spent_ms += sw->elapsed_ms;
         if (sw->at_end) { /* wrap: the next page or run starts from the first entry again */
             free(sw->next);
@@ -153,6 +159,17 @@ static void page_done(ld_wjob *job)
             set_pos(s, s->db->name, sw->next, sw->next_len);
         }
         sw->next = NULL;
+        resume_pos *p = find_pos(s, s->db->name);
+        if (p) { /* a pass starts at the first entry (positions are made there) */
+            p->acc_live += sw->live;
+            p->acc_expired += sw->expired;
+            if (sw->at_end) {
+                p->live = p->acc_live;
+                p->expired = p->acc_expired;
+                p->counted = true;
+                p->acc_live = p->acc_expired = 0;
+            }
+        }
     } else {
         ld_log(LD_LOG_WARN, s->db->name, "cache sweep: a page failed in storage; retried next run");
         free(sw->next);
@@ -200,6 +217,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     prune_pos(s);
+    ld_counter_add(&s->node->stats.sweeper_runs, 1);
     s->next_name = 0;
     next_db(s);
 }
@@ -217,6 +235,15 @@ ld_sweeper *ld_sweeper_new(ld_node *node)
         return NULL;
     }
     return s;
+}
+
+bool ld_sweeper_counts(ld_sweeper *s, const char *db, uint64_t *live, uint64_t *expired)
+{
+    resume_pos *p = s ? find_pos(s, db) : NULL;
+    if (!p || !p->counted) return false;
+    *live = p->live;
+    *expired = p->expired;
+    return true;
 }
 
 void ld_sweeper_stop(ld_sweeper *s)

@@ -36,6 +36,9 @@ static const keydef node_keys[] = {
     {"MaxBodyBytes", true},
     {"MaxHeaderBytes", true},
     {"LogLevel", true},
+    {"LogFormat", true},
+    {"MetricsApiKey", true},
+    {"ReadinessCatchUpTimeoutSeconds", true},
     {"AllowDefaultKeys", true},
     {"ShutdownTimeoutSeconds", true},
     {"WriterBatchMax", true},
@@ -729,6 +732,24 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
         ld_set_err(err, errlen, "Node.LogLevel must be one of error, warn, info, debug");
         goto fail;
     }
+    char *format = NULL;
+    if (!get_str(node, "Node", "LogFormat", "text", &format, err, errlen)) goto fail;
+    cfg->log_json = !strcasecmp(format, "json");
+    bool format_ok = cfg->log_json || !strcasecmp(format, "text");
+    free(format);
+    if (!format_ok) {
+        ld_set_err(err, errlen, "Node.LogFormat must be text or json");
+        goto fail;
+    }
+    if (!get_str(node, "Node", "MetricsApiKey", NULL, &cfg->metrics_api_key, err, errlen))
+        goto fail;
+    if (cfg->metrics_api_key && !cfg->metrics_api_key[0]) {
+        free(cfg->metrics_api_key); /* empty: the same as not set, /metrics needs no key */
+        cfg->metrics_api_key = NULL;
+    }
+    if (!get_int(node, "Node", "ReadinessCatchUpTimeoutSeconds", 60, 0, 86400, &x, err, errlen))
+        goto fail;
+    cfg->readiness_catchup_s = (int)x;
     if (!get_int(node, "Node", "Port", 1446, 0, 65535, &x, err, errlen)) goto fail;
     cfg->port = (int)x;
     if (!get_int(node, "Node", "MaxBodyBytes", 8 * 1024 * 1024, 1024, 1024LL * 1024 * 1024, &x, err,
@@ -810,6 +831,7 @@ void ld_config_free(ld_config *cfg)
     free(cfg->data_dir);
     free(cfg->plugin_dir);
     free(cfg->replication_api_key);
+    free(cfg->metrics_api_key);
     free(cfg->storage_plugin);
     free(cfg->storage_json);
     free_list(cfg->auth_plugins, cfg->n_auth_plugins);

@@ -39,6 +39,10 @@ typedef struct ld_config {
     size_t max_body_bytes;
     size_t max_header_bytes;
     int32_t log_level;
+    bool log_json;         /* Node.LogFormat json: every log line is one JSON object */
+    char *metrics_api_key; /* Node.MetricsApiKey; NULL: GET /metrics needs no key */
+    /* /readyz waits this long at start-up for the first cycle with each reachable peer */
+    int readiness_catchup_s;
     bool allow_default_keys;
     int shutdown_timeout_s;
     int writer_batch_max;

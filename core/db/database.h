@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../metrics/metrics.h"
 #include "../storage/storage.h"
 #include "hlc.h"
 #include "names.h"
@@ -124,6 +125,8 @@ typedef struct ld_db {
     /* No incarnation recorded yet (a new, empty database): the writer's first commit records
      * it, in the same transaction as the first data (apply.c). Writer thread only after open. */
     bool unstamped;
+    /* Group commits (writer thread adds, GET /metrics reads): writes per commit, commit time. */
+    ld_hist commit_ops, commit_seconds;
 } ld_db;
 
 /* Opens (creating when absent) database `name`, loads its state, observes its stamp high-water

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../util/log.h"
+#include "../util/timeutil.h"
 #include "apply.h"
 #include "database.h"
 
@@ -106,8 +107,12 @@ static void publish(ld_db *db, const ld_db_state *s)
 static void run_batch(ld_db *db, ld_wjob **jobs, size_t n)
 {
     ld_db_state s;
+    uint64_t t0 = ld_mono_us();
     ld_status st = run_txn(db, jobs, n, &s);
     if (st == LD_OK) {
+        ld_hist_observe(&db->commit_ops, &ld_buckets_ops, (double)n);
+        ld_hist_observe(&db->commit_seconds, &ld_buckets_commit_seconds,
+                        (double)(ld_mono_us() - t0) / 1e6);
         publish(db, &s);
         return;
     }

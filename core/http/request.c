@@ -15,7 +15,9 @@
 #include "../util/jsonbuf.h"
 #include "../util/jsontext.h"
 #include "../util/log.h"
+#include "../util/timeutil.h"
 #include "cors.h"
+#include "router.h"
 
 bool ld_req_seg_is_text(const ld_req *r, size_t i)
 {
@@ -133,21 +135,39 @@ const char *ld_method_name(enum evhttp_cmd_type m)
     }
 }
 
-/* One line per request at debug level. The path is rebuilt from its segments so the webhook's
- * key segment can be masked: keys never reach a log. */
-static void log_request(ld_req *r, int status)
+/* The access log: one line per request at info, and the HTTP metrics. The route is its
+ * template (values such as document ids and webhook keys never reach a log), the key its
+ * configured name. */
+static void account(ld_req *r, int status, size_t bytes)
 {
-    char path[512] = "";
-    size_t o = 0;
-    bool webhook = r->nsegs > 0 && !strcmp(r->segs[0], "webhook-ingestion");
-    for (size_t i = 0; i < r->nsegs && o < sizeof path - 1; i++) {
-        const char *seg = webhook && i == 2 ? "***" : r->segs[i];
-        int n = snprintf(path + o, sizeof path - o, "/%s", seg);
-        if (n < 0) break;
-        o += (size_t)n;
-    }
-    ld_log(LD_LOG_DEBUG, r->db_name[0] ? r->db_name : "http", "%s %s -> %d (%s)",
-           ld_method_name(r->method), o ? path : "/", status, r->client_addr);
+    ld_node_stats *st = &r->node->stats;
+    size_t slot = r->route >= 0 ? (size_t)r->route : ld_router_count();
+    uint64_t us = ld_mono_us() - r->start_us;
+    int cls = status / 100 - 1;
+    ld_counter_add(&st->http_requests[slot][cls < 0 ? 0 : cls > 4 ? 4 : cls], 1);
+    ld_hist_observe(&st->http_seconds[slot], &ld_buckets_seconds, (double)us / 1e6);
+    if (ld_log_get_level() < LD_LOG_INFO) return;
+    const char *method = ld_method_name(r->method);
+    const char *route = r->route >= 0 ? ld_router_template(slot, &method) : "unmatched";
+    method = ld_method_name(r->method);
+    char st_text[8], bytes_text[24], ms_text[32];
+    snprintf(st_text, sizeof st_text, "%d", status);
+    snprintf(bytes_text, sizeof bytes_text, "%zu", bytes);
+    snprintf(ms_text, sizeof ms_text, "%.3f", (double)us / 1000.0);
+    const char *fields[] = {"method",      method,     "route",        route,         "status",
+                            st_text,       "bytes",    bytes_text,     "duration_ms", ms_text,
+                            "database",    r->db_name, "key",          r->key_name,   "request_id",
+                            r->request_id, "client",   r->client_addr, NULL};
+    ld_log_fields(LD_LOG_INFO, "access", fields, (1u << 2) | (1u << 3) | (1u << 4),
+                  "%s %s %d %zu B %s ms db=%s key=%s id=%s client=%s", method, route, status, bytes,
+                  ms_text, r->db_name[0] ? r->db_name : "-", r->key_name[0] ? r->key_name : "-",
+                  r->request_id, r->client_addr);
+}
+
+void ld_req_taken_over(ld_req *r)
+{
+    account(r, 101, 0);
+    ld_req_free(r);
 }
 
 static void send_reply(ld_req *r, int status, const char *content_type, struct evbuffer *buf)
@@ -156,9 +176,10 @@ static void send_reply(ld_req *r, int status, const char *content_type, struct e
     if (content_type) evhttp_add_header(h, "Content-Type", content_type);
     /* API answers are never cached; the Studio's static files set their own policy. */
     if (!evhttp_find_header(h, "Cache-Control")) evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Request-Id", r->request_id);
     ld_cors_headers(r);
     if (r->node->shutting_down) evhttp_add_header(h, "Connection", "close");
-    if (ld_log_get_level() >= LD_LOG_DEBUG) log_request(r, status);
+    account(r, status, buf ? evbuffer_get_length(buf) : 0);
     evhttp_send_reply(r->ev, status, NULL, buf);
     ld_req_free(r);
 }

@@ -14,7 +14,8 @@
 
 #include "../node.h"
 
-#define LD_MAX_SEGS 8
+#define LD_MAX_SEGS       8
+#define LD_REQUEST_ID_MAX 64
 
 typedef struct ld_req {
     struct evhttp_request *ev;
@@ -26,6 +27,10 @@ typedef struct ld_req {
     struct evkeyvalq query; /* decoded query parameters */
     char client_addr[64];
     bool cors_refused; /* a refused CORS preflight: its answer carries no CORS grant */
+    int route;         /* index in the router's table; -1: none matched (yet) */
+    uint64_t start_us; /* monotonic: when the router got the request (read in full) */
+    char request_id[LD_REQUEST_ID_MAX + 1]; /* the client's X-Request-Id, or one we made */
+    char key_name[64]; /* the API key's configured name for the access log, never the key */
 
     /* Set by ld_api_open (api/context.h) */
     char db_name[LD_DB_NAME_MAX + 1];
@@ -77,8 +82,11 @@ void ld_reply_error(ld_req *r, int status, const char *fmt, ...)
 void ld_reply_error_after(ld_req *r, uint32_t delay_ms, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Frees a context without replying: for the router's own failure paths, and after a WebSocket
- * upgrade took the connection over. */
+/* Frees a context without replying: for the router's own failure paths. */
 void ld_req_free(ld_req *r);
+
+/* A WebSocket upgrade took the connection over: the request is counted and access-logged as
+ * 101 (the handshake answer the WebSocket layer sent), then freed. */
+void ld_req_taken_over(ld_req *r);
 
 #endif

@@ -3,6 +3,7 @@
  * validates its parameters (names, ids) by length, never as C strings first. */
 #include "router.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
+#include <sodium.h>
 
 #include "../api/api.h"
 #include "../util/log.h"
@@ -31,46 +33,128 @@ typedef struct route {
      * (the Studio's files); NULL-ended. */
     const char *pattern[LD_MAX_SEGS + 1];
     void (*handler)(ld_req *r);
+    const char *tmpl; /* the route template: metrics and access-log label, never the values */
 } route;
 
 /* Order matters where patterns overlap: the first route matching path AND method wins. */
 static const route routes[] = {
-    {M_GET, {NULL}, ld_api_root},
-    {M_GET, {"studio", "**", NULL}, ld_api_studio},
-    {M_GET, {"health", NULL}, ld_api_health},
-    {M_GET, {"node", NULL}, ld_api_node},
-    {M_GET, {"api", "databases", NULL}, ld_api_databases_list},
-    {M_DELETE, {"api", "databases", "*", NULL}, ld_api_databases_delete},
-    {M_GET, {"api", "documents", NULL}, ld_api_collections_list},
-    {M_GET, {"api", "documents", "*", NULL}, ld_api_docs_list},
-    {M_POST, {"api", "documents", "*", NULL}, ld_api_docs_post},
-    {M_POST, {"api", "documents", "*", "register", NULL}, ld_api_collection_register},
-    {M_GET, {"api", "documents", "*", "*", NULL}, ld_api_doc_get},
-    {M_PUT, {"api", "documents", "*", "*", NULL}, ld_api_doc_put},
-    {M_DELETE, {"api", "documents", "*", "*", NULL}, ld_api_doc_delete},
-    {M_POST, {"api", "query", NULL}, ld_api_query},
-    {M_GET, {"api", "changes", NULL}, ld_api_changes},
-    {M_GET, {"ws", "changes", NULL}, ld_api_changes_ws},
-    {M_GET, {"api", "cache", "*", NULL}, ld_api_cache_get},
-    {M_PUT, {"api", "cache", "*", NULL}, ld_api_cache_put},
-    {M_DELETE, {"api", "cache", "*", NULL}, ld_api_cache_delete},
-    {M_POST, {"api", "replication", "push", NULL}, ld_api_repl_push},
-    {M_POST, {"api", "replication", "pull", NULL}, ld_api_repl_pull},
-    {M_POST, {"api", "replication", "snapshot", NULL}, ld_api_repl_snapshot},
-    {M_POST, {"api", "replication", "operation-log", "prune", NULL}, ld_api_repl_prune},
-    {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status},
-    {M_GET, {"api", "replication", "conflicts", NULL}, ld_api_repl_conflicts},
-    {M_GET, {"api", "replication", "databases", NULL}, ld_api_repl_databases},
-    {M_POST, {"api", "replication", "announce", NULL}, ld_api_repl_announce},
-    {M_GET, {"ws", "replication", NULL}, ld_api_repl_ws},
-    {M_GET, {"api", "cluster", "peers", NULL}, ld_api_peers_list},
-    {M_POST, {"api", "cluster", "peers", NULL}, ld_api_peers_upsert},
-    {M_DELETE, {"api", "cluster", "peers", "*", NULL}, ld_api_peers_delete},
-    {M_POST, {"api", "cluster", "leave", NULL}, ld_api_cluster_leave},
-    {M_GET, {"dashboard", "api", "overview", NULL}, ld_api_dashboard_overview},
-    {M_GET, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook_ready},
-    {M_POST, {"webhook-ingestion", "*", "*", NULL}, ld_api_webhook},
+    {M_GET, {NULL}, ld_api_root, "/"},
+    {M_GET, {"studio", "**", NULL}, ld_api_studio, "/studio/{path}"},
+    {M_GET, {"health", NULL}, ld_api_health, "/health"},
+    {M_GET, {"node", NULL}, ld_api_node, "/node"},
+    {M_GET, {"livez", NULL}, ld_api_livez, "/livez"},
+    {M_GET, {"readyz", NULL}, ld_api_readyz, "/readyz"},
+    {M_GET, {"metrics", NULL}, ld_api_metrics, "/metrics"},
+    {M_GET, {"api", "databases", NULL}, ld_api_databases_list, "/api/databases"},
+    {M_DELETE,
+     {"api", "databases", "*", NULL},
+     ld_api_databases_delete,
+     "/api/databases/{database}"},
+    {M_GET, {"api", "documents", NULL}, ld_api_collections_list, "/api/documents"},
+    {M_GET, {"api", "documents", "*", NULL}, ld_api_docs_list, "/api/documents/{collection}"},
+    {M_POST, {"api", "documents", "*", NULL}, ld_api_docs_post, "/api/documents/{collection}"},
+    {M_POST,
+     {"api", "documents", "*", "register", NULL},
+     ld_api_collection_register,
+     "/api/documents/{collection}/register"},
+    {M_GET,
+     {"api", "documents", "*", "*", NULL},
+     ld_api_doc_get,
+     "/api/documents/{collection}/{id}"},
+    {M_PUT,
+     {"api", "documents", "*", "*", NULL},
+     ld_api_doc_put,
+     "/api/documents/{collection}/{id}"},
+    {M_DELETE,
+     {"api", "documents", "*", "*", NULL},
+     ld_api_doc_delete,
+     "/api/documents/{collection}/{id}"},
+    {M_POST, {"api", "query", NULL}, ld_api_query, "/api/query"},
+    {M_GET, {"api", "changes", NULL}, ld_api_changes, "/api/changes"},
+    {M_GET, {"ws", "changes", NULL}, ld_api_changes_ws, "/ws/changes"},
+    {M_GET, {"api", "cache", "*", NULL}, ld_api_cache_get, "/api/cache/{key}"},
+    {M_PUT, {"api", "cache", "*", NULL}, ld_api_cache_put, "/api/cache/{key}"},
+    {M_DELETE, {"api", "cache", "*", NULL}, ld_api_cache_delete, "/api/cache/{key}"},
+    {M_POST, {"api", "replication", "push", NULL}, ld_api_repl_push, "/api/replication/push"},
+    {M_POST, {"api", "replication", "pull", NULL}, ld_api_repl_pull, "/api/replication/pull"},
+    {M_POST,
+     {"api", "replication", "snapshot", NULL},
+     ld_api_repl_snapshot,
+     "/api/replication/snapshot"},
+    {M_POST,
+     {"api", "replication", "operation-log", "prune", NULL},
+     ld_api_repl_prune,
+     "/api/replication/operation-log/prune"},
+    {M_GET, {"api", "replication", "status", NULL}, ld_api_repl_status, "/api/replication/status"},
+    {M_GET,
+     {"api", "replication", "conflicts", NULL},
+     ld_api_repl_conflicts,
+     "/api/replication/conflicts"},
+    {M_GET,
+     {"api", "replication", "databases", NULL},
+     ld_api_repl_databases,
+     "/api/replication/databases"},
+    {M_POST,
+     {"api", "replication", "announce", NULL},
+     ld_api_repl_announce,
+     "/api/replication/announce"},
+    {M_GET, {"ws", "replication", NULL}, ld_api_repl_ws, "/ws/replication"},
+    {M_GET, {"api", "cluster", "peers", NULL}, ld_api_peers_list, "/api/cluster/peers"},
+    {M_POST, {"api", "cluster", "peers", NULL}, ld_api_peers_upsert, "/api/cluster/peers"},
+    {M_DELETE,
+     {"api", "cluster", "peers", "*", NULL},
+     ld_api_peers_delete,
+     "/api/cluster/peers/{nodeId}"},
+    {M_POST, {"api", "cluster", "leave", NULL}, ld_api_cluster_leave, "/api/cluster/leave"},
+    {M_GET,
+     {"dashboard", "api", "overview", NULL},
+     ld_api_dashboard_overview,
+     "/dashboard/api/overview"},
+    {M_GET,
+     {"webhook-ingestion", "*", "*", NULL},
+     ld_api_webhook_ready,
+     "/webhook-ingestion/{database}/{key}"},
+    {M_POST,
+     {"webhook-ingestion", "*", "*", NULL},
+     ld_api_webhook,
+     "/webhook-ingestion/{database}/{key}"},
 };
+
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+_Static_assert(N_ROUTES <= LD_ROUTES_MAX, "LD_ROUTES_MAX (node.h) must cover the route table");
+
+size_t ld_router_count(void)
+{
+    return N_ROUTES;
+}
+
+const char *ld_router_template(size_t i, const char **method)
+{
+    if (i >= N_ROUTES) {
+        *method = "";
+        return "unmatched";
+    }
+    *method = ld_method_name((enum evhttp_cmd_type)routes[i].methods);
+    return routes[i].tmpl;
+}
+
+/* A client's X-Request-Id is kept when it is sane: 1-64 characters of letters, digits and
+ * "-_.:" (it ends up in logs and headers); otherwise one is made. */
+static void take_request_id(ld_req *r)
+{
+    const char *given = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "X-Request-Id");
+    size_t n = given ? strlen(given) : 0;
+    bool sane = n > 0 && n <= LD_REQUEST_ID_MAX;
+    for (size_t i = 0; sane && i < n; i++)
+        sane = isalnum((unsigned char)given[i]) || strchr("-_.:", given[i]);
+    if (sane) {
+        memcpy(r->request_id, given, n + 1);
+        return;
+    }
+    unsigned char rnd[12];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(r->request_id, sizeof r->request_id, rnd, sizeof rnd);
+}
 
 static bool pattern_matches(const route *rt, ld_req *r)
 {
@@ -179,6 +263,9 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
     r->ev = ev;
     r->node = node;
     r->method = evhttp_request_get_command(ev);
+    r->route = -1;
+    r->start_us = ld_mono_us();
+    take_request_id(r);
     TAILQ_INIT(&r->query);
     struct evhttp_connection *conn = evhttp_request_get_connection(ev);
     if (conn) {
@@ -220,6 +307,7 @@ void ld_router_handle(struct evhttp_request *ev, void *arg)
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!pattern_matches(&routes[i], r)) continue;
         if (routes[i].methods & want) {
+            r->route = (int)i;
             routes[i].handler(r);
             return;
         }

@@ -417,6 +417,41 @@ fail:
     return NULL;
 }
 
+bool ld_tls_reload(ld_tls *t, const ld_tls_config *cfg, char *err, size_t errlen)
+{
+    if (!t->server != !cfg->certificate_file) {
+        ld_set_err(err, errlen,
+                   "Node.Tls.CertificateFile cannot be %s by a reload: restart the "
+                   "node to switch between HTTP and HTTPS",
+                   t->server ? "removed" : "added");
+        return false;
+    }
+    ERR_clear_error();
+    SSL_CTX *server = NULL, *client = NULL;
+    if (cfg->certificate_file && !(server = server_ctx(cfg, err, errlen))) return false;
+    if ((t->client || cfg->peer_ca_file || cfg->certificate_file) &&
+        !(client = client_ctx(cfg, err, errlen))) {
+        SSL_CTX_free(server);
+        return false;
+    }
+    /* Connections made before keep the context they hold a reference to; new handshakes use the
+     * new one. Sessions of the old client context are not offered to the new one. */
+    if (server) {
+        SSL_CTX_set_app_data(server, t);
+        SSL_CTX_free(t->server);
+        t->server = server;
+    }
+    if (client) {
+        for (size_t i = 0; i < t->n_sessions; i++)
+            SSL_SESSION_free(t->sessions[i].sess);
+        t->n_sessions = 0;
+        SSL_CTX_free(t->client);
+        t->client = client;
+    }
+    t->client_certs_required = cfg->client_ca_file != NULL;
+    return true;
+}
+
 static void reap(ld_tls *t)
 {
     while (t->released) {

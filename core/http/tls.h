@@ -31,6 +31,11 @@ typedef struct ld_tls ld_tls;
  * Returns NULL with err set on failure. */
 ld_tls *ld_tls_new(const ld_tls_config *cfg, char *err, size_t errlen);
 
+/* SIGHUP: rebuilds the contexts from cfg (new certificate, key and CA files) and swaps them in
+ * for new connections; open ones keep theirs. On failure (a bad file, or HTTPS switched on or
+ * off, which needs a restart) returns false with err set and t is unchanged. */
+bool ld_tls_reload(ld_tls *t, const ld_tls_config *cfg, char *err, size_t errlen);
+
 /* Frees the contexts and the client connections given back and not yet freed. Call once no
  * connection uses t any more, and before the event_base those connections lived on is freed.
  * NULL is ignored. */

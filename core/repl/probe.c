@@ -396,6 +396,15 @@ static void round_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+bool ld_probe_set_key(ld_probe *p, const char *cluster_key)
+{
+    char *k = strdup(cluster_key);
+    if (!k) return false;
+    free(p->cluster_key);
+    p->cluster_key = k;
+    return true;
+}
+
 ld_probe *ld_probe_new(struct event_base *base, struct evdns_base *dns, struct ld_tls *tls,
                        const char *self_id, const char *cluster_key, int interval_s,
                        ld_probe_targets_fn targets, void *targets_ctx)

@@ -36,6 +36,9 @@ ld_probe *ld_probe_new(struct event_base *base, struct evdns_base *dns, struct l
 
 /* Drops every probe in flight (no callback runs) and frees. NULL is ignored. */
 void ld_probe_free(ld_probe *p);
+/* The cluster key changed (SIGHUP): later probes send the new one. False when memory fails (the
+ * old key stays). */
+bool ld_probe_set_key(ld_probe *p, const char *cluster_key);
 
 /* This node's own URL (http://127.0.0.1:port), known once it listens; copied. Starts the rounds
  * with one at once. */

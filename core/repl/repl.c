@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -73,6 +74,18 @@ typedef struct boot_state {
     uint64_t started_wall, started_mono, resumed_done;
 } boot_state;
 
+/* Why a replication cycle failed: litedist_replication_failures_total's reason label. */
+enum {
+    FAIL_LOCAL,       /* this node's side: storage, memory (0: what a new link starts with) */
+    FAIL_UNREACHABLE, /* no answer: refused, reset, timed out, TLS failed */
+    FAIL_HTTP_4XX,    /* the peer refused the request */
+    FAIL_HTTP_5XX,    /* the peer failed it */
+    FAIL_PROTOCOL,    /* an answer that does not add up: wrong node, bad operations, digest */
+    FAIL_N
+};
+static const char *const fail_names[FAIL_N] = {"local", "unreachable", "http_4xx", "http_5xx",
+                                               "protocol"};
+
 /* A push batch read on a worker, so the op-log walk (bounded by the entries it scans, but
  * milliseconds over a long log the peer already holds) never runs on the loop. */
 typedef struct push_read {
@@ -136,6 +149,12 @@ typedef struct ld_link {
     /* The NodeId that answered at BaseUrl when it was not the peer's (a node replaced under a
      * new id at the same address): the link reports IdentityMismatch until a cycle succeeds. */
     char answers_as[LD_NODE_ID_MAX + 1];
+    /* For GET /metrics, since this process started: request and answer bytes of every call on
+     * the link, and failed cycles by reason. fail_reason: the reason of the failure about to be
+     * counted (set by the paths that know it; cycle_fail resets it to FAIL_LOCAL). */
+    uint64_t bytes_sent, bytes_received;
+    uint64_t fails[FAIL_N];
+    int fail_reason;
 } ld_link;
 
 /* The WebSocket to one peer that carries our sync-request hints, dialled when first needed and
@@ -480,6 +499,8 @@ static void cycle_fail(ld_link *l, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(l->last_error, sizeof l->last_error, fmt, ap);
     va_end(ap);
+    l->fails[l->fail_reason >= 0 && l->fail_reason < FAIL_N ? l->fail_reason : FAIL_LOCAL]++;
+    l->fail_reason = FAIL_LOCAL;
     l->online = false;
     l->failures++;
     int shift = l->failures - 1 < 5 ? l->failures - 1 : 5;
@@ -631,6 +652,7 @@ static void call_done(struct evhttp_request *req, void *arg)
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    l->bytes_received += evbuffer_get_length(in);
     if (raw) {
         raw(l, code, in, NULL);
         return;
@@ -656,6 +678,7 @@ static bool call_send(call *c)
         if (req) evhttp_request_free(req);
         return false;
     }
+    l->bytes_sent += evbuffer_get_length(c->body);
     evhttp_request_set_error_cb(req, call_error);
     l->call = c; /* until call_done; link_free frees it if the connection goes first */
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -716,9 +739,11 @@ static void peer_error(ld_link *l, int code, json_t *body, const char *err, cons
 {
     if (code == 409) link_identity(l, json_string_value(ld_json_get_ci(body, "NodeId")));
     if (code == 0) {
+        l->fail_reason = FAIL_UNREACHABLE;
         cycle_fail(l, "%s: %s", what, err);
         return;
     }
+    l->fail_reason = code >= 500 ? FAIL_HTTP_5XX : code == 409 ? FAIL_PROTOCOL : FAIL_HTTP_4XX;
     const char *msg = json_string_value(ld_json_get_ci(body, "Error"));
     cycle_fail(l, "%s: HTTP %d%s%s", what, code, msg ? ": " : "", msg ? msg : "");
 }
@@ -859,6 +884,7 @@ static void push_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     char perr[256];
     if (!ld_wire_protocol_ok(body, perr, sizeof perr)) {
+        l->fail_reason = FAIL_PROTOCOL;
         cycle_fail(l, "push: %s", perr);
         return;
     }
@@ -1081,6 +1107,7 @@ static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b)
     json_decref(promises);
     ld_oplog_batch_free(&b);
     if (body) evbuffer_free(body);
+    if (!ok) l->fail_reason = FAIL_UNREACHABLE;
     if (!ok) cycle_fail(l, "push: cannot send the request");
 }
 
@@ -1217,18 +1244,21 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     }
     char perr[256];
     if (!ld_wire_protocol_ok(body, perr, sizeof perr)) {
+        l->fail_reason = FAIL_PROTOCOL;
         cycle_fail(l, "pull: %s", perr);
         return;
     }
     const char *answered = json_string_value(ld_json_get_ci(body, "NodeId"));
     if (answered && strcmp(answered, l->peer) != 0) { /* a node without TargetNodeId checks */
         link_identity(l, answered);
+        l->fail_reason = FAIL_PROTOCOL;
         cycle_fail(l, "pull: the node at this address is '%.128s', not '%s'", answered, l->peer);
         return;
     }
     json_t *ops = ld_json_get_ci(body, "Operations");
     uint64_t scanned = 0;
     if (!json_is_array(ops)) {
+        l->fail_reason = FAIL_PROTOCOL;
         cycle_fail(l, "pull: the answer has no Operations array");
         return;
     }
@@ -1278,6 +1308,7 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
             free(job);
             json_decref(pc->peer_vv);
             free(pc);
+            l->fail_reason = FAIL_PROTOCOL;
             cycle_fail(l, "pull: operation %zu: %s", i, derr);
             return;
         }
@@ -1377,6 +1408,7 @@ static void pull_next(ld_link *l)
               call_post(l, "pull", text, pull_reply);
     json_decref(body);
     if (text) evbuffer_free(text);
+    if (!ok) l->fail_reason = FAIL_UNREACHABLE;
     if (!ok) cycle_fail(l, "pull: cannot send the request");
 }
 
@@ -1428,6 +1460,7 @@ static void snap_request(ld_link *l)
     b->requesting = ok;
     if (!ok) {
         b->reload = true;
+        l->fail_reason = FAIL_UNREACHABLE;
         cycle_fail(l, "snapshot: cannot send the request");
     }
 }
@@ -1516,6 +1549,7 @@ static void boot_job_done(ld_wjob *job)
                "did not change meanwhile; starting over",
                l->peer);
         b->all_received = false;
+        l->fail_reason = FAIL_PROTOCOL;
         if (in_cycle) cycle_fail(l, "snapshot: the records do not match the source's digest");
         return;
     }
@@ -1580,6 +1614,7 @@ static void snap_reply(ld_link *l, int code, struct evbuffer *in, const char *er
         ld_boot_page_free(pg);
         free(job);
         b->reload = true;
+        l->fail_reason = FAIL_PROTOCOL;
         cycle_fail(l, "snapshot: %s", perr);
         return;
     }
@@ -2172,6 +2207,11 @@ json_t *ld_repl_status(ld_repl *r)
                      (json_int_t)resumed, "Databases", dbs ? dbs : json_array());
 }
 
+bool ld_repl_cluster_key_changed(ld_repl *r)
+{
+    return !r->probe || ld_probe_set_key(r->probe, r->node->cfg.replication_api_key);
+}
+
 uint64_t ld_repl_divergences(ld_repl *r)
 {
     return r->divergences;
@@ -2323,4 +2363,176 @@ void ld_repl_free(ld_repl *r)
     free(r->db_peers_dir);
     pthread_mutex_destroy(&r->mu);
     free(r);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Metrics and readiness
+ * ------------------------------------------------------------------------------------------- */
+
+/* The links to report: active or not, never removed ones. */
+static bool link_reported(const ld_link *l)
+{
+    return !l->removed;
+}
+
+/* One gauge or counter family over every link; value(l, local_max) gives each sample. */
+static void links_family(ld_repl *r, ld_mx *w, const uint64_t *local_max, const char *name,
+                         const char *type, const char *help,
+                         double (*value)(const ld_link *l, uint64_t local_max))
+{
+    ld_mx_family(w, name, type, help);
+    for (size_t i = 0; i < r->n_links; i++) {
+        const ld_link *l = r->links[i];
+        if (!link_reported(l)) continue;
+        const char *labels[] = {"database", l->db, "peer", l->peer, NULL};
+        ld_mx_sample(w, name, labels, value(l, local_max[i]));
+    }
+}
+
+static double v_behind(const ld_link *l, uint64_t m)
+{
+    (void)m;
+    return (double)(l->peer_max > l->pull_ckpt ? l->peer_max - l->pull_ckpt : 0);
+}
+static double v_pending(const ld_link *l, uint64_t m)
+{
+    return (double)(m > l->push_ckpt ? m - l->push_ckpt : 0);
+}
+static double v_since(const ld_link *l, uint64_t m)
+{
+    (void)m;
+    if (!l->last_success_wall) return INFINITY; /* never succeeded since start-up */
+    uint64_t now = ld_wall_ms();
+    return now > l->last_success_wall ? (double)(now - l->last_success_wall) / 1000.0 : 0.0;
+}
+static double v_sent_ops(const ld_link *l, uint64_t m)
+{
+    (void)m;
+    return (double)l->ops_pushed;
+}
+static double v_recv_ops(const ld_link *l, uint64_t m)
+{
+    (void)m;
+    return (double)l->ops_pulled;
+}
+static double v_sent_bytes(const ld_link *l, uint64_t m)
+{
+    (void)m;
+    return (double)l->bytes_sent;
+}
+static double v_recv_bytes(const ld_link *l, uint64_t m)
+{
+    (void)m;
+    return (double)l->bytes_received;
+}
+static double v_diverged(const ld_link *l, uint64_t m)
+{
+    (void)m;
+    return l->diverged ? 1.0 : 0.0;
+}
+static double v_online(const ld_link *l, uint64_t m)
+{
+    (void)m;
+    return l->online ? 1.0 : 0.0;
+}
+
+void ld_repl_metrics(ld_repl *r, ld_mx *w)
+{
+    uint64_t *local_max = calloc(r->n_links ? r->n_links : 1, sizeof *local_max);
+    if (!local_max) {
+        w->failed = true;
+        return;
+    }
+    /* Each database's last sequence once, though it has a link per peer. */
+    for (size_t i = 0; i < r->n_links; i++) {
+        const ld_link *l = r->links[i];
+        if (i > 0 &&
+            !strcmp(r->links[i - 1]->db, l->db)) { /* a database's links are made together */
+            local_max[i] = local_max[i - 1];
+            continue;
+        }
+        ld_db *db = ld_registry_get(&r->node->reg, l->db);
+        if (!db) continue;
+        ld_db_state s;
+        ld_db_state_get(db, &s);
+        ld_registry_release(&r->node->reg, db);
+        local_max[i] = s.last_seq;
+    }
+    links_family(r, w, local_max, "litedist_replication_ops_behind", "gauge",
+                 "Operations the peer's log holds beyond our pull checkpoint (at the last pull).",
+                 v_behind);
+    links_family(r, w, local_max, "litedist_replication_pending_push_ops", "gauge",
+                 "Operations of our log past the peer's push checkpoint.", v_pending);
+    links_family(r, w, local_max, "litedist_replication_seconds_since_last_success", "gauge",
+                 "Seconds since the last successful cycle with the peer (+Inf: none since start).",
+                 v_since);
+    links_family(r, w, local_max, "litedist_replication_peer_online", "gauge",
+                 "1 when the last cycle with the peer succeeded.", v_online);
+    links_family(r, w, local_max, "litedist_replication_sent_ops_total", "counter",
+                 "Operations pushed to the peer and acknowledged.", v_sent_ops);
+    links_family(r, w, local_max, "litedist_replication_received_ops_total", "counter",
+                 "Operations pulled from the peer and processed.", v_recv_ops);
+    links_family(r, w, local_max, "litedist_replication_sent_bytes_total", "counter",
+                 "Request body bytes sent to the peer (pushes, pulls, snapshot page requests).",
+                 v_sent_bytes);
+    links_family(r, w, local_max, "litedist_replication_received_bytes_total", "counter",
+                 "Answer body bytes received from the peer.", v_recv_bytes);
+    links_family(r, w, local_max, "litedist_replication_diverged", "gauge",
+                 "1 when the peer's digest disagreed with ours at equal version vectors.",
+                 v_diverged);
+    free(local_max);
+
+    const char *fam = "litedist_replication_failures_total";
+    ld_mx_family(w, fam, "counter", "Failed replication cycles with the peer, by reason.");
+    for (size_t i = 0; i < r->n_links; i++) {
+        const ld_link *l = r->links[i];
+        if (!link_reported(l)) continue;
+        for (int k = 0; k < FAIL_N; k++) {
+            if (!l->fails[k]) continue; /* a reason appears once it happened: 300 links x 5 */
+            const char *labels[] = {"database", l->db,         "peer", l->peer,
+                                    "reason",   fail_names[k], NULL};
+            ld_mx_sample_u64(w, fam, labels, l->fails[k]);
+        }
+    }
+    ld_mx_family(w, "litedist_replication_divergences_total", "counter",
+                 "Digest disagreements at equal version vectors found since start-up.");
+    ld_mx_sample_u64(w, "litedist_replication_divergences_total", NULL, r->divergences);
+
+    /* Snapshot loads in progress: one series per link loading. */
+    static const char *const snap[2][2] = {
+        {"litedist_replication_snapshot_records_done", "Records of the snapshot being loaded "
+                                                       "from the peer merged so far."},
+        {"litedist_replication_snapshot_records_total", "Records of the snapshot being loaded "
+                                                        "from the peer, as the peer counted them."},
+    };
+    for (int k = 0; k < 2; k++) {
+        ld_mx_family(w, snap[k][0], "gauge", snap[k][1]);
+        for (size_t i = 0; i < r->n_links; i++) {
+            const ld_link *l = r->links[i];
+            if (!link_reported(l) || !l->boot) continue;
+            const char *labels[] = {"database", l->db, "peer", l->peer, NULL};
+            ld_mx_sample_u64(w, snap[k][0], labels, k ? l->boot->total : l->boot->done);
+        }
+    }
+}
+
+bool ld_repl_catchup_settled(ld_repl *r, char *why, size_t len)
+{
+    links_sync_all(r);
+    for (size_t i = 0; i < r->n_links; i++) {
+        const ld_link *l = r->links[i];
+        if (l->removed || !l->active) continue;
+        if (l->boot) {
+            snprintf(why, len, "loading a snapshot of '%s' from %s", l->db, l->peer);
+            return false;
+        }
+        /* Settled: a cycle succeeded, or the peer did not answer (unreachable peers do not
+         * hold readiness back: a node alone must become ready). */
+        bool unreachable = l->failures > 0 && !l->online && l->fails[FAIL_UNREACHABLE] > 0;
+        if (!l->last_success_wall && !unreachable) {
+            snprintf(why, len, "catching up '%s' with %s", l->db, l->peer);
+            return false;
+        }
+    }
+    return true;
 }

@@ -116,6 +116,21 @@ void ld_repl_stop_probes(ld_repl *r);
 json_t *ld_repl_overview_nodes(ld_repl *r);
 json_t *ld_repl_overview_connections(ld_repl *r);
 
+struct ld_mx;
+/* The replication families of GET /metrics, per database and peer (metrics/metrics.h). Loop
+ * thread. */
+void ld_repl_metrics(ld_repl *r, struct ld_mx *w);
+
+/* The start-up catch-up for /readyz: true when every active link had a successful cycle or found
+ * its peer unreachable, and no snapshot is loading; otherwise false with what is pending in why.
+ * Loop thread. */
+bool ld_repl_catchup_settled(ld_repl *r, char *why, size_t len);
+
+/* Node.ReplicationApiKey changed (SIGHUP): the dashboard probes, which keep a copy, take the
+ * new one; every other request reads it from the config when it is made. False when memory
+ * fails. Loop thread. */
+bool ld_repl_cluster_key_changed(ld_repl *r);
+
 /* Counters for tests and the dashboard. */
 uint64_t ld_repl_divergences(ld_repl *r);
 

@@ -34,6 +34,7 @@ static void record(ld_looplag *m, uint64_t lag)
         i++;
     m->s.buckets[i]++;
     m->s.samples++;
+    m->s.sum_us += lag;
     if (lag > m->s.max_us) m->s.max_us = lag;
 }
 

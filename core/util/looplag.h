@@ -24,6 +24,7 @@ extern const uint64_t LD_LOOPLAG_BOUNDS_US[LD_LOOPLAG_BUCKETS - 1];
 typedef struct ld_looplag_stats {
     uint64_t samples;                     /* timer firings measured */
     uint64_t max_us;                      /* the greatest lag seen */
+    uint64_t sum_us;                      /* of every lag measured */
     uint64_t p99_us;                      /* the bound of the bucket holding the 99th percentile
                                              (max_us when that is the last bucket); 0: no sample */
     uint64_t buckets[LD_LOOPLAG_BUCKETS]; /* counts, see LD_LOOPLAG_BOUNDS_US */

@@ -83,6 +83,10 @@ MATRIX = {
     "GET /studio/...": [Op("studio", PUBLIC, call("GET", "/studio/index.html"), ok=(200, 404))],
     "GET /health": [Op("health", PUBLIC, call("GET", "/health"))],
     "GET /node": [Op("node", PUBLIC, call("GET", "/node"))],
+    "GET /livez": [Op("livez", PUBLIC, call("GET", "/livez"))],
+    "GET /readyz": [Op("readyz", PUBLIC, call("GET", "/readyz"))],
+    # Public unless Node.MetricsApiKey is set (test_metrics.py checks that case).
+    "GET /metrics": [Op("metrics", PUBLIC, call("GET", "/metrics"))],
     "GET /api/databases": [Op("databases", ANY_KEY, call("GET", "/api/databases"))],
     "DELETE /api/databases/{name}": [
         Op("drop-db", "DELETE_DB", call("DELETE", "/api/databases/{db}"))],

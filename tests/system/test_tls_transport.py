@@ -208,9 +208,9 @@ def test_large_pushes_over_tls_in_one_piece_or_split_by_the_peers_limit(make_nod
     for n, peer in ((a, "b"), (a, "c"), (d, "b")):
         wait_for(lambda: (peer_status(n, peer) or {}).get("LastSuccessUtc"), what="link reported")
         link_clean(n, peer)
-    pushes = [ln for ln in b.log_text().splitlines() if "POST /api/replication/push" in ln]
-    assert pushes and all("-> 200" in ln for ln in pushes), pushes
-    assert "POST /api/replication/push -> 413" in c.log_text()  # the split reached a
+    pushes = [ln for ln in b.log_text().splitlines() if "POST /api/replication/push " in ln]
+    assert pushes and all("POST /api/replication/push 200 " in ln for ln in pushes), pushes
+    assert "POST /api/replication/push 413 " in c.log_text()  # the split reached a
     # Operations apply in log order: with the last one there, all are.
     assert has_doc(b, "big", "p0") and has_doc(b, "big", "q0") and has_doc(c, "big", "p0")
 
