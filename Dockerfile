@@ -5,6 +5,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake make gcc libc6-dev pkg-config \
       libevent-dev libjansson-dev libsqlite3-dev liblmdb-dev libsodium-dev libssl-dev libwslay-dev \
+      libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -21,7 +22,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libevent-2.1-7 libevent-core-2.1-7 \
       libevent-pthreads-2.1-7 libevent-openssl-2.1-7 libjansson4 libsodium23 libsqlite3-0 \
-      liblmdb0 libssl3 libwslay1 ca-certificates curl \
+      liblmdb0 libssl3 libwslay1 libsystemd0 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 litedist \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/litedist \

@@ -56,6 +56,8 @@ def test_systemd_unit_fields():
     unit = parse_unit(UNIT.read_text())
     svc = unit["Service"]
     assert one(svc, "Type") == "notify"
+    assert one(svc, "ExecReload") == "/bin/kill -HUP $MAINPID"  # SIGHUP reloads (operations.md)
+    assert one(svc, "WatchdogSec") == "30s"
     exec_start = one(svc, "ExecStart").split()
     assert exec_start == ["/usr/bin/litedistd", "--config", "/etc/litedist/litedistd.json"]
     # Where the package puts them (packaging/cpack.cmake: /usr prefix, /etc/litedist).
@@ -273,13 +275,18 @@ def dockerfile_instructions():
 
 
 def linked_debian_packages(build_dir):
-    """The Debian packages of the shared libraries litedistd and the bundled plugins load."""
+    """The Debian packages of the shared libraries litedistd and the bundled plugins link
+    directly (their NEEDED entries): apt brings what those depend on."""
     files = [build_dir / "bin" / "litedistd",
              *sorted((build_dir / "bin" / "plugins").glob("*.so"))]
     libs = set()
     for f in files:
+        dyn = subprocess.run(["readelf", "-d", str(f)], capture_output=True, text=True,
+                             timeout=30).stdout
+        needed = set(re.findall(r"\(NEEDED\).*\[(\S+)\]", dyn))
         out = subprocess.run(["ldd", str(f)], capture_output=True, text=True, timeout=30).stdout
-        libs |= set(re.findall(r"=> (/\S+)", out))
+        libs |= {path for name, path in re.findall(r"^\s*(\S+) => (/\S+)", out, re.M)
+                 if name in needed}
     # One dpkg -S for all (it reads every file list once); merged /usr: a library dpkg knows
     # under /lib is asked for by both names.
     paths = {os.path.realpath(lib) for lib in libs}
