@@ -314,6 +314,27 @@ ld_status ld_conflict_put(ld_txn *t, const ld_op_rec *op)
     return st;
 }
 
+ld_status ld_conflict_put_record(ld_txn *t, const char *coll, size_t cl, const char *id, size_t il,
+                                 const ld_doc_rec *rec)
+{
+    ld_op_rec op = {
+        .op_type = LD_OP_UPDATE,
+        .synced = 1,
+        .hlc = rec->hlc,
+        .expires_ms = rec->expires_ms,
+        .origin = rec->origin,
+        .origin_len = rec->origin_len,
+        .collection = coll,
+        .collection_len = cl,
+        .doc_id = id,
+        .doc_id_len = il,
+        .payload = rec->json,
+        .payload_len = rec->json_len,
+    };
+    memcpy(op.id, rec->version, LD_OP_ID_LEN);
+    return ld_conflict_put(t, &op);
+}
+
 ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_op_rec *op,
                           ld_conflict_policy policy, ld_ingest_outcome *outcome)
 {
@@ -429,22 +450,7 @@ ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, c
     } else if (!have_old && !ld_rec_dead(&rec) && rec.hlc < refuse_below) {
         /* Below the floor this node had before: it held every op of a known writer stamped so
          * low, so an absent key lost to a delete it purged (or was refused): the source lags. */
-        ld_op_rec op = {
-            .op_type = LD_OP_UPDATE,
-            .synced = 1,
-            .hlc = rec.hlc,
-            .expires_ms = rec.expires_ms,
-            .origin = rec.origin,
-            .origin_len = rec.origin_len,
-            .collection = coll,
-            .collection_len = cl,
-            .doc_id = id,
-            .doc_id_len = il,
-            .payload = rec.json,
-            .payload_len = rec.json_len,
-        };
-        memcpy(op.id, rec.version, LD_OP_ID_LEN);
-        st = ld_conflict_put(t, &op);
+        st = ld_conflict_put_record(t, coll, cl, id, il, &rec);
         if (st == LD_OK) pending->conflicts++;
     } else if (incoming_wins(policy, have_old ? &old : NULL, rec.hlc, rec.origin, rec.origin_len,
                              rec.version)) {

@@ -41,6 +41,11 @@ ld_status ld_conflict_key(const char *origin, size_t origin_len, uint64_t hlc, u
  * it (pending->conflicts). */
 ld_status ld_conflict_put(ld_txn *t, const ld_op_rec *op);
 
+/* The same for a stored record of collection/id taken instead of merged (a snapshot's or this
+ * node's own): kept as an update op with the record's stamp, origin, version and body. */
+ld_status ld_conflict_put_record(ld_txn *t, const char *coll, size_t cl, const char *id, size_t il,
+                                 const ld_doc_rec *rec);
+
 /* Merges one record of a snapshot page (key and stored record bytes, checked by the caller) into
  * t by `policy`, as an op with the same stamp would be merged, without an op-log entry: the
  * record replaces the current one when it wins, moving the digest and the stamp high-water mark.

@@ -363,22 +363,7 @@ static ld_status drop_absent_below_floor(ld_db *db, ld_txn *t, ld_db_state *pend
         ld_digest_term(coll, cl, id, il, &rec, term);
         xor16(pending->digest, term);
         if (!ld_rec_dead(&rec)) {
-            ld_op_rec op = {
-                .op_type = LD_OP_UPDATE,
-                .synced = 1,
-                .hlc = rec.hlc,
-                .expires_ms = rec.expires_ms,
-                .origin = rec.origin,
-                .origin_len = rec.origin_len,
-                .collection = coll,
-                .collection_len = cl,
-                .doc_id = id,
-                .doc_id_len = il,
-                .payload = rec.json,
-                .payload_len = rec.json_len,
-            };
-            memcpy(op.id, rec.version, LD_OP_ID_LEN);
-            st = ld_conflict_put(t, &op);
+            st = ld_conflict_put_record(t, coll, cl, id, il, &rec);
             if (st == LD_OK) pending->conflicts++;
         }
         free(copy);
