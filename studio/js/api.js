@@ -90,8 +90,10 @@ export class Client {
     return this.request('GET', '/api/documents', { query: { includeSystemCollections: true } });
   }
 
-  documents(collection, skip, take) {
-    return this.request('GET', `/api/documents/${seg(collection)}`, { query: { skip, take } });
+  // One page of a collection in id order: the documents after the id `after` (null: from the
+  // first). Keyset paging, so every page costs the same however deep it is.
+  documents(collection, after, take) {
+    return this.request('GET', `/api/documents/${seg(collection)}`, { query: { after, take } });
   }
 
   document(collection, id) {

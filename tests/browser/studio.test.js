@@ -266,6 +266,42 @@ step('columns are picked from the documents\' fields and kept', async () => {
   await byTest('doc-grid-columns').click();
 });
 
+step('pages follow the ids: Next starts after the last id shown, Prev goes back', async () => {
+  // 30 documents, ids p-00 .. p-29 (id order is the listing's order): 25 on the first page.
+  for (let i = 0; i < 30; i++) {
+    const id = `p-${String(i).padStart(2, '0')}`;
+    const r = await nodeA.api('PUT', `/api/documents/pages/${id}`, { db: DB, body: { n: i } });
+    assert.equal(r.status, 200);
+  }
+  const requests = [];
+  const watch = (req) => {
+    if (req.url().includes('/api/documents/pages?')) requests.push(new URL(req.url()).search);
+  };
+  page.on('request', watch);
+  try {
+    await page.goto(`${nodeA.url}/studio/#/explorer/pages`);
+    const rows = byTest('doc-grid').locator('tbody tr');
+    await rows.filter({ hasText: 'p-24' }).waitFor();
+    assert.equal(await rows.count(), 25);
+    assert.equal(await byTest('page-label').textContent(), 'rows 1–25');
+    assert.ok(await byTest('page-prev').isDisabled());
+    await byTest('page-next').click();
+    await rows.filter({ hasText: 'p-29' }).waitFor();
+    assert.equal(await rows.count(), 5);
+    assert.equal(await byTest('page-label').textContent(), 'rows 26–30');
+    assert.ok(await byTest('page-next').isDisabled());
+    // The second page was asked for after the first page's last id, not by skipping rows.
+    assert.ok(requests.some((q) => q.includes('after=p-24')), requests.join(' '));
+    assert.ok(!requests.some((q) => q.includes('skip=')), requests.join(' '));
+    await byTest('page-prev').click();
+    await rows.filter({ hasText: 'p-00' }).waitFor();
+    assert.equal(await rows.count(), 25);
+    assert.equal(await byTest('page-label').textContent(), 'rows 1–25');
+  } finally {
+    page.off('request', watch);
+  }
+});
+
 // ------------------------------------------------------------------------------------------------
 // Query runner
 // ------------------------------------------------------------------------------------------------

@@ -19,7 +19,10 @@ const CACHE = 'cache';
 
 export function mount(main, ctx, collection) {
   const { client, profile } = ctx;
-  let skip = 0;
+  // Where each page starts: the id the previous page ended with (null for the first). Next
+  // pushes the current page's last id, Prev pops it.
+  let starts = [null];
+  let lastId = null;
   let alive = true;
   let loadSeq = 0;
 
@@ -28,14 +31,14 @@ export function mount(main, ctx, collection) {
   const heading = h('h2', { 'data-testid': 'collection-title' });
   const pageLabel = h('span', { class: 'muted', 'data-testid': 'page-label' });
   const prev = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'page-prev',
-    on: { click: () => { skip = Math.max(0, skip - pageSize); loadDocs(); } } }, '‹ Prev');
+    on: { click: () => { if (starts.length > 1) starts.pop(); loadDocs(); } } }, '‹ Prev');
   const next = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'page-next',
-    on: { click: () => { skip += pageSize; loadDocs(); } } }, 'Next ›');
+    on: { click: () => { if (lastId !== null) starts.push(lastId); loadDocs(); } } }, 'Next ›');
   const sizeSel = h('select', { 'aria-label': 'Rows per page', 'data-testid': 'page-size' },
     PAGE_SIZES.map((n) => h('option', { value: n, props: { selected: n === pageSize } }, `${n} rows`)));
   sizeSel.addEventListener('change', () => {
     pageSize = Number(sizeSel.value);
-    skip = 0;
+    starts = [null];
     loadDocs();
   });
   const scope = (c) => `${profile.url}|${profile.database}|${c}`;
@@ -102,7 +105,7 @@ export function mount(main, ctx, collection) {
     }
     replace(heading, collection);
     const seq = ++loadSeq;
-    const r = await client.documents(collection, skip, pageSize);
+    const r = await client.documents(collection, starts[starts.length - 1], pageSize);
     if (!alive || seq !== loadSeq) return; // a newer load is on its way
     if (!r.ok) {
       notice.error(r.error);
@@ -112,10 +115,12 @@ export function mount(main, ctx, collection) {
     notice.clearError();
     const rows = Array.isArray(r.body) ? r.body : [];
     grid.setRows(rows);
-    prev.disabled = skip === 0;
+    const first = (starts.length - 1) * pageSize + 1;
+    lastId = rows.length && typeof rows[rows.length - 1].Id === 'string' ? rows[rows.length - 1].Id : null;
+    prev.disabled = starts.length === 1;
     // The API returns no total: a full page means there may be more.
-    next.disabled = rows.length < pageSize;
-    replace(pageLabel, rows.length ? `rows ${skip + 1}–${skip + rows.length}` : `no rows from ${skip + 1}`);
+    next.disabled = rows.length < pageSize || lastId === null;
+    replace(pageLabel, rows.length ? `rows ${first}–${first + rows.length - 1}` : `no rows from ${first}`);
   }
 
   // --- the document panel -----------------------------------------------------------------------
