@@ -9,6 +9,24 @@ export const title = 'Cache';
 
 const KEY_MAX = 256; // the contract's limit, checked here to say so before sending
 
+/** A TTL the server gives as whole milliseconds ("299412ms") as a duration a person reads
+ * ("4m 59s"); anything else as it came. */
+export function ttlText(ttl) {
+  const m = /^(\d+)ms$/.exec(ttl ?? '');
+  if (!m) return ttl ?? '—';
+  const ms = Number(m[1]);
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(Math.floor(ms / 100) / 10).toFixed(1)}s`;
+  let s = Math.floor(ms / 1000);
+  const parts = [];
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]]) {
+    const n = Math.floor(s / size);
+    s -= n * size;
+    if (n || (unit === 's' && !parts.length)) parts.push(`${n}${unit}`);
+  }
+  return parts.join(' ');
+}
+
 export function mount(main, ctx) {
   const { client, profile } = ctx;
   let alive = true;
@@ -37,7 +55,8 @@ export function mount(main, ctx) {
     replace(result,
       h('table', { class: 'table kv' }, h('tbody', {},
         row('Key', e.Key, 'cache-entry-key'),
-        row('Remaining TTL', e.RemainingTtl ?? '—', 'cache-entry-ttl'),
+        row('Remaining TTL', h('span', { title: e.RemainingTtl ?? '' }, ttlText(e.RemainingTtl)),
+          'cache-entry-ttl'),
         row('Expires', timeCell(e.ExpiresAtUtc), 'cache-entry-expires'),
         row('Created', timeCell(e.CreatedUtc), 'cache-entry-created'),
         row('Updated', timeCell(e.UpdatedUtc), 'cache-entry-updated'))),
