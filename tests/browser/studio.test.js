@@ -220,7 +220,7 @@ step('a document is edited', async () => {
   const edited = { Id: 'o-1', Customer: 'Ada Lovelace', Total: 50, Note: XSS };
   await byTest('doc-editor').fill(JSON.stringify(edited, null, 2));
   await shot('edit-document');
-  await byTest('doc-save').click();
+  await byTest('doc-editor').press('Control+s'); // saves, as the Save button does
   await waitFor('the saved notice', async () =>
     (await byTest('explorer-notice').textContent()) === 'Saved orders/o-1.');
   await waitFor('the panel to show the new version', async () =>
@@ -229,6 +229,11 @@ step('a document is edited', async () => {
   assert.deepEqual(stored.body, edited);
   const row = byTest('doc-grid').locator('tbody tr', { hasText: 'o-1' });
   assert.match(await row.textContent(), /Ada Lovelace/);
+  // Escape closes the panel; the next step opens the document again.
+  await page.keyboard.press('Escape');
+  await waitFor('the panel to close', async () => await byTest('doc-panel').isHidden());
+  await row.click();
+  await byTest('doc-json').waitFor();
 });
 
 step('server errors are shown as the server said them', async () => {

@@ -270,9 +270,26 @@ export function mount(main, ctx, collection) {
     await loadDocs();
   }
 
+  // Keyboard: Escape closes the document panel, Ctrl+S (Cmd+S) saves or creates the document
+  // being edited. Not while a confirmation dialog is open: it has its own keys.
+  function onKey(e) {
+    if (panel.hidden || document.querySelector('dialog[open]')) return;
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      closePanel();
+    } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 's') {
+      const primary = panel.querySelector('[data-testid="doc-save"], [data-testid="doc-create"]');
+      if (!primary) return;
+      e.preventDefault(); // not the browser's "save page"
+      if (!primary.disabled) primary.click();
+    }
+  }
+  document.addEventListener('keydown', onKey);
+
   loadCollections();
   loadDocs();
   return () => {
     alive = false;
+    document.removeEventListener('keydown', onKey);
   };
 }
