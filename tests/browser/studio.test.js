@@ -342,6 +342,9 @@ step('a bad query shows the parser\'s message; history recalls queries', async (
   assert.equal(direct.status, 400);
   await waitFor('the parser message', async () =>
     (await byTest('query-notice').textContent()) === direct.body.Error);
+  // The message names a position ("Unterminated string at position 34."): the caret is there.
+  const pos = Number(/ at position (\d+)\.$/.exec(direct.body.Error)[1]);
+  assert.equal(await byTest('query-editor').evaluate((e) => e.selectionStart), pos - 1);
   const history = await byTest('query-history').locator('li').allTextContents();
   assert.deepEqual(history.slice(0, 2), [bad, 'SELECT $ FROM orders WHERE $.Total > 10']);
   await byTest('query-history').locator('li').nth(1).getByRole('button').click();

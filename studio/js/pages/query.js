@@ -56,6 +56,17 @@ export function mount(main, ctx) {
       : h('li', { class: 'muted' }, 'Queries you run are listed here.'));
   }
 
+  // A parser message ends with "at position N." (code points from 1 in the text sent, which is
+  // the editor's text trimmed): the caret goes there, where the problem is.
+  function caretTo(message, sent) {
+    const m = / at position (\d+)\.$/.exec(message || '');
+    if (!m) return;
+    const lead = editor.value.length - editor.value.trimStart().length;
+    const at = lead + Array.from(sent).slice(0, Number(m[1]) - 1).join('').length;
+    editor.focus();
+    editor.setSelectionRange(at, at);
+  }
+
   async function run() {
     if (running) return;
     const text = editor.value.trim();
@@ -75,6 +86,7 @@ export function mount(main, ctx) {
     if (!r.ok) {
       notice.error(r.error);
       results.hidden = true;
+      caretTo(r.error, text);
       return;
     }
     notice.clear();
