@@ -141,15 +141,28 @@ def test_connections_used_once_per_sweep_stay_open_across_sweeps(make_node, pki)
         h = handshakes(n)
         return h["Full"] + h["Resumed"]
 
-    # Warm-up: two sweeps on each side, after which every kind of call has its connection.
-    time.sleep(4.5)
+    def steady(seconds, i):
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            a.api(DB).must_put("c", f"s{i % 10}", {"v": i})
+            i += 1
+            time.sleep(0.25)
+        return i
+
+    # Warm-up: steady writes until a whole sweep passes without a handshake, so that every kind
+    # of call has its connection (pushes, sweeps, discovery, and the hint WebSocket, dialled at
+    # the first push the peer accepts: the first write may reach b by b's pull instead).
+    i, seen = 0, [total(a), total(b)]
+    for _ in range(8):  # at most 8 x 2.5 s
+        i = steady(2.5, i)
+        now = [total(a), total(b)]
+        if now == seen:
+            break
+        seen = now
+    else:
+        raise AssertionError(f"handshakes still growing after 20 s of warm-up: {seen}")
     before = [total(a), total(b)]
-    t_end = time.monotonic() + 7  # three more sweeps
-    i = 0
-    while time.monotonic() < t_end:
-        a.api(DB).must_put("c", f"s{i % 10}", {"v": i})
-        i += 1
-        time.sleep(0.25)
+    i = steady(7, i)  # three more sweeps
     wait_for(lambda: has_doc(b, "c", "s0"), what="the steady writes on b")
     after = [total(a), total(b)]
     assert after == before, (before, after)
