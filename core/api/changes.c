@@ -3,6 +3,7 @@
  * found, then waits for the hub, which a commit on its database wakes on the loop. */
 #include "changes.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -56,6 +58,7 @@ typedef struct sub {
     uint32_t heartbeat_ms; /* continuous */
     uint32_t timeout_ms;   /* longpoll */
     struct event *timer;   /* longpoll: its timeout; continuous: heartbeats; ws: drain checks */
+    struct event *eof;     /* longpoll: watches the client's socket for its close */
     bool listed;           /* in hub->subs: commits on its database wake it */
     bool reading;          /* a read is on the worker pool */
     bool dirty;            /* woken while reading or paused: read again */
@@ -118,6 +121,7 @@ static void sub_free(sub *s)
 {
     sub_unlist(s);
     if (s->timer) event_free(s->timer);
+    if (s->eof) event_free(s->eof);
     for (size_t i = 0; i < s->q.n_collections; i++)
         free(s->q.collections[i]);
     free(s->q.collections);
@@ -509,6 +513,38 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     if (nl) evbuffer_free(nl);
 }
 
+/* A longpoll's client closed its end: answer at once, as at the timeout (the write fails and
+ * evhttp frees the connection), rather than hold the request and its connection until then. */
+static void eof_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    sub *s = arg;
+    char c;
+    ssize_t got = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (got > 0) return; /* bytes waiting (a pipelined request, a TLS alert): evhttp's to read */
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(s->eof, NULL);
+        return;
+    }
+    timer_cb(-1, EV_TIMEOUT, s);
+}
+
+/* evhttp stops reading a connection while its request is with the handler, so a client that
+ * leaves a longpoll would be noticed only at the poll's timeout; an event of our own on the
+ * socket sees the close. Without one (no memory) the timeout still ends the poll. */
+static void watch_eof(sub *s)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->r->ev);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0) return;
+    s->eof = event_new(s->hub->node->base, fd, EV_READ, eof_cb, s);
+    if (s->eof && event_add(s->eof, NULL) != 0) {
+        event_free(s->eof);
+        s->eof = NULL;
+    }
+}
+
 static void ws_on_text(ld_ws_conn *c, const char *msg, size_t len, void *arg)
 {
     (void)msg;
@@ -815,6 +851,7 @@ void ld_api_changes(ld_req *r)
         struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
         event_add(s->timer, &tv);
         if (s->hub->stopping) s->expired = true;
+        watch_eof(s);
     }
     if (s->kind == FEED_CONTINUOUS && s->hub->stopping) s->remaining = 0;
     /* Listed before the first read: a commit that read misses wakes it. */

@@ -234,6 +234,36 @@ def test_longpoll_wakes_on_a_write(fnode, db):
     assert [c["Id"] for c in body["Changes"]] == ["w"] and body["LastCursor"] == "4"
 
 
+def open_connections(node):
+    """litedist_http_connections_open, read over a connection of its own (counted too)."""
+    r = node.request("GET", "/metrics", headers={"ApiKey": ROOT_KEY})
+    for line in r.text.splitlines():
+        if line.startswith("litedist_http_connections_open "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no litedist_http_connections_open in /metrics")
+
+
+def test_a_longpoll_client_that_leaves_is_let_go_at_once(fnode, db):
+    # evhttp reads nothing more from a connection whose request is with the handler, so a client
+    # leaving a longpoll was noticed only at its timeout (here 60 s): its connection and
+    # subscriber stayed. The node now watches the socket and ends the poll when the client closes.
+    baseline = open_connections(fnode)
+    cursor = feed(fnode, db, since="now")["LastCursor"]
+    sock = socket.create_connection(("127.0.0.1", fnode.port), timeout=10)
+    try:
+        sock.sendall((f"GET /api/changes?feed=longpoll&timeout=60000&since={cursor} HTTP/1.1\r\n"
+                      f"Host: 127.0.0.1\r\nDatabase: {db}\r\nApiKey: {ROOT_KEY}\r\n\r\n").encode())
+        wait_for(lambda: open_connections(fnode) >= baseline + 1, what="the poll's connection open")
+    finally:
+        sock.close()
+    t0 = time.monotonic()
+    wait_for(lambda: open_connections(fnode) <= baseline, what="the poll's connection let go",
+             timeout=10)
+    assert time.monotonic() - t0 < 10
+    # The node still serves polls as before.
+    assert feed(fnode, db, feed="longpoll", since=cursor, timeout=100)["Changes"] == []
+
+
 def test_continuous_streams_with_heartbeats(fnode, db):
     api = fnode.api(db)
     api.must_put("items", "a", {"v": 1})
