@@ -235,65 +235,70 @@ static bool link_reported(const ld_link *l)
     return !l->removed;
 }
 
-/* One gauge or counter family over every link; value(l, local_max) gives each sample. */
-static void links_family(ld_repl *r, ld_mx *w, const uint64_t *local_max, const char *name,
-                         const char *type, const char *help,
-                         double (*value)(const ld_link *l, uint64_t local_max))
-{
-    ld_mx_family(w, name, type, help);
-    for (size_t i = 0; i < r->n_links; i++) {
-        const ld_link *l = r->links[i];
-        if (!link_reported(l)) continue;
-        const char *labels[] = {"database", l->db, "peer", l->peer, NULL};
-        ld_mx_sample(w, name, labels, value(l, local_max[i]));
-    }
-}
+/* The per-link families: one row each, its value read by link_value. */
+typedef enum link_metric {
+    LM_BEHIND,
+    LM_PENDING,
+    LM_SINCE,
+    LM_ONLINE,
+    LM_SENT_OPS,
+    LM_RECV_OPS,
+    LM_SENT_BYTES,
+    LM_RECV_BYTES,
+    LM_DIVERGED,
+} link_metric;
 
-static double v_behind(const ld_link *l, uint64_t m)
+static const struct {
+    link_metric m;
+    const char *name, *type, *help;
+} link_families[] = {
+    {LM_BEHIND, "litedist_replication_ops_behind", "gauge",
+     "Operations the peer's log holds beyond our pull checkpoint (at the last pull)."},
+    {LM_PENDING, "litedist_replication_pending_push_ops", "gauge",
+     "Operations of our log past the peer's push checkpoint."},
+    {LM_SINCE, "litedist_replication_seconds_since_last_success", "gauge",
+     "Seconds since the last successful cycle with the peer (+Inf: none since start)."},
+    {LM_ONLINE, "litedist_replication_peer_online", "gauge",
+     "1 when the last cycle with the peer succeeded."},
+    {LM_SENT_OPS, "litedist_replication_sent_ops_total", "counter",
+     "Operations pushed to the peer and acknowledged."},
+    {LM_RECV_OPS, "litedist_replication_received_ops_total", "counter",
+     "Operations pulled from the peer and processed."},
+    {LM_SENT_BYTES, "litedist_replication_sent_bytes_total", "counter",
+     "Request body bytes sent to the peer (pushes, pulls, snapshot page requests)."},
+    {LM_RECV_BYTES, "litedist_replication_received_bytes_total", "counter",
+     "Answer body bytes received from the peer."},
+    {LM_DIVERGED, "litedist_replication_diverged", "gauge",
+     "1 when the peer's digest disagreed with ours at equal version vectors."},
+};
+
+/* Link l's sample of family m; local_max is its database's last log sequence. */
+static double link_value(const ld_link *l, uint64_t local_max, link_metric m)
 {
-    (void)m;
-    return (double)(l->peer_max > l->pull_ckpt ? l->peer_max - l->pull_ckpt : 0);
-}
-static double v_pending(const ld_link *l, uint64_t m)
-{
-    return (double)(m > l->push_ckpt ? m - l->push_ckpt : 0);
-}
-static double v_since(const ld_link *l, uint64_t m)
-{
-    (void)m;
-    if (!l->last_success_wall) return INFINITY; /* never succeeded since start-up */
-    uint64_t now = ld_wall_ms();
-    return now > l->last_success_wall ? (double)(now - l->last_success_wall) / 1000.0 : 0.0;
-}
-static double v_sent_ops(const ld_link *l, uint64_t m)
-{
-    (void)m;
-    return (double)l->ops_pushed;
-}
-static double v_recv_ops(const ld_link *l, uint64_t m)
-{
-    (void)m;
-    return (double)l->ops_pulled;
-}
-static double v_sent_bytes(const ld_link *l, uint64_t m)
-{
-    (void)m;
-    return (double)l->bytes_sent;
-}
-static double v_recv_bytes(const ld_link *l, uint64_t m)
-{
-    (void)m;
-    return (double)l->bytes_received;
-}
-static double v_diverged(const ld_link *l, uint64_t m)
-{
-    (void)m;
-    return l->diverged ? 1.0 : 0.0;
-}
-static double v_online(const ld_link *l, uint64_t m)
-{
-    (void)m;
-    return l->online ? 1.0 : 0.0;
+    switch (m) {
+    case LM_BEHIND:
+        return (double)(l->peer_max > l->pull_ckpt ? l->peer_max - l->pull_ckpt : 0);
+    case LM_PENDING:
+        return (double)(local_max > l->push_ckpt ? local_max - l->push_ckpt : 0);
+    case LM_SINCE: {
+        if (!l->last_success_wall) return INFINITY; /* never succeeded since start-up */
+        uint64_t now = ld_wall_ms();
+        return now > l->last_success_wall ? (double)(now - l->last_success_wall) / 1000.0 : 0.0;
+    }
+    case LM_ONLINE:
+        return l->online ? 1.0 : 0.0;
+    case LM_SENT_OPS:
+        return (double)l->ops_pushed;
+    case LM_RECV_OPS:
+        return (double)l->ops_pulled;
+    case LM_SENT_BYTES:
+        return (double)l->bytes_sent;
+    case LM_RECV_BYTES:
+        return (double)l->bytes_received;
+    case LM_DIVERGED:
+        return l->diverged ? 1.0 : 0.0;
+    }
+    return 0.0;
 }
 
 void ld_repl_metrics(ld_repl *r, ld_mx *w)
@@ -318,28 +323,16 @@ void ld_repl_metrics(ld_repl *r, ld_mx *w)
         ld_registry_release(&r->node->reg, db);
         local_max[i] = s.last_seq;
     }
-    links_family(r, w, local_max, "litedist_replication_ops_behind", "gauge",
-                 "Operations the peer's log holds beyond our pull checkpoint (at the last pull).",
-                 v_behind);
-    links_family(r, w, local_max, "litedist_replication_pending_push_ops", "gauge",
-                 "Operations of our log past the peer's push checkpoint.", v_pending);
-    links_family(r, w, local_max, "litedist_replication_seconds_since_last_success", "gauge",
-                 "Seconds since the last successful cycle with the peer (+Inf: none since start).",
-                 v_since);
-    links_family(r, w, local_max, "litedist_replication_peer_online", "gauge",
-                 "1 when the last cycle with the peer succeeded.", v_online);
-    links_family(r, w, local_max, "litedist_replication_sent_ops_total", "counter",
-                 "Operations pushed to the peer and acknowledged.", v_sent_ops);
-    links_family(r, w, local_max, "litedist_replication_received_ops_total", "counter",
-                 "Operations pulled from the peer and processed.", v_recv_ops);
-    links_family(r, w, local_max, "litedist_replication_sent_bytes_total", "counter",
-                 "Request body bytes sent to the peer (pushes, pulls, snapshot page requests).",
-                 v_sent_bytes);
-    links_family(r, w, local_max, "litedist_replication_received_bytes_total", "counter",
-                 "Answer body bytes received from the peer.", v_recv_bytes);
-    links_family(r, w, local_max, "litedist_replication_diverged", "gauge",
-                 "1 when the peer's digest disagreed with ours at equal version vectors.",
-                 v_diverged);
+    for (size_t f = 0; f < sizeof link_families / sizeof link_families[0]; f++) {
+        const char *name = link_families[f].name;
+        ld_mx_family(w, name, link_families[f].type, link_families[f].help);
+        for (size_t i = 0; i < r->n_links; i++) {
+            const ld_link *l = r->links[i];
+            if (!link_reported(l)) continue;
+            const char *labels[] = {"database", l->db, "peer", l->peer, NULL};
+            ld_mx_sample(w, name, labels, link_value(l, local_max[i], link_families[f].m));
+        }
+    }
     free(local_max);
 
     const char *fam = "litedist_replication_failures_total";
