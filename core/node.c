@@ -65,7 +65,9 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
     }
     pthread_mutex_init(&n->done.mu, NULL);
     n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
-    if (!n->done.ev || !(n->workers = ld_workers_new(n->base, workers))) goto nomem;
+    if (!n->done.ev || !(n->workers = ld_workers_new(n->base, workers)) ||
+        !(n->repl_workers = ld_workers_new(n->base, LD_REPL_WORKERS)))
+        goto nomem;
     if (!(n->looplag = ld_looplag_new(n->base))) goto nomem;
 
     /* Another backend's data, or another node's, is refused before any database is opened
@@ -167,6 +169,7 @@ void ld_node_close(ld_node *n)
 {
     /* Idle by now: every query was answered. */
     ld_workers_free(n->workers);
+    ld_workers_free(n->repl_workers);
     ld_looplag_free(n->looplag);
     ld_readiness_free(n->readiness); /* after the workers: no probe runs */
     ld_static_free(n->studio);

@@ -72,15 +72,17 @@ typedef struct ld_node {
     struct evhttp_bound_socket *listener;
     struct ld_conns *conns; /* the connection cap and read deadline (http/conns.h) */
     ld_completions done;
-    struct ld_workers *workers;     /* SELECT queries run here, off the loop (util/workers.h) */
-    struct ld_looplag *looplag;     /* how late the loop runs its callbacks (util/looplag.h) */
-    struct ld_sweeper *sweeper;     /* frees expired cache bodies (cache/sweeper.h) */
-    struct ld_pruner *pruner;       /* deletes op-log entries every peer has (repl/prune.h) */
-    struct ld_changes_hub *changes; /* the changes feed's subscribers (api/changes.h) */
-    struct ld_snapshots *snaps;     /* read snapshots shared within a loop pass (db/snapshot.h) */
-    struct ld_failures *failures;   /* delays for refused keys, per address (http/failures.h) */
-    struct ld_static *studio;       /* the Studio's files, or NULL when not found (api/studio.h) */
-    struct ld_readiness *readiness; /* /readyz's storage write probe (api/health.h) */
+    struct ld_workers *workers;      /* SELECT queries run here, off the loop (util/workers.h) */
+    struct ld_workers *repl_workers; /* replication's log and snapshot reads: a pool of their own,
+                                      * so a storm of long SELECTs never delays a peer's pull */
+    struct ld_looplag *looplag;      /* how late the loop runs its callbacks (util/looplag.h) */
+    struct ld_sweeper *sweeper;      /* frees expired cache bodies (cache/sweeper.h) */
+    struct ld_pruner *pruner;        /* deletes op-log entries every peer has (repl/prune.h) */
+    struct ld_changes_hub *changes;  /* the changes feed's subscribers (api/changes.h) */
+    struct ld_snapshots *snaps;      /* read snapshots shared within a loop pass (db/snapshot.h) */
+    struct ld_failures *failures;    /* delays for refused keys, per address (http/failures.h) */
+    struct ld_static *studio;        /* the Studio's files, or NULL when not found (api/studio.h) */
+    struct ld_readiness *readiness;  /* /readyz's storage write probe (api/health.h) */
     uint64_t started_ms;
     ld_node_stats stats;
     /* GET /metrics' text buffer, kept between scrapes (api/metrics.c); busy while an answer is
@@ -105,10 +107,14 @@ typedef struct ld_node {
 
 /* Builds the runtime of a node whose config, data directories, node id, clock, TLS contexts and
  * Studio are set: the storage and auth plugins, the event loop, writer completions, `workers`
- * query threads, the open databases, replication, the cache sweeper, read snapshots and the
- * HTTP server (configured, not yet listening). False with a message in err; ld_node_close then
- * releases what was made. */
+ * query threads and LD_REPL_WORKERS replication-read threads, the open databases, replication, the
+ * cache sweeper, read snapshots and the HTTP server (configured, not yet listening). False with a
+ * message in err; ld_node_close then releases what was made. */
 bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen);
+
+/* Threads of the replication-read pool: pulls served, pushes read and snapshot pages, one or two
+ * per peer at a time, each a bounded read. */
+#define LD_REPL_WORKERS 2
 
 /* Releases everything the node owns, in dependency order (the loop must have stopped). */
 void ld_node_close(ld_node *n);

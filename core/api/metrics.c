@@ -20,6 +20,7 @@
 #include "../repl/repl.h"
 #include "../util/looplag.h"
 #include "../util/timeutil.h"
+#include "../util/workers.h"
 #include "api.h"
 
 static const char *const class_names[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -66,6 +67,26 @@ static void http_families(ld_node *n, ld_mx *w)
     ld_mx_family(w, "litedist_http_requests_in_flight", "gauge",
                  "Requests waiting for a writer, a worker or a delayed answer.");
     ld_mx_sample(w, "litedist_http_requests_in_flight", NULL, (double)n->inflight);
+    const struct {
+        const char *name;
+        ld_workers *pool;
+    } pools[] = {{"queries", n->workers}, {"replication", n->repl_workers}};
+    size_t queued[2];
+    uint64_t finished[2];
+    for (size_t i = 0; i < 2; i++)
+        ld_workers_stats(pools[i].pool, &queued[i], &finished[i]);
+    fam = "litedist_worker_jobs_total";
+    ld_mx_family(w, fam, "counter", "Reads run to their end by a worker pool, by pool.");
+    for (size_t i = 0; i < 2; i++) {
+        const char *labels[] = {"pool", pools[i].name, NULL};
+        ld_mx_sample_u64(w, fam, labels, finished[i]);
+    }
+    fam = "litedist_worker_queue_length";
+    ld_mx_family(w, fam, "gauge", "Reads waiting for a worker of the pool, by pool.");
+    for (size_t i = 0; i < 2; i++) {
+        const char *labels[] = {"pool", pools[i].name, NULL};
+        ld_mx_sample(w, fam, labels, (double)queued[i]);
+    }
     fam = "litedist_auth_failures_total";
     ld_mx_family(w, fam, "counter", "Requests refused for their credentials, by reason.");
     for (int i = 0; i < LD_AUTHFAIL_N; i++) {

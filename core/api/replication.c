@@ -309,7 +309,7 @@ void ld_api_repl_pull(ld_req *r)
         pull_done(c);
         return;
     }
-    if (!ld_workers_submit(r->node->workers, pull_work, pull_done, c)) {
+    if (!ld_workers_submit(r->node->repl_workers, pull_work, pull_done, c)) {
         r->node->inflight--;
         json_decref(body);
         free(c);
@@ -399,7 +399,7 @@ void ld_api_repl_snapshot(ld_req *r)
     c->max_bytes = (size_t)max_bytes;
     c->out = evbuffer_new();
     r->node->inflight++;
-    if (!c->out || !ld_workers_submit(r->node->workers, snap_work, snap_done, c)) {
+    if (!c->out || !ld_workers_submit(r->node->repl_workers, snap_work, snap_done, c)) {
         r->node->inflight--;
         if (c->out) evbuffer_free(c->out);
         free(c);

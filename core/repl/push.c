@@ -218,7 +218,7 @@ void ld_repl_step_push(ld_link *l)
     snprintf(pr->peer, sizeof pr->peer, "%s", l->peer);
     l->reading = pr;
     r->node->inflight++;
-    if (!ld_workers_submit(r->node->workers, push_read_work, push_read_done, pr)) {
+    if (!ld_workers_submit(r->node->repl_workers, push_read_work, push_read_done, pr)) {
         r->node->inflight--;
         l->reading = NULL;
         json_decref(vv);

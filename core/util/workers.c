@@ -22,7 +22,9 @@ struct ld_workers {
     task *head, *tail;           /* waiting for a worker */
     task *done_head, *done_tail; /* finished, waiting for the loop */
     bool stop;
-    struct event *ev; /* activated by workers; runs deliver() on the loop */
+    size_t queued;     /* waiting for a worker */
+    uint64_t finished; /* work items run to their end since the pool started */
+    struct event *ev;  /* activated by workers; runs deliver() on the loop */
     pthread_t *threads;
     int nthreads;
 };
@@ -51,6 +53,7 @@ static void *worker_main(void *arg)
         }
         p->head = t->next;
         if (!p->head) p->tail = NULL;
+        p->queued--;
         pthread_mutex_unlock(&p->mu);
 
         t->work(t->arg);
@@ -62,6 +65,7 @@ static void *worker_main(void *arg)
         else
             p->done_head = t;
         p->done_tail = t;
+        p->finished++;
         pthread_mutex_unlock(&p->mu);
         event_active(p->ev, EV_READ, 0);
     }
@@ -128,9 +132,18 @@ bool ld_workers_submit(ld_workers *p, ld_work_fn work, ld_work_fn done, void *ar
     else
         p->head = t;
     p->tail = t;
+    p->queued++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return true;
+}
+
+void ld_workers_stats(ld_workers *p, size_t *queued, uint64_t *finished)
+{
+    pthread_mutex_lock(&p->mu);
+    *queued = p->queued;
+    *finished = p->finished;
+    pthread_mutex_unlock(&p->mu);
 }
 
 void ld_workers_free(ld_workers *p)

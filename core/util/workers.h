@@ -6,6 +6,8 @@
 #define LD_WORKERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 
@@ -21,6 +23,10 @@ ld_workers *ld_workers_new(struct event_base *base, int threads);
 /* Queues work(arg), then done(arg) on the loop. Never blocks on other work. Returns false
  * (having run neither) when memory runs out or the pool is being freed. */
 bool ld_workers_submit(ld_workers *p, ld_work_fn work, ld_work_fn done, void *arg);
+
+/* What the pool holds now: items waiting for a worker, and items run to their end since it
+ * started (for the metrics). Any thread. */
+void ld_workers_stats(ld_workers *p, size_t *queued, uint64_t *finished);
 
 /* Runs every queued work item to its end, joins the threads, runs the `done` of each finished
  * item on the calling thread (which must be the loop's thread, after the loop stopped or from a

@@ -20,6 +20,7 @@ FAMILIES = [
     "litedist_build_info",
     "litedist_http_requests", "litedist_http_request_duration_seconds",
     "litedist_http_connections_open", "litedist_http_requests_in_flight",
+    "litedist_worker_jobs", "litedist_worker_queue_length",
     "litedist_auth_failures",
     "litedist_db_commit_writes", "litedist_db_commit_duration_seconds",
     "litedist_oplog_entries", "litedist_oplog_oldest_sequence", "litedist_oplog_last_sequence",
@@ -236,6 +237,18 @@ def test_replication_families_per_database_and_peer(make_node):
                             peer="gone"))
     assert value(fams, "litedist_replication_divergences",
                  "litedist_replication_divergences_total") == 0
+    # Replication's reads (a's pushes, b's pull answers) run on a pool of their own, never on the
+    # queries' pool, so long SELECTs cannot delay them; a SELECT runs on the queries' pool.
+    def jobs(fams, pool):
+        return value(fams, "litedist_worker_jobs", "litedist_worker_jobs_total", pool=pool)
+    on_a = scrape(a)
+    assert jobs(on_a, "replication") + jobs(scrape(b), "replication") >= 1
+    assert jobs(on_a, "queries") == 0
+    assert value(on_a, "litedist_worker_queue_length", "litedist_worker_queue_length",
+                 pool="queries") == 0
+    assert_ok(a.request("POST", "/api/query", body={"Query": "SELECT $ FROM c"},
+                        headers={"Database": DB, "ApiKey": ROOT_KEY}))
+    assert jobs(scrape(a), "queries") == 1
 
 
 def test_cache_families(make_node):
