@@ -116,6 +116,8 @@ step('a wrong key is refused with the server\'s own words', async () => {
 });
 
 step('a profile is created, saved in the browser and used', async () => {
+  // The database exists (a collection registered), as one a user connects to does.
+  assert.equal((await nodeA.api('POST', '/api/documents/orders/register', { db: DB })).status, 200);
   await byTest('profile-name').fill('local A');
   await byTest('profile-apikey').fill('root');
   await byTest('profile-save').click();
@@ -136,7 +138,7 @@ step('a Studio served by one node reaches another through CORS, and only where a
   await byTest('profile-url').fill(nodeB.url);
   await byTest('profile-test').click();
   await waitFor('the connected notice', async () =>
-    /^Connected to node node-b /.test(await byTest('profile-notice').textContent()));
+    /^Connected to (node )?node-b/.test(await byTest('profile-notice').textContent()));
   // node-c allows https://studio.example.com only: the browser refuses the call.
   await byTest('profile-url').fill(nodeC.url);
   await byTest('profile-test').click();
@@ -145,6 +147,90 @@ step('a Studio served by one node reaches another through CORS, and only where a
   // Nothing was saved by testing.
   const saved = await page.evaluate(() => JSON.parse(localStorage.getItem('litedist.studio.profiles')));
   assert.deepEqual(saved.map((p) => p.url), [nodeA.url]);
+});
+
+
+// ------------------------------------------------------------------------------------------------
+// Databases in navigation (issue 19 item 2)
+// ------------------------------------------------------------------------------------------------
+
+step('Test connection with a misspelt database says it does not exist, with the list to pick from', async () => {
+  await byTest('profile-url').fill(nodeA.url);
+  await byTest('profile-database').fill('studio-dbb');
+  await byTest('profile-test').click();
+  await waitFor('the does-not-exist notice', async () =>
+    /database 'studio-dbb' does not exist\. Pick one:/.test(await byTest('profile-notice').textContent()));
+  const picks = await byTest('db-pick').allTextContents();
+  assert.ok(picks.includes(DB), picks.join(','));
+  await byTest('db-pick').filter({ hasText: DB }).click();
+  assert.equal(await byTest('profile-database').inputValue(), DB);
+});
+
+step('Use on a profile shows it in the form', async () => {
+  // A second database and a profile for it.
+  assert.equal((await nodeA.api('POST', '/api/documents/contacts/register', { db: 'crm' })).status, 200);
+  await page.locator('form[data-testid="profile-form"] button', { hasText: 'Clear' }).click();
+  await byTest('profile-name').fill('crm');
+  await byTest('profile-database').fill('crm');
+  await byTest('profile-save').click();
+  await waitFor('the crm profile', async () => (await byTest('profile-row').count()) === 2);
+  const rowA = byTest('profile-row').filter({ hasText: 'local A' });
+  await rowA.getByTestId('profile-use').click();
+  assert.equal(await byTest('profile-name').inputValue(), 'local A');
+  assert.equal(await byTest('profile-database').inputValue(), DB);
+  assert.equal(await page.locator('.form h2').textContent(), 'Edit local A');
+});
+
+step('an old link redirects to a route naming the database; an unknown collection says so', async () => {
+  await page.goto(`${nodeA.url}/studio/#/explorer/ordrs`);
+  await page.waitForURL(/#\/db\/studio-db\/explorer\/ordrs$/);
+  await waitFor('the unknown-collection notice', async () =>
+    (await byTest('explorer-notice').textContent()) ===
+      "Collection 'ordrs' does not exist in database 'studio-db'. Pick one of the list, or create a document to create it.");
+  assert.equal(await page.locator('.nav a[aria-current="page"]').textContent(), 'Data');
+  await byTest('new-doc').click();
+  assert.equal(await byTest('new-collection').inputValue(), '');
+  await page.keyboard.press('Escape');
+});
+
+step('switching connection or database never shows one database\'s collection under another\'s name', async () => {
+  await page.goto(`${nodeA.url}/studio/#/db/${DB}/explorer/orders`);
+  await byTest('collection-title').filter({ hasText: 'orders' }).waitFor();
+  const crm = await page.evaluate(() =>
+    JSON.parse(localStorage.getItem('litedist.studio.profiles')).find((p) => p.name === 'crm').id);
+  await byTest('profile-select').selectOption(crm);
+  await page.waitForURL(/#\/db\/crm\/explorer$/);
+  assert.equal(await byTest('collection-title').textContent(), 'Pick a collection');
+  await waitFor('crm\'s collections', async () =>
+    (await byTest('collection-link').allTextContents()).join(',') === 'contacts');
+  await byTest('new-doc').click();
+  assert.equal(await byTest('new-collection').inputValue(), '');
+  await page.keyboard.press('Escape');
+  // The database picker lists /api/databases and switches within the connection.
+  await waitFor('the database list', async () =>
+    (await byTest('db-select').locator('option').allTextContents()).includes(DB));
+  await byTest('db-select').selectOption(DB);
+  await page.waitForURL(new RegExp(`#/db/${DB}/explorer$`));
+  assert.equal(await byTest('collection-title').textContent(), 'Pick a collection');
+  const local = await page.evaluate(() =>
+    JSON.parse(localStorage.getItem('litedist.studio.profiles')).find((p) => p.name === 'local A').id);
+  await byTest('profile-select').selectOption(local);
+  await page.waitForURL(new RegExp(`#/db/${DB}/explorer$`));
+  assert.equal(await page.evaluate(() => JSON.parse(localStorage.getItem('litedist.studio.activeProfile'))), local);
+});
+
+step('a database is created and deleted (after a confirmation) from the explorer', async () => {
+  await byTest('db-create').click();
+  await byTest('prompt-database').fill('scratch');
+  await byTest('prompt-collection').fill('notes');
+  await byTest('prompt-ok').click();
+  await page.waitForURL(/#\/db\/scratch\/explorer\/notes$/);
+  assert.ok((await nodeA.api('GET', '/api/databases')).body.includes('scratch'));
+  await byTest('db-delete').click();
+  assert.match(await byTest('confirm-dialog').textContent(), /Delete the database 'scratch'/);
+  await byTest('confirm-ok').click();
+  await page.waitForURL(/#\/db\/(?!scratch)[^/]+\/explorer$/);
+  assert.ok(!(await nodeA.api('GET', '/api/databases')).body.includes('scratch'));
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -158,7 +244,7 @@ step('a document is created and shown in the grid, markup shown as text', async 
   const doc = { Id: 'o-1', Customer: 'Ada', Total: 42.5, Items: [{ sku: 'a-1', qty: 2 }], Note: XSS };
   await byTest('doc-editor').fill(JSON.stringify(doc, null, 2));
   await byTest('doc-create').click();
-  await page.waitForURL(/#\/explorer\/orders$/);
+  await page.waitForURL(/#\/db\/studio-db\/explorer\/orders$/);
   const row = byTest('doc-grid').locator('tbody tr', { hasText: 'o-1' });
   await row.waitFor();
   assert.match(await row.textContent(), /Ada/);
@@ -174,11 +260,13 @@ step('a document is created and shown in the grid, markup shown as text', async 
   await byTest('doc-editor').fill('{"Id": "o-2", "Customer": "Bob", "Total": 7, "Paid": true}');
   await byTest('doc-create').click();
   await byTest('doc-grid').locator('tbody tr', { hasText: 'o-2' }).waitFor();
+  await byTest('doc-title').filter({ hasText: 'orders / o-2' }).waitFor(); // the create has ended
   assert.equal(await byTest('doc-grid').locator('tbody tr').count(), 2);
 });
 
 step('a document opens as formatted JSON', async () => {
   await byTest('doc-grid').locator('tbody tr', { hasText: 'o-1' }).click();
+  await byTest('doc-title').filter({ hasText: 'orders / o-1' }).waitFor();
   const view = byTest('doc-json');
   await view.waitFor();
   const text = await view.textContent();
@@ -197,11 +285,25 @@ step('invalid JSON is refused before anything is sent', async () => {
   page.on('request', watch);
   try {
     await byTest('doc-edit').click();
-    await byTest('doc-editor').fill('{"Id": "o-1", "Total": }');
+    await byTest('doc-editor').fill('{\n  "Id": "o-1",\n  "Total": }');
     await byTest('doc-save').click();
     const problem = byTest('doc-editor-error');
     await problem.waitFor();
-    assert.match(await problem.textContent(), /^Invalid JSON: /);
+    assert.match(await problem.textContent(), /^Invalid JSON: .*\(expected a value at line 3, column 12\)$/);
+    // The editor: line numbers, the line in error marked, the caret where the value is missing.
+    const gutter = byTest('doc-editor-gutter');
+    assert.deepEqual(await gutter.locator('.ce-line').allTextContents(), ['1', '2', '3']);
+    assert.equal(await gutter.locator('.ce-line-error').textContent(), '3');
+    assert.equal(await byTest('doc-editor').evaluate((e) => e.selectionStart), 28);
+    // Format re-indents valid JSON (the exact number kept), and highlights it.
+    await byTest('doc-editor').fill('{"Id":"o-1","Big":12345678901234567890,"A":[1,{"b":null}]}');
+    await byTest('doc-editor-format').click();
+    assert.equal(await byTest('doc-editor').inputValue(),
+      '{\n  "Id": "o-1",\n  "Big": 12345678901234567890,\n  "A": [\n    1,\n    {\n      "b": null\n    }\n  ]\n}');
+    assert.equal(await gutter.locator('.ce-line').count(), 10);
+    const hl = page.locator('.doc-panel .ce-highlight');
+    assert.equal(await hl.locator('.j-key').first().textContent(), '"Id"');
+    assert.equal(await hl.locator('.j-num').first().textContent(), '12345678901234567890');
     // Valid JSON that is not an object is refused as well.
     await byTest('doc-editor').fill('[1, 2]');
     await byTest('doc-save').click();
