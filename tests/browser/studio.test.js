@@ -12,6 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
@@ -409,6 +410,128 @@ step('pages follow the ids: Next starts after the last id shown, Prev goes back'
   }
 });
 
+
+// 37 documents b-00 .. b-36 in `bulk`: n, a Status (every third 'open', the rest 'shipped'), a
+// nested Ship.City. The bulk-write, filter, sort, totals and export steps use them.
+async function seedBulk() {
+  for (let i = 0; i < 37; i++) {
+    const id = `b-${String(i).padStart(2, '0')}`;
+    const r = await nodeA.api('PUT', `/api/documents/bulk/${id}`, { db: DB,
+      body: { Id: id, n: i, Status: i % 3 === 0 ? 'open' : 'shipped', Ship: { City: `c${i % 4}` } } });
+    assert.equal(r.status, 200);
+  }
+}
+
+step('data: totals, a LiteQL filter, sort by column, go to Id, nested paths in the column picker', async () => {
+  await seedBulk();
+  await page.goto(`${nodeA.url}/studio/#/db/${DB}/explorer/bulk`);
+  const rows = byTest('doc-grid').locator('tbody tr');
+  await rows.filter({ hasText: 'b-24' }).waitFor();
+  await waitFor('the total', async () => (await byTest('total-label').textContent()) === 'of 37');
+  // The filter runs as a WHERE.
+  await byTest('filter').fill('$.n >= 30');
+  await byTest('filter').press('Enter');
+  await waitFor('the filtered total', async () =>
+    (await byTest('total-label').textContent()) === 'of 7 matching');
+  assert.equal(await rows.count(), 7);
+  assert.equal(await byTest('page-label').textContent(), 'rows 1–7');
+  // A bad filter shows the parser's words.
+  await byTest('filter').fill('$.n >');
+  await byTest('filter-apply').click();
+  await waitFor('the filter error', async () => /^Filter: /.test(await byTest('explorer-notice').textContent()));
+  await byTest('filter').fill('');
+  await byTest('filter').press('Enter');
+  await waitFor('the whole collection again', async () => (await byTest('total-label').textContent()) === 'of 37');
+  // Sort: ascending, then descending by n; the header says so.
+  const nHeader = byTest('sort-column').and(page.locator('[data-column="n"]'));
+  await nHeader.click();
+  await nHeader.click();
+  await waitFor('b-36 first', async () =>
+    /^b-36/.test(await rows.first().textContent()));
+  assert.equal(await page.locator('th[aria-sort="descending"]').textContent(), 'n ▼');
+  assert.equal(await rows.count(), 25);
+  await byTest('page-next').click();
+  await waitFor('the second sorted page', async () => /^b-11/.test(await rows.first().textContent()));
+  assert.equal(await rows.count(), 12);
+  assert.equal(await byTest('page-label').textContent(), 'rows 26–37');
+  await nHeader.click(); // back to id order
+  await waitFor('id order', async () => /^b-00/.test(await rows.first().textContent()));
+  assert.equal(await page.locator('th[aria-sort]').count(), 0);
+  // Go to Id.
+  await byTest('goto-id').fill('b-05');
+  await byTest('goto-id').press('Enter');
+  await byTest('doc-title').filter({ hasText: 'bulk / b-05' }).waitFor();
+  await page.keyboard.press('Escape');
+  await byTest('goto-id').fill('nope');
+  await byTest('goto-id-go').click();
+  await waitFor('the not-found notice', async () =>
+    (await byTest('explorer-notice').textContent()) === "No document 'nope' in bulk.");
+  // The nested path Ship.City is offered and shows its values.
+  await byTest('doc-grid-columns').click();
+  await byTest('doc-grid-picker').locator('input[data-column="Ship.City"]').check();
+  await byTest('doc-grid-columns').click();
+  const headers = await byTest('doc-grid').locator('thead th').allTextContents();
+  assert.deepEqual(headers, ['Id', 'n', 'Status', 'Ship', 'Ship.City']);
+  assert.match(await rows.first().textContent(), /c0$/);
+});
+
+step('the explorer follows the changes feed: new, changed and deleted documents without a reload', async () => {
+  await waitFor('the live indicator', async () =>
+    (await byTest('live-indicator').getAttribute('data-state')) === 'on');
+  assert.match(await byTest('live-indicator').textContent(), /^Live/);
+  const rows = byTest('doc-grid').locator('tbody tr');
+  // A new document (written by another client, here straight to the node).
+  await nodeA.api('PUT', '/api/documents/bulk/b-0a', { db: DB, body: { Id: 'b-0a', n: 100 } });
+  const added = rows.filter({ hasText: 'b-0a' });
+  await added.waitFor({ timeout: 10000 });
+  assert.match(await added.getAttribute('class'), /row-live/);
+  // A change.
+  await nodeA.api('PUT', '/api/documents/bulk/b-01', { db: DB,
+    body: { Id: 'b-01', n: 1, Status: 'shipped', Ship: { City: 'c-changed' } } });
+  await waitFor('b-01 changed', async () =>
+    /c-changed/.test(await rows.filter({ hasText: 'b-01' }).textContent()));
+  // A delete.
+  await nodeA.api('DELETE', '/api/documents/bulk/b-0a', { db: DB });
+  await waitFor('b-0a gone', async () => (await rows.filter({ hasText: 'b-0a' }).count()) === 0);
+  await waitFor('the total follows', async () => (await byTest('total-label').textContent()) === 'of 37');
+  assert.match(await byTest('live-indicator').textContent(), /^Live · 1 change \(1 deleted\)/);
+  // Leaving the page ends the feed: its waiting request is cancelled.
+  const ended = page.waitForEvent('requestfailed', { predicate: (r) => r.url().includes('/api/changes'),
+    timeout: 5000 });
+  await page.locator('.nav a[data-route="query"]').click();
+  await ended;
+});
+
+step('a collection is exported as JSON Lines and imported back', async () => {
+  await page.goto(`${nodeA.url}/studio/#/db/${DB}/explorer/bulk`);
+  await byTest('doc-grid').locator('tbody tr', { hasText: 'b-00' }).waitFor();
+  const [download] = await Promise.all([page.waitForEvent('download'), byTest('export').click()]);
+  assert.equal(download.suggestedFilename(), `${DB}-bulk.jsonl`);
+  const text = await readFile(await download.path(), 'utf8');
+  const lines = text.trimEnd().split('\n');
+  assert.equal(lines.length, 37);
+  assert.deepEqual(JSON.parse(lines[0]), { collection: 'bulk', id: 'b-00',
+    document: { Id: 'b-00', n: 0, Status: 'open', Ship: { City: 'c0' } } });
+  await waitFor('the exported notice', async () =>
+    (await byTest('explorer-notice').textContent()) === 'Exported 37 documents of bulk.');
+  // Import: new ids, a number kept exactly, into the open collection.
+  const file = '{"collection":"bulk","id":"imp-1","document":{"Id":"imp-1","Big":12345678901234567890}}\n' +
+    '{"collection":"bulk","id":"imp-2","document":{"Id":"imp-2","n":2}}\n';
+  await byTest('import-file').setInputFiles({ name: 'in.jsonl', mimeType: 'application/x-ndjson',
+    buffer: Buffer.from(file) });
+  await waitFor('the imported notice', async () =>
+    (await byTest('explorer-notice').textContent()) === 'Imported 2 documents into bulk.');
+  const big = await nodeA.api('GET', '/api/documents/bulk/imp-1', { db: DB });
+  assert.equal(big.text, '{"Id":"imp-1","Big":12345678901234567890}');
+  // A bad line stops the import before anything is written.
+  await byTest('import-file').setInputFiles({ name: 'bad.jsonl', mimeType: 'application/x-ndjson',
+    buffer: Buffer.from('{"collection":"bulk","id":"imp-3","document":{"Id":"imp-3"}}\n{"id": 4}\n') });
+  await waitFor('the bad-line notice', async () => (await byTest('explorer-notice').textContent()) ===
+    'Nothing was imported: line 2: needs "collection" and "id" strings and a "document" object');
+  assert.equal((await nodeA.api('GET', '/api/documents/bulk/imp-3', { db: DB })).status, 404);
+  for (const id of ['imp-1', 'imp-2']) await nodeA.api('DELETE', `/api/documents/bulk/${id}`, { db: DB });
+});
+
 // ------------------------------------------------------------------------------------------------
 // Query runner
 // ------------------------------------------------------------------------------------------------
@@ -451,6 +574,55 @@ step('a bad query shows the parser\'s message; history recalls queries', async (
   assert.deepEqual(history.slice(0, 2), [bad, 'SELECT $ FROM orders WHERE $.Total > 10']);
   await byTest('query-history').locator('li').nth(1).getByRole('button').click();
   assert.equal(await byTest('query-editor').inputValue(), 'SELECT $ FROM orders WHERE $.Total > 10');
+});
+
+
+step('a bulk UPDATE is counted and confirmed; capped by Take, it says so and continues until all are applied', async () => {
+  await page.goto(`${nodeA.url}/studio/#/db/${DB}/query`);
+  const q = "UPDATE bulk SET {\"Reviewed\": true} WHERE $.Status = 'shipped'";
+  const reviewed = async () => (await nodeA.api('POST', '/api/query', { db: DB,
+    body: { Query: 'SELECT COUNT(*) FROM bulk WHERE $.Reviewed = true' } })).body.Rows[0]['[value]'];
+  await byTest('query-take').fill('10');
+  await byTest('query-editor').fill(q);
+  // Cancelled: nothing is written.
+  await byTest('query-run').click();
+  await byTest('confirm-dialog').waitFor();
+  assert.match(await byTest('confirm-dialog').textContent(),
+    /Update 24 documents\?This UPDATE matches 24 documents in bulk \(database studio-db\).*Take is 10, so this run applies the first 10/);
+  await byTest('confirm-cancel').click();
+  assert.equal(await reviewed(), 0);
+  // Confirmed: the first 10, then a warning and the offer to continue.
+  await byTest('query-run').click();
+  await byTest('confirm-ok').click();
+  await waitFor('the capped warning', async () => /^Applied 10 of 24 matched documents: Take \(10\) capped this run, so 14 are not written yet\./
+    .test(await byTest('bulk-notice').textContent()));
+  assert.equal(await reviewed(), 10);
+  await shot('bulk-capped');
+  await byTest('bulk-continue').click();
+  await waitFor('all applied', async () => (await byTest('query-notice').textContent()) ===
+    'Updated 24 of the 24 matched documents: all are applied.');
+  assert.equal(await reviewed(), 24);
+  assert.ok(await byTest('bulk-notice').isHidden());
+});
+
+step('a bulk DELETE is confirmed; a SELECT cut at Take loads more', async () => {
+  await byTest('query-editor').fill("DELETE FROM bulk WHERE $.n >= 30");
+  await byTest('query-take').fill('200');
+  await byTest('query-run').click();
+  assert.match(await byTest('confirm-dialog').textContent(), /Delete 7 documents\?/);
+  await byTest('confirm-ok').click();
+  await waitFor('all deleted', async () => (await byTest('query-notice').textContent()) ===
+    'Deleted all 7 matched documents.');
+  await byTest('query-take').fill('10');
+  await byTest('query-editor').fill('SELECT $ FROM bulk');
+  await byTest('query-run').click();
+  await waitFor('load more', async () => (await byTest('query-more').textContent()) === 'Load more (10 of 30)');
+  await byTest('query-more').click();
+  await waitFor('20 rows', async () => (await byTest('query-grid').locator('tbody tr').count()) === 20);
+  assert.equal(await byTest('query-more').textContent(), 'Load more (20 of 30)');
+  await byTest('query-more').click();
+  await waitFor('30 rows', async () => (await byTest('query-grid').locator('tbody tr').count()) === 30);
+  assert.ok(await byTest('query-more').isHidden());
 });
 
 // ------------------------------------------------------------------------------------------------
