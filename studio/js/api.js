@@ -146,6 +146,11 @@ export class Client {
     return this.request('POST', '/api/query', { body: { Query: text, Take: take }, ...options });
   }
 
+  // One page of live cache keys matching a glob (GET /api/cache, cache.md "Listing keys").
+  cacheKeys(match, after, take) {
+    return this.request('GET', '/api/cache', { query: { match: match || undefined, after: after || undefined, take } });
+  }
+
   cacheGet(key) {
     return this.request('GET', `/api/cache/${seg(key)}`);
   }
