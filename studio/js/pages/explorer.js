@@ -359,6 +359,12 @@ export function mount(main, ctx, collection) {
 
   // --- the document panel -----------------------------------------------------------------------
 
+  // On a narrow screen the panel sits below the grid: bring it into view when it opens.
+  function revealPanel() {
+    panel.hidden = false;
+    if (window.matchMedia('(max-width: 900px)').matches) panel.scrollIntoView({ block: 'start' });
+  }
+
   function closePanel() {
     panel.hidden = true;
     replace(panel);
@@ -396,7 +402,7 @@ export function mount(main, ctx, collection) {
           on: { click: () => remove(id, pnotice) } }, 'Delete')),
       pnotice.el,
       jsonView(text, { 'data-testid': 'doc-json' }));
-    panel.hidden = false;
+    revealPanel();
   }
 
   function showEdit(id, text) {
@@ -432,7 +438,7 @@ export function mount(main, ctx, collection) {
       h('div', { class: 'form-actions' }, save,
         h('button', { type: 'button', class: 'btn', 'data-testid': 'doc-cancel',
           on: { click: () => showDoc(id, text) } }, 'Cancel')));
-    panel.hidden = false;
+    revealPanel();
     editor.textarea.focus();
   }
 
@@ -483,7 +489,7 @@ export function mount(main, ctx, collection) {
         '; a document with the same Id is replaced.'),
       h('div', { class: 'form-actions' }, create,
         h('button', { type: 'button', class: 'btn', on: { click: closePanel } }, 'Cancel')));
-    panel.hidden = false;
+    revealPanel();
     editor.textarea.focus();
   }
 
