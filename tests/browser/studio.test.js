@@ -681,6 +681,35 @@ step('the cache browser sets, reads and deletes a key', async () => {
     (await byTest('cache-notice').textContent()) === gone.body.Error);
 });
 
+
+step('the cache browser lists keys by pattern, a page at a time', async () => {
+  for (let i = 0; i < 55; i++) {
+    const r = await nodeA.api('PUT', `/api/cache/many:${String(i).padStart(2, '0')}?ttl=5m`, { db: DB, body: i });
+    assert.equal(r.status, 200);
+  }
+  for (const k of ['sess:1', 'sess:2']) await nodeA.api('PUT', `/api/cache/${k}?ttl=5m`, { db: DB, body: { k } });
+  await page.goto(`${nodeA.url}/studio/#/db/${DB}/cache`);
+  await byTest('cache-match').fill('many:*');
+  await byTest('cache-list').click();
+  const links = byTest('cache-key-link');
+  await waitFor('the first page', async () =>
+    (await byTest('cache-keys-info').textContent()) === '50 keys matching many:*, more follow');
+  assert.equal(await links.count(), 50);
+  assert.equal(await links.first().textContent(), 'many:00');
+  await byTest('cache-keys-more').click();
+  await waitFor('the second page', async () =>
+    (await byTest('cache-keys-info').textContent()) === '55 keys matching many:*');
+  assert.equal(await links.nth(54).textContent(), 'many:54');
+  assert.ok(await byTest('cache-keys-more').isHidden());
+  await byTest('cache-match').fill('sess:?');
+  await byTest('cache-match').press('Enter');
+  await waitFor('the sess keys', async () => (await links.allTextContents()).join(',') === 'sess:1,sess:2');
+  await links.nth(1).click();
+  await waitFor('the key read', async () => (await byTest('cache-entry-key').textContent()) === 'sess:2');
+  assert.match(await byTest('cache-entry-value').textContent(), /"k": "sess:2"/);
+  await shot('cache-keys');
+});
+
 // ------------------------------------------------------------------------------------------------
 // Node dashboard
 // ------------------------------------------------------------------------------------------------
@@ -725,7 +754,90 @@ step('the peer stopped, the dashboard shows it offline', async () => {
   assert.match(await peer.getByTestId('peer-error').textContent(), /refused|cannot connect|timed out/i);
   const row = byTest('node-row').and(page.locator('[data-node="node-b"]'));
   assert.equal(await row.getByTestId('node-status').textContent(), 'Offline');
+  // The database's link to node-b says the same in the same refresh (one source for both).
+  const link = byTest('db-card').and(page.locator(`[data-db="${DB}"]`)).getByTestId('repl-peer-row')
+    .and(page.locator('[data-peer="node-b"]')).getByTestId('repl-link');
+  assert.equal(await link.textContent(), 'Offline');
   await shot('dashboard-peer-offline');
+});
+
+
+// ------------------------------------------------------------------------------------------------
+// Phone layout and dark mode (issue 19 item 6)
+// ------------------------------------------------------------------------------------------------
+
+step('at 390x844 no page is wider than the screen; an opened document is in view', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    const dir = ARTIFACTS || SHOTS;
+    const check = async (name) => {
+      await page.waitForTimeout(100); // a layout pass after the last answer
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      if (dir) {
+        mkdirSync(dir, { recursive: true });
+        await page.screenshot({ path: join(dir, `phone-${name}.png`), fullPage: true });
+      }
+      assert.ok(width <= 390, `${name}: the page is ${width} px wide`);
+    };
+    await page.goto(`${nodeA.url}/studio/#/db/${DB}/explorer/bulk`);
+    await byTest('doc-grid').locator('tbody tr', { hasText: 'b-00' }).waitFor();
+    await check('data');
+    await byTest('doc-grid').locator('tbody tr', { hasText: 'b-02' }).click();
+    await byTest('doc-title').filter({ hasText: 'bulk / b-02' }).waitFor();
+    await waitFor('the document in view', async () => {
+      const box = await byTest('doc-panel').boundingBox();
+      return box && box.y >= 0 && box.y < 844;
+    }, { timeout: 3000 });
+    await check('document');
+    await page.goto(`${nodeA.url}/studio/#/db/${DB}/query`);
+    await byTest('query-editor').fill('SELECT $ FROM bulk LIMIT 5');
+    await byTest('query-run').click();
+    await byTest('query-stats').waitFor();
+    await check('query');
+    await page.goto(`${nodeA.url}/studio/#/db/${DB}/cache`);
+    await byTest('cache-key-link').first().waitFor();
+    await check('cache');
+    await page.goto(`${nodeA.url}/studio/#/dashboard`);
+    await byTest('db-card').first().waitFor();
+    await check('dashboard');
+    await page.goto(`${nodeA.url}/studio/#/profiles`);
+    await byTest('profile-row').first().waitFor();
+    await check('connections');
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 800 });
+  }
+});
+
+step('dark mode follows prefers-color-scheme until the toggle picks one, and is remembered', async () => {
+  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await waitFor('the system\'s dark theme', async () => (await theme()) === 'dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await waitFor('the system\'s light theme', async () => (await theme()) === 'light');
+  await byTest('theme-toggle').click();
+  assert.equal(await theme(), 'dark');
+  assert.equal(await byTest('theme-toggle').getAttribute('aria-pressed'), 'true');
+  assert.equal(await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor),
+    'rgb(15, 20, 26)');
+  await page.reload();
+  await waitFor('the remembered dark theme', async () => (await theme()) === 'dark');
+  await shot('dark');
+  await byTest('theme-toggle').click();
+  assert.equal(await theme(), 'light');
+  assert.equal(await page.evaluate(() => localStorage.getItem('litedist.studio.theme')), '"light"');
+});
+
+step('a skip link leads to the content; the current page is marked for assistive technology', async () => {
+  // The dashboard focuses nothing itself: the first Tab of a fresh page reaches the skip link.
+  await page.goto(`${nodeA.url}/studio/#/dashboard`);
+  await page.reload();
+  await byTest('dash-refresh').waitFor();
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'skip-link');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
+  assert.match(page.url(), /#\/dashboard$/);
+  assert.equal(await page.locator('.nav a[aria-current="page"]').textContent(), 'Dashboard');
 });
 
 step('the page logged no errors of its own', async () => {
