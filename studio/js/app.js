@@ -74,8 +74,25 @@ function render() {
       else window.location.hash = hash;
     },
     dbHash: (page, arg, db = database) => dbHash(db, page, arg),
-    profilesChanged: () => renderConnection(r, database),
+    // A profile saved or put in use (on the Connections page, which names no database): the
+    // top bar and the nav links follow the profile in use from now on.
+    profilesChanged: () => {
+      lastDb = null;
+      const db = r.db || activeProfile().database;
+      updateNav(r, db);
+      renderConnection(r, db);
+    },
   };
+  updateNav(r, database);
+  renderConnection(r, database);
+  const main = document.getElementById('main');
+  replace(main);
+  document.title = `${pages[r.name].title} · litedist Studio`;
+  unmount = pages[r.name].mount(main, ctx, r.arg) || null;
+}
+
+/** The nav links: the current page marked (aria-current), database pages in this database. */
+function updateNav(r, database) {
   for (const a of document.querySelectorAll('.nav a')) {
     const active = a.dataset.route === r.name;
     a.classList.toggle('active', active);
@@ -84,11 +101,6 @@ function render() {
     a.href = DB_PAGES.has(a.dataset.route) ? dbHash(database, a.dataset.route) : `#/${a.dataset.route}`;
   }
   shown = { route: r, database };
-  renderConnection(r, database);
-  const main = document.getElementById('main');
-  replace(main);
-  document.title = `${pages[r.name].title} · litedist Studio`;
-  unmount = pages[r.name].mount(main, ctx, r.arg) || null;
 }
 
 let dbListSeq = 0;
