@@ -180,6 +180,11 @@ step('Use on a profile shows it in the form', async () => {
   assert.equal(await byTest('profile-name').inputValue(), 'local A');
   assert.equal(await byTest('profile-database').inputValue(), DB);
   assert.equal(await page.locator('.form h2').textContent(), 'Edit local A');
+  // The nav leads to the database of the profile in use.
+  assert.equal(await page.locator('.nav a[data-route="explorer"]').getAttribute('href'), `#/db/${DB}/explorer`);
+  await byTest('profile-row').filter({ hasText: 'crm' }).getByTestId('profile-use').click();
+  assert.equal(await page.locator('.nav a[data-route="explorer"]').getAttribute('href'), '#/db/crm/explorer');
+  await rowA.getByTestId('profile-use').click();
 });
 
 step('an old link redirects to a route naming the database; an unknown collection says so', async () => {
@@ -303,6 +308,19 @@ step('invalid JSON is refused before anything is sent', async () => {
       '{\n  "Id": "o-1",\n  "Big": 12345678901234567890,\n  "A": [\n    1,\n    {\n      "b": null\n    }\n  ]\n}');
     assert.equal(await gutter.locator('.ce-line').count(), 10);
     const hl = page.locator('.doc-panel .ce-highlight');
+    // The highlighted copy lies exactly under the text box's text.
+    const metrics = await page.evaluate(() => {
+      const m = (el) => {
+        const c = getComputedStyle(el);
+        return [c.fontFamily, c.fontSize, c.lineHeight, c.paddingLeft, c.paddingTop, el.getBoundingClientRect().left];
+      };
+      const box = document.querySelector('.doc-panel .ce-input');
+      const pre = document.querySelector('.doc-panel .ce-highlight');
+      const code = pre.querySelector('code');
+      return { box: m(box), pre: m(pre), code: [getComputedStyle(code).paddingLeft, getComputedStyle(code).fontSize] };
+    });
+    assert.deepEqual(metrics.pre, metrics.box);
+    assert.deepEqual(metrics.code, ['0px', metrics.box[1]]);
     assert.equal(await hl.locator('.j-key').first().textContent(), '"Id"');
     assert.equal(await hl.locator('.j-num').first().textContent(), '12345678901234567890');
     // Valid JSON that is not an object is refused as well.
@@ -769,7 +787,7 @@ step('the peer stopped, the dashboard shows it offline', async () => {
 step('at 390x844 no page is wider than the screen; an opened document is in view', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   try {
-    const dir = ARTIFACTS || SHOTS;
+    const dir = ARTIFACTS;
     const check = async (name) => {
       await page.waitForTimeout(100); // a layout pass after the last answer
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -789,6 +807,7 @@ step('at 390x844 no page is wider than the screen; an opened document is in view
       return box && box.y >= 0 && box.y < 844;
     }, { timeout: 3000 });
     await check('document');
+    await shot('phone-document');
     await page.goto(`${nodeA.url}/studio/#/db/${DB}/query`);
     await byTest('query-editor').fill('SELECT $ FROM bulk LIMIT 5');
     await byTest('query-run').click();
@@ -821,7 +840,12 @@ step('dark mode follows prefers-color-scheme until the toggle picks one, and is 
     'rgb(15, 20, 26)');
   await page.reload();
   await waitFor('the remembered dark theme', async () => (await theme()) === 'dark');
-  await shot('dark');
+  if (SHOTS) {
+    await page.goto(`${nodeA.url}/studio/#/db/${DB}/explorer/bulk`);
+    await byTest('doc-grid').locator('tbody tr', { hasText: 'b-03' }).click();
+    await byTest('doc-json').waitFor();
+    await shot('dark');
+  }
   await byTest('theme-toggle').click();
   assert.equal(await theme(), 'light');
   assert.equal(await page.evaluate(() => localStorage.getItem('litedist.studio.theme')), '"light"');
