@@ -295,14 +295,35 @@ export function mount(main, ctx, collection) {
       const changes = (Array.isArray(r.body?.Changes) ? r.body.Changes : [])
         .filter((c) => c && c.Collection === collection);
       if (!changes.length) continue;
-      const ids = changes.map((c) => c.Id);
+      // Marked first, so the reloaded rows are drawn highlighted.
+      grid.mark(changes.map((c) => c.Id));
       await loadDocs();
       if (!alive) return;
-      grid.mark(ids);
+      panelFollows(changes);
       const removed = changes.filter((c) => c.Deleted).length;
       liveState('on', `Live · ${changes.length} change${changes.length === 1 ? '' : 's'}` +
         (removed ? ` (${removed} deleted)` : '') + ` at ${new Date().toLocaleTimeString()}`);
     }
+  }
+
+  // The document in the panel changed elsewhere: a view shows the new version; an edit keeps
+  // the user's text and says so (saving then overwrites the other write).
+  async function panelFollows(changes) {
+    const open = inPanel;
+    const change = open && open.mode !== 'saving' && [...changes].reverse().find((c) => c.Id === open.id);
+    if (!change) return;
+    if (open.mode === 'edit') {
+      panelNotice.warn(change.Deleted
+        ? `${collection}/${open.id} was deleted meanwhile: Save writes it again.`
+        : `${collection}/${open.id} was changed meanwhile: Save replaces that version.`);
+      return;
+    }
+    if (change.Deleted) {
+      panelNotice.warn(`${collection}/${open.id} was deleted meanwhile.`);
+      return;
+    }
+    const r = await client.document(collection, open.id);
+    if (alive && r.ok && inPanel === open) showDoc(open.id, r.text);
   }
 
   // --- databases ----------------------------------------------------------------------------------
@@ -365,8 +386,14 @@ export function mount(main, ctx, collection) {
     if (window.matchMedia('(max-width: 900px)').matches) panel.scrollIntoView({ block: 'start' });
   }
 
+  // What the panel shows: {id, mode: 'view' | 'edit' | 'saving'} or null (closed, or a new
+  // document).
+  let inPanel = null;
+  let panelNotice = null;
+
   function closePanel() {
     panel.hidden = true;
+    inPanel = null;
     replace(panel);
   }
 
@@ -394,6 +421,8 @@ export function mount(main, ctx, collection) {
 
   function showDoc(id, text) {
     const pnotice = noticeArea('doc-notice');
+    inPanel = { id, mode: 'view' };
+    panelNotice = pnotice;
     replace(panel,
       panelHead(`${collection} / ${id}`,
         h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'doc-edit',
@@ -407,6 +436,8 @@ export function mount(main, ctx, collection) {
 
   function showEdit(id, text) {
     const pnotice = noticeArea('doc-notice');
+    inPanel = { id, mode: 'edit' };
+    panelNotice = pnotice;
     const editor = jsonEditor({
       text: prettyJson(text), testid: 'doc-editor',
       check: (v) => {
@@ -421,10 +452,14 @@ export function mount(main, ctx, collection) {
         const doc = editor.read();
         if (!doc) return; // the problem is shown under the editor; nothing was sent
         save.disabled = true;
+        // Our own write comes back through the feed: not a change made "meanwhile".
+        const editing = inPanel;
+        inPanel = { id, mode: 'saving' };
         const r = await client.putDocument(collection, id, doc.text);
         save.disabled = false;
         if (!alive) return;
         if (!r.ok) {
+          inPanel = editing;
           pnotice.error(r.error);
           return;
         }
@@ -444,6 +479,7 @@ export function mount(main, ctx, collection) {
 
   function showCreate() {
     const pnotice = noticeArea('doc-notice');
+    inPanel = null;
     const collInput = h('input', { type: 'text', 'data-testid': 'new-collection', spellcheck: 'false',
       props: { value: collection && known && known.includes(collection) ? collection : '' },
       placeholder: 'orders' });
