@@ -502,12 +502,22 @@ step('the explorer follows the changes feed: new, changed and deleted documents 
   await nodeA.api('PUT', '/api/documents/bulk/b-0a', { db: DB, body: { Id: 'b-0a', n: 100 } });
   const added = rows.filter({ hasText: 'b-0a' });
   await added.waitFor({ timeout: 10000 });
-  assert.match(await added.getAttribute('class'), /row-live/);
-  // A change.
+  await waitFor('the new row highlighted', async () => /row-live/.test(await added.getAttribute('class')));
+  // A change, to the document open in the panel: the panel shows the new version too.
+  await rows.filter({ hasText: 'b-01' }).click();
+  await byTest('doc-title').filter({ hasText: 'bulk / b-01' }).waitFor();
   await nodeA.api('PUT', '/api/documents/bulk/b-01', { db: DB,
     body: { Id: 'b-01', n: 1, Status: 'shipped', Ship: { City: 'c-changed' } } });
   await waitFor('b-01 changed', async () =>
     /c-changed/.test(await rows.filter({ hasText: 'b-01' }).textContent()));
+  await waitFor('the panel to follow', async () => /c-changed/.test(await byTest('doc-json').textContent()));
+  // Being edited, it keeps the user's text and says the document changed meanwhile.
+  await byTest('doc-edit').click();
+  await nodeA.api('PUT', '/api/documents/bulk/b-01', { db: DB,
+    body: { Id: 'b-01', n: 1, Status: 'shipped', Ship: { City: 'c-changed' }, Note: 'again' } });
+  await waitFor('the meanwhile warning', async () => (await byTest('doc-notice').textContent()) ===
+    'bulk/b-01 was changed meanwhile: Save replaces that version.');
+  await byTest('doc-close').click();
   // A delete.
   await nodeA.api('DELETE', '/api/documents/bulk/b-0a', { db: DB });
   await waitFor('b-0a gone', async () => (await rows.filter({ hasText: 'b-0a' }).count()) === 0);
