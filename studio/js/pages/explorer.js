@@ -116,7 +116,10 @@ export function mount(main, ctx, collection) {
   const toolbar = h('div', { class: 'toolbar' },
     sizeSel, prev, pageLabel, next, totalLabel, h('span', { class: 'spacer' }), live, grid.pickerControl(),
     h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'reload-docs',
-      on: { click: () => loadDocs() } }, 'Reload'));
+      on: { click: () => {
+        countedFor = null;
+        loadDocs();
+      } } }, 'Reload'));
 
   replace(main, h('section', { class: 'page page-explorer' },
     h('aside', { class: 'sidebar' },
@@ -186,9 +189,15 @@ export function mount(main, ctx, collection) {
       `OFFSET ${offsetPage * pageSize}`;
   }
 
+  // The total is counted once per filter (a COUNT(*) reads the whole collection), not per page:
+  // a change from the live feed or a new filter counts again.
+  let countedFor = null;
+
   async function loadTotal(seq) {
+    if (countedFor === filter) return;
     const r = await client.query(selectText(true), 1);
     if (!alive || seq !== loadSeq) return;
+    countedFor = r.ok ? filter : null;
     const n = r.ok ? countOf(r.body) : null;
     replace(totalLabel, n === null ? '' : filter ? `of ${n} matching` : `of ${n}`);
   }
@@ -211,6 +220,7 @@ export function mount(main, ctx, collection) {
       notice.error(filter ? `Filter: ${r.error}` : r.error);
       grid.setRows([]);
       replace(totalLabel);
+      countedFor = null;
       return;
     }
     notice.clearError();
@@ -297,6 +307,7 @@ export function mount(main, ctx, collection) {
       if (!changes.length) continue;
       // Marked first, so the reloaded rows are drawn highlighted.
       grid.mark(changes.map((c) => c.Id));
+      countedFor = null;
       await loadDocs();
       if (!alive) return;
       panelFollows(changes);
