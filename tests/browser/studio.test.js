@@ -400,8 +400,10 @@ step('pages follow the ids: Next starts after the last id shown, Prev goes back'
     assert.equal(r.status, 200);
   }
   const requests = [];
+  const counts = [];
   const watch = (req) => {
     if (req.url().includes('/api/documents/pages?')) requests.push(new URL(req.url()).search);
+    if (req.url().endsWith('/api/query') && /COUNT\(\*\)/.test(req.postData() || '')) counts.push(req.postData());
   };
   page.on('request', watch);
   try {
@@ -411,6 +413,8 @@ step('pages follow the ids: Next starts after the last id shown, Prev goes back'
     assert.equal(await rows.count(), 25);
     assert.equal(await byTest('page-label').textContent(), 'rows 1–25');
     assert.ok(await byTest('page-prev').isDisabled());
+    await waitFor('the total', async () => (await byTest('total-label').textContent()) === 'of 30');
+    assert.equal(counts.length, 1);
     await byTest('page-next').click();
     await rows.filter({ hasText: 'p-29' }).waitFor();
     assert.equal(await rows.count(), 5);
@@ -423,6 +427,9 @@ step('pages follow the ids: Next starts after the last id shown, Prev goes back'
     await rows.filter({ hasText: 'p-00' }).waitFor();
     assert.equal(await rows.count(), 25);
     assert.equal(await byTest('page-label').textContent(), 'rows 1–25');
+    // Paging does not count the collection again.
+    assert.equal(counts.length, 1, counts.join(' | '));
+    assert.equal(await byTest('total-label').textContent(), 'of 30');
   } finally {
     page.off('request', watch);
   }
