@@ -45,6 +45,7 @@ void ld_api_query(ld_req *r);
 void ld_api_changes(ld_req *r);    /* GET /api/changes (changes.c) */
 void ld_api_changes_ws(ld_req *r); /* GET /ws/changes */
 
+void ld_api_cache_list(ld_req *r);
 void ld_api_cache_get(ld_req *r);
 void ld_api_cache_put(ld_req *r);
 void ld_api_cache_delete(ld_req *r);

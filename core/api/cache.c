@@ -1,7 +1,7 @@
-/* The replicated TTL cache of the contract: PUT, GET and DELETE /api/cache/{key}. Entries are
- * documents of the reserved `cache` collection written through the writer with their op-log
- * entry; expiry is derived from each record's expires_at, so an expired read answers 404 and
- * writes nothing (cache/entry.h). */
+/* The replicated TTL cache of the contract: PUT, GET and DELETE /api/cache/{key}, and the key
+ * list GET /api/cache. Entries are documents of the reserved `cache` collection written through
+ * the writer with their op-log entry; expiry is derived from each record's expires_at, so an
+ * expired read answers 404 and writes nothing (cache/entry.h). */
 #include "api.h"
 
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include <litedist/auth.h>
 
 #include "../cache/entry.h"
+#include "../cache/scan.h"
 #include "../cache/ttl.h"
 #include "../db/hlc.h"
 #include "../db/names.h"
@@ -197,4 +198,94 @@ void ld_api_cache_delete(ld_req *r)
         if (job) ld_doc_submit(r, job);
     }
     free(key);
+}
+
+#define LIST_TAKE_DEFAULT 100
+#define LIST_TAKE_MAX     1000
+#define LIST_MATCH_MAX    1024
+/* Records a page may read on the loop thread, expired and unmatched ones included: as for
+ * document lists, max(4 x take, 1000). */
+#define LIST_READ_PER_TAKE 4
+#define LIST_READ_MIN      1000
+
+typedef struct list_ctx {
+    json_t *keys;
+    bool failed; /* out of memory, or a stored key that is not UTF-8 */
+} list_ctx;
+
+static int list_one(void *ctx, const char *key, size_t key_len, const ld_doc_rec *rec)
+{
+    list_ctx *lc = ctx;
+    char expires[LD_ISO_TIME_LEN], updated[LD_ISO_TIME_LEN];
+    ld_iso_time(ld_hlc_ms(rec->hlc), updated);
+    ld_iso_time(rec->expires_ms, expires);
+    /* json_pack steals the "o" values, also when it fails (a NULL one fails it). */
+    json_t *item = json_pack("{s:o, s:s, s:s}", "Key", json_stringn(key, key_len), "ExpiresAtUtc",
+                             expires, "UpdatedUtc", updated);
+    if (!item || json_array_append_new(lc->keys, item) != 0) {
+        lc->failed = true;
+        return 1;
+    }
+    return 0;
+}
+
+void ld_api_cache_list(ld_req *r)
+{
+    if (!ld_api_begin(r, LD_NEED("cache.read", LD_ROLE_READ_DOCUMENT, 0))) return;
+    long long take;
+    if (!ld_req_param_int(r, "take", LIST_TAKE_DEFAULT, &take)) return;
+    if (take < 1 || take > LIST_TAKE_MAX) {
+        ld_reply_error(r, 400, "Query parameter 'take' must be between 1 and %d.", LIST_TAKE_MAX);
+        return;
+    }
+    const char *match = ld_req_param(r, "match");
+    if (match && (!*match || strlen(match) > LIST_MATCH_MAX)) {
+        ld_reply_error(r, 400, "Query parameter 'match' must be a glob pattern of 1 to %d bytes.",
+                       LIST_MATCH_MAX);
+        return;
+    }
+    const char *after = ld_req_param(r, "after");
+    if (after && !*after) after = NULL; /* after= is the first page */
+    const char *problem = after ? ld_cache_key_problem(after, strlen(after)) : NULL;
+    if (problem) {
+        ld_reply_error(r, 400, "Query parameter 'after' is not a cache key: %s", problem);
+        return;
+    }
+    list_ctx lc = {.keys = json_array()};
+    if (!lc.keys) {
+        ld_reply_error(r, 500, "Out of memory.");
+        return;
+    }
+    ld_cache_scan scan = {
+        .match = match,
+        .match_len = match ? strlen(match) : 0,
+        .after = after,
+        .after_len = after ? strlen(after) : 0,
+        .take = (size_t)take,
+        .max_read = (size_t)take * LIST_READ_PER_TAKE < LIST_READ_MIN
+                        ? LIST_READ_MIN
+                        : (size_t)take * LIST_READ_PER_TAKE,
+    };
+    ld_status st = LD_OK;
+    if (r->db) { /* no database yet: no keys */
+        scan.now_ms = ld_cache_now_ms(r->db);
+        st = ld_cache_scan_page(r->db, &scan, list_one, &lc);
+    }
+    if (st != LD_OK || lc.failed) {
+        free(scan.next);
+        json_decref(lc.keys);
+        if (st != LD_OK)
+            ld_reply_error(r, 500, "Reading the cache keys failed: %s.", ld_status_str(st));
+        else
+            ld_reply_error(r, 500, "Reading the cache keys failed: out of memory.");
+        return;
+    }
+    json_t *next = scan.next ? json_stringn(scan.next, scan.next_len) : json_null();
+    free(scan.next);
+    json_t *body = json_pack("{s:o, s:o}", "Keys", lc.keys, "Next", next); /* steals both */
+    if (!body) {
+        ld_reply_error(r, 500, "Reading the cache keys failed: out of memory.");
+        return;
+    }
+    ld_reply_json(r, 200, body);
 }

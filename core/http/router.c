@@ -72,6 +72,7 @@ static const route routes[] = {
     {M_POST, {"api", "query", NULL}, ld_api_query, "/api/query"},
     {M_GET, {"api", "changes", NULL}, ld_api_changes, "/api/changes"},
     {M_GET, {"ws", "changes", NULL}, ld_api_changes_ws, "/ws/changes"},
+    {M_GET, {"api", "cache", NULL}, ld_api_cache_list, "/api/cache"},
     {M_GET, {"api", "cache", "*", NULL}, ld_api_cache_get, "/api/cache/{key}"},
     {M_PUT, {"api", "cache", "*", NULL}, ld_api_cache_put, "/api/cache/{key}"},
     {M_DELETE, {"api", "cache", "*", NULL}, ld_api_cache_delete, "/api/cache/{key}"},

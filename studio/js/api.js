@@ -27,7 +27,7 @@ export class Client {
    * null), text the raw answer, error the server's "Error" string or what went wrong.
    */
   async request(method, path, options = {}) {
-    const { query, body, database = true, auth = true, timeoutMs = TIMEOUT_MS } = options;
+    const { query, body, database = true, auth = true, timeoutMs = TIMEOUT_MS, signal } = options;
     let url;
     try {
       url = new URL(this.base + path);
@@ -46,6 +46,12 @@ export class Client {
     }
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeoutMs);
+    // The caller's signal (a page being left) ends the request too, quietly.
+    const onAbort = () => ctl.abort();
+    if (signal) {
+      if (signal.aborted) ctl.abort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
     const started = performance.now();
     let res, text;
     try {
@@ -53,12 +59,14 @@ export class Client {
       text = await res.text();
     } catch (e) {
       const ms = performance.now() - started;
+      if (signal && signal.aborted) return { ...fail(0, 'Cancelled.', ms), cancelled: true };
       return fail(0, ctl.signal.aborted
         ? `No answer from ${this.base} within ${timeoutMs / 1000} s.`
         : `Cannot reach ${this.base}: ${e.message || e}. Is the node running, and does it allow ` +
           `this page's origin (Studio.CorsOrigins)?`, ms);
     } finally {
       clearTimeout(timer);
+      if (signal) signal.removeEventListener('abort', onAbort);
     }
     const ms = performance.now() - started;
     let parsed = null;
@@ -84,6 +92,28 @@ export class Client {
 
   overview() {
     return this.request('GET', '/dashboard/api/overview', { database: false });
+  }
+
+  databases() {
+    return this.request('GET', '/api/databases', { database: false });
+  }
+
+  deleteDatabase(name) {
+    return this.request('DELETE', `/api/databases/${seg(name)}`, { database: false });
+  }
+
+  // Creates the (empty) collection, and with it the database when it does not exist yet.
+  registerCollection(collection) {
+    return this.request('POST', `/api/documents/${seg(collection)}/register`);
+  }
+
+  // The changes feed as a longpoll (docs/changes.md): the answer waits up to waitMs for a commit.
+  // since: a cursor, '0' or 'now'. signal ends the wait when the page is left.
+  changes({ since, collections, waitMs = 25000, signal }) {
+    return this.request('GET', '/api/changes', {
+      query: { feed: 'longpoll', since, collections, include_docs: true, timeout: waitMs },
+      timeoutMs: waitMs + 10000, signal,
+    });
   }
 
   collections() {
@@ -112,8 +142,13 @@ export class Client {
     return this.request('DELETE', `/api/documents/${seg(collection)}/${seg(id)}`);
   }
 
-  query(text, take) {
-    return this.request('POST', '/api/query', { body: { Query: text, Take: take } });
+  query(text, take, options = {}) {
+    return this.request('POST', '/api/query', { body: { Query: text, Take: take }, ...options });
+  }
+
+  // One page of live cache keys matching a glob (GET /api/cache, cache.md "Listing keys").
+  cacheKeys(match, after, take) {
+    return this.request('GET', '/api/cache', { query: { match: match || undefined, after: after || undefined, take } });
   }
 
   cacheGet(key) {

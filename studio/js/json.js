@@ -115,24 +115,105 @@ export function jsonValueView(value, attrs = {}) {
 }
 
 /**
- * Validates JSON text before it is sent. Returns {value} or {error}: the parser's message with
- * the line and column, so the user finds the mistake.
+ * Where JSON text first goes wrong: {offset, reason} (offset in UTF-16 units, as a textarea
+ * counts), or null when it is valid. JSON.parse's own messages do not always name a position,
+ * so the Studio finds it itself to put the caret there.
+ */
+export function jsonErrorAt(text) {
+  const s = String(text);
+  let i = 0;
+  const ws = () => {
+    while (i < s.length && ' \t\n\r'.includes(s[i])) i++;
+  };
+  const fail = (reason) => {
+    throw { offset: Math.min(i, s.length), reason };
+  };
+  const value = () => {
+    ws();
+    const c = s[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (s[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        if (s[i] !== '"') fail('expected a member name in double quotes');
+        string();
+        ws();
+        if (s[i] !== ':') fail("expected ':'");
+        i++;
+        value();
+        ws();
+        if (s[i] === ',') { i++; continue; }
+        if (s[i] === '}') return void i++;
+        fail("expected ',' or '}'");
+      }
+    }
+    if (c === '[') {
+      i++;
+      ws();
+      if (s[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (s[i] === ',') { i++; continue; }
+        if (s[i] === ']') return void i++;
+        fail("expected ',' or ']'");
+      }
+    }
+    if (c === '"') return string();
+    NUMBER.lastIndex = i;
+    LITERAL.lastIndex = i;
+    const m = NUMBER.exec(s) || LITERAL.exec(s);
+    if (!m) fail(i >= s.length ? 'unexpected end' : 'expected a value');
+    i += m[0].length;
+  };
+  const string = () => {
+    i++;
+    while (i < s.length && s[i] !== '"') {
+      if (s[i] < ' ') fail('control character in a string');
+      if (s[i] === '\\') {
+        if (!/["\\/bfnrtu]/.test(s[i + 1] || '')) { i++; fail('bad escape'); }
+        if (s[i + 1] === 'u' && !/^[0-9a-fA-F]{4}$/.test(s.slice(i + 2, i + 6))) { i++; fail('bad \\u escape'); }
+        i += s[i + 1] === 'u' ? 6 : 2;
+      } else i++;
+    }
+    if (i >= s.length) fail('unterminated string');
+    i++;
+  };
+  try {
+    value();
+    ws();
+    if (i < s.length) fail('text after the value');
+    return null;
+  } catch (e) {
+    if (e && typeof e.offset === 'number') return e;
+    throw e;
+  }
+}
+
+/** Line and column (from 1) of an offset in text. */
+export function lineCol(text, offset) {
+  const upto = String(text).slice(0, offset);
+  return { line: upto.split('\n').length, column: offset - upto.lastIndexOf('\n') };
+}
+
+/**
+ * Validates JSON text before it is sent. Returns {value} or {error, offset}: the parser's message
+ * with the line and column, so the user finds the mistake, and the offset for the caret.
  */
 export function checkJson(text) {
   const src = String(text);
-  if (!src.trim()) return { error: 'The JSON is empty.' };
+  if (!src.trim()) return { error: 'The JSON is empty.', offset: 0 };
   try {
     return { value: JSON.parse(src) };
   } catch (e) {
-    let msg = String(e.message || e);
-    const m = /position (\d+)/.exec(msg);
-    if (m && !/line \d+/.test(msg)) {
-      const upto = src.slice(0, Number(m[1]));
-      const line = upto.split('\n').length;
-      const col = Number(m[1]) - upto.lastIndexOf('\n');
-      msg += ` (line ${line}, column ${col})`;
-    }
-    return { error: `Invalid JSON: ${msg}` };
+    const msg = String(e.message || e);
+    const at = jsonErrorAt(src);
+    if (!at) return { error: `Invalid JSON: ${msg}` };
+    const { line, column } = lineCol(src, at.offset);
+    return { error: `Invalid JSON: ${msg} (${at.reason} at line ${line}, column ${column})`,
+      offset: at.offset };
   }
 }
 
@@ -143,4 +224,52 @@ export function cellText(v) {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return JSON.stringify(v);
+}
+
+/**
+ * The raw texts of a JSON array's elements, or of an object's members ({name: text}), taken
+ * from the text itself so numbers keep their exact form. Throws on text that is not one array
+ * or object.
+ */
+export function topLevelTexts(text) {
+  const src = String(text).trim();
+  const open = src[0];
+  if (open !== '[' && open !== '{') throw new SyntaxError('not a JSON array or object');
+  const out = open === '[' ? [] : {};
+  let depth = 0;
+  let start = 1;
+  let key = null;
+  const flush = (end) => {
+    const piece = src.slice(start, end).trim();
+    if (!piece) return;
+    if (Array.isArray(out)) out.push(piece);
+    else {
+      let j = 1;
+      while (j < piece.length && piece[j] !== '"') j += piece[j] === '\\' ? 2 : 1;
+      const colon = piece.indexOf(':', j + 1);
+      if (piece[0] !== '"' || colon < 0) throw new SyntaxError('member without a name');
+      key = JSON.parse(piece.slice(0, j + 1));
+      out[key] = piece.slice(colon + 1).trim();
+    }
+  };
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === '"') {
+      i++;
+      while (i < src.length && src[i] !== '"') i += src[i] === '\\' ? 2 : 1;
+    } else if (c === '[' || c === '{') {
+      depth++;
+    } else if (c === ']' || c === '}') {
+      depth--;
+      if (depth === 0) {
+        flush(i);
+        if (src.slice(i + 1).trim()) throw new SyntaxError('text after the value');
+        return out;
+      }
+    } else if (c === ',' && depth === 1) {
+      flush(i);
+      start = i + 1;
+    }
+  }
+  throw new SyntaxError('unterminated value');
 }

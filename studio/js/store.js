@@ -164,3 +164,16 @@ export function chooseColumns(scope, columns) {
   else next[scope] = columns;
   write('columns', next);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The theme: 'dark', 'light', or null to follow the system (prefers-color-scheme)
+// ---------------------------------------------------------------------------------------------
+
+export function theme() {
+  const t = read('theme', null);
+  return t === 'dark' || t === 'light' ? t : null;
+}
+
+export function setTheme(t) {
+  write('theme', t === 'dark' || t === 'light' ? t : null);
+}

@@ -1,7 +1,9 @@
-// Small UI pieces shared by the pages: notices, the confirmation dialog, tabs, a JSON editor.
+// Small UI pieces shared by the pages: notices, the confirmation and prompt dialogs, tabs, the
+// JSON editor (editor.js with Format and the error's position).
 
 import { h, replace } from './dom.js';
-import { checkJson } from './json.js';
+import { codeEditor } from './editor.js';
+import { checkJson, lineCol, prettyJson } from './json.js';
 
 /** A notice area (role=alert for errors) that shows one message at a time. */
 export function noticeArea(testid) {
@@ -12,6 +14,12 @@ export function noticeArea(testid) {
       el.className = 'notice notice-error';
       el.setAttribute('role', 'alert');
       replace(el, text);
+      el.hidden = false;
+    },
+    warn(...content) {
+      el.className = 'notice notice-warn';
+      el.setAttribute('role', 'status');
+      replace(el, ...content);
       el.hidden = false;
     },
     ok(text) {
@@ -66,6 +74,52 @@ export function confirmDialog({ title, message, confirmText = 'OK', danger = fal
   });
 }
 
+/**
+ * Asks for a few text values in a modal dialog. fields: [{name, label, placeholder}]; check(values)
+ * returns an error string to show (the dialog stays) or null. Resolves the values or null.
+ */
+export function promptDialog({ title, message, fields, confirmText = 'OK', check }) {
+  return new Promise((resolve) => {
+    const inputs = fields.map((f) => h('input', { type: 'text', name: f.name, spellcheck: 'false',
+      autocomplete: 'off', placeholder: f.placeholder || '', 'data-testid': `prompt-${f.name}` }));
+    const problem = h('div', { class: 'field-error', role: 'alert', 'data-testid': 'prompt-error',
+      hidden: true });
+    const ok = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'prompt-ok' },
+      confirmText);
+    const cancel = h('button', { type: 'button', class: 'btn', 'data-testid': 'prompt-cancel' }, 'Cancel');
+    const form = h('form', { method: 'dialog' }, h('h2', {}, title), message ? h('p', {}, message) : null,
+      fields.map((f, i) => field(f.label, inputs[i])), problem, h('div', { class: 'dialog-actions' }, cancel, ok));
+    const dlg = h('dialog', { class: 'dialog', 'data-testid': 'prompt-dialog' }, form);
+    let done = false;
+    const finish = (v) => {
+      if (done) return;
+      done = true;
+      dlg.close();
+      dlg.remove();
+      resolve(v);
+    };
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const values = Object.fromEntries(fields.map((f, i) => [f.name, inputs[i].value]));
+      const err = check ? check(values) : null;
+      if (err) {
+        replace(problem, err);
+        problem.hidden = false;
+        return;
+      }
+      finish(values);
+    });
+    cancel.addEventListener('click', () => finish(null));
+    dlg.addEventListener('cancel', (e) => {
+      e.preventDefault();
+      finish(null);
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+    inputs[0].focus();
+  });
+}
+
 /** Tabs: [{id, label, content: Node}] -> an element; the first tab is shown. */
 export function tabs(items, testid) {
   const bar = h('div', { class: 'tabs', role: 'tablist' });
@@ -92,35 +146,51 @@ export function tabs(items, testid) {
 }
 
 /**
- * A JSON editor: a textarea whose text is checked before anything is sent. check(value) may
- * add rules of its own and return an error string. Returns {el, textarea, read(), set(text)};
- * read() returns {text, value} or null after showing the problem under the editor.
+ * A JSON editor (editor.js: line numbers, highlighting) with a Format button; its text is
+ * checked before anything is sent. check(value) may add rules of its own and return an error
+ * string. Returns {el, textarea, read(), set(text)}; read() returns {text, value} or null after
+ * showing the problem under the editor, the caret at its position and its line marked.
  */
 export function jsonEditor({ text = '', rows = 16, testid = 'json-editor', check } = {}) {
-  const textarea = h('textarea', {
-    class: 'code', rows, spellcheck: 'false', autocomplete: 'off', autocapitalize: 'off',
-    'data-testid': testid, 'aria-label': 'JSON',
-  });
-  textarea.value = text;
+  const editor = codeEditor({ text, rows, testid, label: 'JSON' });
+  const { textarea } = editor;
   const problem = h('div', { class: 'field-error', role: 'alert', 'data-testid': `${testid}-error`,
     hidden: true });
   textarea.addEventListener('input', () => {
     problem.hidden = true;
   });
+  function show(r) {
+    replace(problem, r.error);
+    problem.hidden = false;
+    if (typeof r.offset === 'number') {
+      editor.markLine(lineCol(textarea.value, r.offset).line);
+      editor.caretTo(r.offset);
+    } else {
+      textarea.focus();
+    }
+  }
+  const format = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': `${testid}-format`,
+    on: { click: () => {
+      const r = checkJson(textarea.value);
+      if (r.error) {
+        show(r);
+        return;
+      }
+      problem.hidden = true;
+      editor.set(prettyJson(textarea.value));
+    } } }, 'Format');
   return {
-    el: h('div', { class: 'json-editor' }, textarea, problem),
+    el: h('div', { class: 'json-editor' }, h('div', { class: 'editor-bar' }, format), editor.el, problem),
     textarea,
     set(t) {
-      textarea.value = t;
+      editor.set(t);
       problem.hidden = true;
     },
     read() {
       const r = checkJson(textarea.value);
       const extra = r.error ? null : check ? check(r.value) : null;
       if (r.error || extra) {
-        replace(problem, r.error || extra);
-        problem.hidden = false;
-        textarea.focus();
+        show(r.error ? r : { error: extra });
         return null;
       }
       problem.hidden = true;

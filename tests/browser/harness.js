@@ -14,6 +14,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '..', '..');
 export const BIN_DIR = resolve(process.env.LD_BIN_DIR || join(REPO, 'build', 'bin'));
 export const CHROMIUM = process.env.LD_CHROMIUM || '/usr/bin/chromium';
+// The storage backend of every node, as the system tests take it (LD_STORAGE; default sqlite).
+export const STORAGE = process.env.LD_STORAGE || 'sqlite';
 
 const START_TIMEOUT_MS = 10000;
 const STOP_TIMEOUT_MS = 10000;
@@ -166,7 +168,7 @@ export async function startNode(base, name, { port, extra = {} } = {}) {
       NodeId: name, ListenAddress: '127.0.0.1', Port: p, DataDirectory: join(dir, 'data'),
       PeerProbeIntervalSeconds: 1, LogLevel: 'info', ...(extra.Node || {}),
     },
-    Storage: { Sync: 'off' },
+    Storage: { Plugin: STORAGE, Sync: 'off' },
     ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'Node')),
   };
   return new Node(name, config, dir, p).start();

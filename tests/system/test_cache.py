@@ -1,7 +1,7 @@
-"""The replicated TTL cache (/api/cache): every route and error, roles, lazy expiry that writes
-nothing, the sweeper's batches, replication to a peer, and the races the original loses (an
-expired read must not erase a newer write made elsewhere; a late older op must not resurrect a
-swept key)."""
+"""The replicated TTL cache (/api/cache): every route and error, the key list and its globs,
+roles, lazy expiry that writes nothing, the sweeper's batches, replication to a peer, and the
+races the original loses (an expired read must not erase a newer write made elsewhere; a late
+older op must not resurrect a swept key)."""
 
 import datetime
 import json
@@ -174,6 +174,80 @@ def test_delete_is_an_ordinary_replicated_op(node, db):
 def test_missing_database_reads_as_missing(node, db):
     assert_error(get(node, db + "-none", "k"), 404)
     assert db + "-none" not in node.databases()
+
+
+def list_keys(node, db, api_key=ROOT_KEY, **params):
+    query = "&".join(f"{k}={seg(str(v))}" for k, v in params.items())
+    return node.request("GET", "/api/cache" + ("?" + query if query else ""),
+                        headers={"Database": db, "ApiKey": api_key})
+
+
+def wait_expired(node, db, key):
+    deadline = time.time() + 5
+    for _ in range(500):
+        if get(node, db, key).status == 404 or time.time() > deadline:
+            break
+        time.sleep(0.01)
+    assert_error(get(node, db, key), 404)
+
+
+def test_key_list_pages_live_keys_in_key_order(node, db):
+    live = {"user:1": put(node, db, "user:1", 1, ttl="1h"), "user:2": put(node, db, "user:2", 2),
+            "user:10": put(node, db, "user:10", 10), "order:7": put(node, db, "order:7", 7),
+            "é-key": put(node, db, "é-key", "x")}
+    put(node, db, "user:gone", 0)
+    assert_ok(cache(node, db, "DELETE", "user:gone"))
+    put(node, db, "user:brief", 0, ttl="1ms")
+    wait_expired(node, db, "user:brief")
+
+    whole = assert_ok(list_keys(node, db))
+    assert whole["Next"] is None
+    assert [k["Key"] for k in whole["Keys"]] == sorted(live, key=lambda k: k.encode())
+    for k in whole["Keys"]:
+        assert set(k) == {"Key", "ExpiresAtUtc", "UpdatedUtc"}
+        assert k["ExpiresAtUtc"] == live[k["Key"]]["ExpiresAtUtc"]
+        assert k["UpdatedUtc"] == live[k["Key"]]["CommittedUtc"]
+
+    # Pages of 2, each continuing after the previous page's Next, give the same keys once.
+    seen, after = [], None
+    for _ in range(10):
+        page = assert_ok(list_keys(node, db, take=2, **({"after": after} if after else {})))
+        assert len(page["Keys"]) <= 2
+        seen += [k["Key"] for k in page["Keys"]]
+        after = page["Next"]
+        if after is None:
+            break
+    assert seen == [k["Key"] for k in whole["Keys"]]
+
+    # Redis globs, matched against the whole key.
+    def matched(pattern, **kw):
+        return [k["Key"] for k in assert_ok(list_keys(node, db, match=pattern, **kw))["Keys"]]
+    assert matched("user:*") == ["user:1", "user:10", "user:2"]
+    assert matched("user:?") == ["user:1", "user:2"]
+    assert matched("user:[^1]*") == ["user:2"]
+    assert matched("[a-p]*") == ["order:7"]
+    assert matched("*:1*") == ["user:1", "user:10"]
+    assert matched("user:1", after="user:1") == []
+    assert matched("nothing*") == []
+
+
+def test_key_list_errors_and_an_absent_database(node, db):
+    put(node, db, "k", 1)
+    for take in (0, 1001):
+        assert_error(list_keys(node, db, take=take), 400,
+                     "Query parameter 'take' must be between 1 and 1000.")
+    assert_error(list_keys(node, db, take="x"), 400, "Query parameter 'take' must be an integer.")
+    assert_error(list_keys(node, db, match=""), 400,
+                 "Query parameter 'match' must be a glob pattern of 1 to 1024 bytes.")
+    assert_error(list_keys(node, db, match="*" * 1025), 400,
+                 "Query parameter 'match' must be a glob pattern of 1 to 1024 bytes.")
+    assert_error(list_keys(node, db, after="x" * 257), 400,
+                 "Query parameter 'after' is not a cache key: " + MSG_KEY_LONG)
+    assert assert_ok(list_keys(node, db, take=1000, after=""))["Keys"][0]["Key"] == "k"
+    assert assert_ok(list_keys(node, db + "-none")) == {"Keys": [], "Next": None}
+    assert db + "-none" not in node.databases()
+    assert_error(list_keys(node, db, api_key=key_without("READ_DOCUMENT")), 403,
+                 msg_not_allowed("read documents"))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -130,6 +130,9 @@ MATRIX = {
            setup=put_doc, upsert=True),
         Op("cache-overwrite", "UPDATE_DOCUMENT", call("PUT", "/api/cache/{tag}", body={"v": 2}),
            setup=put_cache, upsert=True)],
+    "GET /api/cache[?match=*&after=<key>&take=100]": [
+        Op("cache-list", "READ_DOCUMENT", call("GET", "/api/cache?match=*"),
+           setup=put_cache)],
     "GET /api/cache/{key}": [
         Op("cache-get", "READ_DOCUMENT", call("GET", "/api/cache/{tag}"), setup=put_cache)],
     "DELETE /api/cache/{key}": [

@@ -1,5 +1,6 @@
-/* Unit tests for the cache's pure parts: the ttl grammar and its errors, cache-key rules, and
- * which records a read may return (expiry is derived from expires_at and the clock). */
+/* Unit tests for the cache's pure parts: the ttl grammar and its errors, cache-key rules, which
+ * records a read may return (expiry is derived from expires_at and the clock), and the key
+ * list's Redis-style glob. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include "cache/entry.h"
+#include "cache/scan.h"
 #include "cache/ttl.h"
 #include "db/names.h"
 
@@ -166,12 +168,102 @@ static void get_answer(void **state)
     assert_true(corrupt);
 }
 
+static bool glob(const char *p, const char *s)
+{
+    return ld_glob_match(p, strlen(p), s, strlen(s));
+}
+
+static void glob_basics(void **state)
+{
+    (void)state;
+    assert_true(glob("*", "anything"));
+    assert_true(glob("user:*", "user:42"));
+    assert_true(glob("user:*", "user:"));
+    assert_false(glob("user:*", "use"));
+    assert_true(glob("*:42", "user:42"));
+    assert_true(glob("h?llo", "hello"));
+    assert_false(glob("h?llo", "hllo"));
+    assert_true(glob("h*llo", "hllo"));
+    assert_true(glob("h*llo", "heeeello"));
+    assert_true(glob("a**b", "ab"));
+    assert_true(glob("abc", "abc"));
+    assert_false(glob("abc", "abcd"));
+    assert_false(glob("abcd", "abc"));
+    assert_true(glob("*a*b*", "xxaxxbxx"));
+    assert_false(glob("*a*b*", "xxbxxaxx"));
+    /* Backtracking past several candidate positions. */
+    assert_true(glob("*ab*cd", "aabxabcabcd"));
+    assert_false(glob("*ab*cd", "aabxabcabce"));
+}
+
+static void glob_sets(void **state)
+{
+    (void)state;
+    assert_true(glob("h[ae]llo", "hello"));
+    assert_true(glob("h[ae]llo", "hallo"));
+    assert_false(glob("h[ae]llo", "hillo"));
+    assert_true(glob("h[^e]llo", "hallo"));
+    assert_false(glob("h[^e]llo", "hello"));
+    assert_true(glob("h[a-b]llo", "hbllo"));
+    assert_false(glob("h[a-b]llo", "hcllo"));
+    assert_true(glob("h[b-a]llo", "hallo")); /* a reversed range is swapped */
+    assert_true(glob("[0-9][0-9]", "42"));
+    assert_false(glob("[0-9][0-9]", "4x"));
+    assert_true(glob("[a-cx]", "x"));
+    assert_false(glob("[\\]", "\\")); /* \] escapes the ], leaving the set open */
+    assert_true(glob("[\\]", "]"));
+    assert_true(glob("[\\]]", "]")); /* \] inside a set is a literal ] */
+    assert_false(glob("[]a]", "a")); /* ] first closes an empty set: matches nothing */
+    assert_true(glob("[^]", "q"));   /* ...so its negation matches any byte */
+    /* An unterminated set runs to the end of the pattern. */
+    assert_true(glob("a[bc", "ab"));
+    assert_true(glob("a[bc", "ac"));
+    assert_false(glob("a[bc", "abc"));
+    assert_true(glob("a[^", "az"));
+    assert_true(glob("a[", "ab") == false);
+    /* Redis reads "x-]" as a range x..] when 3 bytes are left. */
+    assert_true(glob("[a-]", "]"));
+    assert_true(glob("[a-]", "^")); /* the range ]..a, swapped */
+    assert_false(glob("[a-]", "b"));
+}
+
+static void glob_escapes(void **state)
+{
+    (void)state;
+    assert_true(glob("a\\*b", "a*b"));
+    assert_false(glob("a\\*b", "axb"));
+    assert_true(glob("\\?", "?"));
+    assert_false(glob("\\?", "x"));
+    assert_true(glob("a\\", "a\\")); /* a trailing backslash is itself */
+    assert_true(glob("\\[a]", "[a]"));
+    /* Lengths, not NULs, bound pattern and key. */
+    assert_true(ld_glob_match("a\0b", 3, "a\0b", 3));
+    assert_false(ld_glob_match("a\0b", 3, "a\0c", 3));
+    /* Case sensitive, bytes unsigned (UTF-8 keys). */
+    assert_false(glob("A*", "abc"));
+    assert_true(glob("caf[\xc3][\xa9]", "caf\xc3\xa9"));
+    assert_true(glob("[\x80-\xff]", "\xc3"));
+}
+
+static void glob_no_blowup(void **state)
+{
+    (void)state;
+    /* The pattern that makes naive recursive matchers exponential. */
+    char key[201];
+    memset(key, 'a', 200);
+    key[200] = '\0';
+    assert_false(glob("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", key));
+    assert_true(glob("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*", key));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ttl_units),  cmocka_unit_test(ttl_clock_form),
-        cmocka_unit_test(ttl_errors), cmocka_unit_test(cache_keys),
-        cmocka_unit_test(liveness),   cmocka_unit_test(get_answer),
+        cmocka_unit_test(ttl_units),    cmocka_unit_test(ttl_clock_form),
+        cmocka_unit_test(ttl_errors),   cmocka_unit_test(cache_keys),
+        cmocka_unit_test(liveness),     cmocka_unit_test(get_answer),
+        cmocka_unit_test(glob_basics),  cmocka_unit_test(glob_sets),
+        cmocka_unit_test(glob_escapes), cmocka_unit_test(glob_no_blowup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

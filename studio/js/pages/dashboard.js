@@ -80,9 +80,17 @@ export function mount(main, ctx) {
       stat('Databases', String(Array.isArray(o.Databases) ? o.Databases.length : 0), 'dash-db-count'),
       stat('Divergences', String(o.DivergenceCount ?? 0), 'dash-divergences'),
       stat('Data', h('code', { title: o.NodeDataPath ?? '' }, o.DataRootPath ?? '—'), 'dash-data'));
-    renderNodes(Array.isArray(o.Nodes) ? o.Nodes : [], o.NodeId);
-    renderPeers(Array.isArray(o.PeerConnections) ? o.PeerConnections : []);
-    renderDatabases(Array.isArray(o.Databases) ? o.Databases : []);
+    const nodeList = Array.isArray(o.Nodes) ? o.Nodes : [];
+    // One source for a peer's online state: the Nodes probe result. The database links' own
+    // IsOnline lags it by a replication round, and two tables must not disagree.
+    const online = new Map(nodeList.filter((n) => n.NodeId).map((n) => [n.NodeId, nodeStatus(n)]));
+    renderNodes(nodeList, o.NodeId);
+    renderPeers(Array.isArray(o.PeerConnections) ? o.PeerConnections : [], online);
+    renderDatabases(Array.isArray(o.Databases) ? o.Databases : [], online);
+  }
+
+  function nodeStatus(n) {
+    return n.Status ?? (n.IsOnline ? 'Online' : 'Offline');
   }
 
   function probe(status, ms) {
@@ -94,18 +102,18 @@ export function mount(main, ctx) {
       h('td', {}, h('strong', {}, n.NodeId ?? '?'),
         n.NodeId === self ? h('span', { class: 'tag' }, 'this node') : null),
       h('td', {}, h('code', {}, n.BaseUrl ?? '')),
-      h('td', { 'data-testid': 'node-status' }, badge(n.Status ?? (n.IsOnline ? 'Online' : 'Offline'))),
+      h('td', { 'data-testid': 'node-status' }, badge(nodeStatus(n))),
       h('td', {}, probe(n.HttpStatus, n.HttpProbeDurationMs)),
       h('td', {}, probe(n.WebSocketStatus, n.WebSocketProbeDurationMs)),
       h('td', { class: 'error-text' }, n.Error ?? ''),
       h('td', {}, timeCell(n.LastCheckedUtc))));
-    replace(nodes, h('table', { class: 'table' },
+    replace(nodes, h('div', { class: 'table-scroll' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, ['Node', 'URL', 'Status', 'HTTP', 'WebSocket', 'Error', 'Checked']
         .map((t) => h('th', {}, t)))),
-      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No nodes.')))));
+      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No nodes.'))))));
   }
 
-  function renderPeers(list) {
+  function renderPeers(list, online) {
     if (!list.length) {
       replace(peers, h('p', { class: 'muted' }, 'No peers: this node replicates with nobody. ',
         'Add one with POST /api/cluster/peers or Node.SeedPeers.'));
@@ -115,7 +123,8 @@ export function mount(main, ctx) {
       dataset: { peer: p.NodeId ?? '' } },
       h('div', { class: 'card-head' },
         h('strong', {}, p.NodeId ?? '?'),
-        h('span', { 'data-testid': 'peer-status' }, badge(p.OverallStatus ?? p.Status)),
+        h('span', { 'data-testid': 'peer-status' },
+          badge(online.get(p.NodeId) ?? p.OverallStatus ?? p.Status)),
         p.IsPeerActive === false ? h('span', { class: 'tag' }, 'inactive') : null),
       h('div', { class: 'muted small' }, h('code', {}, p.BaseUrl ?? '')),
       h('div', { class: 'probe-line' },
@@ -127,7 +136,7 @@ export function mount(main, ctx) {
       p.Error ? h('div', { class: 'error-text small', 'data-testid': 'peer-error' }, p.Error) : null)));
   }
 
-  function renderDatabases(list) {
+  function renderDatabases(list, online) {
     if (!list.length) {
       replace(dbs, h('p', { class: 'muted' }, 'No databases this key can see.'));
       return;
@@ -137,7 +146,8 @@ export function mount(main, ctx) {
       const rp = Array.isArray(d.ReplicationPeers) ? d.ReplicationPeers : [];
       const peerRows = rp.map((p) => h('tr', { 'data-testid': 'repl-peer-row', dataset: { peer: p.PeerNodeId ?? '' } },
         h('td', {}, p.PeerNodeId ?? '?', p.IsActive === false ? h('span', { class: 'tag' }, 'inactive') : null),
-        h('td', {}, badge(p.IsOnline === undefined ? 'Unknown' : p.IsOnline ? 'Online' : 'Offline')),
+        h('td', { 'data-testid': 'repl-link' }, badge(online.get(p.PeerNodeId) ??
+          (p.IsOnline === undefined ? 'Unknown' : p.IsOnline ? 'Online' : 'Offline'))),
         h('td', {}, badge(p.CatchUpStatus)),
         h('td', { class: 'num', 'data-testid': 'repl-push' },
           `${p.LastPushedLocalLogSequence ?? '—'} / ${p.LocalMaxLogSequence ?? d.LocalMaxLogSequence ?? '—'}`),
@@ -191,11 +201,11 @@ export function mount(main, ctx) {
           file.Path ? h('code', { class: 'small', title: file.Path }, file.Path) : null),
         snapLine,
         rp.length
-          ? h('table', { class: 'table' },
+          ? h('div', { class: 'table-scroll' }, h('table', { class: 'table' },
             h('thead', {}, h('tr', {}, ['Peer', 'Link', 'Catch-up', 'Pushed / local', 'Pulled',
               'Pending push', 'Ops behind', 'Last error', 'Next retry', 'Last success']
               .map((t) => h('th', {}, t)))),
-            h('tbody', {}, peerRows))
+            h('tbody', {}, peerRows)))
           : h('p', { class: 'muted small' }, 'No replication peers.'));
     }));
   }

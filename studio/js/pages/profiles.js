@@ -64,6 +64,21 @@ export function mount(main, ctx) {
       notice.error(`${node.body?.NodeId ?? 'The node'} answers, but: ${ov.error}`);
       return false;
     }
+    // A misspelt database would read as an empty one: say it does not exist, and offer the list.
+    const dbs = await client.databases();
+    if (dbs.ok && Array.isArray(dbs.body) && !dbs.body.includes(profile.database)) {
+      const names = dbs.body.filter((n) => typeof n === 'string');
+      notice.error(`Connected to ${ov.body?.NodeId}, but database '${profile.database}' does not exist` +
+        (names.length ? '. Pick one: ' : ' (this key sees no database yet; a first write creates it).'));
+      if (names.length)
+        notice.el.append(h('span', { class: 'db-picks', 'data-testid': 'db-picks' }, names.map((n) =>
+          h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'db-pick',
+            on: { click: () => {
+              inputs.database.value = n;
+              notice.clear();
+            } } }, n))));
+      return false;
+    }
     const cols = await client.collections();
     if (!cols.ok) {
       notice.error(`Connected to ${ov.body?.NodeId}, but database '${profile.database}': ${cols.error}`);
@@ -94,6 +109,7 @@ export function mount(main, ctx) {
             setActiveProfile(p.id);
             ctx.profilesChanged();
             renderList();
+            fill(p); // the form shows the profile in use, not the one edited before
             notice.ok(`Using ${p.name}.`);
           } } }, 'Use'),
         h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'profile-edit',
@@ -109,9 +125,9 @@ export function mount(main, ctx) {
             renderList();
             if (inputs.id.value === p.id) fill(null);
           } } }, 'Remove'))));
-    replace(listEl, h('table', { class: 'table' },
+    replace(listEl, h('div', { class: 'table-scroll' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, ['Name', 'Server', 'Database', ''].map((t) => h('th', {}, t)))),
-      h('tbody', {}, rows)));
+      h('tbody', {}, rows))));
   }
 
   const form = h('form', { class: 'form', 'data-testid': 'profile-form', novalidate: true,
