@@ -977,7 +977,7 @@ static ld_status lm_location(ld_stdb *db, char *buf, size_t buflen)
 }
 
 /* The lengths of data.mdb and lock.mdb. data.mdb ends at the highest page ever used: pages freed
- * inside it are reused, and it never shrinks (mdb_copy -c writes a compacted copy). */
+ * inside it are reused, and only a close that packs it shrinks it (lmdb_compact.h). */
 static ld_status lm_size_bytes(ld_stdb *db, uint64_t *out)
 {
     if (!db || !out) return lm_fail(db ? db->st : NULL, LD_INVALID, "size_bytes: NULL argument");
