@@ -13,11 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LMC_MIN_FREE_BYTES                                                                         \
-    ((uint64_t)1 << 20)                         /* below this a copy is not worth the close's time \
-                                                 */
-#define LMC_MIN_FREE_SHARE 8u                   /* and at least 1/8 of the file must be free */
-#define LMC_BATCH_BYTES    ((uint64_t)32 << 20) /* what one txn of the rebuilt copy writes */
+/* A copy pays when at least this much, and at least 1/LMC_MIN_FREE_SHARE of the file, is free:
+ * below, the close's time buys little disk. */
+#define LMC_MIN_FREE_BYTES ((uint64_t)1 << 20)
+#define LMC_MIN_FREE_SHARE 8u
+/* What one txn of the packed copy writes (a write txn's dirty pages are bounded). */
+#define LMC_BATCH_BYTES ((uint64_t)32 << 20)
 
 int lm_pages_count(MDB_env *env, lm_pages *out)
 {
@@ -51,7 +52,7 @@ int lm_pages_count(MDB_env *env, lm_pages *out)
     return 0;
 }
 
-int lm_compact_pays(const lm_pages *p, uint64_t max_bytes)
+bool lm_compact_pays(const lm_pages *p, uint64_t max_bytes)
 {
     uint64_t live = (p->file - p->free) * p->psize;
     return p->free * p->psize >= LMC_MIN_FREE_BYTES && p->free * LMC_MIN_FREE_SHARE >= p->file &&
@@ -103,7 +104,7 @@ static uint64_t lmc_now_ms(void)
 /* Rewrites every key space of src into dst in key order with MDB_APPEND, which fills each page
  * before it starts the next: unlike mdb_env_copy's compaction (which drops free pages but keeps
  * every page as full as it was), this also packs the leaves that scattered inserts and deletes
- * left half empty. Commits every LMC_BATCH_BYTES (a write txn's dirty pages are bounded).
+ * left half empty. Commits every LMC_BATCH_BYTES.
  * Returns 0, an LMDB error, or MDB_INCOMPATIBLE when src holds something other than plain key
  * spaces (the caller then falls back to mdb_env_copyfd2). */
 static int lmc_rebuild(MDB_env *src, MDB_env *dst)

@@ -6,6 +6,7 @@
 #include <litedist/plugin.h>
 
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The compacted copy is written beside data.mdb under this name, then renamed over it. */
@@ -24,7 +25,7 @@ int lm_pages_count(MDB_env *env, lm_pages *out);
 
 /* Whether a compacted copy pays at close: at least 1 MiB and an eighth of the file free, and no
  * more live data than max_bytes (what the copy writes; 0: never). */
-int lm_compact_pays(const lm_pages *p, uint64_t max_bytes);
+bool lm_compact_pays(const lm_pages *p, uint64_t max_bytes);
 
 /* Replaces <path>/data.mdb with a compacted copy: every key space rewritten in key order, so
  * that free pages go and the pages are full. `path` is an environment no handle of this process
