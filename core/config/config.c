@@ -91,8 +91,15 @@ static const keydef tls_keys[] = {
 
 /* Fault: the settings of the storage-fault test plugin (docs/testing.md). */
 static const keydef storage_keys[] = {
-    {"Plugin", true},      {"Sync", true},       {"BusyTimeoutMs", true}, {"CacheSizeKiB", true},
-    {"PageSizeKiB", true}, {"MapSizeMiB", true}, {"Fault", true},         {NULL, false},
+    {"Plugin", true},
+    {"Sync", true},
+    {"BusyTimeoutMs", true},
+    {"CacheSizeKiB", true},
+    {"PageSizeKiB", true},
+    {"MapSizeMiB", true},
+    {"CompactAtCloseMaxMiB", true},
+    {"Fault", true},
+    {NULL, false},
 };
 
 static const keydef auth_keys[] = {

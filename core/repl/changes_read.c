@@ -10,6 +10,7 @@
 #include "../db/names.h"
 #include "../util/jsonbuf.h"
 #include "../util/jsontext.h"
+#include "oplog.h"
 
 void ld_changes_cursor_str(uint64_t seq, char out[21])
 {
@@ -139,43 +140,29 @@ ld_status ld_changes_read(ld_db *db, const ld_changes_query *q, ld_changes_batch
         ld_txn_abort(&t);
         return LD_OK;
     }
-    ld_cursor c;
-    if (st == LD_OK && b->local_max > q->after &&
-        (st = ld_cursor_open(&t, LD_SPACE_LOG, &c)) == LD_OK) {
-        uint8_t from[8];
-        ld_be64_put(from, q->after + 1);
-        const void *k, *v;
-        size_t kl, vl, looked = 0, start = evbuffer_get_length(out);
+    if (st == LD_OK && b->local_max > q->after) {
+        ld_oplog_iter it;
+        size_t looked = 0, start = evbuffer_get_length(out);
         size_t max_scan = q->max_changes * LD_CHANGES_SCAN_PER_CHANGE;
         if (max_scan < LD_CHANGES_MIN_SCAN) max_scan = LD_CHANGES_MIN_SCAN;
-        st = ld_cursor_seek(&c, from, 8, &k, &kl, &v, &vl);
+        st = ld_oplog_iter_seek(&t, q->after + 1, &it);
         while (st == LD_OK) {
-            if (kl != 8) {
-                st = LD_CORRUPT;
-                break;
-            }
             if (b->n >= q->max_changes ||
                 (b->n > 0 && evbuffer_get_length(out) - start >= q->max_bytes) ||
                 looked >= max_scan) {
                 b->more = true;
                 break;
             }
-            uint64_t seq = ld_be64_get(k);
-            ld_op_rec op;
-            if (!ld_op_rec_decode(v, vl, &op)) {
-                st = LD_CORRUPT;
-                break;
-            }
-            if (wanted(q, &op)) {
-                if ((st = write_change(&t, q, &op, seq, b->n == 0, out)) != LD_OK) break;
+            if (wanted(q, &it.op)) {
+                if ((st = write_change(&t, q, &it.op, it.seq, b->n == 0, out)) != LD_OK) break;
                 b->n++;
             }
-            b->last = seq;
+            b->last = it.seq;
             looked++;
-            st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+            st = ld_oplog_iter_next(&it);
         }
         if (st == LD_NOT_FOUND) st = LD_OK;
-        ld_cursor_close(&c);
+        ld_oplog_iter_close(&it);
     }
     ld_txn_abort(&t);
     return st;

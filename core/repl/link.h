@@ -110,7 +110,7 @@ typedef struct push_read {
     ld_node *node;
     ld_db *db; /* referenced until the completion */
     char peer[LD_NODE_ID_MAX + 1];
-    json_t *peer_vv; /* owned copy, or NULL */
+    json_t *peer_vv; /* owned copy, or NULL: then the peer's own ops are skipped */
     uint64_t after;
     size_t limit, max_bytes;
     ld_oplog_batch b;
@@ -149,6 +149,10 @@ typedef struct ld_link {
      * push): pushes skip the entries it has, which in a mesh it mostly got from their origin. */
     json_t *peer_vv;
     uint64_t local_max; /* ours at the last push read */
+    /* The peer's own-origin sequence for which the push walk last restarted from the start of
+     * our log (push_batch_read: a peer that lost its own writes, e.g. restored from a backup),
+     * so that one loss restarts it once. */
+    uint64_t rewound_for;
     /* Since this process started, for the status route: ops the peer acknowledged / ops pulled
      * and processed, and how many of each the receiving side already held. A restarted node's
      * duplicates show how much it re-moved (the fault test bounds them by one batch). */

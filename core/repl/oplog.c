@@ -17,6 +17,45 @@ void ld_oplog_batch_free(ld_oplog_batch *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Decodes the row the cursor returned (st) into it. */
+static ld_status iter_row(ld_oplog_iter *it, ld_status st, const void *k, size_t kl, const void *v,
+                          size_t vl)
+{
+    if (st != LD_OK) return st;
+    if (kl != 8 || !ld_op_rec_decode(v, vl, &it->op)) return LD_CORRUPT;
+    it->seq = ld_be64_get(k);
+    it->bytes = kl + vl;
+    return LD_OK;
+}
+
+ld_status ld_oplog_iter_seek(ld_txn *t, uint64_t from, ld_oplog_iter *it)
+{
+    memset(it, 0, sizeof *it);
+    ld_status st = ld_cursor_open(t, LD_SPACE_LOG, &it->c);
+    if (st != LD_OK) return st;
+    it->open = true;
+    uint8_t key[8];
+    ld_be64_put(key, from);
+    const void *k, *v;
+    size_t kl, vl;
+    st = ld_cursor_seek(&it->c, key, 8, &k, &kl, &v, &vl);
+    return iter_row(it, st, k, kl, v, vl);
+}
+
+ld_status ld_oplog_iter_next(ld_oplog_iter *it)
+{
+    const void *k, *v;
+    size_t kl, vl;
+    ld_status st = ld_cursor_next(&it->c, &k, &kl, &v, &vl);
+    return iter_row(it, st, k, kl, v, vl);
+}
+
+void ld_oplog_iter_close(ld_oplog_iter *it)
+{
+    if (it->open) ld_cursor_close(&it->c);
+    it->open = false;
+}
+
 /* Reads a space of {origin: be64 sequence} (the version vector, the log floor) into obj. */
 static ld_status read_vv_space(ld_txn *t, const char *space, json_t *obj)
 {
@@ -192,48 +231,34 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
         else if (g != LD_NOT_FOUND)
             st = g == LD_OK ? LD_CORRUPT : g;
     }
-    ld_cursor c;
-    if (st == LD_OK && out->local_max > after &&
-        (st = ld_cursor_open(&t, LD_SPACE_LOG, &c)) == LD_OK) {
-        uint8_t from[8];
-        ld_be64_put(from, after + 1);
-        const void *k;
-        size_t kl, bytes = 0, looked = 0;
+    if (st == LD_OK && out->local_max > after) {
+        ld_oplog_iter it;
+        size_t bytes = 0, looked = 0;
         size_t max_scan = max_ops * LD_OPLOG_SCAN_PER_OP;
         if (max_scan < LD_OPLOG_MIN_SCAN) max_scan = LD_OPLOG_MIN_SCAN;
-        st = ld_cursor_seek(&c, from, 8, &k, &kl, &v, &vl);
+        st = ld_oplog_iter_seek(&t, after + 1, &it);
         while (st == LD_OK) {
-            if (kl != 8) {
-                st = LD_CORRUPT;
-                break;
-            }
             /* Skipped entries count too: a log the other side mostly holds is walked in
              * bounded steps, not in one loop pass over the whole of it. */
             if (out->n >= max_ops || (out->n > 0 && bytes >= max_bytes) || looked >= max_scan) {
                 out->more = true;
                 break;
             }
-            uint64_t seq = ld_be64_get(k);
-            ld_op_rec op;
-            if (!ld_op_rec_decode(v, vl, &op)) {
-                st = LD_CORRUPT;
-                break;
-            }
-            if (!skipped(&op, skip_origin, skip_vv)) {
+            if (!skipped(&it.op, skip_origin, skip_vv)) {
                 if ((out->n > 0 && evbuffer_add(out->ops, ",", 1) != 0) ||
-                    !ld_wire_op_write(&op, seq, out->ops)) {
+                    !ld_wire_op_write(&it.op, it.seq, out->ops)) {
                     st = LD_NOMEM;
                     break;
                 }
-                out->seqs[out->n++] = seq;
-                bytes += op.payload_len + 256;
+                out->seqs[out->n++] = it.seq;
+                bytes += it.op.payload_len + 256;
             }
-            out->scanned = seq;
+            out->scanned = it.seq;
             looked++;
-            st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+            st = ld_oplog_iter_next(&it);
         }
         if (st == LD_NOT_FOUND) st = LD_OK;
-        ld_cursor_close(&c);
+        ld_oplog_iter_close(&it);
     }
     ld_txn_abort(&t);
     if (st != LD_OK) ld_oplog_batch_free(out);

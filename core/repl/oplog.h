@@ -51,6 +51,26 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
 
 void ld_oplog_batch_free(ld_oplog_batch *b);
 
+/* Walks the op log of a transaction in LogSequence order, each entry decoded: the loop every
+ * reader of the log shares (the batches above, the changes feed, pruning). */
+typedef struct ld_oplog_iter {
+    ld_cursor c;
+    bool open;
+    uint64_t seq; /* the current entry's LogSequence */
+    ld_op_rec op; /* the current entry; points into the row, valid until the next call */
+    size_t bytes; /* the current entry's key and value bytes as stored */
+} ld_oplog_iter;
+
+/* Opens it on t at the first entry whose LogSequence is at least `from`. LD_OK: an entry is
+ * current; LD_NOT_FOUND: none; LD_CORRUPT: an entry that does not decode (or a key that is not
+ * a LogSequence); another status: storage failed. Close it whatever this returned. */
+ld_status ld_oplog_iter_seek(ld_txn *t, uint64_t from, ld_oplog_iter *it);
+
+/* Moves to the next entry; returns as ld_oplog_iter_seek does. */
+ld_status ld_oplog_iter_next(ld_oplog_iter *it);
+
+void ld_oplog_iter_close(ld_oplog_iter *it);
+
 /* The version vector, digest and last LogSequence as of transaction t. On failure *vv is NULL. */
 ld_status ld_oplog_read_state(ld_txn *t, json_t **vv, char digest_hex[2 * LD_DIGEST_LEN + 1],
                               uint64_t *last_seq);

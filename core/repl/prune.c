@@ -16,6 +16,7 @@
 #include "../node.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
+#include "oplog.h"
 #include "purge.h"
 #include "repl.h"
 
@@ -92,28 +93,11 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
     floor_entry *floors = NULL;
     size_t n = 0, nf = 0;
     if (!seqs) return LD_NOMEM;
-    ld_cursor c;
-    ld_status st = ld_cursor_open(t, LD_SPACE_LOG, &c);
-    if (st != LD_OK) {
-        free(seqs);
-        return st;
-    }
-    uint8_t from[8];
-    const void *k, *v;
-    size_t kl, vl;
-    ld_be64_put(from, pending->pruned_through + 1);
-    st = ld_cursor_seek(&c, from, 8, &k, &kl, &v, &vl);
+    ld_oplog_iter it;
+    ld_status st = ld_oplog_iter_seek(t, pending->pruned_through + 1, &it);
     while (st == LD_OK) {
-        if (kl != 8) {
-            st = LD_CORRUPT;
-            break;
-        }
-        uint64_t seq = ld_be64_get(k);
-        ld_op_rec op;
-        if (!ld_op_rec_decode(v, vl, &op)) {
-            st = LD_CORRUPT;
-            break;
-        }
+        uint64_t seq = it.seq;
+        const ld_op_rec op = it.op;
         uint64_t ms = ld_hlc_ms(op.hlc);
         if (seq > recent_end) {
             snprintf(pj->reason, sizeof pj->reason,
@@ -155,10 +139,10 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         }
         if (op.origin_seq > floors[j].seq) floors[j].seq = op.origin_seq;
         seqs[n++] = seq;
-        bytes += kl + vl;
-        st = ld_cursor_next(&c, &k, &kl, &v, &vl);
+        bytes += it.bytes;
+        st = ld_oplog_iter_next(&it);
     }
-    ld_cursor_close(&c);
+    ld_oplog_iter_close(&it);
     if (st == LD_NOT_FOUND) st = LD_OK;
     /* Deleted after the walk: a transaction does not write to a space its open cursor reads. */
     for (size_t i = 0; i < n && st == LD_OK; i++) {

@@ -2,6 +2,8 @@
  * sent in batches the peer acknowledges. */
 #include "link.h"
 
+#include <ctype.h>
+
 /* ---------------------------------------------------------------------------------------------
  * Push
  * ------------------------------------------------------------------------------------------- */
@@ -115,13 +117,46 @@ static bool vv_only_of(json_t *vv, const char *node)
     return true;
 }
 
+/* Whether origin o is one a restore of node `peer` writes under: "<peer>.<8 hex>"
+ * (docs/backup.md). */
+static bool restored_origin_of(const char *o, const char *peer)
+{
+    size_t n = strlen(peer);
+    if (strlen(o) != n + 9 || strncmp(o, peer, n) != 0 || o[n] != '.') return false;
+    for (size_t i = n + 1; i < n + 9; i++)
+        if (!isxdigit((unsigned char)o[i])) return false;
+    return true;
+}
+
+/* 1 + the peer's sequence of its own id's origin, when its version vector (as it last reported
+ * it) holds fewer ops of that origin than ours does and the peer was restored from a backup (it
+ * writes under "<peer>.<8 hex>" now, so none of the old origin's ops can still be on their way
+ * from it: it lacks them); 0 otherwise, and once a walk restarted for that sequence. A peer
+ * still writing under its id cannot be judged so: a report older than its last ops to us looks
+ * the same. */
+static uint64_t peer_lost_own(ld_link *l, json_t *ours)
+{
+    uint64_t theirs = 0, have = 0;
+    if (!l->peer_vv || !ours) return 0;
+    ld_json_as_u64(json_object_get(l->peer_vv, l->peer), &theirs);
+    if (!ld_json_as_u64(json_object_get(ours, l->peer), &have) || have <= theirs) return 0;
+    if (theirs + 1 == l->rewound_for) return 0;
+    const char *o;
+    json_t *v;
+    json_object_foreach(l->peer_vv, o, v)
+    {
+        if (restored_origin_of(o, l->peer)) return theirs + 1;
+    }
+    return 0;
+}
+
 static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b);
 
 static void push_read_work(void *arg)
 {
     push_read *pr = arg;
-    pr->st = ld_oplog_read(pr->db, pr->after, pr->limit, pr->max_bytes, pr->peer, pr->peer_vv,
-                           pr->peer_vv != NULL, &pr->b);
+    pr->st = ld_oplog_read(pr->db, pr->after, pr->limit, pr->max_bytes,
+                           pr->peer_vv ? NULL : pr->peer, pr->peer_vv, pr->peer_vv != NULL, &pr->b);
 }
 
 static void push_read_done(void *arg)
@@ -206,8 +241,11 @@ void ld_repl_step_push(ld_link *l)
         ld_repl_cycle_fail(l, "push: out of memory");
         return;
     }
-    /* The peer has its own ops: never send them back; nor what its version vector covers (a
-     * copy: the loop may replace the link's while the worker reads). */
+    /* What the peer's version vector covers is skipped, for every origin: its own included, as
+     * a peer restored from a backup lacks its own later writes (docs/backup.md). Until the
+     * vector is known, the peer's own ops are skipped, as a peer holds what it wrote; should it
+     * turn out to be restored, push_batch_read walks the log again (a copy: the loop may
+     * replace the link's while the worker reads). */
     *pr = (push_read){.l = l,
                       .node = r->node,
                       .db = db,
@@ -254,6 +292,22 @@ static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b)
         return;
     }
     l->local_max = b.local_max;
+    uint64_t lost = peer_lost_own(l, b.vv);
+    if (lost && l->push_ckpt > 0) {
+        /* The checkpoint says the peer holds our log up to it, but it lacks its own ops that
+         * our log holds below it (the checkpoint skipped them as the peer's): walk the log
+         * again from the start, skipping by its version vector, which sends only those. */
+        ld_log(LD_LOG_INFO, l->db,
+               "%s lacks its own ops after %llu that this node holds (restored from a backup?): "
+               "pushing them again",
+               l->peer, (unsigned long long)(lost - 1));
+        l->rewound_for = lost;
+        l->push_ckpt = 0;
+        ld_repl_save_ckpts(l);
+        ld_oplog_batch_free(&b);
+        ld_repl_step_push(l);
+        return;
+    }
     if (b.n == 0) {
         /* Only skipped entries (or none) after the checkpoint: the peer has them all. */
         if (b.scanned > l->push_ckpt) {

@@ -438,9 +438,17 @@ void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64
     l->peer_pulling_until = more ? ld_mono_ms() + PEER_PULLING_MS : 0;
 }
 
+/* The links of db as they stand: every change of its peers (the peers routes, the configured
+ * ones at start) already brought them in line, so only a database not seen yet reads its peers
+ * file. For the prune and purge passes, which ask at every batch. */
+static void links_known(ld_repl *r, const char *db)
+{
+    if (!db_synced(r, db)) links_sync_db(r, db);
+}
+
 uint64_t ld_repl_prune_limit(ld_repl *r, const char *db, char *blocker, size_t len)
 {
-    links_sync_db(r, db);
+    links_known(r, db);
     uint64_t limit = UINT64_MAX;
     if (len) blocker[0] = '\0';
     for (size_t i = 0; i < r->n_links; i++) {
@@ -535,7 +543,7 @@ json_t *ld_repl_promises_json(ld_repl *r, ld_db *db)
 
 size_t ld_repl_purge_origins(ld_repl *r, const char *db, ld_purge_origin **out)
 {
-    links_sync_db(r, db);
+    links_known(r, db);
     size_t n = 0;
     *out = NULL;
     ld_purge_origin *a = calloc(r->n_promises + r->n_links + 1, sizeof *a);

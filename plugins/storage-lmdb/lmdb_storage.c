@@ -3,6 +3,8 @@
  */
 #include <litedist/storage.h>
 
+#include "lmdb_compact.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +43,7 @@
 #define LM_ERRBUF          512
 #define LM_DIR_SUFFIX      ".lmdb"
 #define LM_DROP_PREFIX     ".drop-" /* not a valid database name, so list() never reports it */
+#define LM_COMPACT_MIB     1024u    /* CompactAtCloseMaxMiB default */
 
 enum { LM_SYNC_OFF, LM_SYNC_NORMAL, LM_SYNC_FULL };
 enum { LM_OP_PUT = 1, LM_OP_DEL = 2 };
@@ -54,8 +57,9 @@ static const unsigned char lm_empty[1];
  * ------------------------------------------------------------------------------------------- */
 struct ld_storage {
     const ld_host *host;
-    int sync;           /* LM_SYNC_* */
-    uint64_t map_bytes; /* MapSizeMiB: the map a new environment starts with, and the least one */
+    int sync;             /* LM_SYNC_* */
+    uint64_t map_bytes;   /* MapSizeMiB: the map a new environment starts with, and the least one */
+    uint64_t compact_max; /* CompactAtCloseMaxMiB in bytes: the most live data a close copies */
 };
 
 /* A key space and its DBI handle. */
@@ -625,6 +629,15 @@ static ld_status lm_config(const ld_host *host, ld_storage *st)
                 goto out;
             }
             st->map_bytes = (uint64_t)v * LM_MIB;
+        } else if (strcasecmp(key, "CompactAtCloseMaxMiB") == 0) {
+            json_int_t v = json_is_integer(val) ? json_integer_value(val) : -1;
+            if (v < 0 || (uint64_t)v > LM_MAP_MAX / LM_MIB) {
+                s = lm_fail(st, LD_INVALID,
+                            "Storage:%s must be an integer from 0 (never compact) to %llu", key,
+                            (unsigned long long)(LM_MAP_MAX / LM_MIB));
+                goto out;
+            }
+            st->compact_max = (uint64_t)v * LM_MIB;
         }
         /* Other keys (Plugin, another backend's options) are the core's to report. */
     }
@@ -641,6 +654,7 @@ static ld_status lm_create(const ld_host *host, ld_storage **out)
     st->host = host;
     st->sync = LM_SYNC_FULL;
     st->map_bytes = (uint64_t)LM_MAP_DEFAULT_MIB * LM_MIB;
+    st->compact_max = (uint64_t)LM_COMPACT_MIB * LM_MIB;
     ld_status s = lm_config(host, st);
     if (s != LD_OK) {
         free(st);
@@ -731,8 +745,14 @@ static ld_status lm_open(ld_storage *st, const char *dir, const char *name, ld_s
         return s;
     }
 
-    const char *what = "creating the environment";
-    int rc = mdb_env_create(&db->env);
+    /* A compaction that a crash interrupted left its copy beside data.mdb, which it never
+     * replaced: the copy is only disk to give back. */
+    const char *what = "removing an interrupted compaction's copy";
+    int rc = lm_compact_leftover(st->host, db->path);
+    if (rc == 0) {
+        what = "creating the environment";
+        rc = mdb_env_create(&db->env);
+    }
     if (rc == 0) rc = mdb_env_set_maxreaders(db->env, LM_MAX_READERS);
     if (rc == 0) rc = mdb_env_set_maxdbs(db->env, LM_MAX_SPACES);
     if (rc == 0) {
@@ -805,7 +825,28 @@ static void lm_close(ld_stdb *db)
         int rc = mdb_env_sync(db->env, 1);
         if (rc != 0) lm_engine_fail(db, rc, "sync at close");
     }
+    /* Free pages are reused but never shrink data.mdb: a close that finds many hands them back
+     * (lmdb_compact.h). Measured while the environment is still open; the copy replaces the
+     * file once no handle of it is left in this process (db stays registered until then, so no
+     * open of the same directory can begin meanwhile). */
+    lm_pages pages;
+    bool compact = false;
+    if (!db->broken) {
+        int rc = lm_pages_count(db->env, &pages);
+        if (rc != 0)
+            lm_engine_fail(db, rc, "counting free pages at close");
+        else
+            compact = lm_compact_pays(&pages, db->st->compact_max);
+        if (rc == 0 && !compact && db->st->compact_max > 0 && lm_compact_pays(&pages, UINT64_MAX))
+            db->st->host->log(
+                db->st->host, LD_LOG_INFO,
+                "%s: %llu MiB of free pages kept: its %llu MiB of live data exceed "
+                "Storage:CompactAtCloseMaxMiB",
+                db->path, (unsigned long long)(pages.free * pages.psize / LM_MIB),
+                (unsigned long long)((pages.file - pages.free) * pages.psize / LM_MIB));
+    }
     mdb_env_close(db->env);
+    if (compact) lm_compact(db->st->host, db->path, LM_MAX_SPACES);
     lm_log_free(&db->wtxn.log);
     lm_reg_remove(db);
     lm_db_free(db, 3);
@@ -936,7 +977,7 @@ static ld_status lm_location(ld_stdb *db, char *buf, size_t buflen)
 }
 
 /* The lengths of data.mdb and lock.mdb. data.mdb ends at the highest page ever used: pages freed
- * inside it are reused, and it never shrinks (mdb_copy -c writes a compacted copy). */
+ * inside it are reused, and only a close that packs it shrinks it (lmdb_compact.h). */
 static ld_status lm_size_bytes(ld_stdb *db, uint64_t *out)
 {
     if (!db || !out) return lm_fail(db ? db->st : NULL, LD_INVALID, "size_bytes: NULL argument");

@@ -7,8 +7,8 @@ import json
 import threading
 
 from conftest import run_litedistd
-from test_replication import (DB, cluster_overrides, db_state, dump, make_cluster, status,
-                              wait_converged, wait_for)
+from test_replication import (DB, add_peer, cluster_overrides, db_state, dump, make_cluster,
+                              status, wait_converged, wait_for)
 
 
 def cli(build, args, timeout=60, cwd=None):
@@ -104,6 +104,65 @@ def test_backup_under_writes_restore_rejoins_and_converges(make_node, build, tmp
     wait_for(lambda: a.api(DB).get("items", "late").status == 200, what="b2's write on a")
     a.api(DB).must_put("items", "late-a", {"n": 1})
     wait_for(lambda: b2.api(DB).get("items", "late-a").status == 200, what="a's write on b2")
+
+
+def restore_as(make_node, build, node, node_id, backup, new_data):
+    """Restores `backup` into new_data and starts it as the stopped `node` (same NodeId and
+    address)."""
+    res = cli(build, ["restore", "--from", str(backup), "--data", str(new_data)])
+    assert res.returncode == 0, res
+    cfg = json.loads(json.dumps(node.config))
+    cfg["Node"]["DataDirectory"] = str(new_data)
+    n2 = make_node(overrides=cfg, node_id=node_id, name=node_id + "2", start=False)
+    n2.port = node.port
+    n2.config["Node"]["Port"] = node.port
+    n2.write_config()
+    n2.start()
+    return n2
+
+
+def link_of(node, peer):
+    row = next(d for d in status(node)["Databases"] if d["DatabaseName"] == DB)
+    return next(p for p in row["Peers"] if p["PeerNodeId"] == peer)
+
+
+def test_restored_node_on_a_one_way_link_gets_its_own_lost_writes(make_node, build, tmp_path):
+    """Only a has a link (to b): a pulls b's writes and pushes its log to b, and b never pulls.
+    b is restored from a backup: the writes its lost life made after the backup come back by
+    a's pushes, which follow b's version vector for b's own id too (docs/backup.md)."""
+    a = make_node(overrides=cluster_overrides(), node_id="a", name="a")
+    one_way = cluster_overrides()
+    one_way["Node"]["AutoRegisterPeers"] = False  # a's introduction does not make b a link
+    b = make_node(overrides=one_way, node_id="b", name="b")
+    add_peer(a, b)
+    for i in range(5):
+        b.api(DB).must_put("items", f"pre{i}", {"n": i})
+    a.api(DB).must_put("items", "from-a", {"n": 0})
+    wait_converged([a, b])
+    backup = tmp_path / "backup"
+    res = cli(build, ["backup", "--config", str(b.config_path), "--out", str(backup)])
+    assert res.returncode == 0, res
+    # Writes of b's life after the backup: a pulls them, so only a holds them once b is lost.
+    for i in range(5):
+        b.api(DB).must_put("items", f"afterb{i}", {"n": i})
+    (old_vv, _), _ = wait_converged([a, b])
+    assert [p for d in status(b)["Databases"] for p in d["Peers"]] == []
+    b.stop()
+
+    b2 = restore_as(make_node, build, b, "b", backup, tmp_path / "restored")
+    origin = json.loads((tmp_path / "restored" / "identity.json").read_text())["Origin"]
+    # Its first write under the new origin tells a that the origin "b" is a lost life's.
+    b2.api(DB).must_put("items", "restored0", {"n": 0})
+    (vv, _), docs = wait_converged([a, b2])
+    ids = {json.loads(d)["Id"] for d in docs["items"]}
+    want = ({f"pre{i}" for i in range(5)} | {f"afterb{i}" for i in range(5)} |
+            {"from-a", "restored0"})
+    assert want == ids, sorted(want ^ ids)
+    assert vv["b"] == old_vv["b"] and vv[origin] == 1, (vv, old_vv)
+    # Pushed again from the start of a's log, only what b2 lacked went (a's own write and the
+    # pre-backup ones are in its version vector).
+    link = link_of(a, "b")
+    assert link["PushedDuplicates"] == 0, link
 
 
 def other_backend(storage):

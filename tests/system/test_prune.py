@@ -75,6 +75,33 @@ def test_pruning_keeps_what_a_registered_peer_lacks(make_node):
     assert prune(a)[0]["MaxPrunedLogSequence"] == 50
 
 
+def test_pruning_asks_the_peers_in_memory_not_the_peers_file(make_node):
+    """At every batch the prune asks which peers hold it back from the links the node keeps in
+    memory (every peers change brings them in line), not by reading the database's peers file
+    again: with the file gone under the running node, b still holds pruning back."""
+    quiet = {"AntiEntropyIntervalSeconds": 3600}  # no sweep re-reads the file meanwhile
+    a = make_node(overrides=prune_overrides(OperationLogPruningBatchSize=4, **quiet),
+                  node_id="a", name="a")
+    b = make_node(overrides=prune_overrides(**quiet), node_id="b", name="b")
+    a.api(DB).must_put("items", "first", {"v": 1})
+    b.api(DB).must_put("items", "from-b", {"v": 1})
+    add_peer(a, b, db=DB)
+    add_peer(b, a, db=DB)
+    fill(a, 10)
+    wait_converged([a, b])
+    held = a.data_dir / "peers" / f"{DB}.json"
+    assert held.exists()
+    wait_for(lambda: link(a, "b")["LastPushedLocalLogSequence"] ==
+             db_status(a)["LocalMaxLogSequence"], what="b holding all of a's log")
+    acked = link(a, "b")["LastPushedLocalLogSequence"]
+    b.stop()
+    fill(a, 10, start=10)
+    held.unlink()
+    row = prune(a)[0]
+    assert row["MaxPrunedLogSequence"] == acked, row
+    assert f"peer b has not received operation {acked + 1}" in row["Reason"], row
+
+
 def test_a_peer_away_past_the_hard_cap_returns_through_a_snapshot(make_node):
     cap = prune_overrides(OperationLogMaxRetentionDays=0)
     a = make_node(overrides=cap, node_id="a", name="a")

@@ -17,103 +17,26 @@
 
 #include <event2/buffer.h>
 
-#include "db/database.h"
-#include "db/writer.h"
+#include "db_fixture.h"
 #include "repl/changes_read.h"
-#include "storage/storage.h"
 
 static const char *g_plugin;
 
-typedef struct fx {
-    char dir[64];
-    ld_store store;
-    ld_hlc clock;
-    ld_db_env env;
-    ld_db *db;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int completed;
-} fx;
-
-static void on_complete(void *ctx, ld_wjob *jobs)
-{
-    fx *f = ctx;
-    pthread_mutex_lock(&f->mu);
-    for (ld_wjob *j = jobs, *next; j; j = next) {
-        next = j->next;
-        f->completed++;
-        ld_wjob_free(j);
-    }
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
-}
+typedef ld_tdb fx;
 
 static int fx_setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/ld-test-changes-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256];
-    if (ld_store_init(&f->store, g_plugin, "test-storage", "{\"Sync\": \"off\"}", f->dir, err,
-                      sizeof err) != LD_OK)
-        fail_msg("%s", err);
-    ld_hlc_init(&f->clock, NULL);
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
-    f->env = (ld_db_env){.store = &f->store,
-                         .clock = &f->clock,
-                         .node_id = "n1",
-                         .dir = f->dir,
-                         .writer_batch_max = 100,
-                         .complete = on_complete,
-                         .complete_ctx = f};
-    assert_int_equal(ld_db_open(&f->env, "t", &f->db), LD_OK);
-    *state = f;
-    return 0;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    return ld_tdb_setup(state, g_plugin, "changes", true);
 }
 
 static int fx_teardown(void **state)
 {
-    fx *f = *state;
-    assert_int_equal(ld_db_close(f->db, true), LD_OK);
-    ld_store_destroy(&f->store);
-    pthread_mutex_destroy(&f->mu);
-    pthread_cond_destroy(&f->cv);
-    nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return ld_tdb_teardown(state);
 }
 
-/* Writes coll/id (json NULL: a delete) and waits for its commit. */
 static void write_doc(fx *f, const char *coll, const char *id, const char *json)
 {
-    ld_wjob *j = calloc(1, sizeof *j);
-    assert_non_null(j);
-    j->kind = json ? LD_W_PUT : LD_W_DELETE;
-    j->collection = strdup(coll);
-    j->id = strdup(id);
-    if (json) {
-        j->json = strdup(json);
-        j->json_len = strlen(json);
-    }
-    j->may_create = j->may_update = true;
-    pthread_mutex_lock(&f->mu);
-    int want = f->completed + 1;
-    pthread_mutex_unlock(&f->mu);
-    ld_writer_submit(f->db->writer, j);
-    pthread_mutex_lock(&f->mu);
-    while (f->completed < want)
-        pthread_cond_wait(&f->cv, &f->mu);
-    pthread_mutex_unlock(&f->mu);
+    ld_tdb_write(f, coll, id, json);
 }
 
 /* Reads after `after` and returns the output as a string (malloc'd). */

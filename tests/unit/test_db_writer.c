@@ -26,6 +26,7 @@
 #include "db/completions.h"
 #include "db/database.h"
 #include "db/writer.h"
+#include "db_fixture.h"
 #include "node.h"
 #include "storage/storage.h"
 
@@ -35,78 +36,21 @@ static const char *g_plugin;
  * A database on a temporary directory, with completions delivered to the test thread
  * ------------------------------------------------------------------------------------------- */
 
-typedef struct fx {
-    char dir[64];
-    ld_store store;
-    ld_hlc clock;
-    ld_db_env env;
-    ld_db *db;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int completed; /* jobs handed back by the writer */
-} fx;
-
-static void on_complete(void *ctx, ld_wjob *jobs)
-{
-    fx *f = ctx;
-    pthread_mutex_lock(&f->mu);
-    for (ld_wjob *j = jobs; j; j = j->next)
-        f->completed++;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
-}
+typedef ld_tdb fx;
 
 static void wait_completed(fx *f, int n)
 {
-    pthread_mutex_lock(&f->mu);
-    while (f->completed < n)
-        pthread_cond_wait(&f->cv, &f->mu);
-    pthread_mutex_unlock(&f->mu);
+    ld_tdb_wait(f, n);
 }
 
 static int fx_setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/ld-test-db-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256];
-    if (ld_store_init(&f->store, g_plugin, "test-storage", "{\"Sync\": \"off\"}", f->dir, err,
-                      sizeof err) != LD_OK)
-        fail_msg("%s", err);
-    ld_hlc_init(&f->clock, NULL);
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
-    f->env = (ld_db_env){.store = &f->store,
-                         .clock = &f->clock,
-                         .node_id = "n1",
-                         .dir = f->dir,
-                         .writer_batch_max = 100,
-                         .complete = on_complete,
-                         .complete_ctx = f};
-    assert_int_equal(ld_db_open(&f->env, "t", &f->db), LD_OK);
-    *state = f;
-    return 0;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    return ld_tdb_setup(state, g_plugin, "db", false);
 }
 
 static int fx_teardown(void **state)
 {
-    fx *f = *state;
-    assert_int_equal(ld_db_close(f->db, true), LD_OK);
-    ld_store_destroy(&f->store);
-    pthread_mutex_destroy(&f->mu);
-    pthread_cond_destroy(&f->cv);
-    nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return ld_tdb_teardown(state);
 }
 
 static ld_wjob *put_job(const char *id, const char *json)
@@ -380,7 +324,9 @@ static void node_submit_counts_the_job_until_its_completion_runs(void **state)
     pthread_mutex_init(&n->done.mu, NULL);
     n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
     assert_non_null(n->done.ev);
-    f->env.complete = ld_completions_post; /* completions reach the node's loop */
+    /* Completions reach the node's loop for this test, the fixture's again after it. */
+    ld_db_env saved = f->env;
+    f->env.complete = ld_completions_post;
     f->env.complete_ctx = n;
 
     int ran = 0;
@@ -405,8 +351,8 @@ static void node_submit_counts_the_job_until_its_completion_runs(void **state)
     assert_int_equal(j->seq, 1);
     ld_wjob_free(j);
 
-    f->env.complete = on_complete;
-    f->env.complete_ctx = f;
+    f->env.complete = saved.complete;
+    f->env.complete_ctx = saved.complete_ctx;
     event_free(n->done.ev);
     pthread_mutex_destroy(&n->done.mu);
     event_base_free(n->base);
