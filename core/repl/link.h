@@ -249,8 +249,12 @@ typedef struct call {
 void ld_repl_cycle_fail(ld_link *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Ends the cycle with nothing learned (a removed link, shutdown): no success, no failure. */
 void ld_repl_cycle_end(ld_link *l);
-/* Brings the links in line with every database's peers (new links made, removed ones reaped). */
-void ld_repl_links_sync_all(ld_repl *r);
+/* Brings the links in line with every database's peers (new links made, removed ones reaped).
+ * reread: read every database's peers file again (the sweep, start-up, a node-wide peer
+ * change); otherwise only databases not read yet are (status, probes, readiness: called per
+ * request, they must not read a file per database). The registration routes sync the database
+ * they change themselves, so a hand-edited peers file is picked up at the next sweep. */
+void ld_repl_links_sync_all(ld_repl *r, bool reread);
 /* Frees a link and what it holds; a request in flight goes without its callback. */
 void ld_repl_link_free(ld_link *l);
 /* Ends the cycle as a success: the peer is online, the backoff resets. */

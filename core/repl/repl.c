@@ -169,12 +169,12 @@ static void links_reap(ld_repl *r)
     r->n_links = kept;
 }
 
-void ld_repl_links_sync_all(ld_repl *r)
+void ld_repl_links_sync_all(ld_repl *r, bool reread)
 {
     size_t n;
     char **names = ld_registry_names(&r->node->reg, &n);
     for (size_t i = 0; names && i < n; i++)
-        links_sync_db(r, names[i]);
+        if (reread || !db_synced(r, names[i])) links_sync_db(r, names[i]);
     /* Links of databases that are gone stop. */
     for (size_t i = 0; i < r->n_links; i++) {
         bool found = false;
@@ -622,7 +622,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     ld_repl *r = arg;
-    ld_repl_links_sync_all(r);
+    ld_repl_links_sync_all(r, true);
     for (size_t i = 0; i < r->n_links; i++) {
         r->links[i]->must_pull = true;
         link_kick(r->links[i], false);
@@ -692,7 +692,7 @@ static bool peers_change(ld_repl *r, const char *db, const char *id, const char 
     if (db)
         links_sync_db(r, db);
     else
-        ld_repl_links_sync_all(r);
+        ld_repl_links_sync_all(r, true);
     /* A new or re-activated peer starts at once, and a node-wide one is introduced to and
      * asked for its databases now, not at the next sweep. */
     for (size_t i = 0; i < r->n_links; i++)
@@ -809,7 +809,7 @@ ld_repl *ld_repl_new(ld_node *node, char *err, size_t errlen)
 
     struct timeval tv = {node->cfg.anti_entropy_s, 0};
     event_add(r->sweep_ev, &tv);
-    ld_repl_links_sync_all(r);
+    ld_repl_links_sync_all(r, true);
     /* Start-up is a sweep: catch up with every peer at once. */
     for (size_t j = 0; j < r->n_links; j++)
         link_kick(r->links[j], true);

@@ -118,7 +118,7 @@ static int purge_json(json_t *row, const ld_db_state *s)
 
 json_t *ld_repl_status(ld_repl *r)
 {
-    ld_repl_links_sync_all(r);
+    ld_repl_links_sync_all(r, false);
     char now[LD_ISO_TIME_LEN];
     ld_iso_time(ld_wall_ms(), now);
     json_t *dbs = json_array();
@@ -193,7 +193,7 @@ uint64_t ld_repl_divergences(ld_repl *r)
 void ld_repl_probe_targets(void *ctx, ld_probe *p, void (*add)(ld_probe *, const ld_probe_target *))
 {
     ld_repl *r = ctx;
-    ld_repl_links_sync_all(r);
+    ld_repl_links_sync_all(r, false);
     for (size_t i = 0; i < r->node_peers.n; i++) {
         const ld_peer *e = &r->node_peers.v[i];
         add(p, &(ld_probe_target){.id = e->id, .base_url = e->base_url, .active = e->active});
@@ -371,7 +371,7 @@ void ld_repl_metrics(ld_repl *r, ld_mx *w)
 
 bool ld_repl_catchup_settled(ld_repl *r, char *why, size_t len)
 {
-    ld_repl_links_sync_all(r);
+    ld_repl_links_sync_all(r, false);
     for (size_t i = 0; i < r->n_links; i++) {
         const ld_link *l = r->links[i];
         if (l->removed || !l->active) continue;
