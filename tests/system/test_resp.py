@@ -350,3 +350,28 @@ def test_hello_3_and_inline_and_protocol_errors(cluster, db):
     big = 1048576 + 1  # above the test nodes' Node.MaxBodyBytes
     assert raw(a, f"*1\r\n${big}\r\n".encode(), expect_close=True) == \
         b"-ERR Protocol error: invalid bulk length\r\n"
+
+
+def test_held_refusal_and_closing_with_work_in_flight(make_node, db):
+    """An unknown key's refusal is held (Node.AuthFailureDelayMilliseconds) with the commands
+    after it waiting in order; a client that leaves while its refusal or its writes are pending
+    leaves the node serving (the sanitizer run checks nothing is used after it is freed)."""
+    n = make_node(overrides={"Node": {"AuthFailureDelayMilliseconds": 300},
+                             "Resp": {"Enabled": True, "Port": free_port()}})
+    auth_bad = f"AUTH {db} wrong\r\n".encode()
+    t0 = time.monotonic()
+    got = raw(n, auth_bad + b"PING\r\n" + f"AUTH {db} root\r\nPING\r\n".encode())
+    assert got == f"-{WRONGPASS}\r\n-{NOAUTH}\r\n+OK\r\n+PONG\r\n".encode()
+    assert time.monotonic() - t0 >= 0.25
+    # Leave while the refusal is held, and while 300 pipelined writes are in the writer.
+    s = socket.create_connection(("127.0.0.1", rport(n)), timeout=5)
+    s.sendall(auth_bad)
+    s.close()
+    s = socket.create_connection(("127.0.0.1", rport(n)), timeout=5)
+    s.sendall(f"AUTH {db} root\r\n".encode() +
+              b"".join(f"SET gone{i} v\r\n".encode() for i in range(300)))
+    s.close()
+    r = client(n, db)
+    wait_for(lambda: r.exists(*[f"gone{i}" for i in range(300)]) == 300,
+             what="the writes of the client that left")
+    assert r.get("gone299") == "v"
