@@ -216,13 +216,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
  * Start-up checks
  * ------------------------------------------------------------------------------------------- */
 
-/* Each client connection is a descriptor: below MaxConnections + a reserve for databases and
- * peers, the soft open-file limit is raised toward the hard one (as far as needed); a cap still
- * above it would meet EMFILE (accepting then pauses, http/conns.c) before it is reached. */
+/* Each client connection is a descriptor: below MaxConnections (plus Resp.MaxConnections when
+ * the RESP listener is on) + a reserve for databases and peers, the soft open-file limit is
+ * raised toward the hard one (as far as needed); a cap still above it would meet EMFILE
+ * (accepting then pauses, http/conns.c and resp/server.c) before it is reached. */
 static void fit_descriptor_limit(const ld_node *n)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)n->cfg.max_connections + 256;
+    rlim_t want = (rlim_t)n->cfg.max_connections + 256 +
+                  (n->cfg.resp.enabled ? (rlim_t)n->cfg.resp.max_connections : 0);
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
         return;
     rlim_t raised = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;

@@ -375,3 +375,24 @@ def test_held_refusal_and_closing_with_work_in_flight(make_node, db):
     wait_for(lambda: r.exists(*[f"gone{i}" for i in range(300)]) == 300,
              what="the writes of the client that left")
     assert r.get("gone299") == "v"
+
+
+def test_connection_cap_and_idle_timeout(make_node, db):
+    """Resp.MaxConnections counts RESP connections apart from HTTP's: one more is answered as
+    Redis does at maxclients; Resp.IdleTimeoutSeconds closes a silent connection."""
+    n = make_node(overrides={"Resp": {"Enabled": True, "Port": free_port(), "MaxConnections": 1,
+                                      "IdleTimeoutSeconds": 1}})
+    first = socket.create_connection(("127.0.0.1", rport(n)), timeout=5)
+    try:
+        first.sendall(b"QUIT_NOT\r\n")  # any reply proves the connection is accepted and counted
+        assert first.recv(200).startswith(b"-ERR unknown command 'QUIT_NOT'")
+        assert raw(n, b"PING\r\n", expect_close=True) == b"-ERR max number of clients reached\r\n"
+        assert n.request("GET", "/health").status == 200  # HTTP has its own connections
+        # Silent for 1 s: closed by the node (recv sees the end of stream), within 5 s.
+        first.settimeout(5)
+        assert first.recv(200) == b""
+    finally:
+        first.close()
+    # The slot is free again (bounded wait: the close is seen at once, the count follows).
+    wait_for(lambda: raw(n, f"AUTH {db} root\r\nPING\r\n".encode()) == b"+OK\r\n+PONG\r\n",
+             what="a connection after the idle one went")
