@@ -35,6 +35,7 @@ typedef struct cmddef {
     unsigned flags;
     cmd_fn fn;
     const char *summary;
+    int first_key, last_key, key_step; /* COMMAND's key positions (0: no keys; last -1: all) */
 } cmddef;
 
 static void cmd_auth(ld_resp_conn *c, size_t argc, const char **v, const size_t *l);
@@ -57,24 +58,25 @@ static void cmd_persist(ld_resp_conn *c, size_t argc, const char **v, const size
 static void cmd_scan(ld_resp_conn *c, size_t argc, const char **v, const size_t *l);
 
 static const cmddef commands[] = {
-    {"auth", -2, F_NOAUTH, cmd_auth, "Authenticates the connection: AUTH <database> <apikey>."},
-    {"hello", -1, F_NOAUTH, cmd_hello, "Handshakes: protocol version, AUTH and SETNAME."},
-    {"ping", -1, 0, cmd_ping, "Returns PONG, or the argument."},
-    {"quit", -1, F_NOAUTH, cmd_quit, "Closes the connection."},
-    {"client", -2, 0, cmd_client, "CLIENT SETNAME, GETNAME, ID and SETINFO."},
-    {"command", -1, 0, cmd_command, "Lists the commands, or their docs (COMMAND DOCS)."},
-    {"get", 2, 0, cmd_get, "Returns the value of a key."},
-    {"set", -3, F_WRITE, cmd_set, "Sets the value of a key, with its expiry."},
-    {"mget", -2, 0, cmd_mget, "Returns the values of several keys."},
-    {"mset", -3, F_WRITE, cmd_mset, "Sets several keys, each with the default expiry."},
-    {"del", -2, F_WRITE, cmd_del, "Deletes keys."},
-    {"exists", -2, 0, cmd_exists, "Counts the given keys that exist."},
-    {"expire", -3, F_WRITE, cmd_expire, "Sets a key's time to live in seconds."},
-    {"pexpire", -3, F_WRITE, cmd_pexpire, "Sets a key's time to live in milliseconds."},
-    {"ttl", 2, 0, cmd_ttl, "Returns a key's time to live in seconds."},
-    {"pttl", 2, 0, cmd_pttl, "Returns a key's time to live in milliseconds."},
-    {"persist", 2, 0, cmd_persist, "Refused for a live key: cache keys always expire."},
-    {"scan", -2, 0, cmd_scan, "Iterates over the keys, MATCH and COUNT."},
+    {"auth", -2, F_NOAUTH, cmd_auth, "Authenticates the connection: AUTH <database> <apikey>.", 0,
+     0, 0},
+    {"hello", -1, F_NOAUTH, cmd_hello, "Handshakes: protocol version, AUTH and SETNAME.", 0, 0, 0},
+    {"ping", -1, 0, cmd_ping, "Returns PONG, or the argument.", 0, 0, 0},
+    {"quit", -1, F_NOAUTH, cmd_quit, "Closes the connection.", 0, 0, 0},
+    {"client", -2, 0, cmd_client, "CLIENT SETNAME, GETNAME, ID and SETINFO.", 0, 0, 0},
+    {"command", -1, 0, cmd_command, "Lists the commands, or their docs (COMMAND DOCS).", 0, 0, 0},
+    {"get", 2, 0, cmd_get, "Returns the value of a key.", 1, 1, 1},
+    {"set", -3, F_WRITE, cmd_set, "Sets the value of a key, with its expiry.", 1, 1, 1},
+    {"mget", -2, 0, cmd_mget, "Returns the values of several keys.", 1, -1, 1},
+    {"mset", -3, F_WRITE, cmd_mset, "Sets several keys, each with the default expiry.", 1, -1, 2},
+    {"del", -2, F_WRITE, cmd_del, "Deletes keys.", 1, -1, 1},
+    {"exists", -2, 0, cmd_exists, "Counts the given keys that exist.", 1, -1, 1},
+    {"expire", -3, F_WRITE, cmd_expire, "Sets a key's time to live in seconds.", 1, 1, 1},
+    {"pexpire", -3, F_WRITE, cmd_pexpire, "Sets a key's time to live in milliseconds.", 1, 1, 1},
+    {"ttl", 2, 0, cmd_ttl, "Returns a key's time to live in seconds.", 1, 1, 1},
+    {"pttl", 2, 0, cmd_pttl, "Returns a key's time to live in milliseconds.", 1, 1, 1},
+    {"persist", 2, 0, cmd_persist, "Refused for a live key: cache keys always expire.", 1, 1, 1},
+    {"scan", -2, 0, cmd_scan, "Iterates over the keys, MATCH and COUNT.", 0, 0, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -534,16 +536,14 @@ static void cmd_command(ld_resp_conn *c, size_t argc, const char **v, const size
         ld_resp_array(o, N_COMMANDS);
         for (size_t i = 0; i < N_COMMANDS; i++) {
             const cmddef *d = &commands[i];
-            bool keyed = !(d->flags & F_NOAUTH) && strcmp(d->name, "scan") != 0 &&
-                         strcmp(d->name, "command") != 0;
             ld_resp_array(o, 6);
             ld_resp_bulk(o, d->name, strlen(d->name));
             ld_resp_int(o, d->arity);
             ld_resp_array(o, 1);
             ld_resp_simple(o, d->flags & F_WRITE ? "write" : "readonly");
-            ld_resp_int(o, keyed ? 1 : 0);
-            ld_resp_int(o, keyed ? (d->arity < 0 && strcmp(d->name, "mset") != 0 ? -1 : 1) : 0);
-            ld_resp_int(o, keyed ? (!strcmp(d->name, "mset") ? 2 : 1) : 0);
+            ld_resp_int(o, d->first_key);
+            ld_resp_int(o, d->last_key);
+            ld_resp_int(o, d->key_step);
         }
     } else if (is(v[1], l[1], "count")) {
         ld_resp_int(o, (long long)N_COMMANDS);

@@ -322,6 +322,10 @@ def test_redis_error_texts(cluster, db):
     assert r.client_setname("worker-1") is True and r.client_getname() == "worker-1"
     assert r.ping() is True and cli(a, "PING", "hi", db=db) == "hi"
     assert r.command_count() == 18
+    cmds = r.command()  # COMMAND: what client libraries ask to find the keys of a command
+    assert cmds["mset"]["arity"] == -3 and cmds["mset"]["step_count"] == 2
+    assert (cmds["get"]["first_key_pos"], cmds["del"]["last_key_pos"]) == (1, -1)
+    assert cmds["ping"]["first_key_pos"] == 0
     docs = r.execute_command("COMMAND DOCS", "get", "nope")  # RESP2: a flat name, doc list
     assert docs[0] == "get" and "summary" in docs[1] and len(docs) == 2
     # redis-cli starts with COMMAND DOCS in interactive mode; in one-shot mode it just runs.
