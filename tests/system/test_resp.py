@@ -121,6 +121,10 @@ def test_ttl_family(cluster, db):
     assert 299 <= r.ttl("d") <= 300  # the cache's default ttl, as PUT without ?ttl
     assert r.ttl("missing") == -2 and r.pttl("missing") == -2
     assert r.expire("t", 50) is True and 49 <= r.ttl("t") <= 50
+    # EXPIRE is a write like any other: the new expiry replicates, the value stays.
+    rb = client(cluster[1], db)
+    wait_for(lambda: 0 < rb.ttl("t") <= 50, what="the new expiry on b")
+    assert rb.get("t") == "v"
     assert r.pexpire("t", 20000) is True and 19000 <= r.pttl("t") <= 20000
     assert r.expire("missing", 50) is False
     assert r.execute_command("EXPIRE", "t", 10, "GT") == 0  # 10 s is not later than 20 s
