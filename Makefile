@@ -69,11 +69,11 @@ bench-storage: build
 FUZZ_BUILD        ?= build-fuzz
 FUZZ_SECONDS      ?= 60
 FUZZ_FLAGS        ?=
-# make test: each of the FUZZ_TARGETS for at most FUZZ_TEST_SECONDS (5 x 10 s, with start-up and
+# make test: each of the FUZZ_TARGETS for at most FUZZ_TEST_SECONDS (6 x 10 s, with start-up and
 # corpus loading about a minute in all, as the single query target took before).
 FUZZ_TEST_SECONDS ?= 10
 FUZZ_TEST_FLAGS   ?= -seed=1 -runs=400000
-FUZZ_TARGETS      := query wire config http ws
+FUZZ_TARGETS      := query wire config http ws resp
 FUZZ_CFLAGS       := -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
                      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icore -Iinclude
 FUZZ_QUERY_SRCS   := core/query/lexer.c core/query/parser.c core/query/eval.c core/query/qbuf.c \
@@ -84,6 +84,8 @@ FUZZ_QUERY_SRCS   := core/query/lexer.c core/query/parser.c core/query/eval.c co
 FUZZ_WIRE_SRCS    := core/repl/wire.c core/repl/snapshot_page.c core/db/names.c core/db/hlc.c core/db/record.c \
                      core/util/jsonget.c core/util/jsonbuf.c core/util/jsontext.c core/util/strutil.c \
                      core/util/timeutil.c core/util/log.c
+# The RESP parser and value mapping (core/resp), pure.
+FUZZ_RESP_SRCS    := core/resp/proto.c core/resp/value.c
 FUZZ_CONFIG_SRCS  := core/config/config.c core/util/log.c core/util/strutil.c \
                      core/util/jsonget.c core/util/timeutil.c
 FUZZ_NODE_SRCS    := tests/fuzz/fuzz_node.c core/node.c $(filter-out core/main.c,$(wildcard core/*/*.c))
@@ -114,6 +116,11 @@ $(FUZZ_BUILD)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_CONFIG_SRCS) core/con
 	@mkdir -p $(FUZZ_BUILD)
 	clang $(FUZZ_CFLAGS) $$(pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_config.c \
 	  $(FUZZ_CONFIG_SRCS) $$(pkg-config --libs jansson) -lm -lpthread
+
+$(FUZZ_BUILD)/fuzz_resp: tests/fuzz/fuzz_resp.c $(FUZZ_RESP_SRCS) $(wildcard core/resp/*.h)
+	@mkdir -p $(FUZZ_BUILD)
+	clang $(FUZZ_CFLAGS) $$(pkg-config --cflags jansson libevent) -o $@ tests/fuzz/fuzz_resp.c \
+	  $(FUZZ_RESP_SRCS) $$(pkg-config --libs jansson libevent) -lm -lpthread
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_NODE_SRCS) tests/fuzz/fuzz_node.h \
                       $(wildcard core/*.h core/*/*.h)

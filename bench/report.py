@@ -57,6 +57,10 @@ WORKLOADS = [
     ("B15-p99", "B15 churn: write p99 during a prune / without"),
     ("B15-disk", "B15 churn: disk per live document / its JSON and key"),
     ("B16", "B16 GET /metrics, 100 databases x 3 peers"),
+    ("B17-get", "B17 RESP GET 100 B (redis-benchmark -c 32)"),
+    ("B17-set", "B17 RESP SET 100 B (redis-benchmark -c 32)"),
+    ("B17-get-P16", "B17 RESP GET 100 B, -P 16"),
+    ("B17-set-P16", "B17 RESP SET 100 B, -P 16"),
 ]
 LABELS = dict(WORKLOADS)
 
@@ -220,6 +224,16 @@ def goals(rows, conns):
             na = "n/a (route missing)" if a and a.get("na") else None
             x = None if na else paired(a, row(w, "redis", conns))
             add(f"B4 {n}", f">= 0.5 x Redis {op}", f"{x:.2f} x" if x else "", x, 0.5, na=na)
+    # Issue 20 item 4: over RESP, GET >= 0.7 x Redis GET, SET >= 0.5 x Redis SET (AOF everysec).
+    for w, op, need in (("B17-get", "GET", 0.7), ("B17-set", "SET", 0.5),
+                        ("B17-get-P16", "GET -P 16", 0.7), ("B17-set-P16", "SET -P 16", 0.5)):
+        for t, n in (("litedist", "SQLite"), ("litedist-lmdb", "LMDB")):
+            a, b = row(w, t, 32), row(w, "redis-aof", 32)
+            if not a and not b:
+                continue
+            x = paired(a, b)
+            add(f"B17 {n}", f">= {need} x Redis {op} (AOF everysec)", f"{x:.2f} x" if x else "",
+                x, need)
     a = row("B5", "litedist")
     x = paired(a, row("B5", "pouchdb"))
     add("B5", ">= 10 x pouchdb-server _find", f"{x:.1f} x" if x else "", x, 10)

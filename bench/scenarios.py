@@ -114,9 +114,10 @@ class Ctx:
         raise BenchError(f"{proc.name} did not answer on port {proc.port}")
 
     def litedist(self, name, plugin="sqlite", sync="full", peers=(), node_id=None, port=None,
-                 data=None, tls=None, node_extra=None, storage_extra=None):
+                 data=None, tls=None, node_extra=None, storage_extra=None, resp_port=None):
         """tls: a Pki; the node then serves HTTPS with mutual TLS and its peers are https://.
-        node_extra, storage_extra: more keys of the Node and Storage sections."""
+        node_extra, storage_extra: more keys of the Node and Storage sections. resp_port: the
+        RESP listener's port (Resp.Enabled)."""
         port = port or free_port()
         data = data or os.path.join(self.a.work, name)
         os.makedirs(data, exist_ok=True)
@@ -130,9 +131,11 @@ class Ctx:
                            "PeerCaFile": tls.ca, "ClientCaFile": tls.ca}
         node.update(node_extra or {})
         cfg = os.path.join(self.a.work, name + ".json")
+        conf = {"Node": node, "Storage": {"Plugin": plugin, "Sync": sync, **(storage_extra or {})}}
+        if resp_port:
+            conf["Resp"] = {"Enabled": True, "Port": resp_port}
         with open(cfg, "w") as f:
-            json.dump({"Node": node, "Storage": {"Plugin": plugin, "Sync": sync,
-                                                 **(storage_extra or {})}}, f)
+            json.dump(conf, f)
         p = Proc(name, [self.a.litedistd, "--config", cfg], self.a.work, self.server_pin)
         p.port = port
         self.procs.append(p)
@@ -1602,10 +1605,64 @@ def b16(ctx):
             f"({size:,} bytes, {links} links, load {load})")
 
 
+# --- B17: the cache over the Redis protocol against Redis (issue 20 item 4) --------------------
+
+B17_CONNS = 32
+
+
+def redis_benchmark(ctx, port, test, n, pipeline, auth=()):
+    """One redis-benchmark run (-c 32 -d 100, 10,000 random keys): (req/s, p50 ms, p99 ms)."""
+    argv = ctx.client_pin + ["redis-benchmark", "-p", str(port), "-c", str(B17_CONNS), "-d", "100",
+                             "-r", "10000", "-t", test, "-n", str(n), "-P", str(pipeline),
+                             "--csv", *auth]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=max(600, n // 100))
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith('"')]
+    if out.returncode != 0 or len(lines) < 2:
+        raise BenchError(f"redis-benchmark {test} on {port} failed: {out.stderr.strip()[-300:]}")
+    import csv
+    f = next(csv.reader([lines[1]]))
+    return float(f[1]), float(f[4]), float(f[6])
+
+
+def b17(ctx):
+    """redis-benchmark -c 32 -d 100 GET and SET, plain and -P 16, against litedistd's RESP port
+    (SQLite and LMDB, Sync full) and redis-server with AOF everysec, the targets side by side in
+    each repeat. SET first in each repeat fills the keys GET reads."""
+    a = ctx.a
+    rport = free_port()
+    rd = Proc("b17-redis", ["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+                            "--dir", a.work], a.work, ctx.server_pin)
+    rd.port = rport
+    ctx.procs.append(rd)
+    targets = [("redis-aof", rport, ())]
+    for plugin, t in (("sqlite", "litedist"), ("lmdb", "litedist-lmdb")):
+        port = free_port()
+        ctx.litedist(f"b17-{plugin}", plugin=plugin, resp_port=port)
+        targets.append((t, port, ("--user", "bench", "-a", "root")))
+    for _ in range(100):  # redis-server answers within a second of its start
+        if subprocess.run(["redis-cli", "-p", str(rport), "ping"], capture_output=True,
+                          text=True).stdout.strip() == "PONG":
+            break
+        time.sleep(0.05)
+    # Sized to last about --duration at a rough rate; every target gets the same n.
+    for pipeline in (1, 16):
+        n = int(a.duration * (20000 if pipeline == 1 else 100000))
+        for r in range(1, a.repeats + 1):
+            for test in ("set", "get"):
+                for t, port, auth in targets:
+                    v, p50, p99 = redis_benchmark(ctx, port, test, n, pipeline, auth)
+                    w = f"B17-{test}" + ("-P16" if pipeline > 1 else "")
+                    ctx.record(workload=w, target=t, connections=B17_CONNS, repeat=r, value=v,
+                               unit="req/s", p50_ms=p50, p99_ms=p99, tool="redis-benchmark",
+                               pipeline=pipeline)
+                    log(f"{w} {t} #{r}: {v:,.0f} req/s (p50 {p50} ms, p99 {p99} ms)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13",
-                                         "B14", "B15", "B16", "raw", "couch-load"])
+                                         "B14", "B15", "B16", "B17", "raw", "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--litedistd", required=True)
@@ -1650,7 +1707,7 @@ def main():
     ctx = Ctx(a)
     try:
         {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B12": b12,
-         "B13": b13, "B14": b14, "B15": b15, "B16": b16, "raw": raw,
+         "B13": b13, "B14": b14, "B15": b15, "B16": b16, "B17": b17, "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")

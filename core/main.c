@@ -35,6 +35,7 @@
 #include "node.h"
 #include "repl/discovery.h"
 #include "repl/repl.h"
+#include "resp/server.h"
 #include "ws/ws.h"
 #include "plugins/loader.h"
 #include "util/log.h"
@@ -194,6 +195,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         evhttp_del_accept_socket(n->http, n->listener);
         n->listener = NULL;
     }
+    ld_resp_stop_listening(n->resp);
     if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
     ld_changes_stop(n->changes);
     ld_repl_stop_probes(n->repl);
@@ -214,13 +216,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
  * Start-up checks
  * ------------------------------------------------------------------------------------------- */
 
-/* Each client connection is a descriptor: below MaxConnections + a reserve for databases and
- * peers, the soft open-file limit is raised toward the hard one (as far as needed); a cap still
- * above it would meet EMFILE (accepting then pauses, http/conns.c) before it is reached. */
+/* Each client connection is a descriptor: below MaxConnections (plus Resp.MaxConnections when
+ * the RESP listener is on) + a reserve for databases and peers, the soft open-file limit is
+ * raised toward the hard one (as far as needed); a cap still above it would meet EMFILE
+ * (accepting then pauses, http/conns.c and resp/server.c) before it is reached. */
 static void fit_descriptor_limit(const ld_node *n)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)n->cfg.max_connections + 256;
+    rlim_t want = (rlim_t)n->cfg.max_connections + 256 +
+                  (n->cfg.resp.enabled ? (rlim_t)n->cfg.resp.max_connections : 0);
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
         return;
     rlim_t raised = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
@@ -662,6 +666,14 @@ int main(int argc, char **argv)
         ld_tls_listener_nodelay(n->listener);
     }
     ld_conns_set_listener(n->conns, n->listener);
+    if (n->cfg.resp.enabled) {
+        if (!(n->resp = ld_resp_start(n, err, sizeof err))) {
+            ld_log_error("%s", err);
+            goto out;
+        }
+        ld_log_info("RESP (Redis protocol) listening on %s:%d%s", n->cfg.resp.listen_address,
+                    ld_resp_port(n->resp), ld_tls_serves(n->tls) ? " over TLS" : "");
+    }
     fit_descriptor_limit(n);
     char self_url[300];
     self_url_of(n, self_url, sizeof self_url);

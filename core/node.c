@@ -22,6 +22,7 @@
 #include "plugins/loader.h"
 #include "repl/discovery.h"
 #include "repl/repl.h"
+#include "resp/server.h"
 #include "util/strutil.h"
 #include "util/looplag.h"
 #include "util/timeutil.h"
@@ -174,6 +175,7 @@ void ld_node_close(ld_node *n)
     ld_readiness_free(n->readiness); /* after the workers: no probe runs */
     ld_static_free(n->studio);
     ld_ws_server_free(n->ws);        /* before evhttp_free, which owns their connections */
+    ld_resp_free(n->resp);           /* its connections, before the TLS contexts they use */
     ld_changes_drop_all(n->changes); /* likewise: their requests go with evhttp */
     if (n->http) evhttp_free(n->http);
     ld_conns_free(n->conns); /* after evhttp_free: it let go of every connection */

@@ -50,6 +50,7 @@ typedef struct ld_node_stats {
     ld_hist http_seconds[LD_ROUTES_MAX + 1];        /* per route, handler start to reply */
     ld_counter auth_failures[LD_AUTHFAIL_N];
     ld_counter sweeper_runs, sweeper_scanned, sweeper_freed;
+    ld_counter resp_commands; /* commands the RESP listener ran (resp/commands.c) */
 } ld_node_stats;
 
 typedef struct ld_node {
@@ -71,6 +72,8 @@ typedef struct ld_node {
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
     struct ld_conns *conns; /* the connection cap and read deadline (http/conns.h) */
+    struct ld_resp_server
+        *resp; /* the Redis-protocol listener, when Resp.Enabled (resp/server.h) */
     ld_completions done;
     struct ld_workers *workers;      /* SELECT queries run here, off the loop (util/workers.h) */
     struct ld_workers *repl_workers; /* replication's log and snapshot reads: a pool of their own,

@@ -23,6 +23,8 @@ packages=(
 )
 if $test; then
   packages+=(python3 python3-pytest python3-prometheus-client clang libclang-rt-14-dev chromium openssl)
+  # tests/system/test_resp.py: redis-cli and a real client library against the RESP listener
+  packages+=(redis-tools python3-redis)
   # tests/deploy: the manifests (python3-yaml), the unit (systemd-analyze), the shell scripts
   # (shellcheck), the Debian package (dpkg-shlibdeps and file, which cpack -G DEB calls).
   packages+=(python3-yaml systemd shellcheck dpkg-dev file)

@@ -67,6 +67,7 @@ static void put_done(ld_wjob *job)
             ld_reply_error(r, 500, "Out of memory.");
     }
     free(p->value);
+    free(p->old_value);
     free(p);
     ld_wjob_free(job);
 }

@@ -18,6 +18,7 @@
 #include "../http/conns.h"
 #include "../http/router.h"
 #include "../repl/repl.h"
+#include "../resp/server.h"
 #include "../util/looplag.h"
 #include "../util/timeutil.h"
 #include "../util/workers.h"
@@ -179,6 +180,13 @@ static void cache_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
         ld_mx_family(w, fams[k][0], "counter", fams[k][1]);
         ld_mx_sample_u64(w, fams[k][0], NULL, ld_counter_get(c[k]));
     }
+    /* The RESP listener (docs/resp.md): zero when Resp.Enabled is false. */
+    ld_mx_family(w, "litedist_resp_commands_total", "counter",
+                 "Commands the RESP (Redis protocol) listener ran.");
+    ld_mx_sample_u64(w, "litedist_resp_commands_total", NULL,
+                     ld_counter_get(&n->stats.resp_commands));
+    ld_mx_family(w, "litedist_resp_connections", "gauge", "RESP connections open.");
+    ld_mx_sample_u64(w, "litedist_resp_connections", NULL, ld_resp_open(n->resp));
 }
 
 /* How late the event loop ran a 5 ms timer (util/looplag.h): how long it was busy elsewhere. */

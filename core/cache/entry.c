@@ -84,15 +84,10 @@ static char *entry_json(const char *key, const char *value, size_t value_len, co
     return out;
 }
 
-ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+/* The current record of the job's key, decoded, when there is one: *found false otherwise.
+ * rec points into the transaction's memory: valid until the next write in t. */
+static ld_status current_rec(ld_txn *t, const ld_wjob *job, bool *found, ld_doc_rec *rec)
 {
-    ld_cache_put *p = job->ctx;
-    /* A failed group is retried job by job: start from nothing. */
-    free(job->json);
-    job->json = NULL;
-    job->json_len = 0;
-    job->result = LD_WR_OK;
-
     size_t klen;
     uint8_t *key =
         ld_doc_key(job->collection, strlen(job->collection), job->id, strlen(job->id), &klen);
@@ -101,36 +96,113 @@ ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
     size_t vl;
     ld_status st = ld_txn_get(t, LD_SPACE_DOCS, key, klen, &v, &vl);
     free(key);
-    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    *found = st == LD_OK;
+    if (st == LD_NOT_FOUND) return LD_OK;
+    if (st != LD_OK) return st;
+    return ld_doc_rec_decode(v, vl, rec) ? LD_OK : LD_CORRUPT;
+}
+
+/* Copies the results of the inner job w, applied by ld_apply_job, to the custom job. */
+static void take_results(ld_wjob *job, const ld_wjob *w)
+{
+    job->result = w->result;
+    job->seq = w->seq;
+    job->origin_seq = w->origin_seq;
+    job->hlc = w->hlc;
+    memcpy(job->op_id, w->op_id, LD_OP_ID_LEN);
+    job->op_type = w->op_type;
+    job->had_version = w->had_version;
+    memcpy(job->prev_version, w->prev_version, LD_OP_ID_LEN);
+}
+
+static char *span_dup(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+    if (out) {
+        memcpy(out, s, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
+ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    ld_cache_put *p = job->ctx;
+    /* A failed group is retried job by job: start from nothing. */
+    free(job->json);
+    job->json = NULL;
+    job->json_len = 0;
+    job->result = LD_WR_OK;
+    free(p->old_value);
+    p->old_value = NULL;
+    p->old_value_len = 0;
+    p->skipped = p->had_live = false;
+
+    bool found;
+    ld_doc_rec old;
+    ld_status st = current_rec(t, job, &found, &old);
+    if (st != LD_OK) return st;
     uint64_t now = ld_cache_now_ms(db);
-    bool live = false;
+    bool live = found && ld_cache_rec_live(&old, now);
+    p->had_live = live;
     char created[LD_ISO_TIME_LEN + 2] = "";
-    if (st == LD_OK) {
-        ld_doc_rec old;
-        if (!ld_doc_rec_decode(v, vl, &old)) return LD_CORRUPT;
-        live = ld_cache_rec_live(&old, now);
+    char *kept = NULL; /* the live entry's value, when the write keeps or returns it */
+    size_t kept_len = 0;
+    if (live) {
         size_t cs, cl;
-        if (live && ld_json_member_span(old.json, old.json_len, "CreatedUtc", &cs, &cl) &&
+        if (ld_json_member_span(old.json, old.json_len, "CreatedUtc", &cs, &cl) &&
             cl < sizeof created) {
             memcpy(created, old.json + cs, cl);
             created[cl] = '\0';
         }
+        if (p->keep_value || p->want_old) {
+            size_t vs, vl;
+            if (!ld_json_member_span(old.json, old.json_len, "Value", &vs, &vl)) return LD_CORRUPT;
+            if (!(kept = span_dup(old.json + vs, vl))) return LD_NOMEM;
+            kept_len = vl;
+        }
+    }
+    if (p->want_old && kept) {
+        /* SET GET answers the old value even when NX/XX skip the write. */
+        if (!(p->old_value = span_dup(kept, kept_len))) {
+            free(kept);
+            return LD_NOMEM;
+        }
+        p->old_value_len = kept_len;
+    }
+    if ((p->cond == LD_CACHE_IF_ABSENT && live) || (p->cond == LD_CACHE_IF_LIVE && !live)) {
+        free(kept);
+        p->skipped = true;
+        return LD_OK;
     }
     if (live ? !job->may_update : !job->may_create) {
+        free(kept);
         job->result = live ? LD_WR_NEED_UPDATE : LD_WR_NEED_CREATE;
         return LD_OK;
     }
 
     uint64_t stamp = ld_hlc_now(db->env->clock);
     uint64_t ms = ld_hlc_ms(stamp);
-    p->expires_ms = ms + p->ttl_ms;
+    if (live && p->keep_ttl)
+        p->expires_ms = old.expires_ms;
+    else
+        p->expires_ms = p->at ? p->expires_at_ms : ms + p->ttl_ms;
+    if (p->expire_cmp && live &&
+        (p->expire_cmp > 0 ? p->expires_ms <= old.expires_ms : p->expires_ms >= old.expires_ms)) {
+        free(kept);
+        p->skipped = true;
+        return LD_OK;
+    }
     if (!created[0]) {
         created[0] = '"';
         ld_iso_time(ms, created + 1);
         strcat(created, "\"");
     }
+    const char *value = p->keep_value ? kept : p->value;
+    size_t value_len = p->keep_value ? kept_len : p->value_len;
     size_t json_len;
-    char *json = entry_json(job->id, p->value, p->value_len, created, ms, p->expires_ms, &json_len);
+    char *json = entry_json(job->id, value, value_len, created, ms, p->expires_ms, &json_len);
+    free(kept);
     if (!json) return LD_NOMEM;
     ld_wjob w = {
         .kind = LD_W_PUT,
@@ -149,17 +221,29 @@ ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         free(json);
         return st;
     }
-    job->result = w.result;
-    job->seq = w.seq;
-    job->origin_seq = w.origin_seq;
-    job->hlc = w.hlc;
-    memcpy(job->op_id, w.op_id, LD_OP_ID_LEN);
-    job->op_type = w.op_type;
-    job->had_version = w.had_version;
-    memcpy(job->prev_version, w.prev_version, LD_OP_ID_LEN);
+    take_results(job, &w);
     job->json = json;
     job->json_len = json_len;
     return LD_OK;
+}
+
+ld_status ld_cache_delete_live_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    bool *deleted = job->ctx;
+    *deleted = false;
+    job->result = LD_WR_OK;
+    bool found;
+    ld_doc_rec old;
+    ld_status st = current_rec(t, job, &found, &old);
+    if (st != LD_OK || !found || !ld_cache_rec_live(&old, ld_cache_now_ms(db))) return st;
+    ld_wjob w = {.kind = LD_W_DELETE, .collection = job->collection, .id = job->id};
+    st = ld_apply_job(db, t, pending, &w);
+    if (st == LD_OK) {
+        take_results(job, &w);
+        *deleted = w.result == LD_WR_OK;
+    }
+    free(w.payload);
+    return st;
 }
 
 /* A record to rewrite once the cursor is closed (the ABI forbids writing under an open one). */

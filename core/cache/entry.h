@@ -30,20 +30,44 @@ char *ld_cache_get_json(const ld_doc_rec *rec, uint64_t now_ms, size_t *len, boo
 /* "<n>ms": how the contract writes Ttl and RemainingTtl. buf holds at least 24 bytes. */
 void ld_cache_ms_text(uint64_t ms, char *buf);
 
-/* A PUT's state (the job's ctx). The submitter owns it and value; the job holds the key
- * (job->id) and collection. */
+/* Which live state a write requires of its key (Redis's NX and XX). */
+typedef enum ld_cache_cond {
+    LD_CACHE_ANY,
+    LD_CACHE_IF_ABSENT, /* only when no live entry: SET NX */
+    LD_CACHE_IF_LIVE,   /* only over a live entry: SET XX, EXPIRE */
+} ld_cache_cond;
+
+/* A write's state (the job's ctx): the HTTP PUT, and the RESP SET and EXPIRE families. The
+ * submitter owns it, value and old_value; the job holds the key (job->id) and collection. */
 typedef struct ld_cache_put {
-    char *value; /* the JSON text of the value, validated; owned by the submitter */
+    char *value; /* the JSON text of the value, validated; NULL with keep_value */
     size_t value_len;
-    uint64_t ttl_ms;
-    uint64_t expires_ms; /* result: the entry's absolute expiry */
+    uint64_t ttl_ms;        /* expiry = the write's stamp + ttl_ms ... */
+    bool at;                /* ... or, when set, expiry = expires_at_ms (EXAT, PXAT, EXPIRE <= 0) */
+    uint64_t expires_at_ms; /*     (in the past: the write leaves the key expired, so hidden) */
+    bool keep_ttl;          /* a live entry keeps its expiry (SET KEEPTTL) */
+    bool keep_value;        /* a live entry keeps its value, only the expiry changes (EXPIRE) */
+    ld_cache_cond cond;
+    int expire_cmp; /* EXPIRE GT (1) / LT (-1): only when the new expiry is later / earlier */
+    bool want_old;  /* copy the live entry's value to old_value (SET GET) */
+    /* Results, reset at each run of the job */
+    uint64_t expires_ms; /* the entry's absolute expiry */
+    bool skipped;        /* cond or expire_cmp not met: nothing written, job->result LD_WR_OK */
+    bool had_live;       /* a live entry was there */
+    char *old_value;     /* malloc'd JSON text of that entry's value, when want_old */
+    size_t old_value_len;
 } ld_cache_put;
 
-/* The custom apply of a PUT: reads the current entry (an overwrite of a live entry keeps its
- * CreatedUtc and needs job->may_update; anything else needs job->may_create), stamps the write,
- * sets expires_at = stamp ms + ttl and writes the entry through ld_apply_job. On success
- * job->json holds the stored document (owned by the job) and the job's results are set. */
+/* The custom apply of a write: reads the current entry, skips when cond is not met (before the
+ * role check, as Redis answers nil), then needs job->may_update to overwrite a live entry
+ * (keeping its CreatedUtc) and job->may_create for anything else, stamps the write, sets the
+ * expiry and writes the entry through ld_apply_job. On success job->json holds the stored
+ * document (owned by the job) and the job's results are set. */
 ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job);
+
+/* A delete that writes only when the key is live (RESP DEL; the HTTP DELETE writes a tombstone
+ * in any case, as the contract says): the job's ctx is a bool set to whether it deleted. */
+ld_status ld_cache_delete_live_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job);
 
 /* One sweeper page (the job's ctx): scans at most `batch` cache records after `start` and
  * frees the bodies of expired ones (LD_REC_SWEPT), keeping their stamps and expiry, so the

@@ -109,6 +109,11 @@ static const keydef auth_keys[] = {
 
 static const keydef studio_keys[] = {{"CorsOrigins", true}, {"Root", true}, {NULL, false}};
 
+static const keydef resp_keys[] = {
+    {"Enabled", true},        {"ListenAddress", true},      {"Port", true},
+    {"MaxConnections", true}, {"IdleTimeoutSeconds", true}, {NULL, false},
+};
+
 typedef struct sectiondef {
     const char *name;
     const keydef *keys;
@@ -116,7 +121,7 @@ typedef struct sectiondef {
 
 static const sectiondef sections[] = {
     {"Node", node_keys},     {"Auth", auth_keys}, {"Storage", storage_keys},
-    {"Studio", studio_keys}, {NULL, NULL},
+    {"Studio", studio_keys}, {"Resp", resp_keys}, {NULL, NULL},
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -709,9 +714,11 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     json_t *auth = section(cfg->root, "Auth");
     json_t *storage = section(cfg->root, "Storage");
     json_t *studio = section(cfg->root, "Studio");
+    json_t *resp = section(cfg->root, "Resp");
     if ((node && !canonicalize(node, "Node", node_keys, NULL, NULL, err, errlen)) ||
         (storage && !canonicalize(storage, "Storage", storage_keys, NULL, NULL, err, errlen)) ||
-        (studio && !canonicalize(studio, "Studio", studio_keys, NULL, NULL, err, errlen)))
+        (studio && !canonicalize(studio, "Studio", studio_keys, NULL, NULL, err, errlen)) ||
+        (resp && !canonicalize(resp, "Resp", resp_keys, NULL, NULL, err, errlen)))
         goto fail;
     if (auth) {
         json_t *plugins = obj_get_ci(auth, "Plugins", NULL);
@@ -796,6 +803,18 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
         !get_str(studio, "Studio", "Root", NULL, &cfg->studio_root, err, errlen))
         goto fail;
 
+    if (!get_bool(resp, "Resp", "Enabled", false, &cfg->resp.enabled, err, errlen) ||
+        !get_str(resp, "Resp", "ListenAddress", cfg->listen_address, &cfg->resp.listen_address, err,
+                 errlen) ||
+        !get_int(resp, "Resp", "Port", 6380, 0, 65535, &x, err, errlen))
+        goto fail;
+    cfg->resp.port = (int)x;
+    if (!get_int(resp, "Resp", "MaxConnections", 1024, 1, 1000000, &x, err, errlen)) goto fail;
+    cfg->resp.max_connections = (int)x;
+    if (!get_int(resp, "Resp", "IdleTimeoutSeconds", 300, 0, 86400 * 365, &x, err, errlen))
+        goto fail;
+    cfg->resp.idle_timeout_s = (int)x;
+
     if (ov) {
         if (ov->port > 0) cfg->port = ov->port;
         if (ov->data_dir) {
@@ -845,6 +864,7 @@ void ld_config_free(ld_config *cfg)
     free(cfg->auth_json);
     free_list(cfg->cors_origins, cfg->n_cors_origins);
     free(cfg->studio_root);
+    free(cfg->resp.listen_address);
     free(cfg->tls.certificate_file);
     free(cfg->tls.key_file);
     free(cfg->tls.client_ca_file);

@@ -25,6 +25,15 @@ typedef struct ld_tls_config {
     char *peer_ca_file;     /* PEM CAs that verify https:// peers; NULL: system trust store */
 } ld_tls_config;
 
+/* Resp: the optional Redis-protocol listener of the cache (resp/server.h, docs/resp.md). */
+typedef struct ld_resp_config {
+    bool enabled;
+    char *listen_address; /* Node.ListenAddress when not given */
+    int port;
+    int max_connections; /* RESP connections open at once, counted apart from HTTP's */
+    int idle_timeout_s;  /* a connection silent this long is closed; 0: never */
+} ld_resp_config;
+
 typedef struct ld_config {
     json_t *root;      /* the merged tree (file, then env), keys in canonical case; owned */
     char *source_path; /* the file read, or NULL */
@@ -98,6 +107,8 @@ typedef struct ld_config {
     char **auth_plugins;
     size_t n_auth_plugins;
     char *auth_json; /* the whole Auth section as JSON text, for every auth plugin */
+
+    ld_resp_config resp;
 
     /* Studio */
     char **cors_origins; /* as given; checked at start-up by http/cors.h */

@@ -35,7 +35,7 @@ FAMILIES = [
     "litedist_replication_snapshot_records_total",
     "litedist_cache_live_keys", "litedist_cache_expired_keys",
     "litedist_cache_sweeper_runs", "litedist_cache_sweeper_scanned_entries",
-    "litedist_cache_expired_entries_freed",
+    "litedist_cache_expired_entries_freed", "litedist_resp_commands", "litedist_resp_connections",
     "process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
     "process_open_fds", "process_max_fds", "process_start_time_seconds",
 ]

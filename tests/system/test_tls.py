@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import assert_ok
+from conftest import ROOT_KEY, assert_ok, free_port
 from test_replication import wait_for, ws_open, ws_recv_text, ws_send_text
 
 REPL_KEY = "tls-cluster-key"
@@ -417,3 +417,43 @@ def test_the_tls_listener_counts_connections_and_cuts_slow_requests(make_node, p
     finally:
         s.close()
     wait_for(lambda: open_count() == base, what="the TLS connection freed")
+
+
+# ------------------------------------------------------------------------------------------------
+# The RESP listener (docs/resp.md) speaks TLS with Node.Tls
+# ------------------------------------------------------------------------------------------------
+
+def test_resp_listener_speaks_tls_with_the_nodes_certificate(make_node, pki):
+    import redis  # python3-redis, as tests/system/test_resp.py
+
+    resp_port = free_port()
+    tls = tls_section(pki, client_ca=True)
+    n = make_node(overrides={"Node": {"Tls": tls}, "Resp": {"Enabled": True, "Port": resp_port}},
+                  start=False)
+    n.ssl_context = client_context(pki, with_cert=True)
+    n.start()
+    assert f"RESP (Redis protocol) listening on 127.0.0.1:{resp_port} over TLS" in n.log_text()
+    cert, key = pki.client
+    r = redis.Redis(port=resp_port, username=DB, password=ROOT_KEY, ssl=True,
+                    ssl_ca_certs=pki.ca, ssl_certfile=cert, ssl_keyfile=key,
+                    decode_responses=True, socket_timeout=10)
+    assert r.set("over-tls", "yes", ex=60) is True and r.get("over-tls") == "yes"
+    assert assert_ok(n.api(DB).call("GET", "/api/cache/over-tls"))["Value"] == "yes"
+    r.close()
+    # Without a client certificate (ClientCaFile is set) the handshake fails.
+    bare = redis.Redis(port=resp_port, username=DB, password=ROOT_KEY, ssl=True,
+                       ssl_ca_certs=pki.ca, socket_timeout=10)
+    with pytest.raises(redis.ConnectionError):
+        bare.ping()
+    # Plain RESP to the TLS port gets no RESP answer.
+    s = socket.create_connection(("127.0.0.1", resp_port), timeout=5)
+    try:
+        s.sendall(b"PING\r\n")
+        s.settimeout(5)
+        try:
+            got = s.recv(100)
+        except (socket.timeout, ConnectionResetError):
+            got = b""
+        assert not got.startswith(b"+PONG") and not got.startswith(b"-")
+    finally:
+        s.close()

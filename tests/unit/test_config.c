@@ -155,6 +155,43 @@ static void cache_cleanup_settings(void **state)
     }
 }
 
+/* Resp: off by default, on Node's address at 6380; each key range-checked and named. */
+static void resp_settings(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const none[] = {"LITEDIST_Node__ListenAddress=0.0.0.0", NULL};
+    assert_true(ld_config_load(&c, NULL, none, NULL, err, sizeof err));
+    assert_false(c.resp.enabled);
+    assert_string_equal(c.resp.listen_address, "0.0.0.0");
+    assert_int_equal(c.resp.port, 6380);
+    assert_int_equal(c.resp.max_connections, 1024);
+    assert_int_equal(c.resp.idle_timeout_s, 300);
+    ld_config_free(&c);
+    char *const env[] = {"LITEDIST_resp__enabled=true",
+                         "LITEDIST_Resp__ListenAddress=::1",
+                         "LITEDIST_Resp__Port=0",
+                         "LITEDIST_Resp__MaxConnections=2",
+                         "LITEDIST_Resp__IdleTimeoutSeconds=0",
+                         NULL};
+    assert_true(ld_config_load(&c, NULL, env, NULL, err, sizeof err));
+    assert_true(c.resp.enabled);
+    assert_string_equal(c.resp.listen_address, "::1");
+    assert_int_equal(c.resp.port, 0);
+    assert_int_equal(c.resp.max_connections, 2);
+    assert_int_equal(c.resp.idle_timeout_s, 0);
+    ld_config_free(&c);
+    const char *bad[] = {"LITEDIST_Resp__Port=65536", "LITEDIST_Resp__Enabled=1x",
+                         "LITEDIST_Resp__MaxConnections=0", "LITEDIST_Resp__IdleTimeoutSeconds=-1",
+                         NULL};
+    for (int i = 0; bad[i]; i++) {
+        char *const env1[] = {(char *)bad[i], NULL};
+        assert_false(ld_config_load(&c, NULL, env1, NULL, err, sizeof err));
+        assert_non_null(strstr(err, "Resp."));
+    }
+}
+
 /* Node.TestClockOffsetMilliseconds: 0 by default, negative allowed, at most one day either way. */
 static void test_clock_offset(void **state)
 {
@@ -360,6 +397,7 @@ int main(void)
         cmocka_unit_test(case_duplicates_refused),
         cmocka_unit_test(env_names_not_utf8),
         cmocka_unit_test(cache_cleanup_settings),
+        cmocka_unit_test(resp_settings),
         cmocka_unit_test(test_clock_offset),
         cmocka_unit_test(studio_section),
         cmocka_unit_test(tls_section),
