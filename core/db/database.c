@@ -268,6 +268,7 @@ ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
     /* No write is in flight yet: every own op from now on is stamped above a stamp issued now. */
     db->committed.promise_seq = db->committed.self_seq;
     db->committed.promise_hlc = ld_hlc_now(env->clock);
+    db->ix_work = true; /* an index build or drop may have been cut short: the writer looks */
     db->writer = ld_writer_new(db);
     if (!db->writer) {
         st = LD_NOMEM;
