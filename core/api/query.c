@@ -137,7 +137,8 @@ static void select_work(void *arg)
     ld_txn t;
     c->st = ld_txn_begin(&c->r->node->store, c->r->db->st, false, &t);
     if (c->st != LD_OK) return;
-    c->st = ld_ql_select(&t, c->stmt, &c->opts, &c->res, &c->err);
+    c->st = c->stmt->explain ? ld_ql_explain(&t, c->stmt, &c->res, &c->err)
+                             : ld_ql_select(&t, c->stmt, &c->opts, &c->res, &c->err);
     ld_txn_abort(&t);
 }
 
@@ -170,7 +171,8 @@ static void run_select(qctx *c)
         limit = c->stmt->top > TAKE_MAX ? TAKE_MAX : c->stmt->top;
     c->opts.row_limit = limit;
     if (!r->db) { /* reads never create a database: it has no documents yet */
-        c->st = ld_ql_select(NULL, c->stmt, &c->opts, &c->res, &c->err);
+        c->st = c->stmt->explain ? ld_ql_explain(NULL, c->stmt, &c->res, &c->err)
+                                 : ld_ql_select(NULL, c->stmt, &c->opts, &c->res, &c->err);
         select_reply(c);
         qctx_free(c);
         return;
@@ -625,7 +627,8 @@ void ld_api_query(ld_req *r)
         goto out;
     }
     json_decref(body);
-    if (c->stmt->kind == LD_QS_SELECT)
+    /* EXPLAIN runs nothing: it reads the index definitions in a read transaction, as a SELECT */
+    if (c->stmt->kind == LD_QS_SELECT || c->stmt->explain)
         run_select(c);
     else
         run_write(c);

@@ -1452,6 +1452,24 @@ static bool parse_statement(parser *p, ld_ql_stmt *s)
     return true;
 }
 
+/* EXPLAIN before a SELECT, UPDATE or DELETE: skipped, and said in *explain. Not a reserved word
+ * (a member may be called explain): only the first token is looked at. False (err set) when
+ * nothing, or a statement that has no plan, follows. */
+static bool parse_explain(parser *p, bool *explain)
+{
+    ld_ql_token *t = peek(p);
+    *explain = t->kind == LD_QT_NAME && t->len == 7 && !strncasecmp(p->text + t->off, "EXPLAIN", 7);
+    if (!*explain) return true;
+    next(p);
+    ld_ql_token *u = peek(p);
+    if (!is_kw(u, LD_QK_SELECT) && !is_kw(u, LD_QK_UPDATE) && !is_kw(u, LD_QK_DELETE)) {
+        ld_ql_error_set(p->err, LD_QE_SYNTAX, u->kind == LD_QT_EOF ? t->cpos : u->cpos,
+                        "EXPLAIN needs a SELECT, UPDATE or DELETE statement");
+        return false;
+    }
+    return true;
+}
+
 ld_ql_stmt *ld_ql_parse(const char *text, size_t len, const ld_ql_limits *lim, ld_ql_error *err)
 {
     err->code = LD_QE_NONE;
@@ -1487,7 +1505,12 @@ ld_ql_stmt *ld_ql_parse(const char *text, size_t len, const ld_ql_limits *lim, l
         p.toks.n--;
     }
     ld_ql_stmt *s = NULL;
-    ld_ql_token *first = &p.toks.v[0];
+    bool explain = false;
+    if (!parse_explain(&p, &explain)) {
+        ld_ql_tokens_free(&p.toks);
+        return NULL;
+    }
+    ld_ql_token *first = peek(&p);
     if (p.toks.n == 1 && first->len == 0 && first->off == len) {
         ld_ql_error_set(err, LD_QE_EMPTY, 0, "Query is required.");
     } else if (!is_kw(first, LD_QK_SELECT) && !is_kw(first, LD_QK_INSERT) &&
@@ -1498,6 +1521,8 @@ ld_ql_stmt *ld_ql_parse(const char *text, size_t len, const ld_ql_limits *lim, l
     } else if (!parse_statement(&p, s)) {
         ld_ql_stmt_free(s);
         s = NULL;
+    } else {
+        s->explain = explain;
     }
     ld_ql_tokens_free(&p.toks);
     return s;

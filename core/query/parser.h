@@ -111,6 +111,7 @@ typedef enum ld_ql_kind {
 
 typedef struct ld_ql_stmt {
     ld_ql_kind kind;
+    bool explain;     /* EXPLAIN <statement>: answer the plan (plan.h), run nothing */
     char *collection; /* as written, malloc'd; validated by the caller (names.h) */
     size_t collection_len;
     size_t collection_cpos;
