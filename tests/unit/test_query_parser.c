@@ -294,7 +294,7 @@ static void contract_errors(void **state)
     fails(";SELECT $ FROM c", LD_QE_MULTI, "Only one query statement is allowed.");
     fails("SELECT $ FROM c; 'unterminated", LD_QE_MULTI, "Only one query statement is allowed.");
     fails("DROP TABLE c", LD_QE_COMMAND, "Unable to determine query command.");
-    fails("EXPLAIN SELECT $ FROM c", LD_QE_COMMAND, "Unable to determine query command.");
+    fails("DESCRIBE SELECT $ FROM c", LD_QE_COMMAND, "Unable to determine query command.");
     fails("$ FROM c", LD_QE_COMMAND, "Unable to determine query command.");
     fails(";", LD_QE_COMMAND, "Unable to determine query command.");
 }

@@ -436,6 +436,40 @@ static void expr_text(void **state)
     }
 }
 
+/* EXPLAIN is a prefix of SELECT, UPDATE and DELETE, not a reserved word. */
+static void explain_parses(void **state)
+{
+    (void)state;
+    const char *ok[] = {"EXPLAIN SELECT $ FROM c WHERE $.a = 1", "explain DELETE FROM c",
+                        "Explain UPDATE c SET {\"a\": 1} WHERE $.explain = 2"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        ld_ql_stmt *s = parse(ok[i]);
+        assert_true(s->explain);
+        ld_ql_stmt_free(s);
+    }
+    ld_ql_stmt *s = parse("SELECT explain FROM c");
+    assert_false(s->explain);
+    ld_ql_stmt_free(s);
+    const struct {
+        const char *q, *msg;
+        size_t pos;
+    } bad[] = {
+        {"EXPLAIN", "EXPLAIN needs a SELECT, UPDATE or DELETE statement", 1},
+        {"EXPLAIN INSERT INTO c VALUES {}", "EXPLAIN needs a SELECT, UPDATE or DELETE statement",
+         9},
+        {"EXPLAIN EXPLAIN SELECT $ FROM c", "EXPLAIN needs a SELECT, UPDATE or DELETE statement",
+         9},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ld_ql_error err;
+        ld_ql_stmt *t = ld_ql_parse(bad[i].q, strlen(bad[i].q), NULL, &err);
+        assert_null(t);
+        assert_int_equal(err.code, LD_QE_SYNTAX);
+        assert_int_equal(err.pos, bad[i].pos);
+        if (!strstr(err.msg, bad[i].msg)) fail_msg("%s: %s", bad[i].q, err.msg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +483,7 @@ int main(void)
         cmocka_unit_test(order_by),
         cmocka_unit_test(writes_use_indexes),
         cmocka_unit_test(expr_text),
+        cmocka_unit_test(explain_parses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
