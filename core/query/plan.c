@@ -701,6 +701,8 @@ size_t ld_plan_explain(const ld_ql_stmt *s, const ld_plan *p, ld_qbuf *out)
     }
     ld_qbuf_adds(out, "],\"Bounds\":[");
     size_t nb = 0;
+    if (p->ix && !p->nranges) /* contradicting bounds: nothing to read */
+        ld_qbuf_adds(out, "\"none\"");
     for (size_t i = 0; i < p->nranges; i++) {
         if (!p->ranges[i].text[0]) continue; /* the whole index */
         if (nb++) ld_qbuf_addc(out, ',');

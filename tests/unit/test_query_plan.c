@@ -233,6 +233,9 @@ static void ranges_and_between(void **state)
     s = plan("SELECT $ FROM c WHERE $.a > 5 AND $.a < 3", &t, 1, &p);
     assert_int_equal(p.kind, LD_PLAN_INDEX_RANGE);
     assert_int_equal(p.nranges, 0);
+    char *none = explain(s, &p);
+    assert_non_null(strstr(none, "\"Bounds\":[\"none\"]"));
+    free(none);
     ld_plan_free(&p);
     ld_ql_stmt_free(s);
 
