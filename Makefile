@@ -77,7 +77,7 @@ FUZZ_TARGETS      := query wire config http ws
 FUZZ_CFLAGS       := -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
                      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icore -Iinclude
 FUZZ_QUERY_SRCS   := core/query/lexer.c core/query/parser.c core/query/eval.c core/query/qbuf.c \
-                     core/util/jsontext.c
+                     core/query/plan.c core/index/keyenc.c core/util/jsontext.c
 
 # The replication payload decoder, the config loader, and (http, ws) a whole node in the fuzzer's
 # process fed raw bytes over loopback: those two load the storage and auth plugins of $(BUILD).

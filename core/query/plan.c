@@ -276,7 +276,7 @@ static bool classify(const ld_ql_node *c, pred *p)
         p->incl = true;
         break;
     case LD_QN_ISNULL: /* IS NULL: = null; IS NOT NULL: > null */
-        if (c->args[0]->kind != LD_QN_PATH) return false;
+        if (c->args[0]->kind != LD_QN_PATH || c->args[0]->nsegs == 0) return false;
         path = c->args[0];
         p->kind = c->negated ? P_LO : P_EQ;
         p->incl = !c->negated;
@@ -284,7 +284,7 @@ static bool classify(const ld_ql_node *c, pred *p)
         if (!p->vals) return false;
         p->vals[p->nvals++] = json_null();
         p->path = path;
-        return path->nsegs > 0;
+        return true;
     default:
         return false;
     }
