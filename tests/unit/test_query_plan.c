@@ -315,6 +315,23 @@ static void compound_prefix(void **state)
     bytes_are(p.ranges[1].lo, p.ranges[1].lo_len, key(4, V("null", "5"), 2, false));
     ld_plan_free(&p);
     ld_ql_stmt_free(s);
+    /* an equality prefix, then ORDER BY the next path: the walk is in its order */
+    s = plan("SELECT $ FROM c WHERE $.a = 'k' ORDER BY $.b LIMIT 3", &t, 1, &p);
+    assert_int_equal(p.kind, LD_PLAN_INDEX_ORDER);
+    assert_int_equal(p.neq, 1);
+    assert_true(p.ordered);
+    ld_plan_free(&p);
+    ld_ql_stmt_free(s);
+    /* not after an IN or null prefix: several runs, each in order, not together */
+    s = plan("SELECT $ FROM c WHERE $.a IN (1, 2) ORDER BY $.b", &t, 1, &p);
+    assert_false(p.ordered);
+    assert_true(p.sort);
+    ld_plan_free(&p);
+    ld_ql_stmt_free(s);
+    s = plan("SELECT $ FROM c WHERE $.a IS NULL ORDER BY $.b", &t, 1, &p);
+    assert_false(p.ordered);
+    ld_plan_free(&p);
+    ld_ql_stmt_free(s);
     /* only the second path: the index cannot help */
     s = plan("SELECT $ FROM c WHERE $.b = 5", &t, 1, &p);
     assert_int_equal(p.kind, LD_PLAN_SCAN);
