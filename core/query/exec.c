@@ -50,6 +50,10 @@ typedef struct scan_doc {
     ld_ql_doc d;
     const ld_doc_rec *rec; /* NULL when the document was not read (known_match) */
     bool known_match;      /* an exact index range says it matches; nothing else is known */
+    /* From an index walk: the encoded value of the index path after the equality prefix
+     * (plan->neq), borrowed for the visit. */
+    const uint8_t *ixval;
+    size_t ixval_len;
 } scan_doc;
 
 /* Called per candidate; returns LD_OK to go on, LD_NOT_FOUND to stop, else a failure. */
@@ -150,13 +154,14 @@ static ld_status index_walk(source *src, visit_fn visit, void *ctx)
         while (st == LD_OK && before_end(r, k, kl)) {
             /* the id follows the index number and the encoded values */
             const uint8_t *kb = k;
-            size_t off = 4;
+            size_t off = 4, voff = 0, vlen = 0;
             for (size_t j = 0; j < p->ix->npaths && off <= kl; j++) {
                 size_t n = ld_keyenc_skip(kb + off, kl - off);
                 if (!n) {
                     off = kl + 1;
                     break;
                 }
+                if (j == p->neq) voff = off, vlen = n;
                 off += n;
             }
             if (kl < 4 || off > kl) {
@@ -169,7 +174,7 @@ static ld_status index_walk(source *src, visit_fn visit, void *ctx)
                 st = LD_NOMEM;
                 break;
             }
-            scan_doc sd = {.known_match = src->lazy};
+            scan_doc sd = {.known_match = src->lazy, .ixval = kb + voff, .ixval_len = vlen};
             sd.d.id = dkey.data + dprefix;
             sd.d.id_len = dkey.len - dprefix;
             ld_doc_rec rec;
@@ -283,6 +288,8 @@ static ld_status visit_count(void *ctx, scan_doc *sd)
 
 typedef struct entry {
     json_t **keys; /* norder keys; NULL when norder is 0 */
+    uint8_t *kb;   /* by_key: the encoded ORDER BY value from the index key */
+    size_t kbl;
     char *id;
     size_t id_len;
 } entry;
@@ -300,6 +307,8 @@ typedef struct order_ctx {
      * the k-th, so is every later one, and they are only counted. */
     bool ordered;
     bool beyond;
+    /* plan->desc_keys: entries ranked by the index's value bytes, descending, then id */
+    bool by_key;
 } order_ctx;
 
 static void entry_free(const order_ctx *c, entry *e)
@@ -307,6 +316,7 @@ static void entry_free(const order_ctx *c, entry *e)
     for (size_t i = 0; e->keys && i < c->norder; i++)
         json_decref(e->keys[i]);
     free(e->keys);
+    free(e->kb);
     free(e->id);
 }
 
@@ -317,8 +327,24 @@ static int id_cmp(const entry *a, const entry *b)
     return a->id_len < b->id_len ? -1 : a->id_len > b->id_len;
 }
 
+/* Encoded values in the evaluator's order: MISSING and null (one byte each) are one class. */
+static int value_bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    bool na = an == 1 && (a[0] == LD_KE_MISSING || a[0] == LD_KE_NULL);
+    bool nb = bn == 1 && (b[0] == LD_KE_MISSING || b[0] == LD_KE_NULL);
+    if (na || nb) return na && nb ? 0 : na ? -1 : 1;
+    int c = memcmp(a, b, an < bn ? an : bn);
+    if (c) return c < 0 ? -1 : 1;
+    return an < bn ? -1 : an > bn;
+}
+
 static int entry_cmp(const order_ctx *c, const entry *a, const entry *b)
 {
+    if (c->by_key) {
+        int r = value_bytes_cmp(a->kb, a->kbl, b->kb, b->kbl);
+        if (r) return -r; /* DESC */
+        return id_cmp(a, b);
+    }
     for (size_t i = 0; i < c->norder; i++) {
         int r = ld_ql_compare(a->keys[i], b->keys[i]);
         if (r) return c->s->order[i].desc ? -r : r;
@@ -360,9 +386,16 @@ static ld_status visit_order(void *ctx, scan_doc *sd)
     if (st != LD_OK || !m) return st;
     c->seen++;
     if (c->k == 0 || c->beyond) return LD_OK;
-    /* the id borrowed until the entry is kept */
+    /* the id (and key bytes) borrowed until the entry is kept */
     entry e = {.id = (char *)sd->d.id, .id_len = sd->d.id_len};
-    if (c->norder) {
+    if (c->by_key) {
+        e.kb = (uint8_t *)sd->ixval;
+        e.kbl = sd->ixval_len;
+        if (c->n == c->k && entry_cmp(c, &e, &c->heap[0]) >= 0) return LD_OK;
+        e.kb = malloc(e.kbl ? e.kbl : 1);
+        if (!e.kb) return oom(c->err);
+        memcpy(e.kb, sd->ixval, e.kbl);
+    } else if (c->norder) {
         e.keys = calloc(c->norder, sizeof *e.keys);
         if (!e.keys) return oom(c->err);
         for (size_t i = 0; i < c->norder; i++)
@@ -567,8 +600,9 @@ ld_status ld_ql_select(ld_txn *t, const ld_ql_stmt *s, const ld_ql_select_opts *
         /* ORDER BY, or index candidates out of id order: the bounded heap */
         oc.k = sat_add(s->offset, sc.want);
         oc.ordered = pl.plan.ordered;
-        /* without ORDER BY an exact plan's heap needs the ids only */
-        if (s->norder == 0 && pl.plan.exact) src.lazy = true;
+        oc.by_key = pl.plan.desc_keys;
+        /* without ORDER BY, or ranked by the keys, an exact plan's heap needs no document */
+        if ((s->norder == 0 || oc.by_key) && pl.plan.exact) src.lazy = true;
         st = walk(&src, visit_order, &oc);
         uint64_t past = oc.seen > s->offset ? oc.seen - s->offset : 0;
         out->matched = s->has_limit && s->limit < past ? s->limit : past;

@@ -405,7 +405,8 @@ typedef struct choice {
     size_t nbounds; /* conjuncts those bounds came from */
     pred *bound_src[16];
     bool ordered;
-    size_t combos; /* prefixes: the product of the eq value counts */
+    bool desc_keys; /* as ordered, but DESC */
+    size_t combos;  /* prefixes: the product of the eq value counts */
     int score;
 } choice;
 
@@ -468,10 +469,12 @@ static void evaluate(const ld_ql_stmt *s, const ld_plan_index *ix, pred *preds, 
     bool single = ch->combos == 1;
     for (size_t i = 0; i < ch->neq; i++)
         single = single && ch->eq[i]->nvals == 1 && !json_is_null(ch->eq[i]->vals[0]);
-    ch->ordered = s->norder > 0 && !s->order[0].desc && s->order[0].expr->kind == LD_QN_PATH &&
-                  ch->neq < ix->npaths && single &&
-                  same_path(s->order[0].expr, ix->segs[ch->neq], ix->nsegs[ch->neq]);
-    ch->score = (int)ch->neq * 4 + (ch->nbounds ? 2 : 0) + (ch->ordered ? 1 : 0);
+    bool on_path = s->norder > 0 && s->order[0].expr->kind == LD_QN_PATH && ch->neq < ix->npaths &&
+                   single && same_path(s->order[0].expr, ix->segs[ch->neq], ix->nsegs[ch->neq]);
+    ch->ordered = on_path && !s->order[0].desc;
+    /* DESC: the forward walk ends with the first rows; the keys alone can rank them (below) */
+    ch->desc_keys = on_path && s->order[0].desc && s->norder == 1;
+    ch->score = (int)ch->neq * 4 + (ch->nbounds ? 2 : 0) + (ch->ordered || ch->desc_keys ? 1 : 0);
 }
 
 /* Appends "path = v" (or IS NULL) for one equality value to a range's text. */
@@ -620,6 +623,8 @@ ld_status ld_plan_choose(const ld_ql_stmt *s, const ld_plan_index *ixs, size_t n
     /* Only the order: worth it when the walk can stop early, i.e. when counting the matches
      * after the first k needs no document (no WHERE) or a LIMIT ends the count. */
     if (besti < n && best.score == 1 && s->where && !s->has_limit) besti = n;
+    /* DESC ranks by the keys only when the ranges answer the whole WHERE: order alone cannot */
+    if (besti < n && best.score == 1 && best.desc_keys && s->where) besti = n;
     if (s->count && besti < n && best.score == 1) besti = n; /* COUNT(*) has no order */
 
     out->residual = malloc((ncj ? ncj : 1) * sizeof *out->residual);
@@ -644,12 +649,13 @@ ld_status ld_plan_choose(const ld_ql_stmt *s, const ld_plan_index *ixs, size_t n
     }
     out->exact = out->nresidual == 0;
     out->ordered = best.ordered && !s->count;
+    out->desc_keys = best.desc_keys && out->exact && !s->count;
     out->sort = s->norder > 0 && !s->count;
     bool null_class = false;
     for (size_t i = 0; i < best.neq; i++)
         null_class |= json_is_null(best.eq[i]->vals[0]);
     out->id_order = best.neq == ix->npaths && out->nranges == 1 && !null_class;
-    out->kind = out->ordered                              ? LD_PLAN_INDEX_ORDER
+    out->kind = out->ordered || out->desc_keys            ? LD_PLAN_INDEX_ORDER
                 : best.neq == ix->npaths && !best.nbounds ? LD_PLAN_INDEX_EQ
                                                           : LD_PLAN_INDEX_RANGE;
     st = LD_OK;
@@ -712,7 +718,7 @@ size_t ld_plan_explain(const ld_ql_stmt *s, const ld_plan *p, ld_qbuf *out)
     residual_text(p, out);
     ld_qbuf_addc(out, '}');
     /* ORDER BY the walk does not give: the bounded heap of the first OFFSET + Take rows. */
-    if (p->sort && !p->ordered) {
+    if (p->sort && !p->ordered && !p->desc_keys) {
         rows++;
         ld_qbuf_addf(out, ",{\"Step\":2,\"Operation\":\"sort\",\"Index\":null,\"Collection\":");
         ld_qbuf_json_string(out, s->collection, s->collection_len);

@@ -53,6 +53,10 @@ typedef struct ld_plan {
     /* The walk yields candidates with the first ORDER BY key non-decreasing (ASC on the index
      * path after the equality prefix): the top k are known once a key passes the k-th. */
     bool ordered;
+    /* ORDER BY <that path> DESC, alone, and the ranges answer the whole WHERE: the forward walk
+     * reads the keys only, keeping the first OFFSET + Take by the value bytes (descending) and
+     * id in a bounded heap; only the rows returned are read. */
+    bool desc_keys;
     /* Every entry in the ranges satisfies the WHERE (nothing left for the residual): counting
      * needs the keys only. */
     bool exact;

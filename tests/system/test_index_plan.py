@@ -83,10 +83,16 @@ def test_explain_names_the_index_bounds_and_residual(fast_node, db):
     assert explain(api, "SELECT $ FROM orders WHERE $.Total = 200")[0]["Operation"] == "index eq"
     order = explain(api, "SELECT $ FROM orders ORDER BY $.Total LIMIT 2")
     assert [s["Operation"] for s in order] == ["index order"]
+    # DESC ranked from the keys when the index answers the whole WHERE; else the heap sorts
     desc = explain(api, "SELECT $ FROM orders WHERE $.Total >= 200 ORDER BY $.Total DESC")
+    assert [(s["Operation"], s["Index"]) for s in desc] == [("index order", "by_total")]
+    desc = explain(api, "SELECT $ FROM orders WHERE $.Total >= 200 AND $.Tag = 'k' "
+                        "ORDER BY $.Total DESC")
     assert [(s["Operation"], s["Index"]) for s in desc] == [("index range", "by_total"),
                                                             ("sort", None)]
     assert desc[1]["Paths"] == ["$.Total DESC"]
+    assert [r["Id"] for r in answer(api, "SELECT $ FROM orders WHERE $.Total >= 200 "
+                                         "ORDER BY $.Total DESC LIMIT 2")["Rows"]] == ["o5", "o4"]
     # EXPLAIN of a write changes nothing
     delete = explain(api, "DELETE FROM orders WHERE $.Total = 100")
     assert delete[0]["Operation"] == "index eq"
@@ -237,12 +243,22 @@ def test_indexed_plans_answer_exactly_what_the_scan_answers(fast_node, db):
         if i % 20 == 19:
             # a write through the planner, then the same on the plain copy: both stay equal
             where = rand_where(rng)
-            verb = rng.choice(["UPDATE {} SET {{\"u\": %d}} WHERE " % i, "DELETE FROM {} WHERE "])
-            a = answer(api, verb.format("ix") + where, take=1000)
-            b = answer(api, verb.format("plain") + where, take=1000)
+            # (a DELETE takes the first 3 matches only: the collection stays large)
+            verb, take = rng.choice([("UPDATE {} SET {{\"u\": %d}} WHERE " % i, 1000),
+                                     ("DELETE FROM {} WHERE ", 3)])
+            a = answer(api, verb.format("ix") + where, take=take)
+            b = answer(api, verb.format("plain") + where, take=take)
             assert (a["MatchedCount"], a["AppliedCount"]) == (b["MatchedCount"],
                                                                b["AppliedCount"]), where
             assert [r["id"] for r in a["Rows"]] == [r["id"] for r in b["Rows"]]
+    # ORDER BY each indexed path, both ways, without a WHERE and with one the index answers
+    for p in PATHS:
+        for tail in ["", " DESC", " LIMIT 7", " DESC LIMIT 7 OFFSET 3", " DESC LIMIT 400"]:
+            for where in ["", f" WHERE {p} IS NOT NULL", f" WHERE {p} <= 2"]:
+                q = f"SELECT $ FROM ix{where} ORDER BY {p}{tail}"
+                for take in (5, 1000):
+                    same_answer(api, q, q.replace(" FROM ix", " FROM plain"), take)
+    assert answer(api, "SELECT COUNT(*) AS n FROM ix")["Rows"][0]["n"] >= DOCS - 30
     # the random predicates exercised each kind of plan
     for op in ["scan", "index eq", "index range", "index order"]:
         assert used.get(op, 0) > 0, used
@@ -265,6 +281,14 @@ def test_order_by_index_stops_at_take_and_counts_all(fast_node, db):
     body = answer(api, "SELECT $ FROM t ORDER BY $.v", take=6)
     assert body["MatchedCount"] == 104 and body["ReturnedRows"] == 6
     assert [r["Id"] for r in body["Rows"]] == ["m0", "m1", "n0", "n1", "v000", "v050"]
+    # DESC from the keys: null and missing last, together, by id
+    assert explain(api, "SELECT $ FROM t ORDER BY $.v DESC")[0]["Operation"] == "index order"
+    body = answer(api, "SELECT $ FROM t ORDER BY $.v DESC LIMIT 6 OFFSET 100", take=10)
+    assert body["MatchedCount"] == 4
+    assert [r["Id"] for r in body["Rows"]] == ["m0", "m1", "n0", "n1"]
+    body = answer(api, "SELECT $ FROM t ORDER BY $.v DESC", take=3)
+    assert body["MatchedCount"] == 104
+    assert [r["Id"] for r in body["Rows"]] == ["v007", "v057", "v014"]
     body = answer(api, "SELECT $ FROM t WHERE $.v >= 48 ORDER BY $.v LIMIT 3 OFFSET 1")
     assert body["MatchedCount"] == 3
     expect = sorted((d for d in docs if isinstance(d.get("v"), int) and d["v"] >= 48),

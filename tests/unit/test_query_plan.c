@@ -380,13 +380,39 @@ static void order_by(void **state)
     assert_int_equal(p.kind, LD_PLAN_INDEX_ORDER);
     ld_plan_free(&p);
     ld_ql_stmt_free(s);
-    /* DESC: the forward-only walk gives no top-k: the scan and the bounded heap */
+    /* DESC: the forward walk ranks by the keys alone when nothing is left to check */
     s = plan("SELECT $ FROM c ORDER BY $.a DESC", &t, 1, &p);
+    assert_int_equal(p.kind, LD_PLAN_INDEX_ORDER);
+    assert_true(p.desc_keys);
+    assert_false(p.ordered);
+    e = explain(s, &p);
+    assert_null(strstr(e, "sort"));
+    free(e);
+    ld_plan_free(&p);
+    ld_ql_stmt_free(s);
+    s = plan("SELECT $ FROM c WHERE $.a >= 2 ORDER BY $.a DESC LIMIT 1", &t, 1, &p);
+    assert_int_equal(p.kind, LD_PLAN_INDEX_ORDER);
+    assert_true(p.desc_keys);
+    ld_plan_free(&p);
+    ld_ql_stmt_free(s);
+    /* but not with a residual, nor by two keys: the range, then the bounded heap of documents;
+     * and without a range, the scan */
+    s = plan("SELECT $ FROM c WHERE $.a >= 2 AND $.b = 1 ORDER BY $.a DESC", &t, 1, &p);
+    assert_int_equal(p.kind, LD_PLAN_INDEX_RANGE);
+    assert_false(p.desc_keys);
+    assert_true(p.sort);
+    ld_plan_free(&p);
+    ld_ql_stmt_free(s);
+    s = plan("SELECT $ FROM c WHERE $.b = 1 ORDER BY $.a DESC LIMIT 3", &t, 1, &p);
+    assert_int_equal(p.kind, LD_PLAN_SCAN);
+    ld_plan_free(&p);
+    ld_ql_stmt_free(s);
+    s = plan("SELECT $ FROM c ORDER BY $.a DESC, $.b", &t, 1, &p);
     assert_int_equal(p.kind, LD_PLAN_SCAN);
     assert_true(p.sort);
     e = explain(s, &p);
     assert_non_null(strstr(e, "{\"Step\":2,\"Operation\":\"sort\",\"Index\":null,"
-                              "\"Collection\":\"c\",\"Paths\":[\"$.a DESC\"]"));
+                              "\"Collection\":\"c\",\"Paths\":[\"$.a DESC\",\"$.b\"]"));
     free(e);
     ld_plan_free(&p);
     ld_ql_stmt_free(s);
