@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../db/names.h"
 #include "../query/eval.h"
 #include "../util/log.h"
 #include "keyenc.h"
@@ -401,16 +402,20 @@ ld_status ld_index_on_write(ld_db *db, ld_txn *t, const char *coll, size_t cl, c
  * Definitions arriving (local, ingested, snapshot) and leaving
  * ------------------------------------------------------------------------------------------- */
 
-/* Splits a definition record's id "<collection>.<name>" into the ixdef key collection \0 name. */
+/* Splits a definition record's id "<collection>.<name>" into the ixdef key collection \0 name;
+ * false when it is not one a CREATE INDEX could have written (a peer's record is checked as a
+ * client's statement is: no index on cache or an internal collection). */
 static bool def_key(const char *id, size_t il, char *key, size_t *kl)
 {
     const char *dot = memchr(id, '.', il);
     if (!dot || dot == id || dot == id + il - 1 || il > LD_COLL_NAME_MAX + 1 + LD_INDEX_NAME_MAX)
         return false;
+    size_t cl = (size_t)(dot - id);
     memcpy(key, id, il);
-    key[dot - id] = '\0';
+    key[cl] = '\0';
     *kl = il;
-    return true;
+    return ld_collection_name_valid(key, cl) && !ld_collection_is_cache(key) &&
+           !ld_collection_is_internal(key) && il - cl - 1 <= LD_INDEX_NAME_MAX;
 }
 
 /* Queues index num's entries for deletion by the background step and forgets its size and
