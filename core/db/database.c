@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "../index/index.h"
 #include "../util/log.h"
 #include "snapshot.h"
-#include "../index/index.h"
 #include "writer.h"
 
 void ld_digest_term(const char *coll, size_t coll_len, const char *id, size_t id_len,
