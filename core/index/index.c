@@ -792,7 +792,9 @@ ld_status ld_index_step(ld_db *db, size_t batch, bool *more)
 {
     ld_txn t;
     *more = false;
-    ld_status st = ld_txn_begin(db->env->store, db->st, true, &t);
+    /* Lazy: a step lost to a power loss is done again from the cursor before it (entries and
+     * cursor commit together), so the build need not sync each step. */
+    ld_status st = ld_txn_begin_lazy(db->env->store, db->st, &t);
     if (st != LD_OK) return st;
     bool did;
     st = drop_step(&t, batch, &did);
