@@ -32,7 +32,8 @@ ld_status ld_index_parse_path(const char *text, size_t len, ld_index_path *out, 
 {
     out->segs = NULL;
     out->nsegs = 0;
-    static const char pre[] = "SELECT ", post[] = " FROM c";
+    /* The newline ends a "--" comment the text might hold, so nothing of it reaches past. */
+    static const char pre[] = "SELECT ", post[] = "\nFROM c";
     size_t qlen = sizeof pre - 1 + len + sizeof post - 1;
     char *q = malloc(qlen + 1);
     if (!q) return LD_NOMEM;
@@ -43,7 +44,7 @@ ld_status ld_index_parse_path(const char *text, size_t len, ld_index_path *out, 
     ld_ql_stmt *s = ld_ql_parse(q, qlen, NULL, &qe);
     free(q);
     ld_ql_node *e = s && s->ncols == 1 && !s->select_doc && !s->count ? s->cols[0].expr : NULL;
-    if (!e || e->kind != LD_QN_PATH || e->nsegs == 0 || text[0] != '$') {
+    if (!e || e->kind != LD_QN_PATH || e->nsegs == 0) {
         snprintf(err, errlen,
                  e && e->kind == LD_QN_ID
                      ? "Index path '%.*s' names the document id: documents are already in id "
@@ -90,6 +91,22 @@ ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *js
     }
     if (st == LD_OK && !ld_qbuf_add(out, id, il)) st = LD_NOMEM;
     return st;
+}
+
+bool ld_index_entry_id(const ld_index_def *d, const void *key, size_t kl, const char **id,
+                       size_t *il)
+{
+    const uint8_t *p = key;
+    size_t at = 4;
+    if (kl < at) return false;
+    for (size_t i = 0; i < d->npaths; i++) {
+        size_t k = ld_keyenc_skip(p + at, kl - at);
+        if (!k) return false;
+        at += k;
+    }
+    *id = (const char *)p + at;
+    *il = kl - at;
+    return true;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -91,6 +91,11 @@ ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num);
 ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *json, size_t len,
                              const char *id, size_t il);
 
+/* The document id at the end of entry key (kl bytes) of index d, pointing into key; false when
+ * the key does not hold d's values. */
+bool ld_index_entry_id(const ld_index_def *d, const void *key, size_t kl, const char **id,
+                       size_t *il);
+
 /* The maintenance hook every change of a document record calls in its storage transaction
  * (writer thread): old and rec are the record before and after (NULL: none). Removes the old
  * entry and adds the new one in each index of the collection that covers the id (READY, or
