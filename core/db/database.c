@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../index/index.h"
 #include "../util/log.h"
 #include "snapshot.h"
 #include "writer.h"
@@ -286,6 +287,7 @@ fail:
 ld_status ld_db_close(ld_db *db, bool drop)
 {
     ld_writer_free(db->writer);
+    ld_index_cache_free(db->ix_cache);
     ld_store_close(db->env->store, db->st);
     ld_status st = LD_OK;
     if (drop) st = ld_store_drop(db->env->store, db->env->dir, db->name);

@@ -31,6 +31,7 @@
 
 struct ld_writer;
 struct ld_db;
+struct ld_index_cache;
 struct ld_wjob;
 
 /* What every database of a node shares. Owned by the node; outlives every database. */
@@ -137,6 +138,7 @@ typedef struct ld_db {
      * changes, cleared by the step that finds nothing. */
     int ix_known;
     bool ix_work;
+    struct ld_index_cache *ix_cache; /* the definitions as of a generation (index.c); owned */
     /* Group commits (writer thread adds, GET /metrics reads): writes per commit, commit time. */
     ld_hist commit_ops, commit_seconds;
 } ld_db;

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "../db/names.h"
 #include "../query/eval.h"
 #include "../util/log.h"
 #include "keyenc.h"
@@ -29,7 +32,8 @@ ld_status ld_index_parse_path(const char *text, size_t len, ld_index_path *out, 
 {
     out->segs = NULL;
     out->nsegs = 0;
-    static const char pre[] = "SELECT ", post[] = " FROM c";
+    /* The newline ends a "--" comment the text might hold, so nothing of it reaches past. */
+    static const char pre[] = "SELECT ", post[] = "\nFROM c";
     size_t qlen = sizeof pre - 1 + len + sizeof post - 1;
     char *q = malloc(qlen + 1);
     if (!q) return LD_NOMEM;
@@ -40,7 +44,7 @@ ld_status ld_index_parse_path(const char *text, size_t len, ld_index_path *out, 
     ld_ql_stmt *s = ld_ql_parse(q, qlen, NULL, &qe);
     free(q);
     ld_ql_node *e = s && s->ncols == 1 && !s->select_doc && !s->count ? s->cols[0].expr : NULL;
-    if (!e || e->kind != LD_QN_PATH || e->nsegs == 0 || text[0] != '$') {
+    if (!e || e->kind != LD_QN_PATH || e->nsegs == 0) {
         snprintf(err, errlen,
                  e && e->kind == LD_QN_ID
                      ? "Index path '%.*s' names the document id: documents are already in id "
@@ -87,6 +91,22 @@ ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *js
     }
     if (st == LD_OK && !ld_qbuf_add(out, id, il)) st = LD_NOMEM;
     return st;
+}
+
+bool ld_index_entry_id(const ld_index_def *d, const void *key, size_t kl, const char **id,
+                       size_t *il)
+{
+    const uint8_t *p = key;
+    size_t at = 4;
+    if (kl < at) return false;
+    for (size_t i = 0; i < d->npaths; i++) {
+        size_t k = ld_keyenc_skip(p + at, kl - at);
+        if (!k) return false;
+        at += k;
+    }
+    *id = (const char *)p + at;
+    *il = kl - at;
+    return true;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -321,6 +341,63 @@ static ld_status cursor_get(ld_txn *t, uint32_t num, char **buf, size_t *len)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * The writer's parsed copy of the definitions: parsing them (JSON, then each path through the
+ * LiteQL parser) for every document write would cost more than the entries themselves.
+ * ------------------------------------------------------------------------------------------- */
+
+struct ld_index_cache {
+    uint8_t gen[8]; /* the meta "ix_gen" it was read under (zeros: none stored) */
+    ld_index_def *defs;
+    size_t n;
+};
+
+void ld_index_cache_free(struct ld_index_cache *c)
+{
+    if (!c) return;
+    ld_index_list_free(c->defs, c->n);
+    free(c);
+}
+
+/* A new generation: called in the transaction of every ixdef change. Random, not counted, so a
+ * copy read in a transaction that aborted never matches a later one. */
+static ld_status bump_gen(ld_txn *t)
+{
+    uint8_t gen[8];
+    randombytes_buf(gen, sizeof gen);
+    return ld_txn_put(t, LD_SPACE_META, LD_INDEX_META_GEN, 6, gen, sizeof gen);
+}
+
+/* Every definition as of t, from db's copy when its generation is t's. Borrowed until the next
+ * call on the writer thread. */
+static ld_status current_defs(ld_db *db, ld_txn *t, const ld_index_def **defs, size_t *n)
+{
+    uint8_t gen[8] = {0};
+    const void *v;
+    size_t vl;
+    ld_status st = ld_txn_get(t, LD_SPACE_META, LD_INDEX_META_GEN, 6, &v, &vl);
+    if (st == LD_OK && vl == sizeof gen) memcpy(gen, v, sizeof gen);
+    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    struct ld_index_cache *c = db->ix_cache;
+    if (!c || memcmp(c->gen, gen, sizeof gen)) {
+        ld_index_def *d;
+        size_t dn;
+        if ((st = list_defs(t, NULL, 0, 0, &d, &dn)) != LD_OK) return st;
+        if (!c && !(c = calloc(1, sizeof *c))) {
+            ld_index_list_free(d, dn);
+            return LD_NOMEM;
+        }
+        ld_index_list_free(c->defs, c->n);
+        memcpy(c->gen, gen, sizeof gen);
+        c->defs = d;
+        c->n = dn;
+        db->ix_cache = c;
+    }
+    *defs = c->defs;
+    *n = c->n;
+    return LD_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Maintenance
  * ------------------------------------------------------------------------------------------- */
 
@@ -378,11 +455,13 @@ ld_status ld_index_on_write(ld_db *db, ld_txn *t, const char *coll, size_t cl, c
     if (cl == LD_INDEX_DEFS_COLL_LEN && !memcmp(coll, LD_INDEX_DEFS_COLL, cl))
         return is ? define(db, t, id, il, rec) : undefine(db, t, id, il);
     if (db->ix_known == LD_IX_NONE) return LD_OK;
-    ld_index_def *defs;
+    const ld_index_def *defs;
     size_t n;
-    ld_status st = ld_index_list_all(t, coll, cl, &defs, &n);
+    ld_status st = current_defs(db, t, &defs, &n);
     if (st != LD_OK) return st;
+    if (db->ix_known == LD_IX_UNKNOWN) db->ix_known = n ? LD_IX_SOME : LD_IX_NONE;
     for (size_t i = 0; i < n && st == LD_OK; i++) {
+        if (strlen(defs[i].collection) != cl || memcmp(defs[i].collection, coll, cl)) continue;
         bool yes;
         st = covers(t, &defs[i], id, il, &yes);
         if (st != LD_OK || !yes) continue;
@@ -393,7 +472,6 @@ ld_status ld_index_on_write(ld_db *db, ld_txn *t, const char *coll, size_t cl, c
         if (st == LD_OK && is)
             st = entry_change(t, &defs[i], rec->json, rec->json_len, id, il, true);
     }
-    ld_index_list_free(defs, n);
     return st;
 }
 
@@ -401,16 +479,20 @@ ld_status ld_index_on_write(ld_db *db, ld_txn *t, const char *coll, size_t cl, c
  * Definitions arriving (local, ingested, snapshot) and leaving
  * ------------------------------------------------------------------------------------------- */
 
-/* Splits a definition record's id "<collection>.<name>" into the ixdef key collection \0 name. */
+/* Splits a definition record's id "<collection>.<name>" into the ixdef key collection \0 name;
+ * false when it is not one a CREATE INDEX could have written (a peer's record is checked as a
+ * client's statement is: no index on cache or an internal collection). */
 static bool def_key(const char *id, size_t il, char *key, size_t *kl)
 {
     const char *dot = memchr(id, '.', il);
     if (!dot || dot == id || dot == id + il - 1 || il > LD_COLL_NAME_MAX + 1 + LD_INDEX_NAME_MAX)
         return false;
+    size_t cl = (size_t)(dot - id);
     memcpy(key, id, il);
-    key[dot - id] = '\0';
+    key[cl] = '\0';
     *kl = il;
-    return true;
+    return ld_collection_name_valid(key, cl) && !ld_collection_is_cache(key) &&
+           !ld_collection_is_internal(key) && il - cl - 1 <= LD_INDEX_NAME_MAX;
 }
 
 /* Queues index num's entries for deletion by the background step and forgets its size and
@@ -454,6 +536,7 @@ static ld_status undefine(ld_db *db, ld_txn *t, const char *id, size_t il)
     if (st != LD_OK) return st;
     st = ld_txn_del(t, LD_SPACE_IXDEF, key, kl);
     if (st == LD_OK) st = retire(db, t, d.num);
+    if (st == LD_OK) st = bump_gen(t);
     def_clear(&d);
     return st;
 }
@@ -528,6 +611,7 @@ static ld_status define(ld_db *db, ld_txn *t, const char *id, size_t il, const l
         }
         st = ld_txn_del(t, LD_SPACE_IXDEF, key, kl);
         if (st == LD_OK) st = retire(db, t, old);
+        if (st == LD_OK) st = bump_gen(t);
         if (st != LD_OK) {
             json_decref(paths);
             return st;
@@ -543,6 +627,7 @@ static ld_status define(ld_db *db, ld_txn *t, const char *id, size_t il, const l
     json_decref(v);
     if (st == LD_OK && !text) st = LD_NOMEM;
     if (st == LD_OK) st = ld_txn_put(t, LD_SPACE_IXDEF, key, kl, text, strlen(text));
+    if (st == LD_OK) st = bump_gen(t);
     free(text);
     if (st == LD_OK) {
         db->ix_known = LD_IX_SOME;
@@ -709,6 +794,7 @@ static ld_status build_step(ld_txn *t, size_t batch, bool *did)
             memcpy(key + cl + 1, d->name, kl2 - cl - 1);
             st = ld_txn_put(t, LD_SPACE_IXDEF, key, kl2, text, strlen(text));
         }
+        if (st == LD_OK) st = bump_gen(t);
         free(key);
         free(text);
     }
@@ -723,7 +809,9 @@ ld_status ld_index_step(ld_db *db, size_t batch, bool *more)
 {
     ld_txn t;
     *more = false;
-    ld_status st = ld_txn_begin(db->env->store, db->st, true, &t);
+    /* Lazy: a step lost to a power loss is done again from the cursor before it (entries and
+     * cursor commit together), so the build need not sync each step. */
+    ld_status st = ld_txn_begin_lazy(db->env->store, db->st, &t);
     if (st != LD_OK) return st;
     bool did;
     st = drop_step(&t, batch, &did);

@@ -29,6 +29,9 @@
 #define LD_SPACE_IXDROP "ixdrop"
 /* meta "ixcur" be32 number -> the id of the last document an online build indexed. */
 #define LD_INDEX_META_CURSOR "ixcur"
+/* meta key of the definitions' generation: 8 random bytes rewritten with every change of the
+ * ixdef space, so the writer's parsed copy (ld_index_cache) is known current with one read. */
+#define LD_INDEX_META_GEN "ix_gen"
 /* meta key of the next index number to assign (be32). */
 #define LD_INDEX_META_NEXT "ix_next"
 
@@ -88,6 +91,11 @@ ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num);
 ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *json, size_t len,
                              const char *id, size_t il);
 
+/* The document id at the end of entry key (kl bytes) of index d, pointing into key; false when
+ * the key does not hold d's values. */
+bool ld_index_entry_id(const ld_index_def *d, const void *key, size_t kl, const char **id,
+                       size_t *il);
+
 /* The maintenance hook every change of a document record calls in its storage transaction
  * (writer thread): old and rec are the record before and after (NULL: none). Removes the old
  * entry and adds the new one in each index of the collection that covers the id (READY, or
@@ -95,6 +103,9 @@ ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *js
  * redefines or drops the index instead. */
 ld_status ld_index_on_write(ld_db *db, ld_txn *t, const char *coll, size_t cl, const char *id,
                             size_t il, const ld_doc_rec *old, const ld_doc_rec *rec);
+
+/* Frees the writer's parsed copy of the definitions (ld_db.ix_cache). NULL is a no-op. */
+void ld_index_cache_free(struct ld_index_cache *c);
 
 /* One bounded step of background index work in its own transaction (writer thread, between
  * write groups): deletes up to `batch` entries of a dropped index, else indexes up to `batch`

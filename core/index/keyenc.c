@@ -120,7 +120,7 @@ static ld_status append_object(ld_qbuf *out, const json_t *v)
     {
         if (i < n) m[i++] = (member){key, klen, val};
     }
-    qsort(m, i, sizeof *m, cmp_member);
+    if (i > 1) qsort(m, i, sizeof *m, cmp_member);
     ld_status st = LD_OK;
     static const uint8_t mark = MEMBER, end = 0x00;
     for (size_t j = 0; j < i && st == LD_OK; j++) {

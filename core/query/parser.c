@@ -1539,10 +1539,12 @@ static bool parse_drop_index(parser *p, ld_ql_stmt *s)
     return parse_index_name(p, s) && expect_word(p, "ON") && parse_collection(p, s);
 }
 
-/* Whether the statement starts with CREATE or DROP (then it is index DDL). */
+/* Whether the statement starts with CREATE INDEX or DROP INDEX: any other command (DROP TABLE)
+ * keeps the contract's "Unable to determine query command." */
 static bool is_ddl(parser *p)
 {
-    return is_word(p, peek(p), "CREATE") || is_word(p, peek(p), "DROP");
+    return (is_word(p, peek(p), "CREATE") || is_word(p, peek(p), "DROP")) &&
+           is_word(p, peek_at(p, 1), "INDEX");
 }
 
 static bool parse_ddl(parser *p, ld_ql_stmt *s)

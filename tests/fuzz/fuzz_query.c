@@ -3,10 +3,11 @@
  * keys, and the JSON literal of INSERT/UPDATE. Besides the sanitizers it checks invariants: every
  * failure carries a message, rows are valid JSON, a literal's text reads back as its value, the
  * order is antisymmetric, and evaluating against the stored text (as the server does) gives what
- * evaluating against the parsed document gives. The planner (EXPLAIN) runs on each statement
- * against a few fixed indexes: its EXPLAIN rows are JSON, its ranges sorted, and a document the
- * WHERE matches has its index key inside one of them (an exact plan: only those). Build and run:
- * make fuzz (FUZZ_SECONDS=60). */
+ * evaluating against the parsed document gives, and the index key encoding orders every value as
+ * the evaluator does (CREATE INDEX paths read as query paths). The planner (EXPLAIN) runs on each
+ * statement against a few fixed indexes: its EXPLAIN rows are JSON, its ranges sorted, and a
+ * document the WHERE matches has its index key inside one of them (an exact plan: only those).
+ * Build and run: make fuzz (FUZZ_SECONDS=60). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,25 @@ static void check(bool ok, const char *what, const uint8_t *data, size_t size)
     if (ok) return;
     fprintf(stderr, "invariant broken: %s\nquery: %.*s\n", what, (int)size, (const char *)data);
     abort();
+}
+
+/* enc(a) against enc(b) (memcmp, shorter first) has the sign of ld_ql_compare(a, b). */
+static void check_keyenc(const json_t *a, const json_t *b, const uint8_t *data, size_t size)
+{
+    ld_qbuf ea, eb;
+    ld_qbuf_init(&ea);
+    ld_qbuf_init(&eb);
+    if (ld_keyenc_append(&ea, a) == LD_OK && ld_keyenc_append(&eb, b) == LD_OK) {
+        int c = memcmp(ea.data, eb.data, ea.len < eb.len ? ea.len : eb.len);
+        if (!c) c = ea.len < eb.len ? -1 : ea.len > eb.len;
+        int want = ld_ql_compare(a, b);
+        check((c > 0) - (c < 0) == (want > 0) - (want < 0), "the key encoding misorders", data,
+              size);
+        check(ld_keyenc_skip((const uint8_t *)ea.data, ea.len) == ea.len,
+              "an encoded value does not delimit itself", data, size);
+    }
+    ld_qbuf_free(&ea);
+    ld_qbuf_free(&eb);
 }
 
 static void check_error(const ld_ql_error *err, const uint8_t *data, size_t size)
@@ -86,6 +106,7 @@ static void eval_and_compare(const ld_ql_node *e, ld_ql_doc *d, json_t *tree, bo
         int a = ld_ql_compare(v, others[i]), b = ld_ql_compare(others[i], v);
         check((a > 0) - (a < 0) == -((b > 0) - (b < 0)), "compare is not antisymmetric", data,
               size);
+        if (others[i]) check_keyenc(v, others[i], data, size);
     }
     ld_qbuf out;
     ld_qbuf_init(&out);
@@ -217,9 +238,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
               size);
         json_decref(back);
     }
+    /* An index path is read as the column of a SELECT (index.c): it must be a path there too. */
+    for (size_t k = 0; k < s->nindex_paths; k++) {
+        char q[1024];
+        int n = snprintf(q, sizeof q, "SELECT %s FROM c", s->index_paths[k]);
+        if (n < 0 || (size_t)n >= sizeof q) continue;
+        ld_ql_stmt *ps = ld_ql_parse(q, (size_t)n, NULL, &err);
+        check(ps && ps->ncols == 1 && ps->cols[0].expr->kind == LD_QN_PATH &&
+                  ps->cols[0].expr->nsegs > 0,
+              "an index path that is no path in a query", data, size);
+        ld_ql_stmt_free(ps);
+    }
     init_indexes();
     ld_plan plan;
-    bool planned = s->kind != LD_QS_INSERT && ld_plan_choose(s, ixs, NIX, &plan) == LD_OK;
+    bool planned =
+        (s->kind == LD_QS_SELECT || s->kind == LD_QS_UPDATE || s->kind == LD_QS_DELETE) &&
+        ld_plan_choose(s, ixs, NIX, &plan) == LD_OK;
     if (planned) check_plan(s, &plan, data, size);
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         const char *text = docs[i];
