@@ -12,6 +12,8 @@
 #include "eval.h"
 
 #define MAX_RANGES 256 /* IN lists (and their products over compound paths) beyond: not indexed */
+#define MAX_PATHS  16  /* an index's paths the planner looks at (LD_INDEX_MAX_PATHS allows 16) */
+#define MAX_BOUNDS 16  /* bound conjuncts on one path it combines; more stay in the residual */
 
 void ld_plan_free(ld_plan *p)
 {
@@ -400,10 +402,10 @@ static void range_free(ld_plan_range *r)
 /* What one index offers a statement. */
 typedef struct choice {
     size_t neq;
-    pred *eq[16];   /* the EQ/IN conjunct chosen per leading path */
-    pred *lo, *hi;  /* the tightest bounds on path neq (LO, or BETWEEN's first value) */
-    size_t nbounds; /* conjuncts those bounds came from */
-    pred *bound_src[16];
+    pred *eq[MAX_PATHS]; /* the EQ/IN conjunct chosen per leading path */
+    pred *lo, *hi;       /* the tightest bounds on path neq (LO, or BETWEEN's first value) */
+    size_t nbounds;      /* conjuncts those bounds came from */
+    pred *bound_src[MAX_BOUNDS];
     bool ordered;
     bool desc_keys; /* as ordered, but DESC */
     size_t combos;  /* prefixes: the product of the eq value counts */
@@ -436,7 +438,7 @@ static void evaluate(const ld_ql_stmt *s, const ld_plan_index *ix, pred *preds, 
     memset(ch, 0, sizeof *ch);
     ch->combos = 1;
     size_t j = 0;
-    for (; j < ix->npaths && j < 16; j++) {
+    for (; j < ix->npaths && j < MAX_PATHS; j++) {
         pred *best = NULL;
         for (size_t i = 0; i < np; i++) {
             pred *p = &preds[i];
@@ -453,11 +455,11 @@ static void evaluate(const ld_ql_stmt *s, const ld_plan_index *ix, pred *preds, 
         ch->eq[j] = best;
     }
     ch->neq = j;
-    if (j < ix->npaths && j < 16) {
+    if (j < ix->npaths && j < MAX_PATHS) {
         for (size_t i = 0; i < np; i++) {
             pred *p = &preds[i];
             if ((p->kind != P_LO && p->kind != P_HI && p->kind != P_BETWEEN) ||
-                !same_path(p->path, ix->segs[j], ix->nsegs[j]) || ch->nbounds == 16)
+                !same_path(p->path, ix->segs[j], ix->nsegs[j]) || ch->nbounds == MAX_BOUNDS)
                 continue;
             if (p->kind != P_HI && (!ch->lo || tighter(p, ch->lo, true))) ch->lo = p;
             if (p->kind != P_LO && (!ch->hi || tighter(p, ch->hi, false))) ch->hi = p;
@@ -563,7 +565,7 @@ static bool one_range(const ld_plan_index *ix, const choice *ch, const size_t *i
  * path varies fastest). */
 static bool build_ranges(const ld_plan_index *ix, const choice *ch, ld_plan *p)
 {
-    size_t idx[16] = {0};
+    size_t idx[MAX_PATHS] = {0};
     for (;;) {
         ld_plan_range r;
         bool empty;
