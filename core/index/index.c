@@ -137,7 +137,7 @@ static char *dupn(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (!p) return NULL;
-    memcpy(p, s, n);
+    if (n) memcpy(p, s, n);
     p[n] = '\0';
     return p;
 }
@@ -204,7 +204,7 @@ static ld_status list_defs(ld_txn *t, const char *prefix, size_t plen, int state
     ld_index_def *defs = NULL;
     for (st = ld_cursor_seek(&c, prefix, plen, &k, &kl, &v, &vl); st == LD_OK;
          st = ld_cursor_next(&c, &k, &kl, &v, &vl)) {
-        if (kl < plen || memcmp(k, prefix, plen) != 0) break;
+        if (plen && (kl < plen || memcmp(k, prefix, plen) != 0)) break;
         if (*n == cap) {
             size_t nc = cap ? 2 * cap : 4;
             ld_index_def *nd = realloc(defs, nc * sizeof *nd);
