@@ -137,7 +137,7 @@ static char *dupn(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (!p) return NULL;
-    memcpy(p, s, n);
+    if (n) memcpy(p, s, n);
     p[n] = '\0';
     return p;
 }
@@ -204,7 +204,7 @@ static ld_status list_defs(ld_txn *t, const char *prefix, size_t plen, int state
     ld_index_def *defs = NULL;
     for (st = ld_cursor_seek(&c, prefix, plen, &k, &kl, &v, &vl); st == LD_OK;
          st = ld_cursor_next(&c, &k, &kl, &v, &vl)) {
-        if (kl < plen || (plen && memcmp(k, prefix, plen) != 0)) break;
+        if (plen && (kl < plen || memcmp(k, prefix, plen) != 0)) break;
         if (*n == cap) {
             size_t nc = cap ? 2 * cap : 4;
             ld_index_def *nd = realloc(defs, nc * sizeof *nd);
@@ -297,19 +297,17 @@ ld_status ld_index_size(ld_txn *t, uint32_t num, uint64_t *entries, uint64_t *by
     return LD_OK;
 }
 
-/* Adds (sign +1) or removes (-1) one entry of klen key bytes to index num's size. */
-static ld_status size_add(ld_txn *t, uint32_t num, int sign, size_t klen)
+/* Changes index num's size by entries added (de -1, 0, +1) and their key bytes: added ones
+ * (add_bytes) less removed ones (sub_bytes). */
+static ld_status size_add(ld_txn *t, uint32_t num, int de, size_t add_bytes, size_t sub_bytes)
 {
     uint64_t e, b;
     ld_status st = ld_index_size(t, num, &e, &b);
     if (st != LD_OK) return st;
-    if (sign > 0) {
-        e++;
-        b += klen;
-    } else {
-        e = e ? e - 1 : 0;
-        b = b >= klen ? b - klen : 0;
-    }
+    if (de > 0) e++;
+    if (de < 0) e = e ? e - 1 : 0;
+    b += add_bytes;
+    b = b >= sub_bytes ? b - sub_bytes : 0;
     uint8_t k[4], v[16];
     be32_put(k, num);
     ld_be64_put(v, e);
@@ -425,22 +423,40 @@ static ld_status covers(ld_txn *t, const ld_index_def *d, const char *id, size_t
 }
 
 /* Puts (add) or deletes the entry of the document with text json in index d. */
-static ld_status entry_change(ld_txn *t, const ld_index_def *d, const char *json, size_t len,
-                              const char *id, size_t il, bool add)
+/* Moves document id's entry in index d from the key of text `from` to the key of text `to`
+ * (either NULL: no entry there). Equal keys (a write that left the indexed values alone) change
+ * nothing. */
+static ld_status entry_move(ld_txn *t, const ld_index_def *d, const ld_doc_rec *from,
+                            const ld_doc_rec *to, const char *id, size_t il)
 {
-    ld_qbuf k;
-    ld_qbuf_init(&k);
-    ld_status st = ld_index_entry_key(&k, d, json, len, id, il);
-    if (st == LD_OK) {
-        st = add ? ld_txn_put(t, LD_SPACE_IX, k.data, k.len, "", 0)
-                 : ld_txn_del(t, LD_SPACE_IX, k.data, k.len);
-        /* An entry already gone (or there) leaves the size alone: it counts entries held. */
-        if (st == LD_NOT_FOUND && !add)
+    ld_qbuf ok, nk;
+    ld_qbuf_init(&ok);
+    ld_qbuf_init(&nk);
+    ld_status st = LD_OK;
+    if (from) st = ld_index_entry_key(&ok, d, from->json, from->json_len, id, il);
+    if (st == LD_OK && to) st = ld_index_entry_key(&nk, d, to->json, to->json_len, id, il);
+    if (st != LD_OK || (from && to && ok.len == nk.len && !memcmp(ok.data, nk.data, ok.len)))
+        goto out;
+    int de = 0;
+    size_t sub = 0, add = 0;
+    if (from) {
+        /* An entry already gone leaves the size alone: it counts the entries held. */
+        st = ld_txn_del(t, LD_SPACE_IX, ok.data, ok.len);
+        if (st == LD_OK) {
+            de--;
+            sub = ok.len;
+        } else if (st == LD_NOT_FOUND) {
             st = LD_OK;
-        else if (st == LD_OK)
-            st = size_add(t, d->num, add ? 1 : -1, k.len);
+        }
     }
-    ld_qbuf_free(&k);
+    if (st == LD_OK && to && (st = ld_txn_put(t, LD_SPACE_IX, nk.data, nk.len, "", 0)) == LD_OK) {
+        de++;
+        add = nk.len;
+    }
+    if (st == LD_OK && (de || add || sub)) st = size_add(t, d->num, de, add, sub);
+out:
+    ld_qbuf_free(&ok);
+    ld_qbuf_free(&nk);
     return st;
 }
 
@@ -468,9 +484,7 @@ ld_status ld_index_on_write(ld_db *db, ld_txn *t, const char *coll, size_t cl, c
         if (was && is && old->json_len == rec->json_len &&
             !memcmp(old->json, rec->json, rec->json_len))
             continue; /* the same text: the same key */
-        if (was) st = entry_change(t, &defs[i], old->json, old->json_len, id, il, false);
-        if (st == LD_OK && is)
-            st = entry_change(t, &defs[i], rec->json, rec->json_len, id, il, true);
+        st = entry_move(t, &defs[i], was ? old : NULL, is ? rec : NULL, id, il);
     }
     return st;
 }
@@ -767,7 +781,8 @@ static ld_status build_step(ld_txn *t, size_t batch, bool *did)
         memcpy(&b, docs.data + at + 4 + a, 4);
         const char *json = docs.data + at + 8 + a;
         at += 8 + (size_t)a + b;
-        st = entry_change(t, d, json, b, id, a, true);
+        ld_doc_rec r = {.json = json, .json_len = b};
+        st = entry_move(t, d, NULL, &r, id, a);
     }
     ld_qbuf_free(&docs);
     uint8_t ck[9];
