@@ -77,7 +77,7 @@ FUZZ_TARGETS      := query wire config http ws resp
 FUZZ_CFLAGS       := -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
                      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icore -Iinclude
 FUZZ_QUERY_SRCS   := core/query/lexer.c core/query/parser.c core/query/eval.c core/query/qbuf.c \
-                     core/util/jsontext.c
+                     core/query/plan.c core/index/keyenc.c core/util/jsontext.c
 
 # The replication payload decoder, the config loader, and (http, ws) a whole node in the fuzzer's
 # process fed raw bytes over loopback: those two load the storage and auth plugins of $(BUILD).
@@ -102,7 +102,7 @@ fuzz: deps-test build $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 	  grep -E '^(Done|stat::number_of_executed_units)' $(FUZZ_BUILD)/fuzz_$$t.log; \
 	done
 
-$(FUZZ_BUILD)/fuzz_query: tests/fuzz/fuzz_query.c $(FUZZ_QUERY_SRCS) $(wildcard core/query/*.h)
+$(FUZZ_BUILD)/fuzz_query: tests/fuzz/fuzz_query.c $(FUZZ_QUERY_SRCS) $(wildcard core/query/*.h core/index/keyenc.h)
 	@mkdir -p $(FUZZ_BUILD)
 	clang $(FUZZ_CFLAGS) $$(pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_query.c \
 	  $(FUZZ_QUERY_SRCS) $$(pkg-config --libs jansson) -lm -lpthread

@@ -290,20 +290,112 @@ def b5(ctx):
         if len(rows) != expect:
             raise BenchError(f"B5 raw sqlite: {len(rows)} rows")
 
-    for target, fn in (("litedist", q_litedist), ("pouchdb", q_pouch), ("sqlite-raw", q_raw)):
-        fn()  # warm-up: caches filled, every target's answer checked once
-    for r in range(1, a.repeats + 1):
-        for target, fn in (("litedist", q_litedist), ("pouchdb", q_pouch),
-                           ("sqlite-raw", q_raw)):
-            lat = timed_loop(a.duration, fn)
-            ctx.record(workload="B5", target=target, repeat=r, value=len(lat) / sum(lat),
-                       unit="queries/s", p50_ms=1e3 * statistics.median(lat), runs=len(lat),
-                       documents=n, matched=expect)
-            log(f"B5 {target} #{r}: {len(lat) / sum(lat):.2f} queries/s "
-                f"({1e3 * statistics.median(lat):.1f} ms each)")
+    def measure(targets):
+        for target, fn in targets:
+            fn()  # warm-up: caches filled, every target's answer checked once
+        for r in range(1, a.repeats + 1):
+            for target, fn in targets:
+                lat = timed_loop(a.duration, fn)
+                ctx.record(workload="B5", target=target, repeat=r, value=len(lat) / sum(lat),
+                           unit="queries/s", p50_ms=1e3 * statistics.median(lat), runs=len(lat),
+                           documents=n, matched=expect)
+                log(f"B5 {target} #{r}: {len(lat) / sum(lat):.2f} queries/s "
+                    f"({1e3 * statistics.median(lat):.1f} ms each)")
+
+    measure((("litedist", q_litedist), ("pouchdb", q_pouch), ("sqlite-raw", q_raw)))
+
+    # The same query with an index on $.Total on both servers (issue 18): litedist's planner
+    # picks it by itself (EXPLAIN says so); pouchdb-server's _find is told to use its index.
+    log("B5: CREATE INDEX on $.Total (litedist) and _index on Total (pouchdb-server)")
+    ld_index(ld.port, "bench", "orders", "b5_total", "$.Total", B5_QUERY)
+    st, body = call(pd.port, "POST", "/bench/_index",
+                    {"index": {"fields": ["Total"]}, "ddoc": "b5-total", "name": "b5-total"})
+    if st not in (200, 201):
+        raise BenchError(f"B5 pouchdb _index: {st} {body[:200]!r}")
+    body_pi = json.dumps({"selector": {"Total": {"$gt": 310}}, "limit": B5_TAKE,
+                          "use_index": ["b5-total", "b5-total"]})
+
+    def q_pouch_indexed():
+        conn_p.request("POST", "/bench/_find", body=body_pi,
+                       headers={"Content-Type": "application/json"})
+        r = conn_p.getresponse()
+        body = r.read()
+        if r.status != 200 or body.count(b'"_id":') != expect or b'"warning"' in body:
+            raise BenchError(f"B5 pouchdb indexed _find: {r.status}, {body[:300]!r}")
+
+    measure((("litedist-indexed", q_litedist), ("pouchdb-indexed", q_pouch_indexed)))
     conn_l.close()
     conn_p.close()
     con.close()
+
+
+def ld_index(port, database, coll, name, path, probe, timeout=1800):
+    """CREATE INDEX name ON coll (path) on a litedistd, then waits (bounded) until EXPLAIN of
+    `probe` names it: the online build has committed and the planner uses it."""
+    hdr = {"Database": database, "ApiKey": "root"}
+    st, body = call(port, "POST", "/api/query",
+                    {"Query": f"CREATE INDEX {name} ON {coll} ({path})"}, hdr)
+    if st != 200:
+        raise BenchError(f"CREATE INDEX {name}: {st} {body[:300]!r}")
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        st, body = call(port, "POST", "/api/query", {"Query": "EXPLAIN " + probe}, hdr)
+        if st != 200:
+            raise BenchError(f"EXPLAIN {probe}: {st} {body[:300]!r}")
+        if json.loads(body)["Rows"][0]["Index"] == name:
+            return
+        time.sleep(0.2)
+    raise BenchError(f"index {name} not ready after {timeout} s")
+
+
+# --- B17: a point lookup through an index against GET by id (issue 18) -----------------------------
+
+def b17(ctx):
+    """One litedistd with --scan-docs documents and an index on $.Customer (unique per document
+    up to 100,000): SELECT $ ... WHERE $.Customer = '<one>' against GET /api/documents/orders/<id>
+    of the same document, alternating, one client connection each, over random documents."""
+    a = ctx.a
+    n = a.scan_docs
+    ld = ctx.litedist("b17-litedist", sync="off")
+    log(f"B17: loading {n:,} documents into litedistd")
+    wrk_preload(ctx, ld.port, n, "orders")
+    ld_index(ld.port, "bench", "orders", "b17_customer", "$.Customer",
+             "SELECT $ FROM orders WHERE $.Customer = 'customer-00001'")
+    hdr = {"Database": "bench", "ApiKey": "root", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", ld.port, timeout=600)
+    rng = random.Random(17)
+    distinct = min(n, 100000)
+
+    def q_index():
+        i = rng.randrange(distinct)
+        q = json.dumps({"Query": f"SELECT $ FROM orders WHERE $.Customer = 'customer-{i:05d}'",
+                        "Take": 1})
+        conn.request("POST", "/api/query", body=q, headers=hdr)
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200 or b'"ReturnedRows":1' not in body[:4096]:
+            raise BenchError(f"B17 indexed lookup: {r.status}, {body[:300]!r}")
+
+    def q_get():
+        i = rng.randrange(distinct)
+        conn.request("GET", f"/api/documents/orders/doc-{i}", headers=hdr)
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise BenchError(f"B17 GET by id: {r.status}, {body[:300]!r}")
+
+    targets = (("litedist-index-point", q_index), ("litedist-get", q_get))
+    for _, fn in targets:
+        fn()
+    for r in range(1, a.repeats + 1):
+        for target, fn in targets:
+            lat = timed_loop(a.duration, fn)
+            ctx.record(workload="B17", target=target, repeat=r, value=len(lat) / sum(lat),
+                       unit="lookups/s", p50_ms=1e3 * statistics.median(lat),
+                       p99_ms=1e3 * pct(sorted(lat), 99), runs=len(lat), documents=n)
+            log(f"B17 {target} #{r}: {len(lat) / sum(lat):.0f} lookups/s "
+                f"(p50 {1e3 * statistics.median(lat):.3f} ms)")
+    conn.close()
 
 
 # --- B6: time until a write on A is visible on B ------------------------------------------------
@@ -1605,14 +1697,14 @@ def b16(ctx):
             f"({size:,} bytes, {links} links, load {load})")
 
 
-# --- B17: the cache over the Redis protocol against Redis (issue 20 item 4) --------------------
+# --- B18: the cache over the Redis protocol against Redis (issue 20 item 4) --------------------
 
-B17_CONNS = 32
+B18_CONNS = 32
 
 
 def redis_benchmark(ctx, port, test, n, pipeline, auth=()):
     """One redis-benchmark run (-c 32 -d 100, 10,000 random keys): (req/s, p50 ms, p99 ms)."""
-    argv = ctx.client_pin + ["redis-benchmark", "-p", str(port), "-c", str(B17_CONNS), "-d", "100",
+    argv = ctx.client_pin + ["redis-benchmark", "-p", str(port), "-c", str(B18_CONNS), "-d", "100",
                              "-r", "10000", "-t", test, "-n", str(n), "-P", str(pipeline),
                              "--csv", *auth]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=max(600, n // 100))
@@ -1624,7 +1716,7 @@ def redis_benchmark(ctx, port, test, n, pipeline, auth=()):
     return float(f[1]), float(f[4]), float(f[6])
 
 
-def b17(ctx):
+def b18(ctx):
     """redis-benchmark -c 32 -d 100 GET and SET, plain and -P 16, against litedistd's RESP port
     (SQLite and LMDB, Sync full) and redis-server with AOF everysec, the targets side by side in
     each repeat. SET first in each repeat fills the keys GET reads."""
@@ -1652,8 +1744,8 @@ def b17(ctx):
             for test in ("set", "get"):
                 for t, port, auth in targets:
                     v, p50, p99 = redis_benchmark(ctx, port, test, n, pipeline, auth)
-                    w = f"B17-{test}" + ("-P16" if pipeline > 1 else "")
-                    ctx.record(workload=w, target=t, connections=B17_CONNS, repeat=r, value=v,
+                    w = f"B18-{test}" + ("-P16" if pipeline > 1 else "")
+                    ctx.record(workload=w, target=t, connections=B18_CONNS, repeat=r, value=v,
                                unit="req/s", p50_ms=p50, p99_ms=p99, tool="redis-benchmark",
                                pipeline=pipeline)
                     log(f"{w} {t} #{r}: {v:,.0f} req/s (p50 {p50} ms, p99 {p99} ms)")
@@ -1662,7 +1754,7 @@ def b17(ctx):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("workload", choices=["B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13",
-                                         "B14", "B15", "B16", "B17", "raw", "couch-load"])
+                                         "B14", "B15", "B16", "B17", "B18", "raw", "couch-load"])
     ap.add_argument("--records", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--litedistd", required=True)
@@ -1707,7 +1799,7 @@ def main():
     ctx = Ctx(a)
     try:
         {"B5": b5, "B6": b6, "B7": b7, "B8": b8, "B9": b9, "B10": b10, "B11": b11, "B12": b12,
-         "B13": b13, "B14": b14, "B15": b15, "B16": b16, "B17": b17, "raw": raw,
+         "B13": b13, "B14": b14, "B15": b15, "B16": b16, "B17": b17, "B18": b18, "raw": raw,
          "couch-load": couch_preload}[a.workload](ctx)
     except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
         log(f"{a.workload} failed: {e}")

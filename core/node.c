@@ -93,6 +93,7 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         .restored_from = n->dir.restored_from[0] ? n->dir.restored_from : NULL,
         .adopt = n->dir.adopting,
         .writer_batch_max = n->cfg.writer_batch_max,
+        .index_build_batch = n->cfg.index_build_batch,
         .complete = ld_completions_post,
         .complete_ctx = n,
     };

@@ -41,6 +41,7 @@ void ld_api_peers_upsert(ld_req *r);
 void ld_api_peers_delete(ld_req *r);
 
 void ld_api_query(ld_req *r);
+void ld_api_indexes_list(ld_req *r); /* GET /api/indexes (indexes.c) */
 
 void ld_api_changes(ld_req *r);    /* GET /api/changes (changes.c) */
 void ld_api_changes_ws(ld_req *r); /* GET /ws/changes */

@@ -22,6 +22,7 @@
 #include "../util/workers.h"
 #include "context.h"
 #include "docwrite.h"
+#include "indexes.h"
 #include "write_result.h"
 
 #define TAKE_MISSING     200   /* Take absent */
@@ -137,7 +138,8 @@ static void select_work(void *arg)
     ld_txn t;
     c->st = ld_txn_begin(&c->r->node->store, c->r->db->st, false, &t);
     if (c->st != LD_OK) return;
-    c->st = ld_ql_select(&t, c->stmt, &c->opts, &c->res, &c->err);
+    c->st = c->stmt->explain ? ld_ql_explain(&t, c->stmt, &c->res, &c->err)
+                             : ld_ql_select(&t, c->stmt, &c->opts, &c->res, &c->err);
     ld_txn_abort(&t);
 }
 
@@ -170,7 +172,8 @@ static void run_select(qctx *c)
         limit = c->stmt->top > TAKE_MAX ? TAKE_MAX : c->stmt->top;
     c->opts.row_limit = limit;
     if (!r->db) { /* reads never create a database: it has no documents yet */
-        c->st = ld_ql_select(NULL, c->stmt, &c->opts, &c->res, &c->err);
+        c->st = c->stmt->explain ? ld_ql_explain(NULL, c->stmt, &c->res, &c->err)
+                                 : ld_ql_select(NULL, c->stmt, &c->opts, &c->res, &c->err);
         select_reply(c);
         qctx_free(c);
         return;
@@ -546,6 +549,9 @@ static uint32_t role_of(ld_ql_kind k)
         return LD_ROLE_WRITE_DOCUMENT;
     case LD_QS_UPDATE:
         return LD_ROLE_UPDATE_DOCUMENT;
+    case LD_QS_CREATE_INDEX:
+    case LD_QS_DROP_INDEX:
+        return LD_ROLE_ADD_DB; /* schema-level, as creating a database (docs/api.md) */
     default:
         return LD_ROLE_DELETE_DOCUMENT;
     }
@@ -556,7 +562,8 @@ void ld_api_query(ld_req *r)
     /* The statement, parsed after the question, picks the role (and INSERT may update). */
     if (!ld_api_begin(r, LD_NEED("query", 0,
                                  LD_ROLE_READ_DOCUMENT | LD_ROLE_WRITE_DOCUMENT |
-                                     LD_ROLE_UPDATE_DOCUMENT | LD_ROLE_DELETE_DOCUMENT)))
+                                     LD_ROLE_UPDATE_DOCUMENT | LD_ROLE_DELETE_DOCUMENT |
+                                     LD_ROLE_ADD_DB)))
         return;
     bool include_reserved;
     if (!ld_req_param_bool(r, "includeReservedFields", false, &include_reserved)) return;
@@ -625,7 +632,14 @@ void ld_api_query(ld_req *r)
         goto out;
     }
     json_decref(body);
-    if (c->stmt->kind == LD_QS_SELECT)
+    if (c->stmt->kind == LD_QS_CREATE_INDEX || c->stmt->kind == LD_QS_DROP_INDEX) {
+        ld_api_query_ddl(r, c->stmt, c->query, c->take);
+        c->stmt = NULL;
+        qctx_free(c);
+        return;
+    }
+    /* EXPLAIN runs nothing: it reads the index definitions in a read transaction, as a SELECT */
+    if (c->stmt->kind == LD_QS_SELECT || c->stmt->explain)
         run_select(c);
     else
         run_write(c);

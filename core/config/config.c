@@ -42,6 +42,7 @@ static const keydef node_keys[] = {
     {"AllowDefaultKeys", true},
     {"ShutdownTimeoutSeconds", true},
     {"WriterBatchMax", true},
+    {"IndexBuildBatchSize", true},
     {"MaxQueryLength", true},
     {"MaxQueryDepth", true},
     {"SeedPeers", true},
@@ -777,6 +778,9 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     cfg->shutdown_timeout_s = (int)x;
     if (!get_int(node, "Node", "WriterBatchMax", 1000, 1, 100000, &x, err, errlen)) goto fail;
     cfg->writer_batch_max = (int)x;
+    if (!get_int(node, "Node", "IndexBuildBatchSize", 1000, 1, 100000, &x, err, errlen))
+        goto fail;
+    cfg->index_build_batch = (int)x;
     if (!get_int(node, "Node", "MaxQueryLength", 65536, 16, 16 * 1024 * 1024, &x, err, errlen))
         goto fail;
     cfg->max_query_length = (size_t)x;

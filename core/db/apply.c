@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../index/index.h"
+
 static void xor_digest(uint8_t *d, const uint8_t *t)
 {
     for (int i = 0; i < LD_DIGEST_LEN; i++)
@@ -22,11 +24,11 @@ static ld_status ensure_collection(ld_txn *t, const char *coll, size_t len)
     return st;
 }
 
-/* Writes the new record of op's document, the op-log entry `op` at LogSequence `log_seq`, and the
- * collection entry; moves the digest from old's term to rec's. */
-static ld_status write_op(ld_txn *t, ld_db_state *pending, const uint8_t *key, size_t klen,
-                          const ld_doc_rec *old, const ld_doc_rec *rec, const ld_op_rec *op,
-                          uint64_t log_seq)
+/* Writes the new record of op's document (and its index entries), the op-log entry `op` at
+ * LogSequence `log_seq`, and the collection entry; moves the digest from old's term to rec's. */
+static ld_status write_op(ld_db *db, ld_txn *t, ld_db_state *pending, const uint8_t *key,
+                          size_t klen, const ld_doc_rec *old, const ld_doc_rec *rec,
+                          const ld_op_rec *op, uint64_t log_seq)
 {
     uint8_t term[LD_DIGEST_LEN];
     if (old) {
@@ -41,6 +43,9 @@ static ld_status write_op(ld_txn *t, ld_db_state *pending, const uint8_t *key, s
         if (!rbuf) return LD_NOMEM;
         ld_status st = ld_txn_put(t, LD_SPACE_DOCS, key, klen, rbuf, rlen);
         free(rbuf);
+        if (st == LD_OK)
+            st = ld_index_on_write(db, t, op->collection, op->collection_len, op->doc_id,
+                                   op->doc_id_len, old, rec);
         if (st != LD_OK) return st;
     }
     size_t olen;
@@ -190,7 +195,7 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
     };
     memcpy(op.id, job->op_id, LD_OP_ID_LEN);
     memcpy(op.parent, job->prev_version, LD_OP_ID_LEN);
-    st = write_op(t, pending, key, klen, have_old ? &old : NULL, &rec, &op, job->seq);
+    st = write_op(db, t, pending, key, klen, have_old ? &old : NULL, &rec, &op, job->seq);
     if (st == LD_OK) {
         pending->self_seq = job->origin_seq;
         pending->self_hlc = job->hlc;
@@ -405,7 +410,7 @@ ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_o
     /* The op goes into the local log whether it won or not, so it is relayed (cr-sqlite#413). */
     ld_op_rec logged = *op;
     logged.synced = 1;
-    st = write_op(t, pending, key, klen, wins && have_old ? &old : NULL, wins ? &rec : NULL,
+    st = write_op(db, t, pending, key, klen, wins && have_old ? &old : NULL, wins ? &rec : NULL,
                   &logged, pending->last_seq + 1);
     if (st != LD_OK) goto out;
     uint8_t b[8];
@@ -463,6 +468,8 @@ ld_status ld_apply_snapshot_record(ld_db *db, ld_txn *t, ld_db_state *pending, c
         /* The stored bytes as the source stored them: the record format is versioned by its
          * first byte, and it decoded above. */
         st = ld_txn_put(t, LD_SPACE_DOCS, key, klen, val, vlen);
+        if (st == LD_OK)
+            st = ld_index_on_write(db, t, coll, cl, id, il, have_old ? &old : NULL, &rec);
         if (st == LD_OK && rec.hlc > pending->hlc_hw) pending->hlc_hw = rec.hlc;
         if (st == LD_OK) ld_hlc_observe(db->env->clock, rec.hlc);
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../index/index.h"
 #include "../util/log.h"
 #include "snapshot.h"
 #include "writer.h"
@@ -268,6 +269,7 @@ ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
     /* No write is in flight yet: every own op from now on is stamped above a stamp issued now. */
     db->committed.promise_seq = db->committed.self_seq;
     db->committed.promise_hlc = ld_hlc_now(env->clock);
+    db->ix_work = true; /* an index build or drop may have been cut short: the writer looks */
     db->writer = ld_writer_new(db);
     if (!db->writer) {
         st = LD_NOMEM;
@@ -285,6 +287,7 @@ fail:
 ld_status ld_db_close(ld_db *db, bool drop)
 {
     ld_writer_free(db->writer);
+    ld_index_cache_free(db->ix_cache);
     ld_store_close(db->env->store, db->st);
     ld_status st = LD_OK;
     if (drop) st = ld_store_drop(db->env->store, db->env->dir, db->name);

@@ -31,6 +31,7 @@
 
 struct ld_writer;
 struct ld_db;
+struct ld_index_cache;
 struct ld_wjob;
 
 /* What every database of a node shares. Owned by the node; outlives every database. */
@@ -55,6 +56,7 @@ typedef struct ld_db_env {
     bool adopt;
     bool adopt_taken; /* adopting: a database's record became the incarnation (a lost file) */
     int writer_batch_max;
+    int index_build_batch; /* documents per online index build step; 0: 1000 */
     /* Called on a writer thread with finished jobs (see writer.h); posts them to the loop. */
     void (*complete)(void *ctx, struct ld_wjob *jobs);
     void *complete_ctx;
@@ -113,6 +115,11 @@ static inline uint64_t ld_log_span(const ld_db_state *s, uint64_t from, uint64_t
     return hi > lo ? n - (hi - lo) : n;
 }
 
+/* ld_db.ix_known */
+#define LD_IX_UNKNOWN 0
+#define LD_IX_NONE    1
+#define LD_IX_SOME    2
+
 typedef struct ld_db {
     char name[LD_DB_NAME_MAX + 1];
     ld_db_env *env;
@@ -125,6 +132,13 @@ typedef struct ld_db {
     /* No incarnation recorded yet (a new, empty database): the writer's first commit records
      * it, in the same transaction as the first data (apply.c). Writer thread only after open. */
     bool unstamped;
+    /* Indexes (index/index.h), writer thread only: whether any index is defined (LD_IX_*: a
+     * write to a collection skips the index lookup while there is none), and whether background
+     * index work (a build, a drop's deletions) may remain: set at open and when a definition
+     * changes, cleared by the step that finds nothing. */
+    int ix_known;
+    bool ix_work;
+    struct ld_index_cache *ix_cache; /* the definitions as of a generation (index.c); owned */
     /* Group commits (writer thread adds, GET /metrics reads): writes per commit, commit time. */
     ld_hist commit_ops, commit_seconds;
 } ld_db;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../index/index.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
 #include "apply.h"
@@ -139,6 +140,26 @@ static ld_wjob **batch_array(ld_writer *w, ld_wjob ***batch)
     return *batch;
 }
 
+/* One bounded step of background index work (a build, a drop's deletions), between write
+ * groups so writes keep flowing while an index builds. A failed step is logged and not retried
+ * until the next definition change or restart (the build cursor keeps its progress). */
+static void index_step(ld_db *db)
+{
+    bool more;
+    size_t batch = db->env->index_build_batch > 0 ? (size_t)db->env->index_build_batch : 1000;
+    ld_status st = ld_index_step(db, batch, &more);
+    if (st != LD_OK)
+        ld_log(LD_LOG_ERROR, db->name, "index build step failed (%s); resumes at the next restart",
+               ld_status_str(st));
+    db->ix_work = st == LD_OK && more;
+    if (st == LD_OK && more) {
+        /* A commit: the loop's shared read snapshots must not outlive it (snapshot.h). */
+        pthread_mutex_lock(&db->mu);
+        db->committed.commits++;
+        pthread_mutex_unlock(&db->mu);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     ld_writer *w = arg;
@@ -147,11 +168,13 @@ static void *writer_main(void *arg)
     ld_wjob **batch = NULL, *one[1];
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->head && !w->stop)
+        while (!w->head && !w->stop && !db->ix_work)
             pthread_cond_wait(&w->cv, &w->mu);
         if (!w->head) {
             pthread_mutex_unlock(&w->mu);
-            break;
+            if (w->stop) break;
+            index_step(db);
+            continue;
         }
         pthread_mutex_unlock(&w->mu);
         /* Without the group array the writer commits one job at a time, on a stack slot. */
@@ -177,6 +200,7 @@ static void *writer_main(void *arg)
         for (size_t i = 0; i < n; i++)
             group[i]->next = i + 1 < n ? group[i + 1] : NULL;
         db->env->complete(db->env->complete_ctx, group[0]);
+        if (db->ix_work) index_step(db);
     }
     free(batch);
     return NULL;

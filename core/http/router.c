@@ -70,6 +70,7 @@ static const route routes[] = {
      ld_api_doc_delete,
      "/api/documents/{collection}/{id}"},
     {M_POST, {"api", "query", NULL}, ld_api_query, "/api/query"},
+    {M_GET, {"api", "indexes", NULL}, ld_api_indexes_list, "/api/indexes"},
     {M_GET, {"api", "changes", NULL}, ld_api_changes, "/api/changes"},
     {M_GET, {"ws", "changes", NULL}, ld_api_changes_ws, "/ws/changes"},
     {M_GET, {"api", "cache", NULL}, ld_api_cache_list, "/api/cache"},

@@ -527,8 +527,8 @@ void ld_tls_listener_nodelay(struct evhttp_bound_socket *listener)
     int one = 1;
     evutil_socket_t fd = evhttp_bound_socket_get_fd(listener);
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
-        ld_log_warn("TLS: cannot turn Nagle off on the listener (%s): small responses may wait "
-                    "for delayed ACKs",
+        ld_log_warn("cannot turn Nagle off on the listener (%s): responses may wait for "
+                    "delayed ACKs",
                     strerror(errno));
 }
 

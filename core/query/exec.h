@@ -1,7 +1,8 @@
 /* Running LiteQL statements against a database's documents: a SELECT in a read transaction
  * (rows streamed into JSON text, ORDER BY through a bounded heap), and the matching ids an
- * UPDATE or DELETE selects inside the writer's transaction. Memory stays bounded by the rows
- * returned (and OFFSET under ORDER BY), never by the collection's size. */
+ * UPDATE or DELETE selects inside the writer's transaction, over the candidates the planner
+ * picks (plan.h: an index's ranges or the scan). Memory stays bounded by the rows returned (and
+ * OFFSET), never by the collection's size. */
 #ifndef LD_QL_EXEC_H
 #define LD_QL_EXEC_H
 
@@ -49,5 +50,10 @@ ld_status ld_ql_match(ld_txn *t, const ld_ql_stmt *s, uint64_t cap, ld_ql_ids *i
                       uint64_t *matched, ld_ql_error *err);
 
 void ld_ql_ids_free(ld_ql_ids *ids);
+
+/* EXPLAIN s: the plan the statement would get in t (its collection's READY indexes there; NULL:
+ * no indexes), as rows (plan.h ld_plan_explain) in out->rows; matched and returned count them.
+ * Runs nothing. LD_OK, LD_NOMEM, or the storage's status. */
+ld_status ld_ql_explain(ld_txn *t, const ld_ql_stmt *s, ld_ql_result *out, ld_ql_error *err);
 
 #endif

@@ -124,6 +124,10 @@ void ld_ql_stmt_free(ld_ql_stmt *s)
     free(s->order);
     ld_ql_node_free(s->where);
     ld_ql_node_free(s->object);
+    free(s->index_name);
+    for (size_t i = 0; i < s->nindex_paths; i++)
+        free(s->index_paths[i]);
+    free(s->index_paths);
     free(s);
 }
 
@@ -1413,8 +1417,149 @@ static bool parse_select(parser *p, ld_ql_stmt *s)
     }
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Index DDL: CREATE INDEX and DROP INDEX. Their words (CREATE, DROP, INDEX, ON, IF, EXISTS) are
+ * matched in place rather than reserved, so members and collections keep such names.
+ * ------------------------------------------------------------------------------------------- */
+
+#define DDL_MAX_PATHS 16 /* index.h LD_INDEX_MAX_PATHS */
+#define DDL_NAME_MAX  64 /* index.h LD_INDEX_NAME_MAX */
+
+static bool is_word(parser *p, const ld_ql_token *t, const char *w)
+{
+    return t->kind == LD_QT_NAME && t->len == strlen(w) &&
+           !strncasecmp(p->text + t->off, w, t->len);
+}
+
+static bool expect_word(parser *p, const char *w)
+{
+    if (is_word(p, peek(p), w)) {
+        next(p);
+        return true;
+    }
+    expected(p, w);
+    return false;
+}
+
+static bool parse_index_name(parser *p, ld_ql_stmt *s)
+{
+    ld_ql_token *t = peek(p);
+    const char *name = p->text + t->off;
+    if (t->kind != LD_QT_NAME || t->kw != LD_QK_NONE) {
+        expected(p, "an index name");
+        return false;
+    }
+    if (name[0] == '$' || t->len > DDL_NAME_MAX) {
+        ld_ql_error_set(p->err, LD_QE_SYNTAX, t->cpos,
+                        "Invalid index name: letters, digits, '_' and '$', at most %d, "
+                        "not starting with '$'",
+                        DDL_NAME_MAX);
+        return false;
+    }
+    if (!(s->index_name = malloc(t->len + 1))) {
+        nomem(p);
+        return false;
+    }
+    memcpy(s->index_name, name, t->len);
+    s->index_name[t->len] = '\0';
+    s->index_name_len = t->len;
+    next(p);
+    return true;
+}
+
+/* One indexed path: a path below the document (not the id), kept as the text written. */
+static bool parse_index_path(parser *p, ld_ql_stmt *s)
+{
+    ld_ql_token *t = peek(p);
+    size_t off = t->off, cpos = t->cpos;
+    if (t->kind != LD_QT_NAME || t->kw != LD_QK_NONE) {
+        expected(p, "a path such as $.a.b");
+        return false;
+    }
+    ld_ql_node *n = parse_path(p);
+    if (!n) return false;
+    bool ok = n->kind == LD_QN_PATH && n->nsegs > 0;
+    if (!ok)
+        ld_ql_error_set(p->err, LD_QE_SYNTAX, cpos,
+                        n->kind == LD_QN_ID
+                            ? "An index path cannot be the document id (documents are already "
+                              "in id order)"
+                            : "An index path must name a member below the document, such as $.a");
+    ld_ql_node_free(n);
+    if (!ok) return false;
+    if (s->nindex_paths == DDL_MAX_PATHS) {
+        ld_ql_error_set(p->err, LD_QE_SYNTAX, cpos, "An index has at most %d paths", DDL_MAX_PATHS);
+        return false;
+    }
+    const ld_ql_token *last = &p->toks.v[p->i - 1];
+    size_t len = last->off + last->len - off;
+    char **np = realloc(s->index_paths, (s->nindex_paths + 1) * sizeof *np);
+    char *text = malloc(len + 1);
+    if (np) s->index_paths = np;
+    if (!np || !text) {
+        free(text);
+        nomem(p);
+        return false;
+    }
+    memcpy(text, p->text + off, len);
+    text[len] = '\0';
+    s->index_paths[s->nindex_paths++] = text;
+    return true;
+}
+
+static bool parse_create_index(parser *p, ld_ql_stmt *s)
+{
+    s->kind = LD_QS_CREATE_INDEX;
+    next(p); /* CREATE */
+    if (!expect_word(p, "INDEX")) return false;
+    if (is_word(p, peek(p), "IF")) {
+        next(p);
+        if (!expect_kw(p, LD_QK_NOT) || !expect_word(p, "EXISTS")) return false;
+        s->if_exists = true;
+    }
+    if (!parse_index_name(p, s) || !expect_word(p, "ON") || !parse_collection(p, s) ||
+        !expect(p, LD_QT_LPAREN, "'(' and the indexed paths"))
+        return false;
+    do {
+        if (!parse_index_path(p, s)) return false;
+    } while (accept(p, LD_QT_COMMA));
+    return expect(p, LD_QT_RPAREN, "')'");
+}
+
+static bool parse_drop_index(parser *p, ld_ql_stmt *s)
+{
+    s->kind = LD_QS_DROP_INDEX;
+    next(p); /* DROP */
+    if (!expect_word(p, "INDEX")) return false;
+    if (is_word(p, peek(p), "IF")) {
+        next(p);
+        if (!expect_word(p, "EXISTS")) return false;
+        s->if_exists = true;
+    }
+    return parse_index_name(p, s) && expect_word(p, "ON") && parse_collection(p, s);
+}
+
+/* Whether the statement starts with CREATE INDEX or DROP INDEX: any other command (DROP TABLE)
+ * keeps the contract's "Unable to determine query command." */
+static bool is_ddl(parser *p)
+{
+    return (is_word(p, peek(p), "CREATE") || is_word(p, peek(p), "DROP")) &&
+           is_word(p, peek_at(p, 1), "INDEX");
+}
+
+static bool parse_ddl(parser *p, ld_ql_stmt *s)
+{
+    bool ok = is_word(p, peek(p), "CREATE") ? parse_create_index(p, s) : parse_drop_index(p, s);
+    if (ok && peek(p)->kind != LD_QT_EOF) {
+        unexpected(p, peek(p));
+        return false;
+    }
+    return ok;
+}
+
 static bool parse_statement(parser *p, ld_ql_stmt *s)
 {
+    if (is_ddl(p)) return parse_ddl(p, s);
     ld_ql_token *t = peek(p);
     switch (t->kw) {
     case LD_QK_SELECT:
@@ -1447,6 +1592,24 @@ static bool parse_statement(parser *p, ld_ql_stmt *s)
     }
     if (peek(p)->kind != LD_QT_EOF) {
         unexpected(p, peek(p));
+        return false;
+    }
+    return true;
+}
+
+/* EXPLAIN before a SELECT, UPDATE or DELETE: skipped, and said in *explain. Not a reserved word
+ * (a member may be called explain): only the first token is looked at. False (err set) when
+ * nothing, or a statement that has no plan, follows. */
+static bool parse_explain(parser *p, bool *explain)
+{
+    ld_ql_token *t = peek(p);
+    *explain = t->kind == LD_QT_NAME && t->len == 7 && !strncasecmp(p->text + t->off, "EXPLAIN", 7);
+    if (!*explain) return true;
+    next(p);
+    ld_ql_token *u = peek(p);
+    if (!is_kw(u, LD_QK_SELECT) && !is_kw(u, LD_QK_UPDATE) && !is_kw(u, LD_QK_DELETE)) {
+        ld_ql_error_set(p->err, LD_QE_SYNTAX, u->kind == LD_QT_EOF ? t->cpos : u->cpos,
+                        "EXPLAIN needs a SELECT, UPDATE or DELETE statement");
         return false;
     }
     return true;
@@ -1487,17 +1650,24 @@ ld_ql_stmt *ld_ql_parse(const char *text, size_t len, const ld_ql_limits *lim, l
         p.toks.n--;
     }
     ld_ql_stmt *s = NULL;
-    ld_ql_token *first = &p.toks.v[0];
+    bool explain = false;
+    if (!parse_explain(&p, &explain)) {
+        ld_ql_tokens_free(&p.toks);
+        return NULL;
+    }
+    ld_ql_token *first = peek(&p);
     if (p.toks.n == 1 && first->len == 0 && first->off == len) {
         ld_ql_error_set(err, LD_QE_EMPTY, 0, "Query is required.");
     } else if (!is_kw(first, LD_QK_SELECT) && !is_kw(first, LD_QK_INSERT) &&
-               !is_kw(first, LD_QK_UPDATE) && !is_kw(first, LD_QK_DELETE)) {
+               !is_kw(first, LD_QK_UPDATE) && !is_kw(first, LD_QK_DELETE) && !is_ddl(&p)) {
         ld_ql_error_set(err, LD_QE_COMMAND, 0, "Unable to determine query command.");
     } else if (!(s = calloc(1, sizeof *s))) {
         nomem(&p);
     } else if (!parse_statement(&p, s)) {
         ld_ql_stmt_free(s);
         s = NULL;
+    } else {
+        s->explain = explain;
     }
     ld_ql_tokens_free(&p.toks);
     return s;

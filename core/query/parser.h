@@ -107,10 +107,13 @@ typedef enum ld_ql_kind {
     LD_QS_INSERT,
     LD_QS_UPDATE,
     LD_QS_DELETE,
+    LD_QS_CREATE_INDEX, /* CREATE INDEX [IF NOT EXISTS] name ON collection (path, ...) */
+    LD_QS_DROP_INDEX,   /* DROP INDEX [IF EXISTS] name ON collection */
 } ld_ql_kind;
 
 typedef struct ld_ql_stmt {
     ld_ql_kind kind;
+    bool explain;     /* EXPLAIN <statement>: answer the plan (plan.h), run nothing */
     char *collection; /* as written, malloc'd; validated by the caller (names.h) */
     size_t collection_len;
     size_t collection_cpos;
@@ -133,6 +136,12 @@ typedef struct ld_ql_stmt {
 
     /* INSERT (VALUES) and UPDATE (SET): a LITERAL node holding a JSON object */
     ld_ql_node *object;
+    /* CREATE INDEX, DROP INDEX */
+    char *index_name; /* malloc'd: letters, digits, '_' and '$', not starting with a digit or '$' */
+    size_t index_name_len;
+    bool if_exists;     /* IF NOT EXISTS (CREATE), IF EXISTS (DROP) */
+    char **index_paths; /* CREATE: each path's text as written ("$.a.b"), malloc'd */
+    size_t nindex_paths;
 } ld_ql_stmt;
 
 typedef struct ld_ql_limits {

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "../db/apply.h"
+#include "../index/index.h"
 #include "../util/log.h"
 #include "../util/jsonget.h"
 #include "../util/timeutil.h"
@@ -366,6 +367,8 @@ static ld_status drop_absent_below_floor(ld_db *db, ld_txn *t, ld_db_state *pend
             st = ld_conflict_put_record(t, coll, cl, id, il, &rec);
             if (st == LD_OK) pending->conflicts++;
         }
+        /* A live record leaving takes its index entries (a definition, its index). */
+        if (st == LD_OK) st = ld_index_on_write(db, t, coll, cl, id, il, &rec, NULL);
         free(copy);
         if (st == LD_OK) st = ld_txn_del(t, LD_SPACE_DOCS, drop[i], dlen[i]);
     }

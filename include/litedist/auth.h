@@ -94,7 +94,7 @@ typedef struct ld_auth_query {
     /* The route's action, a stable lowercase word for logs and policies: "documents.read",
      * "documents.write", "documents.delete", "collections.register", "query", "cache.read",
      * "cache.write", "cache.delete", "webhook", "databases.list", "databases.delete",
-     * "node.overview". A later minor may add words: treat an unknown one like any other. */
+     * "node.overview", "indexes.read". A later minor may add words: treat an unknown one like any other. */
     const char *action;
 
     /* Node-wide routes: the databases the answer's `access` is about (n_databases entries,

@@ -387,7 +387,9 @@ ERRORS = [
     ("SELECT $ FROM orders; DELETE FROM orders", "Only one query statement is allowed."),
     ("DELETE FROM orders;;", "Only one query statement is allowed."),
     ("DROP TABLE orders", "Unable to determine query command."),
-    ("CREATE INDEX x ON orders", "Unable to determine query command."),
+    ("CREATE TABLE x (a)", "Unable to determine query command."),
+    ("CREATE INDEX x ON orders", "Expected '(' and the indexed paths but found the end of the "
+     "query at position 25."),
     ("SELECT FROM orders", "Unexpected token 'FROM' at position 8."),
     ("DELETE FROM orders WHERE $.n = 'x", "Unterminated string at position 32."),
     ("DELETE FROM orders WHERE FOO($.n)", "Unknown function 'FOO' at position 26."),

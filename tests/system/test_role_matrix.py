@@ -16,7 +16,7 @@ CLUSTER_KEY = "I_AM_ONE_OF_YOU"  # the default Node.ReplicationApiKey of the sha
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 ACTIONS = {"READ_DOCUMENT": "read documents", "WRITE_DOCUMENT": "write documents",
            "UPDATE_DOCUMENT": "update documents", "DELETE_DOCUMENT": "delete documents",
-           "DELETE_DB": "delete databases"}
+           "DELETE_DB": "delete databases", "ADD_DB": "create databases"}
 
 # Who may call: a role (that role, or root), a tuple of roles (all of them), ANY_KEY (any valid ApiKey), CLUSTER (the
 # ReplicationApiKey only), ANY_KEY_OR_CLUSTER, or PUBLIC (anyone, no key at all).
@@ -124,7 +124,12 @@ MATRIX = {
         Op("update", "UPDATE_DOCUMENT",
            query("UPDATE items SET {{\"v\": 2}} WHERE $.Id = '{tag}'"), setup=put_doc),
         Op("delete-where", "DELETE_DOCUMENT", query("DELETE FROM items WHERE $.Id = '{tag}'"),
-           setup=put_doc)],
+           setup=put_doc),
+        # Index DDL is schema-level (query.md "Indexes").
+        Op("create-index", "ADD_DB", query("CREATE INDEX {tag} ON items ($.v)"), setup=put_doc),
+        Op("drop-index", "ADD_DB", query("DROP INDEX IF EXISTS {tag} ON items"), setup=put_doc)],
+    "GET /api/indexes": [
+        Op("indexes", "READ_DOCUMENT", call("GET", "/api/indexes"), setup=put_doc)],
     "PUT /api/cache/{key}[?ttl=5m]": [
         Op("cache-new", "WRITE_DOCUMENT", call("PUT", "/api/cache/{tag}", body={"v": 2}),
            setup=put_doc, upsert=True),

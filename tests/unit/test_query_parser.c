@@ -284,6 +284,59 @@ static void write_statements(void **state)
  * Errors, each with its position
  * ------------------------------------------------------------------------------------------- */
 
+static void index_ddl(void **state)
+{
+    (void)state;
+    ld_ql_stmt *s = parse_ok("CREATE INDEX by_a ON orders ($.a.b, c[0], $.\"x y\");");
+    assert_int_equal(s->kind, LD_QS_CREATE_INDEX);
+    assert_string_equal(s->index_name, "by_a");
+    assert_string_equal(s->collection, "orders");
+    assert_false(s->if_exists);
+    assert_int_equal(s->nindex_paths, 3);
+    assert_string_equal(s->index_paths[0], "$.a.b");
+    assert_string_equal(s->index_paths[1], "c[0]");
+    assert_string_equal(s->index_paths[2], "$.\"x y\"");
+    ld_ql_stmt_free(s);
+    s = parse_ok("create index if not exists i ON \"order\" ($.a)");
+    assert_true(s->if_exists);
+    assert_string_equal(s->collection, "order");
+    ld_ql_stmt_free(s);
+    s = parse_ok("Drop Index If Exists i on c");
+    assert_int_equal(s->kind, LD_QS_DROP_INDEX);
+    assert_true(s->if_exists);
+    assert_int_equal(s->nindex_paths, 0);
+    ld_ql_stmt_free(s);
+    /* The words are not reserved. */
+    ld_ql_stmt_free(parse_ok("SELECT index, on, drop FROM create WHERE exists = if"));
+
+    fails("CREATE INDEX i ON c", LD_QE_SYNTAX,
+          "Expected '(' and the indexed paths but found the end of the query at position 20.");
+    fails("CREATE INDEX i ON c ()", LD_QE_SYNTAX,
+          "Expected a path such as $.a.b but found ')' at position 22.");
+    fails("CREATE INDEX i ON c ($)", LD_QE_SYNTAX,
+          "An index path must name a member below the document, such as $.a at position 22.");
+    fails("CREATE INDEX i ON c (_id)", LD_QE_SYNTAX,
+          "An index path cannot be the document id (documents are already in id order) at "
+          "position 22.");
+    fails("CREATE INDEX i ON c ($.a, )", LD_QE_SYNTAX,
+          "Expected a path such as $.a.b but found ')' at position 27.");
+    fails("CREATE INDEX i ON c ($.a + 1)", LD_QE_SYNTAX,
+          "Expected ')' but found '+' at position 26.");
+    fails("CREATE INDEX $i ON c ($.a)", LD_QE_SYNTAX,
+          "Invalid index name: letters, digits, '_' and '$', at most 64, not starting with '$' at "
+          "position 14.");
+    fails("CREATE INDEX select ON c ($.a)", LD_QE_SYNTAX,
+          "Expected an index name but found 'select' at position 14.");
+    fails("CREATE INDEX IF EXISTS i ON c ($.a)", LD_QE_SYNTAX,
+          "Expected NOT but found 'EXISTS' at position 17.");
+    fails("DROP INDEX i", LD_QE_SYNTAX,
+          "Expected ON but found the end of the query at position 13.");
+    fails("DROP INDEX i ON c ($.a)", LD_QE_SYNTAX, "Unexpected token '(' at position 19.");
+    fails(
+        "CREATE INDEX i ON c ($.a,$.b,$.c,$.d,$.e,$.f,$.g,$.h,$.i,$.j,$.k,$.l,$.m,$.n,$.o,$.p,$.q)",
+        LD_QE_SYNTAX, "An index has at most 16 paths at position 86.");
+}
+
 static void contract_errors(void **state)
 {
     (void)state;
@@ -294,7 +347,7 @@ static void contract_errors(void **state)
     fails(";SELECT $ FROM c", LD_QE_MULTI, "Only one query statement is allowed.");
     fails("SELECT $ FROM c; 'unterminated", LD_QE_MULTI, "Only one query statement is allowed.");
     fails("DROP TABLE c", LD_QE_COMMAND, "Unable to determine query command.");
-    fails("EXPLAIN SELECT $ FROM c", LD_QE_COMMAND, "Unable to determine query command.");
+    fails("DESCRIBE SELECT $ FROM c", LD_QE_COMMAND, "Unable to determine query command.");
     fails("$ FROM c", LD_QE_COMMAND, "Unable to determine query command.");
     fails(";", LD_QE_COMMAND, "Unable to determine query command.");
 }
@@ -542,7 +595,7 @@ int main(void)
         cmocka_unit_test(column_names),     cmocka_unit_test(write_statements),
         cmocka_unit_test(contract_errors),  cmocka_unit_test(syntax_errors),
         cmocka_unit_test(type_errors),      cmocka_unit_test(limits),
-        cmocka_unit_test(fuzz_regressions),
+        cmocka_unit_test(fuzz_regressions), cmocka_unit_test(index_ddl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,120 @@
+/* Secondary indexes (docs/query.md "Indexes"): their definitions, the entries of the `ix` key
+ * space, their maintenance inside every document write and their online build. */
+#ifndef LD_INDEX_H
+#define LD_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "../db/database.h"
+#include "../db/record.h"
+#include "../query/parser.h"
+#include "../query/qbuf.h"
+#include "../storage/storage.h"
+
+/* Entries: be32 index number || enc(v1) || ... || enc(vk) || document id bytes -> "" (keyenc.h;
+ * a document without a path has the MISSING tag there). Every live document of the collection
+ * has exactly one entry per READY index; tombstones have none. */
+#define LD_SPACE_IX "ix"
+/* This node's copy of each definition: collection \0 name -> JSON {"Num", "Paths", "State",
+ * "Stamp"} (the local index number, the paths as written, 1 building / 2 ready, the stamp of
+ * the definition record it came from). */
+#define LD_SPACE_IXDEF "ixdef"
+/* be32 index number -> be64 entries, be64 key bytes: an index's size (GET /api/indexes). */
+#define LD_SPACE_IXSTAT "ixstat"
+/* be32 index number -> "": a dropped (or redefined) index whose entries remain to be deleted. */
+#define LD_SPACE_IXDROP "ixdrop"
+/* meta "ixcur" be32 number -> the id of the last document an online build indexed. */
+#define LD_INDEX_META_CURSOR "ixcur"
+/* meta key of the definitions' generation: 8 random bytes rewritten with every change of the
+ * ixdef space, so the writer's parsed copy (ld_index_cache) is known current with one read. */
+#define LD_INDEX_META_GEN "ix_gen"
+/* meta key of the next index number to assign (be32). */
+#define LD_INDEX_META_NEXT "ix_next"
+
+/* The internal collection whose records are the definitions: id "<collection>.<name>", body
+ * {"Collection", "Name", "Paths"}. Written through the op log, so definitions replicate and
+ * converge by stamp like any document. */
+#define LD_INDEX_DEFS_COLL     "_sys_indexes"
+#define LD_INDEX_DEFS_COLL_LEN 12
+
+#define LD_INDEX_MAX_PATHS 16
+#define LD_INDEX_NAME_MAX  64
+
+/* Index states. */
+#define LD_INDEX_BUILDING 1
+#define LD_INDEX_READY    2
+
+/* One indexed path, parsed (parser.h's segments, as a PATH node holds them). */
+typedef struct ld_index_path {
+    ld_ql_seg *segs;
+    size_t nsegs;
+} ld_index_path;
+
+typedef struct ld_index_def {
+    uint32_t num; /* the key prefix of its entries (this node's own numbering) */
+    char *name;
+    char *collection;
+    size_t npaths;
+    char **paths;          /* "$.a.b" text as written */
+    ld_index_path *parsed; /* npaths parsed paths */
+    int state;             /* LD_INDEX_BUILDING, LD_INDEX_READY */
+    uint64_t stamp;        /* the definition record's stamp: which CREATE won */
+} ld_index_def;
+
+/* The READY indexes of collection coll (cl bytes) as of t's snapshot: an index appears only once
+ * its build committed in that snapshot, so a plan never uses an incomplete index. *out (free with
+ * ld_index_list_free) is NULL when *n is 0. Ordered by name. */
+ld_status ld_index_list(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n);
+/* Every index, building or ready, of coll (NULL: of every collection), ordered by collection then
+ * name. */
+ld_status ld_index_list_all(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n);
+void ld_index_list_free(ld_index_def *defs, size_t n);
+
+/* Parses one index path ("$.a.b", "$.a[0]", "$['x y']", ...: a LiteQL path below the document
+ * root, not the id). On failure err gets a message naming the path. */
+ld_status ld_index_parse_path(const char *text, size_t len, ld_index_path *out, char *err,
+                              size_t errlen);
+void ld_index_path_clear(ld_index_path *p);
+
+/* The value of path p in document text json (a new reference), or NULL when the document has no
+ * such member (the MISSING key part; the evaluator reads it as null). LD_CORRUPT when the text
+ * is not JSON. */
+ld_status ld_index_value(const char *json, size_t len, const ld_index_path *p, json_t **out);
+
+/* Appends the be32 key prefix of index num. */
+ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num);
+/* Appends the whole entry key of document id (il bytes) with text json under index d. */
+ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *json, size_t len,
+                             const char *id, size_t il);
+
+/* The document id at the end of entry key (kl bytes) of index d, pointing into key; false when
+ * the key does not hold d's values. */
+bool ld_index_entry_id(const ld_index_def *d, const void *key, size_t kl, const char **id,
+                       size_t *il);
+
+/* The maintenance hook every change of a document record calls in its storage transaction
+ * (writer thread): old and rec are the record before and after (NULL: none). Removes the old
+ * entry and adds the new one in each index of the collection that covers the id (READY, or
+ * BUILDING with the id at or below its build cursor). For the definitions collection it defines,
+ * redefines or drops the index instead. */
+ld_status ld_index_on_write(ld_db *db, ld_txn *t, const char *coll, size_t cl, const char *id,
+                            size_t il, const ld_doc_rec *old, const ld_doc_rec *rec);
+
+/* Frees the writer's parsed copy of the definitions (ld_db.ix_cache). NULL is a no-op. */
+void ld_index_cache_free(struct ld_index_cache *c);
+
+/* One bounded step of background index work in its own transaction (writer thread, between
+ * write groups): deletes up to `batch` entries of a dropped index, else indexes up to `batch`
+ * documents of a building index (the cursor in meta, so a restart resumes), marking it READY at
+ * the collection's end. *more: work remains. */
+ld_status ld_index_step(ld_db *db, size_t batch, bool *more);
+
+/* The size of index num: entries and the bytes of their keys (what the storage holds besides
+ * its own per-entry overhead). */
+ld_status ld_index_size(ld_txn *t, uint32_t num, uint64_t *entries, uint64_t *bytes);
+
+#endif
