@@ -90,6 +90,7 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         .restored_from = n->dir.restored_from[0] ? n->dir.restored_from : NULL,
         .adopt = n->dir.adopting,
         .writer_batch_max = n->cfg.writer_batch_max,
+        .cache_everysec = n->cfg.cache_everysec,
         .complete = ld_completions_post,
         .complete_ctx = n,
     };
