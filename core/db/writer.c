@@ -242,7 +242,8 @@ static void *writer_main(void *arg)
         bool due = wait_for_work(w);
         if (!w->head) {
             pthread_mutex_unlock(&w->mu);
-            /* Stopping: what waits for its flush gets it now, not at some later close. */
+            /* The flush is due with nothing queued to ride on, or the writer stops: then what
+             * waits for its flush gets it now, not at some later close. */
             if (due || w->unflushed) flush(w);
             if (due) continue;
             break;
