@@ -59,8 +59,9 @@ static void put_done(ld_wjob *job)
         ld_iso_time(ld_hlc_ms(job->hlc), committed);
         ld_iso_time(p->expires_ms, expires);
         ld_cache_ms_text(p->ttl_ms, ttl);
-        json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "Key", job->id, "Version", version,
-                                 "CommittedUtc", committed, "ExpiresAtUtc", expires, "Ttl", ttl);
+        json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "Key", job->id, "Version",
+                                 version, "CommittedUtc", committed, "ExpiresAtUtc", expires, "Ttl",
+                                 ttl, "Durability", ld_cache_durability(job));
         if (body)
             ld_reply_json(r, 200, body);
         else
@@ -183,9 +184,25 @@ void ld_api_cache_get(ld_req *r)
     free(key);
 }
 
+/* The WriteResult of a document delete, with the Durability a cache write reports. */
 static void delete_done(ld_wjob *job)
 {
-    ld_write_reply(job->arg, job);
+    ld_req *r = job->arg;
+    json_t *body = NULL;
+    if (job->result == LD_WR_OK) {
+        body = ld_write_result_json(job, r->node->node_id);
+        if (!body ||
+            json_object_set_new(body, "Durability", json_string(ld_cache_durability(job))) != 0) {
+            json_decref(body);
+            ld_reply_error(r, 500, "Out of memory.");
+            ld_wjob_free(job);
+            return;
+        }
+    }
+    if (body)
+        ld_reply_json(r, 200, body);
+    else
+        ld_write_reply(r, job);
     ld_wjob_free(job);
 }
 

@@ -3,6 +3,7 @@
  * histograms, replication links); gauges are computed now. No key unless Node.MetricsApiKey is
  * set, then "Authorization: Bearer <key>" (what Prometheus' scrape config sends). */
 #include <dirent.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sodium.h>
 
 #include "../cache/sweeper.h"
+#include "../util/timeutil.h"
 #include "../http/conns.h"
 #include "../http/router.h"
 #include "../repl/repl.h"
@@ -96,6 +98,42 @@ static void http_families(ld_node *n, ld_mx *w)
     }
 }
 
+/* Per database, Node.CacheDurability everysec (db/writer.h): how often lazily committed cache
+ * writes were made durable, how long ago the last time, and whether some wait for it now. */
+static void cache_flush_families(ld_mx *w, ld_db **dbs, size_t ndb)
+{
+    uint64_t now = ld_wall_ms();
+    ld_mx_family(w, "litedist_cache_flush_total", "counter",
+                 "Times everysec cache writes committed without fsync were made durable.");
+    for (size_t i = 0; i < ndb; i++) {
+        const char *labels[] = {"database", dbs[i]->name, NULL};
+        pthread_mutex_lock(&dbs[i]->mu);
+        uint64_t n = dbs[i]->cache_flushes;
+        pthread_mutex_unlock(&dbs[i]->mu);
+        ld_mx_sample_u64(w, "litedist_cache_flush_total", labels, n);
+    }
+    ld_mx_family(w, "litedist_cache_flush_age_seconds", "gauge",
+                 "Seconds since everysec cache writes were last made durable (only after one).");
+    for (size_t i = 0; i < ndb; i++) {
+        const char *labels[] = {"database", dbs[i]->name, NULL};
+        pthread_mutex_lock(&dbs[i]->mu);
+        uint64_t at = dbs[i]->cache_flush_ms;
+        pthread_mutex_unlock(&dbs[i]->mu);
+        if (at)
+            ld_mx_sample(w, "litedist_cache_flush_age_seconds", labels,
+                         (double)(now > at ? now - at : 0) / 1000.0);
+    }
+    ld_mx_family(w, "litedist_cache_unflushed", "gauge",
+                 "1 while everysec cache writes wait for the fsync that makes them durable.");
+    for (size_t i = 0; i < ndb; i++) {
+        const char *labels[] = {"database", dbs[i]->name, NULL};
+        pthread_mutex_lock(&dbs[i]->mu);
+        bool waiting = dbs[i]->cache_unflushed;
+        pthread_mutex_unlock(&dbs[i]->mu);
+        ld_mx_sample_u64(w, "litedist_cache_unflushed", labels, waiting ? 1 : 0);
+    }
+}
+
 /* Per database: group commits, op log, bytes on disk. dbs[i] are registry references. */
 static void db_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
 {
@@ -112,6 +150,7 @@ static void db_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
         ld_mx_hist(w, "litedist_db_commit_duration_seconds", labels, &ld_buckets_commit_seconds,
                    &dbs[i]->commit_seconds);
     }
+    cache_flush_families(w, dbs, ndb);
     ld_db_state *st = calloc(ndb ? ndb : 1, sizeof *st);
     if (!st) {
         w->failed = true;

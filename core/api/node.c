@@ -27,9 +27,10 @@ void ld_api_node(ld_req *r)
     }
     json_t *out = NULL;
     if (ok)
-        out = json_pack("{s:s, s:s, s:I, s:{s:f, s:f, s:I, s:{s:O, s:O}}}", "NodeId",
+        out = json_pack("{s:s, s:s, s:I, s:s, s:{s:f, s:f, s:I, s:{s:O, s:O}}}", "NodeId",
                         r->node->node_id, "TimestampUtc", now, "LogicalDatabaseCount",
-                        (json_int_t)ld_registry_count(&r->node->reg), "EventLoop", "MaxLagMs",
+                        (json_int_t)ld_registry_count(&r->node->reg), "CacheDurability",
+                        r->node->cfg.cache_everysec ? "everysec" : "full", "EventLoop", "MaxLagMs",
                         (double)lag.max_us / 1000.0, "P99LagMs", (double)lag.p99_us / 1000.0,
                         "LagSamples", (json_int_t)lag.samples, "LagHistogram", "BoundsMs", bounds,
                         "Counts", counts);

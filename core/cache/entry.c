@@ -25,6 +25,11 @@ bool ld_cache_rec_live(const ld_doc_rec *rec, uint64_t now_ms)
     return rec->expires_ms == 0 || rec->expires_ms > now_ms;
 }
 
+const char *ld_cache_durability(const ld_wjob *job)
+{
+    return job->committed_lazy ? "everysec" : "full";
+}
+
 void ld_cache_ms_text(uint64_t ms, char *buf)
 {
     snprintf(buf, 24, "%llums", (unsigned long long)ms);

@@ -27,6 +27,12 @@ bool ld_cache_rec_live(const ld_doc_rec *rec, uint64_t now_ms);
  * entry (*corrupt set then). */
 char *ld_cache_get_json(const ld_doc_rec *rec, uint64_t now_ms, size_t *len, bool *corrupt);
 
+/* What a finished cache write's answer reports as its Durability: "everysec" when its commit did
+ * not wait for the fsync (Node.CacheDurability everysec; durable within a second), "full" when
+ * it did (always under "full", and under "everysec" when it shared its group commit with a
+ * write that needed one). The decision itself is the writer's (ld_wjob_everysec). */
+const char *ld_cache_durability(const ld_wjob *job);
+
 /* "<n>ms": how the contract writes Ttl and RemainingTtl. buf holds at least 24 bytes. */
 void ld_cache_ms_text(uint64_t ms, char *buf);
 

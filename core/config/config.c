@@ -75,6 +75,7 @@ static const keydef node_keys[] = {
     {"CacheCleanupBatchSize", true},
     {"CacheCleanupMaxScanPages", true},
     {"CacheCleanupTimeBudgetMilliseconds", true},
+    {"CacheDurability", true},
     {"Tls", true},
     {"AdvertisedUrl", true},
     {"AutoRegisterPeers", true},
@@ -566,6 +567,20 @@ static bool load_replication(ld_config *cfg, json_t *node, char *err, size_t err
     if (!get_int(node, "Node", "CacheCleanupTimeBudgetMilliseconds", 50, 1, 60000, &x, err, errlen))
         return false;
     cfg->cache_cleanup_budget_ms = (int)x;
+    char *durability = NULL;
+    if (!get_str(node, "Node", "CacheDurability", "full", &durability, err, errlen)) return false;
+    bool durability_ok = true;
+    if (strcasecmp(durability, "full") == 0)
+        cfg->cache_everysec = false;
+    else if (strcasecmp(durability, "everysec") == 0)
+        cfg->cache_everysec = true;
+    else {
+        ld_set_err(err, errlen, "Node.CacheDurability must be full or everysec (got '%s')",
+                   durability);
+        durability_ok = false;
+    }
+    free(durability);
+    if (!durability_ok) return false;
     /* Joining (repl/discovery.h): the URL is checked when the node listens, its port known. */
     if (!get_str(node, "Node", "AdvertisedUrl", NULL, &cfg->advertised_url, err, errlen) ||
         !get_bool(node, "Node", "AutoRegisterPeers", true, &cfg->auto_register_peers, err,

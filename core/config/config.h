@@ -99,6 +99,7 @@ typedef struct ld_config {
     int cache_cleanup_batch;      /* records scanned per page (one writer transaction) */
     int cache_cleanup_max_pages;  /* pages per database and run */
     int cache_cleanup_budget_ms;  /* writer time per database and run */
+    bool cache_everysec;          /* Node.CacheDurability "everysec" (db/writer.h); else "full" */
 
     /* Storage */
     char *storage_plugin;

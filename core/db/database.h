@@ -57,6 +57,9 @@ typedef struct ld_db_env {
     bool adopt_taken; /* adopting: a database's record became the incarnation (a lost file) */
     int writer_batch_max;
     int index_build_batch; /* documents per online index build step; 0: 1000 */
+    /* Node.CacheDurability "everysec": cache writes commit lazily, made durable within a second
+     * by the writer (writer.h). false: "full", every write's commit waits for its fsync. */
+    bool cache_everysec;
     /* Called on a writer thread with finished jobs (see writer.h); posts them to the loop. */
     void (*complete)(void *ctx, struct ld_wjob *jobs);
     void *complete_ctx;
@@ -141,6 +144,11 @@ typedef struct ld_db {
     struct ld_index_cache *ix_cache; /* the definitions as of a generation (index.c); owned */
     /* Group commits (writer thread adds, GET /metrics reads): writes per commit, commit time. */
     ld_hist commit_ops, commit_seconds;
+    /* The everysec flush (writer.h), written by the writer, guarded by mu: how many times lazily
+     * committed cache writes were made durable, when last (wall ms; 0: never), and whether some
+     * wait for it now. */
+    uint64_t cache_flushes, cache_flush_ms;
+    bool cache_unflushed;
 } ld_db;
 
 /* Opens (creating when absent) database `name`, loads its state, observes its stamp high-water

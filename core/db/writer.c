@@ -1,15 +1,18 @@
 /* The per-database writer thread and its group commit (see writer.h). */
 #include "writer.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../index/index.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
 #include "apply.h"
 #include "database.h"
+#include "names.h"
 
 struct ld_writer {
     ld_db *db;
@@ -20,6 +23,10 @@ struct ld_writer {
     bool stop;
     void *(*alloc)(size_t); /* the group array's allocator: malloc, or a test's */
     unsigned degraded;      /* groups committed one job at a time for want of memory */
+    /* Writer thread only: everysec cache writes committed lazily and not yet made durable by a
+     * later durable commit, and when (ld_mono_us) that commit is due at the latest. */
+    bool unflushed;
+    uint64_t flush_due_us;
 };
 
 ld_wjob *ld_wjob_new(ld_wkind kind, void (*done)(ld_wjob *job), void *arg)
@@ -55,18 +62,32 @@ static void reset_results(ld_wjob *job)
     job->payload = NULL;
     job->payload_len = 0;
     job->result = LD_WR_OK;
+    job->committed_lazy = false;
 }
 
-/* Runs jobs [first, first+n) in one transaction. Returns LD_OK when committed; otherwise the
+bool ld_wjob_everysec(const ld_db *db, const ld_wjob *job)
+{
+    /* Decided here, from the collection, so that every door to the cache (HTTP, RESP) gets the
+     * same durability without deciding it itself. The sweeper's pages carry no collection:
+     * they are lazy bookkeeping in both modes (job->lazy). */
+    return db->env->cache_everysec && job->collection && ld_collection_is_cache(job->collection) &&
+           (job->kind == LD_W_PUT || job->kind == LD_W_DELETE || job->kind == LD_W_CUSTOM);
+}
+
+/* Runs jobs [first, first+n) in one transaction, lazily when every job may be and `durable` is
+ * not asked (n == 0 with durable: a commit of the state alone, which makes the lazy commits
+ * before it durable). Returns LD_OK when committed, with *lazy_out saying how; otherwise the
  * storage status, and nothing of the batch is visible. */
-static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
+static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, bool durable, ld_db_state *out,
+                         bool *lazy_out)
 {
     ld_txn t;
     ld_db_state pending;
     ld_db_state_get(db, &pending);
-    bool lazy = true;
+    /* A plugin before ABI 1.1 commits everything durably: then nothing is lazy, nor said to be. */
+    bool lazy = !durable && ld_store_can_lazy(db->env->store);
     for (size_t i = 0; i < n; i++)
-        lazy = lazy && jobs[i]->lazy;
+        lazy = lazy && (jobs[i]->lazy || ld_wjob_everysec(db, jobs[i]));
     ld_status st = lazy ? ld_txn_begin_lazy(db->env->store, db->st, &t)
                         : ld_txn_begin(db->env->store, db->st, true, &t);
     if (st != LD_OK) return st;
@@ -89,9 +110,39 @@ static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, ld_db_state *out)
     st = ld_txn_commit(&t);
     if (st == LD_OK) {
         *out = pending;
+        *lazy_out = lazy;
+        for (size_t i = 0; i < n; i++)
+            jobs[i]->committed_lazy = lazy;
         db->unstamped = false; /* ld_apply_finish recorded the incarnation */
     }
     return st;
+}
+
+/* Notes a commit for the everysec flush: a lazy one holding an everysec write starts the
+ * one-second clock (if it is not running yet); a durable one makes every earlier commit durable,
+ * and counts as a flush when everysec writes were waiting for one. */
+static void note_commit(ld_writer *w, ld_wjob **jobs, size_t n, bool lazy)
+{
+    ld_db *db = w->db;
+    if (lazy) {
+        bool everysec = false;
+        for (size_t i = 0; i < n && !everysec; i++)
+            everysec = ld_wjob_everysec(db, jobs[i]);
+        if (!everysec || w->unflushed) return;
+        w->unflushed = true;
+        w->flush_due_us = ld_mono_us() + LD_CACHE_FLUSH_INTERVAL_US;
+    } else if (w->unflushed) {
+        w->unflushed = false;
+    } else {
+        return;
+    }
+    pthread_mutex_lock(&db->mu);
+    db->cache_unflushed = w->unflushed;
+    if (!w->unflushed) {
+        db->cache_flushes++;
+        db->cache_flush_ms = ld_wall_ms();
+    }
+    pthread_mutex_unlock(&db->mu);
 }
 
 static void publish(ld_db *db, const ld_db_state *s)
@@ -103,17 +154,21 @@ static void publish(ld_db *db, const ld_db_state *s)
     if (grew && db->env->committed) db->env->committed(db->env->committed_ctx, db);
 }
 
-/* Applies a batch with one commit. When the batch fails, each job is retried alone, so one bad
- * write (or a transient fault) fails only itself. */
-static void run_batch(ld_db *db, ld_wjob **jobs, size_t n)
+/* Applies a batch with one commit (a durable one when `durable`: the everysec flush is due).
+ * When the batch fails, each job is retried alone, so one bad write (or a transient fault)
+ * fails only itself. */
+static void run_batch(ld_writer *w, ld_wjob **jobs, size_t n, bool durable)
 {
+    ld_db *db = w->db;
     ld_db_state s;
+    bool lazy = false;
     uint64_t t0 = ld_mono_us();
-    ld_status st = run_txn(db, jobs, n, &s);
+    ld_status st = run_txn(db, jobs, n, durable, &s, &lazy);
     if (st == LD_OK) {
         ld_hist_observe(&db->commit_ops, &ld_buckets_ops, (double)n);
         ld_hist_observe(&db->commit_seconds, &ld_buckets_commit_seconds,
                         (double)(ld_mono_us() - t0) / 1e6);
+        note_commit(w, jobs, n, lazy);
         publish(db, &s);
         return;
     }
@@ -121,8 +176,9 @@ static void run_batch(ld_db *db, ld_wjob **jobs, size_t n)
         ld_log(LD_LOG_WARN, db->name, "group commit of %zu writes failed (%s); retrying each alone",
                n, ld_status_str(st));
     for (size_t i = 0; i < n; i++) {
-        st = n > 1 ? run_txn(db, &jobs[i], 1, &s) : st;
+        st = n > 1 ? run_txn(db, &jobs[i], 1, durable, &s, &lazy) : st;
         if (st == LD_OK) {
+            note_commit(w, &jobs[i], 1, lazy);
             publish(db, &s);
         } else {
             reset_results(jobs[i]);
@@ -160,6 +216,42 @@ static void index_step(ld_db *db)
     }
 }
 
+/* The everysec flush with nothing to ride on: a durable commit of the database's state alone
+ * (never empty: it rewrites the state records, and an empty transaction would sync nothing on
+ * either backend), which makes every lazy commit before it durable. A failure is logged and
+ * retried a second later; the writes stay as durable as a process crash allows. */
+static void flush(ld_writer *w)
+{
+    ld_db_state s;
+    bool lazy = false;
+    ld_status st = run_txn(w->db, NULL, 0, true, &s, &lazy);
+    if (st == LD_OK) {
+        note_commit(w, NULL, 0, false);
+        publish(w->db, &s);
+    } else {
+        ld_log(LD_LOG_ERROR, w->db->name,
+               "making the everysec cache writes durable failed (%s); retrying in a second",
+               ld_status_str(st));
+        w->flush_due_us = ld_mono_us() + LD_CACHE_FLUSH_INTERVAL_US;
+    }
+}
+
+/* Waits (w->mu held) until a job is queued, the writer stops, index work waits, or the
+ * everysec flush is due. Returns true when the flush is due and nothing is queued. */
+static bool wait_for_work(ld_writer *w)
+{
+    while (!w->head && !w->stop && !w->db->ix_work) {
+        if (!w->unflushed) {
+            pthread_cond_wait(&w->cv, &w->mu);
+            continue;
+        }
+        uint64_t due = w->flush_due_us;
+        struct timespec ts = {(time_t)(due / 1000000u), (long)(due % 1000000u) * 1000};
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT && !w->head) return true;
+    }
+    return false;
+}
+
 static void *writer_main(void *arg)
 {
     ld_writer *w = arg;
@@ -168,12 +260,17 @@ static void *writer_main(void *arg)
     ld_wjob **batch = NULL, *one[1];
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->head && !w->stop && !db->ix_work)
-            pthread_cond_wait(&w->cv, &w->mu);
+        bool due = wait_for_work(w);
         if (!w->head) {
             pthread_mutex_unlock(&w->mu);
-            if (w->stop) break;
-            index_step(db);
+            if (w->stop) {
+                /* What waits for its flush gets it now, not at some later close. */
+                if (w->unflushed) flush(w);
+                break;
+            }
+            /* The flush is due with nothing queued to ride on (also between index steps). */
+            if (due || (w->unflushed && ld_mono_us() >= w->flush_due_us)) flush(w);
+            if (db->ix_work) index_step(db);
             continue;
         }
         pthread_mutex_unlock(&w->mu);
@@ -196,7 +293,8 @@ static void *writer_main(void *arg)
         if (!w->head) w->tail = NULL;
         pthread_mutex_unlock(&w->mu);
 
-        run_batch(db, group, n);
+        /* A flush that is due rides on this group: it commits durably. */
+        run_batch(w, group, n, w->unflushed && ld_mono_us() >= w->flush_due_us);
         for (size_t i = 0; i < n; i++)
             group[i]->next = i + 1 < n ? group[i + 1] : NULL;
         db->env->complete(db->env->complete_ctx, group[0]);
@@ -218,7 +316,12 @@ ld_writer *ld_writer_new_with(ld_db *db, void *(*alloc)(size_t))
     w->db = db;
     w->alloc = alloc;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    /* The flush deadline is on the monotonic clock (ld_mono_us), so is the wait for it. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);

@@ -69,7 +69,9 @@ typedef struct ld_wjob {
     uint64_t hlc;
     uint8_t op_id[LD_OP_ID_LEN];
     uint8_t op_type;
-    bool had_version; /* a record existed (live or tombstone) */
+    bool committed_lazy; /* its commit did not wait for the fsync (LD_TXN_LAZY): an everysec
+                            cache write becomes durable within LD_CACHE_FLUSH_INTERVAL_US */
+    bool had_version;    /* a record existed (live or tombstone) */
     uint8_t prev_version[LD_OP_ID_LEN];
     char *payload; /* malloc'd: the document before a delete ("{}" when absent) */
     size_t payload_len;
@@ -81,6 +83,16 @@ typedef struct ld_wjob {
 } ld_wjob;
 
 typedef struct ld_writer ld_writer;
+
+/* Node.CacheDurability "everysec": the longest an acknowledged cache write commits lazily before
+ * a durable commit (its own flush, or any durable group) makes it survive a power loss. */
+#define LD_CACHE_FLUSH_INTERVAL_US 1000000u
+
+/* Whether job is a cache write (PUT or DELETE of the reserved cache collection, whatever door it
+ * came in by) that commits without waiting for the fsync: the node runs Node.CacheDurability
+ * "everysec". A group commits lazily only when every job in it may (job->lazy or this); every
+ * other write, documents above all, keeps the durable commit. Any thread. */
+bool ld_wjob_everysec(const struct ld_db *db, const ld_wjob *job);
 
 /* Starts the writer thread of db. NULL when the thread or its state cannot be made. */
 ld_writer *ld_writer_new(struct ld_db *db);

@@ -130,10 +130,15 @@ ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out)
     return check(s, s->ops->begin(db, write ? LD_TXN_WRITE : LD_TXN_READ, &out->t), "begin");
 }
 
+bool ld_store_can_lazy(const ld_store *s)
+{
+    return s->plugin->desc->abi_minor >= 1;
+}
+
 ld_status ld_txn_begin_lazy(ld_store *s, ld_stdb *db, ld_txn *out)
 {
     uint32_t flags = LD_TXN_WRITE;
-    if (s->plugin->desc->abi_minor >= 1) flags |= LD_TXN_LAZY;
+    if (ld_store_can_lazy(s)) flags |= LD_TXN_LAZY;
     out->store = s;
     out->t = NULL;
     return check(s, s->ops->begin(db, flags, &out->t), "begin");

@@ -51,6 +51,10 @@ bool ld_store_can_copy(const ld_store *s);
  * LD_UNSUPPORTED when the plugin has none. */
 ld_status ld_store_copy(ld_store *s, const char *dir, const char *name, const char *dest_dir);
 
+/* Whether the plugin takes LD_TXN_LAZY (ABI 1.1 or later); older ones commit every write
+ * durably, and ld_txn_begin_lazy falls back to that. */
+bool ld_store_can_lazy(const ld_store *s);
+
 ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out);
 /* A write transaction whose durability may wait for the next durable one (LD_TXN_LAZY), or an
  * ordinary one when the plugin predates ABI 1.1. */

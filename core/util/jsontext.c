@@ -2,6 +2,8 @@
 #include "jsontext.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,4 +230,203 @@ bool ld_json_member_span(const char *text, size_t len, const char *name, size_t 
         if (i < len && text[i] == ',') i = skip_ws(text, i + 1, len);
     }
     return found;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Validation without a tree (ld_json_object_valid): jansson's lexer rules, checked in place
+ * ------------------------------------------------------------------------------------------- */
+
+#define JV_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH: a value nested deeper is refused */
+
+typedef struct jv {
+    const unsigned char *s;
+    size_t len, i;
+} jv;
+
+static void jv_ws(jv *v)
+{
+    while (v->i < v->len &&
+           (v->s[v->i] == ' ' || v->s[v->i] == '\t' || v->s[v->i] == '\n' || v->s[v->i] == '\r'))
+        v->i++;
+}
+
+static int jv_hex4(jv *v)
+{
+    if (v->len - v->i < 4) return -1;
+    int n = 0;
+    for (int k = 0; k < 4; k++) {
+        unsigned char c = v->s[v->i + (size_t)k];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        n = n * 16 + d;
+    }
+    v->i += 4;
+    return n;
+}
+
+/* One UTF-8 sequence starting at v->i (its first byte >= 0x80), as jansson's utf8_check_full:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool jv_utf8(jv *v)
+{
+    unsigned char c = v->s[v->i];
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07u;
+    } else {
+        return false;
+    }
+    if (v->len - v->i < n) return false;
+    for (size_t k = 1; k < n; k++) {
+        unsigned char t = v->s[v->i + k];
+        if ((t & 0xC0u) != 0x80u) return false;
+        cp = (cp << 6) | (t & 0x3Fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return false;
+    v->i += n;
+    return true;
+}
+
+/* A string at v->i ('"'). An object key may not hold \u0000 (jansson refuses it even where
+ * JSON_ALLOW_NUL lets values hold one). */
+static bool jv_string(jv *v, bool key)
+{
+    v->i++;
+    while (v->i < v->len) {
+        unsigned char c = v->s[v->i];
+        if (c == '"') {
+            v->i++;
+            return true;
+        }
+        if (c < 0x20) return false;
+        if (c >= 0x80) {
+            if (!jv_utf8(v)) return false;
+            continue;
+        }
+        v->i++;
+        if (c != '\\') continue;
+        if (v->i >= v->len) return false;
+        c = v->s[v->i++];
+        if (c != 'u') {
+            if (!strchr("\"\\/bfnrt", c) || c == '\0') return false;
+            continue;
+        }
+        int u = jv_hex4(v);
+        if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF) || (key && u == 0)) return false;
+        if (u >= 0xD800 && u <= 0xDBFF) { /* a high surrogate needs its low half next */
+            if (v->len - v->i < 2 || v->s[v->i] != '\\' || v->s[v->i + 1] != 'u') return false;
+            v->i += 2;
+            int lo = jv_hex4(v);
+            if (lo < 0xDC00 || lo > 0xDFFF) return false;
+        }
+    }
+    return false;
+}
+
+/* A number at v->i, in JSON's grammar, whose value is finite as a double (jansson, reading
+ * every number as a real, refuses one that overflows). */
+static bool jv_number(jv *v)
+{
+    size_t start = v->i;
+    const unsigned char *s = v->s;
+    if (s[v->i] == '-') v->i++;
+    if (v->i >= v->len || s[v->i] < '0' || s[v->i] > '9') return false;
+    if (s[v->i] == '0') {
+        v->i++;
+        if (v->i < v->len && s[v->i] >= '0' && s[v->i] <= '9') return false;
+    } else {
+        while (v->i < v->len && s[v->i] >= '0' && s[v->i] <= '9')
+            v->i++;
+    }
+    if (v->i < v->len && s[v->i] == '.') {
+        v->i++;
+        if (v->i >= v->len || s[v->i] < '0' || s[v->i] > '9') return false;
+        while (v->i < v->len && s[v->i] >= '0' && s[v->i] <= '9')
+            v->i++;
+    }
+    if (v->i < v->len && (s[v->i] == 'e' || s[v->i] == 'E')) {
+        v->i++;
+        if (v->i < v->len && (s[v->i] == '+' || s[v->i] == '-')) v->i++;
+        if (v->i >= v->len || s[v->i] < '0' || s[v->i] > '9') return false;
+        while (v->i < v->len && s[v->i] >= '0' && s[v->i] <= '9')
+            v->i++;
+    }
+    size_t n = v->i - start;
+    char small[64];
+    char *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf) return false;
+    memcpy(buf, s + start, n);
+    buf[n] = '\0';
+    errno = 0;
+    double d = strtod(buf, NULL);
+    bool finite = !((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE);
+    if (buf != small) free(buf);
+    return finite;
+}
+
+static bool jv_word(jv *v, const char *w)
+{
+    size_t n = strlen(w);
+    if (v->len - v->i < n || memcmp(v->s + v->i, w, n) != 0) return false;
+    v->i += n;
+    return true;
+}
+
+static bool jv_value(jv *v, int depth)
+{
+    if (depth > JV_MAX_DEPTH) return false;
+    jv_ws(v);
+    if (v->i >= v->len) return false;
+    unsigned char c = v->s[v->i];
+    if (c == '"') return jv_string(v, false);
+    if (c == '-' || (c >= '0' && c <= '9')) return jv_number(v);
+    if (c == 't') return jv_word(v, "true");
+    if (c == 'f') return jv_word(v, "false");
+    if (c == 'n') return jv_word(v, "null");
+    if (c != '{' && c != '[') return false;
+    bool obj = c == '{';
+    unsigned char close = obj ? '}' : ']';
+    v->i++;
+    jv_ws(v);
+    if (v->i < v->len && v->s[v->i] == close) {
+        v->i++;
+        return true;
+    }
+    for (;;) {
+        if (obj) {
+            jv_ws(v);
+            if (v->i >= v->len || v->s[v->i] != '"' || !jv_string(v, true)) return false;
+            jv_ws(v);
+            if (v->i >= v->len || v->s[v->i] != ':') return false;
+            v->i++;
+        }
+        if (!jv_value(v, depth + 1)) return false;
+        jv_ws(v);
+        if (v->i >= v->len) return false;
+        c = v->s[v->i++];
+        if (c == close) return true;
+        if (c != ',') return false;
+    }
+}
+
+bool ld_json_object_valid(const char *text, size_t len)
+{
+    jv v = {(const unsigned char *)text, len, 0};
+    if (memchr(text, '\0', len)) return false; /* ld_json_nul_free */
+    jv_ws(&v);
+    if (v.i >= len || text[v.i] != '{' || !jv_value(&v, 1)) return false;
+    jv_ws(&v);
+    return v.i == len;
 }

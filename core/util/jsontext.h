@@ -20,6 +20,14 @@ bool ld_json_nul_free(const char *text, size_t len, json_error_t *err);
  * and key inspection use the parsed tree). Returns NULL with err filled on invalid JSON. */
 json_t *ld_json_parse(const char *text, size_t len, json_error_t *err);
 
+/* Whether ld_json_parse would accept text and find a JSON object, decided without building the
+ * tree (no allocation but for a number over 63 characters): the ingest path's check of a
+ * replicated document, which it keeps as text. Same rules as jansson's parser with
+ * ld_json_parse's flags: UTF-8 without overlong forms or surrogates, \u escapes with paired
+ * surrogates (\u0000 in values, not in keys), numbers that stay finite as doubles, at most 2048
+ * levels of nesting, no raw NUL. */
+bool ld_json_object_valid(const char *text, size_t len);
+
 /* Parses text as JSON the way the query lexer reads numbers: an integer that fits in 64 bits
  * stays an exact integer, only a wider one becomes a real (jansson alone rejects the whole text,
  * or with JSON_DECODE_INT_AS_REAL rounds every integer). NULL with err filled on invalid JSON. */

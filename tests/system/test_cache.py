@@ -71,8 +71,9 @@ def test_put_then_get_round_trip(node, db):
     before = int(time.time() * 1000)
     r = cache(node, db, "PUT", "user:42", raw='{"name": "Ada", "score": 1.10}', ttl="30s")
     body = assert_ok(r)
-    assert set(body) == {"Key", "Version", "CommittedUtc", "ExpiresAtUtc", "Ttl"}
+    assert set(body) == {"Key", "Version", "CommittedUtc", "ExpiresAtUtc", "Ttl", "Durability"}
     assert body["Key"] == "user:42" and HEX32.match(body["Version"])
+    assert body["Durability"] == "full"  # Node.CacheDurability's default
     assert ISO_Z.match(body["CommittedUtc"]) and ISO_Z.match(body["ExpiresAtUtc"])
     assert body["Ttl"] == "30000ms"
     committed = iso_ms(body["CommittedUtc"])
@@ -166,6 +167,7 @@ def test_delete_is_an_ordinary_replicated_op(node, db):
     wr = assert_ok(cache(node, db, "DELETE", "d"))
     assert wr["Collection"] == "cache" and wr["EntityId"] == "d" and wr["IsDeleted"] is True
     assert wr["Operation"]["OperationType"] == 3
+    assert wr["Durability"] == "full"
     assert_error(get(node, db, "d"), 404, "Cache key 'd' was not found.")
     absent = assert_ok(cache(node, db, "DELETE", "never-there"))
     assert absent["IsDeleted"] is True
@@ -311,6 +313,50 @@ def test_expired_read_is_404_and_writes_nothing(make_node, db):
     again = put(n, db, "e", "again", ttl="1m")
     got = assert_ok(get(n, db, "e"))
     assert got["Value"] == "again" and got["CreatedUtc"] == again["CommittedUtc"]
+
+
+def cache_flush(node, db):
+    """(litedist_cache_flush_total, litedist_cache_unflushed, litedist_cache_flush_age_seconds or
+    None) of db from GET /metrics."""
+    text = node.request("GET", "/metrics").text
+    def sample(name):
+        m = re.search(r'^%s\{database="%s"\} (\S+)$' % (name, re.escape(db)), text, re.M)
+        return float(m.group(1)) if m else None
+    return (sample("litedist_cache_flush_total"), sample("litedist_cache_unflushed"),
+            sample("litedist_cache_flush_age_seconds"))
+
+
+def test_everysec_is_reported_flushed_in_the_background_and_survives_kill9(make_node, db):
+    """Node.CacheDurability everysec: cache PUT and DELETE answers say so (documents keep their
+    WriteResult), the writer makes them durable within about a second (the flush metrics), and
+    a process crash right after acknowledged, not yet flushed writes loses none of them."""
+    n = make_node(overrides=cache_overrides(CacheDurability="everysec",
+                                            CacheCleanupIntervalSeconds=0))
+    assert assert_ok(n.request("GET", "/node"))["CacheDurability"] == "everysec"
+    first = put(n, db, "first", {"n": 0}, ttl="1h")
+    assert first["Durability"] == "everysec"
+    wait_for(lambda: (lambda t, u, age: t and t >= 1 and u == 0 and age is not None)(
+        *cache_flush(n, db)), timeout=10, what="the background flush")
+
+    # Acknowledged everysec writes, the last of them not yet flushed when the process dies.
+    acked = {}
+    for i in range(20):
+        acked[f"k{i}"] = {"i": i, "pad": "x" * 100}
+        assert put(n, db, f"k{i}", acked[f"k{i}"], ttl="1h")["Durability"] == "everysec"
+    gone = assert_ok(cache(n, db, "DELETE", "first"))
+    assert gone["Durability"] == "everysec" and gone["IsDeleted"] is True
+    for i in range(20, 60):  # bounded: a flush could land between the last write and the check
+        if cache_flush(n, db)[1] == 1:
+            break
+        acked[f"k{i}"] = {"i": i}
+        assert put(n, db, f"k{i}", acked[f"k{i}"], ttl="1h")["Durability"] == "everysec"
+    else:
+        pytest.fail("every check found the writes already flushed")
+    n.kill9()
+    n.start()
+    for key, value in acked.items():
+        assert value_on(n, db, key) == value, key
+    assert_error(get(n, db, "first"), 404, "Cache key 'first' was not found.")
 
 
 def sweep_lines(node):

@@ -20,6 +20,7 @@ def test_node_info_needs_no_key(node):
     assert body["NodeId"] == "test-node"
     assert ISO_Z.match(body["TimestampUtc"]), body
     assert isinstance(body["LogicalDatabaseCount"], int) and body["LogicalDatabaseCount"] >= 0
+    assert body["CacheDurability"] == "full"  # Node.CacheDurability's default
 
 
 def test_node_timestamp_is_current_utc(node):

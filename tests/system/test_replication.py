@@ -226,6 +226,12 @@ def test_replication_input_errors(make_node):
     nul_op = dict(nul_op, NodeId="b", Payload='{"n":1\x00}')
     assert_error(repl(a, "POST", "/api/replication/push", {"Operations": [nul_op]}, db=DB), 400,
                  "Operations[0]: operation field Payload must not contain a NUL character.")
+    # A put's Payload must be a JSON object, checked as jansson would parse it.
+    for payload in ("[1]", '{"n":1e400}', '{"n":', '{"\\u0000":1}', '{"s":"\\udc00"}',
+                    '{"n":01}', '{"a":1} x'):
+        r = repl(a, "POST", "/api/replication/push",
+                 {"Operations": [dict(nul_op, Payload=payload)]}, db=DB)
+        assert_error(r, 400, "Operations[0]: operation field Payload must hold a JSON object.")
     assert_error(repl(a, "POST", "/api/cluster/peers",
                       {"NodeId": "a", "BaseUrl": "http://127.0.0.1:1"}), 400,
                  "Cannot register local node as a peer.")

@@ -192,6 +192,29 @@ static void resp_settings(void **state)
     }
 }
 
+/* Node.CacheDurability: full by default, everysec in any case, anything else named. */
+static void cache_durability(void **state)
+{
+    (void)state;
+    ld_config c;
+    char err[256];
+    char *const none[] = {NULL};
+    assert_true(ld_config_load(&c, NULL, none, NULL, err, sizeof err));
+    assert_false(c.cache_everysec);
+    ld_config_free(&c);
+    char *const every[] = {"LITEDIST_Node__CacheDurability=EverySec", NULL};
+    assert_true(ld_config_load(&c, NULL, every, NULL, err, sizeof err));
+    assert_true(c.cache_everysec);
+    ld_config_free(&c);
+    char *const full[] = {"LITEDIST_Node__CacheDurability=full", NULL};
+    assert_true(ld_config_load(&c, NULL, full, NULL, err, sizeof err));
+    assert_false(c.cache_everysec);
+    ld_config_free(&c);
+    char *const bad[] = {"LITEDIST_Node__CacheDurability=always", NULL};
+    assert_false(ld_config_load(&c, NULL, bad, NULL, err, sizeof err));
+    assert_string_equal(err, "Node.CacheDurability must be full or everysec (got 'always')");
+}
+
 /* Node.TestClockOffsetMilliseconds: 0 by default, negative allowed, at most one day either way. */
 static void test_clock_offset(void **state)
 {
@@ -398,6 +421,7 @@ int main(void)
         cmocka_unit_test(env_names_not_utf8),
         cmocka_unit_test(cache_cleanup_settings),
         cmocka_unit_test(resp_settings),
+        cmocka_unit_test(cache_durability),
         cmocka_unit_test(test_clock_offset),
         cmocka_unit_test(studio_section),
         cmocka_unit_test(tls_section),

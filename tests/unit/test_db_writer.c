@@ -1,8 +1,9 @@
 /* Unit tests of a database's writer and merge (core/db) on a real storage plugin (argv[1]):
  * group commit retries a failed group job by job, a writer without memory for its group still
  * commits, ld_node_submit counts a job in and out of node->inflight, the three conflict
- * policies decide between a local document and an incoming op as docs/replication.md says, and
- * a restored database writes under its new origin past its old log. */
+ * policies decide between a local document and an incoming op as docs/replication.md says, a
+ * restored database writes under its new origin past its old log, and Node.CacheDurability
+ * everysec commits cache writes lazily and flushes them within the interval. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,7 @@
 #include "db_fixture.h"
 #include "node.h"
 #include "storage/storage.h"
+#include "util/timeutil.h"
 
 static const char *g_plugin;
 
@@ -572,6 +574,155 @@ static void a_restored_database_writes_under_its_new_origin_past_the_old_log(voi
     f->env.incarnation = NULL;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Node.CacheDurability everysec: which commits are lazy, and the flush that follows them
+ * ------------------------------------------------------------------------------------------- */
+
+static ld_wjob *cache_put_job(const char *key)
+{
+    ld_wjob *j = put_job(key, "{}");
+    free(j->collection);
+    j->collection = strdup("cache");
+    assert_non_null(j->collection);
+    return j;
+}
+
+/* Submits j alone and waits for it; returns it (the caller frees it). */
+static ld_wjob *run_alone(fx *f, ld_wjob *j)
+{
+    int before = f->completed;
+    ld_writer_submit(f->db->writer, j);
+    wait_completed(f, before + 1);
+    assert_int_equal(j->result, LD_WR_OK);
+    return j;
+}
+
+static void flush_state(fx *f, uint64_t *flushes, bool *unflushed)
+{
+    pthread_mutex_lock(&f->db->mu);
+    *flushes = f->db->cache_flushes;
+    *unflushed = f->db->cache_unflushed;
+    pthread_mutex_unlock(&f->db->mu);
+}
+
+/* Under everysec a cache write commits lazily and the writer itself makes it durable within
+ * the interval: a commit of the state alone (the commit count grows, the log does not), counted
+ * as a flush. A document write stays durable and, with nothing waiting, is no flush. */
+static void everysec_cache_writes_are_lazy_and_flushed_within_the_interval(void **state)
+{
+    fx *f = *state;
+    if (!ld_store_can_lazy(&f->store)) { /* before ABI 1.1: every commit durable, nothing to do */
+        f->env.cache_everysec = true;
+        ld_wjob *j = run_alone(f, cache_put_job("k1"));
+        assert_false(j->committed_lazy);
+        ld_wjob_free(j);
+        f->env.cache_everysec = false;
+        skip();
+    }
+    f->env.cache_everysec = true;
+    ld_wjob *j = run_alone(f, cache_put_job("k1"));
+    assert_true(j->committed_lazy);
+    ld_wjob_free(j);
+    uint64_t flushes;
+    bool unflushed;
+    flush_state(f, &flushes, &unflushed);
+    assert_int_equal(flushes, 0);
+    assert_true(unflushed);
+    ld_db_state before;
+    ld_db_state_get(f->db, &before);
+    /* Bounded: 3 intervals, polled every 10 ms. */
+    uint64_t t0 = ld_mono_us();
+    for (int i = 0; i < 300 && (flushes == 0 || unflushed); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        flush_state(f, &flushes, &unflushed);
+    }
+    assert_int_equal(flushes, 1);
+    assert_false(unflushed);
+    assert_true(ld_mono_us() - t0 <= 3 * (uint64_t)LD_CACHE_FLUSH_INTERVAL_US);
+    ld_db_state after;
+    ld_db_state_get(f->db, &after);
+    assert_int_equal(after.commits, before.commits + 1);
+    assert_int_equal(after.last_seq, before.last_seq);
+    pthread_mutex_lock(&f->db->mu);
+    assert_true(f->db->cache_flush_ms > 0);
+    pthread_mutex_unlock(&f->db->mu);
+
+    j = run_alone(f, put_job("doc", "{}"));
+    assert_false(j->committed_lazy);
+    ld_wjob_free(j);
+    flush_state(f, &flushes, &unflushed);
+    assert_int_equal(flushes, 1);
+    assert_false(unflushed);
+    f->env.cache_everysec = false;
+}
+
+/* A group holding an everysec cache write and a document write commits durably: the cache
+ * write rides on the document's fsync and reports full. */
+static void a_mixed_group_commits_durably(void **state)
+{
+    fx *f = *state;
+    f->env.cache_everysec = true;
+    gate g = {.entered = false, .open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    int before = f->completed;
+    ld_wjob *gj = custom_job(gate_apply, &g);
+    ld_writer_submit(f->db->writer, gj);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    ld_wjob *c = cache_put_job("k"), *d = put_job("d", "{}");
+    ld_writer_submit(f->db->writer, c);
+    ld_writer_submit(f->db->writer, d);
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    wait_completed(f, before + 3);
+    assert_int_equal(c->result, LD_WR_OK);
+    assert_int_equal(d->result, LD_WR_OK);
+    assert_int_equal(c->seq + 1, d->seq); /* one group, in order */
+    assert_false(c->committed_lazy);
+    assert_false(d->committed_lazy);
+    uint64_t flushes;
+    bool unflushed;
+    flush_state(f, &flushes, &unflushed);
+    assert_false(unflushed);
+    assert_int_equal(flushes, 0);
+    ld_wjob_free(gj);
+    ld_wjob_free(c);
+    ld_wjob_free(d);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+    f->env.cache_everysec = false;
+}
+
+/* Under full (the default) a cache write commits durably; under everysec, a writer that stops
+ * flushes what waits before its thread ends. */
+static void full_is_durable_and_a_stopping_writer_flushes(void **state)
+{
+    fx *f = *state;
+    ld_wjob *j = run_alone(f, cache_put_job("k1"));
+    assert_false(j->committed_lazy);
+    ld_wjob_free(j);
+    f->env.cache_everysec = true;
+    j = run_alone(f, cache_put_job("k2"));
+    assert_true(j->committed_lazy == ld_store_can_lazy(&f->store));
+    ld_wjob_free(j);
+    ld_writer_free(f->db->writer); /* well within the interval */
+    f->db->writer = NULL;
+    uint64_t flushes;
+    bool unflushed;
+    flush_state(f, &flushes, &unflushed);
+    assert_int_equal(flushes, ld_store_can_lazy(&f->store) ? 1 : 0);
+    assert_false(unflushed);
+    f->env.cache_everysec = false;
+    f->db->writer = ld_writer_new(f->db);
+    assert_non_null(f->db->writer);
+}
+
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(int argc, char **argv)
@@ -592,6 +743,9 @@ int main(int argc, char **argv)
         FX_TEST(keep_local_keeps_any_local_document),
         FX_TEST(apply_incoming_ignores_its_own_version_again),
         FX_TEST(a_restored_database_writes_under_its_new_origin_past_the_old_log),
+        FX_TEST(everysec_cache_writes_are_lazy_and_flushed_within_the_interval),
+        FX_TEST(a_mixed_group_commits_durably),
+        FX_TEST(full_is_durable_and_a_stopping_writer_flushes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

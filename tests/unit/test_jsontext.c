@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,158 @@ static void member_span(void **state)
     assert_false(ld_json_member_span(t, strlen(t), "nope", &s, &l));
 }
 
+/* What ld_json_object_valid must match: ld_json_parse accepts the text and finds an object. */
+static bool parses_as_object(const char *t, size_t n)
+{
+    json_error_t err;
+    json_t *v = ld_json_parse(t, n, &err);
+    bool ok = json_is_object(v);
+    json_decref(v);
+    return ok;
+}
+
+static void expect_same(const char *t, size_t n)
+{
+    bool want = parses_as_object(t, n), got = ld_json_object_valid(t, n);
+    if (want != got)
+        fail_msg("jansson says %d, the validator %d, for [%.*s]", want, got, (int)n, t);
+}
+
+/* Nested n levels deep: [[[...]]] inside {"a": ...}, with a scalar at the bottom or not. */
+static char *nested(int n, bool scalar)
+{
+    char *t = malloc((size_t)n * 2 + 16);
+    assert_non_null(t);
+    size_t o = (size_t)sprintf(t, "{\"a\":");
+    for (int i = 0; i < n; i++)
+        t[o++] = '[';
+    if (scalar) t[o++] = '1';
+    for (int i = 0; i < n; i++)
+        t[o++] = ']';
+    t[o++] = '}';
+    t[o] = '\0';
+    return t;
+}
+
+/* The validator against jansson itself: hand-picked edges of the grammar, then thousands of
+ * mutations (bytes replaced, inserted, removed, truncated) of documents, deterministic. */
+static void object_validator_agrees_with_jansson(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "{}",
+        " {} ",
+        "{\"a\":1}",
+        "[]",
+        "1",
+        "\"s\"",
+        "null",
+        "",
+        " ",
+        "{",
+        "}",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "{,}",
+        "{\"a\":1}x",
+        "{\"a\":1} {}",
+        "{\"a\":01}",
+        "{\"a\":-0}",
+        "{\"a\":-}",
+        "{\"a\":1.}",
+        "{\"a\":.5}",
+        "{\"a\":1e}",
+        "{\"a\":1e+}",
+        "{\"a\":1E-7}",
+        "{\"a\":1e400}",
+        "{\"a\":-1e400}",
+        "{\"a\":1e-400}",
+        "{\"a\":123456789012345678901234567890}",
+        "{\"a\":tru}",
+        "{\"a\":true}",
+        "{\"a\":nul}",
+        "{\"a\":[1,2,[3,{\"b\":null}]]}",
+        "{\"a\":[1,]}",
+        "{\"a\":[,1]}",
+        "{\"\\u0000\":1}",
+        "{\"a\":\"\\u0000\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00\"}",
+        "{\"a\":\"\\ud83d\\ude00\"}",
+        "{\"a\":\"\\ud83d\\u0041\"}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12G4\"}",
+        "{\"a\":\"\\/\\b\\f\\n\\r\\t\"}",
+        "{\"a\":\"\t\"}",
+        "{\"a\":\"\x7f\"}",
+        "{\"a\":\"\xc3\xa9\"}",
+        "{\"a\":\"\xc0\xaf\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xf4\x90\x80\x80\"}",
+        "{\"a\":\"\xf0\x9f\x98\x80\"}",
+        "{\"a\":\"\xe2\x82\"}",
+        "{\"\xff\":1}",
+        "{\"a\" : 1 , \"a\" : 2}",
+        "{\"a\":1}\n",
+        "\xef\xbb\xbf{}",
+        "{\"a\":\f1}",
+        "{\"a\":[1 2]}",
+        "{\"a\":{\"b\":{}}}",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_same(cases[i], strlen(cases[i]));
+    const char nul[] = "{\"a\":1}\0";
+    expect_same(nul, sizeof nul - 1);
+    for (int d = 2045; d <= 2050; d++) {
+        for (int scalar = 0; scalar < 2; scalar++) {
+            char *t = nested(d, scalar);
+            expect_same(t, strlen(t));
+            free(t);
+        }
+    }
+    static const char *const seeds[] = {
+        "{\"Id\":\"d1\",\"pad\":\"xxxx\",\"n\":[1,-2.5e3,true,false,null],\"o\":{\"k\":"
+        "\"\\u00e9\\n\"}}",
+        "{\"Id\":\"c\",\"Key\":\"k\",\"Value\":{\"a\":[{},[]]},\"u\":\"\xc3\xa9\xe2\x82\xac\"}",
+    };
+    static const char alphabet[] =
+        "{}[]:,\"\\u0123456789abcdefABCDEF.eE+-tnrfl \t\n\x01\x7f\x80\xc3\xed\xf0\xff";
+    uint32_t rng = 12345;
+    char buf[256];
+    for (int iter = 0; iter < 40000; iter++) {
+        const char *seed = seeds[iter % 2];
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n);
+        int edits = 1 + iter % 3;
+        for (int e = 0; e < edits && n > 0; e++) {
+            rng = rng * 1103515245u + 12345u;
+            size_t at = (rng >> 8) % n;
+            rng = rng * 1103515245u + 12345u;
+            char c = alphabet[(rng >> 8) % (sizeof alphabet - 1)];
+            switch ((rng >> 20) % 4) {
+            case 0:
+                buf[at] = c;
+                break;
+            case 1:
+                if (n + 1 < sizeof buf) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = c;
+                    n++;
+                }
+                break;
+            case 2:
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                n--;
+                break;
+            default:
+                n = at;
+            }
+        }
+        expect_same(buf, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -125,6 +278,7 @@ int main(void)
         cmocka_unit_test(parse_exact_widens_only_wide_integers),
         cmocka_unit_test(raw_nul_is_not_json),
         cmocka_unit_test(member_span),
+        cmocka_unit_test(object_validator_agrees_with_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
