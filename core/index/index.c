@@ -89,6 +89,23 @@ size_t ld_index_value_room(const ld_index_def *d, size_t i, size_t used)
     return left > later ? left - later : 0;
 }
 
+ld_status ld_index_bound(ld_qbuf *out, const ld_index_def *d, json_t *const *vals, size_t nvals,
+                         bool *cut)
+{
+    if (cut) *cut = false;
+    if (nvals > d->npaths) return LD_INVALID;
+    ld_status st = ld_index_key_prefix(out, d->num);
+    size_t start = out->len;
+    for (size_t i = 0; i < nvals && st == LD_OK; i++) {
+        bool c = false;
+        st = vals[i] ? ld_keyenc_append_capped(out, vals[i],
+                                               ld_index_value_room(d, i, out->len - start), &c)
+                     : ld_keyenc_append_missing(out);
+        if (c && cut) *cut = true;
+    }
+    return st;
+}
+
 ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *json, size_t len,
                              const char *id, size_t il)
 {

@@ -98,6 +98,13 @@ ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num);
 #define LD_INDEX_VALUES_MAX (LD_STORAGE_MAX_KEY - 4 - LD_DOC_ID_MAX)
 size_t ld_index_value_room(const ld_index_def *d, size_t i, size_t used);
 
+/* Appends the key prefix of index d and the first nvals (<= d->npaths) values as an entry holds
+ * them (each capped in its room, vals[i] NULL for MISSING): the bound of a range read, exactly
+ * what ld_index_entry_key writes before the id for the same values. *cut (may be NULL): a value
+ * was cut, so entries past the bound may still hold it. */
+ld_status ld_index_bound(ld_qbuf *out, const ld_index_def *d, json_t *const *vals, size_t nvals,
+                         bool *cut);
+
 /* Appends the whole entry key of document id (il bytes) with text json under index d. */
 ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *json, size_t len,
                              const char *id, size_t il);
