@@ -78,15 +78,46 @@ ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num)
     return ld_qbuf_add(out, b, 4) ? LD_OK : LD_NOMEM;
 }
 
+/* Each later value keeps the room of a number whole (the scalars' longest encoding, plus the
+ * cut marker room a container needs). */
+#define ROOM_RESERVE (LD_KEYENC_SCALAR_MAX + 3)
+
+size_t ld_index_value_room(const ld_index_def *d, size_t i, size_t used)
+{
+    size_t later = d->npaths > i + 1 ? (d->npaths - i - 1) * ROOM_RESERVE : 0;
+    size_t left = LD_INDEX_VALUES_MAX > used ? LD_INDEX_VALUES_MAX - used : 0;
+    return left > later ? left - later : 0;
+}
+
+ld_status ld_index_bound(ld_qbuf *out, const ld_index_def *d, json_t *const *vals, size_t nvals,
+                         bool *cut)
+{
+    if (cut) *cut = false;
+    if (nvals > d->npaths) return LD_INVALID;
+    ld_status st = ld_index_key_prefix(out, d->num);
+    size_t start = out->len;
+    for (size_t i = 0; i < nvals && st == LD_OK; i++) {
+        bool c = false;
+        st = vals[i] ? ld_keyenc_append_capped(out, vals[i],
+                                               ld_index_value_room(d, i, out->len - start), &c)
+                     : ld_keyenc_append_missing(out);
+        if (c && cut) *cut = true;
+    }
+    return st;
+}
+
 ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *json, size_t len,
                              const char *id, size_t il)
 {
     ld_status st = ld_index_key_prefix(out, d->num);
+    size_t start = out->len;
     for (size_t i = 0; i < d->npaths && st == LD_OK; i++) {
         json_t *v;
         st = ld_index_value(json, len, &d->parsed[i], &v);
         if (st != LD_OK) break;
-        st = v ? ld_keyenc_append(out, v) : ld_keyenc_append_missing(out);
+        bool cut;
+        st = v ? ld_keyenc_append_capped(out, v, ld_index_value_room(d, i, out->len - start), &cut)
+               : ld_keyenc_append_missing(out);
         json_decref(v);
     }
     if (st == LD_OK && !ld_qbuf_add(out, id, il)) st = LD_NOMEM;

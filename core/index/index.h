@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "../db/database.h"
+#include "../db/names.h"
 #include "../db/record.h"
 #include "../query/parser.h"
 #include "../query/qbuf.h"
@@ -41,7 +42,7 @@
 #define LD_INDEX_DEFS_COLL     "_sys_indexes"
 #define LD_INDEX_DEFS_COLL_LEN 12
 
-#define LD_INDEX_MAX_PATHS 16
+#define LD_INDEX_MAX_PATHS 8
 #define LD_INDEX_NAME_MAX  64
 
 /* Index states. */
@@ -87,6 +88,23 @@ ld_status ld_index_value(const char *json, size_t len, const ld_index_path *p, j
 
 /* Appends the be32 key prefix of index num. */
 ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num);
+/* Storage keys are at most LD_STORAGE_MAX_KEY (511) bytes: after the 4-byte number and room for
+ * the longest id, an entry's values share LD_INDEX_VALUES_MAX bytes. Value i is encoded with
+ * ld_keyenc_append_capped in ld_index_value_room(d, i, used) bytes, used being what the values
+ * before it took: a value too long for it is cut (keyenc.h), so an entry stands for every value
+ * with its prefix and a reader re-checks the document. A range read builds its bounds the same
+ * way, so it misses nothing. The room always holds a number whole (LD_INDEX_MAX_PATHS x
+ * LD_KEYENC_SCALAR_MAX fit with room to spare). */
+#define LD_INDEX_VALUES_MAX (LD_STORAGE_MAX_KEY - 4 - LD_DOC_ID_MAX)
+size_t ld_index_value_room(const ld_index_def *d, size_t i, size_t used);
+
+/* Appends the key prefix of index d and the first nvals (<= d->npaths) values as an entry holds
+ * them (each capped in its room, vals[i] NULL for MISSING): the bound of a range read, exactly
+ * what ld_index_entry_key writes before the id for the same values. *cut (may be NULL): a value
+ * was cut, so entries past the bound may still hold it. */
+ld_status ld_index_bound(ld_qbuf *out, const ld_index_def *d, json_t *const *vals, size_t nvals,
+                         bool *cut);
+
 /* Appends the whole entry key of document id (il bytes) with text json under index d. */
 ld_status ld_index_entry_key(ld_qbuf *out, const ld_index_def *d, const char *json, size_t len,
                              const char *id, size_t il);

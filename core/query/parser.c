@@ -1422,7 +1422,7 @@ static bool parse_select(parser *p, ld_ql_stmt *s)
  * matched in place rather than reserved, so members and collections keep such names.
  * ------------------------------------------------------------------------------------------- */
 
-#define DDL_MAX_PATHS 16 /* index.h LD_INDEX_MAX_PATHS */
+#define DDL_MAX_PATHS 8  /* index.h LD_INDEX_MAX_PATHS */
 #define DDL_NAME_MAX  64 /* index.h LD_INDEX_NAME_MAX */
 
 static bool is_word(parser *p, const ld_ql_token *t, const char *w)

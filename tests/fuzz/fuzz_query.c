@@ -51,6 +51,19 @@ static void check_keyenc(const json_t *a, const json_t *b, const uint8_t *data, 
         check(ld_keyenc_skip((const uint8_t *)ea.data, ea.len) == ea.len,
               "an encoded value does not delimit itself", data, size);
     }
+    /* The cut form (an index key's) is monotone. */
+    bool cut;
+    ea.len = eb.len = 0;
+    if (ld_keyenc_append_capped(&ea, a, 24, &cut) == LD_OK &&
+        ld_keyenc_append_capped(&eb, b, 24, &cut) == LD_OK) {
+        int c = memcmp(ea.data, eb.data, ea.len < eb.len ? ea.len : eb.len);
+        if (!c) c = ea.len < eb.len ? -1 : ea.len > eb.len;
+        int want = ld_ql_compare(a, b);
+        check(ea.len <= 24 && (want > 0   ? c >= 0
+                               : want < 0 ? c <= 0
+                                          : c == 0),
+              "the capped key encoding is not monotone", data, size);
+    }
     ld_qbuf_free(&ea);
     ld_qbuf_free(&eb);
 }

@@ -105,11 +105,57 @@ static void entry_keys(void **state)
     drop_def(&e);
 }
 
+/* A long value is cut in its entry (the key stays within the storage's 511 bytes), and a bound
+ * built from the same values is the entry's key before its id. */
+static void long_values_and_bounds(void **state)
+{
+    (void)state;
+    ld_index_def d = make_def(3, "$.s", "$.n");
+    char doc[4000], id[257];
+    memset(id, 'i', 256);
+    id[256] = '\0';
+    char *big = malloc(3001);
+    assert_non_null(big);
+    memset(big, 'x', 3000);
+    big[3000] = '\0';
+    snprintf(doc, sizeof doc, "{\"s\": \"%s\", \"n\": 12.5}", big);
+    ld_qbuf k;
+    key_of(&d, doc, id, &k);
+    assert_true(k.len <= 511);
+    json_t *vals[2] = {json_string(big), json_real(12.5)};
+    ld_qbuf b;
+    ld_qbuf_init(&b);
+    bool cut;
+    assert_int_equal(ld_index_bound(&b, &d, vals, 2, &cut), LD_OK);
+    assert_true(cut);
+    assert_int_equal(b.len + 256, k.len);
+    assert_memory_equal(b.data, k.data, b.len);
+    const char *got;
+    size_t gl;
+    assert_true(ld_index_entry_id(&d, k.data, k.len, &got, &gl));
+    assert_int_equal(gl, 256);
+    /* One value: the prefix of the two-value bound. */
+    ld_qbuf b1;
+    ld_qbuf_init(&b1);
+    assert_int_equal(ld_index_bound(&b1, &d, vals, 1, &cut), LD_OK);
+    assert_true(b1.len < b.len);
+    assert_memory_equal(b1.data, b.data, b1.len);
+    assert_int_equal(ld_index_bound(&b1, &d, vals, 3, &cut), LD_INVALID);
+    json_decref(vals[0]);
+    json_decref(vals[1]);
+    free(big);
+    ld_qbuf_free(&k);
+    ld_qbuf_free(&b);
+    ld_qbuf_free(&b1);
+    drop_def(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(paths),
         cmocka_unit_test(entry_keys),
+        cmocka_unit_test(long_values_and_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -275,6 +275,92 @@ static void rejects_and_truncation(void **state)
     ld_qbuf_free(&b);
 }
 
+/* Values long enough to be cut: strings up to 40 bytes over a small alphabet (so prefixes are
+ * shared), arrays and objects of several of them. */
+static json_t *long_value(int depth)
+{
+    switch (below(depth > 1 ? 3 : 5)) {
+    case 0:
+        return json_integer((json_int_t)below(5));
+    case 1:
+    case 2: {
+        static const char alphabet[] = {'a', 'b', '\0'};
+        char s[40];
+        size_t n = below(40);
+        for (size_t i = 0; i < n; i++)
+            s[i] = alphabet[below(sizeof alphabet)];
+        return json_stringn_nocheck(s, n);
+    }
+    case 3: {
+        json_t *a = json_array();
+        for (size_t i = below(5); i > 0; i--)
+            json_array_append_new(a, long_value(depth + 1));
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        for (size_t i = below(4); i > 0; i--) {
+            char k[12];
+            size_t kl = 1 + below(10);
+            for (size_t j = 0; j < kl; j++)
+                k[j] = (char)('a' + below(2));
+            k[kl] = 0;
+            json_object_set_new(o, k, long_value(depth + 1));
+        }
+        return o;
+    }
+    }
+}
+
+static void capped(const json_t *v, size_t cap, ld_qbuf *out, bool *cut)
+{
+    ld_qbuf_init(out);
+    assert_int_equal(ld_keyenc_append_capped(out, v, cap, cut), LD_OK);
+    assert_true(out->len <= cap);
+    bool c2;
+    assert_int_equal(ld_keyenc_skip_cut((const uint8_t *)out->data, out->len, &c2), out->len);
+    assert_int_equal(c2, *cut);
+    ld_qbuf full;
+    encode(v, &full);
+    /* Whole when it fits (a container may be cut a little earlier: its cut depends only on
+     * the room), and then the encoding itself. */
+    if (full.len <= cap && !json_is_array(v) && !json_is_object(v)) assert_false(*cut);
+    if (full.len > cap) assert_true(*cut);
+    if (!*cut) {
+        assert_int_equal(full.len, out->len);
+        assert_memory_equal(full.data, out->data, out->len);
+    }
+    ld_qbuf_free(&full);
+}
+
+/* The capped form is monotone: a <= b gives capped(a) <= capped(b) for the same cap. */
+static void capped_is_monotone(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20000; i++) {
+        json_t *a = long_value(0), *b = long_value(0);
+        size_t cap = LD_KEYENC_SCALAR_MAX + below(40);
+        ld_qbuf ea, eb;
+        bool ca, cb;
+        capped(a, cap, &ea, &ca);
+        capped(b, cap, &eb, &cb);
+        int want = sign(ld_ql_compare(a, b)), got = memcmp_shorter_first(&ea, &eb);
+        if (want * got < 0 || (want == 0 && got != 0)) {
+            char *ta = json_dumps(a, JSON_ENCODE_ANY), *tb = json_dumps(b, JSON_ENCODE_ANY);
+            fail_msg("cap %zu: %s vs %s: compare %d, capped %d", cap, ta, tb, want, got);
+        }
+        ld_qbuf_free(&ea);
+        ld_qbuf_free(&eb);
+        json_decref(a);
+        json_decref(b);
+    }
+    ld_qbuf b;
+    bool cut;
+    ld_qbuf_init(&b);
+    assert_int_equal(ld_keyenc_append_capped(&b, json_null(), 18, &cut), LD_INVALID);
+    ld_qbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +369,7 @@ int main(void)
         cmocka_unit_test(random_numbers_order_as_compare),
         cmocka_unit_test(missing_sorts_first),
         cmocka_unit_test(rejects_and_truncation),
+        cmocka_unit_test(capped_is_monotone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
