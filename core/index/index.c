@@ -84,7 +84,12 @@ ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num)
 
 size_t ld_index_value_room(const ld_index_def *d, size_t i, size_t used)
 {
-    size_t later = d->npaths > i + 1 ? (d->npaths - i - 1) * ROOM_RESERVE : 0;
+    return ld_index_room(d->npaths, i, used);
+}
+
+size_t ld_index_room(size_t npaths, size_t i, size_t used)
+{
+    size_t later = npaths > i + 1 ? (npaths - i - 1) * ROOM_RESERVE : 0;
     size_t left = LD_INDEX_VALUES_MAX > used ? LD_INDEX_VALUES_MAX - used : 0;
     return left > later ? left - later : 0;
 }

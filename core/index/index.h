@@ -97,6 +97,8 @@ ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num);
  * LD_KEYENC_SCALAR_MAX fit with room to spare). */
 #define LD_INDEX_VALUES_MAX (LD_STORAGE_MAX_KEY - 4 - LD_DOC_ID_MAX)
 size_t ld_index_value_room(const ld_index_def *d, size_t i, size_t used);
+/* The same for an index of npaths paths (the planner's bounds, built without the definition). */
+size_t ld_index_room(size_t npaths, size_t i, size_t used);
 
 /* Appends the key prefix of index d and the first nvals (<= d->npaths) values as an entry holds
  * them (each capped in its room, vals[i] NULL for MISSING): the bound of a range read, exactly

@@ -54,6 +54,9 @@ typedef struct scan_doc {
      * (plan->neq), borrowed for the visit. */
     const uint8_t *ixval;
     size_t ixval_len;
+    /* ixval is a cut form (a value too long for a key, index.h): it stands for every value with
+     * its prefix, so its bytes order it only against other bytes, not against its equals. */
+    bool ixcut;
 } scan_doc;
 
 /* Called per candidate; returns LD_OK to go on, LD_NOT_FOUND to stop, else a failure. */
@@ -155,13 +158,16 @@ static ld_status index_walk(source *src, visit_fn visit, void *ctx)
             /* the id follows the index number and the encoded values */
             const uint8_t *kb = k;
             size_t off = 4, voff = 0, vlen = 0;
+            bool cut_any = false, cut_val = false;
             for (size_t j = 0; j < p->ix->npaths && off <= kl; j++) {
-                size_t n = ld_keyenc_skip(kb + off, kl - off);
+                bool cut;
+                size_t n = ld_keyenc_skip_cut(kb + off, kl - off, &cut);
                 if (!n) {
                     off = kl + 1;
                     break;
                 }
-                if (j == p->neq) voff = off, vlen = n;
+                if (j == p->neq) voff = off, vlen = n, cut_val = cut;
+                cut_any |= cut;
                 off += n;
             }
             if (kl < 4 || off > kl) {
@@ -174,11 +180,14 @@ static ld_status index_walk(source *src, visit_fn visit, void *ctx)
                 st = LD_NOMEM;
                 break;
             }
-            scan_doc sd = {.known_match = src->lazy, .ixval = kb + voff, .ixval_len = vlen};
+            /* An entry holding a cut value says only that the document may match: read it. */
+            bool lazy = src->lazy && !cut_any;
+            scan_doc sd = {
+                .known_match = lazy, .ixval = kb + voff, .ixval_len = vlen, .ixcut = cut_val};
             sd.d.id = dkey.data + dprefix;
             sd.d.id_len = dkey.len - dprefix;
             ld_doc_rec rec;
-            if (!src->lazy) {
+            if (!lazy) {
                 const void *dv;
                 size_t dvl;
                 st = ld_txn_get(src->t, LD_SPACE_DOCS, dkey.data, dkey.len, &dv, &dvl);
@@ -342,6 +351,9 @@ static int entry_cmp(const order_ctx *c, const entry *a, const entry *b)
 {
     if (c->by_key) {
         int r = value_bytes_cmp(a->kb, a->kbl, b->kb, b->kbl);
+        /* Equal cut bytes (only cut forms equal cut forms): the values read from the documents.
+         * Unequal bytes order the values the same way, cut or not (keyenc.h: monotone). */
+        if (!r && a->keys && b->keys) r = ld_ql_compare(a->keys[0], b->keys[0]);
         if (r) return -r; /* DESC */
         return id_cmp(a, b);
     }
@@ -391,9 +403,25 @@ static ld_status visit_order(void *ctx, scan_doc *sd)
     if (c->by_key) {
         e.kb = (uint8_t *)sd->ixval;
         e.kbl = sd->ixval_len;
-        if (c->n == c->k && entry_cmp(c, &e, &c->heap[0]) >= 0) return LD_OK;
+        if (sd->ixcut) { /* ranked among its equals by the value itself (the walk read it) */
+            e.keys = calloc(1, sizeof *e.keys);
+            if (!e.keys) return oom(c->err);
+            if (!ld_ql_eval(c->s->order[0].expr, &sd->d, &e.keys[0], c->err)) {
+                free(e.keys);
+                return eval_status(c->err);
+            }
+        }
+        if (c->n == c->k && entry_cmp(c, &e, &c->heap[0]) >= 0) {
+            if (e.keys) json_decref(e.keys[0]);
+            free(e.keys);
+            return LD_OK;
+        }
         e.kb = malloc(e.kbl ? e.kbl : 1);
-        if (!e.kb) return oom(c->err);
+        if (!e.kb) {
+            if (e.keys) json_decref(e.keys[0]);
+            free(e.keys);
+            return oom(c->err);
+        }
         memcpy(e.kb, sd->ixval, e.kbl);
     } else if (c->norder) {
         e.keys = calloc(c->norder, sizeof *e.keys);
@@ -406,7 +434,10 @@ static ld_status visit_order(void *ctx, scan_doc *sd)
             }
     }
     if (c->n == c->k && entry_cmp(c, &e, &c->heap[0]) >= 0) { /* not among the first k */
-        bool past = c->ordered && ld_ql_compare(e.keys[0], c->heap[0].keys[0]) > 0;
+        /* Past the k-th only by a value whole in its key: a later entry's key is then bigger
+         * (its value too) or holds the same value; after a cut one, a later entry sharing the
+         * cut bytes may still hold a smaller value. */
+        bool past = c->ordered && !sd->ixcut && ld_ql_compare(e.keys[0], c->heap[0].keys[0]) > 0;
         e.id = NULL;
         entry_free(c, &e);
         if (past) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../index/index.h"
 #include "../index/keyenc.h"
 #include "eval.h"
 
@@ -360,19 +361,38 @@ static uint8_t *dup_bytes(const void *p, size_t n)
     return d;
 }
 
-/* A key range edge after prefix: where the equality class of v starts (start) or just past its
- * end (!start). Null's class also holds the MISSING entries, which sort just below it (a
- * missing member evaluates as null). Past the end is the class's encoding followed by 0xff: a
- * key continues after a value with another value's tag or the id's UTF-8, never 0xff. */
-static bool class_edge(const ld_qbuf *prefix, const json_t *v, bool start, uint8_t **out, size_t *n)
+/* Appends v as value pos of index ix's entries hold it after prefix (4 bytes of number, then
+ * the values before it): capped to the same room, *cut set when that cut it. */
+static bool append_value(ld_qbuf *b, const ld_plan_index *ix, size_t pos, const json_t *v,
+                         bool *cut)
+{
+    bool c = false;
+    size_t room = ld_index_room(ix->npaths, pos, b->len - 4);
+    if (ld_keyenc_append_capped(b, v, room, &c) != LD_OK) return false;
+    if (c) *cut = true;
+    return true;
+}
+
+/* A key range edge after prefix, v being value pos: where the equality class of v starts
+ * (start) or just past its end (!start). Null's class also holds the MISSING entries, which
+ * sort just below it (a missing member evaluates as null). Past the end is the class's encoding
+ * followed by 0xff: a key continues after a value with another value's tag or the id's UTF-8,
+ * never 0xff. A value cut to fit a key stands for every value sharing its prefix, bigger and
+ * smaller: then a low edge (lo) is always the class's start and a high one its end. */
+static bool class_edge(const ld_qbuf *prefix, const ld_plan_index *ix, size_t pos, const json_t *v,
+                       bool start, bool lo, uint8_t **out, size_t *n, bool *cut)
 {
     ld_qbuf b;
     ld_qbuf_init(&b);
-    bool ok = ld_qbuf_add(&b, prefix->data, prefix->len);
-    if (ok)
-        ok = (start && v && json_is_null(v) ? ld_keyenc_append_missing(&b)
-              : v                           ? ld_keyenc_append(&b, v)
-                                            : LD_OK) == LD_OK;
+    bool ok = ld_qbuf_add(&b, prefix->data, prefix->len), c = false;
+    if (ok && start && v && json_is_null(v))
+        ok = ld_keyenc_append_missing(&b) == LD_OK;
+    else if (ok && v)
+        ok = append_value(&b, ix, pos, v, &c);
+    if (c) {
+        *cut = true;
+        start = lo;
+    }
     if (ok && !start) ok = ld_qbuf_addc(&b, (char)0xff);
     if (ok) {
         *n = b.len;
@@ -528,23 +548,27 @@ static bool one_range(const ld_plan_index *ix, const choice *ch, const size_t *i
         ok = eq_text(&text, ix, j, v);
         if (ok && j + 1 == ch->neq && !ch->lo && !ch->hi)
             last = v;
+        else if (ok && split && idx[j] == 0)
+            ok = ld_keyenc_append_missing(&prefix) == LD_OK;
         else if (ok)
-            ok = (split && idx[j] == 0 ? ld_keyenc_append_missing(&prefix)
-                                       : ld_keyenc_append(&prefix, v)) == LD_OK;
+            ok = append_value(&prefix, ix, j, v, &r->cut);
     }
+    size_t pos = ch->neq; /* the bounds' path */
     if (ok && last) {
-        ok = class_edge(&prefix, last, true, &r->lo, &r->lo_len) &&
-             class_edge(&prefix, last, false, &r->hi, &r->hi_len);
+        pos = ch->neq - 1;
+        ok = class_edge(&prefix, ix, pos, last, true, true, &r->lo, &r->lo_len, &r->cut) &&
+             class_edge(&prefix, ix, pos, last, false, false, &r->hi, &r->hi_len, &r->cut);
     } else if (ok) {
-        ok = ch->lo ? class_edge(&prefix, bound_value(ch->lo, true), bound_incl(ch->lo), &r->lo,
-                                 &r->lo_len) &&
+        ok = ch->lo ? class_edge(&prefix, ix, pos, bound_value(ch->lo, true), bound_incl(ch->lo),
+                                 true, &r->lo, &r->lo_len, &r->cut) &&
                           bound_text(&text, ix, ch->neq, ch->lo, true)
-                    : class_edge(&prefix, NULL, true, &r->lo, &r->lo_len);
+                    : class_edge(&prefix, ix, pos, NULL, true, true, &r->lo, &r->lo_len, &r->cut);
         if (ok)
-            ok = ch->hi ? class_edge(&prefix, bound_value(ch->hi, false), !bound_incl(ch->hi),
-                                     &r->hi, &r->hi_len) &&
+            ok = ch->hi ? class_edge(&prefix, ix, pos, bound_value(ch->hi, false),
+                                     !bound_incl(ch->hi), false, &r->hi, &r->hi_len, &r->cut) &&
                               bound_text(&text, ix, ch->neq, ch->hi, false)
-                        : class_edge(&prefix, NULL, false, &r->hi, &r->hi_len);
+                        : class_edge(&prefix, ix, pos, NULL, false, false, &r->hi, &r->hi_len,
+                                     &r->cut);
     }
     if (ok) {
         size_t tl;
@@ -587,6 +611,51 @@ static bool build_ranges(const ld_plan_index *ix, const choice *ch, ld_plan *p)
             idx[j] = 0;
         }
     }
+}
+
+/* memcmp order, the shorter first on a common prefix; a NULL b is past every key. */
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    if (!b) return -1;
+    int c = memcmp(a, b, an < bn ? an : bn);
+    return c ? c : an < bn ? -1 : an > bn;
+}
+
+/* Values cut to fit a key can share their bytes (two long IN values with one prefix): their
+ * ranges, still in order by lo, may then overlap; merged, each entry is visited once. */
+static bool merge_overlaps(ld_plan *p)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < p->nranges; i++) {
+        ld_plan_range *r = &p->ranges[i];
+        ld_plan_range *prev = kept ? &p->ranges[kept - 1] : NULL;
+        if (!prev || (prev->hi && key_cmp(r->lo, r->lo_len, prev->hi, prev->hi_len) >= 0)) {
+            p->ranges[kept++] = *r;
+            continue;
+        }
+        if (prev->hi && (!r->hi || key_cmp(r->hi, r->hi_len, prev->hi, prev->hi_len) > 0)) {
+            free(prev->hi);
+            prev->hi = r->hi;
+            prev->hi_len = r->hi_len;
+            r->hi = NULL;
+        }
+        if (*r->text) {
+            ld_qbuf t;
+            ld_qbuf_init(&t);
+            size_t tl;
+            bool ok = ld_qbuf_adds(&t, prev->text) && ld_qbuf_adds(&t, " OR ") &&
+                      ld_qbuf_adds(&t, r->text);
+            char *text = ok ? ld_qbuf_take(&t, &tl) : NULL;
+            ld_qbuf_free(&t);
+            if (!text) return false;
+            free(prev->text);
+            prev->text = text;
+        }
+        prev->cut |= r->cut;
+        range_free(r);
+    }
+    p->nranges = kept;
+    return true;
 }
 
 static bool used(const choice *ch, const pred *p)
@@ -648,6 +717,15 @@ ld_status ld_plan_choose(const ld_ql_stmt *s, const ld_plan_index *ixs, size_t n
         for (size_t k = 0; k < np && !u; k++)
             u = preds[k].src == cj[i] && used(&best, &preds[k]);
         if (!u) out->residual[out->nresidual++] = cj[i];
+    }
+    bool cut = false;
+    for (size_t i = 0; i < out->nranges; i++)
+        cut |= out->ranges[i].cut;
+    if (cut && !merge_overlaps(out)) goto out;
+    if (cut) { /* the ranges only narrow: every conjunct is checked on the documents */
+        out->nresidual = 0;
+        for (size_t i = 0; i < ncj; i++)
+            out->residual[out->nresidual++] = cj[i];
     }
     out->exact = out->nresidual == 0;
     out->ordered = best.ordered && !s->count;

@@ -37,6 +37,9 @@ typedef struct ld_plan_range {
     uint8_t *hi;
     size_t hi_len;
     char *text; /* the bounds as a condition ("$.a = 5 AND $.b > 3"), "" for the whole index */
+    /* A bound's value was too long for a key and cut as entries cut theirs (index.h): the range
+     * holds every value sharing that prefix, so it only narrows the candidates. */
+    bool cut;
 } ld_plan_range;
 
 typedef struct ld_plan {
