@@ -366,9 +366,11 @@ def test_a_catching_up_node_gets_each_entry_once(make_node):
     ab, ba = link(a, "b"), link(b, "a")
     moved = ab["PushedOperations"] - before["PushedOperations"] + ba["PulledOperations"]
     dups = ab["PushedDuplicates"] - before["PushedDuplicates"] + ba["PulledDuplicates"]
-    # At most one batch crosses twice: a push that was already in flight when b's first pull
-    # arrived.
-    assert moved <= 400 + 50 and dups <= 50, (ab, ba)
+    # Without the pause every entry crossed twice (moved ~800). With it, what crosses twice is
+    # what a pushed between b building its first pull (with the version vector it had then) and
+    # a answering it: one batch on an idle machine, and on a loaded one (a full make test) two
+    # were seen, so the bound is three batches: far from doubled, and not a timing bet.
+    assert moved <= 400 + 3 * 50 and dups <= 3 * 50, (ab, ba)
     # b's pulls moved a's push checkpoint: nothing is left for a to push.
     assert ab["LastPushedLocalLogSequence"] >= 351, ab
 
