@@ -102,7 +102,7 @@ fuzz: deps-test build $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 	  grep -E '^(Done|stat::number_of_executed_units)' $(FUZZ_BUILD)/fuzz_$$t.log; \
 	done
 
-$(FUZZ_BUILD)/fuzz_query: tests/fuzz/fuzz_query.c $(FUZZ_QUERY_SRCS) $(wildcard core/query/*.h core/index/keyenc.h)
+$(FUZZ_BUILD)/fuzz_query: tests/fuzz/fuzz_query.c $(FUZZ_QUERY_SRCS) $(wildcard core/query/*.h core/index/keyenc.h core/index/index.h)
 	@mkdir -p $(FUZZ_BUILD)
 	clang $(FUZZ_CFLAGS) $$(pkg-config --cflags jansson) -o $@ tests/fuzz/fuzz_query.c \
 	  $(FUZZ_QUERY_SRCS) $$(pkg-config --libs jansson) -lm -lpthread

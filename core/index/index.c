@@ -78,20 +78,9 @@ ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num)
     return ld_qbuf_add(out, b, 4) ? LD_OK : LD_NOMEM;
 }
 
-/* Each later value keeps the room of a number whole (the scalars' longest encoding, plus the
- * cut marker room a container needs). */
-#define ROOM_RESERVE (LD_KEYENC_SCALAR_MAX + 3)
-
 size_t ld_index_value_room(const ld_index_def *d, size_t i, size_t used)
 {
     return ld_index_room(d->npaths, i, used);
-}
-
-size_t ld_index_room(size_t npaths, size_t i, size_t used)
-{
-    size_t later = npaths > i + 1 ? (npaths - i - 1) * ROOM_RESERVE : 0;
-    size_t left = LD_INDEX_VALUES_MAX > used ? LD_INDEX_VALUES_MAX - used : 0;
-    return left > later ? left - later : 0;
 }
 
 ld_status ld_index_bound(ld_qbuf *out, const ld_index_def *d, json_t *const *vals, size_t nvals,

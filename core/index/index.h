@@ -15,6 +15,7 @@
 #include "../query/parser.h"
 #include "../query/qbuf.h"
 #include "../storage/storage.h"
+#include "keyenc.h"
 
 /* Entries: be32 index number || enc(v1) || ... || enc(vk) || document id bytes -> "" (keyenc.h;
  * a document without a path has the MISSING tag there). Every live document of the collection
@@ -97,8 +98,19 @@ ld_status ld_index_key_prefix(ld_qbuf *out, uint32_t num);
  * LD_KEYENC_SCALAR_MAX fit with room to spare). */
 #define LD_INDEX_VALUES_MAX (LD_STORAGE_MAX_KEY - 4 - LD_DOC_ID_MAX)
 size_t ld_index_value_room(const ld_index_def *d, size_t i, size_t used);
-/* The same for an index of npaths paths (the planner's bounds, built without the definition). */
-size_t ld_index_room(size_t npaths, size_t i, size_t used);
+
+/* Each later value keeps the room of a number whole (the scalars' longest encoding, plus the
+ * cut marker room a container needs). */
+#define LD_INDEX_ROOM_RESERVE (LD_KEYENC_SCALAR_MAX + 3)
+
+/* The same for an index of npaths paths (the planner's bounds, built without the definition);
+ * inline so that LiteQL's planner links without the index module (the fuzz target does). */
+static inline size_t ld_index_room(size_t npaths, size_t i, size_t used)
+{
+    size_t later = npaths > i + 1 ? (npaths - i - 1) * LD_INDEX_ROOM_RESERVE : 0;
+    size_t left = LD_INDEX_VALUES_MAX > used ? LD_INDEX_VALUES_MAX - used : 0;
+    return left > later ? left - later : 0;
+}
 
 /* Appends the key prefix of index d and the first nvals (<= d->npaths) values as an entry holds
  * them (each capped in its room, vals[i] NULL for MISSING): the bound of a range read, exactly
