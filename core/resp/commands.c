@@ -606,9 +606,14 @@ static bool append_value(struct evbuffer *o, const ld_doc_rec *rec)
     return true;
 }
 
-static void cmd_get(ld_resp_conn *c, size_t argc, const char **v, const size_t *l)
+/* What a one-key read answers, the entry read: found (rec live) or not (missing, expired). */
+typedef void (*read_answer)(const ld_resp_conn *c, struct evbuffer *o, ld_db *db, bool found,
+                            const ld_doc_rec *rec, const char *k, size_t kl, bool ms);
+
+/* The frame of GET, TTL, PTTL and PERSIST: READ_DOCUMENT, then key v[1]'s entry read and
+ * answered by fn (a storage failure was answered by read_entry). */
+static void one_key_read(ld_resp_conn *c, const char **v, const size_t *l, read_answer fn, bool ms)
 {
-    (void)argc;
     ld_db *db;
     uint32_t g;
     if (!authorize(c, LD_ROLE_READ_DOCUMENT, 0, "cache.read", &db, &g)) return;
@@ -616,12 +621,26 @@ static void cmd_get(ld_resp_conn *c, size_t argc, const char **v, const size_t *
     ld_doc_rec rec;
     int found = read_entry(c, db, v[1], l[1], &buf, &rec);
     struct evbuffer *o = found >= 0 ? out(c) : NULL;
-    if (o && found == 0)
-        ld_resp_null(o, c->proto);
-    else if (o && !append_value(o, &rec))
-        ld_resp_error(o, "ERR Cache entry '%.*s' is not a cache entry document.", (int)l[1], v[1]);
+    if (o) fn(c, o, db, found > 0, &rec, v[1], l[1], ms);
     free(buf);
     if (db) ld_registry_release(&c->node->reg, db);
+}
+
+static void get_answer(const ld_resp_conn *c, struct evbuffer *o, ld_db *db, bool found,
+                       const ld_doc_rec *rec, const char *k, size_t kl, bool ms)
+{
+    (void)db;
+    (void)ms;
+    if (!found)
+        ld_resp_null(o, c->proto);
+    else if (!append_value(o, rec))
+        ld_resp_error(o, "ERR Cache entry '%.*s' is not a cache entry document.", (int)kl, k);
+}
+
+static void cmd_get(ld_resp_conn *c, size_t argc, const char **v, const size_t *l)
+{
+    (void)argc;
+    one_key_read(c, v, l, get_answer, false);
 }
 
 static void cmd_mget(ld_resp_conn *c, size_t argc, const char **v, const size_t *l)
@@ -672,59 +691,55 @@ static void cmd_exists(ld_resp_conn *c, size_t argc, const char **v, const size_
 }
 
 /* TTL (seconds, rounded as Redis rounds) and PTTL: -2 for a missing key. */
-static void ttl_reply(ld_resp_conn *c, const char **v, const size_t *l, bool ms)
+static void ttl_answer(const ld_resp_conn *c, struct evbuffer *o, ld_db *db, bool found,
+                       const ld_doc_rec *rec, const char *k, size_t kl, bool ms)
 {
-    ld_db *db;
-    uint32_t g;
-    if (!authorize(c, LD_ROLE_READ_DOCUMENT, 0, "cache.read", &db, &g)) return;
-    uint8_t *buf;
-    ld_doc_rec rec;
-    int found = read_entry(c, db, v[1], l[1], &buf, &rec);
-    struct evbuffer *o = found >= 0 ? out(c) : NULL;
-    if (o) {
-        if (found == 0) {
-            ld_resp_int(o, -2);
-        } else if (rec.expires_ms == 0) {
-            ld_resp_int(o, -1);
-        } else {
-            uint64_t now = ld_cache_now_ms(db);
-            uint64_t left = rec.expires_ms > now ? rec.expires_ms - now : 0;
-            ld_resp_int(o, (long long)(ms ? left : (left + 500) / 1000));
-        }
+    (void)c;
+    (void)k;
+    (void)kl;
+    if (!found) {
+        ld_resp_int(o, -2);
+    } else if (rec->expires_ms == 0) {
+        ld_resp_int(o, -1);
+    } else {
+        uint64_t now = ld_cache_now_ms(db);
+        uint64_t left = rec->expires_ms > now ? rec->expires_ms - now : 0;
+        ld_resp_int(o, (long long)(ms ? left : (left + 500) / 1000));
     }
-    free(buf);
-    if (db) ld_registry_release(&c->node->reg, db);
 }
 
 static void cmd_ttl(ld_resp_conn *c, size_t argc, const char **v, const size_t *l)
 {
     (void)argc;
-    ttl_reply(c, v, l, false);
+    one_key_read(c, v, l, ttl_answer, false);
 }
 
 static void cmd_pttl(ld_resp_conn *c, size_t argc, const char **v, const size_t *l)
 {
     (void)argc;
-    ttl_reply(c, v, l, true);
+    one_key_read(c, v, l, ttl_answer, true);
+}
+
+static void persist_answer(const ld_resp_conn *c, struct evbuffer *o, ld_db *db, bool found,
+                           const ld_doc_rec *rec, const char *k, size_t kl, bool ms)
+{
+    (void)c;
+    (void)db;
+    (void)rec;
+    (void)k;
+    (void)kl;
+    (void)ms;
+    if (!found)
+        ld_resp_int(o, 0);
+    else
+        ld_resp_error(o, "ERR litedist cache keys always expire (at most 30 days after their "
+                         "last write): PERSIST cannot remove a TTL; use EXPIRE to set another");
 }
 
 static void cmd_persist(ld_resp_conn *c, size_t argc, const char **v, const size_t *l)
 {
     (void)argc;
-    ld_db *db;
-    uint32_t g;
-    if (!authorize(c, LD_ROLE_READ_DOCUMENT, 0, "cache.read", &db, &g)) return;
-    uint8_t *buf;
-    ld_doc_rec rec;
-    int found = read_entry(c, db, v[1], l[1], &buf, &rec);
-    struct evbuffer *o = found >= 0 ? out(c) : NULL;
-    if (o && found == 0)
-        ld_resp_int(o, 0);
-    else if (o)
-        ld_resp_error(o, "ERR litedist cache keys always expire (at most 30 days after their "
-                         "last write): PERSIST cannot remove a TTL; use EXPIRE to set another");
-    free(buf);
-    if (db) ld_registry_release(&c->node->reg, db);
+    one_key_read(c, v, l, persist_answer, false);
 }
 
 typedef struct scan_ctx {
