@@ -188,8 +188,20 @@ export async function startCluster(base, names) {
   return started;
 }
 
+/** The problem with an exit a SIGTERM asked for ({code, sig} from stop()), or null: a clean stop
+ * exits 0; anything else (writes left in flight, a sanitizer report, the SIGKILL after
+ * STOP_TIMEOUT_MS) is a failure the test must not pass over, as the system tests' fixture says. */
+export function unclean(node, exit) {
+  if (!exit || (exit.code === 0 && !exit.sig)) return null;
+  return `${node.name} did not stop cleanly on SIGTERM (${JSON.stringify(exit)}):\n${node.logTail()}`;
+}
+
+/** Stops every node still running; throws when one did not stop cleanly (after stopping all). */
 export async function stopAll() {
-  await Promise.all([...nodes].map((n) => n.stop()));
+  const all = [...nodes];
+  const exits = await Promise.all(all.map((n) => n.stop()));
+  const problems = all.map((n, i) => unclean(n, exits[i])).filter(Boolean);
+  if (problems.length) throw new Error(problems.join('\n'));
 }
 
 // If the runner is killed or a test throws past after(), no litedistd outlives it.

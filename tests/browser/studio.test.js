@@ -17,7 +17,7 @@ import { join } from 'node:path';
 
 import {
   CHROMIUM, CHROMIUM_ARGS, checkPrerequisites, makeTempDir, removeDir, startCluster, startNode,
-  stopAll, waitFor,
+  stopAll, unclean, waitFor,
 } from './harness.js';
 
 const DB = 'studio-db';
@@ -782,7 +782,7 @@ step('GET / lands on the dashboard; the peer is online', async () => {
 });
 
 step('the peer stopped, the dashboard shows it offline', async () => {
-  await nodeB.stop();
+  assert.equal(unclean(nodeB, await nodeB.stop()), null);
   const peer = byTest('peer-card').and(page.locator('[data-peer="node-b"]'));
   await waitFor('node-b offline', async () =>
     (await peer.getByTestId('peer-status').textContent()) === 'Offline', { timeout: 20000 });
