@@ -88,86 +88,32 @@ bool ld_glob_match(const char *p, size_t plen, const char *s, size_t slen)
     return pi == plen;
 }
 
-/* The id part of a document key copied to a growing buffer: the continuation point. */
-static bool keep_last(ld_cache_scan *s, const char *id, size_t len)
+/* The page's records through ld_db_scan_docs, which passes over deleted ones: this filter
+ * takes the unexpired keys matching the glob and hands them to the caller's callback. */
+typedef struct scan_filter {
+    const ld_cache_scan *s;
+    ld_cache_scan_fn cb;
+    void *ctx;
+} scan_filter;
+
+static int filter_one(void *ctx, const char *key, size_t key_len, const ld_doc_rec *rec)
 {
-    char *b = realloc(s->next, len + 1);
-    if (!b) return false;
-    memcpy(b, id, len);
-    b[len] = '\0';
-    s->next = b;
-    s->next_len = len;
-    return true;
+    const scan_filter *f = ctx;
+    if (!ld_cache_rec_live(rec, f->s->now_ms) ||
+        (f->s->match && !ld_glob_match(f->s->match, f->s->match_len, key, key_len)))
+        return -1;
+    return f->cb(f->ctx, key, key_len, rec) != 0;
 }
 
 ld_status ld_cache_scan_page(ld_db *db, ld_cache_scan *s, ld_cache_scan_fn cb, void *ctx)
 {
-    s->next = NULL;
-    s->next_len = 0;
-    s->read = 0;
+    ld_doc_page page = {
+        .after = s->after, .after_len = s->after_len, .take = s->take, .max_read = s->max_read};
+    scan_filter f = {.s = s, .cb = cb, .ctx = ctx};
     const char *coll = LD_CACHE_COLLECTION;
-    size_t plen, slen = 0;
-    uint8_t *prefix = ld_doc_key(coll, strlen(coll), "", 0, &plen);
-    uint8_t *start =
-        prefix && s->after ? ld_doc_key(coll, strlen(coll), s->after, s->after_len, &slen) : NULL;
-    if (!prefix || (s->after && !start)) {
-        free(prefix);
-        return LD_NOMEM;
-    }
-    ld_txn t;
-    ld_status st = ld_txn_begin(db->env->store, db->st, false, &t);
-    if (st != LD_OK) {
-        free(prefix);
-        free(start);
-        return st;
-    }
-    ld_cursor c;
-    bool more = false;
-    st = ld_cursor_open(&t, LD_SPACE_DOCS, &c);
-    if (st == LD_OK) {
-        const void *k, *v;
-        size_t kl, vl, sent = 0;
-        bool stopped = false;
-        st = start ? ld_cursor_seek(&c, start, slen, &k, &kl, &v, &vl)
-                   : ld_cursor_seek(&c, prefix, plen, &k, &kl, &v, &vl);
-        /* Strictly after: the key itself is the previous page's last. */
-        if (st == LD_OK && start && kl == slen && memcmp(k, start, slen) == 0)
-            st = ld_cursor_next(&c, &k, &kl, &v, &vl);
-        while (st == LD_OK) {
-            if (kl < plen || memcmp(k, prefix, plen) != 0) break; /* past the cache */
-            if (sent == s->take || s->read == s->max_read || stopped) {
-                more = true; /* another record follows: continue after the last one read */
-                break;
-            }
-            s->read++;
-            ld_doc_rec rec;
-            if (!ld_doc_rec_decode(v, vl, &rec)) {
-                st = LD_CORRUPT;
-                break;
-            }
-            const char *key = (const char *)k + plen;
-            size_t key_len = kl - plen;
-            if (!keep_last(s, key, key_len)) {
-                st = LD_NOMEM;
-                break;
-            }
-            if (ld_cache_rec_live(&rec, s->now_ms) &&
-                (!s->match || ld_glob_match(s->match, s->match_len, key, key_len))) {
-                sent++;
-                stopped = cb(ctx, key, key_len, &rec) != 0;
-            }
-            st = ld_cursor_next(&c, &k, &kl, &v, &vl);
-        }
-        if (st == LD_NOT_FOUND) st = LD_OK;
-        ld_cursor_close(&c);
-    }
-    ld_txn_abort(&t);
-    if (st != LD_OK || !more) {
-        free(s->next);
-        s->next = NULL;
-        s->next_len = 0;
-    }
-    free(prefix);
-    free(start);
+    ld_status st = ld_db_scan_docs(db, coll, strlen(coll), &page, filter_one, &f);
+    s->next = st == LD_OK && page.more ? page.next_after : NULL; /* handed over */
+    s->next_len = s->next ? page.next_after_len : 0;
+    if (!s->next) free(page.next_after);
     return st;
 }

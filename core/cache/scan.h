@@ -33,7 +33,6 @@ typedef struct ld_cache_scan {
      * the last cache record, NULL when the scan reached the end. */
     char *next;
     size_t next_len;
-    size_t read; /* records read */
 } ld_cache_scan;
 
 /* Reads one page in a read transaction of its own. The caller bounds the work with take and

@@ -416,8 +416,9 @@ ld_status ld_db_scan_docs(ld_db *db, const char *coll, size_t coll_len, ld_doc_p
                 break;
             }
             if (!(rec.flags & LD_REC_TOMBSTONE) && seen++ >= page->skip) {
-                sent++;
-                stopped = cb(ctx, (const char *)k + plen, kl - plen, &rec) != 0;
+                int r = cb(ctx, (const char *)k + plen, kl - plen, &rec);
+                if (r >= 0) sent++;
+                stopped = r > 0;
             }
             st = ld_cursor_next(&c, &k, &kl, &v, &vl);
         }

@@ -186,7 +186,8 @@ typedef struct ld_doc_page {
 } ld_doc_page;
 
 /* Calls cb for the live documents of `coll` that page selects; cb's rec is valid for the call
- * only; a non-zero return stops after that document. */
+ * only. cb returns 0 to go on, > 0 to stop after that document, < 0 to pass over it (it does not
+ * count against take: a caller's own filter, e.g. the cache's expiry and glob). */
 ld_status ld_db_scan_docs(ld_db *db, const char *coll, size_t coll_len, ld_doc_page *page,
                           int (*cb)(void *ctx, const char *id, size_t id_len,
                                     const ld_doc_rec *rec),
