@@ -647,7 +647,13 @@ static bool merge_overlaps(ld_plan *p)
                       ld_qbuf_adds(&t, r->text);
             char *text = ok ? ld_qbuf_take(&t, &tl) : NULL;
             ld_qbuf_free(&t);
-            if (!text) return false;
+            if (!text) {
+                /* ranges[kept..i) were moved down or freed: keep each owned range once, so that
+                 * ld_plan_free frees what is left and nothing twice */
+                memmove(&p->ranges[kept], r, (p->nranges - i) * sizeof *r);
+                p->nranges = kept + (p->nranges - i);
+                return false;
+            }
             free(prev->text);
             prev->text = text;
         }
