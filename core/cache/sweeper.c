@@ -136,6 +136,7 @@ static bool submit_page(ld_sweeper *s)
     sw->budget_ms = s->spent_ms < budget ? budget - s->spent_ms : 0;
     job->ctx = sw;
     job->lazy = true; /* losing a sweep to a crash only means sweeping again */
+    job->background = true;
     s->pages++;
     ld_node_submit(s->node, s->db, job);
     return true;

@@ -282,11 +282,12 @@ static void *writer_main(void *arg)
             ld_log(LD_LOG_WARN, db->name, "no memory for the group of %zu writes; committing one",
                    cap);
         }
-        /* Take everything that arrived while the last commit ran: that is the group. */
+        /* Take everything that arrived while the last commit ran: that is the group. A
+         * background job is a group of its own: clients' writes never commit its work. */
         size_t n = 0;
         pthread_mutex_lock(&w->mu);
         if (group == one) w->degraded++;
-        while (w->head && n < limit) {
+        while (w->head && n < limit && !(n && (w->head->background || group[0]->background))) {
             group[n++] = w->head;
             w->head = w->head->next;
         }

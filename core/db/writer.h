@@ -57,6 +57,9 @@ typedef struct ld_wjob {
     ld_wapply_fn apply;  /* LD_W_CUSTOM only */
     bool lazy;           /* bookkeeping that may wait for the next durable commit (LD_TXN_LAZY);
                             a batch commits lazily only when every job in it is lazy */
+    bool background;     /* maintenance (a prune, purge or sweep batch): committed in a group
+                            of its own, so a client's write never carries its work; its apply
+                            keeps to LD_WRITER_BACKGROUND_BUDGET_US */
     void *ctx;           /* apply's state: owned by the submitter, not freed by ld_wjob_free */
     uint64_t stamp;      /* PUT/DELETE applied by a custom job: the stamp it took with ld_hlc_now
                             in this transaction (0: the writer takes a new one) */
@@ -83,6 +86,11 @@ typedef struct ld_wjob {
 } ld_wjob;
 
 typedef struct ld_writer ld_writer;
+
+/* How long one background job's apply may work before it stops and asks for another batch: a
+ * write that arrives meanwhile waits at most about this long (plus the job's commit, which is
+ * lazy for all of them) behind it. */
+#define LD_WRITER_BACKGROUND_BUDGET_US 2000u
 
 /* Node.CacheDurability "everysec": the longest an acknowledged cache write commits lazily before
  * a durable commit (its own flush, or any durable group) makes it survive a power loss. */

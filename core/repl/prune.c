@@ -88,6 +88,7 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
     uint64_t recent_end =
         pending->last_seq > pj->retain_recent ? pending->last_seq - pj->retain_recent : 0;
 
+    const uint64_t t0 = ld_mono_us(), walk_budget_us = LD_WRITER_BACKGROUND_BUDGET_US / 2;
     uint64_t *seqs = malloc(pj->batch * sizeof *seqs);
     uint64_t bytes = 0;
     floor_entry *floors = NULL;
@@ -116,7 +117,9 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
                      "peer %s has not received operation %" PRIu64 " yet", pj->blocker, seq);
             break;
         }
-        if (n == pj->batch) {
+        /* The batch ends at its size or, checked every 64 entries, when the walk has used half
+         * the background budget (the deletions take about as long again). */
+        if (n == pj->batch || (n && !(n & 63) && ld_mono_us() - t0 >= walk_budget_us)) {
             pj->more = true;
             break;
         }
@@ -273,6 +276,10 @@ static void submit_batch(prune_pass *ps, ld_db *db)
     pj->cap_ms = ld_prune_cap_ms(n, now);
     pj->batch = (size_t)n->cfg.oplog_prune_batch;
     job->ctx = pj;
+    /* Lazy: a prune lost to a crash only means pruning again (the entries and the floor go back
+     * together). Background: a client's write never commits a batch of deletions. */
+    job->lazy = true;
+    job->background = true;
     ld_node_submit(n, db, job);
 }
 

@@ -14,6 +14,7 @@
 #include "../db/writer.h"
 #include "../node.h"
 #include "../util/log.h"
+#include "../util/timeutil.h"
 #include "frontier.h"
 #include "prune.h"
 #include "repl.h"
@@ -148,6 +149,7 @@ static ld_status purge_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
     }
     uint64_t floor = pending->purge_floor;
     size_t cap = pr->batch, scan_cap = pr->batch * SCAN_PER_DELETE, scanned = 0, nk = 0;
+    const uint64_t t0 = ld_mono_us();
     uint8_t **keys = calloc(cap, sizeof *keys);
     size_t *klens = calloc(cap, sizeof *klens);
     if (!keys || !klens) {
@@ -165,7 +167,9 @@ static ld_status purge_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         if (st == LD_OK && pr->after_len && kl == pr->after_len && !memcmp(k, pr->after, kl))
             st = ld_cursor_next(&c, &k, &kl, &v, &vl);
         while (st == LD_OK) {
-            if (nk == cap || scanned == scan_cap) {
+            if (nk == cap || scanned == scan_cap ||
+                (scanned && !(scanned & 63) &&
+                 ld_mono_us() - t0 >= LD_WRITER_BACKGROUND_BUDGET_US / 2)) {
                 pr->t_more = true;
                 break;
             }
@@ -267,6 +271,10 @@ static bool submit(purge_run *pr)
         return false;
     }
     job->ctx = pr;
+    /* A purge lost to a crash brings back dead records and the floor below them together,
+     * which only means purging again; and it never rides in a client's commit. */
+    job->lazy = true;
+    job->background = true;
     ld_node_submit(pr->node, db, job);
     ld_registry_release(&pr->node->reg, db);
     return true;

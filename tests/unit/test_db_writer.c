@@ -3,7 +3,8 @@
  * commits, ld_node_submit counts a job in and out of node->inflight, the three conflict
  * policies decide between a local document and an incoming op as docs/replication.md says, a
  * restored database writes under its new origin past its old log, and Node.CacheDurability
- * everysec commits cache writes lazily and flushes them within the interval. */
+ * everysec commits cache writes lazily and flushes them within the interval, and a background
+ * job commits in a group of its own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -699,6 +700,60 @@ static void a_mixed_group_commits_durably(void **state)
     f->env.cache_everysec = false;
 }
 
+/* A background job (a prune, purge or sweep batch) is a group of its own: queued between two
+ * clients' writes, it commits alone and lazily, and neither write commits its work. */
+static ld_status noop_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    (void)db;
+    (void)t;
+    (void)pending;
+    job->result = LD_WR_OK;
+    return LD_OK;
+}
+
+static void a_background_job_commits_in_a_group_of_its_own(void **state)
+{
+    fx *f = *state;
+    gate g = {.entered = false, .open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    int before = f->completed;
+    ld_db_state s0;
+    ld_db_state_get(f->db, &s0);
+    ld_wjob *gj = custom_job(gate_apply, &g);
+    ld_writer_submit(f->db->writer, gj);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    ld_wjob *a = put_job("a", "{}"), *bg = custom_job(noop_apply, NULL), *b = put_job("b", "{}");
+    bg->lazy = bg->background = true;
+    ld_writer_submit(f->db->writer, a);
+    ld_writer_submit(f->db->writer, bg);
+    ld_writer_submit(f->db->writer, b);
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    wait_completed(f, before + 4);
+    assert_int_equal(a->result, LD_WR_OK);
+    assert_int_equal(bg->result, LD_WR_OK);
+    assert_int_equal(b->result, LD_WR_OK);
+    ld_db_state s1;
+    ld_db_state_get(f->db, &s1);
+    assert_int_equal(s1.commits, s0.commits + 4); /* the gate, a, the background job, b */
+    assert_int_equal(a->seq + 1, b->seq);
+    assert_false(a->committed_lazy);
+    assert_false(b->committed_lazy);
+    assert_true(bg->committed_lazy == ld_store_can_lazy(&f->store));
+    ld_wjob_free(gj);
+    ld_wjob_free(a);
+    ld_wjob_free(bg);
+    ld_wjob_free(b);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
 /* Under full (the default) a cache write commits durably; under everysec, a writer that stops
  * flushes what waits before its thread ends. */
 static void full_is_durable_and_a_stopping_writer_flushes(void **state)
@@ -746,6 +801,7 @@ int main(int argc, char **argv)
         FX_TEST(everysec_cache_writes_are_lazy_and_flushed_within_the_interval),
         FX_TEST(a_mixed_group_commits_durably),
         FX_TEST(full_is_durable_and_a_stopping_writer_flushes),
+        FX_TEST(a_background_job_commits_in_a_group_of_its_own),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
