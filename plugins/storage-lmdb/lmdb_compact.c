@@ -13,14 +13,74 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A copy pays when at least this much, and at least 1/LMC_MIN_FREE_SHARE of the file, is free:
- * below, the close's time buys little disk. */
+/* A copy pays when it gives back at least this much, and at least 1/LMC_MIN_FREE_SHARE of the
+ * file: below, the close's time buys little disk. */
 #define LMC_MIN_FREE_BYTES ((uint64_t)1 << 20)
 #define LMC_MIN_FREE_SHARE 8u
 /* What one txn of the packed copy writes (a write txn's dirty pages are bounded). */
 #define LMC_BATCH_BYTES ((uint64_t)32 << 20)
 
-int lm_pages_count(MDB_env *env, lm_pages *out)
+/* The pages a packed copy of every key space takes, from the records' sizes, filling each leaf
+ * in key order as MDB_APPEND does: a node is an 8-byte header, its key and its value (or an
+ * 8-byte page number when the value goes to overflow pages), even-sized, plus a 2-byte slot, in
+ * pages of psize less a 16-byte header; branch pages add a key and a header per leaf. Close to
+ * what the copy writes: it only decides whether the copy pays. */
+static int lmc_packed_pages(MDB_txn *txn, uint64_t psize, uint64_t *out)
+{
+    MDB_dbi main_dbi;
+    MDB_cursor *mc = NULL;
+    const uint64_t room = psize - 16u, node_max = ((psize - 16u) / 2u & ~(uint64_t)1) - 2u;
+    uint64_t pages = 3u; /* two meta pages and the main database's */
+    int rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+    if (rc == 0) rc = mdb_cursor_open(txn, main_dbi, &mc);
+    MDB_val name, unused;
+    for (MDB_cursor_op op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
+        rc = mdb_cursor_get(mc, &name, &unused, op);
+        if (rc != 0) break;
+        char sp[512];
+        if (name.mv_size == 0 || name.mv_size >= sizeof sp ||
+            memchr(name.mv_data, '\0', name.mv_size))
+            continue; /* not a key space the plugin made: the copy keeps it page for page */
+        memcpy(sp, name.mv_data, name.mv_size);
+        sp[name.mv_size] = '\0';
+        MDB_dbi dbi;
+        MDB_cursor *c = NULL;
+        if (mdb_dbi_open(txn, sp, 0, &dbi) != 0) continue;
+        uint64_t leaves = 1, fill = 0, branch = 0, bfill = 0;
+        rc = mdb_cursor_open(txn, dbi, &c);
+        MDB_val k, v;
+        for (MDB_cursor_op o2 = MDB_FIRST; rc == 0; o2 = MDB_NEXT) {
+            rc = mdb_cursor_get(c, &k, &v, o2);
+            if (rc != 0) break;
+            uint64_t node = 8u + k.mv_size + v.mv_size;
+            if (node >= node_max) {
+                pages += (16u + v.mv_size + psize - 1u) / psize; /* its overflow pages */
+                node = 8u + k.mv_size + 8u;
+            }
+            node = ((node + 1u) & ~(uint64_t)1) + 2u;
+            if (fill + node > room) {
+                leaves++;
+                fill = 0;
+                uint64_t bnode = ((8u + k.mv_size + 1u) & ~(uint64_t)1) + 2u;
+                if (bfill + bnode > room || !branch) {
+                    branch++;
+                    bfill = 0;
+                }
+                bfill += bnode;
+            }
+            fill += node;
+        }
+        if (c) mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND) rc = 0;
+        pages += leaves + branch;
+    }
+    if (mc) mdb_cursor_close(mc);
+    if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+    *out = pages;
+    return 0;
+}
+
+int lm_pages_count(MDB_env *env, uint64_t scan_max_bytes, lm_pages *out)
 {
     MDB_envinfo info;
     MDB_stat es;
@@ -44,19 +104,24 @@ int lm_pages_count(MDB_env *env, lm_pages *out)
         }
     }
     if (c) mdb_cursor_close(c);
-    if (txn) mdb_txn_abort(txn);
-    if (rc != MDB_NOTFOUND) return rc;
+    if (rc == MDB_NOTFOUND) rc = 0;
     out->psize = es.ms_psize;
     out->file = (uint64_t)info.me_last_pgno + 1;
     out->free = free_pages < out->file ? free_pages : out->file;
-    return 0;
+    out->packed = 0;
+    if (rc == 0 && (out->file - out->free) * out->psize <= scan_max_bytes)
+        rc = lmc_packed_pages(txn, out->psize, &out->packed);
+    if (txn) mdb_txn_abort(txn);
+    return rc;
 }
 
 bool lm_compact_pays(const lm_pages *p, uint64_t max_bytes)
 {
-    uint64_t live = (p->file - p->free) * p->psize;
-    return p->free * p->psize >= LMC_MIN_FREE_BYTES && p->free * LMC_MIN_FREE_SHARE >= p->file &&
-           live <= max_bytes;
+    uint64_t used = p->file - p->free;
+    /* What the copy gives back: the free pages, and the in-use pages beyond a packed copy. */
+    uint64_t back = p->free + (p->packed && p->packed < used ? used - p->packed : 0);
+    return back * p->psize >= LMC_MIN_FREE_BYTES && back * LMC_MIN_FREE_SHARE >= p->file &&
+           used * p->psize <= max_bytes;
 }
 
 /* Opens <path>/lock.mdb and takes the lock LMDB's first opener takes (an exclusive fcntl lock on

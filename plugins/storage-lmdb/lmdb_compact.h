@@ -17,14 +17,18 @@ typedef struct lm_pages {
     uint64_t psize; /* bytes per page */
     uint64_t file;  /* pages up to the highest one ever used (the extent of data.mdb) */
     uint64_t free; /* of those, pages on LMDB's free list: reused by later writes, never returned */
+    uint64_t packed; /* about how many pages a packed copy takes (0: not estimated) */
 } lm_pages;
 
-/* Counts env's pages in a read txn (no write txn may be open in this process's thread).
- * Returns 0 or an LMDB error. */
-int lm_pages_count(MDB_env *env, lm_pages *out);
+/* Counts env's pages in a read txn (no write txn may be open in this process's thread). When
+ * the pages in use are at most scan_max_bytes, also estimates the packed copy's size from every
+ * record's size (one read of the live data). Returns 0 or an LMDB error. */
+int lm_pages_count(MDB_env *env, uint64_t scan_max_bytes, lm_pages *out);
 
-/* Whether a compacted copy pays at close: at least 1 MiB and an eighth of the file free, and no
- * more live data than max_bytes (what the copy writes; 0: never). */
+/* Whether a compacted copy pays at close: the copy would give back at least 1 MiB and an eighth
+ * of the file (free pages, and the slack of leaves that deletes and shrunk values left sparse:
+ * LMDB merges a leaf only once it is under a quarter full), and no more than max_bytes of pages
+ * are in use (what the copy reads; 0: never). */
 bool lm_compact_pays(const lm_pages *p, uint64_t max_bytes);
 
 /* Replaces <path>/data.mdb with a compacted copy: every key space rewritten in key order, so

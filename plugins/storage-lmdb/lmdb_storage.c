@@ -832,7 +832,7 @@ static void lm_close(ld_stdb *db)
     lm_pages pages;
     bool compact = false;
     if (!db->broken) {
-        int rc = lm_pages_count(db->env, &pages);
+        int rc = lm_pages_count(db->env, db->st->compact_max, &pages);
         if (rc != 0)
             lm_engine_fail(db, rc, "counting free pages at close");
         else
