@@ -596,14 +596,11 @@ static int read_entry(ld_resp_conn *c, ld_db *db, const char *k, size_t kl, uint
 /* Appends the entry's value as GET answers it. False when the stored entry is not one. */
 static bool append_value(struct evbuffer *o, const ld_doc_rec *rec)
 {
-    size_t vs, vl, n;
-    char *owned;
+    size_t vs, vl;
     if (!ld_json_member_span(rec->json, rec->json_len, "Value", &vs, &vl)) return false;
-    const char *val = ld_resp_value_from_json(rec->json + vs, vl, &n, &owned);
-    if (!val) return false;
-    ld_resp_bulk(o, val, n);
-    free(owned);
-    return true;
+    /* Out of memory (-1) leaves the reply short: the output is failing anyway, as for every
+     * other reply written into it. */
+    return ld_resp_bulk_value(o, rec->json + vs, vl) <= 0;
 }
 
 /* What a one-key read answers, the entry read: found (rec live) or not (missing, expired). */
