@@ -153,6 +153,7 @@ static void conn_process(ld_resp_conn *c)
 {
     if (c->in_process || !c->bev) return;
     c->in_process = true;
+    c->authz_batch++; /* answers asked by the commands before this pass are not reused by it */
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     while (!c->closing) {
