@@ -51,6 +51,7 @@ typedef struct ld_resp_conn {
     struct ld_resp_server *srv;
     struct ld_node *node;
     struct bufferevent *bev; /* NULL once closed (the conn lives on while busy) */
+    bool plain;              /* bev is the socket itself, not a TLS filter over it */
     char addr[64];           /* the client's address, for the failure delays and logs */
     uint64_t id;
     ld_resp_parser parser;
@@ -74,7 +75,10 @@ typedef struct ld_resp_conn {
     struct event *delay;      /* the held AUTH refusal's timer */
     ld_resp_slot *delay_slot; /* and its reply */
     bool in_process;          /* conn_process is running: a release inside it must not re-enter */
-    bool eof;                 /* the client closed its side: finish its commands, then close */
+    /* The replies of the pass conn_process is running, written to the socket at its end in one
+     * go (see pass_flush); NULL until the first pass. */
+    struct evbuffer *pass_out;
+    bool eof; /* the client closed its side: finish its commands, then close */
     ld_resp_slot *head, *tail;
     bool closing; /* QUIT or a protocol error: close once the replies are out */
     ld_resp_cursor cursors[LD_RESP_CURSORS];
