@@ -374,6 +374,33 @@ def test_reload_reaches_open_connections(make_node, db):
             c.close()
 
 
+def test_a_chain_beyond_auth_config_is_asked_each_batch(make_node, build, db, tmp_path):
+    """With a plugin other than auth-config in the chain (auth-probe logs each decide), a
+    connection reuses an answer only within a pipelined batch: ten GETs sent together ask
+    once or twice (TCP may split them), the next batch asks again."""
+    dump = tmp_path / "probe.txt"
+    n = make_node(overrides={"Resp": {"Enabled": True, "Port": free_port()},
+                             "Auth": {"Plugins": ["auth-config",
+                                                  str(build.test_plugin("auth-probe.so"))],
+                                      "auth-probe": {"Dump": str(dump)}}})
+    client(n, db).set("k", "v")  # root (auth-config) creates the database; probe lacks ADD_DB
+
+    def reads():
+        return dump.read_text().count("decide cache.read ")
+    s = socket.create_connection(("127.0.0.1", rport(n)), timeout=10)
+    try:
+        assert exchange(s, resp_cmd("AUTH", db, "probe"), b"+OK\r\n") == b"+OK\r\n"
+        batch = resp_cmd("GET", "k") * 10
+        want = b"$1\r\nv\r\n" * 10
+        assert exchange(s, batch, want) == want
+        first = reads()
+        assert 1 <= first <= 2
+        assert exchange(s, batch, want) == want
+        assert first + 1 <= reads() <= first + 2
+    finally:
+        s.close()
+
+
 # ------------------------------------------------------------------------------------------------
 # Protocol
 # ------------------------------------------------------------------------------------------------
