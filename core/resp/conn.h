@@ -76,7 +76,7 @@ typedef struct ld_resp_conn {
     ld_resp_slot *delay_slot; /* and its reply */
     bool in_process;          /* conn_process is running: a release inside it must not re-enter */
     /* The replies of the pass conn_process is running, written to the socket at its end in one
-     * go (see pass_flush); NULL until the first pass. */
+     * go (see pass_flush in server.c); made with the connection. */
     struct evbuffer *pass_out;
     bool eof; /* the client closed its side: finish its commands, then close */
     ld_resp_slot *head, *tail;
