@@ -391,6 +391,7 @@ static void reload(ld_node *n)
     warn_unapplied(n->cfg.root, cfg.root);
     ld_auth_chain old = n->auth;
     n->auth = chain;
+    n->auth_gen++; /* RESP connections ask the new chain from their next command on */
     ld_auth_chain_destroy(&old);
     /* The new values go into the node's config, the old ones leave with cfg. */
     json_t *root = n->cfg.root;

@@ -62,6 +62,7 @@ typedef struct ld_node {
     ld_hlc clock;
     ld_store store;
     ld_auth_chain auth;
+    uint64_t auth_gen; /* bumped when a reload replaces auth: answers kept from before are stale */
     ld_db_env env;
     ld_registry reg;
     struct ld_repl *repl;      /* replication: peers, links, scheduler (repl/repl.h) */

@@ -224,6 +224,9 @@ ld_status ld_auth_chain_init(ld_auth_chain *c, char *const *names, size_t n, con
         if (st == LD_OK) c->n = i + 1;
     }
     json_decref(auth);
+    c->stable = c->n > 0;
+    for (size_t i = 0; i < c->n; i++)
+        c->stable = c->stable && !strcmp(c->links[i].plugin->name, "auth-config");
     if (st != LD_OK) ld_auth_chain_destroy(c);
     return st == LD_OK ? LD_OK : LD_INVALID;
 }

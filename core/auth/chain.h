@@ -4,6 +4,7 @@
 #ifndef LD_AUTH_CHAIN_H
 #define LD_AUTH_CHAIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,11 @@ typedef struct ld_auth_link {
 typedef struct ld_auth_chain {
     ld_auth_link *links;
     size_t n;
+    /* Every link is the bundled auth-config, whose answer depends only on the key, the
+     * database and the roles asked about, and changes only when a reload replaces the chain:
+     * a RESP connection may then keep an answer until the reload (resp/commands.c). The ABI
+     * promises no such thing for other plugins (one may rate-limit, or look keys up elsewhere). */
+    bool stable;
 } ld_auth_chain;
 
 /* What the chain decided. */

@@ -307,9 +307,18 @@ ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll,
                         const char *id, size_t id_len, uint8_t **buf, ld_doc_rec *rec)
 {
     *buf = NULL;
-    size_t klen;
-    uint8_t *key = ld_doc_key(coll, coll_len, id, id_len, &klen);
-    if (!key) return LD_NOMEM;
+    /* The key on the stack when it fits (a cache key's does: at most 500 bytes), since a point
+     * read is hot (every RESP GET); longer ids are rare and get an allocation. */
+    uint8_t small[640];
+    size_t klen = coll_len + 1 + id_len;
+    uint8_t *key = small;
+    if (klen <= sizeof small) {
+        memcpy(small, coll, coll_len);
+        small[coll_len] = 0;
+        memcpy(small + coll_len + 1, id, id_len);
+    } else if (!(key = ld_doc_key(coll, coll_len, id, id_len, &klen))) {
+        return LD_NOMEM;
+    }
     ld_txn own, *t = NULL;
     ld_status st = snaps ? ld_snapshots_txn(snaps, db, &t) : LD_NOT_FOUND;
     if (st != LD_OK) { /* no snapshot to share: a transaction of its own */
@@ -332,7 +341,7 @@ ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll,
         }
         if (t == &own) ld_txn_abort(&own);
     }
-    free(key);
+    if (key != small) free(key);
     if (st != LD_OK) {
         free(*buf);
         *buf = NULL;

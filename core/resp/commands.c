@@ -154,9 +154,50 @@ static const char *key_problem(const char *k, size_t n)
  * Authorization: the same one question per command as an HTTP request asks
  * ------------------------------------------------------------------------------------------- */
 
+/* The kept answer to this question, or NULL: one of this batch, or of an earlier one when the
+ * chain is stable; never one from before a reload. */
+static const ld_resp_authz *kept(const ld_resp_conn *c, int32_t exists, uint32_t needs,
+                                 uint32_t may_need, const char *action)
+{
+    const ld_node *n = c->node;
+    for (size_t i = 0; i < LD_RESP_AUTHZ_KEPT; i++) {
+        const ld_resp_authz *a = &c->authz[i];
+        if (a->used && a->needs == needs && a->may_need == may_need && a->db_exists == exists &&
+            (a->action == action || !strcmp(a->action, action)) && a->gen == n->auth_gen &&
+            (n->auth.stable || a->batch == c->authz_batch))
+            return a;
+    }
+    return NULL;
+}
+
+static void keep(ld_resp_conn *c, int32_t exists, uint32_t needs, uint32_t may_need,
+                 const char *action, ld_auth_result res, uint32_t granted)
+{
+    /* A free or stale slot, else the next in turn (a connection asks a few questions over and
+     * over: a read, a write, a delete). */
+    size_t at = c->authz_next++ % LD_RESP_AUTHZ_KEPT;
+    for (size_t i = 0; i < LD_RESP_AUTHZ_KEPT; i++) {
+        const ld_resp_authz *a = &c->authz[i];
+        if (!a->used || a->gen != c->node->auth_gen ||
+            (!c->node->auth.stable && a->batch != c->authz_batch)) {
+            at = i;
+            break;
+        }
+    }
+    c->authz[at] =
+        (ld_resp_authz){true,           needs,    may_need, exists, action, c->node->auth_gen,
+                        c->authz_batch, (int)res, granted};
+}
+
 static ld_auth_result ask(ld_resp_conn *c, const char *db, int32_t exists, uint32_t needs,
                           uint32_t may_need, const char *action, uint32_t *granted)
 {
+    /* An error is never kept: the next command asks again. */
+    const ld_resp_authz *a = kept(c, exists, needs, may_need, action);
+    if (a) {
+        *granted = a->granted;
+        return (ld_auth_result)a->result;
+    }
     ld_auth_question q = {.key = c->api_key,
                           .key_len = c->api_key_len,
                           .database = db,
@@ -167,7 +208,9 @@ static ld_auth_result ask(ld_resp_conn *c, const char *db, int32_t exists, uint3
                           .action = action,
                           .client_addr = c->addr};
     *granted = 0;
-    return ld_auth_chain_ask(&c->node->auth, &q, granted, NULL);
+    ld_auth_result res = ld_auth_chain_ask(&c->node->auth, &q, granted, NULL);
+    if (res != LD_AUTHZ_ERROR) keep(c, exists, needs, may_need, action, res, *granted);
+    return res;
 }
 
 static void count_failure(ld_resp_conn *c, ld_auth_fail why)
@@ -333,6 +376,7 @@ static bool authenticate(ld_resp_conn *c, const char *user, size_t ulen, const c
     c->api_key = key;
     c->api_key_len = plen;
     memcpy(c->db_name, name, sizeof c->db_name);
+    memset(c->authz, 0, sizeof c->authz); /* answers about the previous login */
     c->authed = true;
     return true;
 }
@@ -596,14 +640,11 @@ static int read_entry(ld_resp_conn *c, ld_db *db, const char *k, size_t kl, uint
 /* Appends the entry's value as GET answers it. False when the stored entry is not one. */
 static bool append_value(struct evbuffer *o, const ld_doc_rec *rec)
 {
-    size_t vs, vl, n;
-    char *owned;
+    size_t vs, vl;
     if (!ld_json_member_span(rec->json, rec->json_len, "Value", &vs, &vl)) return false;
-    const char *val = ld_resp_value_from_json(rec->json + vs, vl, &n, &owned);
-    if (!val) return false;
-    ld_resp_bulk(o, val, n);
-    free(owned);
-    return true;
+    /* Out of memory (-1) leaves the reply short: the output is failing anyway, as for every
+     * other reply written into it. */
+    return ld_resp_bulk_value(o, rec->json + vs, vl) <= 0;
 }
 
 /* What a one-key read answers, the entry read: found (rec live) or not (missing, expired). */

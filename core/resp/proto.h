@@ -56,9 +56,11 @@ bool ld_resp_error(struct evbuffer *out, const char *fmt, ...) /* -fmt (CR/LF ma
     __attribute__((format(printf, 2, 3)));
 bool ld_resp_int(struct evbuffer *out, long long v);              /* :v */
 bool ld_resp_bulk(struct evbuffer *out, const char *s, size_t n); /* $n s */
-bool ld_resp_null(struct evbuffer *out, int proto);               /* $-1 / _ */
-bool ld_resp_null_array(struct evbuffer *out, int proto);         /* *-1 / _ */
-bool ld_resp_array(struct evbuffer *out, size_t n);               /* *n */
-bool ld_resp_map(struct evbuffer *out, int proto, size_t pairs);  /* *2n / %n */
+/* Writes "$<n>\r\n" into buf (room for 24 bytes) and returns its length. */
+size_t ld_resp_bulk_head(char *buf, size_t n);
+bool ld_resp_null(struct evbuffer *out, int proto);              /* $-1 / _ */
+bool ld_resp_null_array(struct evbuffer *out, int proto);        /* *-1 / _ */
+bool ld_resp_array(struct evbuffer *out, size_t n);              /* *n */
+bool ld_resp_map(struct evbuffer *out, int proto, size_t pairs); /* *2n / %n */
 
 #endif

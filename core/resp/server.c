@@ -56,6 +56,7 @@ static void conn_free(ld_resp_conn *c)
     for (int i = 0; i < LD_RESP_CURSORS; i++)
         free(c->cursors[i].after);
     if (c->delay) event_free(c->delay);
+    if (c->pass_out) evbuffer_free(c->pass_out);
     ld_resp_parser_free(&c->parser);
     free(c->api_key);
     free(c->name);
@@ -74,11 +75,18 @@ static void conn_close(ld_resp_conn *c)
     if (c->busy == 0) conn_free(c);
 }
 
+/* Where replies ready to leave go: the pass's buffer while conn_process runs, else the
+ * bufferevent's output. */
+static struct evbuffer *sink(ld_resp_conn *c)
+{
+    return c->in_process && c->pass_out ? c->pass_out : bufferevent_get_output(c->bev);
+}
+
 static void flush_ready(ld_resp_conn *c)
 {
     while (c->head && c->head->ready) {
         ld_resp_slot *s = c->head;
-        if (c->bev) evbuffer_add_buffer(bufferevent_get_output(c->bev), s->buf);
+        if (c->bev) evbuffer_add_buffer(sink(c), s->buf);
         c->head = s->next;
         if (!c->head) c->tail = NULL;
         evbuffer_free(s->buf);
@@ -108,7 +116,7 @@ static ld_resp_slot *new_slot(ld_resp_conn *c, bool ready)
 
 struct evbuffer *ld_resp_out(ld_resp_conn *c)
 {
-    if (!c->head && c->bev) return bufferevent_get_output(c->bev);
+    if (!c->head && c->bev) return sink(c);
     ld_resp_slot *s = new_slot(c, true);
     return s ? s->buf : NULL;
 }
@@ -149,16 +157,38 @@ static bool maybe_finish(ld_resp_conn *c)
     return true;
 }
 
+/* Sends the pass's replies. A plain socket with nothing queued in the output gets them with
+ * one write from here: adding them to the bufferevent's output instead adds its write event
+ * and deletes it once drained, two epoll_ctl calls per pipelined batch (13% of the loop in a
+ * GET -P 16 run). What the socket does not take, and everything over TLS, goes to the output,
+ * behind what is queued there, in order. */
+static void pass_flush(ld_resp_conn *c)
+{
+    struct evbuffer *p = c->pass_out;
+    if (!p || evbuffer_get_length(p) == 0) return;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->plain && evbuffer_get_length(out) == 0) {
+        /* EAGAIN or a short write leaves the rest; an error (the peer left) leaves it all, and
+         * the bufferevent's own write then reports the error and the connection closes. */
+        (void)evbuffer_write(p, bufferevent_getfd(c->bev));
+    }
+    if (evbuffer_get_length(p) > 0 && evbuffer_add_buffer(out, p) != 0)
+        c->closing = true; /* replies would go missing: the client must not read later ones */
+}
+
 static void conn_process(ld_resp_conn *c)
 {
     if (c->in_process || !c->bev) return;
     c->in_process = true;
+    c->authz_batch++; /* answers asked by the commands before this pass are not reused by it */
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     while (!c->closing) {
         size_t len = evbuffer_get_length(in);
         if (len == 0 || (c->parser.want && len < c->parser.want)) break;
         if (c->busy >= BUSY_MAX || evbuffer_get_length(out) > OUT_HIGH) break;
+        /* A pass that wrote much sends it before going on, so pass_out stays small. */
+        if (c->pass_out && evbuffer_get_length(c->pass_out) > OUT_HIGH / 4) pass_flush(c);
         const char *buf = (const char *)evbuffer_pullup(in, -1);
         if (!buf) {
             c->closing = true;
@@ -179,6 +209,7 @@ static void conn_process(ld_resp_conn *c)
         }
         evbuffer_drain(in, used);
     }
+    pass_flush(c);
     c->in_process = false;
     /* The client sent its last bytes: what is left cannot complete. */
     if (c->eof && c->busy == 0) c->closing = true;
@@ -251,6 +282,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     ld_resp_conn *c = calloc(1, sizeof *c);
     struct bufferevent *bev = NULL;
+    if (c && !(c->pass_out = evbuffer_new())) {
+        free(c);
+        c = NULL;
+    }
     if (c) {
         if (ld_tls_serves(n->tls)) {
             bev = ld_tls_server_bev(n->base, n->tls);
@@ -264,6 +299,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     if (!bev) {
         ld_log_error("resp: cannot accept a connection: out of memory");
+        if (c) evbuffer_free(c->pass_out);
         free(c);
         evutil_closesocket(fd);
         return;
@@ -271,6 +307,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->srv = s;
     c->node = n;
     c->bev = bev;
+    c->plain = !ld_tls_serves(n->tls);
     c->proto = 2;
     c->id = ++s->next_id;
     client_addr(sa, c->addr, sizeof c->addr);

@@ -4,7 +4,8 @@
  * scratch, a command parsed from the whole input is parsed the same from any longer prefix fed
  * in two pieces (the parser is incremental: a prefix gives MORE or the same command), `want` never
  * asks for bytes that were already there, and each argument round-trips through the value
- * mapping when it is UTF-8. Small limits, so the length checks are reached. */
+ * mapping when it is UTF-8, and, read as the inside of a JSON string literal that jansson
+ * accepts, decodes to jansson's bytes. Small limits, so the length checks are reached. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <jansson.h>
 
 #include "resp/proto.h"
 #include "resp/value.h"
@@ -19,6 +21,38 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const ld_resp_limits limits = {.max_bulk = 4096, .max_args = 64, .max_inline = 512};
+
+/* The argument as the inside of a string literal: where jansson decodes it, GET's in-place
+ * decoding (and the bulk reply it writes) gives the same bytes. */
+static void same_as_jansson(const char *a, size_t n)
+{
+    char *lit = malloc(n + 2);
+    if (!lit) return;
+    lit[0] = '"';
+    memcpy(lit + 1, a, n);
+    lit[n + 1] = '"';
+    json_t *v = json_loadb(lit, n + 2, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (v && json_is_string(v)) {
+        size_t len;
+        char *owned;
+        const char *got = ld_resp_value_from_json(lit, n + 2, &len, &owned);
+        if (!got || len != json_string_length(v) || memcmp(got, json_string_value(v), len) != 0)
+            abort();
+        free(owned);
+        struct evbuffer *o = evbuffer_new();
+        if (o && ld_resp_bulk_value(o, lit, n + 2) == 0) {
+            char head[32];
+            size_t hl = ld_resp_bulk_head(head, len);
+            const char *r = (const char *)evbuffer_pullup(o, -1);
+            if (evbuffer_get_length(o) != hl + len + 2 || memcmp(r, head, hl) != 0 ||
+                memcmp(r + hl, json_string_value(v), len) != 0)
+                abort();
+        }
+        if (o) evbuffer_free(o);
+    }
+    json_decref(v);
+    free(lit);
+}
 
 static void check_args(const ld_resp_parser *p, const char *buf, size_t len)
 {
@@ -41,6 +75,7 @@ static void check_args(const ld_resp_parser *p, const char *buf, size_t len)
         if (!back || back_len != p->lens[i] || memcmp(back, a, back_len) != 0) abort();
         free(owned);
         free(json);
+        same_as_jansson(a, p->lens[i]);
     }
 }
 

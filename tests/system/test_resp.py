@@ -4,6 +4,7 @@ redis-cli and a real client library (python3-redis): the same replicated cache a
 MGET/MSET/DEL/EXISTS, SCAN across pages, AUTH and roles as Redis errors, pipelining, Redis's
 error texts and the protocol's own errors."""
 
+import signal
 import socket
 import subprocess
 import time
@@ -11,8 +12,8 @@ import time
 import pytest
 import redis
 
-from conftest import (ROOT_KEY, KEY_LIMITED, NodeFactory, assert_ok, free_port, key_only,
-                      key_without, seg)
+from conftest import (ROOT_KEY, KEY_LIMITED, NodeFactory, api_key_entry, assert_ok, free_port,
+                      key_only, key_without, seg)
 from test_replication import REPL_KEY, add_peer, wait_for
 
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
@@ -281,6 +282,123 @@ def test_roles_are_refused_as_over_http(cluster, db):
     with pytest.raises(redis.exceptions.NoPermissionError,
                        match=f"^ApiKey is not allowed to create database '{db}-new'\\.$"):
         ro_new.get("k")
+
+
+def exchange(sock, data, want):
+    """Sends data on an open connection and reads until len(want) bytes came (bounded), so
+    pipelined commands arrive together and their replies can be compared as one."""
+    sock.sendall(data)
+    got = b""
+    deadline = time.monotonic() + 10
+    while len(got) < len(want) and time.monotonic() < deadline:
+        d = sock.recv(65536)
+        if not d:
+            break
+        got += d
+    return got
+
+
+def resp_cmd(*args):
+    """One command as a RESP array of bulk strings."""
+    out = f"*{len(args)}\r\n".encode()
+    for a in args:
+        b = a.encode() if isinstance(a, str) else a
+        out += f"${len(b)}\r\n".encode() + b + b"\r\n"
+    return out
+
+
+def test_kept_roles_do_not_widen_a_pipeline(cluster, db):
+    """A connection reuses the chain's answer for its key (docs/resp.md): a read-only key's
+    pipelined GET, SET, GET, DEL, GET get the reads and the refusals in order, in one batch and
+    the next; an AUTH inside a pipeline applies to the commands after it, not before."""
+    a, _ = cluster
+    client(a, db).set("v", "1")
+    nope_w = b"-NOPERM ApiKey is not allowed to write documents.\r\n"
+    nope_d = b"-NOPERM ApiKey is not allowed to delete documents.\r\n"
+    s = socket.create_connection(("127.0.0.1", rport(a)), timeout=10)
+    try:
+        assert exchange(s, resp_cmd("AUTH", db, key_only("READ_DOCUMENT")), b"+OK\r\n") == \
+            b"+OK\r\n"
+        batch = (resp_cmd("GET", "v") + resp_cmd("SET", "v", "2") + resp_cmd("GET", "v") +
+                 resp_cmd("DEL", "v") + resp_cmd("GET", "v"))
+        want = b"$1\r\n1\r\n" + nope_w + b"$1\r\n1\r\n" + nope_d + b"$1\r\n1\r\n"
+        for _ in range(2):  # the second batch finds the answers kept by the first
+            assert exchange(s, batch, want) == want
+        # Root, then the read-only key again, in one pipeline: each command has its login's roles.
+        batch = (resp_cmd("AUTH", db, ROOT_KEY) + resp_cmd("SET", "w", "x") +
+                 resp_cmd("AUTH", db, key_only("READ_DOCUMENT")) + resp_cmd("SET", "w", "y") +
+                 resp_cmd("GET", "w") + resp_cmd("AUTH", db, key_only("WRITE_DOCUMENT")) +
+                 resp_cmd("GET", "w"))
+        want = (b"+OK\r\n+OK\r\n+OK\r\n" + nope_w + b"$1\r\nx\r\n+OK\r\n" +
+                b"-NOPERM ApiKey is not allowed to read documents.\r\n")
+        assert exchange(s, batch, want) == want
+    finally:
+        s.close()
+    assert client(a, db).get("v") == "1"
+
+
+def test_reload_reaches_open_connections(make_node, db):
+    """A key's roles changed or the key removed by a reload (SIGHUP) apply to an open
+    connection's next command, though it kept the chain's earlier answers."""
+    rw = ["ADD_DB", "READ_DOCUMENT", "WRITE_DOCUMENT", "UPDATE_DOCUMENT"]
+    n = make_node(keys=[api_key_entry("k-rw", rw), api_key_entry("k-gone", rw)],
+                  overrides={"Resp": {"Enabled": True, "Port": free_port()}})
+    conns = {}
+    try:
+        for k in ("k-rw", "k-gone"):
+            conns[k] = socket.create_connection(("127.0.0.1", rport(n)), timeout=10)
+            # The second SET asks what the SET after the reload asks (the database exists).
+            want = b"+OK\r\n+OK\r\n+OK\r\n$1\r\na\r\n"
+            assert exchange(conns[k], resp_cmd("AUTH", db, k) + resp_cmd("SET", k, "a") +
+                            resp_cmd("SET", k, "a") + resp_cmd("GET", k), want) == want
+        n.config["Auth"]["ApiKeys"] = [api_key_entry("k-rw", ["READ_DOCUMENT"])]
+        n.write_config()
+        n.send_signal(signal.SIGHUP)
+
+        def reloaded():
+            try:
+                client(n, db, key="k-rw").set("probe", "1")
+            except redis.exceptions.NoPermissionError:
+                return True
+            return False
+        wait_for(reloaded, what="the reload's new roles on a new connection")
+        want = (b"-NOPERM ApiKey is not allowed to write documents.\r\n" +
+                b"$1\r\na\r\n")
+        assert exchange(conns["k-rw"], resp_cmd("SET", "k-rw", "b") + resp_cmd("GET", "k-rw"),
+                        want) == want
+        want = f"-{WRONGPASS}\r\n".encode() * 2
+        assert exchange(conns["k-gone"], resp_cmd("GET", "k-gone") + resp_cmd("SET", "x", "1"),
+                        want) == want
+    finally:
+        for c in conns.values():
+            c.close()
+
+
+def test_a_chain_beyond_auth_config_is_asked_each_batch(make_node, build, db, tmp_path):
+    """With a plugin other than auth-config in the chain (auth-probe logs each decide), a
+    connection reuses an answer only within a pipelined batch: ten GETs sent together ask
+    once or twice (TCP may split them), the next batch asks again."""
+    dump = tmp_path / "probe.txt"
+    n = make_node(overrides={"Resp": {"Enabled": True, "Port": free_port()},
+                             "Auth": {"Plugins": ["auth-config",
+                                                  str(build.test_plugin("auth-probe.so"))],
+                                      "auth-probe": {"Dump": str(dump)}}})
+    client(n, db).set("k", "v")  # root (auth-config) creates the database; probe lacks ADD_DB
+
+    def reads():
+        return dump.read_text().count("decide cache.read ")
+    s = socket.create_connection(("127.0.0.1", rport(n)), timeout=10)
+    try:
+        assert exchange(s, resp_cmd("AUTH", db, "probe"), b"+OK\r\n") == b"+OK\r\n"
+        batch = resp_cmd("GET", "k") * 10
+        want = b"$1\r\nv\r\n" * 10
+        assert exchange(s, batch, want) == want
+        first = reads()
+        assert 1 <= first <= 2
+        assert exchange(s, batch, want) == want
+        assert first + 1 <= reads() <= first + 2
+    finally:
+        s.close()
 
 
 # ------------------------------------------------------------------------------------------------

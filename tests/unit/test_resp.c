@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +197,43 @@ static void values(void **state)
     assert_false(ld_resp_utf8_valid("\xe2\x82", 2));         /* cut short */
 }
 
+/* The escapes jansson decodes, decoded alike in place: the value of a bulk reply, and what
+ * is not a string literal refused. */
+static void value_escapes(void **state)
+{
+    (void)state;
+    static const char json[] = "\"q\\\"s\\\\l\\/b\\bf\\fn\\nr\\rt\\t\\u00e9\\u20ac\\ud83d\\ude00\"";
+    static const char want[] = "q\"s\\l/b\bf\fn\nr\rt\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    char *owned;
+    size_t bl;
+    const char *back = ld_resp_value_from_json(json, sizeof json - 1, &bl, &owned);
+    assert_non_null(back);
+    assert_int_equal(bl, sizeof want - 1);
+    assert_memory_equal(back, want, bl);
+    free(owned);
+    struct evbuffer *b = evbuffer_new();
+    assert_int_equal(ld_resp_bulk_value(b, json, sizeof json - 1), 0);
+    assert_int_equal(ld_resp_bulk_value(b, "\"plain\"", 7), 0);
+    assert_int_equal(ld_resp_bulk_value(b, "[1,2]", 5), 0);
+    assert_int_equal(ld_resp_bulk_value(b, "\"\"", 2), 0);
+    char *s = text(b);
+    char expect[128];
+    snprintf(expect, sizeof expect, "$%zu\r\n%s\r\n$5\r\nplain\r\n$5\r\n[1,2]\r\n$0\r\n\r\n",
+             sizeof want - 1, want);
+    assert_string_equal(s, expect);
+    free(s);
+    /* Not a literal: a lone or reversed surrogate, a bad escape, a cut one, no closing quote.
+     * Nothing is appended for them. */
+    static const char *const bad[] = {
+        "\"\\ud83d\"", "\"\\ude00\\ud83d\"", "\"\\x\"", "\"\\u12\"", "\"abc", "\"a\\\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(ld_resp_value_from_json(bad[i], strlen(bad[i]), &bl, &owned));
+        assert_int_equal(ld_resp_bulk_value(b, bad[i], strlen(bad[i])), 1);
+    }
+    assert_int_equal(evbuffer_get_length(b), 0);
+    evbuffer_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +243,7 @@ int main(void)
         cmocka_unit_test(protocol_errors),
         cmocka_unit_test(writers),
         cmocka_unit_test(values),
+        cmocka_unit_test(value_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
