@@ -226,7 +226,7 @@ ld_status ld_auth_chain_init(ld_auth_chain *c, char *const *names, size_t n, con
     json_decref(auth);
     c->stable = c->n > 0;
     for (size_t i = 0; i < c->n; i++)
-        c->stable = c->stable && !strcmp(c->links[i].plugin->name, "auth-config");
+        c->stable = c->stable && (ld_auth_ops_flags(c->links[i].ops) & LD_AUTH_FLAG_STABLE);
     if (st != LD_OK) ld_auth_chain_destroy(c);
     return st == LD_OK ? LD_OK : LD_INVALID;
 }

@@ -21,10 +21,10 @@ typedef struct ld_auth_link {
 typedef struct ld_auth_chain {
     ld_auth_link *links;
     size_t n;
-    /* Every link is the bundled auth-config, whose answer depends only on the key, the
-     * database and the roles asked about, and changes only when a reload replaces the chain:
-     * a RESP connection may then keep an answer until the reload (resp/commands.c). The ABI
-     * promises no such thing for other plugins (one may rate-limit, or look keys up elsewhere). */
+    /* Every link declares LD_AUTH_FLAG_STABLE (ABI 1.4; the bundled auth-config does): its
+     * answer depends only on the question and changes only when a reload replaces the chain,
+     * so a RESP connection may keep an answer until the reload (resp/commands.c). A plugin
+     * without the flag promises no such thing (it may rate-limit, or look keys up elsewhere). */
     bool stable;
 } ld_auth_chain;
 

@@ -336,6 +336,8 @@ int ld_plugin_print_info(const char *path, char *err, size_t errlen)
                        : "",
                    w & LD_AUTH_WANT_ROOT_KEY_HASH ? (w & 3u ? " RootApiKeyHash" : "RootApiKeyHash")
                                                   : "");
+            printf("flags:       %s\n",
+                   ld_auth_ops_flags(a) & LD_AUTH_FLAG_STABLE ? "stable (ABI 1.4)" : "none");
         }
     }
     return 0;
@@ -351,6 +353,11 @@ ld_status (*ld_auth_ops_decide(const ld_auth_v1 *a))(void *, const ld_auth_query
 uint32_t ld_auth_ops_wants(const ld_auth_v1 *a)
 {
     return LD_ABI_HAS(a, ld_auth_v1, wants) ? a->wants : 0;
+}
+
+uint32_t ld_auth_ops_flags(const ld_auth_v1 *a)
+{
+    return LD_ABI_HAS(a, ld_auth_v1, flags) ? a->flags : 0;
 }
 
 ld_status ld_plugin_extend_config(ld_plugin *p, const char *json)

@@ -58,6 +58,9 @@ ld_status (*ld_auth_ops_decide(const ld_auth_v1 *a))(void *, const ld_auth_query
 /* An auth table's wants bits (ABI 1.2); 0 when beyond its struct_size. */
 uint32_t ld_auth_ops_wants(const ld_auth_v1 *a);
 
+/* An auth table's flags bits (ABI 1.4); 0 when beyond its struct_size. */
+uint32_t ld_auth_ops_flags(const ld_auth_v1 *a);
+
 /* Prints a plugin's descriptor (for `litedistd --plugin-info FILE`). Returns 0 when it loads. */
 int ld_plugin_print_info(const char *path, char *err, size_t errlen);
 

@@ -94,7 +94,8 @@ typedef struct ld_auth_query {
     /* The route's action, a stable lowercase word for logs and policies: "documents.read",
      * "documents.write", "documents.delete", "collections.register", "query", "cache.read",
      * "cache.write", "cache.delete", "webhook", "databases.list", "databases.delete",
-     * "node.overview", "indexes.read". A later minor may add words: treat an unknown one like any other. */
+     * "node.overview", "indexes.read". A later minor may add words: treat an unknown one like any
+     * other. */
     const char *action;
 
     /* Node-wide routes: the databases the answer's `access` is about (n_databases entries,
@@ -128,6 +129,14 @@ typedef struct ld_auth_answer {
      * key may use databases[i]. NULL when the query names a database. */
     uint8_t *access;
 } ld_auth_answer;
+
+/* ld_auth_v1.flags bits (since ABI 1.4).
+ * LD_AUTH_FLAG_STABLE: the answer to a question depends only on the question (key, database,
+ * whether it exists, the roles, the action and the client's address) and on the configuration
+ * create() read; it never depends on time or on earlier questions (no rate limits, no lookups
+ * elsewhere). The host may then keep an answer for as long as the chain lives (until a reload
+ * replaces it) instead of asking again: a RESP connection asks once per distinct question. */
+#define LD_AUTH_FLAG_STABLE (1u << 0)
 
 /* ld_auth_v1.wants bits (since ABI 1.2): the contract's key settings of the `Auth` section a
  * plugin asks to find in its host->config_json. A plugin that asks for none sees no key of the
@@ -175,6 +184,11 @@ typedef struct ld_auth_v1 {
      * and never authorize; authorize stays required so that a host of ABI 1.0 or 1.1 can use
      * the plugin. Same threading and secrecy rules as authorize. Since ABI 1.2. Optional. */
     ld_status (*decide)(void *inst, const ld_auth_query *query, ld_auth_answer *answer);
+
+    /* LD_AUTH_FLAG_* bits: promises the plugin makes about its answers. Read by the host after
+     * the entry point returns. Since ABI 1.4; 0 (and any older plugin) promises nothing. */
+    uint32_t flags;
+    uint32_t reserved2; /* zero */
 } ld_auth_v1;
 
 #ifdef __cplusplus

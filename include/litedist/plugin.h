@@ -27,7 +27,7 @@ extern "C" {
  * so old source fails to compile instead of claiming the new ABI.
  * ------------------------------------------------------------------------------------------- */
 #define LD_ABI_MAJOR 1
-#define LD_ABI_MINOR 3
+#define LD_ABI_MINOR 4
 
 /* Fills the common header of an ABI struct. */
 #define LD_ABI_HEADER_INIT(type) LD_ABI_MAJOR, LD_ABI_MINOR, (uint32_t)sizeof(type)

@@ -575,6 +575,7 @@ static const ld_auth_v1 acfg_ops = {
     .destroy = acfg_destroy,
     /* The contract's keys are this plugin's whole configuration. */
     .wants = LD_AUTH_WANT_API_KEYS | LD_AUTH_WANT_ROOT_KEY,
+    .flags = LD_AUTH_FLAG_STABLE, /* answers depend on the question and the configuration only */
     .decide = acfg_decide,
 };
 
