@@ -110,6 +110,12 @@ def test_set_on_a_is_read_over_http_and_resp_on_b(cluster, db):
     assert assert_ok(http_get(a, db, "odd"))["Value"] == odd
     with pytest.raises(redis.ResponseError, match="value is not UTF-8 text"):
         redis.Redis(port=rport(a), username=db, password=ROOT_KEY).set("bin", b"\xff\xfe")
+    # A key with JSON's special characters is escaped in the entry (its Id and Key) and read back.
+    qkey = 'say "hi" \\ ключ'
+    ra.set(qkey, "q")
+    assert ra.get(qkey) == "q"
+    got = assert_ok(http_get(a, db, qkey))
+    assert got["Key"] == qkey and got["Value"] == "q"
 
 
 def test_ttl_family(cluster, db):
