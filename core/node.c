@@ -66,7 +66,8 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
     }
     pthread_mutex_init(&n->done.mu, NULL);
     n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
-    if (!n->done.ev || !(n->workers = ld_workers_new(n->base, workers)) ||
+    n->done.later_ev = event_new(n->base, -1, 0, ld_completions_submit_later, n);
+    if (!n->done.ev || !n->done.later_ev || !(n->workers = ld_workers_new(n->base, workers)) ||
         !(n->repl_workers = ld_workers_new(n->base, LD_REPL_WORKERS)))
         goto nomem;
     if (!(n->looplag = ld_looplag_new(n->base))) goto nomem;
@@ -190,8 +191,9 @@ void ld_node_close(ld_node *n)
     ld_pruner_free(n->pruner);
     ld_snapshots_free(n->snaps); /* likewise */
     if (n->reg_up) ld_registry_close_all(&n->reg);
-    ld_changes_hub_free(n->changes);        /* after the writers, which wake it */
-    if (n->done.ev) event_free(n->done.ev); /* empty: every write was answered */
+    ld_changes_hub_free(n->changes);                    /* after the writers, which wake it */
+    if (n->done.ev) event_free(n->done.ev);             /* empty: every write was answered */
+    if (n->done.later_ev) event_free(n->done.later_ev); /* likewise: all were submitted */
     if (n->shutdown_timer) event_free(n->shutdown_timer);
     if (n->sig_int) event_free(n->sig_int);
     if (n->sig_term) event_free(n->sig_term);

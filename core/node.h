@@ -25,6 +25,10 @@ typedef struct ld_completions {
     pthread_mutex_t mu;
     struct ld_wjob *head, *tail;
     struct event *ev; /* activated by writer threads (libevent is thread-enabled) */
+    /* Loop thread only: jobs ld_node_submit_later holds until the callbacks of this loop pass
+     * have run, and the event that then hands them to their writers, a chain per database. */
+    struct ld_wjob *later_head, *later_tail;
+    struct event *later_ev;
 } ld_completions;
 
 /* Why a request's credentials were refused: litedist_auth_failures_total's reason label. */

@@ -12,6 +12,7 @@
 #include "../cache/entry.h"
 #include "../cache/scan.h"
 #include "../cache/ttl.h"
+#include "../db/completions.h"
 #include "../db/hlc.h"
 #include "../db/names.h"
 #include "../util/jsontext.h"
@@ -148,7 +149,9 @@ void ld_api_cache_put(ld_req *r)
     job->ctx = p;
     job->may_create = may_create;
     job->may_update = may_update;
-    ld_doc_submit(r, job);
+    /* Later, as RESP's writes: the PUTs of the connections read in this loop pass go to the
+     * writer as one batch (completions.h). r holds the db reference until the reply. */
+    ld_node_submit_later(r->node, r->db, job);
 }
 
 void ld_api_cache_get(ld_req *r)
@@ -213,7 +216,7 @@ void ld_api_cache_delete(ld_req *r)
     if (!key) return;
     if (ld_api_ensure_db(r)) {
         ld_wjob *job = ld_doc_job(r, LD_W_DELETE, LD_CACHE_COLLECTION, key, delete_done);
-        if (job) ld_doc_submit(r, job);
+        if (job) ld_node_submit_later(r->node, r->db, job);
     }
     free(key);
 }

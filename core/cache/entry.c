@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "../db/apply.h"
 #include "../db/hlc.h"
 #include "../util/jsontext.h"
@@ -65,46 +63,86 @@ char *ld_cache_get_json(const ld_doc_rec *rec, uint64_t now_ms, size_t *len, boo
     return out;
 }
 
+/* Appends s as a JSON string literal. A cache key has no control characters (ld_cache_key_problem
+ * refuses them), so only '"' and '\\' need escaping: the text jansson would write, without its
+ * allocations on the writer's hot path. */
+static size_t put_key(char *out, const char *s, size_t n)
+{
+    size_t w = 0;
+    out[w++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') out[w++] = '\\';
+        out[w++] = s[i];
+    }
+    out[w++] = '"';
+    return w;
+}
+
+static size_t put_lit(char *out, const char *s, size_t n)
+{
+    memcpy(out, s, n);
+    return n;
+}
+
+#define LIT(out, s) put_lit(out, s, sizeof s - 1)
+
 /* {"Id":K,"Key":K,"Value":V,"CreatedUtc":C,"UpdatedUtc":U,"ExpiresAtUtc":E}, built as text so
- * the value keeps the exact form the client sent. `created` is a JSON string literal. */
+ * the value keeps the exact form the client sent. `created` is a JSON string literal. Written
+ * in one allocation (this runs for every cache write, in the writer's transaction). */
 static char *entry_json(const char *key, const char *value, size_t value_len, const char *created,
                         uint64_t updated_ms, uint64_t expires_ms, size_t *out_len)
 {
-    json_t *k = json_string(key);
-    char *kj = k ? json_dumps(k, JSON_ENCODE_ANY) : NULL;
-    json_decref(k);
-    if (!kj) return NULL;
+    size_t kl = strlen(key), kq = 2 + kl;
+    for (size_t i = 0; i < kl; i++)
+        kq += key[i] == '"' || key[i] == '\\';
     char upd[LD_ISO_TIME_LEN], exp[LD_ISO_TIME_LEN];
     ld_iso_time(updated_ms, upd);
     ld_iso_time(expires_ms, exp);
-    static const char fmt[] = "{\"Id\":%s,\"Key\":%s,\"Value\":%.*s,\"CreatedUtc\":%s,"
-                              "\"UpdatedUtc\":\"%s\",\"ExpiresAtUtc\":\"%s\"}";
-    int n = snprintf(NULL, 0, fmt, kj, kj, (int)value_len, value, created, upd, exp);
-    char *out = n > 0 ? malloc((size_t)n + 1) : NULL;
-    if (out) {
-        snprintf(out, (size_t)n + 1, fmt, kj, kj, (int)value_len, value, created, upd, exp);
-        *out_len = (size_t)n;
-    }
-    free(kj);
+    size_t cl = strlen(created), ul = strlen(upd), el = strlen(exp);
+    static const char f0[] = "{\"Id\":", f1[] = ",\"Key\":", f2[] = ",\"Value\":",
+                      f3[] = ",\"CreatedUtc\":", f4[] = ",\"UpdatedUtc\":\"",
+                      f5[] = "\",\"ExpiresAtUtc\":\"", f6[] = "\"}";
+    size_t n = sizeof f0 + sizeof f1 + sizeof f2 + sizeof f3 + sizeof f4 + sizeof f5 + sizeof f6 -
+               7 + 2 * kq + value_len + cl + ul + el;
+    char *out = malloc(n + 1);
+    if (!out) return NULL;
+    size_t w = LIT(out, f0);
+    w += put_key(out + w, key, kl);
+    w += LIT(out + w, f1);
+    w += put_key(out + w, key, kl);
+    w += LIT(out + w, f2);
+    w += put_lit(out + w, value, value_len);
+    w += LIT(out + w, f3);
+    w += put_lit(out + w, created, cl);
+    w += LIT(out + w, f4);
+    w += put_lit(out + w, upd, ul);
+    w += LIT(out + w, f5);
+    w += put_lit(out + w, exp, el);
+    w += LIT(out + w, f6);
+    out[w] = '\0';
+    *out_len = w;
     return out;
 }
 
-/* The current record of the job's key, decoded, when there is one: *found false otherwise.
- * rec points into the transaction's memory: valid until the next write in t. */
-static ld_status current_rec(ld_txn *t, const ld_wjob *job, bool *found, ld_doc_rec *rec)
+/* The job's storage key (*key, free it) and its current record, decoded from a copy (*buf, free
+ * it) so that it outlives the write that replaces it: *found false when there is none. */
+static ld_status current_rec(ld_txn *t, const ld_wjob *job, uint8_t **key, size_t *klen,
+                             uint8_t **buf, bool *found, ld_doc_rec *rec)
 {
-    size_t klen;
-    uint8_t *key =
-        ld_doc_key(job->collection, strlen(job->collection), job->id, strlen(job->id), &klen);
-    if (!key) return LD_NOMEM;
+    *buf = NULL;
+    *found = false;
+    *key = ld_doc_key(job->collection, strlen(job->collection), job->id, strlen(job->id), klen);
+    if (!*key) return LD_NOMEM;
     const void *v;
     size_t vl;
-    ld_status st = ld_txn_get(t, LD_SPACE_DOCS, key, klen, &v, &vl);
-    free(key);
-    *found = st == LD_OK;
+    ld_status st = ld_txn_get(t, LD_SPACE_DOCS, *key, *klen, &v, &vl);
     if (st == LD_NOT_FOUND) return LD_OK;
     if (st != LD_OK) return st;
-    return ld_doc_rec_decode(v, vl, rec) ? LD_OK : LD_CORRUPT;
+    if (!(*buf = malloc(vl ? vl : 1))) return LD_NOMEM;
+    memcpy(*buf, v, vl);
+    if (!ld_doc_rec_decode(*buf, vl, rec)) return LD_CORRUPT;
+    *found = true;
+    return LD_OK;
 }
 
 /* Copies the results of the inner job w, applied by ld_apply_job, to the custom job. */
@@ -130,6 +168,9 @@ static char *span_dup(const char *s, size_t n)
     return out;
 }
 
+static ld_status put_entry(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job,
+                           const uint8_t *key, size_t klen, const ld_doc_rec *was);
+
 ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
 {
     ld_cache_put *p = job->ctx;
@@ -145,8 +186,23 @@ ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
 
     bool found;
     ld_doc_rec old;
-    ld_status st = current_rec(t, job, &found, &old);
-    if (st != LD_OK) return st;
+    uint8_t *key, *oldbuf;
+    size_t klen;
+    ld_status st = current_rec(t, job, &key, &klen, &oldbuf, &found, &old);
+    if (st == LD_OK) st = put_entry(db, t, pending, job, key, klen, found ? &old : NULL);
+    free(oldbuf);
+    free(key);
+    return st;
+}
+
+/* ld_cache_put_apply once the key's current record is read (was: NULL when none). */
+static ld_status put_entry(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job,
+                           const uint8_t *key, size_t klen, const ld_doc_rec *was)
+{
+    ld_cache_put *p = job->ctx;
+    ld_status st;
+    bool found = was != NULL;
+    ld_doc_rec old = found ? *was : (ld_doc_rec){0};
     uint64_t now = ld_cache_now_ms(db);
     bool live = found && ld_cache_rec_live(&old, now);
     p->had_live = live;
@@ -220,7 +276,7 @@ ld_status ld_cache_put_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         .stamp = stamp,
         .expires_ms = p->expires_ms,
     };
-    st = ld_apply_job(db, t, pending, &w);
+    st = ld_apply_job_loaded(db, t, pending, &w, key, klen, was);
     free(w.payload);
     if (st != LD_OK) {
         free(json);
@@ -239,15 +295,20 @@ ld_status ld_cache_delete_live_apply(ld_db *db, ld_txn *t, ld_db_state *pending,
     job->result = LD_WR_OK;
     bool found;
     ld_doc_rec old;
-    ld_status st = current_rec(t, job, &found, &old);
-    if (st != LD_OK || !found || !ld_cache_rec_live(&old, ld_cache_now_ms(db))) return st;
-    ld_wjob w = {.kind = LD_W_DELETE, .collection = job->collection, .id = job->id};
-    st = ld_apply_job(db, t, pending, &w);
-    if (st == LD_OK) {
-        take_results(job, &w);
-        *deleted = w.result == LD_WR_OK;
+    uint8_t *key, *oldbuf;
+    size_t klen;
+    ld_status st = current_rec(t, job, &key, &klen, &oldbuf, &found, &old);
+    if (st == LD_OK && found && ld_cache_rec_live(&old, ld_cache_now_ms(db))) {
+        ld_wjob w = {.kind = LD_W_DELETE, .collection = job->collection, .id = job->id};
+        st = ld_apply_job_loaded(db, t, pending, &w, key, klen, &old);
+        if (st == LD_OK) {
+            take_results(job, &w);
+            *deleted = w.result == LD_WR_OK;
+        }
+        free(w.payload);
     }
-    free(w.payload);
+    free(oldbuf);
+    free(key);
     return st;
 }
 

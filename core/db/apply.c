@@ -92,6 +92,22 @@ static ld_status load_old(ld_txn *t, const uint8_t *key, size_t klen, uint8_t **
     return st == LD_NOT_FOUND ? LD_OK : st;
 }
 
+/* A fresh op id. Ids only need to be unique, so they come from a per-thread pool refilled 256
+ * at a time: libsodium reads the kernel's generator with one getrandom() per call, which was a
+ * system call per write on the writer's hot path. Thread-local: each database's writer is its
+ * own thread. */
+static void new_op_id(uint8_t id[LD_OP_ID_LEN])
+{
+    static _Thread_local uint8_t pool[256 * LD_OP_ID_LEN];
+    static _Thread_local size_t used = sizeof pool;
+    if (used == sizeof pool) {
+        randombytes_buf(pool, sizeof pool);
+        used = 0;
+    }
+    memcpy(id, pool + used, LD_OP_ID_LEN);
+    used += LD_OP_ID_LEN;
+}
+
 /* Keeps origin's last stamp (the stamp of op (origin, VV[origin])) beside its VV entry. */
 static ld_status put_last_stamp(ld_txn *t, const char *origin, size_t len, uint64_t hlc)
 {
@@ -102,7 +118,6 @@ static ld_status put_last_stamp(ld_txn *t, const char *origin, size_t len, uint6
 
 ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
 {
-    ld_db_env *env = db->env;
     job->result = LD_WR_OK;
     if (job->kind == LD_W_REGISTER)
         return ensure_collection(t, job->collection, strlen(job->collection));
@@ -111,12 +126,25 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
     uint8_t *key =
         ld_doc_key(job->collection, strlen(job->collection), job->id, strlen(job->id), &klen);
     if (!key) return LD_NOMEM;
-
     uint8_t *oldbuf = NULL;
     ld_doc_rec old;
     bool have_old;
     ld_status st = load_old(t, key, klen, &oldbuf, &old, &have_old);
-    if (st != LD_OK) goto out;
+    if (st == LD_OK)
+        st = ld_apply_job_loaded(db, t, pending, job, key, klen, have_old ? &old : NULL);
+    free(oldbuf);
+    free(key);
+    return st;
+}
+
+ld_status ld_apply_job_loaded(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job,
+                              const uint8_t *key, size_t klen, const ld_doc_rec *was)
+{
+    ld_db_env *env = db->env;
+    job->result = LD_WR_OK;
+    ld_status st = LD_OK;
+    bool have_old = was != NULL;
+    ld_doc_rec old = have_old ? *was : (ld_doc_rec){0};
     bool live = have_old && !(old.flags & LD_REC_TOMBSTONE);
     job->had_version = have_old;
     if (have_old) memcpy(job->prev_version, old.version, LD_OP_ID_LEN);
@@ -143,7 +171,7 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
     job->seq = pending->last_seq + 1;
     job->origin_seq = pending->self_seq + 1;
     job->hlc = job->stamp ? job->stamp : ld_hlc_now(env->clock);
-    randombytes_buf(job->op_id, LD_OP_ID_LEN);
+    new_op_id(job->op_id);
     ld_doc_rec rec = {
         .hlc = job->hlc,
         .origin = ld_env_origin(env),
@@ -202,8 +230,6 @@ ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
         if (job->hlc > pending->hlc_hw) pending->hlc_hw = job->hlc;
     }
 out:
-    free(oldbuf);
-    free(key);
     return st;
 }
 

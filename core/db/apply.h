@@ -14,6 +14,13 @@
  * transaction must be aborted. */
 ld_status ld_apply_job(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job);
 
+/* ld_apply_job of a PUT or DELETE whose caller has read the current record already (to decide
+ * whether to write at all, as a cache write does): key is the job's storage key (ld_doc_key),
+ * old the record it holds or NULL when none, decoded from memory the caller owns (not the
+ * storage's, which the write invalidates). Saves the second key build and lookup. */
+ld_status ld_apply_job_loaded(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job,
+                              const uint8_t *key, size_t klen, const ld_doc_rec *old);
+
 /* What ingesting one received op did. */
 typedef enum ld_ingest_outcome {
     LD_INGEST_DUP,     /* origin seq <= VV[origin]: already here, nothing written */

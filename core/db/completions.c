@@ -13,6 +13,39 @@ void ld_node_submit(ld_node *n, ld_db *db, ld_wjob *job)
     ld_writer_submit(db->writer, job);
 }
 
+void ld_node_submit_later(ld_node *n, ld_db *db, ld_wjob *job)
+{
+    n->inflight++;
+    job->later_db = db;
+    job->next = NULL;
+    if (n->done.later_tail)
+        n->done.later_tail->next = job;
+    else
+        n->done.later_head = job;
+    n->done.later_tail = job;
+    /* Activated, not run: libevent runs it after the callbacks already active in this pass
+     * (other connections' reads among them), so their writes join the same chain. */
+    if (job == n->done.later_head) event_active(n->done.later_ev, EV_READ, 0);
+}
+
+void ld_completions_submit_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ld_node *n = arg;
+    ld_wjob *j = n->done.later_head;
+    n->done.later_head = n->done.later_tail = NULL;
+    while (j) {
+        /* The longest run for one database, in order: one chain for its writer. */
+        ld_wjob *last = j;
+        while (last->next && last->next->later_db == j->later_db)
+            last = last->next;
+        ld_wjob *rest = last->next;
+        ld_writer_submit_chain(j->later_db->writer, j, last);
+        j = rest;
+    }
+}
+
 void ld_completions_post(void *ctx, ld_wjob *jobs)
 {
     ld_node *n = ctx;

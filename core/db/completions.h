@@ -16,6 +16,18 @@ struct ld_wjob;
  * its `done` runs. Loop thread. */
 void ld_node_submit(struct ld_node *node, struct ld_db *db, struct ld_wjob *job);
 
+/* ld_node_submit for a job whose submitter may have more to send in this loop pass (a RESP
+ * connection's pipelined writes): it is counted in at once but reaches db's writer only when
+ * the callbacks already due in this pass have run, together with every other job submitted so
+ * meanwhile, one chain per database in submission order. So a pipeline of writes (and those of
+ * other connections read in the same pass) wakes the writer once and shares one group instead
+ * of the writer waking on the first and committing it alone. The caller keeps its reference on
+ * db until the job's `done` runs. Loop thread. */
+void ld_node_submit_later(struct ld_node *node, struct ld_db *db, struct ld_wjob *job);
+
+/* The callback of node->done.later_ev: hands the held jobs to their writers. Loop thread. */
+void ld_completions_submit_later(evutil_socket_t fd, short what, void *node);
+
 /* ld_db_env.complete: ctx is the ld_node. Any thread. */
 void ld_completions_post(void *node, struct ld_wjob *jobs);
 

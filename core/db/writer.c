@@ -335,12 +335,18 @@ ld_writer *ld_writer_new_with(ld_db *db, void *(*alloc)(size_t))
 void ld_writer_submit(ld_writer *w, ld_wjob *job)
 {
     job->next = NULL;
+    ld_writer_submit_chain(w, job, job);
+}
+
+void ld_writer_submit_chain(ld_writer *w, ld_wjob *first, ld_wjob *last)
+{
+    last->next = NULL;
     pthread_mutex_lock(&w->mu);
     if (w->tail)
-        w->tail->next = job;
+        w->tail->next = first;
     else
-        w->head = job;
-    w->tail = job;
+        w->head = first;
+    w->tail = last;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }

@@ -83,6 +83,7 @@ typedef struct ld_wjob {
     void (*done)(struct ld_wjob *job);
     void *arg;
     struct ld_wjob *next;
+    struct ld_db *later_db; /* ld_node_submit_later: the database whose writer it goes to */
 } ld_wjob;
 
 typedef struct ld_writer ld_writer;
@@ -114,6 +115,10 @@ unsigned ld_writer_degraded(ld_writer *w);
 
 /* Queues a job; the writer owns it until it hands it to env->complete. Never blocks on I/O. */
 void ld_writer_submit(ld_writer *w, ld_wjob *job);
+
+/* Queues the jobs first..last (linked by ->next, in order) at once: one lock and one wake-up
+ * for the lot, so the writer takes them into one group rather than waking on the first. */
+void ld_writer_submit_chain(ld_writer *w, ld_wjob *first, ld_wjob *last);
 
 /* Lets the writer finish every queued job, then joins its thread and frees it. */
 void ld_writer_free(ld_writer *w);

@@ -1030,8 +1030,11 @@ static void group_submit(ld_resp_conn *c, wgroup *g, ld_db *db, const char **key
         return;
     }
     g->db = db;
+    /* Later, not now: the connection's next pipelined writes (and other connections' read in
+     * this loop pass) join these in one chain, one wake-up and one group of the writer. g holds
+     * the db reference until the last job is done. */
     for (size_t i = 0; i < g->n; i++)
-        ld_node_submit(c->node, db, jobs[i]);
+        ld_node_submit_later(c->node, db, jobs[i]);
     free(jobs);
 }
 

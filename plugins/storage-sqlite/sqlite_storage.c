@@ -38,6 +38,7 @@
 #define SQ_GIVE_BACK_MAX_BYTES (256LL << 20) /* free pages one clean close hands back */
 #define SQ_PAGE_K_DEFAULT      8             /* KiB; see sq_conn_open */
 #define SQ_JOURNAL_LIMIT       "67108864"    /* bytes a checkpointed WAL is truncated to */
+#define SQ_WAL_CHECKPOINT      "4000"        /* WAL pages that make a commit checkpoint */
 #define SQ_ERRBUF              512
 
 enum { SQ_SYNC_OFF, SQ_SYNC_NORMAL, SQ_SYNC_FULL };
@@ -348,6 +349,7 @@ static ld_status sq_conn_open(ld_stdb *db, bool write, sq_conn **out)
             rc = sq_exec(c, sync_sql[st->sync]);
         }
         if (rc == SQLITE_OK) rc = sq_exec(c, "PRAGMA journal_size_limit=" SQ_JOURNAL_LIMIT);
+        if (rc == SQLITE_OK) rc = sq_exec(c, "PRAGMA wal_autocheckpoint=" SQ_WAL_CHECKPOINT);
     }
     if (rc == SQLITE_OK && st->cache_k > 0) {
         char sql[64];

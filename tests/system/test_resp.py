@@ -111,6 +111,12 @@ def test_set_on_a_is_read_over_http_and_resp_on_b(cluster, db):
     assert assert_ok(http_get(a, db, "odd"))["Value"] == odd
     with pytest.raises(redis.ResponseError, match="value is not UTF-8 text"):
         redis.Redis(port=rport(a), username=db, password=ROOT_KEY).set("bin", b"\xff\xfe")
+    # A key with JSON's special characters is escaped in the entry (its Id and Key) and read back.
+    qkey = 'say "hi" \\ ключ'
+    ra.set(qkey, "q")
+    assert ra.get(qkey) == "q"
+    got = assert_ok(http_get(a, db, qkey))
+    assert got["Key"] == qkey and got["Value"] == "q"
 
 
 def test_ttl_family(cluster, db):
@@ -419,6 +425,46 @@ def test_pipeline_of_1000_commands_answers_in_order(cluster, db):
     for i in range(250):
         s, g, e, t = res[4 * i:4 * i + 4]
         assert s is True and g == str(i) and e == 1 and 0 < t <= 300
+
+
+def resp_cmd(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def test_pipelined_writes_in_one_read_answer_each_in_order(cluster, db):
+    """Writes sent in one packet go to the writer together (docs/resp.md): a write the writer
+    refuses in the middle (overwriting a live key without UPDATE_DOCUMENT), one refused before it
+    is queued (a bad key) and a skipped one (NX on a live key) each get their own answer, in
+    place, and the others are stored."""
+    a, _ = cluster
+    client(a, db).set("held", "old")
+    wo = key_only("WRITE_DOCUMENT")
+    cmds = [resp_cmd("AUTH", db, wo)]
+    expect = [b"+OK\r\n"]
+    for i in range(12):
+        if i == 4:
+            cmds.append(resp_cmd("SET", "held", "new"))
+            expect.append(b"-NOPERM ApiKey is not allowed to update documents.\r\n")
+        elif i == 7:
+            cmds.append(resp_cmd("SET", " blank-edged ", "x"))
+            expect.append(b"-ERR Cache key must be UTF-8 text without control characters.\r\n")
+        elif i == 9:
+            cmds.append(resp_cmd("SET", "held", "nx", "NX"))
+            expect.append(b"$-1\r\n")
+        else:
+            cmds.append(resp_cmd("SET", f"pl{i}", f"v{i}"))
+            expect.append(b"+OK\r\n")
+    cmds.append(resp_cmd("MSET", "pm1", "a", "pm2", "b"))
+    expect.append(b"+OK\r\n")
+    assert raw(a, b"".join(cmds)) == b"".join(expect)
+    r = client(a, db)
+    assert r.get("held") == "old"
+    assert r.mget([f"pl{i}" for i in range(12) if i not in (4, 7, 9)] + ["pm1", "pm2"]) == \
+        [f"v{i}" for i in range(12) if i not in (4, 7, 9)] + ["a", "b"]
 
 
 def test_redis_error_texts(cluster, db):

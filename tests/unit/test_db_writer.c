@@ -1,6 +1,7 @@
 /* Unit tests of a database's writer and merge (core/db) on a real storage plugin (argv[1]):
  * group commit retries a failed group job by job, a writer without memory for its group still
- * commits, ld_node_submit counts a job in and out of node->inflight, the three conflict
+ * commits, ld_node_submit counts a job in and out of node->inflight, ld_node_submit_later hands
+ * a pipeline of writes to the writer as one group in order, the three conflict
  * policies decide between a local document and an incoming op as docs/replication.md says, a
  * restored database writes under its new origin past its old log, and Node.CacheDurability
  * everysec commits cache writes lazily and flushes them within the interval, and a background
@@ -327,6 +328,8 @@ static void node_submit_counts_the_job_until_its_completion_runs(void **state)
     pthread_mutex_init(&n->done.mu, NULL);
     n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
     assert_non_null(n->done.ev);
+    n->done.later_ev = event_new(n->base, -1, 0, ld_completions_submit_later, n);
+    assert_non_null(n->done.later_ev);
     /* Completions reach the node's loop for this test, the fixture's again after it. */
     ld_db_env saved = f->env;
     f->env.complete = ld_completions_post;
@@ -357,6 +360,92 @@ static void node_submit_counts_the_job_until_its_completion_runs(void **state)
     f->env.complete = saved.complete;
     f->env.complete_ctx = saved.complete_ctx;
     event_free(n->done.ev);
+    event_free(n->done.later_ev);
+    pthread_mutex_destroy(&n->done.mu);
+    event_base_free(n->base);
+    free(n);
+}
+
+/* Completion order of the jobs of submit_later_..., by their index. */
+typedef struct order {
+    int done[8];
+    int n;
+} order;
+
+static void note_order(ld_wjob *job)
+{
+    order *o = job->arg;
+    o->done[o->n++] = job->json[7] - '0'; /* {"Id":"<i>"} */
+}
+
+static void submit_later_hands_a_pipeline_to_the_writer_as_one_group_in_order(void **state)
+{
+    fx *f = *state;
+    ld_node *n = calloc(1, sizeof *n);
+    assert_non_null(n);
+    assert_int_equal(evthread_use_pthreads(), 0);
+    n->base = event_base_new();
+    assert_non_null(n->base);
+    pthread_mutex_init(&n->done.mu, NULL);
+    n->done.ev = event_new(n->base, -1, 0, ld_completions_run, n);
+    n->done.later_ev = event_new(n->base, -1, 0, ld_completions_submit_later, n);
+    assert_non_null(n->done.ev);
+    assert_non_null(n->done.later_ev);
+    ld_db_env saved = f->env;
+    f->env.complete = ld_completions_post;
+    f->env.complete_ctx = n;
+    ld_db_state before;
+    ld_db_state_get(f->db, &before);
+
+    /* Eight writes, the fourth refused (the key may not create): it fails alone, in its place. */
+    order o = {0};
+    ld_wjob *j[8];
+    for (int i = 0; i < 8; i++) {
+        char id[2] = {(char)('0' + i), 0}, json[16];
+        snprintf(json, sizeof json, "{\"Id\":\"%d\"}", i);
+        j[i] = ld_wjob_new(LD_W_PUT, note_order, &o);
+        assert_non_null(j[i]);
+        j[i]->collection = strdup("c");
+        j[i]->id = strdup(id);
+        j[i]->json = strdup(json);
+        j[i]->json_len = strlen(json);
+        j[i]->may_create = j[i]->may_update = i != 3;
+        ld_node_submit_later(n, f->db, j[i]);
+    }
+    assert_int_equal(n->inflight, 8);
+    /* Held on the loop until its pass runs: the writer has not seen any of them. */
+    ld_db_state mid;
+    ld_db_state_get(f->db, &mid);
+    assert_int_equal(mid.commits, before.commits);
+    struct timeval tick = {0, 10000};
+    for (int i = 0; i < 500 && o.n < 8; i++) {
+        assert_int_equal(event_base_loopexit(n->base, &tick), 0);
+        assert_true(event_base_dispatch(n->base) >= 0);
+    }
+    assert_int_equal(o.n, 8);
+    assert_int_equal(n->inflight, 0);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(o.done[i], i);
+    uint64_t seq = 0;
+    for (int i = 0; i < 8; i++) {
+        if (i == 3) {
+            assert_int_equal(j[i]->result, LD_WR_NEED_CREATE);
+        } else {
+            assert_int_equal(j[i]->result, LD_WR_OK);
+            assert_true(j[i]->seq == seq + 1); /* in submission order, no gap */
+            seq = j[i]->seq;
+        }
+        ld_wjob_free(j[i]);
+    }
+    ld_db_state after;
+    ld_db_state_get(f->db, &after);
+    assert_int_equal(after.commits, before.commits + 1); /* one group, one commit */
+    assert_int_equal(after.last_seq, before.last_seq + 7);
+
+    f->env.complete = saved.complete;
+    f->env.complete_ctx = saved.complete_ctx;
+    event_free(n->done.ev);
+    event_free(n->done.later_ev);
     pthread_mutex_destroy(&n->done.mu);
     event_base_free(n->base);
     free(n);
@@ -792,6 +881,7 @@ int main(int argc, char **argv)
         FX_TEST(a_transient_fault_is_absorbed_by_the_retry),
         FX_TEST(a_writer_without_memory_for_its_group_still_commits),
         FX_TEST(node_submit_counts_the_job_until_its_completion_runs),
+        FX_TEST(submit_later_hands_a_pipeline_to_the_writer_as_one_group_in_order),
         FX_TEST(an_unknown_status_fails_the_write_like_an_internal_error),
         FX_TEST(last_writer_wins_takes_the_greater_stamp),
         FX_TEST(apply_incoming_takes_whatever_arrives),
