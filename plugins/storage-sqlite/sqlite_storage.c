@@ -614,6 +614,7 @@ static void sq_destroy(ld_storage *st)
 
 static const char *sq_last_error(ld_storage *st)
 {
+    (void)st; /* the message is per thread, not per instance */
     return sq_errbuf;
 }
 
