@@ -26,7 +26,7 @@ void ld_wire_op_clear(ld_wire_op *op)
     memset(op, 0, sizeof *op);
 }
 
-/* A required string member, copied. */
+/* A required string member, copied (what it may hold is ld_wire_op_check's business). */
 static bool take_str(json_t *v, const char *name, char **out, size_t *len, char *err, size_t errlen)
 {
     if (!json_is_string(v)) {
@@ -34,10 +34,6 @@ static bool take_str(json_t *v, const char *name, char **out, size_t *len, char 
         return false;
     }
     *len = json_string_length(v);
-    if (memchr(json_string_value(v), '\0', *len)) { /* no field of an op may hold one */
-        ld_set_err(err, errlen, "operation field %s must not contain a NUL character", name);
-        return false;
-    }
     *out = malloc(*len + 1);
     if (!*out) {
         ld_set_err(err, errlen, "out of memory");
@@ -53,8 +49,8 @@ static bool take_u64(json_t *v, const char *name, bool required, uint64_t *out, 
     if (!v || json_is_null(v)) {
         *out = 0;
         if (!required) return true;
-    } else if (ld_json_as_u64(v, out) && *out <= INT64_MAX) {
-        return true; /* a long in the contract: larger would not survive our own encoding */
+    } else if (ld_json_as_u64(v, out)) {
+        return true;
     }
     ld_set_err(err, errlen, "operation field %s %s", name,
                v && !json_is_null(v) ? "must be a non-negative integer" : "is required");
@@ -102,6 +98,90 @@ static const char *const field_names[F_COUNT] = {
     "Id",       "NodeId",      "Collection",  "EntityId", "OperationType", "Payload",
     "Sequence", "LogSequence", "ExpiresAtMs", "Hlc",      "TimestampUtc",  "ParentVersion"};
 
+/* A string field: no NUL byte (no field of an op may hold one: stored names are C strings). */
+static bool no_nul(const char *s, size_t len, const char *name, char *err, size_t errlen)
+{
+    if (memchr(s, '\0', len)) {
+        ld_set_err(err, errlen, "operation field %s must not contain a NUL character", name);
+        return false;
+    }
+    return true;
+}
+
+/* Whether s is UTF-8 (control characters allowed): jansson checks it as it copies. */
+static bool utf8_valid(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    json_decref(j);
+    return j != NULL;
+}
+
+/* A long in the contract: larger would not survive our own encoding. */
+static bool is_long(uint64_t v, const char *name, char *err, size_t errlen)
+{
+    if (v <= INT64_MAX) return true;
+    ld_set_err(err, errlen, "operation field %s must be a non-negative integer", name);
+    return false;
+}
+
+bool ld_wire_op_check(ld_wire_op *out, char *err, size_t errlen)
+{
+    ld_op_rec *r = &out->rec;
+    if (!no_nul(out->origin, r->origin_len, "NodeId", err, errlen)) return false;
+    if (!ld_node_id_valid(out->origin)) {
+        ld_set_err(err, errlen, "operation field NodeId is not a valid node id");
+        return false;
+    }
+    if (!no_nul(out->collection, r->collection_len, "Collection", err, errlen)) return false;
+    if (!ld_collection_name_valid(out->collection, r->collection_len)) {
+        ld_set_err(err, errlen, "operation field Collection is not a valid collection name");
+        return false;
+    }
+    if (!no_nul(out->doc_id, r->doc_id_len, "EntityId", err, errlen)) return false;
+    /* Cache keys are counted in characters (up to 500 bytes); document ids in bytes. */
+    if (ld_collection_is_cache(out->collection)
+            ? ld_cache_key_problem(out->doc_id, r->doc_id_len) != NULL
+            : !ld_doc_id_valid(out->doc_id, r->doc_id_len)) {
+        ld_set_err(err, errlen, "operation field EntityId is not a valid document id");
+        return false;
+    }
+    if (r->op_type < LD_OP_INSERT || r->op_type > LD_OP_DELETE) {
+        ld_set_err(err, errlen, "operation field OperationType must be 1, 2 or 3");
+        return false;
+    }
+    if (!no_nul(out->payload, r->payload_len, "Payload", err, errlen)) return false;
+    if (r->op_type != LD_OP_DELETE) {
+        /* The document a put carries must be a JSON object: it is stored and served as is, so
+         * it is checked in place, without building a tree nobody reads. */
+        if (!ld_json_object_valid(out->payload, r->payload_len)) {
+            ld_set_err(err, errlen, "operation field Payload must hold a JSON object");
+            return false;
+        }
+    } else if (!utf8_valid(out->payload, r->payload_len)) {
+        /* A delete's payload is any string, but it is served again as a JSON string. */
+        ld_set_err(err, errlen, "operation field Payload must be UTF-8");
+        return false;
+    }
+    if (r->origin_seq == 0) {
+        ld_set_err(err, errlen, "operation field Sequence must be at least 1");
+        return false;
+    }
+    if (!is_long(r->origin_seq, "Sequence", err, errlen) ||
+        !is_long(out->log_seq, "LogSequence", err, errlen) ||
+        !is_long(r->expires_ms, "ExpiresAtMs", err, errlen))
+        return false;
+    if (r->hlc == 0) {
+        ld_set_err(err, errlen, "operation field Hlc must be a positive integer");
+        return false;
+    }
+    r->synced = 1;
+    r->origin = out->origin;
+    r->collection = out->collection;
+    r->doc_id = out->doc_id;
+    r->payload = out->payload;
+    return true;
+}
+
 bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -118,50 +198,21 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
         ld_set_err(err, errlen, "operation field Id must be 32 hex digits");
         goto fail;
     }
-    if (!take_str(f[F_NODE], "NodeId", &out->origin, &r->origin_len, err, errlen)) goto fail;
-    if (!ld_node_id_valid(out->origin)) {
-        ld_set_err(err, errlen, "operation field NodeId is not a valid node id");
+    /* The JSON form's own shape first (types, the Hlc/TimestampUtc choice); what every
+     * encoding must hold is ld_wire_op_check's. */
+    if (!take_str(f[F_NODE], "NodeId", &out->origin, &r->origin_len, err, errlen) ||
+        !take_str(f[F_COLL], "Collection", &out->collection, &r->collection_len, err, errlen) ||
+        !take_str(f[F_ENTITY], "EntityId", &out->doc_id, &r->doc_id_len, err, errlen))
         goto fail;
-    }
-    if (!take_str(f[F_COLL], "Collection", &out->collection, &r->collection_len, err, errlen))
-        goto fail;
-    if (!ld_collection_name_valid(out->collection, r->collection_len)) {
-        ld_set_err(err, errlen, "operation field Collection is not a valid collection name");
-        goto fail;
-    }
-    if (!take_str(f[F_ENTITY], "EntityId", &out->doc_id, &r->doc_id_len, err, errlen)) goto fail;
-    /* Cache keys are counted in characters (up to 500 bytes); document ids in bytes. */
-    if (ld_collection_is_cache(out->collection)
-            ? ld_cache_key_problem(out->doc_id, r->doc_id_len) != NULL
-            : !ld_doc_id_valid(out->doc_id, r->doc_id_len)) {
-        ld_set_err(err, errlen, "operation field EntityId is not a valid document id");
-        goto fail;
-    }
     uint64_t type;
     if (!take_u64(f[F_TYPE], "OperationType", true, &type, err, errlen)) goto fail;
-    if (type < LD_OP_INSERT || type > LD_OP_DELETE) {
-        ld_set_err(err, errlen, "operation field OperationType must be 1, 2 or 3");
-        goto fail;
-    }
-    r->op_type = (uint8_t)type;
+    r->op_type = type > UINT8_MAX ? 0 : (uint8_t)type; /* out of range: refused by the check */
     if (!take_str(f[F_PAYLOAD], "Payload", &out->payload, &len, err, errlen)) goto fail;
     r->payload_len = len;
-    if (r->op_type != LD_OP_DELETE) {
-        /* The document a put carries must be a JSON object: it is stored and served as is, so
-         * it is checked in place, without building a tree nobody reads (a pulled batch was
-         * already parsed once, with the payloads as strings). */
-        if (!ld_json_object_valid(out->payload, len)) {
-            ld_set_err(err, errlen, "operation field Payload must hold a JSON object");
-            goto fail;
-        }
-    }
-    if (!take_u64(f[F_SEQ], "Sequence", true, &r->origin_seq, err, errlen)) goto fail;
-    if (r->origin_seq == 0) {
-        ld_set_err(err, errlen, "operation field Sequence must be at least 1");
+    if (!take_u64(f[F_SEQ], "Sequence", true, &r->origin_seq, err, errlen) ||
+        !take_u64(f[F_LOGSEQ], "LogSequence", false, &out->log_seq, err, errlen) ||
+        !take_u64(f[F_EXPIRES], "ExpiresAtMs", false, &r->expires_ms, err, errlen))
         goto fail;
-    }
-    if (!take_u64(f[F_LOGSEQ], "LogSequence", false, &out->log_seq, err, errlen)) goto fail;
-    if (!take_u64(f[F_EXPIRES], "ExpiresAtMs", false, &r->expires_ms, err, errlen)) goto fail;
     json_t *hlc = f[F_HLC];
     if (hlc && !json_is_null(hlc)) {
         if (!ld_json_as_u64(hlc, &r->hlc) || r->hlc == 0) {
@@ -185,12 +236,7 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
         }
         r->has_parent = true;
     }
-    r->synced = 1;
-    r->origin = out->origin;
-    r->collection = out->collection;
-    r->doc_id = out->doc_id;
-    r->payload = out->payload;
-    return true;
+    if (ld_wire_op_check(out, err, errlen)) return true;
 fail:
     ld_wire_op_clear(out);
     return false;
