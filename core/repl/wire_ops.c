@@ -204,7 +204,9 @@ bool ld_wireops_decode(const uint8_t *buf, size_t len, ld_wireops_frame *out, ch
         return false;
     }
     json_error_t je;
-    out->header = ld_json_parse((const char *)at, (size_t)hl, &je);
+    /* Parsed as the JSON answer is (integers stay integers: the version vectors compare). */
+    if (ld_json_nul_free((const char *)at, (size_t)hl, &je))
+        out->header = json_loadb((const char *)at, (size_t)hl, 0, &je);
     if (!json_is_object(out->header)) {
         ld_set_err(err, errlen, "the frame's header is not a JSON object");
         goto fail;
