@@ -54,6 +54,9 @@ static void call_done(struct evhttp_request *req, void *arg)
     l->call = NULL;
     reply_fn fn = c->fn;
     raw_reply_fn raw = c->raw;
+    /* Push and pull answers say whether the peer speaks the compact form (snapshot pages and the
+     * other routes do not: they leave what the link knows alone). */
+    bool batch = !strcmp(c->what, "pull") || !strcmp(c->what, "push");
     int code = req ? evhttp_request_get_response_code(req) : 0;
     int error = c->error;
     char why[256];
@@ -81,10 +84,10 @@ static void call_done(struct evhttp_request *req, void *arg)
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     l->bytes_received += evbuffer_get_length(in);
-    /* Every answer says whether the peer speaks the compact form: learned (or unlearned, a
-     * peer replaced by an older build) from each one. */
+    /* Learned (or unlearned: a peer replaced by an older build, or one that refused a compact
+     * body, whose error answer does not announce it) from each answer. */
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    l->peer_compact = ld_wireops_announced(evhttp_find_header(ih, LD_WIREOPS_HEADER));
+    if (batch) l->peer_compact = ld_wireops_announced(evhttp_find_header(ih, LD_WIREOPS_HEADER));
     l->answer_compact = ld_wireops_is_type(evhttp_find_header(ih, "Content-Type"));
     if (raw) {
         raw(l, code, in, NULL);
