@@ -51,8 +51,9 @@ static json_t *repl_body(ld_req *r)
     return body;
 }
 
-/* Every push and pull answer says this node reads and writes the compact encoding, so a peer
- * learns it from the answers it already gets (docs/replication.md, "The compact encoding"). */
+/* Every push and pull answer but an error says this node reads and writes the compact encoding,
+ * so a peer learns it from the answers it already gets; one whose compact push was refused sends
+ * JSON next (docs/replication.md, "The compact encoding"). */
 static void announce_compact(ld_req *r)
 {
     evhttp_add_header(evhttp_request_get_output_headers(r->ev), LD_WIREOPS_HEADER,

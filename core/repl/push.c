@@ -269,7 +269,6 @@ void ld_repl_step_push(ld_link *l)
     }
 }
 
-/* The push batch read by push_read_work, back on the loop: the request goes out from here. */
 /* The push body in the compact encoding: the JSON body's other fields in the frame's header. */
 static bool push_body_compact(ld_link *l, ld_oplog_batch *b, json_t *promises,
                               struct evbuffer *body)
@@ -283,6 +282,8 @@ static bool push_body_compact(ld_link *l, ld_oplog_batch *b, json_t *promises,
     return ok;
 }
 
+/* The push batch read by push_read_work (compact: in the compact encoding), back on the loop:
+ * the request goes out from here. */
 static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b, bool compact)
 {
     ld_repl *r = l->repl;
