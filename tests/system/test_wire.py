@@ -159,9 +159,11 @@ def test_json_stays_the_default_and_compact_pushes_are_validated(make_node):
     assert api.must_get("items", "z1")["via"] == "compact"
     bad = frame({"ProtocolVersion": 1, "SourceNodeId": "z"},
                 [op(2, 2, b"z2", b'{"ok":1}'), op(3, 3, b"z3", b"[1]")])
-    assert_error(a.request("POST", "/api/replication/push", raw=bad, headers=hdrs), 400,
-                 f"The {CT} body is malformed: Operations[1]: operation field Payload must hold "
-                 "a JSON object.")
+    r = a.request("POST", "/api/replication/push", raw=bad, headers=hdrs)
+    assert_error(r, 400, f"The {CT} body is malformed: Operations[1]: operation field Payload "
+                 "must hold a JSON object.")
+    # An error does not announce the compact form: the sender's next push goes as JSON.
+    assert r.headers.get("X-Litedist-Wire") is None
     assert_error(a.request("POST", "/api/replication/push", raw=good[:-3], headers=hdrs), 400,
                  f"The {CT} body is malformed: Operations[0]: operation field Payload is "
                  "truncated.")
