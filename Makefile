@@ -81,7 +81,7 @@ FUZZ_QUERY_SRCS   := core/query/lexer.c core/query/parser.c core/query/eval.c co
 
 # The replication payload decoder, the config loader, and (http, ws) a whole node in the fuzzer's
 # process fed raw bytes over loopback: those two load the storage and auth plugins of $(BUILD).
-FUZZ_WIRE_SRCS    := core/repl/wire.c core/repl/snapshot_page.c core/db/names.c core/db/hlc.c core/db/record.c \
+FUZZ_WIRE_SRCS    := core/repl/wire.c core/repl/wire_ops.c core/repl/snapshot_page.c core/db/names.c core/db/hlc.c core/db/record.c \
                      core/util/jsonget.c core/util/jsonbuf.c core/util/jsontext.c core/util/strutil.c \
                      core/util/timeutil.c core/util/log.c
 # The RESP parser and value mapping (core/resp), pure.

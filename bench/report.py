@@ -481,9 +481,10 @@ FINDINGS = [
     "a JSON object before it is stored and served as is); the sender encodes it (~9 us, mostly "
     "jansson escaping the Payload string). The raw-engine goal asks for ~20 us per op end to "
     "end, which JSON parsing alone exceeds; pulling the next batch while the previous one "
-    "commits cannot add throughput on one shared core (it would on two). A binary node-to-node "
-    "encoding would be the next step; not done here because the contract's OperationRecord is "
-    "JSON and the original must keep reading it.",
+    "commits cannot add throughput on one shared core (it would on two). These figures are of "
+    "the JSON encoding: two litedist nodes now use the compact one (docs/replication.md, \"The "
+    "compact encoding\"), whose rows `wire_bench` prints beside them; the original keeps "
+    "getting the contract's JSON.",
     "**B7, found on the way, fixed (earlier run):** a node that has *never* seen a database "
     "cannot pull it: links exist per known database, so it waited for the other side's push, "
     "which was in exponential back-off (1 s doubling to 30 s) from the failures while the node "
@@ -761,7 +762,10 @@ def docs(meta, rows, result_name, storage=None):
            "meanwhile, per minute. Probes off, as everywhere here.")
     bullet("**B7:** nodes A and B, each the other's seed peer, share the database; B stops, A "
            "takes the documents, B starts again: the time from B's start until both report the "
-           "same version vector (and equal digests). pouchdb: a one-shot `_replicate` of the same documents into an empty "
+           "same version vector (and equal digests). The two litedistd move the batches in the "
+           "compact node-to-node encoding (`application/x-litedist-ops`, docs/replication.md); "
+           "`bench/wire/wire_bench` prints the CPU per op of each phase in both encodings, JSON "
+           "and compact, for 200 B and 1 KB documents. pouchdb: a one-shot `_replicate` of the same documents into an empty "
            "pouchdb-server. Raw: the engine's batched write shape (as B2).")
     bullet("**B8:** three litedistd, each a seed peer of the others; `bench/wrk/paced_insert.lua` "
            "writes 1,000 documents/s into each for the duration; meanwhile a probe writes a "

@@ -1,6 +1,7 @@
 /* wire_bench: the CPU cost per op of a replication pull batch, phase by phase: the sender
  * encoding op-log entries into the answer, the receiver parsing the answer and decoding (and
- * validating) each op. Documents of about 200 B and 1 KB, as bench/run's B7 writes them. */
+ * validating) each op, in the contract's JSON and in the compact encoding (wire_ops.h).
+ * Documents of about 200 B and 1 KB, as bench/run's B7 writes them. */
 #include <event2/buffer.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "db/record.h"
 #include "repl/wire.h"
+#include "repl/wire_ops.h"
 #include "util/jsontext.h"
 
 #define BATCH 1000
@@ -55,6 +57,20 @@ static struct evbuffer *encode(ld_op_rec *ops)
     return out;
 }
 
+/* The same batch as a compact pull answer. */
+static struct evbuffer *encode_compact(ld_op_rec *ops)
+{
+    struct evbuffer *body = evbuffer_new(), *out = evbuffer_new();
+    for (int i = 0; i < BATCH; i++)
+        ld_wireops_op_write(&ops[i], (uint64_t)i + 1, body);
+    json_t *h = json_pack("{s:i, s:s, s:b}", "ProtocolVersion", LD_REPL_PROTOCOL, "NodeId",
+                          "node-a", "HasMore", 1);
+    ld_wireops_frame_write(h, BATCH, body, out);
+    json_decref(h);
+    evbuffer_free(body);
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 20;
@@ -81,7 +97,8 @@ int main(int argc, char **argv)
             o->payload = docs[i];
             o->payload_len = strlen(docs[i]);
         }
-        double t_enc = 0, t_load = 0, t_dec = 0, t_payload = 0;
+        double t_enc = 0, t_load = 0, t_dec = 0, t_payload = 0, t_cenc = 0, t_cdec = 0;
+        size_t cbytes = 0;
         size_t bytes = 0;
         for (int r = 0; r < rounds; r++) {
             double t0 = now_s();
@@ -109,6 +126,21 @@ int main(int argc, char **argv)
             double t4 = now_s();
             json_decref(body);
             evbuffer_free(b);
+            double t5 = now_s();
+            struct evbuffer *cb = encode_compact(ops);
+            double t6 = now_s();
+            cbytes = evbuffer_get_length(cb);
+            ld_wireops_frame f;
+            char ferr[300];
+            if (!ld_wireops_decode(evbuffer_pullup(cb, -1), cbytes, &f, ferr, sizeof ferr)) {
+                fprintf(stderr, "compact decode: %s\n", ferr);
+                return 1;
+            }
+            double t7 = now_s();
+            ld_wireops_frame_clear(&f);
+            evbuffer_free(cb);
+            t_cenc += t6 - t5;
+            t_cdec += t7 - t6;
             t_enc += t1 - t0;
             t_load += t2 - t1;
             t_dec += t3 - t2;
@@ -121,6 +153,9 @@ int main(int argc, char **argv)
         printf("%-6s %-28s %12.2f\n", name, "decode + validate ops", t_dec * per);
         printf("%-6s %-28s %12.2f\n", name, "  of which: payload parse", t_payload * per);
         printf("%-6s %-28s %12zu\n", name, "answer bytes per op", bytes / BATCH);
+        printf("%-6s %-28s %12.2f\n", name, "compact encode (sender)", t_cenc * per);
+        printf("%-6s %-28s %12.2f\n", name, "compact decode + validate", t_cdec * per);
+        printf("%-6s %-28s %12zu\n", name, "compact bytes per op", cbytes / BATCH);
         for (int i = 0; i < BATCH; i++)
             free(docs[i]);
         free(docs);

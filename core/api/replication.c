@@ -23,6 +23,7 @@
 #include "../repl/snapshot_page.h"
 #include "../util/workers.h"
 #include "../repl/wire.h"
+#include "../repl/wire_ops.h"
 #include "../util/jsonbuf.h"
 #include "../util/jsonget.h"
 #include "../ws/ws.h"
@@ -50,6 +51,43 @@ static json_t *repl_body(ld_req *r)
     return body;
 }
 
+/* Every push and pull answer but an error says this node reads and writes the compact encoding,
+ * so a peer learns it from the answers it already gets; one whose compact push was refused sends
+ * JSON next (docs/replication.md, "The compact encoding"). */
+static void announce_compact(ld_req *r)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), LD_WIREOPS_HEADER,
+                      LD_WIREOPS_TOKEN);
+}
+
+/* A push body: JSON, or a compact frame whose header stands for the JSON body (returned) and
+ * whose ops, decoded and validated, are left in *f. NULL having replied. */
+static json_t *push_body(ld_req *r, ld_wireops_frame *f, bool *framed)
+{
+    memset(f, 0, sizeof *f);
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-Type");
+    *framed = ld_wireops_is_type(ct);
+    if (!*framed) return repl_body(r);
+    size_t len;
+    char *raw = ld_req_body(r, &len);
+    if (!raw) return NULL;
+    char err[300];
+    bool ok = ld_wireops_decode((const uint8_t *)raw, len, f, err, sizeof err);
+    free(raw);
+    if (!ok) {
+        ld_reply_error(r, 400, "The %s body is malformed: %s.", LD_WIREOPS_CONTENT_TYPE, err);
+        return NULL;
+    }
+    if (!ld_wire_protocol_ok(f->header, err, sizeof err)) {
+        ld_wireops_frame_clear(f);
+        ld_reply_error(r, 400, "%s", err);
+        return NULL;
+    }
+    json_t *body = f->header;
+    f->header = NULL;
+    return body;
+}
+
 static void push_done(ld_wjob *job)
 {
     ld_req *r = job->arg;
@@ -64,6 +102,7 @@ static void push_done(ld_wjob *job)
         if (ld_oplog_state(r->db, &vv, digest) != LD_OK) vv = NULL;
         /* And our clock promises (the purge frontier's input, litedist's addition). */
         json_t *promises = ld_repl_promises_json(r->node->repl, r->db);
+        announce_compact(r);
         ld_reply_json(r, 200,
                       json_pack("{s:i, s:I, s:I, s:I, s:s?, s:o?, s:o?}", "ProtocolVersion",
                                 LD_REPL_PROTOCOL, "ProcessedCount", (json_int_t)in->processed,
@@ -88,33 +127,43 @@ static void peer_alive(ld_node *n, const char *id)
 void ld_api_repl_push(ld_req *r)
 {
     if (!ld_api_cluster_auth(r) || !ld_api_cluster_db(r, true)) return;
-    json_t *body = repl_body(r);
+    ld_wireops_frame f;
+    bool framed;
+    json_t *body = push_body(r, &f, &framed);
     if (!body) return;
     json_t *ops = ld_json_get_ci(body, "Operations");
     const char *source = json_string_value(ld_json_get_ci(body, "SourceNodeId"));
-    if (!json_is_array(ops)) {
+    if (!framed && !json_is_array(ops)) {
         json_decref(body);
         ld_reply_error(r, 400, "Operations payload is required.");
         return;
     }
     if (source && !strcmp(source, r->node->node_id)) {
+        ld_wireops_frame_clear(&f);
         json_decref(body);
         ld_reply_error(r, 400, "SourceNodeId is this node's own id: node ids must be unique.");
         return;
     }
     peer_alive(r->node, source);
-    size_t n = json_array_size(ops);
+    size_t n = framed ? f.n : json_array_size(ops);
     ld_ingest *in = calloc(1, sizeof *in);
     ld_wjob *job = ld_wjob_custom(ld_ingest_apply, push_done, r);
-    if (!in || !job || (n && !(in->ops = calloc(n, sizeof *in->ops)))) {
+    if (!in || !job || (!framed && n && !(in->ops = calloc(n, sizeof *in->ops)))) {
+        ld_wireops_frame_clear(&f);
         ld_ingest_free(in);
         free(job);
         json_decref(body);
         ld_reply_error(r, 500, "Out of memory.");
         return;
     }
+    if (framed) { /* a compact frame's ops were validated as it was decoded */
+        in->ops = f.ops;
+        in->n = f.n;
+        f.ops = NULL;
+        f.n = 0;
+    }
     /* Every op is validated before anything is written: a bad batch changes nothing. */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; !framed && i < n; i++) {
         char err[256];
         if (!ld_wire_op_decode(json_array_get(ops, i), &in->ops[i], err, sizeof err)) {
             ld_ingest_free(in);
@@ -134,6 +183,7 @@ void ld_api_repl_push(ld_req *r)
         json_decref(promises);
         ld_ingest_free(in);
         free(job);
+        announce_compact(r);
         ld_reply_json(r, 200,
                       json_pack("{s:i, s:i, s:i, s:i}", "ProtocolVersion", LD_REPL_PROTOCOL,
                                 "ProcessedCount", 0, "AcceptedCount", 0, "LastProcessedLogSequence",
@@ -166,6 +216,7 @@ typedef struct pull_req {
     const char *requester; /* RequestingNodeId, or NULL */
     uint64_t after;
     size_t batch, max_bytes;
+    bool compact; /* the requester asked for the compact encoding (Accept) */
     ld_oplog_batch b;
     ld_status st;
 } pull_req;
@@ -173,7 +224,31 @@ typedef struct pull_req {
 static void pull_work(void *arg)
 {
     pull_req *c = arg;
-    c->st = ld_oplog_read(c->db, c->after, c->batch, c->max_bytes, NULL, c->vv, true, &c->b);
+    c->st = ld_oplog_read(c->db, c->after, c->batch, c->max_bytes, NULL, c->vv, true, c->compact,
+                          &c->b);
+}
+
+/* A pull answer in the compact encoding: the JSON answer's other members in the frame's
+ * header, the ops as ld_oplog_read wrote them. Takes over b and promises; replies. */
+static void pull_answer_compact(ld_req *r, ld_oplog_batch *b, json_t *promises)
+{
+    json_t *h = promises
+                    ? json_pack("{s:i, s:s, s:I, s:I, s:b, s:O, s:s, s:O}", "ProtocolVersion",
+                                LD_REPL_PROTOCOL, "NodeId", r->node->node_id, "LastLogSequence",
+                                (json_int_t)b->scanned, "LocalMaxLogSequence",
+                                (json_int_t)b->local_max, "HasMore", b->more, "VersionVector",
+                                b->vv, "Digest", b->digest, "PurgePromises", promises)
+                    : NULL;
+    struct evbuffer *out = h ? evbuffer_new() : NULL;
+    bool ok = out && ld_wireops_frame_write(h, b->n, b->ops, out);
+    json_decref(h);
+    json_decref(promises);
+    ld_oplog_batch_free(b);
+    if (ok)
+        ld_reply_bytes(r, 200, LD_WIREOPS_CONTENT_TYPE, out);
+    else
+        ld_reply_error(r, 500, "Out of memory.");
+    if (out) evbuffer_free(out);
 }
 
 /* The answer, on the loop. A requester that went away meanwhile costs nothing more: libevent
@@ -185,6 +260,7 @@ static void pull_done(void *arg)
     json_t *body = c->body, *vv = c->vv;
     const char *requester = c->requester;
     uint64_t after = c->after;
+    bool compact = c->compact;
     ld_status st = c->st;
     ld_oplog_batch b = c->b; /* zeroed by ld_oplog_read even when it fails */
     free(c);
@@ -221,6 +297,11 @@ static void pull_done(void *arg)
     json_decref(body);
     if (st != LD_OK) {
         ld_reply_error(r, 500, "Reading the operation log failed: %s.", ld_status_str(st));
+        return;
+    }
+    announce_compact(r);
+    if (compact) {
+        pull_answer_compact(r, &b, promises);
         return;
     }
     /* Written as text: the ops are JSON already (ld_wire_op_write), and a batch of 1 KB
@@ -276,6 +357,7 @@ void ld_api_repl_pull(ld_req *r)
         peer_alive(r->node, requester);
         /* Nothing here yet: an empty answer, and nothing created. */
         json_decref(body);
+        announce_compact(r);
         ld_reply_json(r, 200,
                       json_pack("{s:i, s:s, s:[], s:I, s:I, s:b, s:{}, s:s}", "ProtocolVersion",
                                 LD_REPL_PROTOCOL, "NodeId", r->node->node_id, "Operations",
@@ -292,6 +374,7 @@ void ld_api_repl_pull(ld_req *r)
     }
     /* The worker reads only what is copied here and the body, which the loop leaves alone until
      * pull_done; the request's database reference keeps the database open meanwhile. */
+    const char *accept = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Accept");
     *c = (pull_req){.r = r,
                     .db = r->db,
                     .body = body,
@@ -299,7 +382,8 @@ void ld_api_repl_pull(ld_req *r)
                     .requester = requester,
                     .after = after,
                     .batch = (size_t)batch,
-                    .max_bytes = r->node->cfg.repl_batch_bytes};
+                    .max_bytes = r->node->cfg.repl_batch_bytes,
+                    .compact = ld_wireops_accepted(accept)};
     r->node->inflight++;
     if (r->node->shutting_down) {
         /* The loop's exit is decided when nothing is in flight, then comes after a short grace:

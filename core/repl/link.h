@@ -42,6 +42,7 @@
 #include "probe.h"
 #include "snapshot_page.h"
 #include "wire.h"
+#include "wire_ops.h"
 
 /* A link's cycle, one phase at a time (ld_link.ph); every step runs on the loop thread.
  *
@@ -113,6 +114,7 @@ typedef struct push_read {
     json_t *peer_vv; /* owned copy, or NULL: then the peer's own ops are skipped */
     uint64_t after;
     size_t limit, max_bytes;
+    bool compact; /* the peer reads the compact encoding: the batch is read in it */
     ld_oplog_batch b;
     ld_status st;
 } push_read;
@@ -174,6 +176,11 @@ typedef struct ld_link {
      * the link, and failed cycles by reason. fail_reason: the reason of the failure about to be
      * counted (set by the paths that know it; cycle_fail resets it to FAIL_LOCAL). */
     uint64_t bytes_sent, bytes_received;
+    /* The peer announced the compact encoding (X-Litedist-Wire: ops1 on its last answer): our
+     * pushes to it use it. answer_compact: the answer being handled is a compact frame. Pull
+     * answers and pushes that went compact, for the status (CompactPulls, CompactPushes). */
+    bool peer_compact, answer_compact;
+    uint64_t compact_pulls, compact_pushes;
     uint64_t fails[FAIL_N];
     int fail_reason;
 } ld_link;
@@ -236,6 +243,8 @@ typedef struct call {
     reply_fn fn;
     raw_reply_fn raw; /* instead of fn when set */
     char what[16];
+    bool compact;        /* body is a compact frame (Content-Type application/x-litedist-ops) */
+    bool accept_compact; /* Accept names the compact form */
     /* What was sent, shared with the request (no copy): an https request that finds its kept
      * connection closed by the peer is sent once more on a fresh one. */
     struct evbuffer *body;
@@ -269,6 +278,11 @@ void ld_repl_hint_send(ld_link *l);
 /* ld_repl_call_post with the answer to raw, as received, when raw is set. */
 bool ld_repl_call_post_any(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn,
                            raw_reply_fn raw);
+/* ld_repl_call_post_any with the compact encoding (wire_ops.h): compact_body sends body as a
+ * compact frame; accept_compact asks for the answer in it (Accept), which the peer may ignore
+ * (then it answers JSON: ld_link.answer_compact tells which came). */
+bool ld_repl_call_post_wire(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn,
+                            raw_reply_fn raw, bool compact_body, bool accept_compact);
 /* Records that another node (seen) answers at the peer's address (IdentityMismatch). */
 void ld_repl_link_identity(ld_link *l, const char *seen);
 void ld_repl_call_free(call *c);

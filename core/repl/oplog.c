@@ -7,6 +7,7 @@
 
 #include "../util/jsonget.h"
 #include "wire.h"
+#include "wire_ops.h"
 
 void ld_oplog_batch_free(ld_oplog_batch *b)
 {
@@ -195,7 +196,7 @@ static bool skipped(const ld_op_rec *op, const char *skip_origin, json_t *skip_v
 }
 
 ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_bytes,
-                        const char *skip_origin, json_t *skip_vv, bool check_floor,
+                        const char *skip_origin, json_t *skip_vv, bool check_floor, bool compact,
                         ld_oplog_batch *out)
 {
     memset(out, 0, sizeof *out);
@@ -245,8 +246,10 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
                 break;
             }
             if (!skipped(&it.op, skip_origin, skip_vv)) {
-                if ((out->n > 0 && evbuffer_add(out->ops, ",", 1) != 0) ||
-                    !ld_wire_op_write(&it.op, it.seq, out->ops)) {
+                bool ok = compact ? ld_wireops_op_write(&it.op, it.seq, out->ops)
+                                  : (out->n == 0 || evbuffer_add(out->ops, ",", 1) == 0) &&
+                                        ld_wire_op_write(&it.op, it.seq, out->ops);
+                if (!ok) {
                     st = LD_NOMEM;
                     break;
                 }

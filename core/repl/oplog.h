@@ -20,7 +20,8 @@
 #define LD_OPLOG_MIN_SCAN    1000
 
 typedef struct ld_oplog_batch {
-    struct evbuffer *ops; /* the OperationRecords' JSON, comma-separated, without the brackets
+    struct evbuffer *ops; /* the OperationRecords' JSON, comma-separated, without the brackets,
+                           * or with `compact` the ops in wire_ops.h's form, one after the other
                            * (owned by the caller: ld_oplog_batch_free) */
     uint64_t *seqs;       /* LogSequence of each op in ops (malloc'd; caller frees) */
     size_t n;
@@ -44,9 +45,10 @@ bool ld_vv_covers(json_t *vv, json_t *floor);
 /* Reads entries after `after`: at most max_ops and about max_bytes of payload (at least one
  * entry), skipping entries whose origin is `skip_origin` (may be NULL) or whose origin seq is
  * at most skip_vv[origin] (may be NULL). Fills *out (zeroed first). With check_floor, when
- * skip_vv does not cover the log floor, reads no entry and sets out->needs_snapshot. */
+ * skip_vv does not cover the log floor, reads no entry and sets out->needs_snapshot. With
+ * compact, the ops are written in the compact encoding (wire_ops.h) instead of JSON. */
 ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_bytes,
-                        const char *skip_origin, json_t *skip_vv, bool check_floor,
+                        const char *skip_origin, json_t *skip_vv, bool check_floor, bool compact,
                         ld_oplog_batch *out);
 
 void ld_oplog_batch_free(ld_oplog_batch *b);

@@ -121,7 +121,9 @@ static void pull_to_snapshot(ld_link *l, const char *why)
     ld_repl_step_snapshot(l);
 }
 
-static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
+/* A pull's answer: body is the JSON answer, or with f the compact frame's header and f its ops
+ * (taken over by the ingest). */
+static void pull_reply(ld_link *l, int code, json_t *body, ld_wireops_frame *f, const char *err)
 {
     ld_repl *r = l->repl;
     if (code == 410 && json_is_true(ld_json_get_ci(body, "SnapshotRequired"))) {
@@ -147,25 +149,28 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
                            l->peer);
         return;
     }
-    json_t *ops = ld_json_get_ci(body, "Operations");
+    json_t *ops = f ? NULL : ld_json_get_ci(body, "Operations");
     uint64_t scanned = 0;
-    if (!json_is_array(ops)) {
+    if (!f && !json_is_array(ops)) {
         l->fail_reason = FAIL_PROTOCOL;
         ld_repl_cycle_fail(l, "pull: the answer has no Operations array");
         return;
     }
-    size_t n = json_array_size(ops);
+    size_t n = f ? f->n : json_array_size(ops);
     if (!ld_json_as_u64(ld_json_get_ci(body, "LastLogSequence"), &scanned)) {
         /* The original sends no LastLogSequence: the last op's LogSequence stands for it. */
         json_t *last = n ? ld_json_get_ci(json_array_get(ops, n - 1), "LogSequence") : NULL;
-        if (!ld_json_as_u64(last, &scanned)) scanned = l->pull_ckpt;
+        if (f && n)
+            scanned = f->ops[n - 1].log_seq;
+        else if (!ld_json_as_u64(last, &scanned))
+            scanned = l->pull_ckpt;
     }
     ld_json_as_u64(ld_json_get_ci(body, "LocalMaxLogSequence"), &l->peer_max);
     json_t *more = ld_json_get_ci(body, "HasMore");
     pull_ctx *pc = calloc(1, sizeof *pc);
     ld_ingest *in = calloc(1, sizeof *in);
     ld_wjob *job = ld_wjob_custom(ld_ingest_apply, ingest_done, pc);
-    if (!pc || !in || !job || (n && !(in->ops = calloc(n, sizeof *in->ops)))) {
+    if (!pc || !in || !job || (!f && n && !(in->ops = calloc(n, sizeof *in->ops)))) {
         free(pc);
         ld_ingest_free(in);
         free(job);
@@ -193,7 +198,13 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     ld_repl_promises_merge(r, l->db, ld_json_get_ci(body, "PurgePromises"));
     const char *pd = json_string_value(ld_json_get_ci(body, "Digest"));
     snprintf(pc->peer_digest, sizeof pc->peer_digest, "%s", pd ? pd : "");
-    for (size_t i = 0; i < n; i++) {
+    if (f) { /* decoded and validated with the frame: the ingest takes them over */
+        in->ops = f->ops;
+        in->n = f->n;
+        f->ops = NULL;
+        f->n = 0;
+    }
+    for (size_t i = 0; !f && i < n; i++) {
         char derr[256];
         if (!ld_wire_op_decode(json_array_get(ops, i), &in->ops[i], derr, sizeof derr)) {
             ld_ingest_free(in);
@@ -244,6 +255,31 @@ static void pull_reply(ld_link *l, int code, json_t *body, const char *err)
     l->ph = PH_INGEST;
     ld_node_submit(r->node, db, job);
     ld_registry_release(&r->node->reg, db);
+}
+
+/* A pull's answer as received: a compact frame when the peer answered in one (we asked for it),
+ * JSON otherwise. */
+static void pull_raw(ld_link *l, int code, struct evbuffer *in, const char *err)
+{
+    size_t len = in ? evbuffer_get_length(in) : 0;
+    const char *text = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    if (in && l->answer_compact && code >= 200 && code <= 299) {
+        ld_wireops_frame f;
+        char ferr[300];
+        if (!ld_wireops_decode((const uint8_t *)text, len, &f, ferr, sizeof ferr)) {
+            l->fail_reason = FAIL_PROTOCOL;
+            ld_repl_cycle_fail(l, "pull: %s", ferr);
+            return;
+        }
+        l->compact_pulls++;
+        pull_reply(l, code, f.header, &f, NULL);
+        ld_wireops_frame_clear(&f);
+        return;
+    }
+    json_error_t je;
+    json_t *body = len ? json_loadb(text, len, 0, &je) : NULL;
+    pull_reply(l, code, body, NULL, err);
+    json_decref(body);
 }
 
 /* The pull step of a cycle. */
@@ -297,7 +333,7 @@ void ld_repl_pull_next(ld_link *l)
                              "VersionVector", vv ? vv : json_object(), "PurgePromises", promises);
     struct evbuffer *text = body ? evbuffer_new() : NULL;
     bool ok = text && ld_json_dump_evbuffer(body, JSON_COMPACT, text) &&
-              ld_repl_call_post(l, "pull", text, pull_reply);
+              ld_repl_call_post_wire(l, "pull", text, NULL, pull_raw, false, true);
     json_decref(body);
     if (text) evbuffer_free(text);
     if (!ok) l->fail_reason = FAIL_UNREACHABLE;

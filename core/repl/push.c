@@ -150,13 +150,14 @@ static uint64_t peer_lost_own(ld_link *l, json_t *ours)
     return 0;
 }
 
-static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b);
+static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b, bool compact);
 
 static void push_read_work(void *arg)
 {
     push_read *pr = arg;
-    pr->st = ld_oplog_read(pr->db, pr->after, pr->limit, pr->max_bytes,
-                           pr->peer_vv ? NULL : pr->peer, pr->peer_vv, pr->peer_vv != NULL, &pr->b);
+    pr->st =
+        ld_oplog_read(pr->db, pr->after, pr->limit, pr->max_bytes, pr->peer_vv ? NULL : pr->peer,
+                      pr->peer_vv, pr->peer_vv != NULL, pr->compact, &pr->b);
 }
 
 static void push_read_done(void *arg)
@@ -166,6 +167,7 @@ static void push_read_done(void *arg)
     ld_node *node = pr->node;
     ld_status st = pr->st;
     ld_oplog_batch b = pr->b; /* ld_oplog_read freed it when it failed */
+    bool compact = pr->compact;
     node->inflight--;
     ld_registry_release(&node->reg, pr->db);
     json_decref(pr->peer_vv);
@@ -176,7 +178,7 @@ static void push_read_done(void *arg)
         if (l) ld_repl_cycle_end(l);
         return;
     }
-    push_batch_read(l, st, b);
+    push_batch_read(l, st, b, compact);
 }
 
 void ld_repl_step_push(ld_link *l)
@@ -252,7 +254,8 @@ void ld_repl_step_push(ld_link *l)
                       .peer_vv = vv,
                       .after = l->push_ckpt,
                       .limit = l->push_limit,
-                      .max_bytes = r->node->cfg.repl_batch_bytes};
+                      .max_bytes = r->node->cfg.repl_batch_bytes,
+                      .compact = l->peer_compact};
     snprintf(pr->peer, sizeof pr->peer, "%s", l->peer);
     l->reading = pr;
     r->node->inflight++;
@@ -266,8 +269,22 @@ void ld_repl_step_push(ld_link *l)
     }
 }
 
-/* The push batch read by push_read_work, back on the loop: the request goes out from here. */
-static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b)
+/* The push body in the compact encoding: the JSON body's other fields in the frame's header. */
+static bool push_body_compact(ld_link *l, ld_oplog_batch *b, json_t *promises,
+                              struct evbuffer *body)
+{
+    json_t *h = promises
+                    ? json_pack("{s:i, s:s, s:O}", "ProtocolVersion", LD_REPL_PROTOCOL,
+                                "SourceNodeId", l->repl->node->node_id, "PurgePromises", promises)
+                    : NULL;
+    bool ok = h && ld_wireops_frame_write(h, b->n, b->ops, body);
+    json_decref(h);
+    return ok;
+}
+
+/* The push batch read by push_read_work (compact: in the compact encoding), back on the loop:
+ * the request goes out from here. */
+static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b, bool compact)
 {
     ld_repl *r = l->repl;
     /* What this node promises (and passes on) for the purge frontier rides with the batch. */
@@ -329,15 +346,22 @@ static void push_batch_read(ld_link *l, ld_status st, ld_oplog_batch b)
     l->sent_last = l->sent[b.n - 1];
     l->sent_more = b.more;
     struct evbuffer *body = evbuffer_new();
-    bool ok =
-        body &&
-        evbuffer_add_printf(body, "{\"ProtocolVersion\":%d,\"SourceNodeId\":", LD_REPL_PROTOCOL) >
-            0 &&
-        ld_json_string_evbuffer(r->node->node_id, strlen(r->node->node_id), body) &&
-        evbuffer_add(body, ",\"Operations\":[", 15) == 0 && evbuffer_add_buffer(body, b.ops) == 0 &&
-        evbuffer_add(body, "],\"PurgePromises\":", 18) == 0 && promises &&
-        ld_json_dump_evbuffer(promises, JSON_COMPACT, body) && evbuffer_add(body, "}", 1) == 0 &&
-        ld_repl_call_post(l, "push", body, push_reply);
+    bool ok;
+    if (compact) {
+        ok = body && push_body_compact(l, &b, promises, body) &&
+             ld_repl_call_post_wire(l, "push", body, push_reply, NULL, true, false);
+        if (ok) l->compact_pushes++;
+    } else {
+        ok = body &&
+             evbuffer_add_printf(
+                 body, "{\"ProtocolVersion\":%d,\"SourceNodeId\":", LD_REPL_PROTOCOL) > 0 &&
+             ld_json_string_evbuffer(r->node->node_id, strlen(r->node->node_id), body) &&
+             evbuffer_add(body, ",\"Operations\":[", 15) == 0 &&
+             evbuffer_add_buffer(body, b.ops) == 0 &&
+             evbuffer_add(body, "],\"PurgePromises\":", 18) == 0 && promises &&
+             ld_json_dump_evbuffer(promises, JSON_COMPACT, body) &&
+             evbuffer_add(body, "}", 1) == 0 && ld_repl_call_post(l, "push", body, push_reply);
+    }
     json_decref(promises);
     ld_oplog_batch_free(&b);
     if (body) evbuffer_free(body);

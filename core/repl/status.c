@@ -69,11 +69,16 @@ static json_t *link_json(ld_link *l, const ld_db_state *s)
 static json_t *link_counters(const ld_link *l, json_t *j)
 {
     json_t *snap = boot_json(l);
-    if (j && (json_object_set_new(j, "Snapshot", snap ? snap : json_null()) ||
-              json_object_set_new(j, "PushedOperations", json_integer((json_int_t)l->ops_pushed)) ||
-              json_object_set_new(j, "PushedDuplicates", json_integer((json_int_t)l->push_dups)) ||
-              json_object_set_new(j, "PulledOperations", json_integer((json_int_t)l->ops_pulled)) ||
-              json_object_set_new(j, "PulledDuplicates", json_integer((json_int_t)l->pull_dups)))) {
+    if (j &&
+        (json_object_set_new(j, "Snapshot", snap ? snap : json_null()) ||
+         json_object_set_new(j, "PushedOperations", json_integer((json_int_t)l->ops_pushed)) ||
+         json_object_set_new(j, "PushedDuplicates", json_integer((json_int_t)l->push_dups)) ||
+         json_object_set_new(j, "PulledOperations", json_integer((json_int_t)l->ops_pulled)) ||
+         json_object_set_new(j, "PulledDuplicates", json_integer((json_int_t)l->pull_dups)) ||
+         json_object_set_new(j, "PeerWire",
+                             json_string(l->peer_compact ? LD_WIREOPS_TOKEN : "json")) ||
+         json_object_set_new(j, "CompactPulls", json_integer((json_int_t)l->compact_pulls)) ||
+         json_object_set_new(j, "CompactPushes", json_integer((json_int_t)l->compact_pushes)))) {
         json_decref(j);
         return NULL;
     }

@@ -54,6 +54,9 @@ static void call_done(struct evhttp_request *req, void *arg)
     l->call = NULL;
     reply_fn fn = c->fn;
     raw_reply_fn raw = c->raw;
+    /* Push and pull answers say whether the peer speaks the compact form (snapshot pages and the
+     * other routes do not: they leave what the link knows alone). */
+    bool batch = !strcmp(c->what, "pull") || !strcmp(c->what, "push");
     int code = req ? evhttp_request_get_response_code(req) : 0;
     int error = c->error;
     char why[256];
@@ -81,6 +84,11 @@ static void call_done(struct evhttp_request *req, void *arg)
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     l->bytes_received += evbuffer_get_length(in);
+    /* Learned (or unlearned: a peer replaced by an older build, or one that refused a compact
+     * body, whose error answer does not announce it) from each answer. */
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    if (batch) l->peer_compact = ld_wireops_announced(evhttp_find_header(ih, LD_WIREOPS_HEADER));
+    l->answer_compact = ld_wireops_is_type(evhttp_find_header(ih, "Content-Type"));
     if (raw) {
         raw(l, code, in, NULL);
         return;
@@ -114,7 +122,8 @@ static bool call_send(call *c)
     snprintf(hostport, sizeof hostport, "%s:%d", l->addr.host, l->addr.port);
     snprintf(path, sizeof path, "%s/api/replication/%s", l->addr.prefix, c->what);
     evhttp_add_header(h, "Host", hostport);
-    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Content-Type", c->compact ? LD_WIREOPS_CONTENT_TYPE : "application/json");
+    if (c->accept_compact) evhttp_add_header(h, "Accept", LD_WIREOPS_ACCEPT);
     evhttp_add_header(h, "Database", l->db);
     evhttp_add_header(h, "ReplicationApiKey", r->node->cfg.replication_api_key);
     evhttp_add_header(h, "TargetNodeId",
@@ -131,6 +140,12 @@ static bool call_send(call *c)
 bool ld_repl_call_post_any(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn,
                            raw_reply_fn raw)
 {
+    return ld_repl_call_post_wire(l, what, body, fn, raw, false, false);
+}
+
+bool ld_repl_call_post_wire(ld_link *l, const char *what, struct evbuffer *body, reply_fn fn,
+                            raw_reply_fn raw, bool compact_body, bool accept_compact)
+{
     call *c = calloc(1, sizeof *c);
     if (!c || !(c->body = evbuffer_new()) || evbuffer_add_buffer(c->body, body) != 0) {
         if (c) ld_repl_call_free(c);
@@ -140,6 +155,8 @@ bool ld_repl_call_post_any(ld_link *l, const char *what, struct evbuffer *body, 
     c->fn = fn;
     c->raw = raw;
     c->error = -1;
+    c->compact = compact_body;
+    c->accept_compact = accept_compact;
     snprintf(c->what, sizeof c->what, "%s", what);
     if (call_send(c)) return true;
     ld_repl_call_free(c);

@@ -26,7 +26,7 @@ void ld_wire_op_clear(ld_wire_op *op)
     memset(op, 0, sizeof *op);
 }
 
-/* A required string member, copied. */
+/* A required string member, copied (what it may hold is ld_wire_op_check's business). */
 static bool take_str(json_t *v, const char *name, char **out, size_t *len, char *err, size_t errlen)
 {
     if (!json_is_string(v)) {
@@ -34,10 +34,6 @@ static bool take_str(json_t *v, const char *name, char **out, size_t *len, char 
         return false;
     }
     *len = json_string_length(v);
-    if (memchr(json_string_value(v), '\0', *len)) { /* no field of an op may hold one */
-        ld_set_err(err, errlen, "operation field %s must not contain a NUL character", name);
-        return false;
-    }
     *out = malloc(*len + 1);
     if (!*out) {
         ld_set_err(err, errlen, "out of memory");
@@ -53,8 +49,8 @@ static bool take_u64(json_t *v, const char *name, bool required, uint64_t *out, 
     if (!v || json_is_null(v)) {
         *out = 0;
         if (!required) return true;
-    } else if (ld_json_as_u64(v, out) && *out <= INT64_MAX) {
-        return true; /* a long in the contract: larger would not survive our own encoding */
+    } else if (ld_json_as_u64(v, out)) {
+        return true;
     }
     ld_set_err(err, errlen, "operation field %s %s", name,
                v && !json_is_null(v) ? "must be a non-negative integer" : "is required");
@@ -102,6 +98,123 @@ static const char *const field_names[F_COUNT] = {
     "Id",       "NodeId",      "Collection",  "EntityId", "OperationType", "Payload",
     "Sequence", "LogSequence", "ExpiresAtMs", "Hlc",      "TimestampUtc",  "ParentVersion"};
 
+/* A string field: no NUL byte (no field of an op may hold one: stored names are C strings). */
+static bool no_nul(const char *s, size_t len, const char *name, char *err, size_t errlen)
+{
+    if (memchr(s, '\0', len)) {
+        ld_set_err(err, errlen, "operation field %s must not contain a NUL character", name);
+        return false;
+    }
+    return true;
+}
+
+/* Whether s is UTF-8 (control characters allowed): jansson checks it as it copies. */
+static bool utf8_valid(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    json_decref(j);
+    return j != NULL;
+}
+
+/* A long in the contract: larger would not survive our own encoding. */
+static bool is_long(uint64_t v, const char *name, char *err, size_t errlen)
+{
+    if (v <= INT64_MAX) return true;
+    ld_set_err(err, errlen, "operation field %s must be a non-negative integer", name);
+    return false;
+}
+
+/* The rules, one per field, in the order an op's fields are checked (so an op with several bad
+ * fields is refused for the same one whatever carried it). */
+static bool rule_origin(ld_wire_op *o, char *err, size_t errlen)
+{
+    if (!no_nul(o->origin, o->rec.origin_len, "NodeId", err, errlen)) return false;
+    if (ld_node_id_valid(o->origin)) return true;
+    ld_set_err(err, errlen, "operation field NodeId is not a valid node id");
+    return false;
+}
+
+static bool rule_collection(ld_wire_op *o, char *err, size_t errlen)
+{
+    if (!no_nul(o->collection, o->rec.collection_len, "Collection", err, errlen)) return false;
+    if (ld_collection_name_valid(o->collection, o->rec.collection_len)) return true;
+    ld_set_err(err, errlen, "operation field Collection is not a valid collection name");
+    return false;
+}
+
+static bool rule_entity(ld_wire_op *o, char *err, size_t errlen)
+{
+    if (!no_nul(o->doc_id, o->rec.doc_id_len, "EntityId", err, errlen)) return false;
+    /* Cache keys are counted in characters (up to 500 bytes); document ids in bytes. */
+    if (ld_collection_is_cache(o->collection)
+            ? ld_cache_key_problem(o->doc_id, o->rec.doc_id_len) == NULL
+            : ld_doc_id_valid(o->doc_id, o->rec.doc_id_len))
+        return true;
+    ld_set_err(err, errlen, "operation field EntityId is not a valid document id");
+    return false;
+}
+
+static bool rule_type(ld_wire_op *o, char *err, size_t errlen)
+{
+    if (o->rec.op_type >= LD_OP_INSERT && o->rec.op_type <= LD_OP_DELETE) return true;
+    ld_set_err(err, errlen, "operation field OperationType must be 1, 2 or 3");
+    return false;
+}
+
+static bool rule_payload(ld_wire_op *o, char *err, size_t errlen)
+{
+    if (!no_nul(o->payload, o->rec.payload_len, "Payload", err, errlen)) return false;
+    if (o->rec.op_type != LD_OP_DELETE) {
+        /* The document a put carries must be a JSON object: it is stored and served as is, so
+         * it is checked in place, without building a tree nobody reads. */
+        if (ld_json_object_valid(o->payload, o->rec.payload_len)) return true;
+        ld_set_err(err, errlen, "operation field Payload must hold a JSON object");
+        return false;
+    }
+    /* A delete's payload is any string, but it is served again as a JSON string. */
+    if (utf8_valid(o->payload, o->rec.payload_len)) return true;
+    ld_set_err(err, errlen, "operation field Payload must be UTF-8");
+    return false;
+}
+
+static bool rule_sequence(ld_wire_op *o, char *err, size_t errlen)
+{
+    if (!is_long(o->rec.origin_seq, "Sequence", err, errlen)) return false;
+    if (o->rec.origin_seq > 0) return true;
+    ld_set_err(err, errlen, "operation field Sequence must be at least 1");
+    return false;
+}
+
+static bool rule_hlc(ld_wire_op *o, char *err, size_t errlen)
+{
+    if (o->rec.hlc > 0) return true;
+    ld_set_err(err, errlen, "operation field Hlc must be a positive integer");
+    return false;
+}
+
+/* Points rec's strings at the owned ones: the op is ready for the ingest. */
+static void finish(ld_wire_op *o)
+{
+    ld_op_rec *r = &o->rec;
+    r->synced = 1;
+    r->origin = o->origin;
+    r->collection = o->collection;
+    r->doc_id = o->doc_id;
+    r->payload = o->payload;
+}
+
+bool ld_wire_op_check(ld_wire_op *o, char *err, size_t errlen)
+{
+    if (!rule_origin(o, err, errlen) || !rule_collection(o, err, errlen) ||
+        !rule_entity(o, err, errlen) || !rule_type(o, err, errlen) ||
+        !rule_payload(o, err, errlen) || !rule_sequence(o, err, errlen) ||
+        !is_long(o->log_seq, "LogSequence", err, errlen) ||
+        !is_long(o->rec.expires_ms, "ExpiresAtMs", err, errlen) || !rule_hlc(o, err, errlen))
+        return false;
+    finish(o);
+    return true;
+}
+
 bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -118,53 +231,33 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
         ld_set_err(err, errlen, "operation field Id must be 32 hex digits");
         goto fail;
     }
-    if (!take_str(f[F_NODE], "NodeId", &out->origin, &r->origin_len, err, errlen)) goto fail;
-    if (!ld_node_id_valid(out->origin)) {
-        ld_set_err(err, errlen, "operation field NodeId is not a valid node id");
+    /* Each field's JSON shape, then the rules every encoding shares (ld_wire_op_check's, in its
+     * order), field by field. */
+    if (!take_str(f[F_NODE], "NodeId", &out->origin, &r->origin_len, err, errlen) ||
+        !rule_origin(out, err, errlen) ||
+        !take_str(f[F_COLL], "Collection", &out->collection, &r->collection_len, err, errlen) ||
+        !rule_collection(out, err, errlen) ||
+        !take_str(f[F_ENTITY], "EntityId", &out->doc_id, &r->doc_id_len, err, errlen) ||
+        !rule_entity(out, err, errlen))
         goto fail;
-    }
-    if (!take_str(f[F_COLL], "Collection", &out->collection, &r->collection_len, err, errlen))
-        goto fail;
-    if (!ld_collection_name_valid(out->collection, r->collection_len)) {
-        ld_set_err(err, errlen, "operation field Collection is not a valid collection name");
-        goto fail;
-    }
-    if (!take_str(f[F_ENTITY], "EntityId", &out->doc_id, &r->doc_id_len, err, errlen)) goto fail;
-    /* Cache keys are counted in characters (up to 500 bytes); document ids in bytes. */
-    if (ld_collection_is_cache(out->collection)
-            ? ld_cache_key_problem(out->doc_id, r->doc_id_len) != NULL
-            : !ld_doc_id_valid(out->doc_id, r->doc_id_len)) {
-        ld_set_err(err, errlen, "operation field EntityId is not a valid document id");
-        goto fail;
-    }
     uint64_t type;
     if (!take_u64(f[F_TYPE], "OperationType", true, &type, err, errlen)) goto fail;
-    if (type < LD_OP_INSERT || type > LD_OP_DELETE) {
-        ld_set_err(err, errlen, "operation field OperationType must be 1, 2 or 3");
+    r->op_type = type > UINT8_MAX ? 0 : (uint8_t)type; /* out of range: refused by the rule */
+    if (!rule_type(out, err, errlen) ||
+        !take_str(f[F_PAYLOAD], "Payload", &out->payload, &len, err, errlen))
         goto fail;
-    }
-    r->op_type = (uint8_t)type;
-    if (!take_str(f[F_PAYLOAD], "Payload", &out->payload, &len, err, errlen)) goto fail;
     r->payload_len = len;
-    if (r->op_type != LD_OP_DELETE) {
-        /* The document a put carries must be a JSON object: it is stored and served as is, so
-         * it is checked in place, without building a tree nobody reads (a pulled batch was
-         * already parsed once, with the payloads as strings). */
-        if (!ld_json_object_valid(out->payload, len)) {
-            ld_set_err(err, errlen, "operation field Payload must hold a JSON object");
-            goto fail;
-        }
-    }
-    if (!take_u64(f[F_SEQ], "Sequence", true, &r->origin_seq, err, errlen)) goto fail;
-    if (r->origin_seq == 0) {
-        ld_set_err(err, errlen, "operation field Sequence must be at least 1");
+    if (!rule_payload(out, err, errlen) ||
+        !take_u64(f[F_SEQ], "Sequence", true, &r->origin_seq, err, errlen) ||
+        !rule_sequence(out, err, errlen) ||
+        !take_u64(f[F_LOGSEQ], "LogSequence", false, &out->log_seq, err, errlen) ||
+        !is_long(out->log_seq, "LogSequence", err, errlen) ||
+        !take_u64(f[F_EXPIRES], "ExpiresAtMs", false, &r->expires_ms, err, errlen) ||
+        !is_long(r->expires_ms, "ExpiresAtMs", err, errlen))
         goto fail;
-    }
-    if (!take_u64(f[F_LOGSEQ], "LogSequence", false, &out->log_seq, err, errlen)) goto fail;
-    if (!take_u64(f[F_EXPIRES], "ExpiresAtMs", false, &r->expires_ms, err, errlen)) goto fail;
     json_t *hlc = f[F_HLC];
     if (hlc && !json_is_null(hlc)) {
-        if (!ld_json_as_u64(hlc, &r->hlc) || r->hlc == 0) {
+        if (!ld_json_as_u64(hlc, &r->hlc) || !rule_hlc(out, err, errlen)) {
             ld_set_err(err, errlen, "operation field Hlc must be a positive integer");
             goto fail;
         }
@@ -176,6 +269,7 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
             goto fail;
         }
         r->hlc = ld_hlc_make(ms, 0);
+        if (!rule_hlc(out, err, errlen)) goto fail; /* the epoch's first millisecond */
     }
     json_t *parent = f[F_PARENT];
     if (json_is_string(parent) && json_string_length(parent) > 0) {
@@ -185,11 +279,7 @@ bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen)
         }
         r->has_parent = true;
     }
-    r->synced = 1;
-    r->origin = out->origin;
-    r->collection = out->collection;
-    r->doc_id = out->doc_id;
-    r->payload = out->payload;
+    finish(out);
     return true;
 fail:
     ld_wire_op_clear(out);

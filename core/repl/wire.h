@@ -28,6 +28,12 @@ typedef struct ld_wire_op {
  * clear. */
 bool ld_wire_op_decode(json_t *j, ld_wire_op *out, char *err, size_t errlen);
 
+/* The rules an op obeys whatever encoding carried it (JSON here, the compact form in
+ * wire_ops.c): names, type, Payload, sequences, stamp. Called with the owned strings and rec's
+ * scalars filled; on success points rec's strings at the owned ones and marks it synced. False
+ * with a message naming the field; op is left as it was (the caller clears it). */
+bool ld_wire_op_check(ld_wire_op *op, char *err, size_t errlen);
+
 /* Frees what a decoded op owns. Safe on a zeroed op. */
 void ld_wire_op_clear(ld_wire_op *op);
 

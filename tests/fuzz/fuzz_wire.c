@@ -3,8 +3,11 @@
  * decodes every OperationRecord in it (Operations[], or the body itself when it is one op).
  * Invariants: a refusal carries a message; an accepted op satisfies what ingest trusts (valid
  * names, type 1-3, Sequence >= 1, Hlc > 0, a put's Payload a JSON object), encodes to the
- * op-log record and back unchanged, and its OperationRecord decodes to the same op. An input that
- * starts with the snapshot page magic is parsed as a snapshot page instead. */
+ * op-log record and back unchanged, and its OperationRecord decodes to the same op, as does its
+ * compact form (wire_ops.c). An input that starts with the snapshot page magic is parsed as a
+ * snapshot page instead; one that starts with "LDOP" as a compact frame (application/
+ * x-litedist-ops): refused with a message and nothing held, or every op in it obeys the same
+ * invariants and the frame written again from them decodes to the same ops and header. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 #include "db/record.h"
 #include "repl/snapshot_page.h"
 #include "repl/wire.h"
+#include "repl/wire_ops.h"
 #include "util/jsonget.h"
 #include "util/jsontext.h"
 
@@ -43,15 +47,10 @@ static bool same_op(const ld_op_rec *a, const ld_op_rec *b)
            same_str(a->payload, a->payload_len, b->payload, b->payload_len);
 }
 
-static void one_op(json_t *j, const uint8_t *data, size_t size)
+/* What every accepted op satisfies, whichever encoding carried it; op is the caller's. */
+static void accepted_op(ld_wire_op *opp, const uint8_t *data, size_t size)
 {
-    ld_wire_op op;
-    char err[256] = "";
-    if (!ld_wire_op_decode(j, &op, err, sizeof err)) {
-        check(err[0] != '\0', "a refused op without a message", data, size);
-        ld_wire_op_clear(&op); /* documented as safe on the cleared op */
-        return;
-    }
+    ld_wire_op op = *opp;
     const ld_op_rec *r = &op.rec;
     check(ld_node_id_valid(op.origin), "an accepted op with an invalid NodeId", data, size);
     check(ld_collection_name_valid(r->collection, r->collection_len),
@@ -97,7 +96,72 @@ static void one_op(json_t *j, const uint8_t *data, size_t size)
           size);
     ld_wire_op_clear(&again);
     json_decref(enc);
+
+    /* Its compact form decodes to the same op: the two encodings share one set of rules. */
+    struct evbuffer *one = evbuffer_new(), *frame = evbuffer_new();
+    json_t *h = json_object();
+    check(one && frame && h && ld_wireops_op_write(r, op.log_seq, one) &&
+              ld_wireops_frame_write(h, 1, one, frame),
+          "an accepted op does not encode compact", data, size);
+    ld_wireops_frame f;
+    char err3[300] = "";
+    check(ld_wireops_decode(evbuffer_pullup(frame, -1), evbuffer_get_length(frame), &f, err3,
+                            sizeof err3) &&
+              f.n == 1,
+          "an op's compact form does not decode", data, size);
+    check(same_op(r, &f.ops[0].rec) && f.ops[0].log_seq == op.log_seq,
+          "the op's compact form differs", data, size);
+    ld_wireops_frame_clear(&f);
+    json_decref(h);
+    evbuffer_free(one);
+    evbuffer_free(frame);
+}
+
+static void one_op(json_t *j, const uint8_t *data, size_t size)
+{
+    ld_wire_op op;
+    char err[256] = "";
+    if (!ld_wire_op_decode(j, &op, err, sizeof err)) {
+        check(err[0] != '\0', "a refused op without a message", data, size);
+        ld_wire_op_clear(&op); /* documented as safe on the cleared op */
+        return;
+    }
+    accepted_op(&op, data, size);
     ld_wire_op_clear(&op);
+}
+
+/* A compact frame (wire_ops.h). */
+static void compact_frame(const uint8_t *data, size_t size)
+{
+    ld_wireops_frame f;
+    char err[300] = "";
+    if (!ld_wireops_decode(data, size, &f, err, sizeof err)) {
+        check(err[0] != '\0' && f.header == NULL && f.ops == NULL && f.n == 0,
+              "a refused frame without a message, or holding something", data, size);
+        return;
+    }
+    check(json_is_object(f.header), "an accepted frame without a header object", data, size);
+    struct evbuffer *ops = evbuffer_new(), *out = evbuffer_new();
+    check(ops && out, "out of memory", data, size);
+    for (size_t i = 0; i < f.n; i++) {
+        accepted_op(&f.ops[i], data, size);
+        check(ld_wireops_op_write(&f.ops[i].rec, f.ops[i].log_seq, ops),
+              "an accepted op does not encode again", data, size);
+    }
+    check(ld_wireops_frame_write(f.header, f.n, ops, out), "an accepted frame does not encode",
+          data, size);
+    ld_wireops_frame g;
+    check(ld_wireops_decode(evbuffer_pullup(out, -1), evbuffer_get_length(out), &g, err,
+                            sizeof err) &&
+              g.n == f.n && json_equal(g.header, f.header),
+          "a frame written again does not decode to the same", data, size);
+    for (size_t i = 0; i < f.n; i++)
+        check(same_op(&f.ops[i].rec, &g.ops[i].rec) && f.ops[i].log_seq == g.ops[i].log_seq,
+              "an op of a frame written again differs", data, size);
+    ld_wireops_frame_clear(&g);
+    ld_wireops_frame_clear(&f);
+    evbuffer_free(ops);
+    evbuffer_free(out);
 }
 
 /* A snapshot page (repl/snapshot_page.h): accepted only whole, and then every record it announced
@@ -132,6 +196,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size >= LD_SNAP_MAGIC_LEN && !memcmp(data, LD_SNAP_MAGIC, LD_SNAP_MAGIC_LEN)) {
         snapshot_page(data, size);
+        return 0;
+    }
+    if (size >= 4 && !memcmp(data, "LDOP", 4)) {
+        compact_frame(data, size);
         return 0;
     }
     json_error_t je;
