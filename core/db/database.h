@@ -142,6 +142,8 @@ typedef struct ld_db {
     int ix_known;
     bool ix_work;
     struct ld_index_cache *ix_cache; /* the definitions as of a generation (index.c); owned */
+    /* The query threads' parsed definitions (index.h ld_index_set_acquire); owned, thread-safe. */
+    struct ld_index_shared *ix_shared;
     /* Group commits (writer thread adds, GET /metrics reads): writes per commit, commit time. */
     ld_hist commit_ops, commit_seconds;
     /* The everysec flush (writer.h), written by the writer, guarded by mu: how many times lazily

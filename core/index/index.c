@@ -2,6 +2,7 @@
  * in the writer's transaction and the online build, all through the key-space ABI. */
 #include "index.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -270,15 +271,6 @@ static char *coll_prefix(const char *coll, size_t cl)
     return p;
 }
 
-ld_status ld_index_list(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n)
-{
-    char *p = coll_prefix(coll, cl);
-    if (!p) return LD_NOMEM;
-    ld_status st = list_defs(t, p, cl + 1, LD_INDEX_READY, out, n);
-    free(p);
-    return st;
-}
-
 ld_status ld_index_list_all(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n)
 {
     if (!coll) return list_defs(t, NULL, 0, 0, out, n);
@@ -390,16 +382,24 @@ static ld_status bump_gen(ld_txn *t)
     return ld_txn_put(t, LD_SPACE_META, LD_INDEX_META_GEN, 6, gen, sizeof gen);
 }
 
+/* The definitions' generation as of t into gen (zeros when none is stored). */
+static ld_status read_gen(ld_txn *t, uint8_t gen[8])
+{
+    const void *v;
+    size_t vl;
+    memset(gen, 0, 8);
+    ld_status st = ld_txn_get(t, LD_SPACE_META, LD_INDEX_META_GEN, 6, &v, &vl);
+    if (st == LD_OK && vl == 8) memcpy(gen, v, 8);
+    return st == LD_NOT_FOUND ? LD_OK : st;
+}
+
 /* Every definition as of t, from db's copy when its generation is t's. Borrowed until the next
  * call on the writer thread. */
 static ld_status current_defs(ld_db *db, ld_txn *t, const ld_index_def **defs, size_t *n)
 {
-    uint8_t gen[8] = {0};
-    const void *v;
-    size_t vl;
-    ld_status st = ld_txn_get(t, LD_SPACE_META, LD_INDEX_META_GEN, 6, &v, &vl);
-    if (st == LD_OK && vl == sizeof gen) memcpy(gen, v, sizeof gen);
-    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    uint8_t gen[8];
+    ld_status st = read_gen(t, gen);
+    if (st != LD_OK) return st;
     struct ld_index_cache *c = db->ix_cache;
     if (!c || memcmp(c->gen, gen, sizeof gen)) {
         ld_index_def *d;
@@ -418,6 +418,97 @@ static ld_status current_defs(ld_db *db, ld_txn *t, const ld_index_def **defs, s
     *defs = c->defs;
     *n = c->n;
     return LD_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The readers' shared set: the same idea as the writer's copy for threads that plan queries
+ * concurrently. The mutex guards only the pointer and the counts; parsing happens outside it.
+ * ------------------------------------------------------------------------------------------- */
+
+struct ld_index_shared {
+    pthread_mutex_t mu;
+    ld_index_set *cur; /* holds one reference; NULL until the first reader */
+};
+
+struct ld_index_shared *ld_index_shared_new(void)
+{
+    struct ld_index_shared *s = calloc(1, sizeof *s);
+    if (s && pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void set_free(ld_index_set *set)
+{
+    ld_index_list_free(set->defs, set->n);
+    free(set);
+}
+
+void ld_index_shared_free(struct ld_index_shared *s)
+{
+    if (!s) return;
+    ld_index_set_release(s, s->cur);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+ld_status ld_index_set_acquire(struct ld_index_shared *s, ld_txn *t, ld_index_set **out)
+{
+    *out = NULL;
+    uint8_t gen[8];
+    ld_status st = read_gen(t, gen);
+    if (st != LD_OK) return st;
+    pthread_mutex_lock(&s->mu);
+    if (s->cur && !memcmp(s->cur->gen, gen, sizeof gen)) {
+        s->cur->refs++;
+        *out = s->cur;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (*out) return LD_OK;
+
+    ld_index_set *set = calloc(1, sizeof *set);
+    if (!set) return LD_NOMEM;
+    if ((st = list_defs(t, NULL, 0, 0, &set->defs, &set->n)) != LD_OK) {
+        free(set);
+        return st;
+    }
+    memcpy(set->gen, gen, sizeof gen);
+    /* Ours becomes the shared one (a reader of an older snapshot may put an older generation
+     * back: each set is right for its generation, so that costs a parse, never a wrong plan).
+     * When another reader installed this generation meanwhile, take theirs and drop ours. */
+    ld_index_set *drop = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->cur && !memcmp(s->cur->gen, gen, sizeof gen)) {
+        drop = set;
+        set = s->cur;
+        set->refs++;
+    } else {
+        if (s->cur && --s->cur->refs == 0) drop = s->cur;
+        set->refs = 2; /* the shared pointer's and the caller's */
+        s->cur = set;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (drop) set_free(drop);
+    *out = set;
+    return LD_OK;
+}
+
+void ld_index_set_release(struct ld_index_shared *s, ld_index_set *set)
+{
+    if (!set) return;
+    pthread_mutex_lock(&s->mu);
+    bool last = --set->refs == 0;
+    if (last && s->cur == set) s->cur = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (last) set_free(set);
+}
+
+bool ld_index_usable(const ld_index_def *d, const char *coll, size_t cl)
+{
+    return d->state == LD_INDEX_READY && strlen(d->collection) == cl &&
+           !memcmp(d->collection, coll, cl);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -67,14 +67,37 @@ typedef struct ld_index_def {
     uint64_t stamp;        /* the definition record's stamp: which CREATE won */
 } ld_index_def;
 
-/* The READY indexes of collection coll (cl bytes) as of t's snapshot: an index appears only once
- * its build committed in that snapshot, so a plan never uses an incomplete index. *out (free with
- * ld_index_list_free) is NULL when *n is 0. Ordered by name. */
-ld_status ld_index_list(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n);
 /* Every index, building or ready, of coll (NULL: of every collection), ordered by collection then
  * name. */
 ld_status ld_index_list_all(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n);
 void ld_index_list_free(ld_index_def *defs, size_t n);
+
+/* The readers' parsed definitions (the query worker threads plan every SELECT with them): one
+ * immutable set per database, read once per "ix_gen" generation and shared by reference count,
+ * so a query does not parse every definition (JSON, then each path) again. */
+typedef struct ld_index_set {
+    uint8_t gen[8];     /* the meta "ix_gen" it was read under (zeros: none stored) */
+    int refs;           /* guarded by the owning ld_index_shared's mutex */
+    ld_index_def *defs; /* every definition, building or ready, by collection then name */
+    size_t n;
+} ld_index_set;
+
+/* A database's current set (ld_db.ix_shared). */
+struct ld_index_shared;
+
+struct ld_index_shared *ld_index_shared_new(void);
+/* Drops the current set (freed now unless a reader still holds it: then by its release). */
+void ld_index_shared_free(struct ld_index_shared *s);
+
+/* The set of every definition as of t's snapshot: the shared one when its generation is t's,
+ * else one parsed now (without the lock held) that becomes the shared one. Hold it until
+ * ld_index_set_release; it never changes. LD_NOMEM, or the storage's status. */
+ld_status ld_index_set_acquire(struct ld_index_shared *s, ld_txn *t, ld_index_set **out);
+/* Lets go of a set from ld_index_set_acquire (NULL: a no-op); the last holder frees it. */
+void ld_index_set_release(struct ld_index_shared *s, ld_index_set *set);
+/* Whether definition d is one a plan may use: READY (its build committed in the snapshot the set
+ * was read from, so a plan never uses an incomplete index) and on collection coll (cl bytes). */
+bool ld_index_usable(const ld_index_def *d, const char *coll, size_t cl);
 
 /* Parses one index path ("$.a.b", "$.a[0]", "$['x y']", ...: a LiteQL path below the document
  * root, not the id). On failure err gets a message naming the path. */
