@@ -936,6 +936,14 @@ out:
     return st;
 }
 
+uint64_t ld_index_retry_delay_us(uint32_t failures)
+{
+    uint64_t d = LD_INDEX_RETRY_FIRST_US;
+    for (uint32_t i = 1; i < failures && d < LD_INDEX_RETRY_MAX_US; i++)
+        d *= 2;
+    return d < LD_INDEX_RETRY_MAX_US ? d : LD_INDEX_RETRY_MAX_US;
+}
+
 ld_status ld_index_step(ld_db *db, size_t batch, bool *more)
 {
     ld_txn t;

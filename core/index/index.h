@@ -168,6 +168,12 @@ void ld_index_cache_free(struct ld_index_cache *c);
  * the collection's end. *more: work remains. */
 ld_status ld_index_step(ld_db *db, size_t batch, bool *more);
 
+/* How long the writer waits before retrying a background index step after `failures` (>= 1)
+ * consecutive failures: 1 s, doubling, at most 60 s (LD_INDEX_RETRY_MAX_US). */
+#define LD_INDEX_RETRY_FIRST_US 1000000u
+#define LD_INDEX_RETRY_MAX_US   60000000u
+uint64_t ld_index_retry_delay_us(uint32_t failures);
+
 /* The size of index num: entries and the bytes of their keys (what the storage holds besides
  * its own per-entry overhead). */
 ld_status ld_index_size(ld_txn *t, uint32_t num, uint64_t *entries, uint64_t *bytes);
