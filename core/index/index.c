@@ -625,6 +625,52 @@ static bool def_key(const char *id, size_t il, char *key, size_t *kl)
            !ld_collection_is_internal(key) && il - cl - 1 <= LD_INDEX_NAME_MAX;
 }
 
+ld_status ld_index_definition_check(const char *id, size_t il, const char *json, size_t len,
+                                    char *err, size_t errlen)
+{
+    char key[LD_COLL_NAME_MAX + 2 + LD_INDEX_NAME_MAX];
+    size_t kl;
+    if (!def_key(id, il, key, &kl)) {
+        snprintf(err, errlen,
+                 "index definition id '%.*s' is not <collection>.<name> of a collection that "
+                 "can be indexed",
+                 (int)(il > 100 ? 100 : il), id);
+        return LD_INVALID;
+    }
+    size_t cl = strlen(key);
+    json_error_t je;
+    json_t *body = json_loadb(json, len, 0, &je);
+    const char *coll = json_string_value(json_object_get(body, "Collection"));
+    const char *name = json_string_value(json_object_get(body, "Name"));
+    json_t *paths = json_object_get(body, "Paths");
+    ld_status st = LD_OK;
+    if (!coll || !name || strlen(coll) != cl || memcmp(coll, key, cl) ||
+        strlen(name) != kl - cl - 1 || memcmp(name, key + cl + 1, kl - cl - 1)) {
+        snprintf(err, errlen,
+                 "index definition '%.*s' needs \"Collection\" and \"Name\" as its id "
+                 "names them",
+                 (int)il, id);
+        st = LD_INVALID;
+    } else if (!json_is_array(paths) || !json_array_size(paths) ||
+               json_array_size(paths) > LD_INDEX_MAX_PATHS) {
+        snprintf(err, errlen, "index definition '%.*s' needs \"Paths\": 1 to %d path strings",
+                 (int)il, id, LD_INDEX_MAX_PATHS);
+        st = LD_INVALID;
+    }
+    for (size_t i = 0; st == LD_OK && i < json_array_size(paths); i++) {
+        const char *p = json_string_value(json_array_get(paths, i));
+        ld_index_path parsed;
+        if (!p) {
+            snprintf(err, errlen, "index definition '%.*s': a path is not a string", (int)il, id);
+            st = LD_INVALID;
+        } else if ((st = ld_index_parse_path(p, strlen(p), &parsed, err, errlen)) == LD_OK) {
+            ld_index_path_clear(&parsed);
+        }
+    }
+    json_decref(body);
+    return st;
+}
+
 /* Queues index num's entries for deletion by the background step and forgets its size and
  * cursor. */
 static ld_status retire(ld_db *db, ld_txn *t, uint32_t num)

@@ -99,6 +99,13 @@ void ld_index_set_release(struct ld_index_shared *s, ld_index_set *set);
  * was read from, so a plan never uses an incomplete index) and on collection coll (cl bytes). */
 bool ld_index_usable(const ld_index_def *d, const char *coll, size_t cl);
 
+/* Whether body (json, len bytes) under id is a definition record CREATE INDEX could have written:
+ * id "<collection>.<name>" naming a collection that can be indexed, and {"Collection", "Name",
+ * "Paths"} agreeing with it, with 1 to LD_INDEX_MAX_PATHS valid paths (litedistd import checks
+ * what it reads with it). LD_INVALID with err set, or LD_NOMEM. */
+ld_status ld_index_definition_check(const char *id, size_t il, const char *json, size_t len,
+                                    char *err, size_t errlen);
+
 /* Parses one index path ("$.a.b", "$.a[0]", "$['x y']", ...: a LiteQL path below the document
  * root, not the id). On failure err gets a message naming the path. */
 ld_status ld_index_parse_path(const char *text, size_t len, ld_index_path *out, char *err,
