@@ -375,6 +375,22 @@ void ld_resp_stop_listening(ld_resp_server *s)
     }
 }
 
+void ld_resp_drain(ld_resp_server *s)
+{
+    if (!s) return;
+    ld_resp_stop_listening(s);
+    for (ld_resp_conn *c = s->conns, *next; c; c = next) {
+        next = c->next; /* c may be freed below */
+        c->closing = true;
+        /* Closed sockets whose writes are in flight go when those complete; an open one whose
+         * writes are in flight keeps its socket for their replies (ld_resp_release then
+         * conn_process close it once they are out); an idle one closes now, or once its output
+         * drained. */
+        if (c->bev && !c->in_process && !maybe_finish(c) && c->bev)
+            bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
 void ld_resp_free(ld_resp_server *s)
 {
     if (!s) return;
