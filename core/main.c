@@ -39,6 +39,7 @@
 #include "ws/ws.h"
 #include "plugins/loader.h"
 #include "util/log.h"
+#include "util/sockopt.h"
 #include "util/timeutil.h"
 
 extern char **environ;
@@ -673,7 +674,7 @@ int main(int argc, char **argv)
     /* Plain HTTP too: evhttp writes an answer's head and a large body separately, and with
      * Nagle on, the body of every answer after a connection's first waits for the client's
      * delayed ACK (40 ms on Linux loopback: a 24 KB POST /api/query answer took 44 ms). */
-    ld_tls_listener_nodelay(n->listener);
+    ld_listener_nodelay(n->listener);
     ld_conns_set_listener(n->conns, n->listener);
     if (n->cfg.resp.enabled) {
         if (!(n->resp = ld_resp_start(n, err, sizeof err))) {
