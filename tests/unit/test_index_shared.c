@@ -99,8 +99,9 @@ static void one_set_per_generation(void **state)
 typedef struct reader {
     fx *f;
     volatile int *stop;
-    int acquired;
-    bool bad; /* a set whose definitions were not whole */
+    int acquired; /* read by the main thread while the reader runs: atomics */
+    bool bad;     /* a set whose definitions were not whole */
+    ld_status st; /* the status that stopped it, LD_OK when told to stop */
 } reader;
 
 static void *read_loop(void *arg)
@@ -109,21 +110,22 @@ static void *read_loop(void *arg)
     /* Bounded: stops when told, or after many rounds either way. */
     for (int i = 0; i < 200000 && !__atomic_load_n(r->stop, __ATOMIC_ACQUIRE); i++) {
         ld_txn t;
-        if (ld_txn_begin(&r->f->store, r->f->db->st, false, &t) != LD_OK) {
-            r->bad = true;
+        ld_status st = ld_txn_begin(&r->f->store, r->f->db->st, false, &t);
+        if (st != LD_OK) {
+            r->st = st;
             break;
         }
         ld_index_set *set = NULL;
-        ld_status st = ld_index_set_acquire(r->f->db->ix_shared, &t, &set);
+        st = ld_index_set_acquire(r->f->db->ix_shared, &t, &set);
         ld_txn_abort(&t);
         if (st != LD_OK || !set) {
-            r->bad = true;
+            r->st = st != LD_OK ? st : LD_CORRUPT;
             break;
         }
         for (size_t j = 0; j < set->n; j++)
             if (!set->defs[j].name || set->defs[j].npaths != 1 || !set->defs[j].parsed[0].nsegs)
                 r->bad = true;
-        r->acquired++;
+        __atomic_add_fetch(&r->acquired, 1, __ATOMIC_RELEASE);
         ld_index_set_release(r->f->db->ix_shared, set);
     }
     return NULL;
@@ -138,6 +140,11 @@ static void two_threads_share_while_definitions_change(void **state)
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&th[i], NULL, read_loop, &r[i]), 0);
+    /* Both readers running before the definitions change (bounded: 10 s). */
+    for (int i = 0; i < 2000 && (__atomic_load_n(&r[0].acquired, __ATOMIC_ACQUIRE) == 0 ||
+                                 __atomic_load_n(&r[1].acquired, __ATOMIC_ACQUIRE) == 0);
+         i++)
+        usleep(5000);
     /* Each change is a new generation the readers must pick up (and the old sets go). */
     for (int i = 0; i < 6; i++) {
         char name[16];
@@ -149,6 +156,7 @@ static void two_threads_share_while_definitions_change(void **state)
     __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(pthread_join(th[i], NULL), 0);
+        if (r[i].st != LD_OK) fail_msg("reader %d stopped: %s", i, ld_status_str(r[i].st));
         assert_false(r[i].bad);
         assert_true(r[i].acquired > 0);
     }
