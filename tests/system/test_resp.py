@@ -440,6 +440,8 @@ def test_sigterm_answers_the_writes_in_flight_then_closes(make_node, db):
     keys = [f"burst{i}" for i in range(acked)]
     for at in range(0, acked, 500):
         assert r.exists(*keys[at:at + 500]) == len(keys[at:at + 500])
+    # and no command read after the signal ran: the next ones were never started
+    assert r.exists(*[f"burst{i}" for i in range(acked, acked + 500)]) == 0
 
 
 def test_connection_cap_and_idle_timeout(make_node, db):
