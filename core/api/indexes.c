@@ -275,9 +275,10 @@ void ld_api_indexes_list(ld_req *r)
     }
     ld_txn t = {0};
     ld_status st = ld_txn_begin(r->db->env->store, r->db->st, false, &t);
-    ld_index_def *defs = NULL;
-    size_t n = 0;
-    if (st == LD_OK) st = ld_index_list_all(&t, NULL, 0, &defs, &n);
+    ld_index_set *set = NULL; /* the query threads' parsed copy, not a parse per request */
+    if (st == LD_OK) st = ld_index_set_acquire(r->db->ix_shared, &t, &set);
+    const ld_index_def *defs = set ? set->defs : NULL;
+    size_t n = set ? set->n : 0;
     json_t *arr = st == LD_OK ? json_array() : NULL;
     if (st == LD_OK && !arr) st = LD_NOMEM;
     step_failure f;
@@ -287,7 +288,7 @@ void ld_api_indexes_list(ld_req *r)
         if (v && json_array_append_new(arr, v)) st = LD_NOMEM;
     }
     if (t.t) ld_txn_abort(&t);
-    ld_index_list_free(defs, n);
+    ld_index_set_release(r->db->ix_shared, set);
     if (st != LD_OK) {
         json_decref(arr);
         ld_reply_error(r, st == LD_NOMEM ? 500 : 503, "Reading the indexes failed: %s.",

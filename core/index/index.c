@@ -262,25 +262,6 @@ static ld_status list_defs(ld_txn *t, const char *prefix, size_t plen, int state
     return LD_OK;
 }
 
-static char *coll_prefix(const char *coll, size_t cl)
-{
-    char *p = malloc(cl + 1);
-    if (!p) return NULL;
-    memcpy(p, coll, cl);
-    p[cl] = '\0';
-    return p;
-}
-
-ld_status ld_index_list_all(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n)
-{
-    if (!coll) return list_defs(t, NULL, 0, 0, out, n);
-    char *p = coll_prefix(coll, cl);
-    if (!p) return LD_NOMEM;
-    ld_status st = list_defs(t, p, cl + 1, 0, out, n);
-    free(p);
-    return st;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Sizes, cursors, numbers
  * ------------------------------------------------------------------------------------------- */

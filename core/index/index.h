@@ -67,9 +67,7 @@ typedef struct ld_index_def {
     uint64_t stamp;        /* the definition record's stamp: which CREATE won */
 } ld_index_def;
 
-/* Every index, building or ready, of coll (NULL: of every collection), ordered by collection then
- * name. */
-ld_status ld_index_list_all(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n);
+/* Frees n definitions read from the ixdef space (an ld_index_set's, the writer's copy's). */
 void ld_index_list_free(ld_index_def *defs, size_t n);
 
 /* The readers' parsed definitions (the query worker threads plan every SELECT with them): one
