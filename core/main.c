@@ -39,6 +39,7 @@
 #include "ws/ws.h"
 #include "plugins/loader.h"
 #include "util/log.h"
+#include "util/sockopt.h"
 #include "util/timeutil.h"
 
 extern char **environ;
@@ -171,7 +172,13 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
     bool quiet = now - n->last_request_ms >= SHUTDOWN_QUIET_MS &&
                  now - n->shutdown_started_ms >= SHUTDOWN_QUIET_MS;
     bool ws_open = n->ws && ld_ws_server_count(n->ws) > 0;
-    if ((n->inflight > 0 || !quiet || ws_open) && now < n->shutdown_deadline_ms) return;
+    /* RESP connections close themselves once the replies of their writes are out. */
+    bool resp_open = ld_resp_open(n->resp) > 0;
+    if ((n->inflight > 0 || !quiet || ws_open || resp_open) && now < n->shutdown_deadline_ms)
+        return;
+    if (resp_open)
+        ld_log_error("shutdown: %zu RESP connections still open after %d s; closing them",
+                     ld_resp_open(n->resp), n->cfg.shutdown_timeout_s);
     if (n->inflight > 0)
         ld_log_error("shutdown: %d writes still in flight after %d s; exiting anyway", n->inflight,
                      n->cfg.shutdown_timeout_s);
@@ -195,7 +202,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         evhttp_del_accept_socket(n->http, n->listener);
         n->listener = NULL;
     }
-    ld_resp_stop_listening(n->resp);
+    ld_resp_drain(n->resp); /* no new commands; each connection closes after its replies */
     if (n->ws) ld_ws_server_close_all(n->ws, 1001, "node shutting down");
     ld_changes_stop(n->changes);
     ld_repl_stop_probes(n->repl);
@@ -668,7 +675,7 @@ int main(int argc, char **argv)
     /* Plain HTTP too: evhttp writes an answer's head and a large body separately, and with
      * Nagle on, the body of every answer after a connection's first waits for the client's
      * delayed ACK (40 ms on Linux loopback: a 24 KB POST /api/query answer took 44 ms). */
-    ld_tls_listener_nodelay(n->listener);
+    ld_listener_nodelay(n->listener);
     ld_conns_set_listener(n->conns, n->listener);
     if (n->cfg.resp.enabled) {
         if (!(n->resp = ld_resp_start(n, err, sizeof err))) {

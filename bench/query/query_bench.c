@@ -148,7 +148,7 @@ static double run_liteql(ld_store *store, ld_db *db, const char *q, uint64_t *ro
     ld_txn t;
     ld_status st = ld_txn_begin(store, db->st, false, &t);
     if (st == LD_OK) {
-        st = ld_ql_select(&t, s, &o, &res, &err);
+        st = ld_ql_select(&t, db->ix_shared, s, &o, &res, &err);
         ld_txn_abort(&t);
     }
     double dt = now_s() - t0;

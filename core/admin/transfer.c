@@ -22,6 +22,7 @@
 #include "../db/names.h"
 #include "../db/record.h"
 #include "../db/registry.h"
+#include "../index/index.h"
 #include "../util/jsonget.h"
 #include "../util/jsontext.h"
 #include "../util/strutil.h"
@@ -36,9 +37,10 @@ static bool is_reserved_field(const char *key, void *ctx)
     return !strcmp(key, "_id") || !strncmp(key, "_sys_", 5);
 }
 
-/* Writes one line per live document of the database open as `stdb`. */
+/* Writes one line per live document of the database open as `stdb`, and one per index
+ * definition (a record of LD_INDEX_DEFS_COLL, counted in *defs), so a restore keeps them. */
 static bool export_db(ld_store *store, ld_stdb *stdb, const char *name, bool with_db, FILE *out,
-                      size_t *count, char *err, size_t errlen)
+                      size_t *count, size_t *defs, char *err, size_t errlen)
 {
     ld_txn t;
     ld_cursor c;
@@ -69,8 +71,10 @@ static bool export_db(ld_store *store, ld_stdb *stdb, const char *name, bool wit
         if (rec.flags & LD_REC_TOMBSTONE) continue;
         char cname[256];
         snprintf(cname, sizeof cname, "%.*s", (int)cl, coll);
-        /* Cache entries expire and are not documents; internal collections are the node's. */
-        if (ld_collection_is_cache(cname) || ld_collection_is_internal(cname)) continue;
+        /* Cache entries expire and are not documents; internal collections are the node's,
+         * except the index definitions: the user's, and replicated like documents. */
+        bool def = cl == LD_INDEX_DEFS_COLL_LEN && !memcmp(coll, LD_INDEX_DEFS_COLL, cl);
+        if (ld_collection_is_cache(cname) || (ld_collection_is_internal(cname) && !def)) continue;
         size_t n = rec.json_len;
         char *clean =
             (rec.flags & LD_REC_RESERVED)
@@ -90,7 +94,7 @@ static bool export_db(ld_store *store, ld_stdb *stdb, const char *name, bool wit
             ok = false;
         }
         json_decref(line);
-        ++*count;
+        ++*(def ? defs : count);
     }
     if (ok && st != LD_NOT_FOUND) {
         ld_set_err(err, errlen, "[%s] cannot read: %s", name, ld_status_str(st));
@@ -121,7 +125,7 @@ int ld_cmd_export(int argc, char **argv)
     memset(&d, 0, sizeof d);
     json_t *names = json_array();
     FILE *out = NULL;
-    size_t count = 0;
+    size_t count = 0, defs = 0;
     int rc = 1;
     if (!ld_admin_open(&d, &o, err, sizeof err)) goto done;
     if (!ld_store_can_copy(&d.store)) {
@@ -169,7 +173,7 @@ int ld_cmd_export(int argc, char **argv)
         ld_stdb *stdb = NULL;
         st = ld_store_open(&d.store, tmp, name, &stdb);
         bool ok = st == LD_OK &&
-                  export_db(&d.store, stdb, name, !o.database, out, &count, err, sizeof err);
+                  export_db(&d.store, stdb, name, !o.database, out, &count, &defs, err, sizeof err);
         if (st != LD_OK) ld_set_err(err, sizeof err, "cannot open the copy of %s", name);
         if (stdb) ld_store_close(&d.store, stdb);
         ld_store_drop(&d.store, tmp, name);
@@ -179,7 +183,8 @@ int ld_cmd_export(int argc, char **argv)
         ld_set_err(err, sizeof err, "cannot write %s: %s", o.out, strerror(errno));
         goto done;
     }
-    fprintf(stderr, "exported %zu documents from %zu databases\n", count, json_array_size(names));
+    fprintf(stderr, "exported %zu documents and %zu index definitions from %zu databases\n", count,
+            defs, json_array_size(names));
     rc = 0;
 done:
     if (out && out != stdout && fclose(out) != 0 && rc == 0) {
@@ -258,9 +263,11 @@ static void wait_below(import_wait *w, size_t n)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* A PUT job for one line, or NULL with err naming the line. */
+/* A PUT job for one line, or NULL with err naming the line. A line of LD_INDEX_DEFS_COLL is an
+ * index definition (*def): written as CREATE INDEX writes it, so the index builds online and
+ * the definition replicates. */
 static ld_wjob *line_job(json_t *line, const char *only_db, char db_out[LD_DB_NAME_MAX + 1],
-                         size_t lineno, char *err, size_t errlen)
+                         size_t lineno, bool *def, char *err, size_t errlen)
 {
     const char *coll = json_string_value(json_object_get(line, "collection"));
     const char *id = json_string_value(json_object_get(line, "id"));
@@ -279,8 +286,9 @@ static ld_wjob *line_job(json_t *line, const char *only_db, char db_out[LD_DB_NA
                    lineno, dbn ? dbn : "");
         return NULL;
     }
-    if (!ld_collection_name_valid(coll, strlen(coll)) || ld_collection_is_cache(coll) ||
-        ld_collection_is_internal(coll)) {
+    *def = !strcmp(coll, LD_INDEX_DEFS_COLL);
+    if (!*def && (!ld_collection_name_valid(coll, strlen(coll)) || ld_collection_is_cache(coll) ||
+                  ld_collection_is_internal(coll))) {
         ld_set_err(err, errlen, "line %zu: collection '%s' is invalid or reserved", lineno, coll);
         return NULL;
     }
@@ -289,6 +297,16 @@ static ld_wjob *line_job(json_t *line, const char *only_db, char db_out[LD_DB_NA
         return NULL;
     }
     char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (*def && text) {
+        char why[300];
+        ld_status st =
+            ld_index_definition_check(id, strlen(id), text, strlen(text), why, sizeof why);
+        if (st != LD_OK) {
+            free(text);
+            ld_set_err(err, errlen, "line %zu: %s", lineno, st == LD_NOMEM ? "out of memory" : why);
+            return NULL;
+        }
+    }
     size_t len = 0;
     char *norm = text ? ld_doc_normalize_text(doc, text, strlen(text), id, &len) : NULL;
     free(text);
@@ -332,7 +350,7 @@ int ld_cmd_import(int argc, char **argv)
     pthread_cond_init(&w.cv, NULL);
     FILE *in = NULL;
     char *buf = NULL;
-    size_t cap = 0, lineno = 0, written = 0;
+    size_t cap = 0, lineno = 0, written = 0, defs = 0;
     held_dbs held = {0};
     int rc = 1;
     memset(&d, 0, sizeof d);
@@ -389,7 +407,8 @@ int ld_cmd_import(int argc, char **argv)
             goto done;
         }
         char dbn[LD_DB_NAME_MAX + 1];
-        ld_wjob *job = line_job(line, o.database ? only : NULL, dbn, lineno, err, sizeof err);
+        bool def = false;
+        ld_wjob *job = line_job(line, o.database ? only : NULL, dbn, lineno, &def, err, sizeof err);
         json_decref(line);
         if (!job) goto done;
         ld_db *db = held_find(&held, dbn);
@@ -404,6 +423,7 @@ int ld_cmd_import(int argc, char **argv)
         pthread_mutex_unlock(&w.mu);
         ld_writer_submit(db->writer, job);
         written++;
+        if (def) defs++;
         if (written % IMPORT_WINDOW == 0) wait_below(&w, 0);
         if (failed_so_far(&w)) break;
     }
@@ -416,8 +436,10 @@ int ld_cmd_import(int argc, char **argv)
         ld_set_err(err, sizeof err, "%zu writes failed in storage (see the log above)", w.failed);
         goto done;
     }
-    fprintf(stderr, "imported %zu documents into %zu databases of node %s\n", written, held.n,
-            node_id);
+    fprintf(stderr,
+            "imported %zu documents and %zu index definitions into %zu databases of node %s "
+            "(indexes build online, also once the node runs)\n",
+            written - defs, defs, held.n, node_id);
     rc = 0;
 done:
     wait_below(&w, 0);

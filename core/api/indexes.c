@@ -3,6 +3,7 @@
  * listing a database's indexes with their state and size (docs/api.md). */
 #include "api.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "../index/index.h"
 #include "../query/parser.h"
 #include "../query/qbuf.h"
+#include "../util/timeutil.h"
 #include "context.h"
 #include "docwrite.h"
 #include "indexes.h"
@@ -223,7 +225,24 @@ nomem:
  * GET /api/indexes
  * ------------------------------------------------------------------------------------------- */
 
-static json_t *index_json(ld_txn *t, const ld_index_def *d, ld_status *st)
+/* The background index work's last failed step, while its retry waits (ld_db.ix_error). */
+typedef struct step_failure {
+    char error[96]; /* "" when the last step succeeded */
+    uint64_t retry_in_ms;
+    uint32_t failures;
+} step_failure;
+
+static void step_failure_get(ld_db *db, step_failure *f)
+{
+    uint64_t now = ld_mono_us();
+    pthread_mutex_lock(&db->mu);
+    memcpy(f->error, db->ix_error, sizeof f->error);
+    f->failures = db->ix_failures;
+    f->retry_in_ms = db->ix_retry_us > now ? (db->ix_retry_us - now + 999) / 1000 : 0;
+    pthread_mutex_unlock(&db->mu);
+}
+
+static json_t *index_json(ld_txn *t, const ld_index_def *d, const step_failure *f, ld_status *st)
 {
     uint64_t entries, bytes;
     *st = ld_index_size(t, d->num, &entries, &bytes);
@@ -235,6 +254,14 @@ static json_t *index_json(ld_txn *t, const ld_index_def *d, ld_status *st)
                           paths, "State", d->state == LD_INDEX_READY ? "Ready" : "Building",
                           "Entries", (json_int_t)entries, "Bytes", (json_int_t)bytes);
     json_decref(paths);
+    /* A building index waits for the retry of a failed step: say why and when. */
+    if (v && d->state != LD_INDEX_READY && f->error[0] &&
+        (json_object_set_new(v, "BuildError", json_string(f->error)) ||
+         json_object_set_new(v, "BuildFailures", json_integer((json_int_t)f->failures)) ||
+         json_object_set_new(v, "BuildRetryInMs", json_integer((json_int_t)f->retry_in_ms)))) {
+        json_decref(v);
+        v = NULL;
+    }
     if (!v) *st = LD_NOMEM;
     return v;
 }
@@ -248,17 +275,20 @@ void ld_api_indexes_list(ld_req *r)
     }
     ld_txn t = {0};
     ld_status st = ld_txn_begin(r->db->env->store, r->db->st, false, &t);
-    ld_index_def *defs = NULL;
-    size_t n = 0;
-    if (st == LD_OK) st = ld_index_list_all(&t, NULL, 0, &defs, &n);
+    ld_index_set *set = NULL; /* the query threads' parsed copy, not a parse per request */
+    if (st == LD_OK) st = ld_index_set_acquire(r->db->ix_shared, &t, &set);
+    const ld_index_def *defs = set ? set->defs : NULL;
+    size_t n = set ? set->n : 0;
     json_t *arr = st == LD_OK ? json_array() : NULL;
     if (st == LD_OK && !arr) st = LD_NOMEM;
+    step_failure f;
+    step_failure_get(r->db, &f);
     for (size_t i = 0; i < n && st == LD_OK; i++) {
-        json_t *v = index_json(&t, &defs[i], &st);
+        json_t *v = index_json(&t, &defs[i], &f, &st);
         if (v && json_array_append_new(arr, v)) st = LD_NOMEM;
     }
     if (t.t) ld_txn_abort(&t);
-    ld_index_list_free(defs, n);
+    ld_index_set_release(r->db->ix_shared, set);
     if (st != LD_OK) {
         json_decref(arr);
         ld_reply_error(r, st == LD_NOMEM ? 500 : 503, "Reading the indexes failed: %s.",

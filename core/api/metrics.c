@@ -98,6 +98,22 @@ static void http_families(ld_node *n, ld_mx *w)
     }
 }
 
+/* Per database: background index steps (builds, a dropped index's deletions) that failed and
+ * were retried after a backoff (index.h ld_index_retry_delay_us). */
+static void index_step_families(ld_mx *w, ld_db **dbs, size_t ndb)
+{
+    const char *fam = "litedist_index_step_failures_total";
+    ld_mx_family(w, fam, "counter",
+                 "Background index build or drop steps that failed (each is retried later).");
+    for (size_t i = 0; i < ndb; i++) {
+        const char *labels[] = {"database", dbs[i]->name, NULL};
+        pthread_mutex_lock(&dbs[i]->mu);
+        uint64_t n = dbs[i]->ix_step_failures;
+        pthread_mutex_unlock(&dbs[i]->mu);
+        ld_mx_sample_u64(w, fam, labels, n);
+    }
+}
+
 /* Per database, Node.CacheDurability everysec (db/writer.h): how often lazily committed cache
  * writes were made durable, how long ago the last time, and whether some wait for it now. */
 static void cache_flush_families(ld_mx *w, ld_db **dbs, size_t ndb)
@@ -151,6 +167,7 @@ static void db_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
                    &dbs[i]->commit_seconds);
     }
     cache_flush_families(w, dbs, ndb);
+    index_step_families(w, dbs, ndb);
     ld_db_state *st = calloc(ndb ? ndb : 1, sizeof *st);
     if (!st) {
         w->failed = true;

@@ -138,8 +138,9 @@ static void select_work(void *arg)
     ld_txn t;
     c->st = ld_txn_begin(&c->r->node->store, c->r->db->st, false, &t);
     if (c->st != LD_OK) return;
-    c->st = c->stmt->explain ? ld_ql_explain(&t, c->stmt, &c->res, &c->err)
-                             : ld_ql_select(&t, c->stmt, &c->opts, &c->res, &c->err);
+    struct ld_index_shared *ix = c->r->db->ix_shared;
+    c->st = c->stmt->explain ? ld_ql_explain(&t, ix, c->stmt, &c->res, &c->err)
+                             : ld_ql_select(&t, ix, c->stmt, &c->opts, &c->res, &c->err);
     ld_txn_abort(&t);
 }
 
@@ -172,8 +173,8 @@ static void run_select(qctx *c)
         limit = c->stmt->top > TAKE_MAX ? TAKE_MAX : c->stmt->top;
     c->opts.row_limit = limit;
     if (!r->db) { /* reads never create a database: it has no documents yet */
-        c->st = c->stmt->explain ? ld_ql_explain(NULL, c->stmt, &c->res, &c->err)
-                                 : ld_ql_select(NULL, c->stmt, &c->opts, &c->res, &c->err);
+        c->st = c->stmt->explain ? ld_ql_explain(NULL, NULL, c->stmt, &c->res, &c->err)
+                                 : ld_ql_select(NULL, NULL, c->stmt, &c->opts, &c->res, &c->err);
         select_reply(c);
         qctx_free(c);
         return;
@@ -312,7 +313,8 @@ static ld_status query_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
     }
     /* UPDATE, DELETE: select the ids first (an error here has written nothing), then write. */
     ld_ql_ids ids;
-    ld_status st = ld_ql_match(t, c->stmt, (uint64_t)c->take, &ids, &c->matched, &c->err);
+    ld_status st =
+        ld_ql_match(t, db->ix_shared, c->stmt, (uint64_t)c->take, &ids, &c->matched, &c->err);
     if (st == LD_INVALID) {
         c->failed = true;
         return LD_OK;

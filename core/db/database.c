@@ -270,7 +270,8 @@ ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
     db->committed.promise_seq = db->committed.self_seq;
     db->committed.promise_hlc = ld_hlc_now(env->clock);
     db->ix_work = true; /* an index build or drop may have been cut short: the writer looks */
-    db->writer = ld_writer_new(db);
+    db->ix_shared = ld_index_shared_new();
+    db->writer = db->ix_shared ? ld_writer_new(db) : NULL;
     if (!db->writer) {
         st = LD_NOMEM;
         goto fail;
@@ -278,6 +279,7 @@ ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
     *out = db;
     return LD_OK;
 fail:
+    ld_index_shared_free(db->ix_shared);
     if (db->st) ld_store_close(env->store, db->st);
     pthread_mutex_destroy(&db->mu);
     free(db);
@@ -288,6 +290,7 @@ ld_status ld_db_close(ld_db *db, bool drop)
 {
     ld_writer_free(db->writer);
     ld_index_cache_free(db->ix_cache);
+    ld_index_shared_free(db->ix_shared);
     ld_store_close(db->env->store, db->st);
     ld_status st = LD_OK;
     if (drop) st = ld_store_drop(db->env->store, db->env->dir, db->name);

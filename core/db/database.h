@@ -142,6 +142,15 @@ typedef struct ld_db {
     int ix_known;
     bool ix_work;
     struct ld_index_cache *ix_cache; /* the definitions as of a generation (index.c); owned */
+    /* The query threads' parsed definitions (index.h ld_index_set_acquire); owned, thread-safe. */
+    struct ld_index_shared *ix_shared;
+    /* A failed background index step (ld_index_step) is retried by the writer after a backoff
+     * (index.h ld_index_retry_delay_us), guarded by mu: consecutive failures, when the retry is
+     * due (monotonic us; 0: none waits), failures in all (a metric) and the last one's text. */
+    uint32_t ix_failures;
+    uint64_t ix_retry_us;
+    uint64_t ix_step_failures;
+    char ix_error[96];
     /* Group commits (writer thread adds, GET /metrics reads): writes per commit, commit time. */
     ld_hist commit_ops, commit_seconds;
     /* The everysec flush (writer.h), written by the writer, guarded by mu: how many times lazily

@@ -197,16 +197,31 @@ static ld_wjob **batch_array(ld_writer *w, ld_wjob ***batch)
 }
 
 /* One bounded step of background index work (a build, a drop's deletions), between write
- * groups so writes keep flowing while an index builds. A failed step is logged and not retried
- * until the next definition change or restart (the build cursor keeps its progress). */
+ * groups so writes keep flowing while an index builds. A failed step (the build cursor keeps
+ * its progress) is retried after a backoff (ld_index_retry_delay_us), shown by GET /api/indexes
+ * and counted in litedist_index_step_failures_total. */
 static void index_step(ld_db *db)
 {
     bool more;
     size_t batch = db->env->index_build_batch > 0 ? (size_t)db->env->index_build_batch : 1000;
+    if (db->ix_retry_us && ld_mono_us() < db->ix_retry_us) return; /* not due yet */
     ld_status st = ld_index_step(db, batch, &more);
-    if (st != LD_OK)
-        ld_log(LD_LOG_ERROR, db->name, "index build step failed (%s); resumes at the next restart",
-               ld_status_str(st));
+    pthread_mutex_lock(&db->mu);
+    if (st != LD_OK) {
+        db->ix_failures++;
+        db->ix_step_failures++;
+        uint64_t delay = ld_index_retry_delay_us(db->ix_failures);
+        db->ix_retry_us = ld_mono_us() + delay;
+        snprintf(db->ix_error, sizeof db->ix_error, "%s", ld_status_str(st));
+        ld_log(LD_LOG_ERROR, db->name, "index build step failed (%s); retrying in %llu s",
+               ld_status_str(st), (unsigned long long)(delay / 1000000u));
+    } else {
+        db->ix_failures = 0;
+        db->ix_retry_us = 0;
+        db->ix_error[0] = '\0';
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (st != LD_OK) return; /* ix_work stays set: the retry is due at ix_retry_us */
     db->ix_work = st == LD_OK && more;
     if (st == LD_OK && more) {
         /* A commit: the loop's shared read snapshots must not outlive it (snapshot.h). */
@@ -236,18 +251,25 @@ static void flush(ld_writer *w)
     }
 }
 
-/* Waits (w->mu held) until a job is queued, the writer stops, index work waits, or the
- * everysec flush is due. Returns true when the flush is due and nothing is queued. */
+/* Waits (w->mu held) until a job is queued, the writer stops, index work waits (a failed step:
+ * once its retry is due), or the everysec flush is due. Returns true when the flush is due and
+ * nothing is queued. */
 static bool wait_for_work(ld_writer *w)
 {
-    while (!w->head && !w->stop && !w->db->ix_work) {
-        if (!w->unflushed) {
+    ld_db *db = w->db;
+    while (!w->head && !w->stop &&
+           !(db->ix_work && (!db->ix_retry_us || ld_mono_us() >= db->ix_retry_us))) {
+        bool retry = db->ix_work && db->ix_retry_us; /* a failed index step waits its backoff */
+        if (!w->unflushed && !retry) {
             pthread_cond_wait(&w->cv, &w->mu);
             continue;
         }
-        uint64_t due = w->flush_due_us;
+        uint64_t due = w->unflushed ? w->flush_due_us : db->ix_retry_us;
+        if (retry && db->ix_retry_us < due) due = db->ix_retry_us;
         struct timespec ts = {(time_t)(due / 1000000u), (long)(due % 1000000u) * 1000};
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT && !w->head) return true;
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT && !w->head && w->unflushed &&
+            ld_mono_us() >= w->flush_due_us)
+            return true;
     }
     return false;
 }

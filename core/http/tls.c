@@ -11,7 +11,6 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -22,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "../util/log.h"
+#include "../util/sockopt.h"
 #include "../util/strutil.h"
 
 /* TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 keeps OpenSSL's defaults, which
@@ -520,18 +520,6 @@ struct bufferevent *ld_tls_server_bev(struct event_base *base, void *arg)
     return bev;
 }
 
-void ld_tls_listener_nodelay(struct evhttp_bound_socket *listener)
-{
-    /* Accepted sockets inherit TCP_NODELAY from the listener (Linux); the bufferevent callback
-     * runs before evhttp has the socket, so this is the one place to set it. */
-    int one = 1;
-    evutil_socket_t fd = evhttp_bound_socket_get_fd(listener);
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
-        ld_log_warn("cannot turn Nagle off on the listener (%s): responses may wait for "
-                    "delayed ACKs",
-                    strerror(errno));
-}
-
 /* Only after a finished handshake with nothing left to send: the answer has gone (evhttp frees
  * a connection once its output drained), and OpenSSL refuses a shutdown after a fatal error
  * anyway. The record goes straight to the socket (libevent's
@@ -636,8 +624,7 @@ static void nodelay_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info
     evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(h->evcon));
     if (fd < 0) return;
     h->nodelay_done = true;
-    int one = 1;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+    if (!ld_sock_nodelay(fd))
         ld_log_warn("TLS: cannot turn Nagle off on a connection to a peer (%s): requests may "
                     "wait for delayed ACKs",
                     strerror(errno));

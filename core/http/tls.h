@@ -52,12 +52,6 @@ bool ld_tls_requires_client_cert(const ld_tls *t);
  * installed through the connection accounting (http/conns.h). NULL when memory fails. */
 struct bufferevent *ld_tls_server_bev(struct event_base *base, void *arg);
 
-/* Turns Nagle off for the connections accepted on a listener, TLS or plain: OpenSSL writes a
- * response as several records, evhttp a large one as head and body, and the last write would
- * otherwise wait for the client's delayed ACK (~40 ms per request on a keep-alive connection).
- * Call before the loop runs. */
-void ld_tls_listener_nodelay(struct evhttp_bound_socket *listener);
-
 /* True when req arrived over TLS. The router refuses anything else on a TLS listener: when
  * evhttp's bufferevent callback fails (out of memory) evhttp falls back to a plain socket
  * (libevent#336), and that must not turn into plain HTTP. */

@@ -2,6 +2,7 @@
  * in the writer's transaction and the online build, all through the key-space ABI. */
 #include "index.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -261,34 +262,6 @@ static ld_status list_defs(ld_txn *t, const char *prefix, size_t plen, int state
     return LD_OK;
 }
 
-static char *coll_prefix(const char *coll, size_t cl)
-{
-    char *p = malloc(cl + 1);
-    if (!p) return NULL;
-    memcpy(p, coll, cl);
-    p[cl] = '\0';
-    return p;
-}
-
-ld_status ld_index_list(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n)
-{
-    char *p = coll_prefix(coll, cl);
-    if (!p) return LD_NOMEM;
-    ld_status st = list_defs(t, p, cl + 1, LD_INDEX_READY, out, n);
-    free(p);
-    return st;
-}
-
-ld_status ld_index_list_all(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n)
-{
-    if (!coll) return list_defs(t, NULL, 0, 0, out, n);
-    char *p = coll_prefix(coll, cl);
-    if (!p) return LD_NOMEM;
-    ld_status st = list_defs(t, p, cl + 1, 0, out, n);
-    free(p);
-    return st;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Sizes, cursors, numbers
  * ------------------------------------------------------------------------------------------- */
@@ -390,16 +363,24 @@ static ld_status bump_gen(ld_txn *t)
     return ld_txn_put(t, LD_SPACE_META, LD_INDEX_META_GEN, 6, gen, sizeof gen);
 }
 
+/* The definitions' generation as of t into gen (zeros when none is stored). */
+static ld_status read_gen(ld_txn *t, uint8_t gen[8])
+{
+    const void *v;
+    size_t vl;
+    memset(gen, 0, 8);
+    ld_status st = ld_txn_get(t, LD_SPACE_META, LD_INDEX_META_GEN, 6, &v, &vl);
+    if (st == LD_OK && vl == 8) memcpy(gen, v, 8);
+    return st == LD_NOT_FOUND ? LD_OK : st;
+}
+
 /* Every definition as of t, from db's copy when its generation is t's. Borrowed until the next
  * call on the writer thread. */
 static ld_status current_defs(ld_db *db, ld_txn *t, const ld_index_def **defs, size_t *n)
 {
-    uint8_t gen[8] = {0};
-    const void *v;
-    size_t vl;
-    ld_status st = ld_txn_get(t, LD_SPACE_META, LD_INDEX_META_GEN, 6, &v, &vl);
-    if (st == LD_OK && vl == sizeof gen) memcpy(gen, v, sizeof gen);
-    if (st != LD_OK && st != LD_NOT_FOUND) return st;
+    uint8_t gen[8];
+    ld_status st = read_gen(t, gen);
+    if (st != LD_OK) return st;
     struct ld_index_cache *c = db->ix_cache;
     if (!c || memcmp(c->gen, gen, sizeof gen)) {
         ld_index_def *d;
@@ -418,6 +399,97 @@ static ld_status current_defs(ld_db *db, ld_txn *t, const ld_index_def **defs, s
     *defs = c->defs;
     *n = c->n;
     return LD_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The readers' shared set: the same idea as the writer's copy for threads that plan queries
+ * concurrently. The mutex guards only the pointer and the counts; parsing happens outside it.
+ * ------------------------------------------------------------------------------------------- */
+
+struct ld_index_shared {
+    pthread_mutex_t mu;
+    ld_index_set *cur; /* holds one reference; NULL until the first reader */
+};
+
+struct ld_index_shared *ld_index_shared_new(void)
+{
+    struct ld_index_shared *s = calloc(1, sizeof *s);
+    if (s && pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void set_free(ld_index_set *set)
+{
+    ld_index_list_free(set->defs, set->n);
+    free(set);
+}
+
+void ld_index_shared_free(struct ld_index_shared *s)
+{
+    if (!s) return;
+    ld_index_set_release(s, s->cur);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+ld_status ld_index_set_acquire(struct ld_index_shared *s, ld_txn *t, ld_index_set **out)
+{
+    *out = NULL;
+    uint8_t gen[8];
+    ld_status st = read_gen(t, gen);
+    if (st != LD_OK) return st;
+    pthread_mutex_lock(&s->mu);
+    if (s->cur && !memcmp(s->cur->gen, gen, sizeof gen)) {
+        s->cur->refs++;
+        *out = s->cur;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (*out) return LD_OK;
+
+    ld_index_set *set = calloc(1, sizeof *set);
+    if (!set) return LD_NOMEM;
+    if ((st = list_defs(t, NULL, 0, 0, &set->defs, &set->n)) != LD_OK) {
+        free(set);
+        return st;
+    }
+    memcpy(set->gen, gen, sizeof gen);
+    /* Ours becomes the shared one (a reader of an older snapshot may put an older generation
+     * back: each set is right for its generation, so that costs a parse, never a wrong plan).
+     * When another reader installed this generation meanwhile, take theirs and drop ours. */
+    ld_index_set *drop = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->cur && !memcmp(s->cur->gen, gen, sizeof gen)) {
+        drop = set;
+        set = s->cur;
+        set->refs++;
+    } else {
+        if (s->cur && --s->cur->refs == 0) drop = s->cur;
+        set->refs = 2; /* the shared pointer's and the caller's */
+        s->cur = set;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (drop) set_free(drop);
+    *out = set;
+    return LD_OK;
+}
+
+void ld_index_set_release(struct ld_index_shared *s, ld_index_set *set)
+{
+    if (!set) return;
+    pthread_mutex_lock(&s->mu);
+    bool last = --set->refs == 0;
+    if (last && s->cur == set) s->cur = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (last) set_free(set);
+}
+
+bool ld_index_usable(const ld_index_def *d, const char *coll, size_t cl)
+{
+    return d->state == LD_INDEX_READY && strlen(d->collection) == cl &&
+           !memcmp(d->collection, coll, cl);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -532,6 +604,52 @@ static bool def_key(const char *id, size_t il, char *key, size_t *kl)
     *kl = il;
     return ld_collection_name_valid(key, cl) && !ld_collection_is_cache(key) &&
            !ld_collection_is_internal(key) && il - cl - 1 <= LD_INDEX_NAME_MAX;
+}
+
+ld_status ld_index_definition_check(const char *id, size_t il, const char *json, size_t len,
+                                    char *err, size_t errlen)
+{
+    char key[LD_COLL_NAME_MAX + 2 + LD_INDEX_NAME_MAX];
+    size_t kl;
+    if (!def_key(id, il, key, &kl)) {
+        snprintf(err, errlen,
+                 "index definition id '%.*s' is not <collection>.<name> of a collection that "
+                 "can be indexed",
+                 (int)(il > 100 ? 100 : il), id);
+        return LD_INVALID;
+    }
+    size_t cl = strlen(key);
+    json_error_t je;
+    json_t *body = json_loadb(json, len, 0, &je);
+    const char *coll = json_string_value(json_object_get(body, "Collection"));
+    const char *name = json_string_value(json_object_get(body, "Name"));
+    json_t *paths = json_object_get(body, "Paths");
+    ld_status st = LD_OK;
+    if (!coll || !name || strlen(coll) != cl || memcmp(coll, key, cl) ||
+        strlen(name) != kl - cl - 1 || memcmp(name, key + cl + 1, kl - cl - 1)) {
+        snprintf(err, errlen,
+                 "index definition '%.*s' needs \"Collection\" and \"Name\" as its id "
+                 "names them",
+                 (int)il, id);
+        st = LD_INVALID;
+    } else if (!json_is_array(paths) || !json_array_size(paths) ||
+               json_array_size(paths) > LD_INDEX_MAX_PATHS) {
+        snprintf(err, errlen, "index definition '%.*s' needs \"Paths\": 1 to %d path strings",
+                 (int)il, id, LD_INDEX_MAX_PATHS);
+        st = LD_INVALID;
+    }
+    for (size_t i = 0; st == LD_OK && i < json_array_size(paths); i++) {
+        const char *p = json_string_value(json_array_get(paths, i));
+        ld_index_path parsed;
+        if (!p) {
+            snprintf(err, errlen, "index definition '%.*s': a path is not a string", (int)il, id);
+            st = LD_INVALID;
+        } else if ((st = ld_index_parse_path(p, strlen(p), &parsed, err, errlen)) == LD_OK) {
+            ld_index_path_clear(&parsed);
+        }
+    }
+    json_decref(body);
+    return st;
 }
 
 /* Queues index num's entries for deletion by the background step and forgets its size and
@@ -843,6 +961,14 @@ out:
     free(cur);
     ld_index_list_free(defs, n);
     return st;
+}
+
+uint64_t ld_index_retry_delay_us(uint32_t failures)
+{
+    uint64_t d = LD_INDEX_RETRY_FIRST_US;
+    for (uint32_t i = 1; i < failures && d < LD_INDEX_RETRY_MAX_US; i++)
+        d *= 2;
+    return d < LD_INDEX_RETRY_MAX_US ? d : LD_INDEX_RETRY_MAX_US;
 }
 
 ld_status ld_index_step(ld_db *db, size_t batch, bool *more)

@@ -67,14 +67,42 @@ typedef struct ld_index_def {
     uint64_t stamp;        /* the definition record's stamp: which CREATE won */
 } ld_index_def;
 
-/* The READY indexes of collection coll (cl bytes) as of t's snapshot: an index appears only once
- * its build committed in that snapshot, so a plan never uses an incomplete index. *out (free with
- * ld_index_list_free) is NULL when *n is 0. Ordered by name. */
-ld_status ld_index_list(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n);
-/* Every index, building or ready, of coll (NULL: of every collection), ordered by collection then
- * name. */
-ld_status ld_index_list_all(ld_txn *t, const char *coll, size_t cl, ld_index_def **out, size_t *n);
+/* Frees n definitions read from the ixdef space (an ld_index_set's, the writer's copy's). */
 void ld_index_list_free(ld_index_def *defs, size_t n);
+
+/* The readers' parsed definitions (the query worker threads plan every SELECT with them): one
+ * immutable set per database, read once per "ix_gen" generation and shared by reference count,
+ * so a query does not parse every definition (JSON, then each path) again. */
+typedef struct ld_index_set {
+    uint8_t gen[8];     /* the meta "ix_gen" it was read under (zeros: none stored) */
+    int refs;           /* guarded by the owning ld_index_shared's mutex */
+    ld_index_def *defs; /* every definition, building or ready, by collection then name */
+    size_t n;
+} ld_index_set;
+
+/* A database's current set (ld_db.ix_shared). */
+struct ld_index_shared;
+
+struct ld_index_shared *ld_index_shared_new(void);
+/* Drops the current set (freed now unless a reader still holds it: then by its release). */
+void ld_index_shared_free(struct ld_index_shared *s);
+
+/* The set of every definition as of t's snapshot: the shared one when its generation is t's,
+ * else one parsed now (without the lock held) that becomes the shared one. Hold it until
+ * ld_index_set_release; it never changes. LD_NOMEM, or the storage's status. */
+ld_status ld_index_set_acquire(struct ld_index_shared *s, ld_txn *t, ld_index_set **out);
+/* Lets go of a set from ld_index_set_acquire (NULL: a no-op); the last holder frees it. */
+void ld_index_set_release(struct ld_index_shared *s, ld_index_set *set);
+/* Whether definition d is one a plan may use: READY (its build committed in the snapshot the set
+ * was read from, so a plan never uses an incomplete index) and on collection coll (cl bytes). */
+bool ld_index_usable(const ld_index_def *d, const char *coll, size_t cl);
+
+/* Whether body (json, len bytes) under id is a definition record CREATE INDEX could have written:
+ * id "<collection>.<name>" naming a collection that can be indexed, and {"Collection", "Name",
+ * "Paths"} agreeing with it, with 1 to LD_INDEX_MAX_PATHS valid paths (litedistd import checks
+ * what it reads with it). LD_INVALID with err set, or LD_NOMEM. */
+ld_status ld_index_definition_check(const char *id, size_t il, const char *json, size_t len,
+                                    char *err, size_t errlen);
 
 /* Parses one index path ("$.a.b", "$.a[0]", "$['x y']", ...: a LiteQL path below the document
  * root, not the id). On failure err gets a message naming the path. */
@@ -144,6 +172,12 @@ void ld_index_cache_free(struct ld_index_cache *c);
  * documents of a building index (the cursor in meta, so a restart resumes), marking it READY at
  * the collection's end. *more: work remains. */
 ld_status ld_index_step(ld_db *db, size_t batch, bool *more);
+
+/* How long the writer waits before retrying a background index step after `failures` (>= 1)
+ * consecutive failures: 1 s, doubling, at most 60 s (LD_INDEX_RETRY_MAX_US). */
+#define LD_INDEX_RETRY_FIRST_US 1000000u
+#define LD_INDEX_RETRY_MAX_US   60000000u
+uint64_t ld_index_retry_delay_us(uint32_t failures);
 
 /* The size of index num: entries and the bytes of their keys (what the storage holds besides
  * its own per-entry overhead). */

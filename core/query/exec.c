@@ -529,9 +529,10 @@ static ld_status row_by_id(ld_txn *t, select_ctx *sc, const entry *e)
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct planned {
-    ld_index_def *defs; /* owned */
-    size_t ndefs;
-    ld_plan_index *ixs; /* one per definition, borrowing from it */
+    struct ld_index_shared *sh;
+    ld_index_set *set;  /* held until planned_free; the plan borrows its definitions */
+    size_t ndefs;       /* usable definitions (ixs) */
+    ld_plan_index *ixs; /* one per usable definition, borrowing from it */
     ld_ql_seg **segs;   /* every definition's paths' segments, then their counts */
     size_t *nsegs;
     ld_plan plan;
@@ -543,19 +544,25 @@ static void planned_free(planned *p)
     free(p->ixs);
     free(p->segs);
     free(p->nsegs);
-    ld_index_list_free(p->defs, p->ndefs);
+    if (p->set) ld_index_set_release(p->sh, p->set);
     memset(p, 0, sizeof *p);
 }
 
-static ld_status make_plan(ld_txn *t, const ld_ql_stmt *s, planned *p, ld_ql_error *err)
+static ld_status make_plan(ld_txn *t, struct ld_index_shared *ix, const ld_ql_stmt *s, planned *p,
+                           ld_ql_error *err)
 {
     memset(p, 0, sizeof *p);
     ld_status st = LD_OK;
-    if (t) st = ld_index_list(t, s->collection, s->collection_len, &p->defs, &p->ndefs);
+    p->sh = ix;
+    if (t) st = ld_index_set_acquire(ix, t, &p->set);
     if (st != LD_OK) return st == LD_NOMEM ? oom(err) : st;
-    size_t total = 0;
-    for (size_t i = 0; i < p->ndefs; i++)
-        total += p->defs[i].npaths;
+    size_t total = 0, nall = p->set ? p->set->n : 0;
+    const ld_index_def *all = p->set ? p->set->defs : NULL;
+    for (size_t i = 0; i < nall; i++) {
+        if (!ld_index_usable(&all[i], s->collection, s->collection_len)) continue;
+        total += all[i].npaths;
+        p->ndefs++;
+    }
     if (p->ndefs) {
         p->ixs = calloc(p->ndefs, sizeof *p->ixs);
         p->segs = calloc(total ? total : 1, sizeof *p->segs);
@@ -565,19 +572,20 @@ static ld_status make_plan(ld_txn *t, const ld_ql_stmt *s, planned *p, ld_ql_err
             return oom(err);
         }
     }
-    size_t at = 0;
-    for (size_t i = 0; i < p->ndefs; i++) {
-        const ld_index_def *d = &p->defs[i];
+    size_t at = 0, k = 0;
+    for (size_t i = 0; i < nall; i++) {
+        const ld_index_def *d = &all[i];
+        if (!ld_index_usable(d, s->collection, s->collection_len)) continue;
         for (size_t j = 0; j < d->npaths; j++) {
             p->segs[at + j] = d->parsed[j].segs;
             p->nsegs[at + j] = d->parsed[j].nsegs;
         }
-        p->ixs[i] = (ld_plan_index){.num = d->num,
-                                    .name = d->name,
-                                    .npaths = d->npaths,
-                                    .paths = d->paths,
-                                    .segs = p->segs + at,
-                                    .nsegs = p->nsegs + at};
+        p->ixs[k++] = (ld_plan_index){.num = d->num,
+                                      .name = d->name,
+                                      .npaths = d->npaths,
+                                      .paths = d->paths,
+                                      .segs = p->segs + at,
+                                      .nsegs = p->nsegs + at};
         at += d->npaths;
     }
     st = ld_plan_choose(s, p->ixs, p->ndefs, &p->plan);
@@ -592,12 +600,12 @@ static ld_status make_plan(ld_txn *t, const ld_ql_stmt *s, planned *p, ld_ql_err
  * Entry points
  * ------------------------------------------------------------------------------------------- */
 
-ld_status ld_ql_select(ld_txn *t, const ld_ql_stmt *s, const ld_ql_select_opts *o,
-                       ld_ql_result *out, ld_ql_error *err)
+ld_status ld_ql_select(ld_txn *t, struct ld_index_shared *ix, const ld_ql_stmt *s,
+                       const ld_ql_select_opts *o, ld_ql_result *out, ld_ql_error *err)
 {
     memset(out, 0, sizeof *out);
     planned pl;
-    ld_status st = make_plan(t, s, &pl, err);
+    ld_status st = make_plan(t, ix, s, &pl, err);
     if (st != LD_OK) return st;
     source src = {.t = t, .s = s, .plan = &pl.plan};
     ld_qbuf rows;
@@ -692,13 +700,13 @@ static ld_status visit_match(void *ctx, scan_doc *sd)
     return push_id(c->ids, sd->d.id, sd->d.id_len, c->err);
 }
 
-ld_status ld_ql_match(ld_txn *t, const ld_ql_stmt *s, uint64_t cap, ld_ql_ids *ids,
-                      uint64_t *matched, ld_ql_error *err)
+ld_status ld_ql_match(ld_txn *t, struct ld_index_shared *ix, const ld_ql_stmt *s, uint64_t cap,
+                      ld_ql_ids *ids, uint64_t *matched, ld_ql_error *err)
 {
     memset(ids, 0, sizeof *ids);
     *matched = 0;
     planned pl;
-    ld_status st = make_plan(t, s, &pl, err);
+    ld_status st = make_plan(t, ix, s, &pl, err);
     if (st != LD_OK) return st;
     source src = {.t = t, .s = s, .plan = &pl.plan};
     if (pl.plan.kind == LD_PLAN_SCAN || pl.plan.id_order) {
@@ -726,11 +734,12 @@ ld_status ld_ql_match(ld_txn *t, const ld_ql_stmt *s, uint64_t cap, ld_ql_ids *i
     return st;
 }
 
-ld_status ld_ql_explain(ld_txn *t, const ld_ql_stmt *s, ld_ql_result *out, ld_ql_error *err)
+ld_status ld_ql_explain(ld_txn *t, struct ld_index_shared *ix, const ld_ql_stmt *s,
+                        ld_ql_result *out, ld_ql_error *err)
 {
     memset(out, 0, sizeof *out);
     planned pl;
-    ld_status st = make_plan(t, s, &pl, err);
+    ld_status st = make_plan(t, ix, s, &pl, err);
     if (st != LD_OK) return st;
     ld_qbuf rows;
     ld_qbuf_init(&rows);

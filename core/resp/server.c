@@ -5,7 +5,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "../http/tls.h"
 #include "../node.h"
 #include "../util/log.h"
+#include "../util/sockopt.h"
 #include "commands.h"
 #include "conn.h"
 
@@ -269,9 +269,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)salen;
     ld_resp_server *s = arg;
     ld_node *n = s->node;
-    int one = 1;
-    /* Replies are small and a client waits for each: never hold one back for Nagle. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Replies are small and a client waits for each: never hold one back for Nagle (a refusal
+     * only costs the client a delayed ACK). */
+    (void)ld_sock_nodelay(fd);
     if (s->open >= (size_t)n->cfg.resp.max_connections) {
         /* Redis's answer at maxclients, then the close. */
         static const char full[] = "-ERR max number of clients reached\r\n";
@@ -409,6 +409,22 @@ void ld_resp_stop_listening(ld_resp_server *s)
     if (s && s->listener) {
         evconnlistener_free(s->listener);
         s->listener = NULL;
+    }
+}
+
+void ld_resp_drain(ld_resp_server *s)
+{
+    if (!s) return;
+    ld_resp_stop_listening(s);
+    for (ld_resp_conn *c = s->conns, *next; c; c = next) {
+        next = c->next; /* c may be freed below */
+        c->closing = true;
+        /* Closed sockets whose writes are in flight go when those complete; an open one whose
+         * writes are in flight keeps its socket for their replies (ld_resp_release then
+         * conn_process close it once they are out); an idle one closes now, or once its output
+         * drained. */
+        if (c->bev && !c->in_process && !maybe_finish(c) && c->bev)
+            bufferevent_disable(c->bev, EV_READ);
     }
 }
 

@@ -25,6 +25,11 @@ size_t ld_resp_open(const ld_resp_server *s);
 /* Shutdown: stops accepting; open connections stay until ld_resp_free. NULL is ignored. */
 void ld_resp_stop_listening(ld_resp_server *s);
 
+/* Shutdown: stops accepting and reading commands; every connection closes once the replies of
+ * the commands it started (writes in the writer) are out. ld_resp_open counts those left (the
+ * node waits for them, bounded by Node.ShutdownTimeoutSeconds). NULL is ignored. */
+void ld_resp_drain(ld_resp_server *s);
+
 /* Closes every connection and frees the server. Call after the loop stopped with no write in
  * flight, before the registry and the TLS contexts go. NULL is ignored. */
 void ld_resp_free(ld_resp_server *s);

@@ -3,9 +3,9 @@
 #include "ws_internal.h"
 
 #include "../http/tls.h"
+#include "../util/sockopt.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +34,7 @@ int64_t ws_now_us(void)
  * tens of milliseconds. Failure only costs latency, so it is ignored. */
 void ws_set_nodelay(evutil_socket_t fd)
 {
-    int one = 1;
-    if (fd >= 0) (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (fd >= 0) (void)ld_sock_nodelay(fd);
 }
 
 void ws_options_resolve(ld_ws_options *dst, const ld_ws_options *src)

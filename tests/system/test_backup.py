@@ -5,8 +5,9 @@ from one backend and imported into the other are the same documents."""
 
 import json
 import threading
+import time
 
-from conftest import run_litedistd
+from conftest import assert_ok, run_litedistd
 from test_replication import (DB, add_peer, cluster_overrides, db_state, dump, make_cluster,
                               status, wait_converged, wait_for)
 
@@ -177,6 +178,7 @@ def test_export_from_one_backend_imports_into_the_other(make_node, build, storag
     api.must_put("users", "u1", {"name": "Zoë"})
     api.must_put("users", "gone", {"name": "x"})
     api.must_delete("users", "gone")
+    assert_ok(api.call("POST", "/api/query", body={"Query": "CREATE INDEX by_n ON orders ($.n)"}))
 
     out = tmp_path / "shop.jsonl"
     # The source runs meanwhile: export reads a consistent copy beside it.
@@ -184,8 +186,12 @@ def test_export_from_one_backend_imports_into_the_other(make_node, build, storag
                       "--out", str(out)])
     assert res.returncode == 0, res
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(lines) == 31
+    assert len(lines) == 32
     assert {"collection": "users", "id": "u1", "document": {"Id": "u1", "name": "Zoë"}} in lines
+    # The index definition travels as its record, so a restore keeps the index
+    [d] = [x for x in lines if x["collection"] == "_sys_indexes"]
+    assert d["id"] == "orders.by_n" and d["document"]["Paths"] == ["$.n"], d
+    assert "exported 31 documents and 1 index definitions" in res.stderr, res
 
     dst = make_node(node_id="dst", overrides={**cluster_overrides(),
                                               "Storage": {"Plugin": other_backend(storage)}})
@@ -196,18 +202,32 @@ def test_export_from_one_backend_imports_into_the_other(make_node, build, storag
     res = cli(build, ["import", "--config", str(dst.config_path), "--database", "shop",
                       "--in", str(out)])
     assert res.returncode == 0, res
+    assert "imported 31 documents and 1 index definitions" in res.stderr, res
     dst.start()
 
     assert dump(dst, "shop") == dump(src, "shop")
-    # Through the write path: one op per document under the importing node's origin.
+    # Through the write path: one op per document and one for the definition, under the
+    # importing node's origin; the index is recreated (built online) and planned.
     vv, _ = db_state(dst, "shop")
-    assert vv == {"dst": 31}, vv
+    assert vv == {"dst": 32}, vv
+    dapi = dst.api("shop")
+    q = {"Query": "EXPLAIN SELECT $ FROM orders WHERE $.n = 7"}
+    deadline = time.monotonic() + 10
+    for _ in range(500):
+        ixs = assert_ok(dapi.call("GET", "/api/indexes"))
+        if ixs and ixs[0]["State"] == "Ready":
+            break
+        assert time.monotonic() < deadline, ixs
+        time.sleep(0.02)
+    assert [(x["Name"], x["Collection"], x["Paths"], x["Entries"]) for x in ixs] == [
+        ("by_n", "orders", ["$.n"], 30)]
+    assert assert_ok(dapi.call("POST", "/api/query", body=q))["Rows"][0]["Index"] == "by_n"
 
     # Every database at once: each line names its database.
     res = cli(build, ["export", "--config", str(src.config_path), "--out", "-"])
     assert res.returncode == 0, res
     lines = [json.loads(x) for x in res.stdout.splitlines()]
-    assert len(lines) == 31 and all(x["database"] == "shop" for x in lines)
+    assert len(lines) == 32 and all(x["database"] == "shop" for x in lines)
 
 
 def test_input_errors(make_node, build, tmp_path):
@@ -228,6 +248,11 @@ def test_input_errors(make_node, build, tmp_path):
     res = cli(build, ["import", "--config", str(n.config_path), "--database", "x", "--in",
                       str(bad)])
     assert res.returncode == 1 and "line 1: needs" in res.stderr, res
+    bad.write_text('{"collection": "_sys_indexes", "id": "c.ix", "document": '
+                   '{"Collection": "c", "Name": "ix", "Paths": ["Id"]}}\n')
+    res = cli(build, ["import", "--config", str(n.config_path), "--database", "x", "--in",
+                      str(bad)])
+    assert res.returncode == 1 and "line 1: Index path 'Id' names the document id" in res.stderr, res
     # A stopped node is backed up the same way, and its backup restores. Without a config, the
     # backend is the one the directory records (the default would be sqlite).
     res = cli(build, ["backup", "--data", str(n.data_dir), "--out", str(tmp_path / "bk")],

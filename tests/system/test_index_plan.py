@@ -102,6 +102,30 @@ def test_explain_names_the_index_bounds_and_residual(fast_node, db):
     assert explain(other, "SELECT $ FROM x WHERE $.a = 1")[0]["Operation"] == "scan"
 
 
+def test_ddl_is_planned_at_once_through_the_shared_definitions(fast_node, db):
+    """The query threads share one parsed copy of the definitions per generation: every DDL
+    commit is a new generation, so the very next query plans with it (no stale copy)."""
+    api = fast_node.api(db)
+    for i in range(1, 4):
+        api.must_post("shared", {"Id": f"s{i}", "a": i, "b": -i})
+    qa = "SELECT $ FROM shared WHERE $.a = 2"
+    qb = "SELECT $ FROM shared WHERE $.b = -2"
+    answer(api, "CREATE INDEX by_a ON shared ($.a)")
+    wait_planned(api, qa, "by_a")
+    assert explain(api, qb)[0]["Operation"] == "scan"
+    assert answer(api, qa)["Rows"] == [{"Id": "s2", "a": 2, "b": -2}]
+    # DROP: the query right after it scans; the rows stay the same
+    answer(api, "DROP INDEX by_a ON shared")
+    assert explain(api, qa)[0]["Operation"] == "scan"
+    assert answer(api, qa)["Rows"] == [{"Id": "s2", "a": 2, "b": -2}]
+    # a redefinition under the same name on another path: planned for that path only
+    answer(api, "CREATE INDEX by_a ON shared ($.b)")
+    assert explain(api, qa)[0]["Operation"] == "scan"
+    wait_planned(api, qb, "by_a")
+    assert explain(api, qa)[0]["Operation"] == "scan"
+    assert answer(api, qb)["Rows"] == [{"Id": "s2", "a": 2, "b": -2}]
+
+
 def test_explain_errors(fast_node, db):
     api = fast_node.api(db)
     assert_error(query(api, "EXPLAIN INSERT INTO c VALUES {\"Id\": \"x\"}"), 400,

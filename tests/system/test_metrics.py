@@ -36,6 +36,7 @@ FAMILIES = [
     "litedist_cache_live_keys", "litedist_cache_expired_keys",
     "litedist_cache_sweeper_runs", "litedist_cache_sweeper_scanned_entries",
     "litedist_cache_expired_entries_freed", "litedist_resp_commands", "litedist_resp_connections",
+    "litedist_index_step_failures",
     "process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
     "process_open_fds", "process_max_fds", "process_start_time_seconds",
 ]

@@ -7,6 +7,7 @@ error texts and the protocol's own errors."""
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -547,6 +548,63 @@ def test_held_refusal_and_closing_with_work_in_flight(make_node, db):
     wait_for(lambda: r.exists(*[f"gone{i}" for i in range(300)]) == 300,
              what="the writes of the client that left")
     assert r.get("gone299") == "v"
+
+
+def test_sigterm_answers_the_writes_in_flight_then_closes(make_node, db):
+    """Shutdown drains RESP as it does HTTP: a client streams pipelined SETs through SIGTERM;
+    the node stops reading commands, sends the replies of the writes it started, closes the
+    connection and exits 0 at once (not at Node.ShutdownTimeoutSeconds, though the client
+    would go on sending); every acknowledged SET is there after the restart."""
+    n = make_node(overrides={"Node": {"ShutdownTimeoutSeconds": 10},
+                             "Resp": {"Enabled": True, "Port": free_port()}})
+    s = socket.create_connection(("127.0.0.1", rport(n)), timeout=10)
+    sent = {"chunks": 0, "error": None}
+
+    def stream():
+        # Bounded: at most 400 chunks of 50 SETs, one every 20 ms (8 s), or until the close.
+        try:
+            s.sendall(f"AUTH {db} root\r\n".encode())
+            for c in range(400):
+                s.sendall(b"".join(f"SET burst{c * 50 + i} v\r\n".encode() for i in range(50)))
+                sent["chunks"] += 1
+                time.sleep(0.02)
+        except OSError as e:  # the node closed the connection
+            sent["error"] = e
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    got = b""
+    t0 = None
+    try:
+        for _ in range(100000):  # bounded: ends at the node's close (recv timeout 10 s)
+            try:
+                d = s.recv(65536)
+            except ConnectionResetError:  # closed with commands unread: a reset after the data
+                break
+            if not d:
+                break
+            got += d
+            if t0 is None and got.count(b"+OK\r\n") > 200:  # the stream is running
+                t0 = time.monotonic()
+                n.send_signal(signal.SIGTERM)
+    finally:
+        sender.join(timeout=15)
+        s.close()
+    assert t0 is not None, got[-200:]
+    assert n.wait_exit() == 0, n.log_tail()
+    assert time.monotonic() - t0 < 5, "the shutdown waited for its timeout"
+    assert sent["error"] is not None and sent["chunks"] < 400, sent  # cut, not finished
+    # Replies are in command order and whole: the acknowledged SETs are the first ones.
+    acked = got.count(b"+OK\r\n") - 1
+    assert got == b"+OK\r\n" * (acked + 1), got[-200:]
+    assert acked >= 200
+    n.start()
+    r = client(n, db)
+    keys = [f"burst{i}" for i in range(acked)]
+    for at in range(0, acked, 500):
+        assert r.exists(*keys[at:at + 500]) == len(keys[at:at + 500])
+    # and no command read after the signal ran: the next ones were never started
+    assert r.exists(*[f"burst{i}" for i in range(acked, acked + 500)]) == 0
 
 
 def test_connection_cap_and_idle_timeout(make_node, db):

@@ -363,3 +363,40 @@ def test_a_fault_configured_at_start_up_fails_the_first_database(make_node, buil
     n.start()
     api.must_put(COLL, "x", {"v": 2})
     assert api.must_get(COLL, "x") == {"Id": "x", "v": 2}
+
+
+def test_a_failed_index_build_step_is_retried_with_backoff(make_node, build, storage, tmp_path):
+    """An online build step whose commit fails is retried by the writer after a backoff (1 s,
+    doubling): GET /api/indexes shows the error and the wait, the metric counts the failures,
+    and once the storage recovers the index becomes ready without a restart."""
+    f = FaultNode(make_node, build, storage, tmp_path)
+    for i in range(5):
+        f.api.must_put(COLL, f"d{i}", {"v": i})
+    # The CREATE's own commit is the 1st after arming; every later one fails.
+    f.arm("commit", "IO", nth=2, times=0)
+    assert_ok(f.api.call("POST", "/api/query", body={"Query": f"CREATE INDEX by_v ON {COLL} ($.v)"}))
+    assert f.consumed()
+    deadline = time.monotonic() + 10
+    ix = None
+    for _ in range(500):
+        ix = assert_ok(f.api.call("GET", "/api/indexes"))[0]
+        if ix.get("BuildFailures", 0) >= 2:
+            break
+        assert time.monotonic() < deadline, f"the failed step was not retried: {ix}"
+        time.sleep(0.05)
+    assert ix["State"] == "Building" and ix["BuildError"] == "I/O error", ix
+    assert 0 <= ix["BuildRetryInMs"] <= 2000, ix  # the second failure waits 2 s
+    metrics = f.node.request("GET", "/metrics").text
+    line = next(l for l in metrics.splitlines()
+                if l.startswith(f'litedist_index_step_failures_total{{database="{DB}"}}'))
+    assert int(float(line.split()[-1])) >= 2
+    f.arm("commit", "IO", nth=0)  # disarmed at the next write transaction's begin: the retry
+    deadline = time.monotonic() + 10
+    for _ in range(500):
+        ix = assert_ok(f.api.call("GET", "/api/indexes"))[0]
+        if ix["State"] == "Ready":
+            break
+        assert time.monotonic() < deadline, f"never ready after the fault cleared: {ix}"
+        time.sleep(0.05)
+    assert "BuildError" not in ix and ix["Entries"] == 5, ix
+    assert f.node.running()

@@ -150,12 +150,26 @@ static void long_values_and_bounds(void **state)
     drop_def(&d);
 }
 
+/* A failed background step waits 1 s, then doubling, never past a minute. */
+static void retry_backoff(void **state)
+{
+    (void)state;
+    assert_int_equal(ld_index_retry_delay_us(1), 1000000);
+    assert_int_equal(ld_index_retry_delay_us(2), 2000000);
+    assert_int_equal(ld_index_retry_delay_us(3), 4000000);
+    assert_int_equal(ld_index_retry_delay_us(6), 32000000);
+    assert_int_equal(ld_index_retry_delay_us(7), LD_INDEX_RETRY_MAX_US);
+    assert_int_equal(ld_index_retry_delay_us(1000000), LD_INDEX_RETRY_MAX_US);
+    assert_int_equal(ld_index_retry_delay_us(UINT32_MAX), LD_INDEX_RETRY_MAX_US);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(paths),
         cmocka_unit_test(entry_keys),
         cmocka_unit_test(long_values_and_bounds),
+        cmocka_unit_test(retry_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
