@@ -38,6 +38,7 @@ typedef struct prune_job {
     uint64_t cap_ms;       /* entries stamped before this go whatever the peers hold */
     size_t batch;
     /* Results, reset on every run */
+    uint64_t took_us;    /* the apply's time: the next batch's size follows it */
     uint64_t target;     /* the entry the pass may prune through, as far as this batch saw */
     uint64_t pruned;     /* entries deleted */
     uint64_t max_pruned; /* the last deleted */
@@ -52,6 +53,10 @@ typedef struct prune_pass {
     size_t n, next;
     json_t *results;
     uint64_t db_pruned, db_max, db_target;
+    /* Entries the next batch may take: OperationLogPruningBatchSize at most, halved while a
+     * batch's deletions outlast the writer's background budget (a write queued behind a batch
+     * waits for all of it), doubled again while they take under half of it. */
+    size_t cap;
     char db_reason[200];
     bool db_error;
     void (*done)(void *ctx, json_t *results);
@@ -167,6 +172,7 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         }
     }
     pj->target = pending->pruned_through;
+    pj->took_us = ld_mono_us() - t0;
     free(seqs);
     free(floors);
     (void)db;
@@ -230,6 +236,11 @@ static void batch_done(ld_wjob *job)
     prune_job *pj = job->ctx;
     bool ok = job->result == LD_WR_OK;
     if (ok) {
+        size_t max = (size_t)ps->p->node->cfg.oplog_prune_batch;
+        if (pj->took_us > LD_WRITER_BACKGROUND_BUDGET_US && ps->cap > 16)
+            ps->cap /= 2;
+        else if (pj->took_us < LD_WRITER_BACKGROUND_BUDGET_US / 2 && ps->cap < max)
+            ps->cap = ps->cap * 2 < max ? ps->cap * 2 : max;
         ps->db_pruned += pj->pruned;
         if (pj->max_pruned) ps->db_max = pj->max_pruned;
         ps->db_target = pj->target;
@@ -274,7 +285,7 @@ static void submit_batch(prune_pass *ps, ld_db *db)
     pj->retain_recent = (uint64_t)n->cfg.oplog_retain_recent;
     pj->keep_from_ms = now > keep ? now - keep : 0;
     pj->cap_ms = ld_prune_cap_ms(n, now);
-    pj->batch = (size_t)n->cfg.oplog_prune_batch;
+    pj->batch = ps->cap;
     job->ctx = pj;
     /* Lazy: a prune lost to a crash only means pruning again (the entries and the floor go back
      * together). Background: a client's write never commits a batch of deletions. */
@@ -296,6 +307,7 @@ static void pass_next(prune_pass *ps)
         ld_db *db = ld_registry_get(&n->reg, ps->names[ps->next++]);
         if (!db) continue; /* dropped meanwhile */
         ps->db_pruned = ps->db_max = ps->db_target = 0;
+        ps->cap = (size_t)n->cfg.oplog_prune_batch;
         ps->db_reason[0] = '\0';
         ps->db_error = false;
         submit_batch(ps, db);

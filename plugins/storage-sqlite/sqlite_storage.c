@@ -38,7 +38,7 @@
 #define SQ_GIVE_BACK_MAX_BYTES (256LL << 20) /* free pages one clean close hands back */
 #define SQ_PAGE_K_DEFAULT      8             /* KiB; see sq_conn_open */
 #define SQ_JOURNAL_LIMIT       "67108864"    /* bytes a checkpointed WAL is truncated to */
-#define SQ_WAL_CHECKPOINT      "4000"        /* WAL pages that make a commit checkpoint */
+#define SQ_WAL_CHECKPOINT      4000          /* WAL pages that wake the checkpointer */
 #define SQ_ERRBUF              512
 
 enum { SQ_SYNC_OFF, SQ_SYNC_NORMAL, SQ_SYNC_FULL };
@@ -113,6 +113,16 @@ struct ld_stdb {
     pthread_mutex_t lock; /* guards the read pool below */
     sq_conn *idle;
     unsigned nidle, nreaders;
+    /* The checkpointer: a thread with a connection of its own that copies the WAL into the
+     * file when the writer's commits have grown it past SQ_WAL_CHECKPOINT pages. Left to
+     * SQLite, the commit that crossed the mark would do it, and every write queued behind that
+     * commit would wait for 32 MB to be copied and synced. */
+    sq_conn *ckpt;
+    pthread_t ckpt_thread;
+    bool ckpt_started;
+    pthread_mutex_t ckpt_mu; /* guards the two flags below */
+    pthread_cond_t ckpt_cv;
+    bool ckpt_wanted, ckpt_stop;
 };
 
 enum { SQ_CUR_NOWHERE, SQ_CUR_ROW, SQ_CUR_END };
@@ -349,7 +359,6 @@ static ld_status sq_conn_open(ld_stdb *db, bool write, sq_conn **out)
             rc = sq_exec(c, sync_sql[st->sync]);
         }
         if (rc == SQLITE_OK) rc = sq_exec(c, "PRAGMA journal_size_limit=" SQ_JOURNAL_LIMIT);
-        if (rc == SQLITE_OK) rc = sq_exec(c, "PRAGMA wal_autocheckpoint=" SQ_WAL_CHECKPOINT);
     }
     if (rc == SQLITE_OK && st->cache_k > 0) {
         char sql[64];
@@ -621,6 +630,87 @@ static const char *sq_last_error(ld_storage *st)
 /* ---------------------------------------------------------------------------------------------
  * Databases
  * ------------------------------------------------------------------------------------------- */
+/* The writer's commit hook (its thread, inside the commit): past the mark, wake the
+ * checkpointer. Setting it also turns off SQLite's own checkpoint at commit. */
+static int sq_wal_hook(void *arg, sqlite3 *h, const char *schema, int pages)
+{
+    (void)h;
+    (void)schema;
+    ld_stdb *db = arg;
+    if (pages >= SQ_WAL_CHECKPOINT) {
+        pthread_mutex_lock(&db->ckpt_mu);
+        db->ckpt_wanted = true;
+        pthread_cond_signal(&db->ckpt_cv);
+        pthread_mutex_unlock(&db->ckpt_mu);
+    }
+    return SQLITE_OK;
+}
+
+/* A PASSIVE checkpoint neither waits for nor blocks the writer and the readers: it copies what
+ * no reader still needs from the WAL, syncing the WAL first and the file after (its connection
+ * has the store's synchronous setting), and the next write starts the WAL over once it was all
+ * copied. BUSY (the close's own checkpoint, say) is left for the next wake-up. */
+static void *sq_ckpt_main(void *arg)
+{
+    ld_stdb *db = arg;
+    pthread_mutex_lock(&db->ckpt_mu);
+    for (;;) {
+        while (!db->ckpt_wanted && !db->ckpt_stop)
+            pthread_cond_wait(&db->ckpt_cv, &db->ckpt_mu);
+        if (db->ckpt_stop) break;
+        db->ckpt_wanted = false;
+        pthread_mutex_unlock(&db->ckpt_mu);
+        int rc =
+            sqlite3_wal_checkpoint_v2(db->ckpt->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) sq_engine_fail(db->ckpt, rc, "checkpoint");
+        pthread_mutex_lock(&db->ckpt_mu);
+    }
+    pthread_mutex_unlock(&db->ckpt_mu);
+    return NULL;
+}
+
+/* Starts db's checkpointer; without it (no thread or connection to be had) the open fails,
+ * since the WAL would grow without bound. */
+static ld_status sq_ckpt_start(ld_stdb *db)
+{
+    if (pthread_mutex_init(&db->ckpt_mu, NULL) != 0)
+        return sq_fail(db->st, LD_NOMEM, "cannot create a mutex for %s", db->path);
+    if (pthread_cond_init(&db->ckpt_cv, NULL) != 0) {
+        pthread_mutex_destroy(&db->ckpt_mu);
+        return sq_fail(db->st, LD_NOMEM, "cannot create a condition for %s", db->path);
+    }
+    ld_status s = sq_conn_open(db, true, &db->ckpt);
+    if (s == LD_OK && pthread_create(&db->ckpt_thread, NULL, sq_ckpt_main, db) != 0) {
+        sq_conn_close(db->ckpt);
+        db->ckpt = NULL;
+        s = sq_fail(db->st, LD_NOMEM, "cannot start the checkpoint thread of %s", db->path);
+    }
+    if (s != LD_OK) {
+        pthread_cond_destroy(&db->ckpt_cv);
+        pthread_mutex_destroy(&db->ckpt_mu);
+        return s;
+    }
+    db->ckpt_started = true;
+    sqlite3_wal_hook(db->writer->h, sq_wal_hook, db);
+    return LD_OK;
+}
+
+static void sq_ckpt_stop(ld_stdb *db)
+{
+    if (!db->ckpt_started) return;
+    sqlite3_wal_hook(db->writer->h, NULL, NULL);
+    pthread_mutex_lock(&db->ckpt_mu);
+    db->ckpt_stop = true;
+    pthread_cond_signal(&db->ckpt_cv);
+    pthread_mutex_unlock(&db->ckpt_mu);
+    pthread_join(db->ckpt_thread, NULL);
+    sq_conn_close(db->ckpt);
+    db->ckpt = NULL;
+    pthread_cond_destroy(&db->ckpt_cv);
+    pthread_mutex_destroy(&db->ckpt_mu);
+    db->ckpt_started = false;
+}
+
 static ld_status sq_open(ld_storage *st, const char *dir, const char *name, ld_stdb **out)
 {
     if (!st || !dir || !name || !out) return sq_fail(st, LD_INVALID, "open: NULL argument");
@@ -640,6 +730,10 @@ static ld_status sq_open(ld_storage *st, const char *dir, const char *name, ld_s
         return sq_fail(st, LD_NOMEM, "cannot create a mutex for database %s", name);
     }
     ld_status s = sq_conn_open(db, true, &db->writer);
+    if (s == LD_OK) {
+        s = sq_ckpt_start(db);
+        if (s != LD_OK) sq_conn_close(db->writer);
+    }
     if (s != LD_OK) {
         pthread_mutex_destroy(&db->lock);
         free(db->path);
@@ -697,6 +791,7 @@ static void sq_close(ld_stdb *db)
     if (db->nreaders != db->nidle)
         sq_fail(db->st, LD_INTERNAL, "close of %s with %u read transactions open", db->path,
                 db->nreaders - db->nidle);
+    sq_ckpt_stop(db);
     if (db->writer) sq_give_back(db);
     /* Readers first: the last connection to close checkpoints and removes the -wal/-shm files,
      * and only the writer can. */
