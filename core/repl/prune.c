@@ -26,7 +26,14 @@ struct ld_pruner {
     ld_node *node;
     struct event *timer;
     bool stopped;
+    struct prune_pass *pausing; /* passes waiting out their pause between batches */
 };
+
+/* A pass pauses after each batch for this many times the batch's time from submission to
+ * completion (at most LD_PRUNE_PAUSE_MAX_US), so that it takes about a quarter of the writer's
+ * and the disk's time and a client's write rarely finds the prune's pages ahead of it. */
+#define LD_PRUNE_PAUSE_FACTOR 3u
+#define LD_PRUNE_PAUSE_MAX_US 50000u
 
 /* One batch of one database, run in its writer. */
 typedef struct prune_job {
@@ -61,6 +68,9 @@ typedef struct prune_pass {
     bool db_error;
     void (*done)(void *ctx, json_t *results);
     void *ctx;
+    uint64_t submitted_us;     /* when the current batch went to the writer */
+    struct event *pause;       /* the pause before the next batch (made on first use) */
+    struct prune_pass *next_p; /* in the pruner's pausing list */
 } prune_pass;
 
 /* Origin -> the highest sequence pruned in this batch. */
@@ -229,6 +239,8 @@ static void pass_row(prune_pass *ps)
 }
 
 static void submit_batch(prune_pass *ps, ld_db *db);
+static void next_batch(prune_pass *ps);
+static void pause_done(evutil_socket_t fd, short what, void *arg);
 
 static void batch_done(ld_wjob *job)
 {
@@ -251,19 +263,47 @@ static void batch_done(ld_wjob *job)
     }
     bool more = ok && pj->more && !ps->p->node->shutting_down;
     ld_wjob_free(job);
+    free(pj);
     if (!more) {
-        free(pj);
         pass_finish_db(ps);
         return;
     }
-    ld_db *db = ld_registry_get(&ps->p->node->reg, ps->names[ps->next - 1]);
-    free(pj);
+    uint64_t pause = (ld_mono_us() - ps->submitted_us) * LD_PRUNE_PAUSE_FACTOR;
+    if (pause > LD_PRUNE_PAUSE_MAX_US) pause = LD_PRUNE_PAUSE_MAX_US;
+    if (!ps->pause) ps->pause = evtimer_new(ps->p->node->base, pause_done, ps);
+    struct timeval tv = {0, (suseconds_t)pause};
+    if (!ps->pause || evtimer_add(ps->pause, &tv) != 0) {
+        next_batch(ps); /* no timer to be had: no pause, rather than no pruning */
+        return;
+    }
+    ps->next_p = ps->p->pausing;
+    ps->p->pausing = ps;
+}
+
+/* The next batch of the pass's current database, or its end when the node stops or the
+ * database went away meanwhile. */
+static void next_batch(prune_pass *ps)
+{
+    ld_node *n = ps->p->node;
+    ld_db *db = n->shutting_down ? NULL : ld_registry_get(&n->reg, ps->names[ps->next - 1]);
     if (!db) {
         pass_finish_db(ps);
         return;
     }
     submit_batch(ps, db);
-    ld_registry_release(&ps->p->node->reg, db);
+    ld_registry_release(&n->reg, db);
+}
+
+static void pause_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    prune_pass *ps = arg;
+    prune_pass **pp = &ps->p->pausing;
+    while (*pp && *pp != ps)
+        pp = &(*pp)->next_p;
+    if (*pp) *pp = ps->next_p;
+    next_batch(ps);
 }
 
 static void submit_batch(prune_pass *ps, ld_db *db)
@@ -287,6 +327,7 @@ static void submit_batch(prune_pass *ps, ld_db *db)
     pj->cap_ms = ld_prune_cap_ms(n, now);
     pj->batch = ps->cap;
     job->ctx = pj;
+    ps->submitted_us = ld_mono_us();
     /* Lazy: a prune lost to a crash only means pruning again (the entries and the floor go back
      * together). Background: a client's write never commits a batch of deletions. */
     job->lazy = true;
@@ -296,6 +337,7 @@ static void submit_batch(prune_pass *ps, ld_db *db)
 
 static void pass_free(prune_pass *ps)
 {
+    if (ps->pause) event_free(ps->pause);
     ld_registry_names_free(ps->names, ps->n);
     free(ps);
 }
@@ -372,6 +414,14 @@ void ld_pruner_stop(ld_pruner *p)
     if (!p) return;
     p->stopped = true;
     if (p->timer) event_del(p->timer);
+    /* A pass in its pause ends now (the node is shutting down: no further batch), answering
+     * the prune route that asked for it, if one did. */
+    while (p->pausing) {
+        prune_pass *ps = p->pausing;
+        p->pausing = ps->next_p;
+        event_del(ps->pause);
+        next_batch(ps);
+    }
 }
 
 void ld_pruner_free(ld_pruner *p)
