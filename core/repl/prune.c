@@ -43,6 +43,7 @@ typedef struct prune_job {
     uint64_t retain_recent;           /* the last this many entries stay */
     uint64_t keep_from_ms; /* entries stamped at or after this are in the retention window */
     uint64_t cap_ms;       /* entries stamped before this go whatever the peers hold */
+    uint64_t until;        /* the log's last entry when the pass reached this database */
     size_t batch;
     /* Results, reset on every run */
     uint64_t took_us;    /* the apply's time: the next batch's size follows it */
@@ -64,6 +65,8 @@ typedef struct prune_pass {
      * batch's deletions outlast the writer's background budget (a write queued behind a batch
      * waits for all of it), doubled again while they take under half of it. */
     size_t cap;
+    uint64_t db_until; /* the database's last log entry when the pass reached it: a pass,
+                          paused between batches, never chases what arrives meanwhile */
     char db_reason[200];
     bool db_error;
     void (*done)(void *ctx, json_t *results);
@@ -115,6 +118,7 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         uint64_t seq = it.seq;
         const ld_op_rec op = it.op;
         uint64_t ms = ld_hlc_ms(op.hlc);
+        if (seq > pj->until) break; /* written after the pass began: the next pass's */
         if (seq > recent_end) {
             snprintf(pj->reason, sizeof pj->reason,
                      "the last %" PRIu64
@@ -326,6 +330,7 @@ static void submit_batch(prune_pass *ps, ld_db *db)
     pj->keep_from_ms = now > keep ? now - keep : 0;
     pj->cap_ms = ld_prune_cap_ms(n, now);
     pj->batch = ps->cap;
+    pj->until = ps->db_until;
     job->ctx = pj;
     ps->submitted_us = ld_mono_us();
     /* Lazy: a prune lost to a crash only means pruning again (the entries and the floor go back
@@ -350,6 +355,9 @@ static void pass_next(prune_pass *ps)
         if (!db) continue; /* dropped meanwhile */
         ps->db_pruned = ps->db_max = ps->db_target = 0;
         ps->cap = (size_t)n->cfg.oplog_prune_batch;
+        ld_db_state st;
+        ld_db_state_get(db, &st);
+        ps->db_until = st.last_seq;
         ps->db_reason[0] = '\0';
         ps->db_error = false;
         submit_batch(ps, db);
