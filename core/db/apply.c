@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "logvv.h"
 #include "../index/index.h"
 
 static void xor_digest(uint8_t *d, const uint8_t *t)
@@ -228,6 +229,7 @@ ld_status ld_apply_job_loaded(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjo
         pending->self_seq = job->origin_seq;
         pending->self_hlc = job->hlc;
         if (job->hlc > pending->hlc_hw) pending->hlc_hw = job->hlc;
+        st = ld_logvv_mark(t, pending, job->seq, ld_env_origin(env));
     }
 out:
     return st;
@@ -450,6 +452,7 @@ ld_status ld_apply_remote(ld_db *db, ld_txn *t, ld_db_state *pending, const ld_o
     }
     if (op->hlc > pending->hlc_hw) pending->hlc_hw = op->hlc;
     ld_hlc_observe(db->env->clock, op->hlc);
+    if ((st = ld_logvv_mark(t, pending, pending->last_seq, self)) != LD_OK) goto out;
     *outcome = refused ? LD_INGEST_REFUSED : wins ? LD_INGEST_APPLIED : LD_INGEST_LOGGED;
 out:
     free(oldbuf);

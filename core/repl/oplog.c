@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../db/logvv.h"
 #include "../util/jsonget.h"
 #include "wire.h"
 #include "wire_ops.h"
@@ -195,6 +196,22 @@ static bool skipped(const ld_op_rec *op, const char *skip_origin, json_t *skip_v
     return ld_json_as_u64(json_object_get(skip_vv, origin), &have) && op->origin_seq <= have;
 }
 
+/* From the mark at LogSequence `at` (logvv.h), steps over the stretches the reader would skip
+ * whole: *from becomes the first LogSequence still to read. Each mark read counts as one entry
+ * looked at against max_scan. */
+static ld_status skip_held(ld_txn *t, uint64_t at, const char *skip_origin, json_t *skip_vv,
+                           size_t max_scan, size_t *looked, uint64_t *from)
+{
+    if (!skip_origin && !skip_vv) return LD_OK;
+    uint64_t to;
+    size_t used;
+    ld_status st = ld_logvv_skip(t, at, skip_origin, skip_vv, max_scan - *looked, &to, &used);
+    if (st != LD_OK) return st;
+    *looked += used;
+    if (to > at) *from = to + 1;
+    return LD_OK;
+}
+
 ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_bytes,
                         const char *skip_origin, json_t *skip_vv, bool check_floor, bool compact,
                         ld_oplog_batch *out)
@@ -233,11 +250,17 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
             st = g == LD_OK ? LD_CORRUPT : g;
     }
     if (st == LD_OK && out->local_max > after) {
-        ld_oplog_iter it;
+        ld_oplog_iter it = {0};
         size_t bytes = 0, looked = 0;
         size_t max_scan = max_ops * LD_OPLOG_SCAN_PER_OP;
         if (max_scan < LD_OPLOG_MIN_SCAN) max_scan = LD_OPLOG_MIN_SCAN;
-        st = ld_oplog_iter_seek(&t, after + 1, &it);
+        uint64_t from = after + 1;
+        if (after > 0 && after % LD_LOGVV_EVERY == 0)
+            st = skip_held(&t, after, skip_origin, skip_vv, max_scan, &looked, &from);
+        if (st == LD_OK) {
+            out->scanned = from - 1;
+            st = ld_oplog_iter_seek(&t, from, &it);
+        }
         while (st == LD_OK) {
             /* Skipped entries count too: a log the other side mostly holds is walked in
              * bounded steps, not in one loop pass over the whole of it. */
@@ -258,6 +281,17 @@ ld_status ld_oplog_read(ld_db *db, uint64_t after, size_t max_ops, size_t max_by
             }
             out->scanned = it.seq;
             looked++;
+            if (it.seq % LD_LOGVV_EVERY == 0 && looked < max_scan) {
+                uint64_t next = it.seq + 1;
+                st = skip_held(&t, it.seq, skip_origin, skip_vv, max_scan, &looked, &next);
+                if (st == LD_OK && next > it.seq + 1) {
+                    out->scanned = next - 1;
+                    ld_oplog_iter_close(&it);
+                    st = ld_oplog_iter_seek(&t, next, &it);
+                    continue;
+                }
+                if (st != LD_OK) break;
+            }
             st = ld_oplog_iter_next(&it);
         }
         if (st == LD_NOT_FOUND) st = LD_OK;

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "../db/hlc.h"
+#include "../db/logvv.h"
 #include "../db/completions.h"
 #include "../db/registry.h"
 #include "../db/writer.h"
@@ -178,6 +179,7 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         uint8_t b[8];
         ld_be64_put(b, seqs[n - 1]);
         st = ld_txn_put(t, LD_SPACE_META, "pruned_through", 14, b, 8);
+        if (st == LD_OK) st = ld_logvv_prune(t, seqs[n - 1]);
         if (st == LD_OK) {
             pending->pruned_through = seqs[n - 1];
             pending->log_bytes = pending->log_bytes > bytes ? pending->log_bytes - bytes : 0;
