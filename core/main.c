@@ -40,6 +40,7 @@
 #include "plugins/loader.h"
 #include "util/log.h"
 #include "util/sockopt.h"
+#include "util/threadsched.h"
 #include "util/timeutil.h"
 
 extern char **environ;
@@ -707,6 +708,9 @@ int main(int argc, char **argv)
                 n->cfg.listen_address, bound_port(n), n->data_dir, n->store.plugin->name,
                 ld_registry_count(&n->reg),
                 ld_tls_requires_client_cert(n->tls) ? ", client certificates required" : "");
+    char why[128];
+    if (!ld_thread_short_slice(why, sizeof why))
+        ld_log_info("the event loop runs with the scheduler's default time slice (%s)", why);
     event_base_dispatch(n->base);
     if (n->inflight > 0) {
         /* Writers still hold requests whose connections are about to go: do not free what

@@ -4,11 +4,10 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <event2/event.h>
+
+#include "threadsched.h"
 
 typedef struct task {
     ld_work_fn work, done;
@@ -29,19 +28,11 @@ struct ld_workers {
     int nthreads;
 };
 
-/* How much lower than the event loop a worker runs: its work is reading (scans, op-log walks,
- * snapshot pages), and on a core it shares with the loop it should yield at once to the loop,
- * which answers every request, instead of holding it for a scheduler time slice. */
-#define WORKER_NICE 10
-
 static void *worker_main(void *arg)
 {
     ld_workers *p = arg;
-#ifdef __linux__
-    /* On Linux a thread's nice value is its own. Raising it needs no privilege; should it fail
-     * anyway, the worker runs at the loop's priority, as it would elsewhere. */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE);
-#endif
+    /* Reads yield to the loop, which answers every request (threadsched.h). */
+    ld_thread_background();
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->head && !p->stop)
