@@ -97,6 +97,7 @@ static const keydef storage_keys[] = {
     {"Sync", true},
     {"BusyTimeoutMs", true},
     {"CacheSizeKiB", true},
+    {"MmapSizeMiB", true},
     {"PageSizeKiB", true},
     {"MapSizeMiB", true},
     {"CompactAtCloseMaxMiB", true},

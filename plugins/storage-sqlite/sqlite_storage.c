@@ -37,9 +37,13 @@
 #define SQ_GIVE_BACK_MIN_BYTES (1LL << 20)   /* free pages a clean close leaves alone */
 #define SQ_GIVE_BACK_MAX_BYTES (256LL << 20) /* free pages one clean close hands back */
 #define SQ_PAGE_K_DEFAULT      8             /* KiB; see sq_conn_open */
-#define SQ_JOURNAL_LIMIT       "67108864"    /* bytes a checkpointed WAL is truncated to */
-#define SQ_WAL_CHECKPOINT      4000          /* WAL pages that wake the checkpointer */
-#define SQ_ERRBUF              512
+/* MiB of the database file each connection reads through a mapping (SQLite caps it at its
+ * compile-time SQLITE_MAX_MMAP_SIZE, 2 GiB on Debian). Off where address space is scarce. */
+#define SQ_MMAP_M_DEFAULT (sizeof(void *) >= 8 ? 1024 : 0)
+#define SQ_MMAP_M_MAX     1048576
+#define SQ_JOURNAL_LIMIT  "67108864" /* bytes a checkpointed WAL is truncated to */
+#define SQ_WAL_CHECKPOINT 4000       /* WAL pages that wake the checkpointer */
+#define SQ_ERRBUF         512
 
 enum { SQ_SYNC_OFF, SQ_SYNC_NORMAL, SQ_SYNC_FULL };
 
@@ -67,6 +71,7 @@ struct ld_storage {
     int sync;          /* SQ_SYNC_* */
     int busy_ms;       /* sqlite3_busy_timeout */
     long long cache_k; /* PRAGMA cache_size in KiB; 0 keeps SQLite's default */
+    long long mmap_m;  /* PRAGMA mmap_size in MiB; 0: reads go through read(2) */
     int page_k;        /* PRAGMA page_size of new database files, in KiB */
 };
 
@@ -360,6 +365,15 @@ static ld_status sq_conn_open(ld_stdb *db, bool write, sq_conn **out)
         }
         if (rc == SQLITE_OK) rc = sq_exec(c, "PRAGMA journal_size_limit=" SQ_JOURNAL_LIMIT);
     }
+    if (rc == SQLITE_OK && st->mmap_m > 0) {
+        /* Reads of the database file from the mapping, as LMDB's are: a page read costs no
+         * pread and no copy into SQLite's cache (a point read's cost was mostly the kernel's:
+         * B5's indexed query 13.3 -> 5.4 ms). The WAL is still read with read(2). */
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA mmap_size=%lld", st->mmap_m * 1024 * 1024);
+        what = "setting mmap_size";
+        rc = sq_exec(c, sql);
+    }
     if (rc == SQLITE_OK && st->cache_k > 0) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA cache_size=-%lld", st->cache_k);
@@ -583,6 +597,14 @@ static ld_status sq_config(const ld_host *host, ld_storage *st)
                 goto out;
             }
             st->cache_k = (long long)v;
+        } else if (strcasecmp(key, "MmapSizeMiB") == 0) {
+            json_int_t v = json_is_integer(val) ? json_integer_value(val) : -1;
+            if (v < 0 || v > SQ_MMAP_M_MAX) {
+                s = sq_fail(st, LD_INVALID, "Storage:%s must be an integer from 0 to %d", key,
+                            SQ_MMAP_M_MAX);
+                goto out;
+            }
+            st->mmap_m = (long long)v;
         } else if (strcasecmp(key, "PageSizeKiB") == 0) {
             json_int_t v = json_is_integer(val) ? json_integer_value(val) : 0;
             if (v != 4 && v != 8 && v != 16 && v != 32 && v != 64) {
@@ -607,6 +629,7 @@ static ld_status sq_create(const ld_host *host, ld_storage **out)
     st->sync = SQ_SYNC_FULL;
     st->busy_ms = SQ_BUSY_DEFAULT;
     st->page_k = SQ_PAGE_K_DEFAULT;
+    st->mmap_m = SQ_MMAP_M_DEFAULT;
     ld_status s = sq_config(host, st);
     if (s != LD_OK) {
         free(st);

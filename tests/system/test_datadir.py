@@ -170,6 +170,40 @@ def test_sqlite_page_size_is_chosen_for_new_files_and_kept_by_existing_ones(make
     refused(n, "Storage:PageSizeKiB must be 4, 8, 16, 32 or 64")
 
 
+def mapped(node, db):
+    """Whether litedistd maps the database's file (its /proc maps name the file)."""
+    path = str(node.data_dir / "databases" / (db + ".db"))
+    with open(f"/proc/{node.proc.pid}/maps") as f:
+        return any(line.rstrip("\n").endswith(" " + path) for line in f)
+
+
+def test_sqlite_reads_the_file_through_a_map_unless_told_not_to(make_node, storage):
+    """Storage.MmapSizeMiB (docs/storage.md): by default SQLite reads each database file through
+    a memory map (as LMDB does); 0 reads with pread only; a bad value stops the node."""
+    if storage != "sqlite":
+        pytest.skip("MmapSizeMiB is the sqlite backend's")
+    n = make_node()
+    api = n.api(DB)
+    assert_ok(api.put("c", "x", {"v": 1}))
+    # A page is read through the map once it is in the file, not only in the WAL: a clean stop
+    # moves the WAL's pages into the file.
+    n.stop()
+    n.start()
+    assert api.must_get("c", "x") == {"Id": "x", "v": 1}
+    assert mapped(n, DB)
+    n.stop()
+    n.config["Storage"]["MmapSizeMiB"] = 0
+    n.write_config()
+    n.start()
+    assert api.must_get("c", "x") == {"Id": "x", "v": 1}
+    assert_ok(api.put("c", "y", {"v": 2}))
+    assert not mapped(n, DB)
+    n.stop()
+    n.config["Storage"]["MmapSizeMiB"] = -1
+    n.write_config()
+    refused(n, "Storage:MmapSizeMiB must be an integer from 0 to 1048576")
+
+
 def test_a_clean_stop_hands_a_pruned_logs_pages_back(make_node, storage):
     """SQLite keeps the pages a prune freed inside the file; a clean stop returns them (new files
     are made with auto_vacuum=INCREMENTAL), so the file at rest holds the records, not the log's
