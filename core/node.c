@@ -95,6 +95,7 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         .adopt = n->dir.adopting,
         .writer_batch_max = n->cfg.writer_batch_max,
         .index_build_batch = n->cfg.index_build_batch,
+        .read_cache_bytes = n->cfg.read_cache_kib * 1024,
         .cache_everysec = n->cfg.cache_everysec,
         .complete = ld_completions_post,
         .complete_ctx = n,

@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <sodium.h>
 
+#include "../db/memo.h"
 #include "../cache/sweeper.h"
 #include "../util/timeutil.h"
 #include "../http/conns.h"
@@ -150,6 +151,31 @@ static void cache_flush_families(ld_mx *w, ld_db **dbs, size_t ndb)
     }
 }
 
+/* Per database: the loop's read memo (db/memo.h; read here, on the loop thread). */
+static void read_cache_families(ld_mx *w, ld_db **dbs, size_t ndb)
+{
+    ld_mx_family(w, "litedist_read_cache_lookups_total", "counter",
+                 "Point reads looked up in the read memo (Node.ReadCacheKiB), by result.");
+    for (size_t i = 0; i < ndb; i++) {
+        uint64_t hits, misses;
+        size_t bytes;
+        ld_memo_stats(dbs[i]->memo, &hits, &misses, &bytes);
+        const char *hit[] = {"database", dbs[i]->name, "result", "hit", NULL};
+        const char *miss[] = {"database", dbs[i]->name, "result", "miss", NULL};
+        ld_mx_sample_u64(w, "litedist_read_cache_lookups_total", hit, hits);
+        ld_mx_sample_u64(w, "litedist_read_cache_lookups_total", miss, misses);
+    }
+    ld_mx_family(w, "litedist_read_cache_bytes", "gauge",
+                 "Bytes of keys and records the read memo holds.");
+    for (size_t i = 0; i < ndb; i++) {
+        uint64_t hits, misses;
+        size_t bytes;
+        ld_memo_stats(dbs[i]->memo, &hits, &misses, &bytes);
+        const char *labels[] = {"database", dbs[i]->name, NULL};
+        ld_mx_sample_u64(w, "litedist_read_cache_bytes", labels, bytes);
+    }
+}
+
 /* Per database: group commits, op log, bytes on disk. dbs[i] are registry references. */
 static void db_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
 {
@@ -167,6 +193,7 @@ static void db_families(ld_node *n, ld_mx *w, ld_db **dbs, size_t ndb)
                    &dbs[i]->commit_seconds);
     }
     cache_flush_families(w, dbs, ndb);
+    read_cache_families(w, dbs, ndb);
     index_step_families(w, dbs, ndb);
     ld_db_state *st = calloc(ndb ? ndb : 1, sizeof *st);
     if (!st) {

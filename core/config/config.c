@@ -43,6 +43,7 @@ static const keydef node_keys[] = {
     {"ShutdownTimeoutSeconds", true},
     {"WriterBatchMax", true},
     {"IndexBuildBatchSize", true},
+    {"ReadCacheKiB", true},
     {"MaxQueryLength", true},
     {"MaxQueryDepth", true},
     {"SeedPeers", true},
@@ -797,6 +798,9 @@ bool ld_config_load(ld_config *cfg, const char *path, char *const *envp,
     if (!get_int(node, "Node", "IndexBuildBatchSize", 1000, 1, 100000, &x, err, errlen))
         goto fail;
     cfg->index_build_batch = (int)x;
+    if (!get_int(node, "Node", "ReadCacheKiB", 8192, 0, 16 * 1024 * 1024, &x, err, errlen))
+        goto fail;
+    cfg->read_cache_kib = (size_t)x;
     if (!get_int(node, "Node", "MaxQueryLength", 65536, 16, 16 * 1024 * 1024, &x, err, errlen))
         goto fail;
     cfg->max_query_length = (size_t)x;

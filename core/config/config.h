@@ -56,6 +56,7 @@ typedef struct ld_config {
     int shutdown_timeout_s;
     int writer_batch_max;
     int index_build_batch; /* documents one step of an online index build takes */
+    size_t read_cache_kib; /* each database's memo of records read (db/memo.h); 0: none */
     size_t max_query_length; /* LiteQL: bytes of query text */
     int max_query_depth;     /* LiteQL: nesting of expressions and JSON literals */
 

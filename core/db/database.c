@@ -9,6 +9,7 @@
 
 #include "../index/index.h"
 #include "../util/log.h"
+#include "memo.h"
 #include "snapshot.h"
 #include "writer.h"
 
@@ -271,7 +272,9 @@ ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
     db->committed.promise_hlc = ld_hlc_now(env->clock);
     db->ix_work = true; /* an index build or drop may have been cut short: the writer looks */
     db->ix_shared = ld_index_shared_new();
-    db->writer = db->ix_shared ? ld_writer_new(db) : NULL;
+    db->memo = ld_memo_new(env->read_cache_bytes);
+    bool memo_ok = !env->read_cache_bytes || db->memo;
+    db->writer = db->ix_shared && memo_ok ? ld_writer_new(db) : NULL;
     if (!db->writer) {
         st = LD_NOMEM;
         goto fail;
@@ -280,6 +283,7 @@ ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
     return LD_OK;
 fail:
     ld_index_shared_free(db->ix_shared);
+    ld_memo_free(db->memo);
     if (db->st) ld_store_close(env->store, db->st);
     pthread_mutex_destroy(&db->mu);
     free(db);
@@ -291,6 +295,8 @@ ld_status ld_db_close(ld_db *db, bool drop)
     ld_writer_free(db->writer);
     ld_index_cache_free(db->ix_cache);
     ld_index_shared_free(db->ix_shared);
+    ld_memo_free(db->memo);
+    ld_keylog_free(&db->written);
     ld_store_close(db->env->store, db->st);
     ld_status st = LD_OK;
     if (drop) st = ld_store_drop(db->env->store, db->env->dir, db->name);
@@ -322,6 +328,26 @@ ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll,
     } else if (!(key = ld_doc_key(coll, coll_len, id, id_len, &klen))) {
         return LD_NOMEM;
     }
+    /* The memo is the loop's (snaps: a loop-thread read). It is looked at before the snapshot
+     * is taken: a miss then reads a snapshot taken after the memo applied the invalidations
+     * handed over so far (memo.h). */
+    ld_memo *memo = snaps ? db->memo : NULL;
+    size_t vl;
+    const uint8_t *mv = memo ? ld_memo_get(memo, key, klen, &vl) : NULL;
+    if (mv) {
+        ld_status st = LD_OK;
+        *buf = malloc(vl ? vl : 1);
+        if (!*buf)
+            st = LD_NOMEM;
+        else if (memcpy(*buf, mv, vl), !ld_doc_rec_decode(*buf, vl, rec))
+            st = LD_CORRUPT;
+        if (key != small) free(key);
+        if (st != LD_OK) {
+            free(*buf);
+            *buf = NULL;
+        }
+        return st;
+    }
     ld_txn own, *t = NULL;
     ld_status st = snaps ? ld_snapshots_txn(snaps, db, &t) : LD_NOT_FOUND;
     if (st != LD_OK) { /* no snapshot to share: a transaction of its own */
@@ -331,7 +357,6 @@ ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll,
     }
     if (st == LD_OK) {
         const void *v;
-        size_t vl;
         st = ld_txn_get(t, LD_SPACE_DOCS, key, klen, &v, &vl);
         if (st == LD_OK) {
             *buf = malloc(vl ? vl : 1);
@@ -339,7 +364,10 @@ ld_status ld_db_get_doc(ld_db *db, struct ld_snapshots *snaps, const char *coll,
                 st = LD_NOMEM;
             else {
                 memcpy(*buf, v, vl);
-                if (!ld_doc_rec_decode(*buf, vl, rec)) st = LD_CORRUPT;
+                if (!ld_doc_rec_decode(*buf, vl, rec))
+                    st = LD_CORRUPT;
+                else if (memo)
+                    ld_memo_put(memo, key, klen, *buf, vl);
             }
         }
         if (t == &own) ld_txn_abort(&own);

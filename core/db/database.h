@@ -10,6 +10,7 @@
 
 #include "../metrics/metrics.h"
 #include "../storage/storage.h"
+#include "../util/keylog.h"
 #include "hlc.h"
 #include "names.h"
 #include "record.h"
@@ -57,6 +58,7 @@ typedef struct ld_db_env {
     bool adopt_taken; /* adopting: a database's record became the incarnation (a lost file) */
     int writer_batch_max;
     int index_build_batch; /* documents per online index build step; 0: 1000 */
+    size_t read_cache_bytes; /* each database's read memo (memo.h); 0: none */
     /* Node.CacheDurability "everysec": cache writes commit lazily, made durable within a second
      * by the writer (writer.h). false: "full", every write's commit waits for its fsync. */
     bool cache_everysec;
@@ -158,6 +160,11 @@ typedef struct ld_db {
      * wait for it now. */
     uint64_t cache_flushes, cache_flush_ms;
     bool cache_unflushed;
+    /* The loop's memo of records read (memo.h; NULL: Node.ReadCacheKiB 0), and the keys of the
+     * docs space the writer's current transaction wrote (writer thread), handed to it after
+     * each commit. */
+    struct ld_memo *memo;
+    ld_keylog written;
 } ld_db;
 
 /* Opens (creating when absent) database `name`, loads its state, observes its stamp high-water

@@ -12,6 +12,7 @@
 #include "../util/timeutil.h"
 #include "apply.h"
 #include "database.h"
+#include "memo.h"
 #include "names.h"
 
 struct ld_writer {
@@ -91,6 +92,10 @@ static ld_status run_txn(ld_db *db, ld_wjob **jobs, size_t n, bool durable, ld_d
     ld_status st = lazy ? ld_txn_begin_lazy(db->env->store, db->st, &t)
                         : ld_txn_begin(db->env->store, db->st, true, &t);
     if (st != LD_OK) return st;
+    if (db->memo) { /* the keys this commit writes, for the loop's memo (memo.h) */
+        ld_keylog_reset(&db->written);
+        ld_txn_track(&t, LD_SPACE_DOCS, &db->written);
+    }
     for (size_t i = 0; i < n && st == LD_OK; i++) {
         reset_results(jobs[i]);
         st = jobs[i]->kind == LD_W_CUSTOM ? jobs[i]->apply(db, &t, &pending, jobs[i])
@@ -145,12 +150,16 @@ static void note_commit(ld_writer *w, ld_wjob **jobs, size_t n, bool lazy)
     pthread_mutex_unlock(&db->mu);
 }
 
+/* Makes a commit's state the database's, then hands the keys it wrote to the memo: after the
+ * state, so a read that misses the memo afterwards takes a snapshot with the commit in it; and
+ * before its jobs are answered. */
 static void publish(ld_db *db, const ld_db_state *s)
 {
     pthread_mutex_lock(&db->mu);
     bool grew = s->last_seq != db->committed.last_seq;
     db->committed = *s;
     pthread_mutex_unlock(&db->mu);
+    ld_memo_invalidate(db->memo, &db->written);
     if (grew && db->env->committed) db->env->committed(db->env->committed_ctx, db);
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../util/keylog.h"
 #include "../util/log.h"
 
 const char *ld_status_str(ld_status st)
@@ -127,6 +128,8 @@ ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out)
 {
     out->store = s;
     out->t = NULL;
+    out->track = NULL;
+    out->track_space = NULL;
     return check(s, s->ops->begin(db, write ? LD_TXN_WRITE : LD_TXN_READ, &out->t), "begin");
 }
 
@@ -141,6 +144,8 @@ ld_status ld_txn_begin_lazy(ld_store *s, ld_stdb *db, ld_txn *out)
     if (ld_store_can_lazy(s)) flags |= LD_TXN_LAZY;
     out->store = s;
     out->t = NULL;
+    out->track = NULL;
+    out->track_space = NULL;
     return check(s, s->ops->begin(db, flags, &out->t), "begin");
 }
 
@@ -163,14 +168,28 @@ ld_status ld_txn_get(ld_txn *t, const char *space, const void *key, size_t klen,
     return check(t->store, t->store->ops->get(t->t, space, key, klen, val, vlen), "get");
 }
 
+void ld_txn_track(ld_txn *t, const char *space, struct ld_keylog *log)
+{
+    t->track = log;
+    t->track_space = space;
+}
+
+static void note_key(ld_txn *t, const char *space, const void *key, size_t klen)
+{
+    if (t->track && (space == t->track_space || strcmp(space, t->track_space) == 0))
+        ld_keylog_add(t->track, key, klen);
+}
+
 ld_status ld_txn_put(ld_txn *t, const char *space, const void *key, size_t klen, const void *val,
                      size_t vlen)
 {
+    note_key(t, space, key, klen);
     return check(t->store, t->store->ops->put(t->t, space, key, klen, val, vlen), "put");
 }
 
 ld_status ld_txn_del(ld_txn *t, const char *space, const void *key, size_t klen)
 {
+    note_key(t, space, key, klen);
     return check(t->store, t->store->ops->del(t->t, space, key, klen), "del");
 }
 

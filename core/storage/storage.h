@@ -16,10 +16,14 @@ typedef struct ld_store {
     ld_storage *inst;         /* the plugin instance; owned through ops->destroy */
 } ld_store;
 
+struct ld_keylog;
+
 /* A transaction in progress: a value type, no allocation on the core side. */
 typedef struct ld_txn {
     ld_store *store;
     ld_sttxn *t;
+    struct ld_keylog *track; /* notes the keys put or deleted in track_space (ld_txn_track) */
+    const char *track_space;
 } ld_txn;
 
 typedef struct ld_cursor {
@@ -59,6 +63,9 @@ ld_status ld_txn_begin(ld_store *s, ld_stdb *db, bool write, ld_txn *out);
 /* A write transaction whose durability may wait for the next durable one (LD_TXN_LAZY), or an
  * ordinary one when the plugin predates ABI 1.1. */
 ld_status ld_txn_begin_lazy(ld_store *s, ld_stdb *db, ld_txn *out);
+/* From now on, notes in log every key put or deleted in `space` (a write transaction's; the
+ * caller owns log and reads it after the commit). */
+void ld_txn_track(ld_txn *t, const char *space, struct ld_keylog *log);
 ld_status ld_txn_commit(ld_txn *t);
 void ld_txn_abort(ld_txn *t);
 ld_status ld_txn_get(ld_txn *t, const char *space, const void *key, size_t klen, const void **val,

@@ -430,6 +430,55 @@ def test_put_and_delete_replicate_with_the_same_expiry(make_node, db):
     wait_for(lambda: db_state(a, db) == db_state(b, db), what="equal (VV, digest)")
 
 
+def read_cache_lookups(node, db):
+    """(hits, misses) of db's read memo from GET /metrics."""
+    text = node.request("GET", "/metrics").text
+    def sample(result):
+        m = re.search(r'^litedist_read_cache_lookups_total\{database="%s",result="%s"\} (\S+)$'
+                      % (re.escape(db), result), text, re.M)
+        return float(m.group(1)) if m else None
+    return sample("hit"), sample("miss")
+
+
+def test_the_read_memo_never_answers_a_record_a_write_replaced(make_node, db):
+    """Node.ReadCacheKiB (db/memo.h): repeated reads of a key are served from the memo, and a
+    read that follows a write, local or replicated, an overwrite, a delete or an expiry never
+    gets the record from before it."""
+    a, b = pair(make_node)
+    put(a, db, "hot", 0, ttl="1h")
+    for i in range(1, 120):
+        assert value_on(a, db, "hot") == i - 1
+        assert value_on(a, db, "hot") == i - 1  # from the memo
+        put(a, db, "hot", i, ttl="1h")
+    assert value_on(a, db, "hot") == 119
+    # The same for documents, through their own route.
+    api = a.api(db)
+    for i in range(30):
+        assert_ok(api.put("docs", "d", {"i": i}))
+        assert api.must_get("docs", "d") == {"Id": "d", "i": i}
+        assert api.must_get("docs", "d") == {"Id": "d", "i": i}
+    hits, misses = read_cache_lookups(a, db)
+    assert hits >= 140 and misses >= 140
+    # Writes that arrive by replication: b overwrites, deletes, writes with a short TTL.
+    wait_for(lambda: value_on(b, db, "hot") == 119, what="the key on b")
+    put(b, db, "hot", "from b", ttl="1h")
+    wait_for(lambda: value_on(a, db, "hot") == "from b", what="b's overwrite read on a")
+    assert_ok(cache(b, db, "DELETE", "hot"))
+    wait_for(lambda: get(a, db, "hot").status == 404, what="b's delete read on a")
+    put(b, db, "hot", "brief", ttl="1s")
+    wait_for(lambda: value_on(a, db, "hot") == "brief", what="b's short-lived key on a")
+    wait_for(lambda: get(a, db, "hot").status == 404, what="the key expired on a")
+    # With the memo off, nothing is looked up in it.
+    a.stop()
+    a.config["Node"]["ReadCacheKiB"] = 0
+    a.write_config()
+    a.start()
+    assert value_on(a, db, "hot") is None
+    assert_ok(api.put("docs", "d", {"i": 99}))
+    assert api.must_get("docs", "d") == {"Id": "d", "i": 99}
+    assert read_cache_lookups(a, db) == (0, 0)
+
+
 def test_expired_key_on_a_and_fresh_put_on_b_converge_to_b(make_node, db):
     """The original turns A's expired read into a replicated delete that can erase B's newer
     write; here A's read writes nothing, so both nodes end with B's value."""

@@ -1,0 +1,170 @@
+/* The read memo (see memo.h): a direct-mapped table of records keyed by SipHash of the storage
+ * key, and a queue of invalidations the writer fills and the loop drains. */
+#include "memo.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct memo_ent {
+    size_t klen, vlen;
+    uint8_t data[]; /* the key, then the record */
+} memo_ent;
+
+struct ld_memo {
+    /* Loop thread only */
+    memo_ent **slots; /* made at the first put */
+    size_t nslots;    /* a power of two */
+    size_t bytes, budget, max_ent;
+    uint64_t hits, misses, drained;
+    uint8_t hkey[crypto_shorthash_KEYBYTES];
+    /* Shared: the writer's invalidations not drained yet */
+    pthread_mutex_t mu;
+    ld_keylog pending; /* guarded by mu */
+    bool pending_all;  /* guarded by mu */
+    _Atomic uint64_t seq;
+};
+
+/* Slots per byte of budget: a record and its key are rarely under 256 bytes. */
+#define BYTES_PER_SLOT 256u
+
+ld_memo *ld_memo_new(size_t budget)
+{
+    if (budget == 0) return NULL;
+    ld_memo *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->budget = budget;
+    m->max_ent = budget / 64;
+    size_t want = budget / BYTES_PER_SLOT;
+    m->nslots = 64;
+    while (m->nslots < want && m->nslots < ((size_t)1 << 24))
+        m->nslots *= 2;
+    randombytes_buf(m->hkey, sizeof m->hkey);
+    pthread_mutex_init(&m->mu, NULL);
+    atomic_init(&m->seq, 0);
+    return m;
+}
+
+static void drop_all(ld_memo *m)
+{
+    if (!m->slots) return;
+    for (size_t i = 0; i < m->nslots; i++) {
+        free(m->slots[i]);
+        m->slots[i] = NULL;
+    }
+    m->bytes = 0;
+}
+
+void ld_memo_free(ld_memo *m)
+{
+    if (!m) return;
+    drop_all(m);
+    free(m->slots);
+    ld_keylog_free(&m->pending);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+void ld_memo_invalidate(ld_memo *m, const ld_keylog *written)
+{
+    if (!m || (!written->overflow && written->n == 0)) return;
+    pthread_mutex_lock(&m->mu);
+    if (written->overflow) {
+        m->pending_all = true;
+    } else if (!m->pending_all) {
+        size_t pos = 0, klen;
+        const uint8_t *k;
+        while (ld_keylog_next(written, &pos, &k, &klen))
+            ld_keylog_add(&m->pending, k, klen);
+        /* A full queue (the loop has not looked for a while) drops everything instead. */
+        if (m->pending.overflow) m->pending_all = true;
+    }
+    atomic_fetch_add_explicit(&m->seq, 1, memory_order_release);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static size_t slot_of(const ld_memo *m, const uint8_t *key, size_t klen)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, key, klen, m->hkey);
+    uint64_t x;
+    memcpy(&x, h, sizeof x);
+    return (size_t)(x & (m->nslots - 1));
+}
+
+static bool ent_is(const memo_ent *e, const uint8_t *key, size_t klen)
+{
+    return e && e->klen == klen && memcmp(e->data, key, klen) == 0;
+}
+
+static void drop_slot(ld_memo *m, size_t i)
+{
+    if (!m->slots[i]) return;
+    m->bytes -= sizeof(memo_ent) + m->slots[i]->klen + m->slots[i]->vlen;
+    free(m->slots[i]);
+    m->slots[i] = NULL;
+}
+
+/* Applies the invalidations handed over since the last drain. */
+static void drain(ld_memo *m)
+{
+    if (atomic_load_explicit(&m->seq, memory_order_acquire) == m->drained) return;
+    pthread_mutex_lock(&m->mu);
+    ld_keylog got = m->pending;
+    bool all = m->pending_all;
+    memset(&m->pending, 0, sizeof m->pending);
+    m->pending_all = false;
+    m->drained = atomic_load_explicit(&m->seq, memory_order_relaxed);
+    pthread_mutex_unlock(&m->mu);
+    if (all) {
+        drop_all(m);
+    } else if (m->slots) {
+        size_t pos = 0, klen;
+        const uint8_t *k;
+        while (ld_keylog_next(&got, &pos, &k, &klen)) {
+            size_t i = slot_of(m, k, klen);
+            if (ent_is(m->slots[i], k, klen)) drop_slot(m, i);
+        }
+    }
+    ld_keylog_free(&got);
+}
+
+const uint8_t *ld_memo_get(ld_memo *m, const uint8_t *key, size_t klen, size_t *vlen)
+{
+    drain(m);
+    const memo_ent *e = m->slots ? m->slots[slot_of(m, key, klen)] : NULL;
+    if (!ent_is(e, key, klen)) {
+        m->misses++;
+        return NULL;
+    }
+    m->hits++;
+    *vlen = e->vlen;
+    return e->data + e->klen;
+}
+
+void ld_memo_put(ld_memo *m, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    size_t size = sizeof(memo_ent) + klen + vlen;
+    if (size > m->max_ent) return;
+    if (!m->slots && !(m->slots = calloc(m->nslots, sizeof *m->slots))) return;
+    size_t i = slot_of(m, key, klen);
+    drop_slot(m, i);
+    if (m->bytes + size > m->budget) return;
+    memo_ent *e = malloc(size);
+    if (!e) return;
+    e->klen = klen;
+    e->vlen = vlen;
+    memcpy(e->data, key, klen);
+    memcpy(e->data + klen, val, vlen);
+    m->slots[i] = e;
+    m->bytes += size;
+}
+
+void ld_memo_stats(const ld_memo *m, uint64_t *hits, uint64_t *misses, size_t *bytes)
+{
+    *hits = m ? m->hits : 0;
+    *misses = m ? m->misses : 0;
+    *bytes = m ? m->bytes : 0;
+}
