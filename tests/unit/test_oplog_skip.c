@@ -97,7 +97,7 @@ static void make_log(ld_tdb *f, gen_log *g, size_t local, size_t n, unsigned see
     memset(g, 0, sizeof *g);
     g->seed = seed;
     for (size_t i = 0; i < local; i++) {
-        char id[16], json[48];
+        char id[32], json[64];
         snprintf(id, sizeof id, "l%zu", i);
         snprintf(json, sizeof json, "{\"Id\":\"l%zu\"}", i);
         ld_tdb_write(f, "c", id, json);
