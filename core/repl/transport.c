@@ -56,7 +56,8 @@ static void call_done(struct evhttp_request *req, void *arg)
     raw_reply_fn raw = c->raw;
     /* Push and pull answers say whether the peer speaks the compact form (snapshot pages and the
      * other routes do not: they leave what the link knows alone). */
-    bool batch = !strcmp(c->what, "pull") || !strcmp(c->what, "push");
+    bool pull = !strcmp(c->what, "pull");
+    bool batch = pull || !strcmp(c->what, "push");
     int code = req ? evhttp_request_get_response_code(req) : 0;
     int error = c->error;
     char why[256];
@@ -89,7 +90,7 @@ static void call_done(struct evhttp_request *req, void *arg)
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
     const char *wire = evhttp_find_header(ih, LD_WIREOPS_HEADER);
     if (batch) l->peer_compact = ld_wireops_announced(wire);
-    if (!strcmp(c->what, "pull")) l->peer_reads_committed = ld_wire_committed_announced(wire);
+    if (pull) l->peer_reads_committed = ld_wire_committed_announced(wire);
     l->answer_compact = ld_wireops_is_type(evhttp_find_header(ih, "Content-Type"));
     if (raw) {
         raw(l, code, in, NULL);
