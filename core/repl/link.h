@@ -57,9 +57,13 @@
  * PH_SNAPSHOT | step_snapshot (snapshot_load.c): pages merged   | PH_PULL for the log after it | |
  * | in the writer, two ahead of the download        |                                    |
  *
+ * In PH_INGEST the next pull may already be out (the pull pipeline, pull.c): the phase is the
+ * batch's until it committed, then PH_PULL while that pull is still on its way.
+ *
  * Any phase ends in PH_IDLE through cycle_ok (caught up), cycle_end (nothing to do, or the link
- * was removed) or cycle_fail (a retry after exponential backoff with jitter). A removed link is
- * freed once nothing refers to it (links_reap in repl.c). */
+ * was removed) or cycle_fail (a retry after exponential backoff with jitter); a pull step never
+ * while its pull or its batch is out. A removed link is freed once nothing refers to it
+ * (links_reap in repl.c). */
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS  30000
 #define JITTER_MS       250
