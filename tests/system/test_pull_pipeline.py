@@ -3,6 +3,7 @@ next pull while the batch before it commits, tells the peer what it has committe
 (CommittedLogSequence), and loses nothing when it is killed in the middle."""
 
 import json
+import os
 import time
 
 import pytest
@@ -16,10 +17,10 @@ DOCS = 100
 UPDATES = 29  # DOCS puts + UPDATES x DOCS updates: 3,000 ops, 150 batches of BATCH
 
 
-def pair(make_node):
+def pair(make_node, b_extra=None):
     over = deep(cluster_overrides(), {"Node": {"ReplicationBatchSize": BATCH}})
     a = make_node(overrides=over, node_id="a", name="a")
-    b = make_node(overrides=over, node_id="b", name="b")
+    b = make_node(overrides=deep(over, b_extra or {}), node_id="b", name="b")
     add_peer(a, b)
     add_peer(b, a)
     # b knows the database (a node that never saw one waits for the other side's push) and holds
@@ -103,6 +104,41 @@ def test_a_receiver_killed_mid_catch_up_loses_nothing(make_node):
     assert vv == {"a": total} and len(docs["c"]) == DOCS + 1
     rounds = {json.loads(d)["i"]: json.loads(d)["round"] for d in docs["c"] if '"round"' in d}
     assert rounds == {i: UPDATES for i in range(DOCS)}
+
+
+def test_a_failed_commit_mid_catch_up_restarts_from_the_committed_checkpoint(
+        make_node, build, storage, tmp_path):
+    """b's storage fails every commit for a while in the middle of its catch-up (the
+    storage-fault plugin, docs/testing.md): the pipeline drops what is in flight, the cycle
+    fails, and once the storage is back b pulls from its committed checkpoint: nothing skipped."""
+    control = tmp_path / "fault-control.json"
+
+    def arm(fault):
+        tmp = control.with_suffix(".tmp")
+        tmp.write_text(json.dumps(fault))
+        os.replace(tmp, control)  # whole: the plugin never reads half a file
+
+    a, b = pair(make_node, {"Storage": {
+        "Plugin": str(build.test_plugin("storage-fault.so")),
+        "Fault": {"Inner": storage, "ControlFile": str(control)}}})
+    b.stop()
+    write_while_down(a)
+    total = local_max(a)
+    b.start()
+    wait_for(lambda: link(b, "a")["PulledOperations"] >= 10 * BATCH
+             and link(b, "a")["PipelinedPulls"] > 0, timeout=30, what="b pipelining its pulls")
+    arm({"Op": "commit", "Nth": 1, "Status": "IO", "Times": 0})  # every commit from now on
+    failed = wait_for(lambda: "ingest could not be committed" in (link(b, "a")["LastError"] or ""),
+                      timeout=20, what="b's pull step failing on its commit")
+    has = held_by(b)
+    assert has < total, "caught up before the fault"
+    assert link(a, "b")["LastPushedLocalLogSequence"] <= held_by(b)
+    arm({"Op": "commit", "Nth": 0})  # disarmed when b's retry begins its transaction
+    (vv, _), docs = wait_converged([a, b])
+    assert vv == {"a": total} and len(docs["c"]) == DOCS + 1
+    rounds = {json.loads(d)["i"]: json.loads(d)["round"] for d in docs["c"] if '"round"' in d}
+    assert rounds == {i: UPDATES for i in range(DOCS)}
+    assert failed and not control.exists()
 
 
 def test_a_pull_moves_the_push_checkpoint_only_to_its_committed_position(make_node):
