@@ -60,6 +60,14 @@ static void announce_compact(ld_req *r)
                       LD_WIREOPS_TOKEN);
 }
 
+/* A pull answer's: the compact encoding, and that this node reads CommittedLogSequence (a
+ * requester may pull ahead of its commits, see ld_api_repl_pull). */
+static void announce_pull(ld_req *r)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), LD_WIREOPS_HEADER,
+                      LD_WIREOPS_TOKEN ", " LD_WIRE_COMMITTED_TOKEN);
+}
+
 /* A push body: JSON, or a compact frame whose header stands for the JSON body (returned) and
  * whose ops, decoded and validated, are left in *f. NULL having replied. */
 static json_t *push_body(ld_req *r, ld_wireops_frame *f, bool *framed)
@@ -215,6 +223,7 @@ typedef struct pull_req {
     json_t *vv;            /* the requester's VersionVector, or NULL */
     const char *requester; /* RequestingNodeId, or NULL */
     uint64_t after;
+    uint64_t held; /* what the requester holds: CommittedLogSequence when sent, else after */
     size_t batch, max_bytes;
     bool compact; /* the requester asked for the compact encoding (Accept) */
     ld_oplog_batch b;
@@ -259,7 +268,7 @@ static void pull_done(void *arg)
     ld_req *r = c->r;
     json_t *body = c->body, *vv = c->vv;
     const char *requester = c->requester;
-    uint64_t after = c->after;
+    uint64_t held = c->held;
     bool compact = c->compact;
     ld_status st = c->st;
     ld_oplog_batch b = c->b; /* zeroed by ld_oplog_read even when it fails */
@@ -290,7 +299,7 @@ static void pull_done(void *arg)
     if (st == LD_OK && valid_requester)
         ld_repl_peer_too_old(r->node->repl, r->db->name, requester, false);
     if (st == LD_OK && valid_requester)
-        ld_repl_peer_pulled(r->node->repl, r->db->name, requester, after, b.local_max, b.more, vv);
+        ld_repl_peer_pulled(r->node->repl, r->db->name, requester, held, b.local_max, b.more, vv);
     ld_repl_promises_merge(r->node->repl, r->db->name, ld_json_get_ci(body, "PurgePromises"));
     json_t *promises = st == LD_OK ? ld_repl_promises_json(r->node->repl, r->db) : NULL;
     peer_alive(r->node, requester); /* after: a link it kicks sees the pull above */
@@ -299,7 +308,7 @@ static void pull_done(void *arg)
         ld_reply_error(r, 500, "Reading the operation log failed: %s.", ld_status_str(st));
         return;
     }
-    announce_compact(r);
+    announce_pull(r);
     if (compact) {
         pull_answer_compact(r, &b, promises);
         return;
@@ -341,6 +350,18 @@ void ld_api_repl_pull(ld_req *r)
         ld_reply_error(r, 400, "AfterLogSequence must be a non-negative integer.");
         return;
     }
+    /* A litedist requester pulls ahead of its commits (core/repl/pull.c): AfterLogSequence is
+     * then past what it holds, and CommittedLogSequence says what it does. */
+    uint64_t held = after, committed = 0;
+    v = ld_json_get_ci(body, "CommittedLogSequence");
+    if (v && !json_is_null(v)) {
+        if (!ld_json_as_u64(v, &committed)) {
+            json_decref(body);
+            ld_reply_error(r, 400, "CommittedLogSequence must be a non-negative integer.");
+            return;
+        }
+        if (committed < held) held = committed;
+    }
     v = ld_json_get_ci(body, "BatchSize");
     if (v && !json_is_null(v)) {
         json_int_t signed_batch = json_is_integer(v) ? json_integer_value(v) : 1;
@@ -357,7 +378,7 @@ void ld_api_repl_pull(ld_req *r)
         peer_alive(r->node, requester);
         /* Nothing here yet: an empty answer, and nothing created. */
         json_decref(body);
-        announce_compact(r);
+        announce_pull(r);
         ld_reply_json(r, 200,
                       json_pack("{s:i, s:s, s:[], s:I, s:I, s:b, s:{}, s:s}", "ProtocolVersion",
                                 LD_REPL_PROTOCOL, "NodeId", r->node->node_id, "Operations",
@@ -381,6 +402,7 @@ void ld_api_repl_pull(ld_req *r)
                     .vv = json_is_object(vv) ? vv : NULL,
                     .requester = requester,
                     .after = after,
+                    .held = held,
                     .batch = (size_t)batch,
                     .max_bytes = r->node->cfg.repl_batch_bytes,
                     .compact = ld_wireops_accepted(accept)};

@@ -57,9 +57,13 @@
  * PH_SNAPSHOT | step_snapshot (snapshot_load.c): pages merged   | PH_PULL for the log after it | |
  * | in the writer, two ahead of the download        |                                    |
  *
+ * In PH_INGEST the next pull may already be out (the pull pipeline, pull.c): the phase is the
+ * batch's until it committed, then PH_PULL while that pull is still on its way.
+ *
  * Any phase ends in PH_IDLE through cycle_ok (caught up), cycle_end (nothing to do, or the link
- * was removed) or cycle_fail (a retry after exponential backoff with jitter). A removed link is
- * freed once nothing refers to it (links_reap in repl.c). */
+ * was removed) or cycle_fail (a retry after exponential backoff with jitter); a pull step never
+ * while its pull or its batch is out. A removed link is freed once nothing refers to it
+ * (links_reap in repl.c). */
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS  30000
 #define JITTER_MS       250
@@ -181,6 +185,20 @@ typedef struct ld_link {
      * answers and pushes that went compact, for the status (CompactPulls, CompactPushes). */
     bool peer_compact, answer_compact;
     uint64_t compact_pulls, compact_pushes;
+    /* The pull pipeline (pull.c): a link's next pull goes out while its last batch commits.
+     * pull_busy: an ingest job of this link is in the writer (one at most); pull_waiting: a pull
+     * is out, asked after pull_req_after; pull_held: its answer, decoded, when it arrived before
+     * the batch ahead of it committed; pull_abort: a failure met while the other half was still
+     * out, which ends the cycle (with pull_abort_msg, reason pull_abort_reason) once both are
+     * back. peer_reads_committed: the peer's last pull answer announced that it reads our
+     * CommittedLogSequence (X-Litedist-Wire: committed1), so pulls may run ahead of our commits.
+     * pipelined_pulls: pulls sent while a batch committed, for the status (PipelinedPulls). */
+    bool pull_busy, pull_waiting, pull_abort, peer_reads_committed;
+    int pull_abort_reason;
+    char pull_abort_msg[256];
+    uint64_t pull_req_after, pull_req_committed; /* the pull out (or last sent) */
+    struct pull_ctx *pull_held;
+    uint64_t pipelined_pulls;
     uint64_t fails[FAIL_N];
     int fail_reason;
 } ld_link;
@@ -288,6 +306,10 @@ void ld_repl_link_identity(ld_link *l, const char *seen);
 void ld_repl_call_free(call *c);
 /* Fails the cycle for an answer that was not a success, naming the call (what) and the cause. */
 void ld_repl_peer_error(ld_link *l, int code, json_t *body, const char *err, const char *what);
+/* What ld_repl_peer_error would fail the cycle with: the message in msg, the FAIL_ reason
+ * returned (the pull pipeline may have to wait before it ends the cycle). */
+int ld_repl_peer_error_why(ld_link *l, int code, json_t *body, const char *err, const char *what,
+                           char *msg, size_t len);
 
 /* push.c */
 /* The push phase (PH_PUSH); it goes on to the pull. */
@@ -298,8 +320,11 @@ void ld_repl_save_ckpts(ld_link *l);
 /* pull.c */
 /* The pull phase (PH_PULL): one batch of the peer's log, or a snapshot when the log cannot do. */
 void ld_repl_step_pull(ld_link *l);
-/* After an ingested batch: the next pull while the peer has more, else the cycle's end. */
+/* The next pull after the committed pull checkpoint (the first of a pull step, or the one after
+ * a snapshot). */
 void ld_repl_pull_next(ld_link *l);
+/* Frees an answer held by the pull pipeline (the link is being freed). */
+void ld_repl_pull_drop(ld_link *l);
 
 /* snapshot_load.c */
 /* Starts (fresh) or resumes loading a snapshot from the peer. */

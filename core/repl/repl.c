@@ -71,6 +71,7 @@ void ld_repl_link_free(ld_link *l)
     ld_peer_conn_close(&l->pc);              /* a request in flight goes without its callback */
     if (l->call) ld_repl_call_free(l->call); /* its callback will not run */
     if (l->reading) l->reading->l = NULL;    /* its completion only frees what it read */
+    ld_repl_pull_drop(l);                    /* an answer held for the next batch */
     if (l->retry_ev) event_free(l->retry_ev);
     free(l->sent);
     free(l->base_url);
@@ -421,7 +422,7 @@ void ld_repl_sync_request(ld_repl *r, const char *db, const char *peer_id)
     if (l) link_kick(l, true);
 }
 
-void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t after,
+void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t held,
                          uint64_t local_max, bool more, json_t *vv)
 {
     ld_link *l = link_find(r, db, peer_id);
@@ -430,7 +431,7 @@ void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64
         json_decref(l->peer_vv);
         l->peer_vv = json_incref(vv);
     }
-    uint64_t held = after < local_max ? after : local_max;
+    if (held > local_max) held = local_max;
     if (held > l->push_ckpt) {
         l->push_ckpt = held;
         ld_repl_save_ckpts(l);

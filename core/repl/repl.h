@@ -33,13 +33,14 @@ void ld_repl_committed(void *repl, struct ld_db *db);
  * for its peers' pushes. Loop thread. */
 void ld_repl_peer_alive(ld_repl *r, const char *peer_id);
 
-/* We answered peer_id's pull of db after our log entry `after` (local_max: our last entry),
- * `more` when entries remain. A peer asks from its own committed pull checkpoint, so it holds
- * every entry up to `after`: our push checkpoint for it moves there. While it keeps pulling
+/* We answered peer_id's pull of db; the peer holds every entry of our log up to `held` (its
+ * CommittedLogSequence, or the AfterLogSequence of a pull that sent none: a peer that does not
+ * pull ahead of its commits asks from its committed checkpoint), local_max is our last entry,
+ * `more` when entries remain. Our push checkpoint for it moves to `held`. While it keeps pulling
  * (more), our pushes to it pause, so a catching-up peer gets each entry once, not once by its
  * pull and again by our push. vv (the request's VersionVector, may be NULL; a reference is
  * kept) is what the peer holds: our pushes skip it. Loop thread. */
-void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t after,
+void ld_repl_peer_pulled(ld_repl *r, const char *db, const char *peer_id, uint64_t held,
                          uint64_t local_max, bool more, json_t *vv);
 
 /* peer_id pushes ops of db to us (called as the push arrives). While its pushes keep coming, our

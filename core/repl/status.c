@@ -78,7 +78,8 @@ static json_t *link_counters(const ld_link *l, json_t *j)
          json_object_set_new(j, "PeerWire",
                              json_string(l->peer_compact ? LD_WIREOPS_TOKEN : "json")) ||
          json_object_set_new(j, "CompactPulls", json_integer((json_int_t)l->compact_pulls)) ||
-         json_object_set_new(j, "CompactPushes", json_integer((json_int_t)l->compact_pushes)))) {
+         json_object_set_new(j, "CompactPushes", json_integer((json_int_t)l->compact_pushes)) ||
+         json_object_set_new(j, "PipelinedPulls", json_integer((json_int_t)l->pipelined_pulls)))) {
         json_decref(j);
         return NULL;
     }
@@ -251,6 +252,7 @@ typedef enum link_metric {
     LM_SENT_BYTES,
     LM_RECV_BYTES,
     LM_DIVERGED,
+    LM_PIPELINED,
 } link_metric;
 
 static const struct {
@@ -275,6 +277,8 @@ static const struct {
      "Answer body bytes received from the peer."},
     {LM_DIVERGED, "litedist_replication_diverged", "gauge",
      "1 when the peer's digest disagreed with ours at equal version vectors."},
+    {LM_PIPELINED, "litedist_replication_pipelined_pulls_total", "counter",
+     "Pulls sent while the batch before them was being committed (the pull pipeline)."},
 };
 
 /* Link l's sample of family m; local_max is its database's last log sequence. */
@@ -302,6 +306,8 @@ static double link_value(const ld_link *l, uint64_t local_max, link_metric m)
         return (double)l->bytes_received;
     case LM_DIVERGED:
         return l->diverged ? 1.0 : 0.0;
+    case LM_PIPELINED:
+        return (double)l->pipelined_pulls;
     }
     return 0.0;
 }

@@ -56,7 +56,8 @@ static void call_done(struct evhttp_request *req, void *arg)
     raw_reply_fn raw = c->raw;
     /* Push and pull answers say whether the peer speaks the compact form (snapshot pages and the
      * other routes do not: they leave what the link knows alone). */
-    bool batch = !strcmp(c->what, "pull") || !strcmp(c->what, "push");
+    bool pull = !strcmp(c->what, "pull");
+    bool batch = pull || !strcmp(c->what, "push");
     int code = req ? evhttp_request_get_response_code(req) : 0;
     int error = c->error;
     char why[256];
@@ -87,7 +88,9 @@ static void call_done(struct evhttp_request *req, void *arg)
     /* Learned (or unlearned: a peer replaced by an older build, or one that refused a compact
      * body, whose error answer does not announce it) from each answer. */
     struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    if (batch) l->peer_compact = ld_wireops_announced(evhttp_find_header(ih, LD_WIREOPS_HEADER));
+    const char *wire = evhttp_find_header(ih, LD_WIREOPS_HEADER);
+    if (batch) l->peer_compact = ld_wireops_announced(wire);
+    if (pull) l->peer_reads_committed = ld_wire_committed_announced(wire);
     l->answer_compact = ld_wireops_is_type(evhttp_find_header(ih, "Content-Type"));
     if (raw) {
         raw(l, code, in, NULL);
@@ -181,17 +184,24 @@ void ld_repl_link_identity(ld_link *l, const char *seen)
     snprintf(l->answers_as, sizeof l->answers_as, "%s", seen);
 }
 
-void ld_repl_peer_error(ld_link *l, int code, json_t *body, const char *err, const char *what)
+int ld_repl_peer_error_why(ld_link *l, int code, json_t *body, const char *err, const char *what,
+                           char *msg, size_t len)
 {
     if (code == 409) ld_repl_link_identity(l, json_string_value(ld_json_get_ci(body, "NodeId")));
     if (code == 0) {
-        l->fail_reason = FAIL_UNREACHABLE;
-        ld_repl_cycle_fail(l, "%s: %s", what, err);
-        return;
+        snprintf(msg, len, "%s: %s", what, err);
+        return FAIL_UNREACHABLE;
     }
-    l->fail_reason = code >= 500 ? FAIL_HTTP_5XX : code == 409 ? FAIL_PROTOCOL : FAIL_HTTP_4XX;
-    const char *msg = json_string_value(ld_json_get_ci(body, "Error"));
-    ld_repl_cycle_fail(l, "%s: HTTP %d%s%s", what, code, msg ? ": " : "", msg ? msg : "");
+    const char *m = json_string_value(ld_json_get_ci(body, "Error"));
+    snprintf(msg, len, "%s: HTTP %d%s%s", what, code, m ? ": " : "", m ? m : "");
+    return code >= 500 ? FAIL_HTTP_5XX : code == 409 ? FAIL_PROTOCOL : FAIL_HTTP_4XX;
+}
+
+void ld_repl_peer_error(ld_link *l, int code, json_t *body, const char *err, const char *what)
+{
+    char msg[sizeof l->last_error];
+    l->fail_reason = ld_repl_peer_error_why(l, code, body, err, what, msg, sizeof msg);
+    ld_repl_cycle_fail(l, "%s", msg);
 }
 
 /* ---------------------------------------------------------------------------------------------

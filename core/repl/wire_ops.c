@@ -275,3 +275,8 @@ bool ld_wireops_announced(const char *value)
 {
     return value && list_has(value, LD_WIREOPS_TOKEN);
 }
+
+bool ld_wire_committed_announced(const char *value)
+{
+    return value && list_has(value, LD_WIRE_COMMITTED_TOKEN);
+}

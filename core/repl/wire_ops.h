@@ -59,4 +59,11 @@ bool ld_wireops_is_type(const char *content_type);
 /* Whether an X-Litedist-Wire header value names the compact form (NULL: no). */
 bool ld_wireops_announced(const char *value);
 
+/* A pull answer's X-Litedist-Wire also names this token when its node reads a pull's
+ * CommittedLogSequence (moving its push checkpoint to it, not to AfterLogSequence): a requester
+ * may then send pulls ahead of its commits (pull.c's pipeline). */
+#define LD_WIRE_COMMITTED_TOKEN "committed1"
+/* Whether an X-Litedist-Wire value names LD_WIRE_COMMITTED_TOKEN. */
+bool ld_wire_committed_announced(const char *value);
+
 #endif

@@ -130,7 +130,8 @@ def test_json_stays_the_default_and_compact_pushes_are_validated(make_node):
     plain = repl(a, "POST", "/api/replication/pull", body, db=DB)
     assert plain.status == 200, plain
     assert plain.headers.get("Content-Type", "").startswith("application/json")
-    assert plain.headers.get("X-Litedist-Wire") == "ops1"
+    # A pull answer also says its node reads CommittedLogSequence (the pull pipeline).
+    assert plain.headers.get("X-Litedist-Wire") == "ops1, committed1"
     assert [o["EntityId"] for o in plain.body["Operations"]] == ["d1", "d2"]
 
     # One that asks gets the same batch compact: the same fields, the Payload as its raw bytes.

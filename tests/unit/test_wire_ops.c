@@ -325,6 +325,13 @@ static void negotiation_headers(void **state)
     assert_false(ld_wireops_announced("ops10"));
     assert_false(ld_wireops_announced(""));
     assert_false(ld_wireops_announced(NULL));
+    /* A pull answer's: the compact form and CommittedLogSequence, each read on its own. */
+    assert_true(ld_wireops_announced("ops1, committed1"));
+    assert_true(ld_wire_committed_announced("ops1, committed1"));
+    assert_true(ld_wire_committed_announced("Committed1"));
+    assert_false(ld_wire_committed_announced("ops1"));
+    assert_false(ld_wire_committed_announced("committed10, ops1"));
+    assert_false(ld_wire_committed_announced(NULL));
 }
 
 int main(void)
