@@ -59,6 +59,10 @@ typedef struct prune_job {
 typedef struct prune_pass {
     ld_pruner *p;
     char **names;
+    /* Each database's last log entry when the pass was asked for: the pass prunes only entries
+     * that were in the log then (a pass, paused between batches and databases, never chases
+     * what arrives meanwhile), and keeps the last OperationLogRetainRecentOperations of them. */
+    uint64_t *untils;
     size_t n, next;
     json_t *results;
     uint64_t db_pruned, db_max, db_target;
@@ -66,8 +70,7 @@ typedef struct prune_pass {
      * batch's deletions outlast the writer's background budget (a write queued behind a batch
      * waits for all of it), doubled again while they take under half of it. */
     size_t cap;
-    uint64_t db_until; /* the database's last log entry when the pass reached it: a pass,
-                          paused between batches, never chases what arrives meanwhile */
+    uint64_t db_until; /* untils[] of the database the pass is at */
     char db_reason[200];
     bool db_error;
     void (*done)(void *ctx, json_t *results);
@@ -104,8 +107,8 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
     pj->target = pending->pruned_through;
     pj->more = false;
     pj->reason[0] = '\0';
-    uint64_t recent_end =
-        pending->last_seq > pj->retain_recent ? pending->last_seq - pj->retain_recent : 0;
+    uint64_t end = pj->until < pending->last_seq ? pj->until : pending->last_seq;
+    uint64_t recent_end = end > pj->retain_recent ? end - pj->retain_recent : 0;
 
     const uint64_t t0 = ld_mono_us(), walk_budget_us = LD_WRITER_BACKGROUND_BUDGET_US / 2;
     uint64_t *seqs = malloc(pj->batch * sizeof *seqs);
@@ -119,7 +122,7 @@ static ld_status prune_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob
         uint64_t seq = it.seq;
         const ld_op_rec op = it.op;
         uint64_t ms = ld_hlc_ms(op.hlc);
-        if (seq > pj->until) break; /* written after the pass began: the next pass's */
+        if (seq > pj->until) break; /* written after the pass was asked for: the next pass's */
         if (seq > recent_end) {
             snprintf(pj->reason, sizeof pj->reason,
                      "the last %" PRIu64
@@ -346,6 +349,7 @@ static void pass_free(prune_pass *ps)
 {
     if (ps->pause) event_free(ps->pause);
     ld_registry_names_free(ps->names, ps->n);
+    free(ps->untils);
     free(ps);
 }
 
@@ -353,13 +357,12 @@ static void pass_next(prune_pass *ps)
 {
     ld_node *n = ps->p->node;
     while (ps->next < ps->n && !n->shutting_down) {
-        ld_db *db = ld_registry_get(&n->reg, ps->names[ps->next++]);
+        size_t i = ps->next++;
+        ld_db *db = ld_registry_get(&n->reg, ps->names[i]);
         if (!db) continue; /* dropped meanwhile */
         ps->db_pruned = ps->db_max = ps->db_target = 0;
         ps->cap = (size_t)n->cfg.oplog_prune_batch;
-        ld_db_state st;
-        ld_db_state_get(db, &st);
-        ps->db_until = st.last_seq;
+        ps->db_until = ps->untils[i];
         ps->db_reason[0] = '\0';
         ps->db_error = false;
         submit_batch(ps, db);
@@ -388,6 +391,20 @@ bool ld_pruner_run(ld_pruner *p, void (*done)(void *ctx, json_t *results), void 
     if (p->node->cfg.oplog_pruning) {
         ps->names = ld_registry_names(&p->node->reg, &ps->n);
         if (!ps->names) ps->n = 0;
+        ps->untils = calloc(ps->n ? ps->n : 1, sizeof *ps->untils);
+        if (!ps->untils) {
+            json_decref(ps->results);
+            pass_free(ps);
+            return false;
+        }
+        for (size_t i = 0; i < ps->n; i++) {
+            ld_db *db = ld_registry_get(&p->node->reg, ps->names[i]);
+            if (!db) continue; /* dropped meanwhile: pass_next skips it */
+            ld_db_state st;
+            ld_db_state_get(db, &st);
+            ps->untils[i] = st.last_seq;
+            ld_registry_release(&p->node->reg, db);
+        }
     }
     pass_next(ps);
     return true;

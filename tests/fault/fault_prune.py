@@ -10,9 +10,11 @@ snapshot route gives the state (fault_check.read_snapshot); the recorded logs gi
 
 The configured interval (OperationLogPruningIntervalMinutes, at least 1 minute) is set beyond the
 run so that only this thread prunes: a timer prune between two reads could drop entries the
-recorder had not read yet. Entries that land between a read and its prune are kept by the recent
-window: RETAIN_RECENT is above what can land at once (a push batch of 200 from each of two peers,
-and the six workers' writes). A node the nemesis paused (SIGSTOP) is neither read nor pruned, and
+recorder had not read yet. A pass prunes only entries that were in the log when it was asked for
+(a paced pass lasts seconds), so what can slip past the recorder is what lands between a read and
+the prune request that follows it; the recent window keeps that: RETAIN_RECENT is above what can
+land at once (a batch of 200 from each of two peers, and with the pull pipeline a second one
+right behind it, and the six workers' writes). A node the nemesis paused (SIGSTOP) is neither read nor pruned, and
 the nemesis does not stop a node while its read-then-prune runs (Nemesis.stop_signal): a prune
 left queued in a stopped node's socket would run after the pushes that queued with it. A log
 pruned past what the recorder read is still reported (a gap the checks would otherwise trip on
@@ -27,7 +29,7 @@ import time
 from fault_nemesis import REPLICATION_KEY
 
 PRUNE_EVERY = 2.0
-RETAIN_RECENT = 500
+RETAIN_RECENT = 1000
 REQUEST_TIMEOUT = 3.0
 PRUNE_TIMEOUT = 10.0
 PULL_BATCH = 2000
