@@ -5,6 +5,7 @@
 # bench/report.py reads.
 # Standard library only.
 import argparse
+import bisect
 import http.client
 import json
 import multiprocessing
@@ -1539,36 +1540,57 @@ def window(before, after):
             "worst_bucket_ms": bounds[top] if top < len(bounds) else None}
 
 
-def get_latencies(port, n, count, until=None):
+def get_timed(port, n, count, until=None):
     """GETs of random documents by id over one kept-alive connection, one at a time: `count` of
-    them, or as long as until() is true (at least `count`). Sorted latencies in ms."""
+    them, or as long as until() is true (at least `count`). Each GET's (start, end) on the
+    monotonic clock, which other processes read too."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     hdr = {"Database": "bench", "ApiKey": "root"}
     out, rnd = [], random.Random(12)
     while len(out) < count or (until and until()):
-        t0 = time.perf_counter()
+        t0 = time.monotonic()
         c.request("GET", f"/api/documents/items/doc-{rnd.randrange(n)}", headers=hdr)
         r = c.getresponse()
         r.read()
         if r.status != 200:
             raise BenchError(f"B12: GET answered {r.status}")
-        out.append((time.perf_counter() - t0) * 1e3)
+        out.append((t0, time.monotonic()))
     c.close()
+    return out
+
+
+def get_latencies(port, n, count, until=None):
+    """get_timed's GETs as sorted latencies in ms."""
+    return sorted((b - a) * 1e3 for a, b in get_timed(port, n, count, until))
+
+
+def overlapping(gets, spans):
+    """Latencies (ms, sorted) of the GETs whose (start, end) overlaps one of spans: sorted and
+    disjoint (one walk at a time), so only the last span starting before a GET ends can."""
+    starts = [a for a, _ in spans]
+    out = []
+    for g0, g1 in gets:
+        i = bisect.bisect_left(starts, g1) - 1
+        if i >= 0 and spans[i][1] > g0:
+            out.append((g1 - g0) * 1e3)
     return sorted(out)
 
 
-def b12_walk(port, vv, batch, res, min_secs):
+def b12_walk(port, vv, batch, res, min_secs, pause_s=0.0):
     """Pulls the whole log as a peer whose version vector covers it, from LogSequence 0, again
-    and again until min_secs have passed: every answer is empty, and the node walks the log in
-    bounded steps (on its worker threads). A walk that takes less than min_secs is repeated so
-    that the GETs timed beside it are enough for a p99."""
+    and again until min_secs have passed, pause_s apart: every answer is empty, and the node
+    walks the log in bounded steps (on its worker threads). A walk takes milliseconds now (the
+    log's marks), so it is repeated to time enough GETs beside it for a p99; res["spans"] holds
+    each walk's (start, end) on the monotonic clock."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     hdr = {"ReplicationApiKey": REPL_KEY, "Database": "bench",
            "Content-Type": "application/json"}
     t0 = time.monotonic()
-    res["walks"], res["pulls"], res["ops"] = 0, 0, 0
+    res["walks"], res["pulls"], res["ops"], res["spans"] = 0, 0, 0, []
     try:
         while res["walks"] == 0 or time.monotonic() - t0 < min_secs:
+            if res["walks"] and pause_s:
+                time.sleep(pause_s)
             after, t1 = 0, time.monotonic()
             while True:
                 body = {"ProtocolVersion": 1, "AfterLogSequence": after, "BatchSize": batch,
@@ -1586,6 +1608,7 @@ def b12_walk(port, vv, batch, res, min_secs):
                     break
             res["walks"] += 1
             res["last"] = after
+            res["spans"].append((t1, time.monotonic()))
             res["walk_s"] = res.get("walk_s", 0.0) + time.monotonic() - t1
             if res["walks"] >= 100000:
                 break
@@ -1596,13 +1619,17 @@ def b12_walk(port, vv, batch, res, min_secs):
         c.close()
 
 
-def b12_walk_proc(port, vv, batch, min_secs, q):
+def b12_walk_proc(port, vv, batch, min_secs, pause_s, q, done):
     res = {}
-    b12_walk(port, vv, batch, res, min_secs)
+    b12_walk(port, vv, batch, res, min_secs, pause_s)
+    # Said before the put: the result can outgrow the pipe, and then the process does not end
+    # until the parent reads it, so the parent's GETs must not wait for the process's end.
+    done.set()
     q.put(res)
 
 
 B12_MIN_WALK_S = 5.0  # the walks are repeated for at least this long
+B12_PAUSE_S = 0.02    # between two walks of the paced phase
 
 
 def b12(ctx):
@@ -1623,49 +1650,60 @@ def b12(ctx):
         for r in range(1, ctx.a.repeats + 1):
             start = node_loop(node.port)
             idle = get_latencies(node.port, n, 2000)
-            before = node_loop(node.port)
-            # The walk runs in a process of its own: as a thread it shared this process's GIL
-            # with the GET client, whose latencies then measured the walker's JSON parsing too.
-            q = multiprocessing.Queue()
-            t = multiprocessing.Process(target=b12_walk_proc,
-                                        args=(node.port, vv, 1000, B12_MIN_WALK_S, q))
-            load = loadavg()
-            t.start()
-            busy = get_latencies(node.port, n, 200, until=t.is_alive)
-            res = q.get(timeout=600)
-            t.join(timeout=60)
-            after = node_loop(node.port)
-            if "error" in res:
-                raise BenchError(res["error"])
-            if res.get("ops"):
-                raise BenchError(f"B12: the walk sent {res['ops']} ops the peer holds")
-            if res.get("last", 0) < n:
-                raise BenchError(f"B12: the walk stopped at {res.get('last')} of {n}")
-            p_idle, p_busy = pct(idle, 99), pct(busy, 99)
-            w_idle, w_walk = window(start, before), window(before, after)
-            # The figure is the longest lag within the walk (the bound of the highest histogram
-            # bucket any of its samples fell in): the maximum since the restart would also count
-            # the restart itself and the idle phase, which the goal is not about.
-            worst = w_walk["worst_bucket_ms"]
-            ctx.record(workload="B12", target=f"litedist-{plugin}", repeat=r,
-                       value=worst if worst is not None else float("inf"), unit="ms",
-                       loop_max_since_restart_ms=after["MaxLagMs"], entries=n, pulls=res["pulls"],
-                       walks=res["walks"], walk_s=res["walk_s"] / res["walks"],
-                       window_s=res["secs"], loop_p99_ms=after["P99LagMs"],
-                       loop_max_before_ms=before["MaxLagMs"], get_p99_idle_ms=p_idle,
-                       get_p99_walk_ms=p_busy, gets_during_walk=len(busy), loadavg=load,
-                       idle_window=w_idle, walk_window=w_walk)
-            ctx.record(workload="B12-get", target=f"litedist-{plugin}", repeat=r,
-                       value=p_busy / p_idle, unit="x", get_p99_idle_ms=p_idle,
-                       get_p99_walk_ms=p_busy, loadavg=load)
-            log(f"B12 {plugin} #{r}: walked {n:,} entries {res['walks']} times in "
-                f"{res['secs']:.1f} s ({res['pulls'] / res['walks']:.0f} pulls and "
-                f"{res['walk_s'] / res['walks'] * 1e3:.1f} ms a walk); loop max lag {after['MaxLagMs']:.2f} ms (p99 "
-                f"{after['P99LagMs']:.2f} ms; {before['MaxLagMs']:.2f} ms before the walk); GET "
-                f"p99 {p_busy:.2f} ms walking, {p_idle:.2f} ms idle; lag samples over 5 ms: "
-                f"{w_walk['over_5ms']} of {w_walk['samples']} walking (worst bucket "
-                f"{w_walk['worst_bucket_ms']} ms), {w_idle['over_5ms']} of {w_idle['samples']} "
-                f"idle (worst {w_idle['worst_bucket_ms']} ms); load {load}")
+            p_idle = pct(idle, 99)
+            w_idle = window(start, node_loop(node.port))
+            # Paced: a walk every B12_PAUSE_S, the GETs that overlapped one against idle (the
+            # goal's case: a peer walks a log it holds while clients read). Storm: walks back to
+            # back, ~2,000 pulls a second on the loop beside the GETs (stress, no goal).
+            for phase, pause in (("paced", B12_PAUSE_S), ("storm", 0.0)):
+                before = node_loop(node.port)
+                # The walk runs in a process of its own: as a thread it shared this process's
+                # GIL with the GET client, whose latencies then measured the walker's parsing.
+                q, done = multiprocessing.Queue(), multiprocessing.Event()
+                t = multiprocessing.Process(
+                    target=b12_walk_proc,
+                    args=(node.port, vv, 1000, B12_MIN_WALK_S, pause, q, done))
+                load = loadavg()
+                t.start()
+                gets = get_timed(node.port, n, 200,
+                                 until=lambda: not done.is_set() and t.is_alive())
+                res = q.get(timeout=600)
+                t.join(timeout=60)
+                after = node_loop(node.port)
+                if "error" in res:
+                    raise BenchError(res["error"])
+                if res.get("ops"):
+                    raise BenchError(f"B12: the walk sent {res['ops']} ops the peer holds")
+                if res.get("last", 0) < n:
+                    raise BenchError(f"B12: the walk stopped at {res.get('last')} of {n}")
+                busy = overlapping(gets, res["spans"])
+                if len(busy) < 100:
+                    raise BenchError(f"B12 {phase}: only {len(busy)} GETs overlapped a walk")
+                p_busy = pct(busy, 99)
+                w_walk = window(before, after)
+                # The lag figure: the bound of the highest histogram bucket any sample of the
+                # phase fell in (the maximum since the restart would also count the restart).
+                worst = w_walk["worst_bucket_ms"]
+                tag = "B12" if phase == "paced" else "B12-storm"
+                walk_ms = res["walk_s"] / res["walks"] * 1e3
+                ctx.record(workload=tag, target=f"litedist-{plugin}", repeat=r,
+                           value=worst if worst is not None else float("inf"), unit="ms",
+                           loop_max_since_restart_ms=after["MaxLagMs"], entries=n,
+                           pulls=res["pulls"], walks=res["walks"], walk_ms=walk_ms,
+                           pause_s=pause, window_s=res["secs"], loop_p99_ms=after["P99LagMs"],
+                           get_p99_idle_ms=p_idle, get_p99_walk_ms=p_busy,
+                           gets_overlapping=len(busy), gets=len(gets), loadavg=load,
+                           idle_window=w_idle, walk_window=w_walk)
+                ctx.record(workload=tag + "-get", target=f"litedist-{plugin}", repeat=r,
+                           value=p_busy / p_idle, unit="x", get_p99_idle_ms=p_idle,
+                           get_p99_walk_ms=p_busy, loadavg=load)
+                log(f"B12 {plugin} #{r} {phase}: {res['walks']} walks of {n:,} entries in "
+                    f"{res['secs']:.1f} s ({res['pulls'] / res['walks']:.0f} pulls, "
+                    f"{walk_ms:.1f} ms a walk); GET p99 {p_busy:.2f} ms over {len(busy)} GETs "
+                    f"overlapping a walk, {p_idle:.2f} ms idle; lag samples over 5 ms: "
+                    f"{w_walk['over_5ms']} of {w_walk['samples']} (worst bucket "
+                    f"{w_walk['worst_bucket_ms']} ms), idle {w_idle['over_5ms']} of "
+                    f"{w_idle['samples']} (worst {w_idle['worst_bucket_ms']} ms); load {load}")
         ctx.stop(node)
 
 
