@@ -38,9 +38,11 @@ static void hits_return_what_was_put(void **state)
     ld_memo *m = ld_memo_new(64 * 1024);
     assert_non_null(m);
     assert_string_equal(get_s(m, "c\0a"), "");
+    /* Each key is read right after its put: two keys may share a slot (the hash key is random),
+     * and then the later put replaces the earlier record. */
     put_s(m, "a", "one");
-    put_s(m, "b", "two");
     assert_string_equal(get_s(m, "a"), "one");
+    put_s(m, "b", "two");
     assert_string_equal(get_s(m, "b"), "two");
     assert_string_equal(get_s(m, "ab"), "");
     put_s(m, "a", "uno"); /* a newer read replaces the record */
@@ -58,7 +60,9 @@ static void hits_return_what_was_put(void **state)
 static void a_commits_keys_drop_exactly_those(void **state)
 {
     (void)state;
-    ld_memo *m = ld_memo_new(64 * 1024);
+    /* 4,096 slots for 50 keys: a collision (the hash key is random) is rare, and each costs
+     * one held key at most. */
+    ld_memo *m = ld_memo_new(1024 * 1024);
     char k[16];
     for (int i = 0; i < 50; i++) {
         snprintf(k, sizeof k, "k%d", i);
@@ -81,11 +85,16 @@ static void a_commits_keys_drop_exactly_those(void **state)
         if (!want) assert_string_equal(get_s(m, k), "");
         held += strcmp(get_s(m, k), "v") == 0;
     }
-    assert_true(held >= 40);
+    assert_true(held >= 40 && held <= 47);
     /* An empty log hands nothing over; an overflowed one drops everything. */
     ld_keylog_reset(&w);
     ld_memo_invalidate(m, &w);
-    assert_string_equal(get_s(m, "k1"), "v");
+    int still = 0;
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        still += strcmp(get_s(m, k), "v") == 0;
+    }
+    assert_int_equal(still, held);
     for (unsigned i = 0; i <= LD_KEYLOG_MAX_KEYS; i++)
         ld_keylog_add(&w, "x", 1);
     assert_true(w.overflow);
