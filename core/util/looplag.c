@@ -18,6 +18,8 @@ struct ld_looplag {
     uint64_t due_us; /* monotonic: when the armed timer should fire */
     bool running;    /* the loop has run the timer once: samples count from then on */
     ld_looplag_stats s;
+    ld_looplag_stall recent[LD_LOOPLAG_RECENT]; /* a ring: the next goes at stalls % RECENT */
+    uint64_t stalls;                            /* stalls seen since start */
 };
 
 static bool arm(ld_looplag *m)
@@ -36,6 +38,9 @@ static void record(ld_looplag *m, uint64_t lag)
     m->s.samples++;
     m->s.sum_us += lag;
     if (lag > m->s.max_us) m->s.max_us = lag;
+    if (lag > LD_LOOPLAG_STALL_US)
+        m->recent[m->stalls++ % LD_LOOPLAG_RECENT] =
+            (ld_looplag_stall){.at_us = ld_wall_us(), .lag_us = lag};
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
@@ -79,6 +84,16 @@ void ld_looplag_get(const ld_looplag *m, ld_looplag_stats *out)
         }
     }
     if (out->p99_us > out->max_us) out->p99_us = out->max_us;
+}
+
+size_t ld_looplag_recent(const ld_looplag *m, ld_looplag_stall *out, size_t max)
+{
+    uint64_t have = m->stalls < LD_LOOPLAG_RECENT ? m->stalls : LD_LOOPLAG_RECENT;
+    size_t n = have < max ? (size_t)have : max;
+    /* The newest n, oldest first. */
+    for (size_t i = 0; i < n; i++)
+        out[i] = m->recent[(m->stalls - n + i) % LD_LOOPLAG_RECENT];
+    return n;
 }
 
 void ld_looplag_free(ld_looplag *m)

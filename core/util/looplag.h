@@ -1,7 +1,8 @@
 /* How late the event loop runs its callbacks: a short timer on the base measures how long after
  * its due time it fires, which is how long the loop was busy elsewhere (libevent 2.1 has no
  * prepare/check watchers to time each iteration). Kept as a fixed-bucket histogram plus the
- * maximum since start, for the node status route and metrics. Loop thread only. */
+ * maximum since start, and the latest stalls with their times, for the node status route and
+ * metrics. Loop thread only. */
 #ifndef LD_LOOPLAG_H
 #define LD_LOOPLAG_H
 
@@ -21,6 +22,17 @@ extern const uint64_t LD_LOOPLAG_BOUNDS_US[LD_LOOPLAG_BUCKETS - 1];
  * the period). */
 #define LD_LOOPLAG_PERIOD_US 5000
 
+/* A lag over LD_LOOPLAG_STALL_US is a stall; the monitor keeps the last LD_LOOPLAG_RECENT with
+ * the wall-clock time the timer fired, so that an operator (or a benchmark's probe) can line
+ * them up with what else happened on the machine then. */
+#define LD_LOOPLAG_STALL_US 5000
+#define LD_LOOPLAG_RECENT   64
+
+typedef struct ld_looplag_stall {
+    uint64_t at_us;  /* CLOCK_REALTIME microseconds when the late timer fired */
+    uint64_t lag_us; /* how late it fired */
+} ld_looplag_stall;
+
 typedef struct ld_looplag_stats {
     uint64_t samples;                     /* timer firings measured */
     uint64_t max_us;                      /* the greatest lag seen */
@@ -36,6 +48,9 @@ ld_looplag *ld_looplag_new(struct event_base *base);
 
 /* The figures so far. */
 void ld_looplag_get(const ld_looplag *m, ld_looplag_stats *out);
+
+/* Copies the latest stalls, oldest first, into out (room for max) and returns how many. */
+size_t ld_looplag_recent(const ld_looplag *m, ld_looplag_stall *out, size_t max);
 
 /* Stops the timer and frees the monitor. NULL is ignored. */
 void ld_looplag_free(ld_looplag *m);

@@ -1,6 +1,8 @@
 """GET /api/databases and DELETE /api/databases/{name}, and /node's LogicalDatabaseCount and
-EventLoop."""
+EventLoop (its lag and recent stalls)."""
 
+import datetime
+import signal
 import time
 
 import pytest
@@ -132,3 +134,34 @@ def test_node_reports_how_late_its_event_loop_runs(node):
     later = node.node_info()["EventLoop"]
     assert later["LagSamples"] >= loop["LagSamples"]
     assert later["MaxLagMs"] >= loop["MaxLagMs"]
+
+
+def utc(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_node_lists_its_event_loops_recent_stalls_with_their_times(node):
+    """EventLoop.RecentStalls: a stop of the whole process (SIGSTOP for 200 ms) is a stall of the
+    loop, listed with the time it ended, after the stop began."""
+    stalls = node.node_info()["EventLoop"]["RecentStalls"]
+    assert isinstance(stalls, list)
+    seen = len(stalls)
+    t0 = time.time()
+    node.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(0.2)
+    finally:
+        node.send_signal(signal.SIGCONT)
+    after = []
+    for _ in range(200):  # the loop's 5 ms timer fires once the process runs again
+        after = [s for s in node.node_info()["EventLoop"]["RecentStalls"] if utc(s["AtUtc"]) >= t0]
+        if after:
+            break
+        time.sleep(0.01)
+    assert after, "the stop is not listed"
+    assert max(s["LagMs"] for s in after) >= 150
+    assert all(t0 <= utc(s["AtUtc"]) <= time.time() for s in after)
+    stalls = node.node_info()["EventLoop"]["RecentStalls"]
+    assert len(stalls) >= min(seen + 1, 64) and len(stalls) <= 64
+    times = [utc(s["AtUtc"]) for s in stalls]
+    assert times == sorted(times) and all(s["LagMs"] > 5 for s in stalls)

@@ -1,5 +1,6 @@
 /* Unit tests of the loop-lag monitor (core/util/looplag.c) on a real event_base: an idle loop
- * shows small lags, a callback that holds the loop 30 ms shows as a lag of about that long. */
+ * shows small lags, a callback that holds the loop 30 ms shows as a lag of about that long and
+ * as a stall with its time; the stall list keeps the latest LD_LOOPLAG_RECENT, oldest first. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,10 +46,20 @@ static void a_stall_shows_as_lag(void **state)
     assert_true(s.samples >= 3); /* a 5 ms period over 60 ms, even on a busy machine */
     uint64_t idle_max = s.max_us;
 
-    uint64_t hold_us = 30000;
+    ld_looplag_stall recent[LD_LOOPLAG_RECENT];
+    size_t before = ld_looplag_recent(m, recent, LD_LOOPLAG_RECENT);
+    uint64_t hold_us = 30000, t0 = ld_wall_us();
     struct timeval soon = {0, 1000};
     assert_int_equal(event_base_once(base, -1, EV_TIMEOUT, busy, &hold_us, &soon), 0);
     run_for_ms(base, 60);
+    /* The hold is the latest stall, and it ended after it began and before now. */
+    size_t n = ld_looplag_recent(m, recent, LD_LOOPLAG_RECENT);
+    assert_true(n >= before + 1);
+    uint64_t longest = 0;
+    for (size_t i = 0; i < n; i++)
+        if (recent[i].at_us >= t0 && recent[i].lag_us > longest) longest = recent[i].lag_us;
+    assert_true(longest >= 25000);
+    assert_true(recent[n - 1].at_us <= ld_wall_us());
     ld_looplag_get(m, &s);
     /* The timer was due during the 30 ms: it fired at least 30 - 5 ms late. */
     assert_true(s.max_us >= 25000);
@@ -68,10 +79,59 @@ static void a_stall_shows_as_lag(void **state)
     event_base_free(base);
 }
 
+/* Holds the loop 15 ms at a time, 1 ms apart, until the count runs out: every hold spans a due
+ * time of the 5 ms timer, which then fires at least 10 ms late. */
+typedef struct {
+    struct event_base *base;
+    int left;
+} holds;
+
+static void hold_again(evutil_socket_t fd, short what, void *arg)
+{
+    holds *h = arg;
+    uint64_t us = 15000;
+    busy(fd, what, &us);
+    if (--h->left > 0) {
+        struct timeval gap = {0, 1000};
+        assert_int_equal(event_base_once(h->base, -1, EV_TIMEOUT, hold_again, h, &gap), 0);
+    } else {
+        assert_int_equal(event_base_loopexit(h->base, NULL), 0);
+    }
+}
+
+static void the_stall_list_keeps_the_latest_oldest_first(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    ld_looplag *m = ld_looplag_new(base);
+    assert_non_null(m);
+    holds h = {base, LD_LOOPLAG_RECENT + 8};
+    struct timeval soon = {0, 1000};
+    assert_int_equal(event_base_once(base, -1, EV_TIMEOUT, hold_again, &h, &soon), 0);
+    assert_true(event_base_dispatch(base) >= 0);
+    assert_int_equal(h.left, 0);
+
+    ld_looplag_stall recent[LD_LOOPLAG_RECENT + 4];
+    size_t n = ld_looplag_recent(m, recent, LD_LOOPLAG_RECENT + 4);
+    assert_int_equal(n, LD_LOOPLAG_RECENT); /* more stalls than that happened: the ring is full */
+    for (size_t i = 0; i < n; i++) {
+        assert_true(recent[i].lag_us > LD_LOOPLAG_STALL_US);
+        if (i) assert_true(recent[i].at_us >= recent[i - 1].at_us);
+    }
+    /* Asking for fewer gives the newest. */
+    ld_looplag_stall last2[2];
+    assert_int_equal(ld_looplag_recent(m, last2, 2), 2);
+    assert_true(last2[0].at_us == recent[n - 2].at_us && last2[1].at_us == recent[n - 1].at_us);
+    ld_looplag_free(m);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_stall_shows_as_lag),
+        cmocka_unit_test(the_stall_list_keeps_the_latest_oldest_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
