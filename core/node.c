@@ -24,6 +24,7 @@
 #include "repl/repl.h"
 #include "resp/server.h"
 #include "util/strutil.h"
+#include "util/evbase.h"
 #include "util/looplag.h"
 #include "util/timeutil.h"
 #include "util/workers.h"
@@ -60,7 +61,7 @@ bool ld_node_open(ld_node *n, int workers, char *err, size_t errlen)
         return false;
     n->auth_up = true;
 
-    if (evthread_use_pthreads() != 0 || !(n->base = event_base_new())) {
+    if (evthread_use_pthreads() != 0 || !(n->base = ld_evbase_new())) {
         ld_set_err(err, errlen, "cannot create the event loop");
         return false;
     }
