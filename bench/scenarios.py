@@ -6,6 +6,7 @@
 # Standard library only.
 import argparse
 import bisect
+import datetime
 import http.client
 import json
 import multiprocessing
@@ -1620,6 +1621,10 @@ def b12_walk(port, vv, batch, res, min_secs, pause_s=0.0):
 
 
 def b12_walk_proc(port, vv, batch, min_secs, pause_s, q, done):
+    # The walker stands for a peer on another machine; here it shares the client core with the
+    # process that times the GETs, and at SCHED_IDLE it runs only when that one waits, so the
+    # GETs measure the server and not the wait for the walker's Python to yield the core.
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     res = {}
     b12_walk(port, vv, batch, res, min_secs, pause_s)
     # Said before the put: the result can outgrow the pipe, and then the process does not end
@@ -1629,6 +1634,65 @@ def b12_walk_proc(port, vv, batch, min_secs, pause_s, q, done):
 
 
 B12_MIN_WALK_S = 5.0  # the walks are repeated for at least this long
+
+
+class StallProbe:
+    """bench/stallprobe on the server's core at SCHED_FIFO for one phase: the times that core ran
+    nothing at all (a wake-up the probe got late), to tell the event loop's own stalls from the
+    machine's. None of its figures when it cannot run at SCHED_FIFO (self.error says why)."""
+
+    def __init__(self, ctx, name):
+        self.path = os.path.join(ctx.a.work, name + ".stalls.json")
+        self.error, self.p, self.t0 = None, None, time.time()
+        if not ctx.a.stallprobe:
+            self.error = "no --stallprobe"
+            return
+        self.p = subprocess.Popen(ctx.server_pin + [ctx.a.stallprobe, self.path],
+                                  stderr=subprocess.PIPE)
+        time.sleep(0.05)
+        if self.p.poll() is not None:
+            self.error = self.p.stderr.read().decode().strip() or f"exit {self.p.returncode}"
+            self.p = None
+
+    def stop(self):
+        """The probe's late wake-ups as [(start, end)] in Unix seconds, or None."""
+        self.t1 = time.time()
+        if not self.p:
+            return None
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise BenchError("B12: stallprobe did not stop")
+        if self.p.returncode != 0:
+            raise BenchError(f"B12: stallprobe failed: {self.p.stderr.read().decode()[-300:]}")
+        with open(self.path) as f:
+            j = json.load(f)
+        self.wakeups = j["wakeups"]
+        return [(due / 1e6, (due + late) / 1e6) for due, late in j["late"]]
+
+
+def utc_seconds(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def own_stalls(loop_after, core_gaps, t0, t1):
+    """The event loop's stalls (GET /node RecentStalls) that ended between t0 and t1, each split
+    into the time the probe saw the whole core idle-less and unavailable (core_ms) and the rest,
+    the loop's own (own_ms). A probe wake-up is late from its due time on, so its gap is a lower
+    bound of the core's: the split never flatters the loop."""
+    out = []
+    for st in loop_after.get("RecentStalls", []):
+        end = utc_seconds(st["AtUtc"])
+        if not t0 <= end <= t1:
+            continue
+        start = end - st["LagMs"] / 1e3
+        core = sum(max(0.0, min(end, b) - max(start, a)) for a, b in core_gaps or [])
+        out.append({"at": st["AtUtc"], "lag_ms": st["LagMs"], "core_ms": core * 1e3,
+                    "own_ms": st["LagMs"] - core * 1e3})
+    return out
 B12_PAUSE_S = 0.02    # between two walks of the paced phase
 
 
@@ -1647,11 +1711,16 @@ def b12(ctx):
         ctx.stop(node)
         node = ctx.litedist(name, plugin=plugin, sync="full", port=node.port)
         vv = db_status(node.port, "bench")["VersionVector"]
+        get_latencies(node.port, n, 2000)  # warm: the idle figure is not a cold start's
         for r in range(1, ctx.a.repeats + 1):
             start = node_loop(node.port)
-            idle = get_latencies(node.port, n, 2000)
+            probe = StallProbe(ctx, f"{name}-{r}-idle")
+            idle = get_latencies(node.port, n, 3000)
+            gaps = probe.stop()
             p_idle = pct(idle, 99)
-            w_idle = window(start, node_loop(node.port))
+            end = node_loop(node.port)
+            w_idle = window(start, end)
+            s_idle = own_stalls(end, gaps, probe.t0, probe.t1)
             # Paced: a walk every B12_PAUSE_S, the GETs that overlapped one against idle (the
             # goal's case: a peer walks a log it holds while clients read). Storm: walks back to
             # back, ~2,000 pulls a second on the loop beside the GETs (stress, no goal).
@@ -1664,12 +1733,15 @@ def b12(ctx):
                     target=b12_walk_proc,
                     args=(node.port, vv, 1000, B12_MIN_WALK_S, pause, q, done))
                 load = loadavg()
+                probe = StallProbe(ctx, f"{name}-{r}-{phase}")
                 t.start()
                 gets = get_timed(node.port, n, 200,
                                  until=lambda: not done.is_set() and t.is_alive())
                 res = q.get(timeout=600)
                 t.join(timeout=60)
+                gaps = probe.stop()
                 after = node_loop(node.port)
+                stalls = own_stalls(after, gaps, probe.t0, probe.t1)
                 if "error" in res:
                     raise BenchError(res["error"])
                 if res.get("ops"):
@@ -1681,13 +1753,28 @@ def b12(ctx):
                     raise BenchError(f"B12 {phase}: only {len(busy)} GETs overlapped a walk")
                 p_busy = pct(busy, 99)
                 w_walk = window(before, after)
-                # The lag figure: the bound of the highest histogram bucket any sample of the
-                # phase fell in (the maximum since the restart would also count the restart).
+                if len(stalls) < w_walk["over_5ms"]:
+                    raise BenchError(f"B12 {phase}: {w_walk['over_5ms']} lags over 5 ms, "
+                                     f"{len(stalls)} listed (RecentStalls overflowed)")
+                # The lag figure: the longest stall of the loop's own (its lag less the time the
+                # probe saw the core run nothing), or with no probe the bound of the highest
+                # histogram bucket any sample of the phase fell in.
                 worst = w_walk["worst_bucket_ms"]
+                worst = worst if worst is not None else float("inf")
+                # (the samples that were no stall are <= 5 ms: the bucket bound stands for them)
+                value = max([min(worst, 5.0)] + [x["own_ms"] for x in stalls]) \
+                    if gaps is not None else worst
                 tag = "B12" if phase == "paced" else "B12-storm"
                 walk_ms = res["walk_s"] / res["walks"] * 1e3
                 ctx.record(workload=tag, target=f"litedist-{plugin}", repeat=r,
-                           value=worst if worst is not None else float("inf"), unit="ms",
+                           value=value, unit="ms", worst_bucket_ms=worst, stalls=stalls,
+                           probe=probe.error or {"wakeups": probe.wakeups, "gaps": len(gaps),
+                                                 "gaps_over_1ms": sum(b - a > 1e-3
+                                                                      for a, b in gaps),
+                                                 "longest_gap_ms": max(
+                                                     ((b - a) * 1e3 for a, b in gaps),
+                                                     default=0.0)},
+                           idle_stalls=s_idle,
                            loop_max_since_restart_ms=after["MaxLagMs"], entries=n,
                            pulls=res["pulls"], walks=res["walks"], walk_ms=walk_ms,
                            pause_s=pause, window_s=res["secs"], loop_p99_ms=after["P99LagMs"],
@@ -1704,6 +1791,11 @@ def b12(ctx):
                     f"{w_walk['over_5ms']} of {w_walk['samples']} (worst bucket "
                     f"{w_walk['worst_bucket_ms']} ms), idle {w_idle['over_5ms']} of "
                     f"{w_idle['samples']} (worst {w_idle['worst_bucket_ms']} ms); load {load}")
+                for x in stalls:
+                    log(f"  stall at {x['at']}: {x['lag_ms']:.2f} ms, the core unavailable "
+                        f"{x['core_ms']:.2f} ms of it, the loop's own {x['own_ms']:.2f} ms")
+                if gaps is None:
+                    log(f"  no stall probe: {probe.error}")
         ctx.stop(node)
 
 
@@ -1902,6 +1994,7 @@ def main():
     ap.add_argument("--b16-dbs", type=int, default=100, help="B16: databases on the node")
     ap.add_argument("--b16-scrapes", type=int, default=200, help="B16: scrapes per repeat")
     ap.add_argument("--storage-bench", help="raw: bench/storage's storage_bench binary")
+    ap.add_argument("--stallprobe", help="B12: bench/stallprobe, run on the server's core")
     ap.add_argument("--port", type=int, help="couch-load: pouchdb-server's port")
     ap.add_argument("--docs", type=int, default=10000, help="couch-load: documents")
     a = ap.parse_args()
