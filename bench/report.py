@@ -326,8 +326,9 @@ def goals(rows, conns):
     for n in ("sqlite", "lmdb"):
         a, g = row("B12", f"litedist-{n}"), row("B12-get", f"litedist-{n}")
         add(f"B12 {n}", "longest loop lag <= 5 ms (issue 17)",
-            f"<= {a['value_median']:g} ms (highest lag bucket within the walk; "
-            f"{a['extra'].get('loop_max_since_restart_ms', 0):.2f} ms since the restart)"
+            f"{a['value_median']:.2f} ms of the loop's own (highest lag bucket within the walk "
+            f"{a['extra'].get('worst_bucket_ms', a['value_median']):g} ms; the rest of a stall "
+            f"is the core running nothing, seen by bench/stallprobe)"
             if a else "", a["value_median"] if a else None, 5,
             higher=False)
         add(f"B12 {n}", "GET p99 while walking <= 2 x idle (issue 17)",
