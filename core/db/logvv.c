@@ -153,6 +153,22 @@ static bool stretch_skipped(const vv_entry *prev, size_t np, const vv_entry *nex
     return true;
 }
 
+/* The first mark at or after LogSequence `from`: its position in *seq and its entries in *es
+ * (pointing into the storage's value, valid until the cursor's next call). */
+static ld_status mark_from(ld_cursor *c, uint64_t from, uint64_t *seq, vv_entry **es, size_t *cap,
+                           size_t *n)
+{
+    uint8_t key[8];
+    ld_be64_put(key, from);
+    const void *k, *v;
+    size_t kl, vl;
+    ld_status st = ld_cursor_seek(c, key, 8, &k, &kl, &v, &vl);
+    if (st != LD_OK) return st;
+    if (kl != 8) return LD_CORRUPT;
+    *seq = ld_be64_get(k);
+    return decode(v, vl, es, cap, n);
+}
+
 ld_status ld_logvv_skip(ld_txn *t, uint64_t at, const char *skip_origin, json_t *skip_vv,
                         size_t budget, uint64_t *to, size_t *used)
 {
@@ -160,55 +176,69 @@ ld_status ld_logvv_skip(ld_txn *t, uint64_t at, const char *skip_origin, json_t 
     *used = 0;
     uint8_t key[8];
     ld_be64_put(key, at);
-    const void *k, *v;
-    size_t kl, vl;
+    const void *v;
+    size_t vl;
     ld_status st = ld_txn_get(t, LD_SPACE_LOGVV, key, 8, &v, &vl);
     if (st == LD_NOT_FOUND) return LD_OK;
     if (st != LD_OK) return st;
-    /* The previous mark is copied: the storage's pointers last until its next call. */
-    uint8_t *prev = malloc(vl ? vl : 1);
-    if (!prev) return LD_NOMEM;
-    memcpy(prev, v, vl);
-    size_t prev_len = vl, prev_cap = vl;
-    vv_entry *pe = NULL, *ne = NULL;
-    size_t pcap = 0, ncap = 0, np = 0, nn = 0;
-    st = decode(prev, prev_len, &pe, &pcap, &np);
+    /* The first mark is copied: the storage's pointers last until its next call. */
+    uint8_t *base = malloc(vl ? vl : 1);
+    if (!base) return LD_NOMEM;
+    memcpy(base, v, vl);
+    vv_entry *be = NULL, *ne = NULL;
+    size_t bcap = 0, ncap = 0, nb = 0, nn = 0;
+    st = decode(base, vl, &be, &bcap, &nb);
     ld_cursor c;
     bool open = false;
     if (st == LD_OK) {
-        ld_be64_put(key, at + 1);
         st = ld_cursor_open(t, LD_SPACE_LOGVV, &c);
         open = st == LD_OK;
-        if (open) st = ld_cursor_seek(&c, key, 8, &k, &kl, &v, &vl);
     }
-    while (st == LD_OK && *used < budget) {
-        if (kl != 8) {
-            st = LD_CORRUPT;
-            break;
-        }
+    /* Every stretch from `at` to a later mark m is skipped exactly when the single stretch
+     * (at, m) is (marks only grow: see stretch_skipped), and once that fails it fails for every
+     * later mark. So the last mark reachable is found by galloping then bisecting: a covered
+     * 1,000,000-entry log costs about 40 reads, not 3,906. lo: a mark reachable; hi: no mark at
+     * or after it is. */
+    uint64_t lo = at, hi = UINT64_MAX, step = LD_LOGVV_EVERY;
+    bool bounded = false;
+    while (st == LD_OK && !bounded && *used < budget) {
+        uint64_t probe = lo <= UINT64_MAX - step ? lo + step : UINT64_MAX, m;
         (*used)++;
-        if ((st = decode(v, vl, &ne, &ncap, &nn)) != LD_OK) break;
-        if (!stretch_skipped(pe, np, ne, nn, skip_origin, skip_vv)) break;
-        *to = ld_be64_get(k);
-        if (vl > prev_cap) {
-            uint8_t *g = realloc(prev, vl);
-            if (!g) {
-                st = LD_NOMEM;
-                break;
+        st = mark_from(&c, probe, &m, &ne, &ncap, &nn);
+        if (st == LD_NOT_FOUND) {
+            st = LD_OK;
+            hi = probe;
+            bounded = true;
+        } else if (st == LD_OK) {
+            if (stretch_skipped(be, nb, ne, nn, skip_origin, skip_vv)) {
+                lo = m;
+                if (step <= UINT64_MAX / 2) step *= 2;
+            } else {
+                hi = m;
+                bounded = true;
             }
-            prev = g;
-            prev_cap = vl;
         }
-        memcpy(prev, v, vl);
-        prev_len = vl;
-        if ((st = decode(prev, prev_len, &pe, &pcap, &np)) != LD_OK) break;
-        st = ld_cursor_next(&c, &k, &kl, &v, &vl);
     }
+    while (st == LD_OK && bounded && hi - lo > 1 && *used < budget) {
+        uint64_t mid = lo + (hi - lo) / 2, m;
+        (*used)++;
+        st = mark_from(&c, mid, &m, &ne, &ncap, &nn);
+        if (st == LD_NOT_FOUND || (st == LD_OK && m >= hi)) { /* no mark in [mid, hi) */
+            st = LD_OK;
+            hi = mid;
+        } else if (st == LD_OK) {
+            if (stretch_skipped(be, nb, ne, nn, skip_origin, skip_vv))
+                lo = m;
+            else
+                hi = m;
+        }
+    }
+    if (st == LD_OK) *to = lo;
     if (open) ld_cursor_close(&c);
-    free(prev);
-    free(pe);
+    free(base);
+    free(be);
     free(ne);
-    return st == LD_NOT_FOUND ? LD_OK : st;
+    return st;
 }
 
 ld_status ld_logvv_prune(ld_txn *t, uint64_t through)

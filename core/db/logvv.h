@@ -24,7 +24,9 @@ ld_status ld_logvv_mark(ld_txn *t, const ld_db_state *pending, uint64_t seq, con
 /* From a mark at LogSequence `at`, steps over the stretches between consecutive marks that hold
  * no entry a reader skipping origin `skip_origin` (may be NULL) and every origin seq up to
  * skip_vv[origin] would send: *to is the last mark stepped to (`at` when none, or when `at`
- * has no mark). Reads at most `budget` marks after `at`; *used says how many it read. */
+ * has no mark). Found by galloping and bisecting over the marks (O(log n) reads); at most
+ * `budget` reads after `at` (*used says how many), and short of that *to is a mark reachable,
+ * not always the last. */
 ld_status ld_logvv_skip(ld_txn *t, uint64_t at, const char *skip_origin, json_t *skip_vv,
                         size_t budget, uint64_t *to, size_t *used);
 

@@ -1,7 +1,8 @@
 /* Unit tests of what a batch read skips (core/repl/oplog.h) and of the log's version-vector marks
  * that let it step over stretches a peer holds (core/db/logvv.h), on a real storage plugin
  * (argv[1]): for random logs of several origins and random peer version vectors, the ops read
- * are exactly those the peer lacks, and a covered log is crossed in a few reads. */
+ * are exactly those the peer lacks, and a covered log is crossed in a few reads: the marks are
+ * searched (about 2 log2 n reads), not walked one by one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -289,6 +290,81 @@ static void marks_hold_the_vv_at_their_entry_and_are_pruned(void **state)
     ld_txn_abort(&t);
 }
 
+/* Synthetic marks for a log of MARKS * LD_LOGVV_EVERY entries of two origins: at mark i, "a"
+ * has i * 200 ops and "n1" the rest; marks in holes[] are left out (a log whose marks have gaps,
+ * as after a version without them). */
+#define MARKS 3906 /* a 1,000,000-entry log */
+static const uint64_t holes[] = {7, 8, 9, 1000, 2500};
+
+static bool is_hole(uint64_t i)
+{
+    for (size_t h = 0; h < sizeof holes / sizeof holes[0]; h++)
+        if (holes[h] == i) return true;
+    return false;
+}
+
+static ld_status put_marks(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *job)
+{
+    (void)db;
+    (void)pending;
+    (void)job;
+    job->result = LD_WR_OK;
+    for (uint64_t i = 1; i <= MARKS; i++) {
+        if (is_hole(i)) continue;
+        uint64_t a = i * 200, self = i * LD_LOGVV_EVERY - a;
+        uint8_t key[8], val[2 * (1 + 2 + 8)], *p = val;
+        ld_be64_put(key, i * LD_LOGVV_EVERY);
+        *p++ = 1, *p++ = 'a', ld_be64_put(p, a), p += 8;
+        *p++ = 2, *p++ = 'n', *p++ = '1', ld_be64_put(p, self), p += 8;
+        ld_status st = ld_txn_put(t, LD_SPACE_LOGVV, key, 8, val, (size_t)(p - val));
+        if (st != LD_OK) return st;
+    }
+    return LD_OK;
+}
+
+/* Where a sequential walk over the marks from mark 1 stops for a peer holding `a` ops of "a"
+ * and `self` of "n1": the last mark before the first whose VV the peer does not hold. */
+static uint64_t walk_stops(uint64_t a, uint64_t self)
+{
+    uint64_t last = 1;
+    for (uint64_t i = 2; i <= MARKS; i++) {
+        if (is_hole(i)) continue;
+        if (i * 200 > a || i * LD_LOGVV_EVERY - i * 200 > self) break;
+        last = i;
+    }
+    return last * LD_LOGVV_EVERY;
+}
+
+static void the_marks_are_searched_not_walked(void **state)
+{
+    ld_tdb *f = *state;
+    run_job(f, put_marks, NULL);
+    ld_txn t;
+    assert_int_equal(ld_txn_begin(&f->store, f->db->st, false, &t), LD_OK);
+    uint64_t top = (uint64_t)MARKS * LD_LOGVV_EVERY;
+    /* The peer's "a" count decides where the walk stops; "n1" it holds whole. */
+    const uint64_t as[] = {top, 200, 201, 399, 1999, 200 * 1001, 200 * 2499, 200 * MARKS - 1, 0};
+    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
+        json_t *vv = json_pack("{s:I, s:I}", "a", (json_int_t)as[i], "n1", (json_int_t)top);
+        uint64_t to;
+        size_t used;
+        assert_int_equal(ld_logvv_skip(&t, LD_LOGVV_EVERY, NULL, vv, 10000, &to, &used), LD_OK);
+        assert_int_equal(to, walk_stops(as[i], top));
+        assert_true(used <= 2 * 22 + 2); /* about 2 log2(MARKS * 256), not MARKS */
+        /* The peer's own origin is skipped whatever its VV says. */
+        json_t *none = json_pack("{s:I}", "n1", (json_int_t)top);
+        assert_int_equal(ld_logvv_skip(&t, LD_LOGVV_EVERY, "a", none, 10000, &to, &used), LD_OK);
+        assert_int_equal(to, top);
+        json_decref(none);
+        /* A budget cuts the search short at a mark the walk reaches, never past it. */
+        assert_int_equal(ld_logvv_skip(&t, LD_LOGVV_EVERY, NULL, vv, 5, &to, &used), LD_OK);
+        assert_true(used <= 5);
+        assert_true(to >= LD_LOGVV_EVERY && to <= walk_stops(as[i], top));
+        json_decref(vv);
+    }
+    ld_txn_abort(&t);
+}
+
 #define FX(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(int argc, char **argv)
@@ -302,6 +378,7 @@ int main(int argc, char **argv)
         FX(reads_exactly_what_a_peer_lacks),
         FX(a_covered_log_is_crossed_by_its_marks),
         FX(marks_hold_the_vv_at_their_entry_and_are_pruned),
+        FX(the_marks_are_searched_not_walked),
     };
     return cmocka_run_group_tests_name("op-log skip", tests, NULL, NULL);
 }
