@@ -9,6 +9,7 @@
 
 #include "../index/index.h"
 #include "../util/log.h"
+#include "../util/threadsched.h"
 #include "memo.h"
 #include "snapshot.h"
 #include "writer.h"
@@ -244,7 +245,19 @@ stamp:
     return st;
 }
 
+static ld_status db_open(ld_db_env *env, const char *name, ld_db **out);
+
 ld_status ld_db_open(ld_db_env *env, const char *name, ld_db **out)
+{
+    /* The database's writer thread, and any the storage plugin starts, at the default slice
+     * rather than the loop's short one (util/threadsched.h). */
+    bool was_short = ld_thread_slice_default();
+    ld_status st = db_open(env, name, out);
+    ld_thread_slice_restore(was_short);
+    return st;
+}
+
+static ld_status db_open(ld_db_env *env, const char *name, ld_db **out)
 {
     ld_db *db = calloc(1, sizeof *db);
     if (!db) return LD_NOMEM;

@@ -33,25 +33,71 @@ static int set_attr(int nice, uint64_t slice_ns)
     a.sched_runtime = slice_ns;
     return (int)syscall(SYS_sched_setattr, 0, &a, 0);
 }
+
+/* Whether this thread asked for (and got) the short slice. */
+static _Thread_local bool g_short;
+
+/* Sets the calling thread's slice, keeping its nice value (sched_setattr sets both). */
+static int set_slice(uint64_t slice_ns, const char **what)
+{
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    if (nice == -1 && errno) {
+        *what = "getpriority";
+        return -1;
+    }
+    *what = "sched_setattr";
+    return set_attr(nice, slice_ns);
+}
 #endif
 
 bool ld_thread_short_slice(char *why, size_t whylen)
 {
 #if defined(__linux__) && defined(SYS_sched_setattr)
-    errno = 0;
-    int nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
-    if (nice == -1 && errno) {
-        snprintf(why, whylen, "getpriority: %s", strerror(errno));
+    const char *what;
+    if (set_slice(SHORT_SLICE_NS, &what) != 0) {
+        snprintf(why, whylen, "%s: %s", what, strerror(errno));
         return false;
     }
-    if (set_attr(nice, SHORT_SLICE_NS) != 0) { /* sched_setattr sets the nice value too: kept */
-        snprintf(why, whylen, "sched_setattr: %s", strerror(errno));
-        return false;
-    }
+    g_short = true;
     return true;
 #else
     snprintf(why, whylen, "not supported on this system");
     return false;
+#endif
+}
+
+bool ld_thread_slice_default(void)
+{
+#if defined(__linux__) && defined(SYS_sched_setattr)
+    const char *what;
+    if (!g_short || set_slice(0, &what) != 0) return false;
+    g_short = false;
+    return true;
+#else
+    return false;
+#endif
+}
+
+void ld_thread_slice_restore(bool was_short)
+{
+#if defined(__linux__) && defined(SYS_sched_setattr)
+    const char *what;
+    if (was_short && set_slice(SHORT_SLICE_NS, &what) == 0) g_short = true;
+#else
+    (void)was_short;
+#endif
+}
+
+unsigned long long ld_thread_slice_ns(void)
+{
+#if defined(__linux__) && defined(SYS_sched_getattr)
+    struct sched_attr a;
+    memset(&a, 0, sizeof a);
+    if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0) return 0;
+    return (unsigned long long)a.sched_runtime;
+#else
+    return 0;
 #endif
 }
 
