@@ -79,6 +79,24 @@ void ld_tdb_wait(ld_tdb *f, int n)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* Submits j and waits for the writer to hand it back. */
+static void submit_wait(ld_tdb *f, ld_wjob *j)
+{
+    pthread_mutex_lock(&f->mu);
+    int want = f->completed + 1;
+    pthread_mutex_unlock(&f->mu);
+    ld_writer_submit(f->db->writer, j);
+    ld_tdb_wait(f, want);
+}
+
+void ld_tdb_run(ld_tdb *f, ld_wapply_fn fn, void *ctx)
+{
+    ld_wjob *j = ld_wjob_custom(fn, NULL, NULL);
+    assert_non_null(j);
+    j->ctx = ctx;
+    submit_wait(f, j);
+}
+
 void ld_tdb_write(ld_tdb *f, const char *coll, const char *id, const char *json)
 {
     ld_wjob *j = calloc(1, sizeof *j);
@@ -91,10 +109,6 @@ void ld_tdb_write(ld_tdb *f, const char *coll, const char *id, const char *json)
         j->json_len = strlen(json);
     }
     j->may_create = j->may_update = true;
-    pthread_mutex_lock(&f->mu);
-    int want = f->completed + 1;
-    pthread_mutex_unlock(&f->mu);
-    ld_writer_submit(f->db->writer, j);
-    ld_tdb_wait(f, want);
+    submit_wait(f, j);
     if (!f->free_jobs) ld_wjob_free(j);
 }

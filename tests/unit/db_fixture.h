@@ -32,6 +32,9 @@ int ld_tdb_teardown(void **state);
 /* Waits until the writer has handed back n jobs in all. */
 void ld_tdb_wait(ld_tdb *f, int n);
 
+/* Runs fn (with job->ctx = ctx) as one writer transaction and waits for its commit. */
+void ld_tdb_run(ld_tdb *f, ld_wapply_fn fn, void *ctx);
+
 /* Writes coll/id (json NULL: a delete) and waits for its commit. */
 void ld_tdb_write(ld_tdb *f, const char *coll, const char *id, const char *json);
 

@@ -100,11 +100,7 @@ static void an_entry_that_does_not_decode_is_reported(void **state)
 {
     ld_tdb *f = *state;
     fill(f, 4);
-    ld_wjob *j = ld_wjob_custom(put_bad, NULL, NULL);
-    assert_non_null(j);
-    int want = f->completed + 1;
-    ld_writer_submit(f->db->writer, j);
-    ld_tdb_wait(f, want);
+    ld_tdb_run(f, put_bad, NULL);
     ld_txn t;
     assert_int_equal(ld_txn_begin(&f->store, f->db->st, false, &t), LD_OK);
     ld_oplog_iter it;

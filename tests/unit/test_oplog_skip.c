@@ -80,16 +80,6 @@ static ld_status gen_apply(ld_db *db, ld_txn *t, ld_db_state *pending, ld_wjob *
     return LD_OK;
 }
 
-static void run_job(ld_tdb *f, ld_wapply_fn fn, void *ctx)
-{
-    ld_wjob *j = ld_wjob_custom(fn, NULL, NULL);
-    assert_non_null(j);
-    j->ctx = ctx;
-    int want = f->completed + 1;
-    ld_writer_submit(f->db->writer, j);
-    ld_tdb_wait(f, want);
-}
-
 /* n ops after `local` local writes (which take LogSequences 1..local): origins drawn with
  * uneven weights, in runs, and one origin's ops alone here and there; each origin's seqs
  * contiguous; committed in a few transactions. */
@@ -117,7 +107,7 @@ static void make_log(ld_tdb *f, gen_log *g, size_t local, size_t n, unsigned see
     }
     for (size_t from = 0; from < n; from += 700) {
         gen_job gj = {g, from, from + 700 < n ? from + 700 : n};
-        run_job(f, gen_apply, &gj);
+        ld_tdb_run(f, gen_apply, &gj);
     }
 }
 
@@ -228,7 +218,7 @@ static void a_covered_log_is_crossed_by_its_marks(void **state)
      * covered log takes one read per 1,000 entries, each answering where it stopped. */
     have[2] = (long long)g->count[2];
     uint64_t all = UINT64_MAX;
-    run_job(f, prune_marks, &all);
+    ld_tdb_run(f, prune_marks, &all);
     uint64_t total = g->first - 1 + g->n;
     assert_int_equal(walk_and_check(f, g, have, -1, 100), (int)((total + 999) / 1000));
 }
@@ -277,7 +267,7 @@ static void marks_hold_the_vv_at_their_entry_and_are_pruned(void **state)
     }
     ld_txn_abort(&t);
     uint64_t through = LD_LOGVV_EVERY + 3;
-    run_job(f, prune_marks, &through);
+    ld_tdb_run(f, prune_marks, &through);
     assert_int_equal(ld_txn_begin(&f->store, f->db->st, false, &t), LD_OK);
     ld_cursor c;
     assert_int_equal(ld_cursor_open(&t, LD_SPACE_LOGVV, &c), LD_OK);
@@ -338,7 +328,7 @@ static uint64_t walk_stops(uint64_t a, uint64_t self)
 static void the_marks_are_searched_not_walked(void **state)
 {
     ld_tdb *f = *state;
-    run_job(f, put_marks, NULL);
+    ld_tdb_run(f, put_marks, NULL);
     ld_txn t;
     assert_int_equal(ld_txn_begin(&f->store, f->db->st, false, &t), LD_OK);
     uint64_t top = (uint64_t)MARKS * LD_LOGVV_EVERY;
