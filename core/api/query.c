@@ -88,8 +88,17 @@ static void qctx_free(qctx *c)
  * ------------------------------------------------------------------------------------------- */
 
 /* {Query, RequestedTake, MatchedCount, AppliedCount, ReturnedRows, Rows}; rows is array text. */
-static void reply_result(qctx *c, uint64_t matched, uint64_t applied, uint64_t returned,
-                         const char *rows, size_t rows_len)
+static void free_rows(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    free(arg);
+}
+
+/* The answer; `rows` (malloc'd) goes to the answer's buffer, which frees it once it is sent: a
+ * large SELECT's rows are not copied again on the loop. */
+static void reply_result_owned(qctx *c, uint64_t matched, uint64_t applied, uint64_t returned,
+                               char *rows, size_t rows_len)
 {
     ld_req *r = c->r;
     ld_qbuf head;
@@ -102,9 +111,12 @@ static void reply_result(qctx *c, uint64_t matched, uint64_t applied, uint64_t r
                  c->take, (unsigned long long)matched, (unsigned long long)applied,
                  (unsigned long long)returned);
     struct evbuffer *out = evbuffer_new();
-    bool ok = out && !head.oom && evbuffer_add(out, head.data, head.len) == 0 &&
-              evbuffer_add(out, rows, rows_len) == 0 && evbuffer_add(out, "}", 1) == 0;
+    bool ok = out && !head.oom && evbuffer_add(out, head.data, head.len) == 0;
+    /* On success the buffer owns rows; on failure they are still ours to free. */
+    bool given = ok && evbuffer_add_reference(out, rows, rows_len, free_rows, rows) == 0;
+    ok = given && evbuffer_add(out, "}", 1) == 0;
     ld_qbuf_free(&head);
+    if (!given) free(rows);
     if (!ok) {
         if (out) evbuffer_free(out);
         ld_reply_error(r, 500, "Out of memory.");
@@ -112,6 +124,19 @@ static void reply_result(qctx *c, uint64_t matched, uint64_t applied, uint64_t r
     }
     ld_reply_buffer(r, 200, out);
     evbuffer_free(out);
+}
+
+/* The same with rows the caller keeps (copied). */
+static void reply_result(qctx *c, uint64_t matched, uint64_t applied, uint64_t returned,
+                         const char *rows, size_t rows_len)
+{
+    char *copy = malloc(rows_len ? rows_len : 1);
+    if (!copy) {
+        ld_reply_error(c->r, 500, "Out of memory.");
+        return;
+    }
+    memcpy(copy, rows, rows_len);
+    reply_result_owned(c, matched, applied, returned, copy, rows_len);
 }
 
 static void reply_query_error(ld_req *r, const ld_ql_error *err)
@@ -152,8 +177,11 @@ static void select_reply(qctx *c)
         ld_reply_error(c->r, 500, "Out of memory.");
     else if (c->st != LD_OK)
         reply_storage_error(c->r, c->st);
-    else
-        reply_result(c, c->res.matched, 0, c->res.returned, c->res.rows, c->res.rows_len);
+    else {
+        char *rows = c->res.rows;
+        c->res.rows = NULL; /* handed to the answer */
+        reply_result_owned(c, c->res.matched, 0, c->res.returned, rows, c->res.rows_len);
+    }
 }
 
 static void select_done(void *arg)
