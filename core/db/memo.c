@@ -1,5 +1,5 @@
-/* The read memo (see memo.h): a direct-mapped table of records keyed by SipHash of the storage
- * key, and a queue of invalidations the writer fills and the loop drains. */
+/* The read memo (see memo.h): a 2-way set-associative table of records keyed by SipHash of the
+ * storage key, and a queue of invalidations the writer fills and the loop drains. */
 #include "memo.h"
 
 #include <pthread.h>
@@ -85,13 +85,15 @@ void ld_memo_invalidate(ld_memo *m, const ld_keylog *written)
     pthread_mutex_unlock(&m->mu);
 }
 
-static size_t slot_of(const ld_memo *m, const uint8_t *key, size_t klen)
+/* The first of the key's two slots (its set: i and i + 1, one cache line of the slot array).
+ * Direct-mapped, 10,000 hot keys in 32,768 slots missed 15% of reads on collisions alone. */
+static size_t set_of(const ld_memo *m, const uint8_t *key, size_t klen)
 {
     uint8_t h[crypto_shorthash_BYTES];
     crypto_shorthash(h, key, klen, m->hkey);
     uint64_t x;
     memcpy(&x, h, sizeof x);
-    return (size_t)(x & (m->nslots - 1));
+    return (size_t)(x & (m->nslots - 1) & ~(size_t)1);
 }
 
 static bool ent_is(const memo_ent *e, const uint8_t *key, size_t klen)
@@ -124,8 +126,9 @@ static void drain(ld_memo *m)
         size_t pos = 0, klen;
         const uint8_t *k;
         while (ld_keylog_next(&got, &pos, &k, &klen)) {
-            size_t i = slot_of(m, k, klen);
+            size_t i = set_of(m, k, klen);
             if (ent_is(m->slots[i], k, klen)) drop_slot(m, i);
+            if (ent_is(m->slots[i + 1], k, klen)) drop_slot(m, i + 1);
         }
     }
     ld_keylog_free(&got);
@@ -134,7 +137,12 @@ static void drain(ld_memo *m)
 const uint8_t *ld_memo_get(ld_memo *m, const uint8_t *key, size_t klen, size_t *vlen)
 {
     drain(m);
-    const memo_ent *e = m->slots ? m->slots[slot_of(m, key, klen)] : NULL;
+    const memo_ent *e = NULL;
+    if (m->slots) {
+        size_t i = set_of(m, key, klen);
+        e = m->slots[i];
+        if (!ent_is(e, key, klen)) e = m->slots[i + 1];
+    }
     if (!ent_is(e, key, klen)) {
         m->misses++;
         return NULL;
@@ -149,7 +157,19 @@ void ld_memo_put(ld_memo *m, const uint8_t *key, size_t klen, const uint8_t *val
     size_t size = sizeof(memo_ent) + klen + vlen;
     if (size > m->max_ent) return;
     if (!m->slots && !(m->slots = calloc(m->nslots, sizeof *m->slots))) return;
-    size_t i = slot_of(m, key, klen);
+    size_t set = set_of(m, key, klen), i;
+    /* The key's own slot if it is held, else an empty one; a full set drops the entry in its
+     * second slot and moves the first's there, so the key put last sits in the first. */
+    if (ent_is(m->slots[set], key, klen) || !m->slots[set]) {
+        i = set;
+    } else if (ent_is(m->slots[set + 1], key, klen) || !m->slots[set + 1]) {
+        i = set + 1;
+    } else {
+        drop_slot(m, set + 1);
+        m->slots[set + 1] = m->slots[set];
+        m->slots[set] = NULL;
+        i = set;
+    }
     drop_slot(m, i);
     if (m->bytes + size > m->budget) return;
     memo_ent *e = malloc(size);
