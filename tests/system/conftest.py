@@ -318,6 +318,10 @@ STOP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 15.0
 
 
+class PortTaken(Exception):
+    """The node could not listen: another process holds its port."""
+
+
 class Node:
     """One litedistd process with its own data directory, config file and log file."""
 
@@ -370,21 +374,66 @@ class Node:
             ACTIVE_NODES.append(self)
         return self
 
-    def start(self):
-        """Starts the process and waits until GET /health answers 200."""
-        self.spawn()
-        self.wait_healthy()
+    def start(self, port_retries=0):
+        """Starts the process and waits until it answers GET /health 200. With port_retries, a
+        port another process took between free_port() and the bind is traded for a new one
+        (only for a node no one else knows the port of yet)."""
+        for attempt in range(port_retries + 1):
+            self.spawn()
+            try:
+                self.wait_healthy()
+                return self
+            except PortTaken:
+                if attempt == port_retries:
+                    pytest.fail(f"{self.name}: port {self.port} taken at every try\n"
+                                f"{self.log_tail()}")
+                self.port = free_port()
+                self.config["Node"]["Port"] = self.port
+                self.write_config()
         return self
+
+    def _this_start(self):
+        """The log since the harness last started the process."""
+        text = self.log_text()
+        return text[max(text.rfind("=== harness: starting"), 0):]
+
+    def _listening(self):
+        """Whether this process holds the listening socket on self.port (Linux's /proc): a
+        /health answer alone may come from another test's server that took the port first."""
+        pid = self.proc.pid
+        try:
+            inodes = set()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:["):-1])
+            for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+                with open(table) as f:
+                    next(f)  # the header
+                    for line in f:
+                        col = line.split()
+                        # local address "HEX_IP:HEX_PORT", state 0A is LISTEN, column 9 the inode
+                        if (col[3] == "0A" and int(col[1].rsplit(":", 1)[1], 16) == self.port
+                                and col[9] in inodes):
+                            return True
+        except OSError:
+            return False
+        return False
 
     def wait_healthy(self):
         for _ in range(START_TRIES):
             if self.proc.poll() is not None:
                 self._close_log()
+                if "Address already in use" in self._this_start():
+                    raise PortTaken(self.port)
                 pytest.fail(f"{self.name}: litedistd exited with {self.proc.returncode} during "
                             f"start-up\n{self.log_tail()}")
             try:
                 r = self.request("GET", "/health", timeout=1.0)
-                if r.status == 200:
+                if r.status == 200 and self._listening():
                     return
             except OSError:
                 pass
@@ -609,7 +658,8 @@ class NodeFactory:
                     name=name or f"node{n}")
         self.nodes.append(node)
         if start:
-            node.start()
+            # The port was free a moment ago; another shard's node may take it first.
+            node.start(port_retries=2)
         return node
 
     def close(self):
