@@ -158,11 +158,16 @@ void ld_memo_put(ld_memo *m, const uint8_t *key, size_t klen, const uint8_t *val
     if (size > m->max_ent) return;
     if (!m->slots && !(m->slots = calloc(m->nslots, sizeof *m->slots))) return;
     size_t set = set_of(m, key, klen), i;
-    /* The key's own slot if it is held, else an empty one; a full set drops the entry in its
-     * second slot and moves the first's there, so the key put last sits in the first. */
-    if (ent_is(m->slots[set], key, klen) || !m->slots[set]) {
+    /* The key's own slot if either holds it (never a second copy), else an empty one; a full
+     * set drops the entry in its second slot and moves the first's there, so the key put last
+     * sits in the first. */
+    if (ent_is(m->slots[set], key, klen)) {
         i = set;
-    } else if (ent_is(m->slots[set + 1], key, klen) || !m->slots[set + 1]) {
+    } else if (ent_is(m->slots[set + 1], key, klen)) {
+        i = set + 1;
+    } else if (!m->slots[set]) {
+        i = set;
+    } else if (!m->slots[set + 1]) {
         i = set + 1;
     } else {
         drop_slot(m, set + 1);
