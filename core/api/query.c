@@ -95,10 +95,10 @@ static void free_rows(const void *data, size_t len, void *arg)
     free(arg);
 }
 
-/* The answer; `rows` (malloc'd) goes to the answer's buffer, which frees it once it is sent: a
- * large SELECT's rows are not copied again on the loop. */
-static void reply_result_owned(qctx *c, uint64_t matched, uint64_t applied, uint64_t returned,
-                               char *rows, size_t rows_len)
+/* The answer; `rows` (malloc'd, NULL: out of memory) goes to the answer's buffer, which frees
+ * it once it is sent: a large SELECT's rows are not copied again on the loop. */
+static void reply_result(qctx *c, uint64_t matched, uint64_t applied, uint64_t returned, char *rows,
+                         size_t rows_len)
 {
     ld_req *r = c->r;
     ld_qbuf head;
@@ -111,7 +111,7 @@ static void reply_result_owned(qctx *c, uint64_t matched, uint64_t applied, uint
                  c->take, (unsigned long long)matched, (unsigned long long)applied,
                  (unsigned long long)returned);
     struct evbuffer *out = evbuffer_new();
-    bool ok = out && !head.oom && evbuffer_add(out, head.data, head.len) == 0;
+    bool ok = out && rows && !head.oom && evbuffer_add(out, head.data, head.len) == 0;
     /* On success the buffer owns rows; on failure they are still ours to free. */
     bool given = ok && evbuffer_add_reference(out, rows, rows_len, free_rows, rows) == 0;
     ok = given && evbuffer_add(out, "}", 1) == 0;
@@ -124,19 +124,6 @@ static void reply_result_owned(qctx *c, uint64_t matched, uint64_t applied, uint
     }
     ld_reply_buffer(r, 200, out);
     evbuffer_free(out);
-}
-
-/* The same with rows the caller keeps (copied). */
-static void reply_result(qctx *c, uint64_t matched, uint64_t applied, uint64_t returned,
-                         const char *rows, size_t rows_len)
-{
-    char *copy = malloc(rows_len ? rows_len : 1);
-    if (!copy) {
-        ld_reply_error(c->r, 500, "Out of memory.");
-        return;
-    }
-    memcpy(copy, rows, rows_len);
-    reply_result_owned(c, matched, applied, returned, copy, rows_len);
 }
 
 static void reply_query_error(ld_req *r, const ld_ql_error *err)
@@ -180,7 +167,7 @@ static void select_reply(qctx *c)
     else {
         char *rows = c->res.rows;
         c->res.rows = NULL; /* handed to the answer */
-        reply_result_owned(c, c->res.matched, 0, c->res.returned, rows, c->res.rows_len);
+        reply_result(c, c->res.matched, 0, c->res.returned, rows, c->res.rows_len);
     }
 }
 
@@ -408,11 +395,9 @@ static void reply_writes(qctx *c)
                      c->rows[i].op_type == LD_OP_DELETE ? "true" : "false");
     }
     ld_qbuf_addc(&rows, ']');
-    if (rows.oom)
-        ld_reply_error(c->r, 500, "Out of memory.");
-    else
-        reply_result(c, c->matched, c->nrows, c->nrows, rows.data, rows.len);
-    ld_qbuf_free(&rows);
+    size_t len;
+    char *text = ld_qbuf_take(&rows, &len); /* NULL after a failed addition */
+    reply_result(c, c->matched, c->nrows, c->nrows, text, len);
 }
 
 static void write_done(ld_wjob *job)
@@ -505,7 +490,7 @@ static void run_write(qctx *c)
             c->set_len = n - 2;
         }
         if (!r->db) { /* nothing to change, and no database is created for nothing */
-            reply_result(c, 0, 0, 0, "[]", 2);
+            reply_result(c, 0, 0, 0, strdup("[]"), 2);
             qctx_free(c);
             return;
         }
