@@ -1582,11 +1582,6 @@ def latencies(gets):
     return sorted((b - a) * 1e3 for a, b in gets)
 
 
-def overlapping(gets, spans):
-    """Latencies (ms, sorted) of the GETs whose (start, end) overlaps one of spans."""
-    return latencies(overlapping_spans(gets, spans))
-
-
 def b12_walk(port, vv, batch, res, min_secs, pause_s=0.0):
     """Pulls the whole log as a peer whose version vector covers it, from LogSequence 0, again
     and again until min_secs have passed, pause_s apart: every answer is empty, and the node
