@@ -8,9 +8,12 @@ import { checkJson, lineCol, prettyJson } from './json.js';
 /** A notice area (role=alert for errors) that shows one message at a time. */
 export function noticeArea(testid) {
   const el = h('div', { class: 'notice', 'data-testid': testid, hidden: true });
+  let from = null; // what showed the error on show, so a background refresh clears only its own
   return {
     el,
-    error(text) {
+    /** An error; `source` names what failed, for clearError(source). */
+    error(text, source = null) {
+      from = source;
       el.className = 'notice notice-error';
       el.setAttribute('role', 'alert');
       replace(el, text);
@@ -32,9 +35,13 @@ export function noticeArea(testid) {
       el.hidden = true;
       replace(el);
     },
-    /** Clears an error once what failed works again; a success message stays. */
-    clearError() {
-      if (el.classList.contains('notice-error')) this.clear();
+    /**
+     * Clears an error once what failed works again; a success message stays. With a source, only
+     * that source's error is cleared: a grid refreshed by the changes feed must not wipe the
+     * message of an import the user just tried.
+     */
+    clearError(source) {
+      if (el.classList.contains('notice-error') && (source === undefined || source === from)) this.clear();
     },
   };
 }

@@ -57,6 +57,20 @@ export async function waitFor(what, fn, { timeout = 10000, interval = 100 } = {}
   }
 }
 
+/**
+ * Waits until a locator's text equals `expected` (a string) or matches it (a RegExp); on timeout
+ * the error shows the last text seen, so a failure says what the page showed instead.
+ */
+export async function waitForText(what, locator, expected, opts = {}) {
+  let seen;
+  const ok = (t) => (expected instanceof RegExp ? expected.test(t) : t === expected);
+  try {
+    return await waitFor(what, async () => ok((seen = await locator.textContent())), opts);
+  } catch (e) {
+    throw new Error(`${e.message}; the text was ${JSON.stringify(seen)}`);
+  }
+}
+
 /** One litedistd process with its own directory, config and log. */
 export class Node {
   constructor(name, config, dir, port) {

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 
 import {
   CHROMIUM, CHROMIUM_ARGS, checkPrerequisites, makeTempDir, removeDir, startCluster, startNode,
-  stopAll, unclean, waitFor,
+  stopAll, unclean, waitFor, waitForText,
 } from './harness.js';
 
 const DB = 'studio-db';
@@ -122,8 +122,8 @@ step('a profile is created, saved in the browser and used', async () => {
   await byTest('profile-name').fill('local A');
   await byTest('profile-apikey').fill('root');
   await byTest('profile-save').click();
-  await waitFor('the connected notice', async () =>
-    /Saved 'local A' and connected/.test(await byTest('profile-notice').textContent()));
+  await waitForText('the connected notice', byTest('profile-notice'),
+    /Saved 'local A' and connected/);
   const saved = await page.evaluate(() => JSON.parse(localStorage.getItem('litedist.studio.profiles')));
   assert.equal(saved.length, 1);
   assert.deepEqual({ name: saved[0].name, url: saved[0].url, database: saved[0].database, apiKey: saved[0].apiKey },
@@ -138,13 +138,13 @@ step('a Studio served by one node reaches another through CORS, and only where a
   // node-b allows any localhost/127.0.0.1 origin (the default): the preflight passes.
   await byTest('profile-url').fill(nodeB.url);
   await byTest('profile-test').click();
-  await waitFor('the connected notice', async () =>
-    /^Connected to (node )?node-b/.test(await byTest('profile-notice').textContent()));
+  await waitForText('the connected notice', byTest('profile-notice'),
+    /^Connected to (node )?node-b/);
   // node-c allows https://studio.example.com only: the browser refuses the call.
   await byTest('profile-url').fill(nodeC.url);
   await byTest('profile-test').click();
-  await waitFor('the refusal', async () =>
-    /^Cannot reach .*Studio\.CorsOrigins/.test(await byTest('profile-notice').textContent()));
+  await waitForText('the refusal', byTest('profile-notice'),
+    /^Cannot reach .*Studio\.CorsOrigins/);
   // Nothing was saved by testing.
   const saved = await page.evaluate(() => JSON.parse(localStorage.getItem('litedist.studio.profiles')));
   assert.deepEqual(saved.map((p) => p.url), [nodeA.url]);
@@ -159,8 +159,8 @@ step('Test connection with a misspelt database says it does not exist, with the 
   await byTest('profile-url').fill(nodeA.url);
   await byTest('profile-database').fill('studio-dbb');
   await byTest('profile-test').click();
-  await waitFor('the does-not-exist notice', async () =>
-    /database 'studio-dbb' does not exist\. Pick one:/.test(await byTest('profile-notice').textContent()));
+  await waitForText('the does-not-exist notice', byTest('profile-notice'),
+    /database 'studio-dbb' does not exist\. Pick one:/);
   const picks = await byTest('db-pick').allTextContents();
   assert.ok(picks.includes(DB), picks.join(','));
   await byTest('db-pick').filter({ hasText: DB }).click();
@@ -342,8 +342,8 @@ step('a document is edited', async () => {
   await byTest('doc-editor').fill(JSON.stringify(edited, null, 2));
   await shot('edit-document');
   await byTest('doc-editor').press('Control+s'); // saves, as the Save button does
-  await waitFor('the saved notice', async () =>
-    (await byTest('explorer-notice').textContent()) === 'Saved orders/o-1.');
+  await waitForText('the saved notice', byTest('explorer-notice'),
+    'Saved orders/o-1.');
   await waitFor('the panel to show the new version', async () =>
     (await byTest('doc-json').textContent()).includes('"Ada Lovelace"'));
   const stored = await nodeA.api('GET', '/api/documents/orders/o-1', { db: DB });
@@ -413,7 +413,7 @@ step('pages follow the ids: Next starts after the last id shown, Prev goes back'
     assert.equal(await rows.count(), 25);
     assert.equal(await byTest('page-label').textContent(), 'rows 1–25');
     assert.ok(await byTest('page-prev').isDisabled());
-    await waitFor('the total', async () => (await byTest('total-label').textContent()) === 'of 30');
+    await waitForText('the total', byTest('total-label'), 'of 30');
     assert.equal(counts.length, 1);
     await byTest('page-next').click();
     await rows.filter({ hasText: 'p-29' }).waitFor();
@@ -452,21 +452,23 @@ step('data: totals, a LiteQL filter, sort by column, go to Id, nested paths in t
   await page.goto(`${nodeA.url}/studio/#/db/${DB}/explorer/bulk`);
   const rows = byTest('doc-grid').locator('tbody tr');
   await rows.filter({ hasText: 'b-24' }).waitFor();
-  await waitFor('the total', async () => (await byTest('total-label').textContent()) === 'of 37');
+  await waitForText('the total', byTest('total-label'), 'of 37');
   // The filter runs as a WHERE.
   await byTest('filter').fill('$.n >= 30');
   await byTest('filter').press('Enter');
-  await waitFor('the filtered total', async () =>
-    (await byTest('total-label').textContent()) === 'of 7 matching');
+  await waitForText('the filtered total', byTest('total-label'),
+    'of 7 matching');
   assert.equal(await rows.count(), 7);
   assert.equal(await byTest('page-label').textContent(), 'rows 1–7');
   // A bad filter shows the parser's words.
   await byTest('filter').fill('$.n >');
   await byTest('filter-apply').click();
-  await waitFor('the filter error', async () => /^Filter: /.test(await byTest('explorer-notice').textContent()));
+  await waitForText('the filter error', byTest('explorer-notice'),
+    /^Filter: /);
   await byTest('filter').fill('');
   await byTest('filter').press('Enter');
-  await waitFor('the whole collection again', async () => (await byTest('total-label').textContent()) === 'of 37');
+  await waitForText('the whole collection again', byTest('total-label'),
+    'of 37');
   // Sort: ascending, then descending by n; the header says so.
   const nHeader = byTest('sort-column').and(page.locator('[data-column="n"]'));
   await nHeader.click();
@@ -517,18 +519,20 @@ step('the explorer follows the changes feed: new, changed and deleted documents 
     body: { Id: 'b-01', n: 1, Status: 'shipped', Ship: { City: 'c-changed' } } });
   await waitFor('b-01 changed', async () =>
     /c-changed/.test(await rows.filter({ hasText: 'b-01' }).textContent()));
-  await waitFor('the panel to follow', async () => /c-changed/.test(await byTest('doc-json').textContent()));
+  await waitForText('the panel to follow', byTest('doc-json'),
+    /c-changed/);
   // Being edited, it keeps the user's text and says the document changed meanwhile.
   await byTest('doc-edit').click();
   await nodeA.api('PUT', '/api/documents/bulk/b-01', { db: DB,
     body: { Id: 'b-01', n: 1, Status: 'shipped', Ship: { City: 'c-changed' }, Note: 'again' } });
-  await waitFor('the meanwhile warning', async () => (await byTest('doc-notice').textContent()) ===
+  await waitForText('the meanwhile warning', byTest('doc-notice'),
     'bulk/b-01 was changed meanwhile: Save replaces that version.');
   await byTest('doc-close').click();
   // A delete.
   await nodeA.api('DELETE', '/api/documents/bulk/b-0a', { db: DB });
   await waitFor('b-0a gone', async () => (await rows.filter({ hasText: 'b-0a' }).count()) === 0);
-  await waitFor('the total follows', async () => (await byTest('total-label').textContent()) === 'of 37');
+  await waitForText('the total follows', byTest('total-label'),
+    'of 37');
   assert.match(await byTest('live-indicator').textContent(), /^Live · 1 change \(1 deleted\)/);
   // Leaving the page ends the feed: its waiting request is cancelled.
   const ended = page.waitForEvent('requestfailed', { predicate: (r) => r.url().includes('/api/changes'),
@@ -547,24 +551,31 @@ step('a collection is exported as JSON Lines and imported back', async () => {
   assert.equal(lines.length, 37);
   assert.deepEqual(JSON.parse(lines[0]), { collection: 'bulk', id: 'b-00',
     document: { Id: 'b-00', n: 0, Status: 'open', Ship: { City: 'c0' } } });
-  await waitFor('the exported notice', async () =>
-    (await byTest('explorer-notice').textContent()) === 'Exported 37 documents of bulk.');
+  await waitForText('the exported notice', byTest('explorer-notice'),
+    'Exported 37 documents of bulk.');
   // Import: new ids, a number kept exactly, into the open collection.
   const file = '{"collection":"bulk","id":"imp-1","document":{"Id":"imp-1","Big":12345678901234567890}}\n' +
     '{"collection":"bulk","id":"imp-2","document":{"Id":"imp-2","n":2}}\n';
   await byTest('import-file').setInputFiles({ name: 'in.jsonl', mimeType: 'application/x-ndjson',
     buffer: Buffer.from(file) });
-  await waitFor('the imported notice', async () =>
-    (await byTest('explorer-notice').textContent()) === 'Imported 2 documents into bulk.');
+  await waitForText('the imported notice', byTest('explorer-notice'),
+    'Imported 2 documents into bulk.');
   const big = await nodeA.api('GET', '/api/documents/bulk/imp-1', { db: DB });
   assert.equal(big.text, '{"Id":"imp-1","Big":12345678901234567890}');
   // A bad line stops the import before anything is written.
   await byTest('import-file').setInputFiles({ name: 'bad.jsonl', mimeType: 'application/x-ndjson',
     buffer: Buffer.from('{"collection":"bulk","id":"imp-3","document":{"Id":"imp-3"}}\n{"id": 4}\n') });
-  await waitFor('the bad-line notice', async () => (await byTest('explorer-notice').textContent()) ===
+  await waitForText('the bad-line notice', byTest('explorer-notice'),
     'Nothing was imported: line 2: needs "collection" and "id" strings and a "document" object');
   assert.equal((await nodeA.api('GET', '/api/documents/bulk/imp-3', { db: DB })).status, 404);
-  for (const id of ['imp-1', 'imp-2']) await nodeA.api('DELETE', `/api/documents/bulk/${id}`, { db: DB });
+  // The grid refreshed by the changes feed leaves that message alone.
+  await nodeA.api('PUT', '/api/documents/bulk/a-imp-4', { db: DB, body: { Id: 'a-imp-4' } });
+  await byTest('doc-grid').locator('tbody tr', { hasText: 'a-imp-4' }).waitFor();
+  await waitForText('the total after a-imp-4', byTest('total-label'), 'of 40');
+  assert.equal(await byTest('explorer-notice').textContent(),
+    'Nothing was imported: line 2: needs "collection" and "id" strings and a "document" object');
+  for (const id of ['imp-1', 'imp-2', 'a-imp-4'])
+    await nodeA.api('DELETE', `/api/documents/bulk/${id}`, { db: DB });
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -629,12 +640,12 @@ step('a bulk UPDATE is counted and confirmed; capped by Take, it says so and con
   // Confirmed: the first 10, then a warning and the offer to continue.
   await byTest('query-run').click();
   await byTest('confirm-ok').click();
-  await waitFor('the capped warning', async () => /^Applied 10 of 24 matched documents: Take \(10\) capped this run, so 14 are not written yet\./
-    .test(await byTest('bulk-notice').textContent()));
+  await waitForText('the capped warning', byTest('bulk-notice'),
+    /^Applied 10 of 24 matched documents: Take \(10\) capped this run, so 14 are not written yet\./);
   assert.equal(await reviewed(), 10);
   await shot('bulk-capped');
   await byTest('bulk-continue').click();
-  await waitFor('all applied', async () => (await byTest('query-notice').textContent()) ===
+  await waitForText('all applied', byTest('query-notice'),
     'Updated 24 of the 24 matched documents: all are applied.');
   assert.equal(await reviewed(), 24);
   assert.ok(await byTest('bulk-notice').isHidden());
@@ -646,12 +657,13 @@ step('a bulk DELETE is confirmed; a SELECT cut at Take loads more', async () => 
   await byTest('query-run').click();
   assert.match(await byTest('confirm-dialog').textContent(), /Delete 7 documents\?/);
   await byTest('confirm-ok').click();
-  await waitFor('all deleted', async () => (await byTest('query-notice').textContent()) ===
+  await waitForText('all deleted', byTest('query-notice'),
     'Deleted all 7 matched documents.');
   await byTest('query-take').fill('10');
   await byTest('query-editor').fill('SELECT $ FROM bulk');
   await byTest('query-run').click();
-  await waitFor('load more', async () => (await byTest('query-more').textContent()) === 'Load more (10 of 30)');
+  await waitForText('load more', byTest('query-more'),
+    'Load more (10 of 30)');
   await byTest('query-more').click();
   await waitFor('20 rows', async () => (await byTest('query-grid').locator('tbody tr').count()) === 20);
   assert.equal(await byTest('query-more').textContent(), 'Load more (20 of 30)');
@@ -675,8 +687,8 @@ step('a document is deleted only after the confirmation', async () => {
   assert.equal((await nodeA.api('GET', '/api/documents/orders/o-1', { db: DB })).status, 200);
   await byTest('doc-delete').click();
   await byTest('confirm-ok').click();
-  await waitFor('the deleted notice', async () =>
-    (await byTest('explorer-notice').textContent()) === 'Deleted orders/o-1.');
+  await waitForText('the deleted notice', byTest('explorer-notice'),
+    'Deleted orders/o-1.');
   await waitFor('o-1 to leave the grid', async () =>
     (await byTest('doc-grid').locator('tbody tr', { hasText: 'o-1' }).count()) === 0);
   assert.equal((await nodeA.api('GET', '/api/documents/orders/o-1', { db: DB })).status, 404);
@@ -727,20 +739,21 @@ step('the cache browser lists keys by pattern, a page at a time', async () => {
   await byTest('cache-match').fill('many:*');
   await byTest('cache-list').click();
   const links = byTest('cache-key-link');
-  await waitFor('the first page', async () =>
-    (await byTest('cache-keys-info').textContent()) === '50 keys matching many:*, more follow');
+  await waitForText('the first page', byTest('cache-keys-info'),
+    '50 keys matching many:*, more follow');
   assert.equal(await links.count(), 50);
   assert.equal(await links.first().textContent(), 'many:00');
   await byTest('cache-keys-more').click();
-  await waitFor('the second page', async () =>
-    (await byTest('cache-keys-info').textContent()) === '55 keys matching many:*');
+  await waitForText('the second page', byTest('cache-keys-info'),
+    '55 keys matching many:*');
   assert.equal(await links.nth(54).textContent(), 'many:54');
   assert.ok(await byTest('cache-keys-more').isHidden());
   await byTest('cache-match').fill('sess:?');
   await byTest('cache-match').press('Enter');
   await waitFor('the sess keys', async () => (await links.allTextContents()).join(',') === 'sess:1,sess:2');
   await links.nth(1).click();
-  await waitFor('the key read', async () => (await byTest('cache-entry-key').textContent()) === 'sess:2');
+  await waitForText('the key read', byTest('cache-entry-key'),
+    'sess:2');
   assert.match(await byTest('cache-entry-value').textContent(), /"k": "sess:2"/);
   await shot('cache-keys');
 });

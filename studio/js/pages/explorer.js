@@ -217,13 +217,13 @@ export function mount(main, ctx, collection) {
       : await client.documents(collection, starts[starts.length - 1], pageSize);
     if (!alive || seq !== loadSeq) return; // a newer load is on its way
     if (!r.ok) {
-      notice.error(filter ? `Filter: ${r.error}` : r.error);
+      notice.error(filter ? `Filter: ${r.error}` : r.error, 'load');
       grid.setRows([]);
       replace(totalLabel);
       countedFor = null;
       return;
     }
-    notice.clearError();
+    notice.clearError('load');
     const rows = queried() ? (Array.isArray(r.body?.Rows) ? r.body.Rows : []) : (Array.isArray(r.body) ? r.body : []);
     grid.setRows(rows);
     const first = (queried() ? offsetPage : starts.length - 1) * pageSize + 1;
