@@ -132,12 +132,18 @@ void ld_resp_release(ld_resp_conn *c, ld_resp_slot *s)
 {
     s->ready = true;
     c->busy--;
-    flush_ready(c);
     if (!c->bev) {
+        flush_ready(c);
         if (c->busy == 0) conn_free(c);
         return;
     }
-    conn_process(c); /* a no-op when called from within it */
+    /* Within a pass the replies join its buffer; otherwise the pass run here takes them first,
+     * so a completed write's reply leaves with pass_flush's one write too, not through the
+     * bufferevent's write event (two epoll_ctl calls per SET). */
+    if (c->in_process)
+        flush_ready(c);
+    else
+        conn_process(c);
 }
 
 void ld_resp_close_after_replies(ld_resp_conn *c)
@@ -180,6 +186,7 @@ static void conn_process(ld_resp_conn *c)
 {
     if (c->in_process || !c->bev) return;
     c->in_process = true;
+    flush_ready(c);   /* the replies completed since the last pass, into the pass's buffer */
     c->authz_batch++; /* answers asked by the commands before this pass are not reused by it */
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
