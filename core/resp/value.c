@@ -110,9 +110,8 @@ static bool unescape(const char *in, size_t n, char *out, size_t *len)
     for (size_t i = 0; i < n;) {
         char c = in[i];
         if (c != '\\') {
-            size_t run = i + 1;
-            while (run < n && in[run] != '\\')
-                run++;
+            const char *bs = memchr(in + i + 1, '\\', n - i - 1);
+            size_t run = bs ? (size_t)(bs - in) : n;
             if (out) memcpy(out + w, in + i, run - i);
             w += run - i;
             i = run;

@@ -44,14 +44,20 @@ static size_t skip_ws(const char *s, size_t i, size_t len)
     return i;
 }
 
-/* s[i] is '"': returns the index just past the closing quote. */
+/* s[i] is '"': returns the index just past the closing quote. memchr finds each quote (a
+ * byte loop here was a tenth of a pipelined RESP GET); one after an odd run of backslashes is
+ * escaped, and the run never reaches back past the opening quote. */
 static size_t skip_string(const char *s, size_t i, size_t len)
 {
-    for (i++; i < len; i++) {
-        if (s[i] == '\\')
-            i++;
-        else if (s[i] == '"')
-            return i + 1;
+    size_t start = ++i;
+    while (i < len) {
+        const char *q = memchr(s + i, '"', len - i);
+        if (!q) return len;
+        size_t j = (size_t)(q - s), k = j;
+        while (k > start && s[k - 1] == '\\')
+            k--;
+        if (((j - k) & 1u) == 0) return j + 1;
+        i = j + 1;
     }
     return len;
 }

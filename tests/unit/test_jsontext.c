@@ -115,6 +115,25 @@ static void member_span(void **state)
     assert_int_equal(l, strlen("{\"Id\": 2, \"v\": 0.10}"));
     assert_memory_equal(t + s, "{\"Id\": 2, \"v\": 0.10}", l);
     assert_false(ld_json_member_span(t, strlen(t), "nope", &s, &l));
+    /* Strings whose quotes are escaped, after runs of backslashes odd and even: each value
+     * ends where jansson says it does. */
+    static const char *const vals[] = {
+        "\"a\\\"b\"",            /* "a\"b": an escaped quote */
+        "\"a\\\\\"",             /* "a\\": ends after two backslashes */
+        "\"\\\\\\\"\\\\\"",      /* "\\\"\\": three, then two */
+        "\"\\\"\"",              /* "\"": only an escaped quote */
+        "\"{\\\"Value\\\":1}\"", /* a member's name inside a string is not a member */
+    };
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        char doc[128];
+        snprintf(doc, sizeof doc, "{\"Key\":%s,\"Value\":%s,\"z\":%s}", vals[i], vals[i], vals[i]);
+        json_t *tree = json_loads(doc, 0, NULL);
+        assert_non_null(tree);
+        json_decref(tree);
+        assert_true(ld_json_member_span(doc, strlen(doc), "Value", &s, &l));
+        assert_int_equal(l, strlen(vals[i]));
+        assert_memory_equal(doc + s, vals[i], l);
+    }
 }
 
 /* What ld_json_object_valid must match: ld_json_parse accepts the text and finds an object. */
