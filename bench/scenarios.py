@@ -1577,8 +1577,8 @@ def overlapping_spans(gets, spans):
     return out
 
 
-def latencies(gets):
-    """The GETs' latencies in ms, sorted."""
+def gets_ms(gets):
+    """The GETs' latencies in ms, sorted (B15's latencies() times writes)."""
     return sorted((b - a) * 1e3 for a, b in gets)
 
 
@@ -1734,9 +1734,9 @@ def b12(ctx):
             probe = StallProbe(ctx, f"{name}-{r}-idle")
             idle_gets = get_timed(node.port, n, 3000)
             gaps = probe.stop()
-            idle = latencies(idle_gets)
+            idle = gets_ms(idle_gets)
             p_idle = pct(idle, 99)
-            p_idle_clear = pct(latencies(clear_of_core_gaps(idle_gets, gaps)), 99) \
+            p_idle_clear = pct(gets_ms(clear_of_core_gaps(idle_gets, gaps)), 99) \
                 if gaps is not None else None
             end = node_loop(node.port)
             w_idle = window(start, end)
@@ -1769,14 +1769,14 @@ def b12(ctx):
                 if res.get("last", 0) < n:
                     raise BenchError(f"B12: the walk stopped at {res.get('last')} of {n}")
                 busy_gets = overlapping_spans(gets, res["spans"])
-                busy = latencies(busy_gets)
+                busy = gets_ms(busy_gets)
                 if len(busy) < 100:
                     raise BenchError(f"B12 {phase}: only {len(busy)} GETs overlapped a walk")
                 p_busy = pct(busy, 99)
                 # The ratio both ways: every GET, and the GETs clear of the core's own gaps
                 # (the goal's figure when the probe ran: a vCPU the host did not run for 5-25
                 # ms holds up whichever GETs it falls on, walking or not).
-                busy_clear = latencies(clear_of_core_gaps(busy_gets, gaps))
+                busy_clear = gets_ms(clear_of_core_gaps(busy_gets, gaps))
                 p_busy_clear = pct(busy_clear, 99) if gaps is not None else None
                 ratio_raw = p_busy / p_idle
                 ratio = p_busy_clear / p_idle_clear if gaps is not None else ratio_raw
