@@ -150,7 +150,7 @@ typedef struct ld_link {
     uint64_t peer_max;           /* the peer's LocalMaxLogSequence at the last pull */
     uint64_t peer_pulling_until; /* monotonic ms: the peer is catching up by pulling from us */
     uint64_t peer_pushed_at;     /* monotonic ms: the peer's last push to us arrived */
-    bool must_pull;              /* a sweep asked for a cycle: it pulls whatever the peer does */
+    bool must_pull;              /* a sweep or a new link: the next cycle pulls, pushes or not */
     /* The peer's version vector as it last told us (its pull request, or the answer to our
      * push): pushes skip the entries it has, which in a mesh it mostly got from their origin. */
     json_t *peer_vv;

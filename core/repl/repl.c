@@ -53,6 +53,11 @@ static ld_link *link_get(ld_repl *r, const char *db, const ld_peer *p)
         snprintf(l->db, sizeof l->db, "%s", db);
         snprintf(l->peer, sizeof l->peer, "%s", p->id);
         l->push_limit = (size_t)r->node->cfg.repl_batch_size;
+        /* A new link (the node started, or the peer was added) pulls in its first cycle even
+         * while the peer pushes: what this node missed is unknown, and the pipelined pull is
+         * the fast way to catch up (the peer pauses its pushes meanwhile). Left to whichever
+         * side moved first, a restarted node was caught up by 20-op pushes one at a time. */
+        l->must_pull = true;
         l->retry_ev = evtimer_new(r->node->base, retry_cb, l);
         if (!l->retry_ev) {
             free(l);
