@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plugin_harness.h"
+
 #define N_KEYS 8000u
 #define VLEN   1000u
 
@@ -53,14 +55,6 @@ static void t_log(const ld_host *host, int32_t level, const char *fmt, ...)
     if (strstr(line, "not compacted at close: another process")) g_kept++;
     if (level <= LD_LOG_WARN || getenv("LD_TEST_VERBOSE")) fprintf(stderr, "  [plugin] %s\n", line);
 }
-
-#define assert_status(expr, want)                                                                  \
-    do {                                                                                           \
-        ld_status s_ = (expr);                                                                     \
-        if (s_ != (want))                                                                          \
-            fail_msg("%s returned %d, expected %d (last_error: %s)", #expr, (int)s_, (int)(want),  \
-                     g_ops->last_error(NULL));                                                     \
-    } while (0)
 
 typedef struct fx {
     ld_storage *st;
@@ -316,15 +310,6 @@ static void test_sparse_leaves_compacted(void **state)
     fx_free(f);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static ld_storage *t_create(ld_host *h, const char *config, const char *plugin)
 {
     *h = (ld_host){
@@ -350,30 +335,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s storage-lmdb.so\n", argv[0]);
         return 2;
     }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/ld-lmdb-compact-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", g_dir, strerror(errno));
-        return 1;
-    }
+    if (!ld_tp_scratch_dir(g_dir, sizeof g_dir, "ld-lmdb-compact")) return 1;
     int rc = 1;
-    void *dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL); /* never closed, like the host */
-    ld_plugin_entry_fn entry = NULL;
-    if (!dl) {
-        fprintf(stderr, "dlopen %s: %s\n", argv[1], dlerror());
-        goto out;
-    }
-    *(void **)&entry = dlsym(dl, LD_PLUGIN_ENTRY_SYMBOL);
     g_host.struct_size = (uint32_t)sizeof(ld_host);
     g_host.abi_major = LD_ABI_MAJOR;
     g_host.abi_minor = LD_ABI_MINOR;
     g_host.log = t_log;
-    const ld_plugin_descriptor *desc = entry ? entry(&g_host) : NULL;
-    if (!desc || desc->abi_major != LD_ABI_MAJOR || desc->kind != LD_PLUGIN_KIND_STORAGE ||
-        strcmp(desc->name, "lmdb") != 0) {
-        fprintf(stderr, "%s is not the lmdb storage plugin of ABI %d\n", argv[1], LD_ABI_MAJOR);
-        goto out;
-    }
+    const ld_plugin_descriptor *desc = ld_tp_load_storage(argv[1], &g_host, "lmdb");
+    if (!desc) goto out;
     g_ops = desc->ops;
     g_st = t_create(&g_host, "{\"Sync\": \"off\"}", argv[1]);
     g_st_nocompact =
@@ -389,6 +358,6 @@ int main(int argc, char **argv)
     if (g_st) g_ops->destroy(g_st);
     if (g_st_nocompact) g_ops->destroy(g_st_nocompact);
 out:
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ld_tp_remove_dir(g_dir);
     return rc;
 }

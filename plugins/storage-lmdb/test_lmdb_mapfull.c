@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plugin_harness.h"
+
 #define K(lit) (const void *)(lit), (sizeof(lit) - 1)
 #define CONFIG "{\"MapSizeMiB\": 1, \"Sync\": \"off\"}"
 
@@ -49,14 +51,6 @@ static void t_log(const ld_host *host, int32_t level, const char *fmt, ...)
     if (strstr(line, " grown from ")) atomic_fetch_add(&g_grown, 1);
     if (level <= LD_LOG_WARN || getenv("LD_TEST_VERBOSE")) fprintf(stderr, "  [plugin] %s\n", line);
 }
-
-#define assert_status(expr, want)                                                                  \
-    do {                                                                                           \
-        ld_status s_ = (expr);                                                                     \
-        if (s_ != (want))                                                                          \
-            fail_msg("%s returned %d, expected %d (last_error: %s)", #expr, (int)s_, (int)(want),  \
-                     g_st ? g_ops->last_error(g_st) : "-");                                        \
-    } while (0)
 
 typedef struct fx {
     ld_stdb *db;
@@ -595,15 +589,6 @@ static void test_open_twice_and_drop(void **state)
 /* ---------------------------------------------------------------------------------------------
  * Driver
  * ------------------------------------------------------------------------------------------- */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(int argc, char **argv)
@@ -612,12 +597,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s storage-lmdb.so\n", argv[0]);
         return 2;
     }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/ld-lmdb-mapfull-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", g_dir, strerror(errno));
-        return 1;
-    }
+    if (!ld_tp_scratch_dir(g_dir, sizeof g_dir, "ld-lmdb-mapfull")) return 1;
     g_host = (ld_host){
         .abi_major = LD_ABI_MAJOR,
         .abi_minor = LD_ABI_MINOR,
@@ -628,19 +608,8 @@ int main(int argc, char **argv)
         .plugin_path = argv[1],
     };
     int rc = 1;
-    void *dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL); /* never closed, like the host */
-    ld_plugin_entry_fn entry = NULL;
-    if (!dl) {
-        fprintf(stderr, "dlopen %s: %s\n", argv[1], dlerror());
-        goto out;
-    }
-    *(void **)&entry = dlsym(dl, LD_PLUGIN_ENTRY_SYMBOL);
-    const ld_plugin_descriptor *desc = entry ? entry(&g_host) : NULL;
-    if (!desc || desc->abi_major != LD_ABI_MAJOR || desc->kind != LD_PLUGIN_KIND_STORAGE ||
-        strcmp(desc->name, "lmdb") != 0) {
-        fprintf(stderr, "%s is not the lmdb storage plugin of ABI %d\n", argv[1], LD_ABI_MAJOR);
-        goto out;
-    }
+    const ld_plugin_descriptor *desc = ld_tp_load_storage(argv[1], &g_host, "lmdb");
+    if (!desc) goto out;
     g_ops = desc->ops;
     if (g_ops->create(&g_host, &g_st) != LD_OK) {
         fprintf(stderr, "create with %s failed: %s\n", CONFIG, g_ops->last_error(NULL));
@@ -660,6 +629,6 @@ int main(int argc, char **argv)
     rc = cmocka_run_group_tests_name("lmdb map growth", tests, NULL, NULL);
     g_ops->destroy(g_st);
 out:
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ld_tp_remove_dir(g_dir);
     return rc;
 }

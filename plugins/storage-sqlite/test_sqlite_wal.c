@@ -2,9 +2,6 @@
  * start over once its frames are copied back, however busy the checkpointer thread is. */
 #include <litedist/storage.h>
 
-#include <dlfcn.h>
-#include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -12,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "plugin_harness.h"
 
 /* The plugin's marks (sqlite_storage.c): the checkpointer wakes at 4,000 WAL pages and the
  * writer checkpoints itself past 8,000. With 4 KiB pages (and 24-byte frame headers) a WAL
@@ -50,14 +48,6 @@ static void t_log(const ld_host *host, int32_t level, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "  [plugin] %s\n", line);
 }
-
-#define assert_status(expr, want)                                                                  \
-    do {                                                                                           \
-        ld_status s_ = (expr);                                                                     \
-        if (s_ != (want))                                                                          \
-            fail_msg("%s returned %d, expected %d (last_error: %s)", #expr, (int)s_, (int)(want),  \
-                     g_ops->last_error(NULL));                                                     \
-    } while (0)
 
 static uint64_t file_size(const char *path)
 {
@@ -120,35 +110,14 @@ static void test_wal_starts_over_under_steady_commits(void **state)
     g_ops->close(db);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2) {
         fprintf(stderr, "usage: %s storage-sqlite.so\n", argv[0]);
         return 2;
     }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/ld-sqlite-wal-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", g_dir, strerror(errno));
-        return 1;
-    }
+    if (!ld_tp_scratch_dir(g_dir, sizeof g_dir, "ld-sqlite-wal")) return 1;
     int rc = 1;
-    void *dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL); /* never closed, like the host */
-    ld_plugin_entry_fn entry = NULL;
-    if (!dl) {
-        fprintf(stderr, "dlopen %s: %s\n", argv[1], dlerror());
-        goto out;
-    }
-    *(void **)&entry = dlsym(dl, LD_PLUGIN_ENTRY_SYMBOL);
     /* Sync full, as litedist runs it: a lazy commit then skips only its own fsync. */
     static const char config[] = "{\"Sync\": \"full\", \"PageSizeKiB\": 4}";
     g_host = (ld_host){
@@ -160,12 +129,8 @@ int main(int argc, char **argv)
         .data_dir = g_dir,
         .plugin_path = argv[1],
     };
-    const ld_plugin_descriptor *desc = entry ? entry(&g_host) : NULL;
-    if (!desc || desc->abi_major != LD_ABI_MAJOR || desc->kind != LD_PLUGIN_KIND_STORAGE ||
-        strcmp(desc->name, "sqlite") != 0) {
-        fprintf(stderr, "%s is not the sqlite storage plugin of ABI %d\n", argv[1], LD_ABI_MAJOR);
-        goto out;
-    }
+    const ld_plugin_descriptor *desc = ld_tp_load_storage(argv[1], &g_host, "sqlite");
+    if (!desc) goto out;
     g_ops = desc->ops;
     if (g_ops->create(&g_host, &g_st) != LD_OK) {
         fprintf(stderr, "create failed: %s\n", g_ops->last_error(NULL));
@@ -176,7 +141,8 @@ int main(int argc, char **argv)
     };
     rc = cmocka_run_group_tests_name("sqlite WAL", tests, NULL, NULL);
     g_ops->destroy(g_st);
+    g_st = NULL;
 out:
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ld_tp_remove_dir(g_dir);
     return rc;
 }

@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "plugin_harness.h"
+
 /* A string literal as (pointer, length), so keys may hold NUL bytes. */
 #define K(lit) (const void *)(lit), (sizeof(lit) - 1)
 
@@ -74,14 +76,6 @@ static const ld_host *t_host(const char *config)
 }
 
 /* Fails the test with the plugin's last_error when a call does not return `want`. */
-#define assert_status(expr, want)                                                                  \
-    do {                                                                                           \
-        ld_status s_ = (expr);                                                                     \
-        if (s_ != (want))                                                                          \
-            fail_msg("%s returned %d, expected %d (last_error: %s)", #expr, (int)s_, (int)(want),  \
-                     g_st ? g_ops->last_error(g_st) : "-");                                        \
-    } while (0)
-
 typedef struct fx {
     ld_storage *st;
     ld_stdb *db;
@@ -1362,15 +1356,6 @@ static void test_lazy_commits(void **state)
 /* ---------------------------------------------------------------------------------------------
  * Driver
  * ------------------------------------------------------------------------------------------- */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 #define ABI_TEXT_(x) #x
@@ -1427,12 +1412,7 @@ int main(int argc, char **argv)
     }
     const char *config = getenv("LD_TEST_STORAGE_CONFIG");
     if (!config) config = "{\"Sync\":\"normal\"}";
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/ld-conformance-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", g_dir, strerror(errno));
-        return 1;
-    }
+    if (!ld_tp_scratch_dir(g_dir, sizeof g_dir, "ld-conformance")) return 1;
     g_host = (ld_host){
         .abi_major = LD_ABI_MAJOR,
         .abi_minor = LD_ABI_MINOR,
@@ -1499,6 +1479,6 @@ int main(int argc, char **argv)
     };
     rc = cmocka_run_group_tests_name("storage conformance", tests, NULL, NULL);
 out:
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ld_tp_remove_dir(g_dir);
     return rc;
 }
