@@ -39,7 +39,8 @@ static void *on_a_thread_of_its_own(void *arg)
     seen *s = arg;
     s->set_aside_without_short = ld_thread_slice_default();
     s->before = ld_thread_slice_ns();
-    char why[128];
+    /* ld_thread_short_slice says why only when it fails: the other reason is set here. */
+    char why[128] = "the kernel took the short slice but reports the same one";
     s->supported = ld_thread_short_slice(why, sizeof why) && ld_thread_slice_ns() != s->before;
     if (!s->supported) {
         print_message("the kernel keeps no per-thread slice (%s)\n", why);
