@@ -18,6 +18,7 @@ names, assert_error, check_write_result and the regular expressions.
 import ctypes
 import hashlib
 import http.client
+import http.server
 import itertools
 import json
 import os
@@ -316,6 +317,22 @@ START_INTERVAL = 0.025
 # databases, 4.8 s). A hang still fails the test, later.
 STOP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 15.0
+
+
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler for the servers tests play (a fake peer, a port's impostor): answer()
+    sends a JSON document, and nothing is logged."""
+
+    def answer(self, status, doc):
+        data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
 
 
 class PortTaken(Exception):

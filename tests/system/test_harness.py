@@ -5,20 +5,14 @@ not taken for the node's."""
 import http.server
 import threading
 
+from conftest import JsonHandler
 
-class Impostor(http.server.BaseHTTPRequestHandler):
+
+class Impostor(JsonHandler):
     """Answers every GET as a healthy litedistd would."""
 
     def do_GET(self):
-        body = b'{"Status":"Healthy","NodeId":"test-node"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.answer(200, {"Status": "Healthy", "NodeId": "test-node"})
 
 
 def test_a_node_whose_port_was_taken_moves_to_another(make_node):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import assert_error, assert_ok
+from conftest import JsonHandler, assert_error, assert_ok
 
 REPL_KEY = "test-cluster-key"
 DB = "repl"
@@ -386,7 +386,7 @@ class FakePeer:
         fake = self
         self.node_id, self.refuse, self.pushed = node_id, True, []
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if self.path.endswith("/push"):
@@ -401,17 +401,6 @@ class FakePeer:
                     "ProtocolVersion": 1, "NodeId": fake.node_id, "Operations": [],
                     "LastLogSequence": body.get("AfterLogSequence", 0), "LocalMaxLogSequence": 0,
                     "HasMore": False})
-
-            def answer(self, status, doc):
-                data = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
